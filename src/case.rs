@@ -1,0 +1,260 @@
+//! Conformance cases: the YAML model, loading with precise errors, and validation.
+//!
+//! The schema is documented in `cases/README.md`. Unknown keys are errors (a typo must never silently
+//! disable a check); every error names the file, line and column, shows the line, and suggests the nearest
+//! valid key or name.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use crate::error::LoadError;
+use crate::intermediary::HopSpec;
+use crate::target::profile::{Profile, ProfilePatch};
+use crate::verdict::Delivery;
+
+/// One conformance case (`cases/NAME.yaml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    /// What this case proves, and where the measurement disagrees with the rule base.
+    pub description: String,
+    pub target: TargetSpec,
+    /// Hops in the order the response passes through them: the first is next to the origin, the last is
+    /// what the client talks to. Empty = direct.
+    #[serde(default)]
+    pub chain: Vec<HopSpec>,
+    #[serde(default)]
+    pub request: RequestSpec,
+    pub expect: Expect,
+}
+
+/// The origin: a fixture profile plus overrides.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    pub profile: Spanned<String>,
+    #[serde(default)]
+    pub overrides: ProfilePatch,
+}
+
+/// Request overrides for the probe.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSpec {
+    pub method: Option<String>,
+    /// Headers to add or replace; an empty value removes a default header.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    /// `false` sends no `Accept-Encoding` at all.
+    pub compression: Option<bool>,
+    /// How long to listen at most, in milliseconds.
+    pub duration_ms: Option<u64>,
+}
+
+/// What must hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub delivery: Delivery,
+    /// Finding ids that must be reported.
+    #[serde(default)]
+    pub findings: Vec<Spanned<String>>,
+    /// Finding ids that must not be reported.
+    #[serde(default)]
+    pub absent: Vec<Spanned<String>>,
+}
+
+/// A loaded, validated case.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// File stem: the case's name.
+    pub name: String,
+    pub path: PathBuf,
+    pub file: CaseFile,
+    /// The profile with the case's overrides applied.
+    pub profile: Profile,
+}
+
+impl Case {
+    /// Load and validate one case; profiles come from `profiles_dir`.
+    pub fn load(path: &Path, profiles_dir: &Path) -> Result<Case, LoadError> {
+        let src = read(path)?;
+        let file: CaseFile = parse_yaml(path, &src)?;
+        let at = |s: &Spanned<String>, msg: String, help: Option<String>| {
+            LoadError::at(
+                path,
+                &src,
+                s.referenced.line() as usize,
+                s.referenced.column() as usize,
+                msg,
+                help,
+            )
+        };
+        let known = crate::target::profile::list(profiles_dir);
+        let name = &file.target.profile.value;
+        if !known.iter().any(|k| k == name) {
+            return Err(at(
+                &file.target.profile,
+                format!("unknown fixture profile `{name}`"),
+                Some(name_help(name, &known)),
+            ));
+        }
+        let ids: Vec<&str> = crate::verdict::RULES.iter().map(|r| r.id).collect();
+        for id in file.expect.findings.iter().chain(&file.expect.absent) {
+            if !ids.contains(&id.value.as_str()) {
+                return Err(at(
+                    id,
+                    format!("unknown finding id `{}`", id.value),
+                    Some(name_help(&id.value, &ids)),
+                ));
+            }
+        }
+        for id in &file.expect.findings {
+            if file.expect.absent.iter().any(|a| a.value == id.value) {
+                return Err(at(
+                    id,
+                    format!("finding `{}` is both expected and absent", id.value),
+                    None,
+                ));
+            }
+        }
+        let base = Profile::load(profiles_dir, name)?;
+        let profile = file.target.overrides.apply(&base);
+        Ok(Case {
+            name: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: path.to_path_buf(),
+            file,
+            profile,
+        })
+    }
+
+    /// The chain written as `origin → hop → … → client`.
+    pub fn chain_label(&self) -> String {
+        chain_label(&self.file.chain)
+    }
+}
+
+/// `direct` or the hops joined with ` → `, origin side first.
+pub fn chain_label(chain: &[HopSpec]) -> String {
+    if chain.is_empty() {
+        "direct".into()
+    } else {
+        chain
+            .iter()
+            .map(HopSpec::label)
+            .collect::<Vec<_>>()
+            .join(" → ")
+    }
+}
+
+/// The case files under `paths` (files as given, directories searched for `*.yaml`, sorted by name).
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let entries = std::fs::read_dir(p).map_err(|source| LoadError::Io {
+                path: p.clone(),
+                source,
+            })?;
+            let mut files: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|f| f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(LoadError::Io {
+                path: p.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Load every case; returns the valid ones and every error (so a run can list them all).
+pub fn load_all(files: &[PathBuf], profiles_dir: &Path) -> (Vec<Case>, Vec<LoadError>) {
+    let mut cases = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        match Case::load(f, profiles_dir) {
+            Ok(c) => cases.push(c),
+            Err(e) => errors.push(e),
+        }
+    }
+    (cases, errors)
+}
+
+fn read(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Read and parse a YAML file.
+pub fn load_yaml<T: DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
+    parse_yaml(path, &read(path)?)
+}
+
+/// Parse YAML text read from `path`, turning errors into located diagnostics with a did-you-mean.
+pub fn parse_yaml<T: DeserializeOwned>(path: &Path, src: &str) -> Result<T, LoadError> {
+    serde_saphyr::from_str::<T>(src).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
+        let message = clean_message(&e.without_snippet().to_string());
+        let help = suggest_from_message(&message);
+        LoadError::at(path, src, line, column, message, help)
+    })
+}
+
+/// Drop the location suffix the YAML library appends (we render our own).
+fn clean_message(m: &str) -> String {
+    let m = m.lines().next().unwrap_or(m).trim();
+    match m.rfind(" at line ") {
+        Some(i) => m[..i].to_string(),
+        None => m.to_string(),
+    }
+}
+
+/// For "unknown field `x`, expected one of `a`, `b`" (and variants), suggest the nearest name.
+fn suggest_from_message(m: &str) -> Option<String> {
+    let (head, tail) = m.split_once("expected")?;
+    let bad = head.split('`').nth(1)?;
+    let options: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+    if options.is_empty() {
+        return None;
+    }
+    Some(name_help(bad, &options))
+}
+
+/// The nearest of `known` to `name`, if any is close.
+pub fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    known
+        .into_iter()
+        .map(|k| (strsim::damerau_levenshtein(name, k), k))
+        .filter(|(d, k)| *d <= (k.len().max(name.len()) / 3).max(2))
+        .min()
+        .map(|(_, k)| k.to_string())
+}
+
+/// "did you mean `x`? valid: a, b, c".
+pub fn name_help<S: AsRef<str>>(name: &str, known: &[S]) -> String {
+    let list: Vec<&str> = known.iter().map(|s| s.as_ref()).collect();
+    match did_you_mean(name, list.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`? valid: {}", list.join(", ")),
+        None => format!("valid: {}", list.join(", ")),
+    }
+}

@@ -1,0 +1,459 @@
+//! The command line: argument definitions and one function per subcommand. `main.rs` only parses and
+//! calls [`run`], so tests drive every command in-process.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::case::{self, Case};
+use crate::error::exit;
+use crate::probe::{ProbeRequest, error_chain, probe};
+use crate::report::{self, RunRow};
+use crate::runner::{self, Progress};
+use crate::target::{FixtureServer, Profile, profile};
+use crate::verdict::{Reference, judge};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ssegate",
+    version,
+    about = "Will your Server-Sent Events still arrive one by one, on time, behind real infrastructure?"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Measure one SSE stream: headers, every event's arrival, delivery class, findings.
+    Probe(ProbeArgs),
+    /// Serve a built-in fixture origin profile on 127.0.0.1 for manual use.
+    Fixture(FixtureArgs),
+    /// Run conformance cases (default: the built-in `cases/`) through real and built-in intermediaries.
+    Run(RunArgs),
+    /// List every finding id with its severity, reason and fixes (Markdown).
+    Findings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The SSE endpoint (http or https).
+    pub url: String,
+    /// Extra request header, `Name: value` (repeatable; an empty value removes a default header).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Request method.
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// Request body (e.g. JSON for a POST stream).
+    #[arg(long, value_name = "BODY")]
+    pub data: Option<String>,
+    /// Send no `Accept-Encoding` (browsers send `gzip, deflate, br, zstd`).
+    #[arg(long)]
+    pub no_compression: bool,
+    /// Stop listening after this long (e.g. `30s`, `1500ms`, `2m`).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Stop after this many body bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub max_bytes: u64,
+    /// A header name whose value must never be printed (repeatable; Authorization and Cookie always are).
+    #[arg(long = "secret-header", value_name = "NAME")]
+    pub secret_headers: Vec<String>,
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct FixtureArgs {
+    /// Profile name (a file in `fixtures/`); `--list` shows them.
+    #[arg(required_unless_present = "list")]
+    pub profile: Option<String>,
+    /// Port on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// List the profiles and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Serve for this long and exit (default: until Ctrl-C).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Case files or directories (default: the built-in `cases/`).
+    pub paths: Vec<PathBuf>,
+    /// Run only cases whose name contains this text (repeatable: any matches).
+    #[arg(long)]
+    pub filter: Vec<String>,
+    /// Cases run at once (they mostly wait on timers, so many fit on two cores).
+    #[arg(long, short = 'j', default_value_t = 16)]
+    pub jobs: usize,
+    /// Where the run's Markdown and JSON reports go (default: `reports/runs/<timestamp>/`).
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// Write no report files.
+    #[arg(long)]
+    pub no_report: bool,
+}
+
+/// Parse `500ms`, `2s`, `1.5s`, `2m`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (try 30s, 1500ms, 2m)"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("`{s}` is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+fn parse_header(h: &str) -> Result<(String, String), String> {
+    let (k, v) = h
+        .split_once(':')
+        .ok_or_else(|| format!("header `{h}` is not `Name: value`"))?;
+    let k = k.trim();
+    if k.is_empty() {
+        return Err(format!("header `{h}` has no name"));
+    }
+    Ok((k.to_string(), v.trim().to_string()))
+}
+
+fn eprint_error(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "ssegate: {msg}");
+}
+
+/// Print to stdout; a closed pipe is not an error (exit 0, the Unix convention).
+fn out(text: &str) -> bool {
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
+        Err(e) => {
+            eprint_error(&format!("failed to write output: {e}"));
+            false
+        }
+    }
+}
+
+/// Run a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprint_error(&format!("failed to start the async runtime: {e}"));
+            return exit::SETUP;
+        }
+    };
+    rt.block_on(async {
+        tokio::select! {
+            code = dispatch(cli) => code,
+            _ = tokio::signal::ctrl_c() => {
+                let n = crate::proc::kill_all();
+                eprint_error(&format!("interrupted; stopped {n} child process group(s)"));
+                exit::INTERRUPTED
+            }
+        }
+    })
+}
+
+async fn dispatch(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Probe(a) => probe_cmd(a).await,
+        Command::Fixture(a) => fixture_cmd(a).await,
+        Command::Run(a) => run_cmd(a).await,
+        Command::Findings => {
+            out(&findings_markdown());
+            exit::OK
+        }
+    }
+}
+
+/// The findings catalogue as a Markdown table (the README embeds the same table).
+pub fn findings_markdown() -> String {
+    let mut s = String::from("| id | severity | area | why | origin fix | operator fix |\n|---|---|---|---|---|---|\n");
+    for r in crate::verdict::RULES {
+        s.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} |\n",
+            r.id,
+            r.severity.as_str(),
+            r.area,
+            r.why,
+            r.fix,
+            r.operator_fix.unwrap_or("—")
+        ));
+    }
+    s
+}
+
+async fn probe_cmd(a: ProbeArgs) -> i32 {
+    let mut req = ProbeRequest::new(a.url.clone());
+    req.method = a.method;
+    req.body = a.data;
+    req.compression = !a.no_compression;
+    req.limits.duration = a.duration;
+    req.limits.max_bytes = a.max_bytes;
+    req.secret_headers = a.secret_headers;
+    for h in &a.headers {
+        match parse_header(h) {
+            Ok(kv) => req.headers.push(kv),
+            Err(e) => {
+                eprint_error(&e);
+                return exit::USAGE;
+            }
+        }
+    }
+    let rec = match probe(&req).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprint_error(&error_chain(&e));
+            return exit::SETUP;
+        }
+    };
+    let v = judge(&rec, Reference::None);
+    let text = match a.format {
+        Format::Human => report::probe_human(&rec, &v),
+        Format::Json => {
+            serde_json::to_string_pretty(&report::probe_json(&rec, &v)).unwrap_or_default() + "\n"
+        }
+    };
+    out(&text);
+    exit::OK
+}
+
+async fn fixture_cmd(a: FixtureArgs) -> i32 {
+    let dir = profile::builtin_dir();
+    if a.list {
+        for name in profile::list(&dir) {
+            let d = Profile::load(&dir, &name)
+                .map(|p| p.description.split_whitespace().collect::<Vec<_>>().join(" "))
+                .unwrap_or_default();
+            out(&format!("{name:<20} {d}\n"));
+        }
+        return exit::OK;
+    }
+    let name = a.profile.unwrap_or_default();
+    let p = match Profile::load(&dir, &name) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{:?}", miette::Report::new(e));
+            return exit::INVALID_INPUT;
+        }
+    };
+    let srv = match FixtureServer::start_on(p, a.port).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprint_error(&format!("failed to listen on 127.0.0.1:{}: {e}", a.port));
+            return exit::SETUP;
+        }
+    };
+    out(&format!("{}\n", srv.url()));
+    match a.duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending::<()>().await,
+    }
+    exit::OK
+}
+
+fn builtin_cases_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cases")
+}
+
+async fn run_cmd(a: RunArgs) -> i32 {
+    let paths = if a.paths.is_empty() {
+        vec![builtin_cases_dir()]
+    } else {
+        a.paths.clone()
+    };
+    let files = match case::discover(&paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{:?}", miette::Report::new(e));
+            return exit::INVALID_INPUT;
+        }
+    };
+    let (cases, errors) = case::load_all(&files, &profile::builtin_dir());
+    if !errors.is_empty() {
+        let n = errors.len();
+        for e in errors {
+            eprintln!("{:?}", miette::Report::new(e));
+        }
+        eprint_error(&format!("{n} invalid case file(s); nothing was run"));
+        return exit::INVALID_INPUT;
+    }
+    let cases: Vec<Case> = cases
+        .into_iter()
+        .filter(|c| a.filter.is_empty() || a.filter.iter().any(|f| c.name.contains(f.as_str())))
+        .collect();
+    if cases.is_empty() {
+        eprint_error("no cases selected");
+        return exit::NO_CASES;
+    }
+    let tty = std::io::stderr().is_terminal();
+    let total = cases.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let progress = |p: Progress<'_>| {
+        if let Progress::Finished(c, r) = p {
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let state = match r {
+                Ok(o) if o.passed() => "pass",
+                Ok(_) => "FAIL",
+                Err(_) => "ERROR",
+            };
+            if tty {
+                eprint!("\r\x1b[2K[{n}/{total}] {state} {}", c.name);
+                if n == total {
+                    eprintln!();
+                }
+            }
+        }
+    };
+    let started = Instant::now();
+    let results = runner::run_cases(&cases, a.jobs, &progress).await;
+    let wall = started.elapsed();
+
+    let mut rows = Vec::new();
+    let mut outcomes = Vec::new();
+    let mut setup_errors = 0;
+    for (c, r) in cases.iter().zip(results) {
+        match r {
+            Ok(o) => {
+                rows.push(RunRow::from_outcome(&o));
+                outcomes.push(o);
+            }
+            Err(e) => {
+                setup_errors += 1;
+                eprint_error(&format!("{}: {}", c.name, error_chain(&e)));
+                rows.push(RunRow {
+                    case: c.name.clone(),
+                    chain: c.chain_label(),
+                    delivery: "-".into(),
+                    result: "ERROR".into(),
+                    findings: String::new(),
+                    failures: vec![error_chain(&e)],
+                    took_ms: 0,
+                });
+            }
+        }
+    }
+    let mut text = report::run_table(&rows);
+    for r in rows.iter().filter(|r| r.result == "FAIL") {
+        text.push_str(&format!("\n{} did not meet its expectation:\n", r.case));
+        for f in &r.failures {
+            text.push_str(&format!("  - {f}\n"));
+        }
+    }
+    let passed = rows.iter().filter(|r| r.result == "pass").count();
+    let longest = outcomes.iter().map(|o| o.took).max().unwrap_or_default();
+    text.push_str(&format!(
+        "\n{passed} passed, {} failed; wall {} (longest case {})\n",
+        rows.len() - passed,
+        report::human_duration(wall),
+        report::human_duration(longest)
+    ));
+    out(&text);
+
+    if !a.no_report {
+        let dir = a.report_dir.clone().unwrap_or_else(|| {
+            let ts = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+            PathBuf::from("reports/runs").join(ts)
+        });
+        match write_run_reports(&dir, &rows, &outcomes, wall) {
+            Ok(()) => eprintln!("reports: {}", dir.display()),
+            Err(e) => eprint_error(&format!("failed to write reports to {}: {e}", dir.display())),
+        }
+    }
+    if setup_errors > 0 {
+        exit::SETUP
+    } else if passed == rows.len() {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}
+
+fn write_run_reports(
+    dir: &std::path::Path,
+    rows: &[RunRow],
+    outcomes: &[runner::Outcome],
+    wall: Duration,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut programs: Vec<String> = outcomes.iter().flat_map(|o| o.programs.clone()).collect();
+    programs.sort();
+    programs.dedup();
+    std::fs::write(dir.join("summary.md"), report::run_markdown(rows, wall, &programs))?;
+    let json = serde_json::json!({
+        "version": 1,
+        "wall_ms": wall.as_millis(),
+        "programs": programs,
+        "cases": rows,
+        "outcomes": outcomes,
+    });
+    std::fs::write(
+        dir.join("run.json"),
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    )?;
+    let cases = dir.join("cases");
+    std::fs::create_dir_all(&cases)?;
+    for o in outcomes {
+        std::fs::write(cases.join(format!("{}.txt", o.name)), report::normalized(o))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("1500ms").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn headers_parse() {
+        assert_eq!(
+            parse_header("X-A:  b c ").unwrap(),
+            ("X-A".to_string(), "b c".to_string())
+        );
+        assert!(parse_header("nocolon").is_err());
+        assert!(parse_header(": v").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,24 @@
+//! ssegate measures whether a Server-Sent Events stream still arrives event by event, on time, once real
+//! infrastructure stands between the origin and the browser.
+//!
+//! Data flows one way (see `DESIGN.md` in the shared docs): a [`case`] or the CLI describes a scenario; the
+//! [`runner`] starts a [`target`] and a chain of [`intermediary`] hops; the [`probe`] records every read and
+//! event; [`verdict`] judges the recording; [`report`] renders the outcome.
+
+pub mod case;
+pub mod cli;
+pub mod decode;
+pub mod error;
+pub mod intermediary;
+pub mod probe;
+pub mod proc;
+pub mod report;
+pub mod runner;
+pub mod sse;
+pub mod target;
+pub mod verdict;
+
+/// The error type bodies carry through hyper.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type every built-in server answers with.
+pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;

@@ -1,0 +1,506 @@
+//! The measuring client.
+//!
+//! It sends exactly the request asked for (by default what a browser's `EventSource` sends), never
+//! decompresses behind your back, stamps the headers and every read off one monotonic clock, decodes
+//! `Content-Encoding` itself ([`crate::decode`]) so each event gets the instant of the read that completed
+//! it, and stops at its limits (duration, bytes, line length) with a recorded reason instead of failing.
+//!
+//! A "read" is one body frame as the HTTP stack hands it over; it is not an HTTP/1.1 chunk.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::decode::{Coding, Decoder};
+use crate::sse::{Event, FramingFacts, Item, Parser};
+
+/// Header names whose values never appear in a recording or report.
+pub const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+/// What the probe sends and how long it listens.
+#[derive(Debug, Clone)]
+pub struct ProbeRequest {
+    pub url: String,
+    pub method: String,
+    /// Extra or overriding request headers (`Name`, `value`); an empty value removes a default header.
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    /// Send `Accept-Encoding: gzip, deflate, br, zstd` as browsers do (the default).
+    pub compression: bool,
+    pub limits: Limits,
+    /// Additional header names to redact.
+    pub secret_headers: Vec<String>,
+}
+
+/// Bounds on one recording. Reaching one ends the recording with a finding, never an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// From sending the request to giving up on the stream.
+    pub duration: Duration,
+    /// Connect deadline.
+    pub connect: Duration,
+    /// Body bytes, on the wire and decoded.
+    pub max_bytes: u64,
+    /// Longest SSE line kept.
+    pub max_line: usize,
+    /// Most reads kept individually (later reads are still counted).
+    pub max_reads: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            duration: Duration::from_secs(30),
+            connect: Duration::from_secs(5),
+            max_bytes: 16 << 20,
+            max_line: 1 << 20,
+            max_reads: 100_000,
+        }
+    }
+}
+
+impl ProbeRequest {
+    pub fn new(url: impl Into<String>) -> ProbeRequest {
+        ProbeRequest {
+            url: url.into(),
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: None,
+            compression: true,
+            limits: Limits::default(),
+            secret_headers: Vec::new(),
+        }
+    }
+
+    /// The headers that will be sent, defaults first, overrides applied.
+    pub fn effective_headers(&self) -> Vec<(String, String)> {
+        let mut h: Vec<(String, String)> = vec![
+            ("Accept".into(), "text/event-stream".into()),
+            ("Cache-Control".into(), "no-cache".into()),
+        ];
+        if self.compression {
+            h.push(("Accept-Encoding".into(), "gzip, deflate, br, zstd".into()));
+        }
+        for (k, v) in &self.headers {
+            h.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
+            if !v.is_empty() {
+                h.push((k.clone(), v.clone()));
+            }
+        }
+        h
+    }
+
+    fn is_secret(&self, name: &str) -> bool {
+        is_secret(name, &self.secret_headers)
+    }
+}
+
+/// Whether `name` is a secret header (built-in list or `extra`).
+pub fn is_secret(name: &str, extra: &[String]) -> bool {
+    SECRET_HEADERS.iter().any(|s| s.eq_ignore_ascii_case(name))
+        || extra.iter().any(|s| s.eq_ignore_ascii_case(name))
+}
+
+/// The redacted form of a header list.
+pub fn redact(headers: &[(String, String)], extra: &[String]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            if is_secret(k, extra) {
+                (k.clone(), "<redacted>".into())
+            } else {
+                (k.clone(), v.clone())
+            }
+        })
+        .collect()
+}
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BodyFraming {
+    Chunked,
+    ContentLength,
+    /// HTTP/1.x with neither: the body ends when the connection closes.
+    CloseDelimited,
+    /// HTTP/2 and later frame bodies themselves.
+    Frames,
+}
+
+/// Which limit ended a recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LimitKind {
+    Duration,
+    Bytes,
+    LineLength,
+}
+
+/// How the body ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum End {
+    /// The final chunk, the complete Content-Length, or (close-delimited) the connection closed.
+    Complete,
+    /// EOF inside a chunked or length-delimited body, a reset, or another transport error.
+    Aborted { reason: String },
+    /// The probe stopped listening.
+    Limit { limit: LimitKind },
+    /// The body could not be decoded (corrupt or unsupported content coding).
+    Undecodable { reason: String },
+}
+
+/// One read off the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Read {
+    /// Offset from the request's start.
+    #[serde(serialize_with = "ser_ms")]
+    pub at: Duration,
+    /// Bytes as received (still content-coded).
+    pub wire: usize,
+    /// Bytes after content decoding.
+    pub decoded: usize,
+}
+
+/// One dispatched event with its arrival.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Arrival {
+    #[serde(serialize_with = "ser_ms")]
+    pub at: Duration,
+    /// Index of the read that completed it.
+    pub read: usize,
+    pub event: Event,
+}
+
+pub(crate) fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+/// Everything one probe measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recording {
+    /// The instant the request was sent; every offset below is relative to it.
+    #[serde(skip)]
+    pub start: Instant,
+    pub method: String,
+    pub url: String,
+    /// Request headers as sent (secrets redacted).
+    pub request_headers: Vec<(String, String)>,
+    pub status: u16,
+    pub version: String,
+    /// Response headers in arrival order, names lowercase (secrets redacted).
+    pub headers: Vec<(String, String)>,
+    #[serde(serialize_with = "ser_ms")]
+    pub headers_at: Duration,
+    pub reads: Vec<Read>,
+    /// Reads beyond `max_reads` that were counted but not kept.
+    pub reads_dropped: u64,
+    pub events: Vec<Arrival>,
+    /// Arrival of each comment line (heartbeats).
+    pub comments: Vec<Duration>,
+    pub retry: Option<u64>,
+    pub framing: BodyFraming,
+    pub coding: String,
+    pub wire_bytes: u64,
+    pub decoded_bytes: u64,
+    pub end: End,
+    #[serde(serialize_with = "ser_ms")]
+    pub ended_at: Duration,
+    pub facts: FramingFacts,
+}
+
+impl Recording {
+    /// Case-insensitive header lookup (first value).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Offset of the last byte received, if any.
+    pub fn last_read_at(&self) -> Option<Duration> {
+        self.reads.last().map(|r| r.at)
+    }
+
+    /// Offset of an instant taken from the same clock.
+    pub fn offset(&self, t: Instant) -> Duration {
+        t.saturating_duration_since(self.start)
+    }
+}
+
+/// Failures that leave nothing to judge.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("failed to build the HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("failed to connect to {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("failed to get response headers from {url} within {}", crate::report::human_duration(*.limit))]
+    NoHeaders { url: String, limit: Duration },
+}
+
+/// Send the request and record the response until it ends or a limit is reached.
+pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(req.limits.connect)
+        .tcp_nodelay(true)
+        .user_agent(concat!("ssegate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(ProbeError::Client)?;
+    let method = reqwest::Method::from_bytes(req.method.as_bytes())
+        .map_err(|_| ProbeError::InvalidRequest(format!("bad method `{}`", req.method)))?;
+    let headers = req.effective_headers();
+    let mut builder = client.request(method, &req.url);
+    for (k, v) in &headers {
+        builder = builder.header(k, v);
+    }
+    if let Some(b) = &req.body {
+        builder = builder.body(b.clone());
+    }
+    let request = builder
+        .build()
+        .map_err(|e| ProbeError::InvalidRequest(error_chain(&e)))?;
+
+    let start = Instant::now();
+    let deadline = start + req.limits.duration;
+    let mut resp = match tokio::time::timeout_at(deadline.into(), client.execute(request)).await {
+        Err(_) => {
+            return Err(ProbeError::NoHeaders {
+                url: req.url.clone(),
+                limit: req.limits.duration,
+            });
+        }
+        Ok(Err(e)) => {
+            return Err(ProbeError::Connect {
+                url: req.url.clone(),
+                source: e,
+            });
+        }
+        Ok(Ok(r)) => r,
+    };
+    let headers_at = start.elapsed();
+    let version = format!("{:?}", resp.version());
+    let resp_headers: Vec<(String, String)> = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let has = |n: &str| resp_headers.iter().any(|(k, _)| k == n);
+    let framing = if matches!(
+        resp.version(),
+        reqwest::Version::HTTP_2 | reqwest::Version::HTTP_3
+    ) {
+        BodyFraming::Frames
+    } else if has("transfer-encoding") {
+        BodyFraming::Chunked
+    } else if has("content-length") {
+        BodyFraming::ContentLength
+    } else {
+        BodyFraming::CloseDelimited
+    };
+    let encoding = resp_headers
+        .iter()
+        .find(|(k, _)| k == "content-encoding")
+        .map(|(_, v)| v.clone());
+
+    let mut rec = Recording {
+        start,
+        method: req.method.clone(),
+        url: req.url.clone(),
+        request_headers: redact(&headers, &req.secret_headers),
+        status: resp.status().as_u16(),
+        version,
+        headers: resp_headers
+            .iter()
+            .map(|(k, v)| {
+                if req.is_secret(k) {
+                    (k.clone(), "<redacted>".into())
+                } else {
+                    (k.clone(), v.clone())
+                }
+            })
+            .collect(),
+        headers_at,
+        reads: Vec::new(),
+        reads_dropped: 0,
+        events: Vec::new(),
+        comments: Vec::new(),
+        retry: None,
+        framing,
+        coding: encoding.clone().unwrap_or_else(|| "identity".into()),
+        wire_bytes: 0,
+        decoded_bytes: 0,
+        end: End::Complete,
+        ended_at: headers_at,
+        facts: FramingFacts::default(),
+    };
+
+    let mut parser = Parser::with_max_line(req.limits.max_line);
+    let mut decoder = match Coding::parse(encoding.as_deref()) {
+        Some(c) => Some(Decoder::new(c, req.limits.max_bytes)),
+        None => {
+            rec.end = End::Undecodable {
+                reason: format!(
+                    "unsupported content coding `{}`",
+                    encoding.as_deref().unwrap_or("")
+                ),
+            };
+            None
+        }
+    };
+    let mut items = Vec::new();
+    while let Some(dec) = decoder.as_mut() {
+        let chunk = match tokio::time::timeout_at(deadline.into(), resp.chunk()).await {
+            Err(_) => {
+                rec.end = End::Limit {
+                    limit: LimitKind::Duration,
+                };
+                break;
+            }
+            Ok(Err(e)) => {
+                rec.end = End::Aborted {
+                    reason: error_chain(&e),
+                };
+                break;
+            }
+            Ok(Ok(None)) => {
+                rec.end = End::Complete;
+                break;
+            }
+            Ok(Ok(Some(c))) => c,
+        };
+        let at = start.elapsed();
+        rec.wire_bytes += chunk.len() as u64;
+        let decoded = match dec.push(&chunk) {
+            Ok(d) => d,
+            Err(e) => {
+                rec.end = End::Undecodable {
+                    reason: error_chain(&e),
+                };
+                break;
+            }
+        };
+        rec.decoded_bytes += decoded.len() as u64;
+        let read_index = rec.reads.len();
+        if rec.reads.len() < req.limits.max_reads {
+            rec.reads.push(Read {
+                at,
+                wire: chunk.len(),
+                decoded: decoded.len(),
+            });
+        } else {
+            rec.reads_dropped += 1;
+        }
+        parser.feed(&decoded, &mut items);
+        take_items(&mut rec, &mut items, at, read_index);
+        if parser.over_limit() {
+            rec.end = End::Limit {
+                limit: LimitKind::LineLength,
+            };
+            break;
+        }
+        if rec.wire_bytes > req.limits.max_bytes {
+            rec.end = End::Limit {
+                limit: LimitKind::Bytes,
+            };
+            break;
+        }
+    }
+    rec.ended_at = start.elapsed();
+    parser.finish(&mut items);
+    let last = rec.reads.len().saturating_sub(1);
+    let ended_at = rec.ended_at;
+    take_items(&mut rec, &mut items, ended_at, last);
+    rec.facts = parser.facts().clone();
+    Ok(rec)
+}
+
+fn take_items(rec: &mut Recording, items: &mut Vec<Item>, at: Duration, read: usize) {
+    for item in items.drain(..) {
+        match item {
+            Item::Event(event) => rec.events.push(Arrival { at, read, event }),
+            Item::Comment(_) => {
+                if rec.comments.len() < 100_000 {
+                    rec.comments.push(at)
+                }
+            }
+            Item::Retry(ms) => rec.retry = Some(ms),
+        }
+    }
+}
+
+/// `err` and its sources joined with ": ".
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let m = e.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = e.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_request_is_what_eventsource_sends() {
+        let r = ProbeRequest::new("http://127.0.0.1:1/");
+        let h = r.effective_headers();
+        assert_eq!(
+            h,
+            vec![
+                ("Accept".to_string(), "text/event-stream".to_string()),
+                ("Cache-Control".into(), "no-cache".into()),
+                ("Accept-Encoding".into(), "gzip, deflate, br, zstd".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn overrides_replace_and_empty_values_remove() {
+        let mut r = ProbeRequest::new("http://127.0.0.1:1/");
+        r.compression = false;
+        r.headers = vec![
+            ("accept".into(), "*/*".into()),
+            ("Cache-Control".into(), String::new()),
+            ("Authorization".into(), "Bearer hunter2".into()),
+        ];
+        let h = r.effective_headers();
+        assert_eq!(h.len(), 2);
+        assert!(h.contains(&("accept".into(), "*/*".into())));
+        let red = redact(&h, &[]);
+        assert!(red.contains(&("Authorization".into(), "<redacted>".into())));
+        assert!(!format!("{red:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn custom_secret_headers_are_redacted() {
+        let h = vec![("X-Api-Key".to_string(), "k".to_string())];
+        assert_eq!(redact(&h, &["x-api-key".into()])[0].1, "<redacted>");
+        assert_eq!(redact(&h, &[])[0].1, "k");
+    }
+}

@@ -1,0 +1,439 @@
+//! Rendering outcomes: human text, JSON, Markdown, and the normalized form that snapshots hold.
+//!
+//! The normalizer belongs to the product: `ssegate run` writes the same normalized reports the test suite
+//! snapshots. It buckets every timing relative to the schedule (on time / held), and redacts durations,
+//! ports, temporary paths and program versions, so a report is identical run after run on a loaded machine.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::probe::{End, Recording};
+use crate::runner::Outcome;
+use crate::verdict::{Basis, Severity, Verdict};
+
+/// `12 ms` below a second, `1.25 s` above.
+pub fn human_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+/// Redact what varies between runs: durations, ports, temporary paths, program versions.
+pub fn normalize(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        // 127.0.0.1:PORT
+        if text_at(&chars, i, "127.0.0.1:") {
+            out.push_str("127.0.0.1:");
+            i += "127.0.0.1:".len();
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i > start {
+                out.push_str("<port>");
+            }
+            continue;
+        }
+        // nginx/1.22.1 and similar program versions
+        if text_at(&chars, i, "nginx/") {
+            out.push_str("nginx/");
+            i += "nginx/".len();
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                i += 1;
+            }
+            if i > start {
+                out.push_str("<version>");
+            }
+            continue;
+        }
+        // temporary directories
+        if text_at(&chars, i, "/tmp/") {
+            while i < chars.len() && !chars[i].is_whitespace() && chars[i] != ')' && chars[i] != '"' {
+                i += 1;
+            }
+            out.push_str("<tmp>");
+            continue;
+        }
+        // durations: a number followed by " ms" or " s"
+        if c.is_ascii_digit() && (i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '.')) {
+            let start = i;
+            let mut j = i;
+            while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '.') {
+                j += 1;
+            }
+            let unit_ms = text_at(&chars, j, " ms") && !chars.get(j + 3).is_some_and(|c| c.is_alphanumeric());
+            let unit_s = text_at(&chars, j, " s") && !chars.get(j + 2).is_some_and(|c| c.is_alphanumeric());
+            if unit_ms || unit_s {
+                out.push_str("<duration>");
+                i = j + if unit_ms { 3 } else { 2 };
+                continue;
+            }
+            out.extend(&chars[start..j]);
+            i = j;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+fn text_at(chars: &[char], i: usize, pat: &str) -> bool {
+    let mut k = i;
+    for p in pat.chars() {
+        if chars.get(k) != Some(&p) {
+            return false;
+        }
+        k += 1;
+    }
+    true
+}
+
+/// Response headers whose values are noise for a report (dates) are left out of normalized reports.
+const UNSTABLE_HEADERS: &[&str] = &["date", "age", "expires", "last-modified", "etag"];
+
+fn end_label(end: &End) -> String {
+    match end {
+        End::Complete => "complete".into(),
+        End::Aborted { .. } => "aborted".into(),
+        End::Limit { limit } => format!("limit ({limit:?})").to_lowercase(),
+        End::Undecodable { .. } => "undecodable".into(),
+    }
+}
+
+fn basis_label(b: Basis) -> &'static str {
+    match b {
+        Basis::SendInstants => "judged against the origin's send instants",
+        Basis::Baseline => "judged against the baseline recording",
+        Basis::Inferred => "inferred from the arrival pattern (no send instants, no baseline)",
+    }
+}
+
+/// The normalized, snapshot-stable report of one outcome.
+pub fn normalized(o: &Outcome) -> String {
+    let mut s = String::new();
+    let r = &o.recording;
+    let v = &o.verdict;
+    let _ = writeln!(s, "case: {}", o.name);
+    let _ = writeln!(s, "description: |");
+    for line in textwrap(&o.description, 100) {
+        let _ = writeln!(s, "  {line}");
+    }
+    let _ = writeln!(s, "origin: fixture `{}`", o.profile);
+    let _ = writeln!(s, "chain: origin → {} → client", o.chain);
+    if !o.programs.is_empty() {
+        let _ = writeln!(s, "programs: {}", o.programs.join(", "));
+    }
+    if let Some(saw) = &o.origin_saw {
+        let _ = writeln!(s, "origin received: {saw}");
+    }
+    let _ = writeln!(s, "response:");
+    let _ = writeln!(s, "  status: {} {}", r.status, r.version);
+    let _ = writeln!(s, "  framing: {:?}", r.framing);
+    let _ = writeln!(s, "  coding: {}", r.coding);
+    let _ = writeln!(s, "  end: {}", end_label(&r.end));
+    let _ = writeln!(s, "  headers:");
+    let mut headers: Vec<&(String, String)> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| !UNSTABLE_HEADERS.contains(&k.as_str()))
+        .collect();
+    headers.sort();
+    for (k, v) in headers {
+        let _ = writeln!(s, "    {k}: {v}");
+    }
+    let headers_state = match v.header_latency {
+        Some(l) if l > v.threshold => "late",
+        Some(_) => "on time",
+        None => "not judged",
+    };
+    let _ = writeln!(s, "headers: {headers_state}");
+    let expected = v
+        .expected_events
+        .map(|x| format!(" of {x}"))
+        .unwrap_or_default();
+    let _ = writeln!(s, "events: {}{expected} received, {}", v.events.len(), basis_label(v.basis));
+    for e in &v.events {
+        let state = if v.basis == Basis::Inferred {
+            "arrived".to_string()
+        } else if e.held {
+            format!("held (burst {})", e.burst + 1)
+        } else {
+            "on time".to_string()
+        };
+        let _ = writeln!(s, "  {:>3}  {state}", e.seq);
+    }
+    let _ = writeln!(s, "delivery: {}", v.delivery);
+    let _ = writeln!(s, "findings:");
+    if v.findings.is_empty() {
+        let _ = writeln!(s, "  none");
+    }
+    for f in &v.findings {
+        let _ = writeln!(s, "  {:<7} {}: {}", f.severity().as_str(), f.id(), f.evidence);
+    }
+    if let Some(e) = &o.expectation {
+        if e.failures.is_empty() {
+            let _ = writeln!(s, "expectation: met");
+        } else {
+            let _ = writeln!(s, "expectation: NOT met");
+            for f in &e.failures {
+                let _ = writeln!(s, "  - {f}");
+            }
+        }
+    }
+    normalize(&s)
+}
+
+fn textwrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for para in text.lines() {
+        let mut cur = String::new();
+        for w in para.split_whitespace() {
+            if !cur.is_empty() && cur.len() + 1 + w.len() > width {
+                lines.push(std::mem::take(&mut cur));
+            }
+            if !cur.is_empty() {
+                cur.push(' ');
+            }
+            cur.push_str(w);
+        }
+        lines.push(cur);
+    }
+    lines
+}
+
+/// `probe`'s human output.
+pub fn probe_human(r: &Recording, v: &Verdict) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{} {}", r.method, r.url);
+    let _ = writeln!(
+        s,
+        "{} {} — headers after {}",
+        r.version,
+        r.status,
+        human_duration(r.headers_at)
+    );
+    for (k, val) in &r.headers {
+        let _ = writeln!(s, "  {k}: {val}");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "  {:>4}  {:>10}  {:>10}  {:>5}  id", "#", "arrival", "latency", "burst");
+    for (e, a) in v.events.iter().zip(&r.events) {
+        let lat = e
+            .latency
+            .map(human_duration)
+            .unwrap_or_else(|| "-".into());
+        let mark = if e.held { "  held" } else { "" };
+        let _ = writeln!(
+            s,
+            "  {:>4}  {:>10}  {:>10}  {:>5}  {}{mark}",
+            e.seq,
+            human_duration(e.arrival),
+            lat,
+            e.burst + 1,
+            a.event.id
+        );
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "{} events, {} reads, {} bytes on the wire ({}), ended {} at {}",
+        r.events.len(),
+        r.reads.len(),
+        r.wire_bytes,
+        r.coding,
+        end_label(&r.end),
+        human_duration(r.ended_at)
+    );
+    let _ = writeln!(s, "delivery: {} ({})", v.delivery, basis_label(v.basis));
+    if v.findings.is_empty() {
+        let _ = writeln!(s, "findings: none");
+    } else {
+        let _ = writeln!(s, "findings:");
+    }
+    for f in &v.findings {
+        let _ = writeln!(s, "  {:<7} {}: {}", f.severity().as_str(), f.id(), f.evidence);
+        let _ = writeln!(s, "          why: {}", f.rule.why);
+        let _ = writeln!(s, "          fix: {}", f.rule.fix);
+        if let Some(op) = f.rule.operator_fix {
+            let _ = writeln!(s, "          operator: {op}");
+        }
+    }
+    s
+}
+
+/// `probe`'s JSON document: the start of the machine contract (`delivery`, `findings`, `headers`, `events`).
+pub fn probe_json(r: &Recording, v: &Verdict) -> serde_json::Value {
+    let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    json!({
+        "version": 1,
+        "url": r.url,
+        "method": r.method,
+        "request_headers": r.request_headers,
+        "status": r.status,
+        "http_version": r.version,
+        "headers": r.headers,
+        "headers_ms": ms(r.headers_at),
+        "framing": r.framing,
+        "coding": r.coding,
+        "end": r.end,
+        "ended_ms": ms(r.ended_at),
+        "wire_bytes": r.wire_bytes,
+        "decoded_bytes": r.decoded_bytes,
+        "reads": r.reads.len(),
+        "comments_ms": r.comments.iter().map(|&c| ms(c)).collect::<Vec<_>>(),
+        "retry": r.retry,
+        "facts": r.facts,
+        "delivery": v.delivery,
+        "basis": v.basis,
+        "threshold_ms": ms(v.threshold),
+        "events": v.events.iter().zip(&r.events).map(|(t, a)| json!({
+            "seq": t.seq,
+            "id": a.event.id,
+            "type": a.event.event_type,
+            "data_bytes": a.event.data.len(),
+            "arrival_ms": ms(t.arrival),
+            "latency_ms": t.latency.map(ms),
+            "held": t.held,
+            "burst": t.burst,
+        })).collect::<Vec<_>>(),
+        "bursts": v.bursts,
+        "findings": v.findings,
+    })
+}
+
+/// The run summary table (plain text).
+pub fn run_table(rows: &[RunRow]) -> String {
+    let w_case = rows.iter().map(|r| r.case.len()).max().unwrap_or(4).max(4);
+    let w_chain = rows.iter().map(|r| r.chain.chars().count()).max().unwrap_or(5).max(5);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<w_case$}  {:<w_chain$}  {:<18}  {:<6}  findings",
+        "case", "chain", "delivery", "result"
+    );
+    for r in rows {
+        let pad = w_chain - r.chain.chars().count();
+        let _ = writeln!(
+            s,
+            "{:<w_case$}  {}{}  {:<18}  {:<6}  {}",
+            r.case,
+            r.chain,
+            " ".repeat(pad),
+            r.delivery,
+            r.result,
+            r.findings
+        );
+    }
+    s
+}
+
+/// One row of a run summary.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    pub case: String,
+    pub chain: String,
+    pub delivery: String,
+    pub result: String,
+    pub findings: String,
+    pub failures: Vec<String>,
+    pub took_ms: u128,
+}
+
+impl RunRow {
+    pub fn from_outcome(o: &Outcome) -> RunRow {
+        let errors: Vec<&str> = o
+            .verdict
+            .findings
+            .iter()
+            .filter(|f| f.severity() >= Severity::Warning)
+            .map(|f| f.id())
+            .collect();
+        RunRow {
+            case: o.name.clone(),
+            chain: o.chain.clone(),
+            delivery: o.verdict.delivery.to_string(),
+            result: if o.passed() { "pass" } else { "FAIL" }.into(),
+            findings: errors.join(", "),
+            failures: o
+                .expectation
+                .as_ref()
+                .map(|e| e.failures.clone())
+                .unwrap_or_default(),
+            took_ms: o.took.as_millis(),
+        }
+    }
+}
+
+/// A run's Markdown report (suitable for `$GITHUB_STEP_SUMMARY`).
+pub fn run_markdown(rows: &[RunRow], wall: Duration, programs: &[String]) -> String {
+    let mut s = String::new();
+    let passed = rows.iter().filter(|r| r.result == "pass").count();
+    let _ = writeln!(s, "# ssegate conformance run\n");
+    let _ = writeln!(
+        s,
+        "{passed} of {} cases met their expectation in {}.{}\n",
+        rows.len(),
+        human_duration(wall),
+        if programs.is_empty() {
+            String::new()
+        } else {
+            format!(" Programs: {}.", programs.join(", "))
+        }
+    );
+    let _ = writeln!(s, "| case | chain | delivery | result | findings |");
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | `{}` | {} | {} |",
+            r.case,
+            r.chain,
+            r.delivery,
+            if r.result == "pass" { "pass" } else { "**FAIL**" },
+            r.findings
+        );
+    }
+    for r in rows.iter().filter(|r| !r.failures.is_empty()) {
+        let _ = writeln!(s, "\n## {} failed\n", r.case);
+        for f in &r.failures {
+            let _ = writeln!(s, "- {f}");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_redacts_what_varies() {
+        let t = "at 12 ms and 1.25 s via 127.0.0.1:45678 (Server: nginx/1.22.1) in /tmp/ssegate-nginx-abc/error.log; 4096 bytes, 3 sets";
+        assert_eq!(
+            normalize(t),
+            "at <duration> and <duration> via 127.0.0.1:<port> (Server: nginx/<version>) in <tmp>; 4096 bytes, 3 sets"
+        );
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_duration(Duration::from_millis(12)), "12 ms");
+        assert_eq!(human_duration(Duration::from_millis(1250)), "1.25 s");
+    }
+
+    #[test]
+    fn wraps_long_descriptions() {
+        let l = textwrap("aaa bbb ccc", 7);
+        assert_eq!(l, vec!["aaa bbb", "ccc"]);
+    }
+}

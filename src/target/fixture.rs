@@ -1,0 +1,333 @@
+//! The built-in fixture origin: a hyper server on 127.0.0.1 that plays a [`Profile`].
+//!
+//! Every event carries its sequence number (`id: N`, `data: N xxx…`). The origin records, per request,
+//! the instant each event was *produced* (handed to the writer, or for `hold_until_end` put into the
+//! app-level buffer), so a probe in the same process can compute per-event latency without clock skew.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use http_body_util::channel::{Channel, Sender};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use super::profile::Profile;
+use crate::{Body, BoxError};
+
+/// What the origin saw and did for one request.
+#[derive(Debug, Clone)]
+pub struct RequestLog {
+    pub received: Instant,
+    pub method: String,
+    /// The HTTP version the request arrived with (nginx speaks HTTP/1.0 upstream by default).
+    pub version: String,
+    pub headers: Vec<(String, String)>,
+    /// When the response headers were handed to hyper.
+    pub headers_sent: Option<Instant>,
+    /// Produce instant of each event, index = sequence number − 1.
+    pub sends: Vec<Instant>,
+    /// When the origin finished (or aborted) the body.
+    pub ended: Option<Instant>,
+    /// Whether the body was ended abruptly on purpose (`abort_after`).
+    pub aborted: bool,
+    /// Whether the client went away before the origin finished.
+    pub client_gone: bool,
+}
+
+type Log = Arc<Mutex<Vec<RequestLog>>>;
+
+/// A running fixture origin. Dropping it stops the server and every open response.
+pub struct FixtureServer {
+    addr: SocketAddr,
+    log: Log,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FixtureServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FixtureServer {
+    /// Serve `profile` on an ephemeral loopback port.
+    pub async fn start(profile: Profile) -> std::io::Result<FixtureServer> {
+        FixtureServer::start_on(profile, 0).await
+    }
+
+    /// Serve `profile` on `127.0.0.1:port` (0 = ephemeral).
+    pub async fn start_on(profile: Profile, port: u16) -> std::io::Result<FixtureServer> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let log: Log = Arc::default();
+        let profile = Arc::new(profile);
+        let task = tokio::spawn(accept_loop(listener, profile, log.clone()));
+        Ok(FixtureServer { addr, log, task })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/events", self.addr)
+    }
+
+    /// Snapshot of every request served so far.
+    pub fn requests(&self) -> Vec<RequestLog> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+async fn accept_loop(listener: TcpListener, profile: Arc<Profile>, log: Log) {
+    // Connections live in this set: aborting the accept task drops it and ends every connection.
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let profile = profile.clone();
+                let log = log.clone();
+                conns.spawn(async move {
+                    let svc = service_fn(move |req| handle(req, profile.clone(), log.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+fn version_str(v: http::Version) -> String {
+    format!("{v:?}")
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    profile: Arc<Profile>,
+    log: Log,
+) -> Result<Response<Body>, Infallible> {
+    let idx = {
+        let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
+        l.push(RequestLog {
+            received: Instant::now(),
+            method: req.method().to_string(),
+            version: version_str(req.version()),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+                .collect(),
+            headers_sent: None,
+            sends: Vec::new(),
+            ended: None,
+            aborted: false,
+            client_gone: false,
+        });
+        l.len() - 1
+    };
+    if profile.delay_headers_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(profile.delay_headers_ms)).await;
+    }
+    let (tx, body) = Channel::<Bytes, BoxError>::new(64);
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let start = Instant::now();
+    tokio::spawn(play(profile.clone(), tx, start, log.clone(), idx, first_tx));
+    if profile.headers_with_first_event {
+        // Returning the response is what lets hyper write the head: wait until the first write is queued.
+        let _ = first_rx.await;
+    }
+    let mut resp = Response::new(body.boxed());
+    *resp.status_mut() = StatusCode::from_u16(profile.status).unwrap_or(StatusCode::OK);
+    for (k, v) in &profile.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    if profile.content_length
+        && let Some(len) = profile.body_len()
+    {
+        resp.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    if let Ok(mut l) = log.lock() {
+        l[idx].headers_sent = Some(Instant::now());
+    }
+    Ok(resp)
+}
+
+enum Step {
+    Event(u32),
+    Heartbeat,
+    End,
+}
+
+/// The timeline of one response, as offsets from the start of the body.
+fn timeline(p: &Profile) -> Vec<(Duration, Step)> {
+    let mut steps = Vec::new();
+    let sent = p.events_sent();
+    let event_at = |seq: u32| p.events.first() + p.events.gap() * (seq - 1);
+    for seq in 1..=sent {
+        steps.push((event_at(seq), Step::Event(seq)));
+    }
+    let last = if sent == 0 {
+        Duration::ZERO
+    } else {
+        event_at(sent)
+    };
+    let end = last + Duration::from_millis(p.linger_ms);
+    if let Some(hb) = p.heartbeat_ms.filter(|&h| h > 0) {
+        let hb = Duration::from_millis(hb);
+        let mut t = hb;
+        while t < end {
+            steps.push((t, Step::Heartbeat));
+            t += hb;
+        }
+    }
+    // Stable sort: an event and a heartbeat at the same instant go event first.
+    steps.sort_by_key(|(t, s)| (*t, matches!(s, Step::Heartbeat)));
+    steps.push((end, Step::End));
+    steps
+}
+
+async fn play(
+    p: Arc<Profile>,
+    mut tx: Sender<Bytes, BoxError>,
+    start: Instant,
+    log: Log,
+    idx: usize,
+    first_tx: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut first_tx = Some(first_tx);
+    let mut pending: Vec<u8> = Vec::new();
+    if p.framing.bom {
+        pending.extend_from_slice(b"\xEF\xBB\xBF");
+    }
+    pending.extend(p.padding_bytes());
+    // Without the early-flush quirk, the preamble (BOM, padding) goes out with the headers.
+    if !p.headers_with_first_event && !pending.is_empty() && !p.hold_until_end {
+        if tx
+            .send_data(Bytes::from(std::mem::take(&mut pending)))
+            .await
+            .is_err()
+        {
+            return mark_end(&log, idx, false, true);
+        }
+    }
+    let mut events_done = 0u32;
+    for (at, step) in timeline(&p) {
+        tokio::time::sleep_until((start + at).into()).await;
+        match step {
+            Step::Event(seq) => {
+                let now = Instant::now();
+                if let Ok(mut l) = log.lock() {
+                    l[idx].sends.push(now);
+                }
+                pending.extend(p.event_bytes(seq));
+                events_done += 1;
+            }
+            Step::Heartbeat => pending.extend(p.heartbeat_bytes()),
+            Step::End => {}
+        }
+        let end_now = matches!(step, Step::End);
+        if (!p.hold_until_end || end_now) && !pending.is_empty() {
+            let chunk = Bytes::from(std::mem::take(&mut pending));
+            if tx.send_data(chunk).await.is_err() {
+                return mark_end(&log, idx, false, true);
+            }
+            if let Some(f) = first_tx.take() {
+                let _ = f.send(());
+            }
+        }
+        if p.abort_after.is_some_and(|n| events_done >= n && n < p.events.count) {
+            tx.abort("fixture: abort_after reached".into());
+            return mark_end(&log, idx, true, false);
+        }
+    }
+    drop(first_tx);
+    mark_end(&log, idx, false, false);
+}
+
+fn mark_end(log: &Log, idx: usize, aborted: bool, client_gone: bool) {
+    if let Ok(mut l) = log.lock() {
+        l[idx].ended = Some(Instant::now());
+        l[idx].aborted = aborted;
+        l[idx].client_gone = client_gone;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_orders_events_heartbeats_and_end() {
+        let mut p = Profile::builtin("plain").unwrap();
+        p.events.count = 2;
+        p.events.gap_ms = 100;
+        p.heartbeat_ms = Some(50);
+        p.linger_ms = 0;
+        let t: Vec<(u128, &str)> = timeline(&p)
+            .iter()
+            .map(|(d, s)| {
+                let k = match s {
+                    Step::Event(_) => "e",
+                    Step::Heartbeat => "h",
+                    Step::End => "end",
+                };
+                (d.as_millis(), k)
+            })
+            .collect();
+        assert_eq!(
+            t,
+            vec![
+                (50, "h"),
+                (100, "e"),
+                (100, "h"),
+                (150, "h"),
+                (200, "e"),
+                (200, "end")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn serves_the_profile_and_logs_send_instants() {
+        let mut p = Profile::builtin("plain").unwrap();
+        p.events.count = 3;
+        p.events.gap_ms = 30;
+        let srv = FixtureServer::start(p.clone()).await.unwrap();
+        let body = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(srv.url())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let expect: Vec<u8> = (1..=3).flat_map(|s| p.event_bytes(s)).collect();
+        assert_eq!(body.as_ref(), expect.as_slice());
+        let reqs = srv.requests();
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].sends.len(), 3);
+        assert!(reqs[0].sends[2] > reqs[0].sends[0]);
+        assert_eq!(reqs[0].version, "HTTP/1.1");
+    }
+}

@@ -1,0 +1,7 @@
+//! Where events come from: the built-in fixture origin (more target kinds join here).
+
+pub mod fixture;
+pub mod profile;
+
+pub use fixture::{FixtureServer, RequestLog};
+pub use profile::Profile;

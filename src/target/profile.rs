@@ -1,0 +1,406 @@
+//! Fixture origin profiles: what the built-in origin sends, and when.
+//!
+//! A profile is a YAML file under `fixtures/` (`fixtures/plain.yaml` is the profile `plain`). Cases may
+//! override parts of it with a [`ProfilePatch`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::LoadError;
+
+/// The directory that holds the built-in profiles, inside the source tree.
+pub fn builtin_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Line ending the origin writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineEnding {
+    #[default]
+    Lf,
+    Crlf,
+    Cr,
+}
+
+impl LineEnding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineEnding::Lf => "\n",
+            LineEnding::Crlf => "\r\n",
+            LineEnding::Cr => "\r",
+        }
+    }
+}
+
+/// The event schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// How many events.
+    #[serde(default = "default_count")]
+    pub count: u32,
+    /// Milliseconds between two events.
+    #[serde(default = "default_gap")]
+    pub gap_ms: u64,
+    /// Milliseconds between the headers and the first event (default: one gap).
+    #[serde(default)]
+    pub first_ms: Option<u64>,
+    /// Bytes of each event's `data` value (at least the sequence number's length).
+    #[serde(default = "default_size")]
+    pub size: usize,
+}
+
+fn default_count() -> u32 {
+    6
+}
+fn default_gap() -> u64 {
+    400
+}
+fn default_size() -> usize {
+    16
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            count: default_count(),
+            gap_ms: default_gap(),
+            first_ms: None,
+            size: default_size(),
+        }
+    }
+}
+
+impl Schedule {
+    pub fn first(&self) -> Duration {
+        Duration::from_millis(self.first_ms.unwrap_or(self.gap_ms))
+    }
+    pub fn gap(&self) -> Duration {
+        Duration::from_millis(self.gap_ms)
+    }
+}
+
+/// How each event is framed on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Framing {
+    #[serde(default)]
+    pub line_ending: LineEnding,
+    /// Whether each event ends with a blank line. `false` is the classic `res.write('data: x\n')` bug.
+    #[serde(default = "yes")]
+    pub terminator: bool,
+    /// A UTF-8 byte order mark before the first byte.
+    #[serde(default)]
+    pub bom: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Framing {
+    fn default() -> Self {
+        Framing {
+            line_ending: LineEnding::Lf,
+            terminator: true,
+            bom: false,
+        }
+    }
+}
+
+/// A complete origin profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// One paragraph: what this origin models.
+    pub description: String,
+    #[serde(default = "default_status")]
+    pub status: u16,
+    /// Response headers, set verbatim (names are case-insensitive).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub events: Schedule,
+    /// Bytes of a padding comment written right after the headers (0 = none).
+    #[serde(default)]
+    pub padding: usize,
+    /// A `:` heartbeat comment every N ms while the stream is open.
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
+    /// Wait this long before sending the response headers.
+    #[serde(default)]
+    pub delay_headers_ms: u64,
+    /// Send the headers only together with the first event (no early flush).
+    #[serde(default)]
+    pub headers_with_first_event: bool,
+    #[serde(default)]
+    pub framing: Framing,
+    /// After this many events, end the response abruptly (no final chunk).
+    #[serde(default)]
+    pub abort_after: Option<u32>,
+    /// Produce events on schedule but write them all only when the stream ends (an app-level buffer).
+    #[serde(default)]
+    pub hold_until_end: bool,
+    /// Keep the stream open this long after the last event before ending it.
+    #[serde(default)]
+    pub linger_ms: u64,
+    /// Set `Content-Length` to the exact body length (a buffered-body origin or a wrong header).
+    #[serde(default)]
+    pub content_length: bool,
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+/// Overrides a case applies on top of a profile. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    pub status: Option<u16>,
+    /// Headers to add or replace.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Header names to remove.
+    #[serde(default)]
+    pub remove_headers: Vec<String>,
+    pub events: Option<SchedulePatch>,
+    pub padding: Option<usize>,
+    pub heartbeat_ms: Option<u64>,
+    pub delay_headers_ms: Option<u64>,
+    pub headers_with_first_event: Option<bool>,
+    pub framing: Option<Framing>,
+    pub abort_after: Option<u32>,
+    pub hold_until_end: Option<bool>,
+    pub linger_ms: Option<u64>,
+    pub content_length: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulePatch {
+    pub count: Option<u32>,
+    pub gap_ms: Option<u64>,
+    pub first_ms: Option<u64>,
+    pub size: Option<usize>,
+}
+
+impl ProfilePatch {
+    pub fn is_empty(&self) -> bool {
+        self == &ProfilePatch::default()
+    }
+
+    /// Apply the overrides to `base`.
+    pub fn apply(&self, base: &Profile) -> Profile {
+        let mut p = base.clone();
+        if let Some(s) = self.status {
+            p.status = s;
+        }
+        for name in &self.remove_headers {
+            p.headers.retain(|k, _| !k.eq_ignore_ascii_case(name));
+        }
+        for (k, v) in &self.headers {
+            p.headers.retain(|existing, _| !existing.eq_ignore_ascii_case(k));
+            p.headers.insert(k.clone(), v.clone());
+        }
+        if let Some(e) = &self.events {
+            if let Some(v) = e.count {
+                p.events.count = v;
+            }
+            if let Some(v) = e.gap_ms {
+                p.events.gap_ms = v;
+            }
+            if let Some(v) = e.first_ms {
+                p.events.first_ms = Some(v);
+            }
+            if let Some(v) = e.size {
+                p.events.size = v;
+            }
+        }
+        macro_rules! set {
+            ($($f:ident),*) => {$( if let Some(v) = &self.$f { p.$f = v.clone().into(); } )*};
+        }
+        set!(
+            padding,
+            delay_headers_ms,
+            headers_with_first_event,
+            framing,
+            hold_until_end,
+            linger_ms,
+            content_length
+        );
+        if self.heartbeat_ms.is_some() {
+            p.heartbeat_ms = self.heartbeat_ms;
+        }
+        if self.abort_after.is_some() {
+            p.abort_after = self.abort_after;
+        }
+        p
+    }
+}
+
+impl Profile {
+    /// Load a profile by name from a directory of `NAME.yaml` files.
+    pub fn load(dir: &Path, name: &str) -> Result<Profile, LoadError> {
+        let path = dir.join(format!("{name}.yaml"));
+        if !path.is_file() {
+            let known = list(dir);
+            return Err(LoadError::UnknownName {
+                what: "fixture profile",
+                name: name.to_string(),
+                help: crate::case::name_help(name, &known),
+            });
+        }
+        crate::case::load_yaml::<Profile>(&path)
+    }
+
+    /// Load a built-in profile.
+    pub fn builtin(name: &str) -> Result<Profile, LoadError> {
+        Profile::load(&builtin_dir(), name)
+    }
+
+    /// The `data` value of event `seq` (1-based).
+    pub fn event_data(&self, seq: u32) -> String {
+        let mut data = seq.to_string();
+        if data.len() < self.events.size {
+            data.push(' ');
+            while data.len() < self.events.size {
+                data.push('x');
+            }
+        }
+        data
+    }
+
+    /// The bytes of event `seq`, framed as the profile says.
+    pub fn event_bytes(&self, seq: u32) -> Vec<u8> {
+        let nl = self.framing.line_ending.as_str();
+        let mut s = format!("id: {seq}{nl}data: {}{nl}", self.event_data(seq));
+        if self.framing.terminator {
+            s.push_str(nl);
+        }
+        s.into_bytes()
+    }
+
+    /// The padding comment, if any (exactly `padding` bytes including its line ending and blank line).
+    pub fn padding_bytes(&self) -> Vec<u8> {
+        if self.padding == 0 {
+            return Vec::new();
+        }
+        let nl = self.framing.line_ending.as_str();
+        let overhead = 1 + 2 * nl.len();
+        let fill = self.padding.saturating_sub(overhead);
+        let mut s = String::with_capacity(self.padding);
+        s.push(':');
+        s.extend(std::iter::repeat_n(' ', fill));
+        s.push_str(nl);
+        s.push_str(nl);
+        s.into_bytes()
+    }
+
+    pub fn heartbeat_bytes(&self) -> Vec<u8> {
+        let nl = self.framing.line_ending.as_str();
+        format!(":{nl}{nl}").into_bytes()
+    }
+
+    /// How many events the origin sends before it ends (abort_after caps it).
+    pub fn events_sent(&self) -> u32 {
+        self.abort_after
+            .map_or(self.events.count, |n| n.min(self.events.count))
+    }
+
+    /// Exact body length when no heartbeats are configured (needed for `content_length`).
+    pub fn body_len(&self) -> Option<usize> {
+        if self.heartbeat_ms.is_some() {
+            return None;
+        }
+        let bom = if self.framing.bom { 3 } else { 0 };
+        let events: usize = (1..=self.events_sent())
+            .map(|s| self.event_bytes(s).len())
+            .sum();
+        Some(bom + self.padding_bytes().len() + events)
+    }
+}
+
+/// Names of the profiles in `dir`, sorted.
+pub fn list(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let p = e.path();
+            (p.extension().is_some_and(|x| x == "yaml"))
+                .then(|| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .flatten()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_profile_loads() {
+        let names = list(&builtin_dir());
+        assert!(names.len() >= 8, "{names:?}");
+        for n in names {
+            Profile::builtin(&n).unwrap_or_else(|e| panic!("{n}: {e}"));
+        }
+    }
+
+    #[test]
+    fn event_bytes_have_the_requested_size_and_framing() {
+        let mut p = Profile::builtin("plain").unwrap();
+        p.events.size = 10;
+        assert_eq!(p.event_data(3), "3 xxxxxxxx");
+        assert_eq!(p.event_bytes(3), b"id: 3\ndata: 3 xxxxxxxx\n\n");
+        p.framing.line_ending = LineEnding::Crlf;
+        p.framing.terminator = false;
+        assert_eq!(p.event_bytes(1), b"id: 1\r\ndata: 1 xxxxxxxx\r\n");
+    }
+
+    #[test]
+    fn padding_is_exactly_the_requested_length_and_one_comment() {
+        let mut p = Profile::builtin("plain").unwrap();
+        p.padding = 4096;
+        let b = p.padding_bytes();
+        assert_eq!(b.len(), 4096);
+        let (items, facts) = crate::sse::parse_all(&b);
+        assert_eq!(items.len(), 1);
+        assert_eq!(facts.comments, 1);
+    }
+
+    #[test]
+    fn patch_overrides_and_removes_headers_case_insensitively() {
+        let p = Profile::builtin("plain").unwrap();
+        let patch = ProfilePatch {
+            headers: [("cache-control".to_string(), "no-store".to_string())].into(),
+            remove_headers: vec!["CONTENT-TYPE".into()],
+            events: Some(SchedulePatch {
+                count: Some(2),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let q = patch.apply(&p);
+        assert_eq!(q.events.count, 2);
+        assert_eq!(q.headers.len(), 1);
+        assert_eq!(q.headers["cache-control"], "no-store");
+    }
+
+    #[test]
+    fn body_len_matches_the_bytes() {
+        let mut p = Profile::builtin("plain").unwrap();
+        p.padding = 100;
+        p.framing.bom = true;
+        let expect = 3 + 100 + (1..=p.events.count).map(|s| p.event_bytes(s).len()).sum::<usize>();
+        assert_eq!(p.body_len(), Some(expect));
+    }
+}

@@ -1,0 +1,680 @@
+//! Judging a [`Recording`]: the delivery class, per-event timing, and findings.
+//!
+//! Time is judged relative to a reference, never against a tight absolute number:
+//! - with the origin's send instants (the fixture), latency `L = arrival − send`;
+//! - with a baseline recording of the same endpoint (usually direct), `L = arrival − baseline arrival`;
+//! - with neither, the class is inferred from the arrival pattern and says so.
+//!
+//! An event is *held* when `L > T`, with `T = max(100 ms, gap / 2)` and `gap` the median spacing of the
+//! reference. Anything a buffer holds waits at least until the next write, one gap later, so `gap / 2`
+//! separates holding from scheduler noise with a margin of hundreds of milliseconds at the default gap.
+
+pub mod rules;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::probe::{BodyFraming, End, LimitKind, Recording, ser_ms};
+pub use rules::{RULES, Rule, Severity, rule};
+
+/// How the events arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// Every event within the threshold of its reference.
+    Streamed,
+    /// Some events held back and released in clumps.
+    Batched,
+    /// Everything arrived when the stream ended.
+    HeldUntilEnd,
+    /// The events streamed, but the headers were held.
+    FirstByteDelayed,
+    /// The stream ended early.
+    Cut,
+    /// No event was dispatched.
+    NoEvents,
+}
+
+impl Delivery {
+    pub const ALL: [Delivery; 6] = [
+        Delivery::Streamed,
+        Delivery::Batched,
+        Delivery::HeldUntilEnd,
+        Delivery::FirstByteDelayed,
+        Delivery::Cut,
+        Delivery::NoEvents,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Streamed => "streamed",
+            Delivery::Batched => "batched",
+            Delivery::HeldUntilEnd => "held-until-end",
+            Delivery::FirstByteDelayed => "first-byte-delayed",
+            Delivery::Cut => "cut",
+            Delivery::NoEvents => "no-events",
+        }
+    }
+}
+
+impl std::fmt::Display for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the timing was judged against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Basis {
+    SendInstants,
+    Baseline,
+    Inferred,
+}
+
+/// The origin's own account of one response (from the fixture), as offsets from the probe's start.
+#[derive(Debug, Clone, Default)]
+pub struct Schedule {
+    /// Send offset of each event, index = sequence number − 1.
+    pub sends: Vec<Duration>,
+    /// When the origin handed over its headers.
+    pub headers_sent: Option<Duration>,
+    /// When the origin finished its body.
+    pub ended: Option<Duration>,
+}
+
+/// What a recording is compared with.
+#[derive(Debug, Clone, Copy)]
+pub enum Reference<'a> {
+    Schedule(&'a Schedule),
+    Baseline(&'a Recording),
+    None,
+}
+
+/// One finding: a rule plus the evidence that triggered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: &'static Rule,
+    pub evidence: String,
+}
+
+impl Finding {
+    /// A finding of `id`. Panics on an unknown id: ids are compile-time constants of this module.
+    fn new(id: &str, evidence: impl Into<String>) -> Finding {
+        Finding {
+            rule: rule(id).unwrap_or_else(|| panic!("unknown finding id {id}")),
+            evidence: evidence.into(),
+        }
+    }
+    pub fn id(&self) -> &'static str {
+        self.rule.id
+    }
+    pub fn severity(&self) -> Severity {
+        self.rule.severity
+    }
+}
+
+impl Serialize for Finding {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Finding", 6)?;
+        st.serialize_field("id", self.rule.id)?;
+        st.serialize_field("severity", &self.rule.severity)?;
+        st.serialize_field("evidence", &self.evidence)?;
+        st.serialize_field("why", self.rule.why)?;
+        st.serialize_field("fix", self.rule.fix)?;
+        st.serialize_field("operator_fix", &self.rule.operator_fix)?;
+        st.end()
+    }
+}
+
+/// Timing of one received event.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventTiming {
+    /// Sequence number (from `id`) or 1-based position.
+    pub seq: u64,
+    #[serde(serialize_with = "ser_ms")]
+    pub arrival: Duration,
+    #[serde(serialize_with = "ser_opt_ms")]
+    pub expected: Option<Duration>,
+    #[serde(serialize_with = "ser_opt_ms")]
+    pub latency: Option<Duration>,
+    pub held: bool,
+    /// Index of the burst it arrived in.
+    pub burst: usize,
+}
+
+fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_ms(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// Events that arrived together.
+#[derive(Debug, Clone, Serialize)]
+pub struct Burst {
+    #[serde(serialize_with = "ser_ms")]
+    pub at: Duration,
+    pub events: usize,
+    /// Bytes on the wire delivered with this burst (since the previous one).
+    pub bytes: u64,
+}
+
+/// The judgement of one recording.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub delivery: Delivery,
+    pub basis: Basis,
+    /// The held threshold `T`.
+    #[serde(serialize_with = "ser_ms")]
+    pub threshold: Duration,
+    /// Median spacing of the reference (0 when unknown).
+    #[serde(serialize_with = "ser_ms")]
+    pub gap: Duration,
+    /// Events the reference says were sent (None when inferred).
+    pub expected_events: Option<usize>,
+    pub events: Vec<EventTiming>,
+    pub bursts: Vec<Burst>,
+    #[serde(serialize_with = "ser_opt_ms")]
+    pub header_latency: Option<Duration>,
+    #[serde(serialize_with = "ser_opt_ms")]
+    pub latency_p50: Option<Duration>,
+    #[serde(serialize_with = "ser_opt_ms")]
+    pub latency_max: Option<Duration>,
+    pub findings: Vec<Finding>,
+}
+
+impl Verdict {
+    pub fn has(&self, id: &str) -> bool {
+        self.findings.iter().any(|f| f.id() == id)
+    }
+    pub fn held_count(&self) -> usize {
+        self.events.iter().filter(|e| e.held).count()
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Option<Duration> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort();
+    Some(v[v.len() / 2])
+}
+
+fn median_gap(points: &[Duration]) -> Duration {
+    let gaps: Vec<Duration> = points
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .collect();
+    median(gaps).unwrap_or_default()
+}
+
+/// `T = max(100 ms, gap / 2)`.
+pub fn threshold(gap: Duration) -> Duration {
+    (gap / 2).max(Duration::from_millis(100))
+}
+
+fn ms(d: Duration) -> String {
+    crate::report::human_duration(d)
+}
+
+/// Judge a recording against a reference.
+pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
+    let (basis, ref_points, ref_headers, expected_events): (Basis, Vec<Duration>, Option<Duration>, Option<usize>) =
+        match reference {
+            Reference::Schedule(s) => (
+                Basis::SendInstants,
+                s.sends.clone(),
+                s.headers_sent,
+                Some(s.sends.len()),
+            ),
+            Reference::Baseline(b) => (
+                Basis::Baseline,
+                b.events.iter().map(|e| e.at).collect(),
+                Some(b.headers_at),
+                Some(b.events.len()),
+            ),
+            Reference::None => (Basis::Inferred, Vec::new(), None, None),
+        };
+    let arrivals: Vec<Duration> = rec.events.iter().map(|e| e.at).collect();
+    let gap = if basis == Basis::Inferred {
+        median_gap(&arrivals)
+    } else {
+        median_gap(&ref_points)
+    };
+    let t = threshold(gap);
+
+    // Align events with the reference: by sequence number (`id`) against a schedule, by position otherwise.
+    let mut events: Vec<EventTiming> = rec
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let seq = match (basis, a.event.id.trim().parse::<u64>()) {
+                (Basis::SendInstants, Ok(n)) if n >= 1 => n,
+                _ => i as u64 + 1,
+            };
+            let expected = ref_points.get(seq as usize - 1).copied();
+            let latency = expected.map(|e| a.at.saturating_sub(e));
+            EventTiming {
+                seq,
+                arrival: a.at,
+                expected,
+                latency,
+                held: latency.is_some_and(|l| l > t),
+                burst: 0,
+            }
+        })
+        .collect();
+    let bursts = bursts(rec, &mut events, t);
+
+    let header_latency = ref_headers.map(|h| rec.headers_at.saturating_sub(h));
+    let headers_late = header_latency.is_some_and(|l| l > t);
+    let latencies: Vec<Duration> = events.iter().filter_map(|e| e.latency).collect();
+    let latency_p50 = median(latencies.clone());
+    let latency_max = latencies.iter().max().copied();
+
+    let mut findings = Vec::new();
+    let n = events.len();
+    let held = events.iter().filter(|e| e.held).count();
+    let aborted = matches!(rec.end, End::Aborted { .. });
+    let lost = expected_events.is_some_and(|x| n < x);
+    let last_expected = ref_points.last().copied();
+
+    let delivery = if n == 0 {
+        Delivery::NoEvents
+    } else if aborted || (lost && rec.end == End::Complete) {
+        Delivery::Cut
+    } else if basis == Basis::Inferred {
+        infer(rec, &bursts, t, &mut findings)
+    } else if held == 0 {
+        if headers_late {
+            Delivery::FirstByteDelayed
+        } else {
+            Delivery::Streamed
+        }
+    } else {
+        let end_mark = last_expected
+            .unwrap_or(rec.ended_at)
+            .min(rec.ended_at)
+            .saturating_sub(t);
+        if n >= 2 && events.iter().all(|e| e.arrival >= end_mark) {
+            Delivery::HeldUntilEnd
+        } else {
+            Delivery::Batched
+        }
+    };
+
+    // Delivery findings.
+    let inferred = if basis == Basis::Inferred {
+        " (inferred from the arrival pattern: no send instants or baseline)"
+    } else {
+        ""
+    };
+    match delivery {
+        Delivery::HeldUntilEnd => findings.push(Finding::new(
+            "held-until-end",
+            format!(
+                "all {n} events arrived within {} of the stream's end at {}{inferred}",
+                ms(t),
+                ms(rec.ended_at)
+            ),
+        )),
+        Delivery::Batched if basis != Basis::Inferred => {
+            let longest = latency_max.unwrap_or_default();
+            findings.push(Finding::new(
+                "events-held",
+                format!(
+                    "{held} of {n} events arrived more than {} late (longest {}); {} bursts",
+                    ms(t),
+                    ms(longest),
+                    bursts.len()
+                ),
+            ))
+        }
+        Delivery::Cut => {
+            let last = rec.last_read_at().unwrap_or(rec.headers_at);
+            let reason = match &rec.end {
+                End::Aborted { reason } => format!("aborted: {reason}"),
+                _ => "ended cleanly but early".to_string(),
+            };
+            let of = expected_events.map(|x| format!(" of {x}")).unwrap_or_default();
+            findings.push(Finding::new(
+                "stream-cut",
+                format!(
+                    "the stream ended at {} after {n}{of} events, {} after the last byte ({reason})",
+                    ms(rec.ended_at),
+                    ms(rec.ended_at.saturating_sub(last))
+                ),
+            ));
+        }
+        Delivery::FirstByteDelayed => findings.push(Finding::new(
+            "first-byte-delayed",
+            format!(
+                "headers arrived {} after the origin sent them (threshold {})",
+                ms(header_latency.unwrap_or_default()),
+                ms(t)
+            ),
+        )),
+        _ => {}
+    }
+    if delivery == Delivery::Streamed
+        && let Some(p50) = latency_p50
+        && p50 > (gap / 10).max(Duration::from_millis(30))
+    {
+        findings.push(Finding::new(
+            "added-latency",
+            format!("median event latency {} with every event under {}", ms(p50), ms(t)),
+        ));
+    }
+    if matches!(delivery, Delivery::Batched | Delivery::HeldUntilEnd) {
+        let sizes: Vec<u64> = bursts
+            .iter()
+            .filter(|b| b.events > 1)
+            .map(|b| b.bytes)
+            .collect();
+        let full: Vec<u64> = bursts[..bursts.len().saturating_sub(1)]
+            .iter()
+            .filter(|b| b.events > 1 && is_buffer_sized(b.bytes))
+            .map(|b| b.bytes)
+            .collect();
+        if !full.is_empty() {
+            findings.push(Finding::new(
+                "clumped-at-buffer-size",
+                format!("clumps of {full:?} bytes before the end (all clumps: {sizes:?} bytes)"),
+            ));
+        }
+    }
+
+    header_findings(rec, &mut findings, &events, t);
+    framing_findings(rec, &mut findings);
+    findings.sort_by(|a, b| b.severity().cmp(&a.severity()).then(a.id().cmp(b.id())));
+
+    Verdict {
+        delivery,
+        basis,
+        threshold: t,
+        gap,
+        expected_events,
+        events,
+        bursts,
+        header_latency,
+        latency_p50,
+        latency_max,
+        findings,
+    }
+}
+
+/// Within 1/8 of a multiple of 4 KiB, and at least 3.5 KiB: what a page-sized proxy buffer releases.
+fn is_buffer_sized(bytes: u64) -> bool {
+    if bytes < 3584 {
+        return false;
+    }
+    let page = 4096;
+    let rem = bytes % page;
+    rem <= page / 8 || rem >= page - page / 8
+}
+
+/// Group events that arrived within `t / 4` of each other into bursts, and note each event's burst.
+/// A burst's bytes are the wire bytes of the reads since the previous burst, up to the read that completed
+/// its last event.
+fn bursts(rec: &Recording, events: &mut [EventTiming], t: Duration) -> Vec<Burst> {
+    let mut out: Vec<Burst> = Vec::new();
+    let mut next_read = 0usize;
+    let mut prev_at: Option<Duration> = None;
+    for (i, a) in rec.events.iter().enumerate() {
+        let upto = (a.read + 1).min(rec.reads.len());
+        let bytes: u64 = rec
+            .reads
+            .get(next_read.min(upto)..upto)
+            .map_or(0, |rs| rs.iter().map(|r| r.wire as u64).sum());
+        next_read = next_read.max(upto);
+        match (out.last_mut(), prev_at) {
+            (Some(b), Some(p)) if a.at.saturating_sub(p) <= t / 4 => {
+                b.events += 1;
+                b.bytes += bytes;
+            }
+            _ => out.push(Burst {
+                at: a.at,
+                events: 1,
+                bytes,
+            }),
+        }
+        prev_at = Some(a.at);
+        events[i].burst = out.len() - 1;
+    }
+    out
+}
+
+/// Classify without a reference: only what the arrival pattern proves.
+fn infer(rec: &Recording, bursts: &[Burst], t: Duration, findings: &mut Vec<Finding>) -> Delivery {
+    let span = rec.ended_at.saturating_sub(rec.headers_at);
+    let n = rec.events.len();
+    let tail = (span / 10).max(Duration::from_millis(100));
+    let ended = rec.end == End::Complete;
+    if ended
+        && n >= 2
+        && span >= Duration::from_secs(1)
+        && rec.events.iter().all(|e| e.at + tail >= rec.ended_at)
+    {
+        return Delivery::HeldUntilEnd;
+    }
+    // Clumps of a constant, buffer-like size before the end.
+    let clumps: Vec<&Burst> = bursts
+        .iter()
+        .take(bursts.len().saturating_sub(1))
+        .filter(|b| b.events > 1)
+        .collect();
+    if clumps.len() >= 2 && clumps.iter().all(|b| b.bytes == clumps[0].bytes) && clumps[0].bytes >= 1024
+    {
+        findings.push(Finding::new(
+            "events-held",
+            format!(
+                "events arrived in {} clumps of exactly {} bytes (inferred: no send instants or baseline; threshold {})",
+                clumps.len(),
+                clumps[0].bytes,
+                ms(t)
+            ),
+        ));
+        return Delivery::Batched;
+    }
+    Delivery::Streamed
+}
+
+fn media_type(v: &str) -> String {
+    v.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+fn header_findings(rec: &Recording, out: &mut Vec<Finding>, events: &[EventTiming], t: Duration) {
+    let h = |n: &str| rec.header(n);
+    if !(200..300).contains(&rec.status) {
+        out.push(Finding::new("error-status", format!("status {}", rec.status)));
+    } else if rec.status == 204 {
+        out.push(Finding::new("error-status", "status 204 tells EventSource to stop"));
+    }
+    match h("content-type") {
+        Some(ct) if media_type(ct) == "text/event-stream" => {}
+        Some(ct) => out.push(Finding::new(
+            "content-type-not-event-stream",
+            format!("Content-Type: {ct}"),
+        )),
+        None => out.push(Finding::new(
+            "content-type-not-event-stream",
+            "no Content-Type header",
+        )),
+    }
+    let cc = h("cache-control").unwrap_or("").to_ascii_lowercase();
+    let directives: Vec<&str> = cc.split(',').map(|d| d.trim()).collect();
+    if !directives.contains(&"no-transform") {
+        out.push(Finding::new(
+            "missing-no-transform",
+            if cc.is_empty() {
+                "no Cache-Control header".to_string()
+            } else {
+                format!("Cache-Control: {cc}")
+            },
+        ));
+    }
+    let uncacheable = directives.iter().any(|d| {
+        matches!(*d, "no-cache" | "no-store" | "private" | "max-age=0" | "s-maxage=0")
+    });
+    if !uncacheable {
+        out.push(Finding::new(
+            "cacheable-stream",
+            if cc.is_empty() {
+                "no Cache-Control header".to_string()
+            } else {
+                format!("Cache-Control: {cc}")
+            },
+        ));
+    }
+    let server = h("server").unwrap_or("");
+    if !h("x-accel-buffering").is_some_and(|v| v.trim().eq_ignore_ascii_case("no")) {
+        let behind_nginx = server.to_ascii_lowercase().starts_with("nginx");
+        out.push(Finding::new(
+            "missing-x-accel-buffering",
+            if behind_nginx {
+                format!("absent, but the response came through nginx (Server: {server}), which strips it")
+            } else {
+                "no `X-Accel-Buffering: no` header".to_string()
+            },
+        ));
+    }
+    if let Some(cl) = h("content-length") {
+        out.push(Finding::new(
+            "content-length-on-stream",
+            format!("Content-Length: {cl}"),
+        ));
+    }
+    if let Some(ce) = h("content-encoding")
+        && !matches!(ce.trim().to_ascii_lowercase().as_str(), "identity" | "none" | "")
+    {
+        out.push(Finding::new(
+            "content-encoding-on-stream",
+            format!("Content-Encoding: {ce}"),
+        ));
+    }
+    if let End::Undecodable { reason } = &rec.end {
+        out.push(Finding::new("unsupported-content-encoding", reason.clone()));
+    }
+    if rec.version == "HTTP/2.0" || rec.version == "HTTP/3.0" {
+        let bad: Vec<String> = rec
+            .headers
+            .iter()
+            .filter(|(k, _)| {
+                matches!(
+                    k.as_str(),
+                    "connection" | "keep-alive" | "transfer-encoding" | "upgrade" | "proxy-connection"
+                )
+            })
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        if !bad.is_empty() {
+            out.push(Finding::new("hop-by-hop-header-on-h2", bad.join(", ")));
+        }
+    }
+    if rec.version == "HTTP/1.0" {
+        out.push(Finding::new("http10-response", "status line HTTP/1.0"));
+    } else if rec.framing == BodyFraming::CloseDelimited {
+        out.push(Finding::new(
+            "close-delimited-body",
+            format!(
+                "{} without Transfer-Encoding or Content-Length{}",
+                rec.version,
+                h("connection").map(|c| format!(", Connection: {c}")).unwrap_or_default()
+            ),
+        ));
+    }
+    // Headers that came only with the first event, well after the request.
+    if let (Some(first), Some(first_read)) = (events.first(), rec.reads.first())
+        && rec.headers_at > t
+        && first_read.at.saturating_sub(rec.headers_at) < t / 4
+        && first.arrival.saturating_sub(rec.headers_at) < t / 4
+    {
+        out.push(Finding::new(
+            "headers-with-first-event",
+            format!(
+                "headers at {}, first event at {}",
+                ms(rec.headers_at),
+                ms(first.arrival)
+            ),
+        ));
+    }
+}
+
+fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
+    let f = &rec.facts;
+    if let Some(u) = &f.unterminated
+        && u.had_data
+    {
+        out.push(Finding::new(
+            "event-not-terminated",
+            format!(
+                "{} bytes after the last blank line were never dispatched: {:?}",
+                u.len,
+                String::from_utf8_lossy(&u.bytes[..u.bytes.len().min(40)])
+            ),
+        ));
+    }
+    if f.events == 0 && rec.decoded_bytes > 0 {
+        out.push(Finding::new(
+            "no-events-dispatched",
+            format!(
+                "{} bytes, {} lines of data, 0 events",
+                rec.decoded_bytes,
+                f.line_endings.lf + f.line_endings.cr + f.line_endings.crlf
+            ),
+        ));
+    }
+    let le = &f.line_endings;
+    let kinds = [le.lf, le.cr, le.crlf].iter().filter(|&&c| c > 0).count();
+    if kinds > 1 {
+        out.push(Finding::new(
+            "mixed-line-endings",
+            format!("LF {}, CR {}, CRLF {}", le.lf, le.cr, le.crlf),
+        ));
+    }
+    if f.invalid_utf8_lines > 0 {
+        out.push(Finding::new(
+            "invalid-utf8",
+            format!("{} lines with invalid UTF-8", f.invalid_utf8_lines),
+        ));
+    }
+    if f.bom {
+        out.push(Finding::new("bom", "EF BB BF at the start of the body"));
+    }
+    if !f.unknown_fields.is_empty() {
+        let list: Vec<String> = f
+            .unknown_fields
+            .iter()
+            .map(|(k, c)| format!("{k:?} ×{c}"))
+            .collect();
+        out.push(Finding::new("unknown-field", list.join(", ")));
+    }
+    if let Some(len) = f.line_too_long {
+        out.push(Finding::new(
+            "line-too-long",
+            format!("a line reached {len} bytes"),
+        ));
+    }
+    match rec.end {
+        End::Limit {
+            limit: LimitKind::Bytes,
+        } => out.push(Finding::new(
+            "byte-limit-reached",
+            format!("stopped after {} bytes", rec.wire_bytes),
+        )),
+        End::Limit {
+            limit: LimitKind::Duration,
+        } => out.push(Finding::new(
+            "duration-limit-reached",
+            format!("stopped listening at {}", ms(rec.ended_at)),
+        )),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

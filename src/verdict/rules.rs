@@ -1,0 +1,181 @@
+//! The catalogue of findings: stable ids, severities, the reason, and the fixes.
+//!
+//! Ids are a contract: CI users allow or deny them by name. Never rename one; add a new id instead.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// What a finding means and how to fix it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub id: &'static str,
+    pub severity: Severity,
+    /// Headers, framing or delivery.
+    pub area: &'static str,
+    /// One sentence: why it matters.
+    pub why: &'static str,
+    /// What the origin (the endpoint's owner) changes.
+    pub fix: &'static str,
+    /// What the operator of an intermediary changes, where that applies.
+    pub operator_fix: Option<&'static str>,
+}
+
+macro_rules! rules {
+    ($($id:literal $sev:ident $area:literal why $why:literal fix $fix:literal $(operator $op:literal)?;)*) => {
+        /// Every finding ssegate can report.
+        pub const RULES: &[Rule] = &[$(Rule {
+            id: $id,
+            severity: Severity::$sev,
+            area: $area,
+            why: $why,
+            fix: $fix,
+            operator_fix: rules!(@op $($op)?),
+        }),*];
+    };
+    (@op) => { None };
+    (@op $op:literal) => { Some($op) };
+}
+
+rules! {
+    "held-until-end" Error "delivery"
+        why "every event arrived only when the stream ended, so the client saw nothing live"
+        fix "send `X-Accel-Buffering: no` and `Cache-Control: no-cache, no-transform`, and flush after every event (e.g. `res.flush()` under compression)"
+        operator "disable response buffering for this route (nginx `proxy_buffering off`, platform streaming mode)";
+    "events-held" Error "delivery"
+        why "some events were held back and released in clumps, not one by one"
+        fix "send `X-Accel-Buffering: no` and `Cache-Control: no-cache, no-transform`, and flush after every event"
+        operator "disable proxy buffering for text/event-stream (nginx `proxy_buffering off`)";
+    "clumped-at-buffer-size" Warning "delivery"
+        why "events were released in clumps whose sizes match a proxy buffer (4 or 8 KiB), the signature of a buffering proxy"
+        fix "send `X-Accel-Buffering: no`"
+        operator "`proxy_buffering off;` for this location";
+    "first-byte-delayed" Warning "delivery"
+        why "the response headers reached the client only well after the origin sent them, so first-byte timeouts (25-100 s at platforms) can fire"
+        fix "send the headers and a `:ok` comment immediately"
+        operator "stop the hop from withholding headers until the first body byte (e.g. exclude text/event-stream from compression)";
+    "stream-cut" Error "delivery"
+        why "the stream ended before the origin finished it; the browser will reconnect and may lose events"
+        fix "send a heartbeat comment (`:\\n\\n`) at least every 15 s so idle timeouts never fire"
+        operator "raise the idle or total timeout for this route (nginx `proxy_read_timeout`)";
+    "added-latency" Warning "delivery"
+        why "events arrive one by one but consistently late, as when something holds every write for a while (Nagle, a periodic flusher)"
+        fix "set TCP_NODELAY on the origin socket and write each event in one call"
+        operator "look for a periodic flush interval on the proxy";
+    "content-type-not-event-stream" Error "headers"
+        why "EventSource only accepts `text/event-stream`; other types are refused by browsers and compressed or buffered by proxies"
+        fix "send `Content-Type: text/event-stream`";
+    "missing-no-transform" Warning "headers"
+        why "without `no-transform` in Cache-Control, compression layers that honour it (Express compression, Next.js, HAProxy, Caddy, Cloudflare) may buffer the stream"
+        fix "send `Cache-Control: no-cache, no-transform`";
+    "missing-x-accel-buffering" Info "headers"
+        why "nginx buffers proxied responses by default; `X-Accel-Buffering: no` lets the origin opt out without a config change (nginx strips the header, so behind nginx its absence proves nothing)"
+        fix "send `X-Accel-Buffering: no`";
+    "content-length-on-stream" Error "headers"
+        why "a Content-Length on an event stream means the whole body was buffered somewhere (or the origin declared it), so nothing can arrive before the end"
+        fix "do not set Content-Length on an event stream; return a streaming body"
+        operator "switch the platform to streaming mode (Lambda RESPONSE_STREAM, API Gateway STREAM)";
+    "content-encoding-on-stream" Warning "headers"
+        why "a compressed event stream only stays live if every compressor flushes after each event; most buffer instead"
+        fix "send `Cache-Control: no-transform` (or `Content-Encoding: none` for Fly.io), or call `res.flush()` after each event"
+        operator "exclude text/event-stream from compression";
+    "hop-by-hop-header-on-h2" Error "headers"
+        why "`Connection`, `Keep-Alive`, `Transfer-Encoding` and `Upgrade` are illegal in HTTP/2; clients and proxies may reject the response"
+        fix "stop setting `Connection` and `Transfer-Encoding` by hand; the server sets framing itself";
+    "http10-response" Warning "headers"
+        why "an HTTP/1.0 response cannot be chunked, so the stream is close-delimited and buffering proxies wait for full buffers"
+        fix "serve HTTP/1.1"
+        operator "speak HTTP/1.1 to the upstream (nginx `proxy_http_version 1.1`)";
+    "close-delimited-body" Info "headers"
+        why "an HTTP/1.1 response with neither Transfer-Encoding nor Content-Length ends only when the connection closes: an HTTP/1.0 hop is on the path"
+        fix "none at the origin"
+        operator "speak HTTP/1.1 end to end (nginx `proxy_http_version 1.1`)";
+    "cacheable-stream" Warning "headers"
+        why "without `no-cache`, `no-store` or `private`, a cache may store the stream and replay it to later clients"
+        fix "send `Cache-Control: no-cache` (or `no-store`)"
+        operator "bypass the cache for text/event-stream";
+    "headers-with-first-event" Warning "headers"
+        why "the response headers arrived only with the first event; platforms with a first-byte timeout (Heroku 30 s, CloudFront 30 s, Vercel Edge 25 s) cut such streams"
+        fix "flush the headers at once (`res.flushHeaders()`) and send a `:ok` comment immediately";
+    "unsupported-content-encoding" Error "headers"
+        why "the body uses a content coding ssegate (and most browsers) cannot decode"
+        fix "send an event stream without content coding";
+    "error-status" Error "headers"
+        why "EventSource fails on any status but 200 and stops reconnecting"
+        fix "answer 200 for a valid stream, 204 to tell the client to stop";
+    "event-not-terminated" Error "framing"
+        why "the stream ended inside an event (no blank line after it), so that event was never dispatched"
+        fix "end every event with a blank line (`\\n\\n`)";
+    "no-events-dispatched" Error "framing"
+        why "bytes arrived but no event was ever dispatched: a browser would fire nothing"
+        fix "end every event with a blank line and include a `data:` field";
+    "mixed-line-endings" Warning "framing"
+        why "the stream mixes LF, CR and CRLF line endings; valid, but a sign of hand-built framing that breaks naive parsers"
+        fix "use one line ending (`\\n`) everywhere";
+    "invalid-utf8" Warning "framing"
+        why "the stream contains bytes that are not UTF-8; browsers replace them with U+FFFD"
+        fix "encode event data as UTF-8";
+    "bom" Info "framing"
+        why "the stream starts with a UTF-8 byte order mark; browsers strip it, naive parsers read it as part of the first field"
+        fix "do not write a BOM";
+    "unknown-field" Info "framing"
+        why "lines with field names other than data, event, id and retry are ignored by browsers"
+        fix "use only `data`, `event`, `id` and `retry`, or prefix the line with `:` to make it a comment";
+    "line-too-long" Error "framing"
+        why "a line exceeded the probe's line limit; clients with smaller buffers fail too"
+        fix "split long data into several `data:` lines or events";
+    "byte-limit-reached" Info "probe"
+        why "the probe stopped at its byte limit; what followed was not measured"
+        fix "raise the limit if the stream is meant to be that large";
+    "duration-limit-reached" Info "probe"
+        why "the probe stopped listening at its duration limit; the stream was still open"
+        fix "none needed for endless streams";
+}
+
+/// The rule for `id`.
+pub fn rule(id: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_kebab_case() {
+        let mut seen = std::collections::HashSet::new();
+        for r in RULES {
+            assert!(seen.insert(r.id), "duplicate {}", r.id);
+            assert!(
+                r.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{}",
+                r.id
+            );
+            assert!(!r.why.ends_with('.'), "{}: no final period", r.id);
+        }
+    }
+
+    #[test]
+    fn the_readme_documents_every_id() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        for r in RULES {
+            assert!(readme.contains(&format!("`{}`", r.id)), "README lacks `{}`", r.id);
+        }
+    }
+}

@@ -1,0 +1,247 @@
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::probe::{Arrival, BodyFraming, End, Read, Recording};
+use crate::sse::{Event, FramingFacts};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A recording whose events arrive at `arrivals` (ms), one read each unless they share an instant.
+fn rec(headers: &[(&str, &str)], arrivals: &[u64], end_ms: u64, end: End) -> Recording {
+    let mut reads: Vec<Read> = Vec::new();
+    let mut events = Vec::new();
+    for (i, &a) in arrivals.iter().enumerate() {
+        if reads.last().is_none_or(|r| r.at != ms(a)) {
+            reads.push(Read {
+                at: ms(a),
+                wire: 30,
+                decoded: 30,
+            });
+        } else if let Some(r) = reads.last_mut() {
+            r.wire += 30;
+            r.decoded += 30;
+        }
+        events.push(Arrival {
+            at: ms(a),
+            read: reads.len() - 1,
+            event: Event {
+                event_type: "message".into(),
+                data: format!("{}", i + 1),
+                id: format!("{}", i + 1),
+            },
+        });
+    }
+    Recording {
+        start: Instant::now(),
+        method: "GET".into(),
+        url: "http://127.0.0.1:1/".into(),
+        request_headers: vec![],
+        status: 200,
+        version: "HTTP/1.1".into(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        headers_at: ms(1),
+        reads,
+        reads_dropped: 0,
+        events,
+        comments: vec![],
+        retry: None,
+        framing: BodyFraming::Chunked,
+        coding: "identity".into(),
+        wire_bytes: 30 * arrivals.len() as u64,
+        decoded_bytes: 30 * arrivals.len() as u64,
+        end,
+        ended_at: ms(end_ms),
+        facts: FramingFacts {
+            events: arrivals.len() as u64,
+            ..Default::default()
+        },
+    }
+}
+
+const GOOD: &[(&str, &str)] = &[
+    ("content-type", "text/event-stream"),
+    ("cache-control", "no-cache, no-transform"),
+    ("x-accel-buffering", "no"),
+];
+
+fn sched(sends: &[u64]) -> Schedule {
+    Schedule {
+        sends: sends.iter().map(|&s| ms(s)).collect(),
+        headers_sent: Some(ms(0)),
+        ended: sends.last().map(|&s| ms(s)),
+    }
+}
+
+const SENDS: &[u64] = &[400, 800, 1200, 1600, 2000, 2400];
+
+#[test]
+fn on_time_events_stream() {
+    let r = rec(GOOD, &[402, 803, 1201, 1605, 2002, 2401], 2402, End::Complete);
+    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    assert_eq!(v.delivery, Delivery::Streamed);
+    assert_eq!(v.threshold, ms(200));
+    assert!(v.findings.is_empty(), "{:?}", v.findings);
+    assert_eq!(v.bursts.len(), 6);
+}
+
+#[test]
+fn noise_below_half_a_gap_is_not_holding() {
+    let r = rec(GOOD, &[402, 990, 1201, 1605, 2002, 2401], 2402, End::Complete);
+    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    assert_eq!(v.delivery, Delivery::Streamed);
+}
+
+#[test]
+fn everything_at_the_end_is_held_until_end() {
+    let r = rec(GOOD, &[2403; 6], 2404, End::Complete);
+    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    assert_eq!(v.delivery, Delivery::HeldUntilEnd);
+    assert!(v.has("held-until-end"));
+    assert_eq!(v.held_count(), 5);
+    assert_eq!(v.bursts.len(), 1);
+    assert_eq!(v.bursts[0].events, 6);
+}
+
+#[test]
+fn clumps_before_the_end_are_batched() {
+    let r = rec(GOOD, &[1201, 1201, 1201, 2401, 2401, 2401], 2402, End::Complete);
+    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    assert_eq!(v.delivery, Delivery::Batched);
+    assert!(v.has("events-held"));
+    assert_eq!(v.bursts.len(), 2);
+}
+
+#[test]
+fn consistent_small_delay_is_added_latency_not_batching() {
+    let r = rec(GOOD, &[480, 880, 1280, 1680, 2080, 2480], 2481, End::Complete);
+    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    assert_eq!(v.delivery, Delivery::Streamed);
+    assert!(v.has("added-latency"));
+}
+
+#[test]
+fn an_abort_is_a_cut_and_so_is_a_short_clean_end() {
+    let r = rec(
+        GOOD,
+        &[402, 803],
+        1900,
+        End::Aborted {
+            reason: "eof".into(),
+        },
+    );
+    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    assert_eq!(v.delivery, Delivery::Cut);
+    assert!(v.has("stream-cut"));
+    let r = rec(GOOD, &[402, 803], 900, End::Complete);
+    assert_eq!(judge(&r, Reference::Schedule(&sched(SENDS))).delivery, Delivery::Cut);
+}
+
+#[test]
+fn late_headers_with_streamed_events_are_first_byte_delayed() {
+    let mut r = rec(GOOD, &[402, 803, 1201, 1605, 2002, 2401], 2402, End::Complete);
+    r.headers_at = ms(401);
+    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    assert_eq!(v.delivery, Delivery::FirstByteDelayed);
+    assert!(v.has("first-byte-delayed"));
+    assert!(v.has("headers-with-first-event"));
+}
+
+#[test]
+fn no_events_is_its_own_class() {
+    let r = rec(GOOD, &[], 2402, End::Complete);
+    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    assert_eq!(v.delivery, Delivery::NoEvents);
+}
+
+#[test]
+fn baseline_comparison_uses_the_baseline_spacing() {
+    let base = rec(GOOD, &[402, 803, 1201, 1605, 2002, 2401], 2402, End::Complete);
+    let same = rec(GOOD, &[410, 810, 1210, 1610, 2010, 2410], 2411, End::Complete);
+    let v = judge(&same, Reference::Baseline(&base));
+    assert_eq!(v.basis, Basis::Baseline);
+    assert_eq!(v.delivery, Delivery::Streamed);
+    let held = rec(GOOD, &[2403; 6], 2404, End::Complete);
+    assert_eq!(judge(&held, Reference::Baseline(&base)).delivery, Delivery::HeldUntilEnd);
+}
+
+#[test]
+fn inference_without_reference_is_conservative() {
+    let held = rec(GOOD, &[3203; 8], 3204, End::Complete);
+    let v = judge(&held, Reference::None);
+    assert_eq!(v.basis, Basis::Inferred);
+    assert_eq!(v.delivery, Delivery::HeldUntilEnd);
+    assert!(v.findings[0].evidence.contains("inferred"));
+    let spread = rec(GOOD, &[402, 803, 1201, 1605, 2002, 2401], 2402, End::Complete);
+    assert_eq!(judge(&spread, Reference::None).delivery, Delivery::Streamed);
+    // a short stream whose events all came at once proves nothing
+    let short = rec(GOOD, &[20, 20, 20], 21, End::Complete);
+    assert_eq!(judge(&short, Reference::None).delivery, Delivery::Streamed);
+}
+
+#[test]
+fn header_lint() {
+    let r = rec(
+        &[
+            ("content-type", "text/plain"),
+            ("content-length", "100"),
+            ("content-encoding", "gzip"),
+        ],
+        &[402],
+        403,
+        End::Complete,
+    );
+    let v = judge(&r, Reference::None);
+    for id in [
+        "content-type-not-event-stream",
+        "content-length-on-stream",
+        "content-encoding-on-stream",
+        "missing-no-transform",
+        "missing-x-accel-buffering",
+        "cacheable-stream",
+    ] {
+        assert!(v.has(id), "{id} in {:?}", v.findings);
+    }
+    // errors sort first
+    assert_eq!(v.findings[0].severity(), Severity::Error);
+}
+
+#[test]
+fn hop_by_hop_headers_only_matter_on_h2() {
+    let h: &[(&str, &str)] = &[
+        ("content-type", "text/event-stream"),
+        ("cache-control", "no-cache, no-transform"),
+        ("x-accel-buffering", "no"),
+        ("connection", "keep-alive"),
+    ];
+    let mut r = rec(h, &[402], 403, End::Complete);
+    assert!(!judge(&r, Reference::None).has("hop-by-hop-header-on-h2"));
+    r.version = "HTTP/2.0".into();
+    r.framing = BodyFraming::Frames;
+    assert!(judge(&r, Reference::None).has("hop-by-hop-header-on-h2"));
+}
+
+#[test]
+fn behind_nginx_the_x_accel_advice_says_it_proves_nothing() {
+    let h: &[(&str, &str)] = &[
+        ("content-type", "text/event-stream"),
+        ("cache-control", "no-cache, no-transform"),
+        ("server", "nginx/1.22.1"),
+    ];
+    let v = judge(&rec(h, &[402], 403, End::Complete), Reference::None);
+    let f = v.findings.iter().find(|f| f.id() == "missing-x-accel-buffering").unwrap();
+    assert!(f.evidence.contains("strips"), "{}", f.evidence);
+}
+
+#[test]
+fn buffer_sized_clumps() {
+    assert!(is_buffer_sized(4096));
+    assert!(is_buffer_sized(8192));
+    assert!(is_buffer_sized(8100));
+    assert!(!is_buffer_sized(1460));
+    assert!(!is_buffer_sized(6144));
+}
