@@ -97,7 +97,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub filter: Vec<String>,
     /// Cases run at once (they mostly wait on timers, so many fit on two cores).
-    #[arg(long, short = 'j', default_value_t = 16)]
+    #[arg(long, short = 'j', default_value_t = 64)]
     pub jobs: usize,
     /// Where the run's Markdown and JSON reports go (default: `reports/runs/<timestamp>/`).
     #[arg(long)]
@@ -196,7 +196,9 @@ async fn dispatch(cli: Cli) -> i32 {
 
 /// The findings catalogue as a Markdown table (the README embeds the same table).
 pub fn findings_markdown() -> String {
-    let mut s = String::from("| id | severity | area | why | origin fix | operator fix |\n|---|---|---|---|---|---|\n");
+    let mut s = String::from(
+        "| id | severity | area | why | origin fix | operator fix |\n|---|---|---|---|---|---|\n",
+    );
     for r in crate::verdict::RULES {
         s.push_str(&format!(
             "| `{}` | {} | {} | {} | {} | {} |\n",
@@ -251,7 +253,12 @@ async fn fixture_cmd(a: FixtureArgs) -> i32 {
     if a.list {
         for name in profile::list(&dir) {
             let d = Profile::load(&dir, &name)
-                .map(|p| p.description.split_whitespace().collect::<Vec<_>>().join(" "))
+                .map(|p| {
+                    p.description
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
                 .unwrap_or_default();
             out(&format!("{name:<20} {d}\n"));
         }
@@ -380,12 +387,17 @@ async fn run_cmd(a: RunArgs) -> i32 {
 
     if !a.no_report {
         let dir = a.report_dir.clone().unwrap_or_else(|| {
-            let ts = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+            let ts = jiff::Timestamp::now()
+                .strftime("%Y%m%dT%H%M%SZ")
+                .to_string();
             PathBuf::from("reports/runs").join(ts)
         });
         match write_run_reports(&dir, &rows, &outcomes, wall) {
             Ok(()) => eprintln!("reports: {}", dir.display()),
-            Err(e) => eprint_error(&format!("failed to write reports to {}: {e}", dir.display())),
+            Err(e) => eprint_error(&format!(
+                "failed to write reports to {}: {e}",
+                dir.display()
+            )),
         }
     }
     if setup_errors > 0 {
@@ -407,7 +419,10 @@ fn write_run_reports(
     let mut programs: Vec<String> = outcomes.iter().flat_map(|o| o.programs.clone()).collect();
     programs.sort();
     programs.dedup();
-    std::fs::write(dir.join("summary.md"), report::run_markdown(rows, wall, &programs))?;
+    std::fs::write(
+        dir.join("summary.md"),
+        report::run_markdown(rows, wall, &programs),
+    )?;
     let json = serde_json::json!({
         "version": 1,
         "wall_ms": wall.as_millis(),
@@ -433,7 +448,10 @@ mod tests {
 
     #[test]
     fn durations_parse() {
-        assert_eq!(parse_duration("1500ms").unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
         assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
@@ -449,6 +467,16 @@ mod tests {
         );
         assert!(parse_header("nocolon").is_err());
         assert!(parse_header(": v").is_err());
+    }
+
+    #[test]
+    fn the_readme_embeds_the_current_findings_table() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        assert!(
+            readme.contains(&findings_markdown()),
+            "README.md's findings table is stale: paste the output of `ssegate findings`"
+        );
     }
 
     #[test]

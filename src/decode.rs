@@ -79,10 +79,9 @@ impl Decoder {
             Coding::Identity => Inner::Identity,
             Coding::Gzip => Inner::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))),
             Coding::Deflate => Inner::DeflatePending(Vec::new()),
-            Coding::Brotli => Inner::Brotli(Box::new(brotli::DecompressorWriter::new(
-                Vec::new(),
-                4096,
-            ))),
+            Coding::Brotli => {
+                Inner::Brotli(Box::new(brotli::DecompressorWriter::new(Vec::new(), 4096)))
+            }
             Coding::Zstd => match zstd::stream::write::Decoder::new(Vec::new()) {
                 Ok(d) => Inner::Zstd(Box::new(d)),
                 Err(_) => Inner::Broken,
@@ -133,7 +132,8 @@ impl Decoder {
                 return Ok(Vec::new());
             }
             let head = std::mem::take(head);
-            let zlib = (head[0] & 0x0f) == 8 && (u16::from(head[0]) << 8 | u16::from(head[1])) % 31 == 0;
+            let zlib =
+                (head[0] & 0x0f) == 8 && (u16::from(head[0]) << 8 | u16::from(head[1])) % 31 == 0;
             self.inner = if zlib {
                 Inner::Zlib(Box::new(flate2::write::ZlibDecoder::new(Vec::new())))
             } else {
@@ -186,7 +186,9 @@ mod tests {
 
     #[test]
     fn every_coding_round_trips_in_small_reads() {
-        let text: Vec<u8> = (0..200).flat_map(|i| format!("id: {i}\ndata: {i}\n\n").into_bytes()).collect();
+        let text: Vec<u8> = (0..200)
+            .flat_map(|i| format!("id: {i}\ndata: {i}\n\n").into_bytes())
+            .collect();
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         z.write_all(&text).unwrap();
         let zlib = z.finish().unwrap();
@@ -208,7 +210,11 @@ mod tests {
             (Coding::Identity, text.clone()),
         ] {
             for piece in [1, 7, 4096] {
-                assert_eq!(decode_in_pieces(coding, &wire, piece), text, "{coding:?} in {piece}-byte reads");
+                assert_eq!(
+                    decode_in_pieces(coding, &wire, piece),
+                    text,
+                    "{coding:?} in {piece}-byte reads"
+                );
             }
         }
     }
@@ -226,7 +232,10 @@ mod tests {
     #[test]
     fn corrupt_input_and_bombs_are_errors() {
         let mut d = Decoder::new(Coding::Gzip, 1 << 20);
-        assert!(matches!(d.push(b"this is not gzip at all"), Err(DecodeError::Corrupt { .. })));
+        assert!(matches!(
+            d.push(b"this is not gzip at all"),
+            Err(DecodeError::Corrupt { .. })
+        ));
         let bomb = gzip(&vec![b'a'; 1 << 20]);
         let mut d = Decoder::new(Coding::Gzip, 64 * 1024);
         assert!(matches!(d.push(&bomb), Err(DecodeError::TooLarge { .. })));

@@ -32,21 +32,9 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid {}:{line}:{column}: {message}", path.display())]
-    #[diagnostic(code(ssegate::invalid_file))]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-        #[source_code]
-        src: NamedSource<String>,
-        #[label("{label}")]
-        span: SourceSpan,
-        label: String,
-        #[help]
-        help: Option<String>,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Invalid(Box<InvalidFile>),
     #[error("unknown {what} `{name}`")]
     #[diagnostic(code(ssegate::unknown_name))]
     UnknownName {
@@ -55,6 +43,24 @@ pub enum LoadError {
         #[help]
         help: String,
     },
+}
+
+/// A located error in a file: rendered rustc-style with the offending line.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("invalid {}:{line}:{column}: {message}", path.display())]
+#[diagnostic(code(ssegate::invalid_file))]
+pub struct InvalidFile {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    #[source_code]
+    pub src: NamedSource<String>,
+    #[label("{label}")]
+    pub span: SourceSpan,
+    pub label: String,
+    #[help]
+    pub help: Option<String>,
 }
 
 impl LoadError {
@@ -74,7 +80,7 @@ impl LoadError {
             .max(1)
             .min(src.len().saturating_sub(offset).max(1));
         let message = message.into();
-        LoadError::Invalid {
+        LoadError::Invalid(Box::new(InvalidFile {
             path: path.to_path_buf(),
             line,
             column,
@@ -83,7 +89,7 @@ impl LoadError {
             src: NamedSource::new(path.display().to_string(), src.to_string()),
             span: (offset, len).into(),
             help,
-        }
+        }))
     }
 }
 
@@ -124,11 +130,21 @@ mod tests {
 
     #[test]
     fn errors_point_at_the_place() {
-        let e = LoadError::at(std::path::Path::new("x.yaml"), "a: 1\nbad: 2\n", 2, 1, "unknown field `bad`, expected `a`", None);
-        assert_eq!(e.to_string(), "invalid x.yaml:2:1: unknown field `bad`, expected `a`");
-        let LoadError::Invalid { span, label, .. } = e else { panic!() };
-        assert_eq!(span.offset(), 5);
-        assert_eq!(span.len(), 3);
-        assert_eq!(label, "unknown field `bad`");
+        let e = LoadError::at(
+            std::path::Path::new("x.yaml"),
+            "a: 1\nbad: 2\n",
+            2,
+            1,
+            "unknown field `bad`, expected `a`",
+            None,
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid x.yaml:2:1: unknown field `bad`, expected `a`"
+        );
+        let LoadError::Invalid(inv) = e else { panic!() };
+        assert_eq!(inv.span.offset(), 5);
+        assert_eq!(inv.span.len(), 3);
+        assert_eq!(inv.label, "unknown field `bad`");
     }
 }

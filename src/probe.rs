@@ -132,6 +132,17 @@ pub enum BodyFraming {
     Frames,
 }
 
+impl BodyFraming {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyFraming::Chunked => "chunked",
+            BodyFraming::ContentLength => "content-length",
+            BodyFraming::CloseDelimited => "close-delimited",
+            BodyFraming::Frames => "frames",
+        }
+    }
+}
+
 /// Which limit ended a recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -57,21 +57,28 @@ pub fn normalize(text: &str) -> String {
         }
         // temporary directories
         if text_at(&chars, i, "/tmp/") {
-            while i < chars.len() && !chars[i].is_whitespace() && chars[i] != ')' && chars[i] != '"' {
+            while i < chars.len()
+                && !chars[i].is_whitespace()
+                && !matches!(chars[i], ')' | '"' | ';' | ',' | '\'')
+            {
                 i += 1;
             }
             out.push_str("<tmp>");
             continue;
         }
         // durations: a number followed by " ms" or " s"
-        if c.is_ascii_digit() && (i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '.')) {
+        if c.is_ascii_digit()
+            && (i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '.'))
+        {
             let start = i;
             let mut j = i;
             while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '.') {
                 j += 1;
             }
-            let unit_ms = text_at(&chars, j, " ms") && !chars.get(j + 3).is_some_and(|c| c.is_alphanumeric());
-            let unit_s = text_at(&chars, j, " s") && !chars.get(j + 2).is_some_and(|c| c.is_alphanumeric());
+            let unit_ms =
+                text_at(&chars, j, " ms") && !chars.get(j + 3).is_some_and(|c| c.is_alphanumeric());
+            let unit_s =
+                text_at(&chars, j, " s") && !chars.get(j + 2).is_some_and(|c| c.is_alphanumeric());
             if unit_ms || unit_s {
                 out.push_str("<duration>");
                 i = j + if unit_ms { 3 } else { 2 };
@@ -88,14 +95,9 @@ pub fn normalize(text: &str) -> String {
 }
 
 fn text_at(chars: &[char], i: usize, pat: &str) -> bool {
-    let mut k = i;
-    for p in pat.chars() {
-        if chars.get(k) != Some(&p) {
-            return false;
-        }
-        k += 1;
-    }
-    true
+    (i..)
+        .zip(pat.chars())
+        .all(|(k, p)| chars.get(k) == Some(&p))
 }
 
 /// Response headers whose values are noise for a report (dates) are left out of normalized reports.
@@ -138,7 +140,7 @@ pub fn normalized(o: &Outcome) -> String {
     }
     let _ = writeln!(s, "response:");
     let _ = writeln!(s, "  status: {} {}", r.status, r.version);
-    let _ = writeln!(s, "  framing: {:?}", r.framing);
+    let _ = writeln!(s, "  framing: {}", r.framing.as_str());
     let _ = writeln!(s, "  coding: {}", r.coding);
     let _ = writeln!(s, "  end: {}", end_label(&r.end));
     let _ = writeln!(s, "  headers:");
@@ -161,7 +163,12 @@ pub fn normalized(o: &Outcome) -> String {
         .expected_events
         .map(|x| format!(" of {x}"))
         .unwrap_or_default();
-    let _ = writeln!(s, "events: {}{expected} received, {}", v.events.len(), basis_label(v.basis));
+    let _ = writeln!(
+        s,
+        "events: {}{expected} received, {}",
+        v.events.len(),
+        basis_label(v.basis)
+    );
     for e in &v.events {
         let state = if v.basis == Basis::Inferred {
             "arrived".to_string()
@@ -178,7 +185,13 @@ pub fn normalized(o: &Outcome) -> String {
         let _ = writeln!(s, "  none");
     }
     for f in &v.findings {
-        let _ = writeln!(s, "  {:<7} {}: {}", f.severity().as_str(), f.id(), f.evidence);
+        let _ = writeln!(
+            s,
+            "  {:<7} {}: {}",
+            f.severity().as_str(),
+            f.id(),
+            f.evidence
+        );
     }
     if let Some(e) = &o.expectation {
         if e.failures.is_empty() {
@@ -226,12 +239,13 @@ pub fn probe_human(r: &Recording, v: &Verdict) -> String {
         let _ = writeln!(s, "  {k}: {val}");
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "  {:>4}  {:>10}  {:>10}  {:>5}  id", "#", "arrival", "latency", "burst");
+    let _ = writeln!(
+        s,
+        "  {:>4}  {:>10}  {:>10}  {:>5}  id",
+        "#", "arrival", "latency", "burst"
+    );
     for (e, a) in v.events.iter().zip(&r.events) {
-        let lat = e
-            .latency
-            .map(human_duration)
-            .unwrap_or_else(|| "-".into());
+        let lat = e.latency.map(human_duration).unwrap_or_else(|| "-".into());
         let mark = if e.held { "  held" } else { "" };
         let _ = writeln!(
             s,
@@ -261,7 +275,13 @@ pub fn probe_human(r: &Recording, v: &Verdict) -> String {
         let _ = writeln!(s, "findings:");
     }
     for f in &v.findings {
-        let _ = writeln!(s, "  {:<7} {}: {}", f.severity().as_str(), f.id(), f.evidence);
+        let _ = writeln!(
+            s,
+            "  {:<7} {}: {}",
+            f.severity().as_str(),
+            f.id(),
+            f.evidence
+        );
         let _ = writeln!(s, "          why: {}", f.rule.why);
         let _ = writeln!(s, "          fix: {}", f.rule.fix);
         if let Some(op) = f.rule.operator_fix {
@@ -314,7 +334,12 @@ pub fn probe_json(r: &Recording, v: &Verdict) -> serde_json::Value {
 /// The run summary table (plain text).
 pub fn run_table(rows: &[RunRow]) -> String {
     let w_case = rows.iter().map(|r| r.case.len()).max().unwrap_or(4).max(4);
-    let w_chain = rows.iter().map(|r| r.chain.chars().count()).max().unwrap_or(5).max(5);
+    let w_chain = rows
+        .iter()
+        .map(|r| r.chain.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -399,7 +424,11 @@ pub fn run_markdown(rows: &[RunRow], wall: Duration, programs: &[String]) -> Str
             r.case,
             r.chain,
             r.delivery,
-            if r.result == "pass" { "pass" } else { "**FAIL**" },
+            if r.result == "pass" {
+                "pass"
+            } else {
+                "**FAIL**"
+            },
             r.findings
         );
     }

@@ -112,13 +112,16 @@ pub async fn run_scenario(
         }
     };
     let requests = origin.requests();
-    let origin_saw = requests.last().map(|r| format!("{} {}", r.method, r.version));
+    let origin_saw = requests
+        .last()
+        .map(|r| format!("{} {}", r.method, r.version));
     let schedule = requests
         .last()
         .map(|r| Schedule {
             sends: r.sends.iter().map(|&t| rec.offset(t)).collect(),
             headers_sent: r.headers_sent.map(|t| rec.offset(t)),
             ended: r.ended.map(|t| rec.offset(t)),
+            gap: Some(profile.events.gap()),
         })
         .unwrap_or_default();
     let verdict = judge(&rec, Reference::Schedule(&schedule));

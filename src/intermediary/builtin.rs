@@ -152,7 +152,8 @@ impl Intermediary for Builtin {
             Builtin::Coalesce(o) => format!("coalesce {}B", o.bytes),
             Builtin::IdleCut(o) => format!("idle-cut {}ms", o.after_ms),
             Builtin::Headers(o) => {
-                let mut parts: Vec<String> = o.set.iter().map(|(k, v)| format!("+{k}: {v}")).collect();
+                let mut parts: Vec<String> =
+                    o.set.iter().map(|(k, v)| format!("+{k}: {v}")).collect();
                 parts.extend(o.remove.iter().map(|k| format!("-{k}")));
                 format!("headers({})", parts.join(", "))
             }
@@ -249,7 +250,8 @@ async fn forward(
         Err(e) => return Ok(bad_gateway(format!("upstream {upstream}: {e}"))),
     };
     let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+    {
         Ok(x) => x,
         Err(e) => return Ok(bad_gateway(format!("upstream handshake: {e}"))),
     };
@@ -326,7 +328,10 @@ async fn forward(
                 }
             }
             for (k, v) in &o.set {
-                if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+                if let (Ok(k), Ok(v)) = (
+                    HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
                     head.headers.insert(k, v);
                 }
             }
@@ -398,7 +403,9 @@ async fn coalesce_pump(mut body: Incoming, mut tx: Sender<Bytes, BoxError>, n: u
 async fn idle_pump(mut body: Incoming, mut tx: Sender<Bytes, BoxError>, idle: Duration) {
     loop {
         match tokio::time::timeout(idle, next_data(&mut body)).await {
-            Err(_) => return tx.abort(format!("idle-cut: no byte for {} ms", idle.as_millis()).into()),
+            Err(_) => {
+                return tx.abort(format!("idle-cut: no byte for {} ms", idle.as_millis()).into());
+            }
             Ok(None) => return,
             Ok(Some(Err(e))) => return tx.abort(Box::new(e)),
             Ok(Some(Ok(d))) => {
@@ -463,7 +470,10 @@ pub fn should_compress(req: &http::HeaderMap, resp: &http::HeaderMap, is_head: b
     let compressible = mt.starts_with("text/")
         || mt.ends_with("+json")
         || mt.ends_with("+xml")
-        || matches!(mt, "application/json" | "application/javascript" | "application/xml");
+        || matches!(
+            mt,
+            "application/json" | "application/javascript" | "application/xml"
+        );
     let no_transform = get(resp, header::CACHE_CONTROL)
         .split(',')
         .any(|d| d.trim() == "no-transform");
@@ -490,21 +500,49 @@ mod tests {
         assert!(should_compress(&req, &sse, false));
         assert!(!should_compress(&req, &sse, true), "HEAD");
         assert!(!should_compress(&h(&[]), &sse, false), "no Accept-Encoding");
-        assert!(!should_compress(&h(&[("accept-encoding", "gzip;q=0")]), &sse, false));
-        let nt = h(&[("content-type", "text/event-stream"), ("cache-control", "no-cache, no-transform")]);
+        assert!(!should_compress(
+            &h(&[("accept-encoding", "gzip;q=0")]),
+            &sse,
+            false
+        ));
+        let nt = h(&[
+            ("content-type", "text/event-stream"),
+            ("cache-control", "no-cache, no-transform"),
+        ]);
         assert!(!should_compress(&req, &nt, false), "no-transform honoured");
-        let none = h(&[("content-type", "text/event-stream"), ("content-encoding", "none")]);
-        assert!(!should_compress(&req, &none, false), "any coding but identity");
-        let ident = h(&[("content-type", "text/event-stream"), ("content-encoding", "identity")]);
-        assert!(should_compress(&req, &ident, false), "identity does not opt out");
+        let none = h(&[
+            ("content-type", "text/event-stream"),
+            ("content-encoding", "none"),
+        ]);
+        assert!(
+            !should_compress(&req, &none, false),
+            "any coding but identity"
+        );
+        let ident = h(&[
+            ("content-type", "text/event-stream"),
+            ("content-encoding", "identity"),
+        ]);
+        assert!(
+            should_compress(&req, &ident, false),
+            "identity does not opt out"
+        );
         let png = h(&[("content-type", "image/png")]);
         assert!(!should_compress(&req, &png, false));
     }
 
     #[test]
     fn labels_name_their_options() {
-        assert_eq!(Builtin::Coalesce(CoalesceOpts { bytes: 10 }).label(), "coalesce 10B");
-        assert_eq!(Builtin::Compression(Default::default()).label(), "compression");
-        assert_eq!(Builtin::IdleCut(IdleCutOpts { after_ms: 5 }).label(), "idle-cut 5ms");
+        assert_eq!(
+            Builtin::Coalesce(CoalesceOpts { bytes: 10 }).label(),
+            "coalesce 10B"
+        );
+        assert_eq!(
+            Builtin::Compression(Default::default()).label(),
+            "compression"
+        );
+        assert_eq!(
+            Builtin::IdleCut(IdleCutOpts { after_ms: 5 }).label(),
+            "idle-cut 5ms"
+        );
     }
 }

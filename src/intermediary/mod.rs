@@ -110,7 +110,9 @@ pub enum HopError {
         status: String,
         log: String,
     },
-    #[error("failed to start {program}: not accepting connections after {waited_ms} ms; last log lines:\n{log}")]
+    #[error(
+        "failed to start {program}: not accepting connections after {waited_ms} ms; last log lines:\n{log}"
+    )]
     NotReady {
         program: String,
         waited_ms: u64,
@@ -192,7 +194,11 @@ impl<'de> Deserialize<'de> for HopSpec {
         impl<'de> Visitor<'de> for V {
             type Value = HopSpec;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "a hop: `name` or `name: options` ({})", HOP_NAMES.join(", "))
+                write!(
+                    f,
+                    "a hop: `name` or `name: options` ({})",
+                    HOP_NAMES.join(", ")
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<HopSpec, E> {
                 HopSpec::from_name(v).map_err(E::custom)
@@ -205,7 +211,7 @@ impl<'de> Deserialize<'de> for HopSpec {
                     "nginx" => {
                         let config: String = map.next_value()?;
                         let known = nginx::configs();
-                        if !known.iter().any(|k| *k == config) {
+                        if !known.contains(&config) {
                             return Err(de::Error::custom(format!(
                                 "unknown nginx config `{config}`, {}",
                                 crate::case::name_help(&config, &known)
@@ -283,10 +289,14 @@ mod tests {
 
     #[test]
     fn hops_parse_as_names_or_single_key_maps() {
-        let hops = parse("- compression\n- nginx: gzip\n- coalesce: {bytes: 100}\n- http10\n").unwrap();
+        let hops =
+            parse("- compression\n- nginx: gzip\n- coalesce: {bytes: 100}\n- http10\n").unwrap();
         assert_eq!(hops[0], HopSpec::Compression(Default::default()));
         assert_eq!(hops[1], HopSpec::Nginx("gzip".into()));
-        assert_eq!(hops[2], HopSpec::Coalesce(builtin::CoalesceOpts { bytes: 100 }));
+        assert_eq!(
+            hops[2],
+            HopSpec::Coalesce(builtin::CoalesceOpts { bytes: 100 })
+        );
         assert_eq!(hops[3], HopSpec::Http10);
     }
 

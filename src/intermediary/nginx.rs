@@ -34,13 +34,29 @@ pub fn configs() -> Vec<String> {
     v
 }
 
-/// `nginx/<version>` of the installed nginx, or None when it is missing.
+/// The nginx binary: `$SSEGATE_NGINX` when set, else `nginx` on PATH or in the sbin directories.
+pub fn binary() -> Result<PathBuf, HopError> {
+    match std::env::var_os("SSEGATE_NGINX") {
+        Some(p) if Path::new(&p).is_file() => Ok(PathBuf::from(p)),
+        Some(_) => Err(HopError::Missing {
+            program: "nginx (from $SSEGATE_NGINX)",
+            package: "nginx-light",
+        }),
+        None => crate::proc::which("nginx").ok_or(HopError::Missing {
+            program: "nginx",
+            package: "nginx-light",
+        }),
+    }
+}
+
+/// `nginx/<version>` of the nginx in use, or None when it is missing.
 pub fn version() -> Option<String> {
     static V: OnceLock<Option<String>> = OnceLock::new();
     V.get_or_init(|| {
-        let bin = crate::proc::which("nginx")?;
+        let bin = binary().ok()?;
         let out = Command::new(bin).arg("-v").output().ok()?;
-        let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
         text.split_whitespace()
             .find(|w| w.starts_with("nginx/"))
             .map(str::to_string)
@@ -62,14 +78,16 @@ impl Nginx {
     }
 
     /// Render the full config for a port, upstream and prefix.
-    pub fn render(&self, port: u16, upstream: SocketAddr, prefix: &Path) -> std::io::Result<String> {
+    pub fn render(
+        &self,
+        port: u16,
+        upstream: SocketAddr,
+        prefix: &Path,
+    ) -> std::io::Result<String> {
         let dir = templates_dir();
         let base = std::fs::read_to_string(dir.join("_base.conf"))?;
         let own = std::fs::read_to_string(dir.join(format!("{}.conf", self.config)))?;
-        let location: String = own
-            .lines()
-            .map(|l| format!("            {l}\n"))
-            .collect();
+        let location: String = own.lines().map(|l| format!("            {l}\n")).collect();
         Ok(base
             .replace("{{location}}", location.trim_end())
             .replace("{{port}}", &port.to_string())
@@ -91,10 +109,11 @@ impl Nginx {
         // nginx cannot report an ephemeral port, so reserve one and hand it over; a lost race shows up as
         // "Address already in use" and the caller retries with a new port.
         let port = {
-            let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|source| HopError::Bind {
-                hop: program.clone(),
-                source,
-            })?;
+            let l =
+                std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|source| HopError::Bind {
+                    hop: program.clone(),
+                    source,
+                })?;
             l.local_addr()
                 .map_err(|source| HopError::Bind {
                     hop: program.clone(),
@@ -178,15 +197,14 @@ impl Intermediary for Nginx {
 
     fn start(&self, upstream: SocketAddr) -> StartFuture<'_> {
         Box::pin(async move {
-            let bin = crate::proc::which("nginx").ok_or(HopError::Missing {
-                program: "nginx",
-                package: "nginx-light",
-            })?;
+            let bin = binary()?;
             let mut attempt = 0;
             loop {
                 attempt += 1;
                 match self.start_once(upstream, &bin).await {
-                    Err(HopError::Exited { log, .. }) if attempt < 5 && log.contains("Address already in use") => {
+                    Err(HopError::Exited { log, .. })
+                        if attempt < 5 && log.contains("Address already in use") =>
+                    {
                         continue;
                     }
                     other => return other,

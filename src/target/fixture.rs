@@ -219,14 +219,15 @@ async fn play(
     }
     pending.extend(p.padding_bytes());
     // Without the early-flush quirk, the preamble (BOM, padding) goes out with the headers.
-    if !p.headers_with_first_event && !pending.is_empty() && !p.hold_until_end {
-        if tx
+    if !p.headers_with_first_event
+        && !pending.is_empty()
+        && !p.hold_until_end
+        && tx
             .send_data(Bytes::from(std::mem::take(&mut pending)))
             .await
             .is_err()
-        {
-            return mark_end(&log, idx, false, true);
-        }
+    {
+        return mark_end(&log, idx, false, true);
     }
     let mut events_done = 0u32;
     for (at, step) in timeline(&p) {
@@ -253,7 +254,9 @@ async fn play(
                 let _ = f.send(());
             }
         }
-        if p.abort_after.is_some_and(|n| events_done >= n && n < p.events.count) {
+        if p.abort_after
+            .is_some_and(|n| events_done >= n && n < p.events.count)
+        {
             tx.abort("fixture: abort_after reached".into());
             return mark_end(&log, idx, true, false);
         }

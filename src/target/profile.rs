@@ -204,7 +204,8 @@ impl ProfilePatch {
             p.headers.retain(|k, _| !k.eq_ignore_ascii_case(name));
         }
         for (k, v) in &self.headers {
-            p.headers.retain(|existing, _| !existing.eq_ignore_ascii_case(k));
+            p.headers
+                .retain(|existing, _| !existing.eq_ignore_ascii_case(k));
             p.headers.insert(k.clone(), v.clone());
         }
         if let Some(e) = &self.events {
@@ -400,7 +401,11 @@ mod tests {
         let mut p = Profile::builtin("plain").unwrap();
         p.padding = 100;
         p.framing.bom = true;
-        let expect = 3 + 100 + (1..=p.events.count).map(|s| p.event_bytes(s).len()).sum::<usize>();
+        let expect = 3
+            + 100
+            + (1..=p.events.count)
+                .map(|s| p.event_bytes(s).len())
+                .sum::<usize>();
         assert_eq!(p.body_len(), Some(expect));
     }
 }

@@ -82,6 +82,9 @@ pub struct Schedule {
     pub headers_sent: Option<Duration>,
     /// When the origin finished its body.
     pub ended: Option<Duration>,
+    /// The intended spacing of events (the profile's gap); preferred over the spacing of `sends`, which
+    /// is short when a stream was cut.
+    pub gap: Option<Duration>,
 }
 
 /// What a recording is compared with.
@@ -222,27 +225,31 @@ fn ms(d: Duration) -> String {
 
 /// Judge a recording against a reference.
 pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
-    let (basis, ref_points, ref_headers, expected_events): (Basis, Vec<Duration>, Option<Duration>, Option<usize>) =
-        match reference {
-            Reference::Schedule(s) => (
-                Basis::SendInstants,
-                s.sends.clone(),
-                s.headers_sent,
-                Some(s.sends.len()),
-            ),
-            Reference::Baseline(b) => (
-                Basis::Baseline,
-                b.events.iter().map(|e| e.at).collect(),
-                Some(b.headers_at),
-                Some(b.events.len()),
-            ),
-            Reference::None => (Basis::Inferred, Vec::new(), None, None),
-        };
+    let (basis, ref_points, ref_headers, expected_events): (
+        Basis,
+        Vec<Duration>,
+        Option<Duration>,
+        Option<usize>,
+    ) = match reference {
+        Reference::Schedule(s) => (
+            Basis::SendInstants,
+            s.sends.clone(),
+            s.headers_sent,
+            Some(s.sends.len()),
+        ),
+        Reference::Baseline(b) => (
+            Basis::Baseline,
+            b.events.iter().map(|e| e.at).collect(),
+            Some(b.headers_at),
+            Some(b.events.len()),
+        ),
+        Reference::None => (Basis::Inferred, Vec::new(), None, None),
+    };
     let arrivals: Vec<Duration> = rec.events.iter().map(|e| e.at).collect();
-    let gap = if basis == Basis::Inferred {
-        median_gap(&arrivals)
-    } else {
-        median_gap(&ref_points)
+    let gap = match reference {
+        Reference::Schedule(Schedule { gap: Some(g), .. }) => *g,
+        Reference::None => median_gap(&arrivals),
+        _ => median_gap(&ref_points),
     };
     let t = threshold(gap);
 
@@ -340,7 +347,9 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
                 End::Aborted { reason } => format!("aborted: {reason}"),
                 _ => "ended cleanly but early".to_string(),
             };
-            let of = expected_events.map(|x| format!(" of {x}")).unwrap_or_default();
+            let of = expected_events
+                .map(|x| format!(" of {x}"))
+                .unwrap_or_default();
             findings.push(Finding::new(
                 "stream-cut",
                 format!(
@@ -350,15 +359,18 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
                 ),
             ));
         }
-        Delivery::FirstByteDelayed => findings.push(Finding::new(
+        _ => {}
+    }
+    // Held headers are evidence beside any class (a buffering hop often holds them with the body).
+    if headers_late && delivery != Delivery::NoEvents {
+        findings.push(Finding::new(
             "first-byte-delayed",
             format!(
                 "headers arrived {} after the origin sent them (threshold {})",
                 ms(header_latency.unwrap_or_default()),
                 ms(t)
             ),
-        )),
-        _ => {}
+        ));
     }
     if delivery == Delivery::Streamed
         && let Some(p50) = latency_p50
@@ -366,7 +378,11 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
     {
         findings.push(Finding::new(
             "added-latency",
-            format!("median event latency {} with every event under {}", ms(p50), ms(t)),
+            format!(
+                "median event latency {} with every event under {}",
+                ms(p50),
+                ms(t)
+            ),
         ));
     }
     if matches!(delivery, Delivery::Batched | Delivery::HeldUntilEnd) {
@@ -388,7 +404,28 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
         }
     }
 
-    header_findings(rec, &mut findings, &events, t);
+    // Did the origin itself send its headers only with its first event? Known from a schedule or a
+    // baseline; without either, judged from what the client saw.
+    let origin_held_headers = match reference {
+        Reference::Schedule(s) => match (s.headers_sent, s.sends.first()) {
+            (Some(h), Some(&first)) => first.saturating_sub(h) < t / 4 && h > t,
+            _ => false,
+        },
+        Reference::Baseline(b) => client_saw_headers_with_first_event(b, t),
+        Reference::None => client_saw_headers_with_first_event(rec, t),
+    };
+    if origin_held_headers {
+        let first = events.first().map_or(rec.headers_at, |e| e.arrival);
+        findings.push(Finding::new(
+            "headers-with-first-event",
+            format!(
+                "the origin's headers came only with its first event (headers at {}, first event at {})",
+                ms(rec.headers_at),
+                ms(first)
+            ),
+        ));
+    }
+    header_findings(rec, &mut findings);
     framing_findings(rec, &mut findings);
     findings.sort_by(|a, b| b.severity().cmp(&a.severity()).then(a.id().cmp(b.id())));
 
@@ -467,7 +504,9 @@ fn infer(rec: &Recording, bursts: &[Burst], t: Duration, findings: &mut Vec<Find
         .take(bursts.len().saturating_sub(1))
         .filter(|b| b.events > 1)
         .collect();
-    if clumps.len() >= 2 && clumps.iter().all(|b| b.bytes == clumps[0].bytes) && clumps[0].bytes >= 1024
+    if clumps.len() >= 2
+        && clumps.iter().all(|b| b.bytes == clumps[0].bytes)
+        && clumps[0].bytes >= 1024
     {
         findings.push(Finding::new(
             "events-held",
@@ -484,15 +523,25 @@ fn infer(rec: &Recording, bursts: &[Burst], t: Duration, findings: &mut Vec<Find
 }
 
 fn media_type(v: &str) -> String {
-    v.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    v.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
-fn header_findings(rec: &Recording, out: &mut Vec<Finding>, events: &[EventTiming], t: Duration) {
+fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
     let h = |n: &str| rec.header(n);
     if !(200..300).contains(&rec.status) {
-        out.push(Finding::new("error-status", format!("status {}", rec.status)));
+        out.push(Finding::new(
+            "error-status",
+            format!("status {}", rec.status),
+        ));
     } else if rec.status == 204 {
-        out.push(Finding::new("error-status", "status 204 tells EventSource to stop"));
+        out.push(Finding::new(
+            "error-status",
+            "status 204 tells EventSource to stop",
+        ));
     }
     match h("content-type") {
         Some(ct) if media_type(ct) == "text/event-stream" => {}
@@ -518,7 +567,10 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>, events: &[EventTimin
         ));
     }
     let uncacheable = directives.iter().any(|d| {
-        matches!(*d, "no-cache" | "no-store" | "private" | "max-age=0" | "s-maxage=0")
+        matches!(
+            *d,
+            "no-cache" | "no-store" | "private" | "max-age=0" | "s-maxage=0"
+        )
     });
     if !uncacheable {
         out.push(Finding::new(
@@ -549,7 +601,10 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>, events: &[EventTimin
         ));
     }
     if let Some(ce) = h("content-encoding")
-        && !matches!(ce.trim().to_ascii_lowercase().as_str(), "identity" | "none" | "")
+        && !matches!(
+            ce.trim().to_ascii_lowercase().as_str(),
+            "identity" | "none" | ""
+        )
     {
         out.push(Finding::new(
             "content-encoding-on-stream",
@@ -566,7 +621,11 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>, events: &[EventTimin
             .filter(|(k, _)| {
                 matches!(
                     k.as_str(),
-                    "connection" | "keep-alive" | "transfer-encoding" | "upgrade" | "proxy-connection"
+                    "connection"
+                        | "keep-alive"
+                        | "transfer-encoding"
+                        | "upgrade"
+                        | "proxy-connection"
                 )
             })
             .map(|(k, v)| format!("{k}: {v}"))
@@ -583,24 +642,23 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>, events: &[EventTimin
             format!(
                 "{} without Transfer-Encoding or Content-Length{}",
                 rec.version,
-                h("connection").map(|c| format!(", Connection: {c}")).unwrap_or_default()
+                h("connection")
+                    .map(|c| format!(", Connection: {c}"))
+                    .unwrap_or_default()
             ),
         ));
     }
-    // Headers that came only with the first event, well after the request.
-    if let (Some(first), Some(first_read)) = (events.first(), rec.reads.first())
-        && rec.headers_at > t
-        && first_read.at.saturating_sub(rec.headers_at) < t / 4
-        && first.arrival.saturating_sub(rec.headers_at) < t / 4
-    {
-        out.push(Finding::new(
-            "headers-with-first-event",
-            format!(
-                "headers at {}, first event at {}",
-                ms(rec.headers_at),
-                ms(first.arrival)
-            ),
-        ));
+}
+
+/// Headers that came only with the first event, well after the request.
+fn client_saw_headers_with_first_event(rec: &Recording, t: Duration) -> bool {
+    match (rec.events.first(), rec.reads.first()) {
+        (Some(first), Some(read)) => {
+            rec.headers_at > t
+                && read.at.saturating_sub(rec.headers_at) < t / 4
+                && first.at.saturating_sub(rec.headers_at) < t / 4
+        }
+        _ => false,
     }
 }
 

@@ -163,7 +163,8 @@ mod tests {
         for r in RULES {
             assert!(seen.insert(r.id), "duplicate {}", r.id);
             assert!(
-                r.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                r.id.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
                 "{}",
                 r.id
             );
@@ -173,9 +174,14 @@ mod tests {
 
     #[test]
     fn the_readme_documents_every_id() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
         for r in RULES {
-            assert!(readme.contains(&format!("`{}`", r.id)), "README lacks `{}`", r.id);
+            assert!(
+                readme.contains(&format!("`{}`", r.id)),
+                "README lacks `{}`",
+                r.id
+            );
         }
     }
 }

@@ -74,6 +74,7 @@ fn sched(sends: &[u64]) -> Schedule {
         sends: sends.iter().map(|&s| ms(s)).collect(),
         headers_sent: Some(ms(0)),
         ended: sends.last().map(|&s| ms(s)),
+        gap: None,
     }
 }
 
@@ -81,7 +82,12 @@ const SENDS: &[u64] = &[400, 800, 1200, 1600, 2000, 2400];
 
 #[test]
 fn on_time_events_stream() {
-    let r = rec(GOOD, &[402, 803, 1201, 1605, 2002, 2401], 2402, End::Complete);
+    let r = rec(
+        GOOD,
+        &[402, 803, 1201, 1605, 2002, 2401],
+        2402,
+        End::Complete,
+    );
     let v = judge(&r, Reference::Schedule(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Streamed);
     assert_eq!(v.threshold, ms(200));
@@ -91,7 +97,12 @@ fn on_time_events_stream() {
 
 #[test]
 fn noise_below_half_a_gap_is_not_holding() {
-    let r = rec(GOOD, &[402, 990, 1201, 1605, 2002, 2401], 2402, End::Complete);
+    let r = rec(
+        GOOD,
+        &[402, 990, 1201, 1605, 2002, 2401],
+        2402,
+        End::Complete,
+    );
     let v = judge(&r, Reference::Schedule(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Streamed);
 }
@@ -109,7 +120,12 @@ fn everything_at_the_end_is_held_until_end() {
 
 #[test]
 fn clumps_before_the_end_are_batched() {
-    let r = rec(GOOD, &[1201, 1201, 1201, 2401, 2401, 2401], 2402, End::Complete);
+    let r = rec(
+        GOOD,
+        &[1201, 1201, 1201, 2401, 2401, 2401],
+        2402,
+        End::Complete,
+    );
     let v = judge(&r, Reference::Schedule(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Batched);
     assert!(v.has("events-held"));
@@ -118,7 +134,12 @@ fn clumps_before_the_end_are_batched() {
 
 #[test]
 fn consistent_small_delay_is_added_latency_not_batching() {
-    let r = rec(GOOD, &[480, 880, 1280, 1680, 2080, 2480], 2481, End::Complete);
+    let r = rec(
+        GOOD,
+        &[480, 880, 1280, 1680, 2080, 2480],
+        2481,
+        End::Complete,
+    );
     let v = judge(&r, Reference::Schedule(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Streamed);
     assert!(v.has("added-latency"));
@@ -138,17 +159,32 @@ fn an_abort_is_a_cut_and_so_is_a_short_clean_end() {
     assert_eq!(v.delivery, Delivery::Cut);
     assert!(v.has("stream-cut"));
     let r = rec(GOOD, &[402, 803], 900, End::Complete);
-    assert_eq!(judge(&r, Reference::Schedule(&sched(SENDS))).delivery, Delivery::Cut);
+    assert_eq!(
+        judge(&r, Reference::Schedule(&sched(SENDS))).delivery,
+        Delivery::Cut
+    );
 }
 
 #[test]
 fn late_headers_with_streamed_events_are_first_byte_delayed() {
-    let mut r = rec(GOOD, &[402, 803, 1201, 1605, 2002, 2401], 2402, End::Complete);
+    let mut r = rec(
+        GOOD,
+        &[402, 803, 1201, 1605, 2002, 2401],
+        2402,
+        End::Complete,
+    );
     r.headers_at = ms(401);
     let v = judge(&r, Reference::Schedule(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::FirstByteDelayed);
     assert!(v.has("first-byte-delayed"));
+    // the origin sent its headers at once: a hop held them, not the origin
+    assert!(!v.has("headers-with-first-event"));
+    let mut origin_late = sched(SENDS);
+    origin_late.headers_sent = Some(ms(399));
+    let v = judge(&r, Reference::Schedule(&origin_late));
+    assert_eq!(v.delivery, Delivery::Streamed);
     assert!(v.has("headers-with-first-event"));
+    assert!(judge(&r, Reference::None).has("headers-with-first-event"));
 }
 
 #[test]
@@ -160,13 +196,26 @@ fn no_events_is_its_own_class() {
 
 #[test]
 fn baseline_comparison_uses_the_baseline_spacing() {
-    let base = rec(GOOD, &[402, 803, 1201, 1605, 2002, 2401], 2402, End::Complete);
-    let same = rec(GOOD, &[410, 810, 1210, 1610, 2010, 2410], 2411, End::Complete);
+    let base = rec(
+        GOOD,
+        &[402, 803, 1201, 1605, 2002, 2401],
+        2402,
+        End::Complete,
+    );
+    let same = rec(
+        GOOD,
+        &[410, 810, 1210, 1610, 2010, 2410],
+        2411,
+        End::Complete,
+    );
     let v = judge(&same, Reference::Baseline(&base));
     assert_eq!(v.basis, Basis::Baseline);
     assert_eq!(v.delivery, Delivery::Streamed);
     let held = rec(GOOD, &[2403; 6], 2404, End::Complete);
-    assert_eq!(judge(&held, Reference::Baseline(&base)).delivery, Delivery::HeldUntilEnd);
+    assert_eq!(
+        judge(&held, Reference::Baseline(&base)).delivery,
+        Delivery::HeldUntilEnd
+    );
 }
 
 #[test]
@@ -176,7 +225,12 @@ fn inference_without_reference_is_conservative() {
     assert_eq!(v.basis, Basis::Inferred);
     assert_eq!(v.delivery, Delivery::HeldUntilEnd);
     assert!(v.findings[0].evidence.contains("inferred"));
-    let spread = rec(GOOD, &[402, 803, 1201, 1605, 2002, 2401], 2402, End::Complete);
+    let spread = rec(
+        GOOD,
+        &[402, 803, 1201, 1605, 2002, 2401],
+        2402,
+        End::Complete,
+    );
     assert_eq!(judge(&spread, Reference::None).delivery, Delivery::Streamed);
     // a short stream whose events all came at once proves nothing
     let short = rec(GOOD, &[20, 20, 20], 21, End::Complete);
@@ -233,7 +287,11 @@ fn behind_nginx_the_x_accel_advice_says_it_proves_nothing() {
         ("server", "nginx/1.22.1"),
     ];
     let v = judge(&rec(h, &[402], 403, End::Complete), Reference::None);
-    let f = v.findings.iter().find(|f| f.id() == "missing-x-accel-buffering").unwrap();
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.id() == "missing-x-accel-buffering")
+        .unwrap();
     assert!(f.evidence.contains("strips"), "{}", f.evidence);
 }
 

@@ -1,0 +1,60 @@
+//! The conformance suite: one trial per `cases/*.yaml`.
+//!
+//! Each trial loads its case, runs the scenario (fixture origin → chain → probe), checks the case's
+//! `expect`, then compares the normalized report with the committed snapshot `reports/<case>.snap`.
+//! The normalizer is the product's own (`ssegate run` writes the same form), so snapshots stay identical
+//! run after run. To accept intended changes: `INSTA_UPDATE=always cargo test --test conformance`, then
+//! review the diff of `reports/` like any other change.
+//!
+//! Cases mostly wait on timers, so they run many at once (`--test-threads` still wins when given).
+
+use std::path::{Path, PathBuf};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use ssegate::case::{self, Case};
+use ssegate::probe::error_chain;
+use ssegate::target::profile;
+
+fn main() {
+    let mut args = Arguments::from_args();
+    if args.test_threads.is_none() {
+        args.test_threads = Some(64);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = case::discover(&[root.join("cases")]).expect("cases/ is readable");
+    let trials = files
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Trial::test(name, move || run(&path))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn run(path: &PathBuf) -> Result<(), Failed> {
+    let case = Case::load(path, &profile::builtin_dir())
+        .map_err(|e| format!("{:?}", miette::Report::new(e)))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let outcome = rt
+        .block_on(ssegate::runner::run_case(&case))
+        .map_err(|e| error_chain(&e))?;
+    let report = ssegate::report::normalized(&outcome);
+    if !outcome.passed() {
+        return Err(format!("{} did not meet its expectation:\n{report}", case.name).into());
+    }
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("reports"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.set_input_file(path);
+    let name = case.name.clone();
+    settings.bind(|| insta::assert_snapshot!(name, report));
+    Ok(())
+}

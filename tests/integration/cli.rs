@@ -1,0 +1,333 @@
+//! The `ssegate` binary end to end: `fixture` + `probe`, `run`, errors and exit codes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ssegate"))
+}
+
+/// `ssegate fixture PROFILE` as a separate process, killed on drop.
+struct Fixture {
+    child: Child,
+    url: String,
+}
+
+impl Fixture {
+    fn start(profile: &str) -> Fixture {
+        let mut child = bin()
+            .args(["fixture", profile, "--duration", "60s"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn ssegate fixture");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
+        Fixture {
+            child,
+            url: line.trim().to_string(),
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn probe_json(url: &str, extra: &[&str]) -> Value {
+    let out = bin()
+        .args(["probe", url, "--format", "json", "--duration", "20s"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("probe prints one JSON document")
+}
+
+fn finding_ids(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn plain_fixture_streams_with_missing_no_transform() {
+    let f = Fixture::start("plain");
+    let v = probe_json(&f.url, &[]);
+    assert_eq!(v["delivery"], "streamed");
+    assert_eq!(v["basis"], "inferred");
+    let ids = finding_ids(&v);
+    assert!(ids.contains(&"missing-no-transform".to_string()), "{ids:?}");
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 6);
+    // events 400 ms apart arrive roughly 400 ms apart
+    let a1 = events[0]["arrival_ms"].as_f64().unwrap();
+    let a6 = events[5]["arrival_ms"].as_f64().unwrap();
+    assert!(a6 - a1 > 1500.0, "{a1} {a6}");
+    assert!(v["headers"].is_array());
+    for f in v["findings"].as_array().unwrap() {
+        for key in ["id", "severity", "evidence", "why", "fix"] {
+            assert!(f.get(key).is_some(), "finding lacks {key}: {f}");
+        }
+    }
+}
+
+#[test]
+fn hardened_fixture_has_no_header_findings() {
+    let f = Fixture::start("hardened");
+    let v = probe_json(&f.url, &[]);
+    assert_eq!(v["delivery"], "streamed");
+    assert!(finding_ids(&v).is_empty(), "{:?}", finding_ids(&v));
+}
+
+#[test]
+fn content_length_fixture_is_flagged() {
+    let f = Fixture::start("content-length");
+    let v = probe_json(&f.url, &[]);
+    assert!(finding_ids(&v).contains(&"content-length-on-stream".to_string()));
+    assert_eq!(v["framing"], "content-length");
+}
+
+#[test]
+fn unterminated_fixture_dispatches_nothing() {
+    let f = Fixture::start("unterminated");
+    let v = probe_json(&f.url, &[]);
+    assert_eq!(v["delivery"], "no-events");
+    let ids = finding_ids(&v);
+    assert!(ids.contains(&"event-not-terminated".to_string()), "{ids:?}");
+    assert!(ids.contains(&"no-events-dispatched".to_string()), "{ids:?}");
+}
+
+#[test]
+fn held_fixture_is_inferred_held_until_end() {
+    let f = Fixture::start("held");
+    let v = probe_json(&f.url, &[]);
+    assert_eq!(v["delivery"], "held-until-end");
+    let held = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "held-until-end")
+        .expect("held-until-end finding");
+    assert!(held["evidence"].as_str().unwrap().contains("inferred"));
+}
+
+#[test]
+fn early_close_is_told_from_a_clean_end() {
+    let f = Fixture::start("early-close");
+    let v = probe_json(&f.url, &[]);
+    assert_eq!(v["end"]["kind"], "aborted");
+    assert_eq!(v["delivery"], "cut");
+    let plain = Fixture::start("plain");
+    assert_eq!(probe_json(&plain.url, &[])["end"]["kind"], "complete");
+}
+
+#[test]
+fn duration_and_byte_limits_end_the_recording_with_a_finding() {
+    let f = Fixture::start("heartbeat");
+    let v = probe_json(&f.url, &["--duration", "700ms"]);
+    assert_eq!(v["end"]["kind"], "limit");
+    assert_eq!(v["end"]["limit"], "duration");
+    assert!(finding_ids(&v).contains(&"duration-limit-reached".to_string()));
+    let v = probe_json(&f.url, &["--max-bytes", "10"]);
+    assert_eq!(v["end"]["limit"], "bytes");
+    assert!(finding_ids(&v).contains(&"byte-limit-reached".to_string()));
+}
+
+#[test]
+fn secrets_never_reach_the_output() {
+    let f = Fixture::start("plain");
+    let out = bin()
+        .args([
+            "probe",
+            &f.url,
+            "--format",
+            "json",
+            "-H",
+            "Authorization: Bearer s3cr3t",
+            "-H",
+            "X-Api-Key: k3y",
+            "--secret-header",
+            "x-api-key",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("<redacted>"));
+    assert!(!text.contains("s3cr3t") && !text.contains("k3y"), "{text}");
+}
+
+#[test]
+fn probe_of_a_closed_port_is_a_setup_error() {
+    let out = bin()
+        .args(["probe", "http://127.0.0.1:9/", "--duration", "3s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("ssegate: failed to connect"), "{err}");
+}
+
+#[test]
+fn bad_usage_is_exit_2() {
+    let out = bin()
+        .args(["probe", "http://x/", "-H", "nocolon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = bin()
+        .args(["probe", "http://x/", "--duration", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unknown_fixture_profile_suggests_the_nearest() {
+    let out = bin().args(["fixture", "plian"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did you mean `plain`"), "{err}");
+}
+
+#[test]
+fn invalid_case_files_are_all_listed_and_nothing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        "description: x\ntarget:\n  profile: plain\nchian: []\nexpect:\n  delivery: streamed\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        "description: x\ntarget:\n  profile: plain\nchain:\n  - nginx: unbufered\nexpect:\n  delivery: streamed\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        "description: x\ntarget:\n  profile: plain\nexpect:\n  delivery: streamed\n  findings: [missing-no-transfrom]\n",
+    )
+    .unwrap();
+    let out = bin()
+        .env("NO_COLOR", "1")
+        .args(["run", "--no-report"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a.yaml:4:1"), "{err}");
+    assert!(err.contains("did you mean `chain`"), "{err}");
+    assert!(err.contains("b.yaml:5"), "{err}");
+    assert!(err.contains("did you mean `unbuffered`"), "{err}");
+    assert!(err.contains("c.yaml:6"), "{err}");
+    assert!(err.contains("did you mean `missing-no-transform`"), "{err}");
+    assert!(
+        err.contains("3 invalid case file(s); nothing was run"),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_filters_writes_reports_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["run", "--filter", "hardened-direct", "--report-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("hardened-direct"));
+    assert!(table.contains("1 passed, 0 failed"), "{table}");
+    assert!(dir.path().join("summary.md").is_file());
+    let run: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["cases"][0]["result"], "pass");
+    let snap = std::fs::read_to_string(dir.path().join("cases/hardened-direct.txt")).unwrap();
+    assert!(snap.contains("delivery: streamed"));
+}
+
+#[test]
+fn a_failed_expectation_exits_4_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wrong.yaml"),
+        "description: plain direct does not hold anything\ntarget:\n  profile: plain\nexpect:\n  delivery: held-until-end\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["run", "--no-report"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("expected delivery `held-until-end`, measured `streamed`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_run_that_selects_nothing_exits_6() {
+    let out = bin()
+        .args(["run", "--filter", "no-such-case", "--no-report"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+}
+
+#[test]
+fn missing_nginx_names_the_package() {
+    let out = bin()
+        .env("SSEGATE_NGINX", "/nonexistent/nginx")
+        .args(["run", "--filter", "plain-nginx-default", "--no-report"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("apt-get install -y nginx-light"), "{err}");
+}
+
+#[test]
+fn a_dying_nginx_is_reported_with_its_exit_status_and_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("nginx");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'nginx: [emerg] something is badly wrong' >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = bin()
+        .env("SSEGATE_NGINX", &fake)
+        .args(["run", "--filter", "plain-nginx-default", "--no-report"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("exited with exit status: 1"), "{err}");
+    assert!(err.contains("something is badly wrong"), "{err}");
+}

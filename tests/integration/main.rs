@@ -1,0 +1,3 @@
+//! ssegate's integration tests: one binary, one module per area.
+
+mod cli;
