@@ -232,11 +232,17 @@ fn clean_message(m: &str) -> String {
     }
 }
 
-/// For "unknown field `x`, expected one of `a`, `b`" (and variants), suggest the nearest name.
+/// For "unknown field `x`, expected one of a, b" (with or without backticks), suggest the nearest name.
 fn suggest_from_message(m: &str) -> Option<String> {
     let (head, tail) = m.split_once("expected")?;
     let bad = head.split('`').nth(1)?;
-    let options: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+    let tail = tail.trim_start();
+    let tail = tail.strip_prefix("one of").unwrap_or(tail);
+    let options: Vec<&str> = tail
+        .split([',', ' '])
+        .map(|o| o.trim().trim_matches('`'))
+        .filter(|o| !o.is_empty() && *o != "or")
+        .collect();
     if options.is_empty() {
         return None;
     }
@@ -259,5 +265,61 @@ pub fn name_help<S: AsRef<str>>(name: &str, known: &[S]) -> String {
     match did_you_mean(name, list.iter().copied()) {
         Some(s) => format!("did you mean `{s}`? valid: {}", list.join(", ")),
         None => format!("valid: {}", list.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_come_from_serde_messages() {
+        let h = suggest_from_message(
+            "unknown field `chian`, expected one of description, target, chain",
+        )
+        .unwrap();
+        assert!(h.starts_with("did you mean `chain`?"), "{h}");
+        let h = suggest_from_message(
+            "unknown variant `streamd`, expected one of `streamed`, `batched`",
+        )
+        .unwrap();
+        assert!(h.starts_with("did you mean `streamed`?"), "{h}");
+        assert_eq!(suggest_from_message("invalid type: integer"), None);
+    }
+
+    #[test]
+    fn did_you_mean_needs_a_close_name() {
+        assert_eq!(
+            did_you_mean("plian", ["plain", "hardened"]).as_deref(),
+            Some("plain")
+        );
+        assert_eq!(did_you_mean("zzzzzz", ["plain", "hardened"]), None);
+    }
+
+    #[test]
+    fn every_builtin_case_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
+        let files = discover(&[dir]).unwrap();
+        assert!(files.len() >= 20);
+        let (cases, errors) = load_all(&files, &crate::target::profile::builtin_dir());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(cases.len(), files.len());
+    }
+
+    #[test]
+    fn semantic_errors_point_at_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.yaml");
+        std::fs::write(
+            &p,
+            "description: d\ntarget:\n  profile: plian\nexpect:\n  delivery: streamed\n",
+        )
+        .unwrap();
+        let e = Case::load(&p, &crate::target::profile::builtin_dir()).unwrap_err();
+        let LoadError::Invalid(inv) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!((inv.line, inv.column), (3, 12));
+        assert!(inv.help.unwrap().contains("did you mean `plain`"));
     }
 }

@@ -45,6 +45,7 @@ pub enum Format {
 }
 
 #[derive(Debug, Args)]
+#[command(args_override_self = true)]
 pub struct ProbeArgs {
     /// The SSE endpoint (http or https).
     pub url: String,

@@ -402,6 +402,12 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
         rec.wire_bytes += chunk.len() as u64;
         let decoded = match dec.push(&chunk) {
             Ok(d) => d,
+            Err(crate::decode::DecodeError::TooLarge { .. }) => {
+                rec.end = End::Limit {
+                    limit: LimitKind::Bytes,
+                };
+                break;
+            }
             Err(e) => {
                 rec.end = End::Undecodable {
                     reason: error_chain(&e),

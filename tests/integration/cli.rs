@@ -331,3 +331,74 @@ fn a_dying_nginx_is_reported_with_its_exit_status_and_log() {
     assert!(err.contains("exited with exit status: 1"), "{err}");
     assert!(err.contains("something is badly wrong"), "{err}");
 }
+
+/// Pids whose parent is `pid` (from /proc).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ..." — comm may contain spaces, so split after the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid)
+            && let Some(child) = e.file_name().to_str().and_then(|s| s.parse().ok())
+        {
+            out.push(child);
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn ctrl_c_stops_every_child_process() {
+    let mut run = bin()
+        .args(["run", "--filter", "nginx-short-idle", "--no-report"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = run.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let kids = loop {
+        let k = children_of(pid);
+        if k.len() >= 2 {
+            break k;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nginx children never appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // SAFETY: signalling a child we spawned.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGINT);
+    }
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ssegate did not exit after SIGINT"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let survivors: Vec<u32> = kids.into_iter().filter(|&k| alive(k)).collect();
+    assert!(survivors.is_empty(), "children survived: {survivors:?}");
+}
