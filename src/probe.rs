@@ -50,6 +50,8 @@ pub struct Limits {
     pub max_line: usize,
     /// Most reads kept individually (later reads are still counted).
     pub max_reads: usize,
+    /// Stop after this many events (real endpoints may never end).
+    pub max_events: Option<usize>,
 }
 
 impl Default for Limits {
@@ -60,6 +62,7 @@ impl Default for Limits {
             max_bytes: 16 << 20,
             max_line: 1 << 20,
             max_reads: 100_000,
+            max_events: None,
         }
     }
 }
@@ -150,6 +153,7 @@ pub enum LimitKind {
     Duration,
     Bytes,
     LineLength,
+    Events,
 }
 
 /// How the body ended.
@@ -428,6 +432,12 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
         }
         parser.feed(&decoded, &mut items);
         take_items(&mut rec, &mut items, at, read_index);
+        if req.limits.max_events.is_some_and(|m| rec.events.len() >= m) {
+            rec.end = End::Limit {
+                limit: LimitKind::Events,
+            };
+            break;
+        }
         if parser.over_limit() {
             rec.end = End::Limit {
                 limit: LimitKind::LineLength,

@@ -133,19 +133,41 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
 mod tests {
     use super::*;
 
+    /// Alive and not a zombie (a killed orphan stays a zombie until init reaps it).
+    fn running(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                !s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false)
+    }
+
     #[test]
     fn dropping_the_guard_kills_the_whole_group() {
+        use std::io::BufRead;
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", "sleep 30 & sleep 30"]);
-        let g = ChildGuard::spawn(&mut cmd, "sleeper").unwrap();
-        let pgid = g.pgid;
+        cmd.args(["-c", "sleep 30 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped());
+        let mut g = ChildGuard::spawn(&mut cmd, "sleeper").unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(g.child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let grandchild: u32 = line.trim().parse().unwrap();
+        let shell = g.pid();
+        assert!(running(grandchild));
+        assert_eq!(live_count_of(g.pgid), 1);
         drop(g);
-        // SAFETY: signal 0 only checks for existence.
-        let alive = unsafe { libc::killpg(pgid, 0) } == 0;
-        // the background sleep may take a moment to be reaped by init, but it must have been signalled
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let still = unsafe { libc::killpg(pgid, 0) } == 0;
-        assert!(!(alive && still), "process group {pgid} survived");
+        assert!(!running(shell), "the shell survived");
+        assert!(!running(grandchild), "the background child survived");
+    }
+
+    fn live_count_of(pgid: i32) -> usize {
+        LIVE.lock()
+            .map(|l| usize::from(l.contains(&pgid)))
+            .unwrap_or(0)
     }
 
     #[test]

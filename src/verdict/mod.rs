@@ -290,13 +290,18 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
     let lost = expected_events.is_some_and(|x| n < x);
     let last_expected = ref_points.last().copied();
 
-    let delivery = if n == 0 {
+    // Events the reference has but that never arrived before the probe stopped listening: held.
+    let missing = match rec.end {
+        End::Limit { .. } => expected_events.map_or(0, |x| x.saturating_sub(n)),
+        _ => 0,
+    };
+    let delivery = if n == 0 && missing == 0 {
         Delivery::NoEvents
     } else if aborted || (lost && rec.end == End::Complete) {
         Delivery::Cut
     } else if basis == Basis::Inferred {
         infer(rec, &bursts, t, &mut findings)
-    } else if held == 0 {
+    } else if held == 0 && missing == 0 {
         if headers_late {
             Delivery::FirstByteDelayed
         } else {
@@ -307,7 +312,8 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
             .unwrap_or(rec.ended_at)
             .min(rec.ended_at)
             .saturating_sub(t);
-        if n >= 2 && events.iter().all(|e| e.arrival >= end_mark) {
+        let at_end = events.iter().all(|e| e.arrival >= end_mark);
+        if n == 0 || (at_end && (n >= 2 || missing > 0)) {
             Delivery::HeldUntilEnd
         } else {
             Delivery::Batched
@@ -321,6 +327,14 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
         ""
     };
     match delivery {
+        Delivery::HeldUntilEnd if missing > 0 => findings.push(Finding::new(
+            "held-until-end",
+            format!(
+                "{n} of {} events arrived, all at the end; {missing} had not arrived when the probe stopped at {}",
+                n + missing,
+                ms(rec.ended_at)
+            ),
+        )),
         Delivery::HeldUntilEnd => findings.push(Finding::new(
             "held-until-end",
             format!(
@@ -331,10 +345,15 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
         )),
         Delivery::Batched if basis != Basis::Inferred => {
             let longest = latency_max.unwrap_or_default();
+            let never = if missing > 0 {
+                format!("; {missing} more never arrived before the probe stopped")
+            } else {
+                String::new()
+            };
             findings.push(Finding::new(
                 "events-held",
                 format!(
-                    "{held} of {n} events arrived more than {} late (longest {}); {} bursts",
+                    "{held} of {n} events arrived more than {} late (longest {}); {} bursts{never}",
                     ms(t),
                     ms(longest),
                     bursts.len()
@@ -729,6 +748,12 @@ fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
         } => out.push(Finding::new(
             "duration-limit-reached",
             format!("stopped listening at {}", ms(rec.ended_at)),
+        )),
+        End::Limit {
+            limit: LimitKind::Events,
+        } => out.push(Finding::new(
+            "event-limit-reached",
+            format!("stopped after {} events", rec.events.len()),
         )),
         _ => {}
     }

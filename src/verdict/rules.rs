@@ -143,6 +143,9 @@ rules! {
     "byte-limit-reached" Info "probe"
         why "the probe stopped at its byte limit; what followed was not measured"
         fix "raise the limit if the stream is meant to be that large";
+    "event-limit-reached" Info "probe"
+        why "the probe stopped after the configured number of events; the stream was still open"
+        fix "none needed for endless streams";
     "duration-limit-reached" Info "probe"
         why "the probe stopped listening at its duration limit; the stream was still open"
         fix "none needed for endless streams";

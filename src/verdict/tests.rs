@@ -303,3 +303,24 @@ fn buffer_sized_clumps() {
     assert!(!is_buffer_sized(1460));
     assert!(!is_buffer_sized(6144));
 }
+
+#[test]
+fn events_that_never_arrived_before_a_limit_are_held() {
+    let limit = End::Limit {
+        limit: crate::probe::LimitKind::Duration,
+    };
+    let r = rec(GOOD, &[], 3000, limit.clone());
+    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    assert_eq!(v.delivery, Delivery::HeldUntilEnd);
+    assert!(
+        v.findings[0].evidence.contains("6 had not arrived"),
+        "{}",
+        v.findings[0].evidence
+    );
+    let r = rec(GOOD, &[402, 803], 3000, limit);
+    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    assert_eq!(v.delivery, Delivery::Batched);
+    // without a reference, nothing is known to be missing
+    let r = rec(GOOD, &[], 3000, End::Complete);
+    assert_eq!(judge(&r, Reference::None).delivery, Delivery::NoEvents);
+}
