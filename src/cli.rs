@@ -34,6 +34,12 @@ pub enum Command {
     Fixture(FixtureArgs),
     /// Run conformance cases (default: the built-in `cases/`) through real and built-in intermediaries.
     Run(RunArgs),
+    /// Gate your own endpoint: start it, run it through every chain, fail on what the origin can fix.
+    Check(CheckArgs),
+    /// Diagnose a deployed stream from the client side: lint, classify, fingerprint, rank causes.
+    Doctor(DoctorArgs),
+    /// Write a commented starter `ssegate.yaml`.
+    Init(InitArgs),
     /// List every finding id with its severity, reason and fixes (Markdown).
     Findings,
 }
@@ -106,6 +112,104 @@ pub struct RunArgs {
     /// Write no report files.
     #[arg(long)]
     pub no_report: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Human,
+    /// JSON Lines described by `schema/check.schema.json`.
+    Json,
+    Junit,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The config file.
+    #[arg(short = 'c', long, default_value = "ssegate.yaml")]
+    pub config: PathBuf,
+    /// Check an already running server at this URL instead of starting `target.command`.
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: CheckFormat,
+    /// Write the formatted report here (the human summary still goes to stdout).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Also write a self-contained HTML report with a timeline picture.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Run only part of the matrix: `K/N` runs every N-th chain starting at the K-th (sorted by name).
+    #[arg(long, value_name = "K/N")]
+    pub partition: Option<String>,
+    /// Chains probed at once.
+    #[arg(long, short = 'j', default_value_t = 16)]
+    pub jobs: usize,
+    /// Colour in human output: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+    /// The server to start, replacing `target.command` (`{port}` is replaced; PORT is exported).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    fn enabled(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(args_override_self = true)]
+pub struct DoctorArgs {
+    /// The stream to diagnose (typically the deployed https URL).
+    pub url: String,
+    /// The same stream without the infrastructure (typically the local server), recorded first as the
+    /// baseline.
+    #[arg(long)]
+    pub compare: Option<String>,
+    /// Extra request header, `Name: value` (repeatable; sent to both URLs).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    #[arg(long, value_name = "BODY")]
+    pub data: Option<String>,
+    /// Run discriminating re-probes (e.g. again with `Accept-Encoding: identity`) and report what they prove.
+    #[arg(long)]
+    pub active: bool,
+    /// Stop listening after this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// A header name whose value must never be printed.
+    #[arg(long = "secret-header", value_name = "NAME")]
+    pub secret_headers: Vec<String>,
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write it.
+    #[arg(default_value = "ssegate.yaml")]
+    pub path: PathBuf,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Parse `500ms`, `2s`, `1.5s`, `2m`; a bare number is seconds.
@@ -188,6 +292,9 @@ async fn dispatch(cli: Cli) -> i32 {
         Command::Probe(a) => probe_cmd(a).await,
         Command::Fixture(a) => fixture_cmd(a).await,
         Command::Run(a) => run_cmd(a).await,
+        Command::Check(a) => check_cmd(a).await,
+        Command::Doctor(a) => doctor_cmd(a).await,
+        Command::Init(a) => init_cmd(a),
         Command::Findings => {
             out(&findings_markdown());
             exit::OK
@@ -286,6 +393,139 @@ async fn fixture_cmd(a: FixtureArgs) -> i32 {
         None => std::future::pending::<()>().await,
     }
     exit::OK
+}
+
+fn init_cmd(a: InitArgs) -> i32 {
+    if a.path.exists() && !a.force {
+        eprint_error(&format!(
+            "failed to write {}: it exists (use --force to overwrite)",
+            a.path.display()
+        ));
+        return exit::USAGE;
+    }
+    match std::fs::write(&a.path, crate::config::STARTER) {
+        Ok(()) => {
+            eprintln!("wrote {}", a.path.display());
+            exit::OK
+        }
+        Err(e) => {
+            eprint_error(&format!("failed to write {}: {e}", a.path.display()));
+            exit::SETUP
+        }
+    }
+}
+
+fn headers_from(list: &[String]) -> Result<Vec<(String, String)>, String> {
+    list.iter().map(|h| parse_header(h)).collect()
+}
+
+async fn doctor_cmd(a: DoctorArgs) -> i32 {
+    let headers = match headers_from(&a.headers) {
+        Ok(h) => h,
+        Err(e) => {
+            eprint_error(&e);
+            return exit::USAGE;
+        }
+    };
+    let make = |url: &str| {
+        let mut r = ProbeRequest::new(url.to_string());
+        r.method = a.method.clone();
+        r.body = a.data.clone();
+        r.headers = headers.clone();
+        r.limits.duration = a.duration;
+        r.secret_headers = a.secret_headers.clone();
+        r
+    };
+    let req = crate::doctor::DoctorRequest {
+        target: make(&a.url),
+        compare: a.compare.as_deref().map(make),
+        active: a.active,
+    };
+    let d = match crate::doctor::doctor(&req).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprint_error(&error_chain(&e));
+            return exit::SETUP;
+        }
+    };
+    let text = match a.format {
+        Format::Human => report::check::doctor_human(&d),
+        Format::Json => {
+            serde_json::to_string_pretty(&report::check::doctor_json(&d)).unwrap_or_default() + "\n"
+        }
+    };
+    out(&text);
+    exit::OK
+}
+
+async fn check_cmd(a: CheckArgs) -> i32 {
+    let loaded = if a.config.is_file() {
+        match crate::config::load(&a.config) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("{:?}", miette::Report::new(e));
+                return exit::INVALID_INPUT;
+            }
+        }
+    } else if a.url.is_some() || !a.command.is_empty() {
+        crate::config::from_flags()
+    } else {
+        eprint_error(&format!(
+            "failed to read {}: no such file; write one with `ssegate init`, or give `--url URL` or `-- COMMAND`",
+            a.config.display()
+        ));
+        return exit::INVALID_INPUT;
+    };
+    let partition = match a.partition.as_deref().map(crate::check::parse_partition) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            eprint_error(&e.to_string());
+            return exit::USAGE;
+        }
+    };
+    let opts = crate::check::CheckOptions {
+        command: (!a.command.is_empty()).then(|| a.command.clone()),
+        url: a.url.clone(),
+        partition,
+        jobs: a.jobs,
+    };
+    let r = match crate::check::check(&loaded, &opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprint_error(&error_chain(&e));
+            return exit::SETUP;
+        }
+    };
+    let formatted = match a.format {
+        CheckFormat::Human => {
+            report::check::check_human(&r, a.color.enabled() && a.output.is_none())
+        }
+        CheckFormat::Json => report::check::check_jsonl(&r),
+        CheckFormat::Junit => report::check::check_junit(&r),
+        CheckFormat::Markdown => report::check::check_markdown(&r),
+    };
+    match &a.output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &formatted) {
+                eprint_error(&format!("failed to write {}: {e}", path.display()));
+                return exit::SETUP;
+            }
+            if a.format != CheckFormat::Human {
+                out(&report::check::check_human(&r, a.color.enabled()));
+            }
+        }
+        None => {
+            out(&formatted);
+        }
+    }
+    if let Some(path) = &a.html
+        && let Err(e) = std::fs::write(path, report::check::check_html(&r))
+    {
+        eprint_error(&format!("failed to write {}: {e}", path.display()));
+        return exit::SETUP;
+    }
+    if r.passed { exit::OK } else { exit::FAILED }
 }
 
 fn builtin_cases_dir() -> PathBuf {

@@ -6,8 +6,11 @@
 //! event; [`verdict`] judges the recording; [`report`] renders the outcome.
 
 pub mod case;
+pub mod check;
 pub mod cli;
+pub mod config;
 pub mod decode;
+pub mod doctor;
 pub mod error;
 pub mod intermediary;
 pub mod probe;

@@ -1,3 +1,4 @@
 //! ssegate's integration tests: one binary, one module per area.
 
+mod check;
 mod cli;

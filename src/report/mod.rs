@@ -4,6 +4,8 @@
 //! snapshots. It buckets every timing relative to the schedule (on time / held), and redacts durations,
 //! ports, temporary paths and program versions, so a report is identical run after run on a loaded machine.
 
+pub mod check;
+
 use std::fmt::Write as _;
 use std::time::Duration;
 

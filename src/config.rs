@@ -1,0 +1,394 @@
+//! `ssegate.yaml`: a user's own endpoint, the chains to put in front of it, and what the gate demands.
+//!
+//! The same schema family and loader as conformance cases ([`crate::case`]): unknown keys are errors with
+//! file, line, column and a did-you-mean.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::case::{name_help, parse_yaml};
+use crate::error::LoadError;
+use crate::intermediary::HopSpec;
+use crate::intermediary::builtin::{CoalesceOpts, IdleCutOpts};
+use crate::target::command::{CommandSpec, ReadySpec};
+use crate::verdict::{Delivery, Severity};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub target: TargetConfig,
+    #[serde(default)]
+    pub listen: Listen,
+    /// Named chains, origin side first. Absent = [`default_matrix`], which covers every hop.
+    pub matrix: Option<BTreeMap<String, Vec<HopSpec>>>,
+    #[serde(default)]
+    pub expect: GateExpect,
+    /// Header names whose values are never printed (Authorization and Cookie always are).
+    #[serde(default)]
+    pub secret_headers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Program and arguments; `{port}` is replaced by the port to listen on (also exported as `PORT`).
+    pub command: Option<Vec<String>>,
+    /// Working directory of the command, relative to the config file.
+    pub cwd: Option<PathBuf>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub url: UrlSpec,
+    #[serde(default)]
+    pub ready: ReadySpec,
+}
+
+/// The request that opens the stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlSpec {
+    /// A complete URL of an already running server (instead of `command`).
+    pub base: Option<String>,
+    /// Path of the stream on the started command.
+    #[serde(default = "default_path")]
+    pub path: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+}
+
+fn default_path() -> String {
+    "/".into()
+}
+fn default_method() -> String {
+    "GET".into()
+}
+
+impl Default for UrlSpec {
+    fn default() -> Self {
+        UrlSpec {
+            base: None,
+            path: default_path(),
+            method: default_method(),
+            headers: BTreeMap::new(),
+            body: None,
+        }
+    }
+}
+
+/// How long to listen: real endpoints may never end.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// Stop after this many events.
+    pub events: Option<usize>,
+    /// Stop after this long at most.
+    #[serde(default = "default_listen_ms")]
+    pub duration_ms: u64,
+}
+
+fn default_listen_ms() -> u64 {
+    20_000
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            events: None,
+            duration_ms: default_listen_ms(),
+        }
+    }
+}
+
+/// What passes the gate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateExpect {
+    /// Delivery per chain name (`direct` for the baseline, `default` for every chain not named).
+    /// A chain named here fails the gate when it differs, even if only an operator can fix it.
+    #[serde(default)]
+    pub delivery: BTreeMap<String, Delivery>,
+    /// Finding ids that never fail the gate.
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    /// Finding ids that fail the gate whatever their severity, on any chain.
+    #[serde(default)]
+    pub deny: Vec<Spanned<String>>,
+    /// The least severity of a direct-baseline finding that fails the gate.
+    #[serde(default = "default_fail_on")]
+    pub fail_on: Severity,
+}
+
+fn default_fail_on() -> Severity {
+    Severity::Error
+}
+
+impl Default for GateExpect {
+    fn default() -> Self {
+        GateExpect {
+            delivery: BTreeMap::new(),
+            allow: Vec::new(),
+            deny: Vec::new(),
+            fail_on: default_fail_on(),
+        }
+    }
+}
+
+/// The default matrix: one chain per hop, with options sized for real endpoints.
+pub fn default_matrix() -> BTreeMap<String, Vec<HopSpec>> {
+    let mut m = BTreeMap::new();
+    for c in ["default", "unbuffered", "gzip", "http11"] {
+        m.insert(format!("nginx-{c}"), vec![HopSpec::Nginx(c.into())]);
+    }
+    m.insert(
+        "compression".into(),
+        vec![HopSpec::Compression(Default::default())],
+    );
+    m.insert(
+        "content-length".into(),
+        vec![HopSpec::ContentLength(Default::default())],
+    );
+    m.insert("http10".into(), vec![HopSpec::Http10]);
+    m.insert(
+        "coalesce".into(),
+        vec![HopSpec::Coalesce(CoalesceOpts::default())],
+    );
+    m.insert(
+        "idle-cut".into(),
+        vec![HopSpec::IdleCut(IdleCutOpts { after_ms: 5000 })],
+    );
+    m
+}
+
+/// A loaded, validated config.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub path: Option<PathBuf>,
+    pub config: Config,
+    pub matrix: BTreeMap<String, Vec<HopSpec>>,
+}
+
+impl Loaded {
+    /// The command to run, with `cwd` resolved against the config file's directory.
+    /// A command given on the command line runs in the current directory.
+    pub fn command(&self, override_argv: Option<Vec<String>>) -> Option<CommandSpec> {
+        if let Some(argv) = override_argv {
+            return Some(CommandSpec {
+                argv,
+                cwd: None,
+                env: self.config.target.env.clone(),
+            });
+        }
+        let argv = self.config.target.command.clone()?;
+        let base = self
+            .path
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let cwd = match &self.config.target.cwd {
+            Some(c) if c.is_absolute() => Some(c.clone()),
+            Some(c) => Some(base.join(c)),
+            None if self.path.is_some() => Some(base),
+            None => None,
+        };
+        Some(CommandSpec {
+            argv,
+            cwd: cwd.filter(|c| !c.as_os_str().is_empty()),
+            env: self.config.target.env.clone(),
+        })
+    }
+}
+
+/// Parse and validate `ssegate.yaml` text.
+pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
+    let config: Config = parse_yaml(path, src)?;
+    let at = |s: &Spanned<String>, msg: String, help: Option<String>| {
+        LoadError::at(
+            path,
+            src,
+            s.referenced.line() as usize,
+            s.referenced.column() as usize,
+            msg,
+            help,
+        )
+    };
+    let ids: Vec<&str> = crate::verdict::RULES.iter().map(|r| r.id).collect();
+    for id in config.expect.allow.iter().chain(&config.expect.deny) {
+        if !ids.contains(&id.value.as_str()) {
+            return Err(at(
+                id,
+                format!("unknown finding id `{}`", id.value),
+                Some(name_help(&id.value, &ids)),
+            ));
+        }
+    }
+    let matrix = config.matrix.clone().unwrap_or_else(default_matrix);
+    let mut names: Vec<&str> = matrix.keys().map(String::as_str).collect();
+    names.extend(["default", "direct"]);
+    for key in config.expect.delivery.keys() {
+        if !names.contains(&key.as_str()) {
+            // The key's own location is not kept by the map; point at the `delivery` block.
+            let line = src
+                .lines()
+                .position(|l| l.trim_start().starts_with(&format!("{key}:")))
+                .map_or(1, |i| i + 1);
+            return Err(LoadError::at(
+                path,
+                src,
+                line,
+                src.lines()
+                    .nth(line - 1)
+                    .map_or(1, |l| l.len() - l.trim_start().len() + 1),
+                format!("`expect.delivery` names no chain `{key}`"),
+                Some(name_help(key, &names)),
+            ));
+        }
+    }
+    if let Some(cmd) = &config.target.command
+        && cmd.is_empty()
+    {
+        return Err(LoadError::at(
+            path,
+            src,
+            1,
+            1,
+            "`target.command` is empty",
+            None,
+        ));
+    }
+    Ok(Loaded {
+        path: Some(path.to_path_buf()),
+        config,
+        matrix,
+    })
+}
+
+/// Read and validate a config file.
+pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    let src = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &src)
+}
+
+/// A config for `--url` or `-- COMMAND` alone, without a file.
+pub fn from_flags() -> Loaded {
+    let config = Config {
+        target: TargetConfig::default(),
+        listen: Listen::default(),
+        matrix: None,
+        expect: GateExpect::default(),
+        secret_headers: Vec::new(),
+    };
+    Loaded {
+        path: None,
+        matrix: default_matrix(),
+        config,
+    }
+}
+
+/// The commented starter file `ssegate init` writes.
+pub const STARTER: &str = r#"# ssegate.yaml — does my SSE endpoint survive real infrastructure?
+# Run: ssegate check            (or: ssegate check -- node server.js)
+
+target:
+  # How to start your server. {port} is replaced by a free port (also exported as PORT).
+  command: ["node", "server.js"]
+  # cwd: .                      # relative to this file
+  # env: {NODE_ENV: production}
+  url:
+    path: /events               # the stream's path
+    method: GET
+    # headers: {Authorization: "Bearer …"}   # never printed
+    # body: '{"prompt": "hi"}'  # for POST streams
+  ready:
+    # http: /health             # GET this until it answers, or:
+    # log: listening            # wait for this text in the server's output
+    timeout_ms: 15000
+
+listen:
+  # events: 10                  # stop after this many events (endless streams)
+  duration_ms: 20000            # and never listen longer than this
+
+# matrix:                       # chains to run, origin side first; default: one chain per hop
+#   nginx-default: [{nginx: default}]
+#   next-behind-nginx: [compression, {nginx: default}]
+
+expect:
+  # delivery:                   # per chain; a chain named here fails the gate even if only an
+  #   content-length: held-until-end   # operator could fix it
+  allow: []                     # finding ids that never fail the gate
+  deny: []                      # finding ids that always fail it
+  fail_on: error                # least severity of a direct finding that fails: error | warning | info
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_starter_file_parses() {
+        let l = parse(Path::new("ssegate.yaml"), STARTER).unwrap();
+        assert_eq!(l.config.target.command.as_ref().unwrap()[0], "node");
+        assert_eq!(l.matrix.len(), default_matrix().len());
+        assert_eq!(l.config.expect.fail_on, Severity::Error);
+    }
+
+    #[test]
+    fn the_default_matrix_covers_every_hop() {
+        let m = default_matrix();
+        let labels: Vec<String> = m.values().flatten().map(HopSpec::label).collect();
+        for hop in crate::intermediary::HOP_NAMES {
+            if *hop == "headers" {
+                continue; // rewriting needs options; not a default chain
+            }
+            assert!(
+                labels.iter().any(|l| l.starts_with(hop)),
+                "{hop} missing from {labels:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_point_at_the_place() {
+        let src = "target:\n  command: [x]\nexpect:\n  deny: [held-until-edn]\n";
+        let e = parse(Path::new("s.yaml"), src).unwrap_err();
+        let LoadError::Invalid(inv) = e else { panic!() };
+        assert_eq!(inv.line, 4);
+        assert!(inv.help.unwrap().contains("held-until-end"));
+        let src = "target:\n  command: [x]\nexpect:\n  delivery:\n    nginx-defualt: streamed\n";
+        let e = parse(Path::new("s.yaml"), src).unwrap_err();
+        let LoadError::Invalid(inv) = e else { panic!() };
+        assert_eq!(inv.line, 5);
+        assert!(inv.help.unwrap().contains("did you mean `nginx-default`"));
+        let src = "target:\n  comand: [x]\n";
+        let e = parse(Path::new("s.yaml"), src).unwrap_err();
+        assert!(e.to_string().contains("s.yaml:2:3"), "{e}");
+    }
+
+    #[test]
+    fn cwd_is_relative_to_the_config_file() {
+        let l = parse(
+            Path::new("/srv/app/ssegate.yaml"),
+            "target:\n  command: [node, s.js]\n  cwd: web\n",
+        )
+        .unwrap();
+        assert_eq!(
+            l.command(None).unwrap().cwd,
+            Some(PathBuf::from("/srv/app/web"))
+        );
+        let o = l.command(Some(vec!["python3".into()])).unwrap();
+        assert_eq!(o.argv, vec!["python3"]);
+        assert_eq!(
+            o.cwd, None,
+            "a command line command runs where it was typed"
+        );
+    }
+}

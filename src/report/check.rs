@@ -1,0 +1,429 @@
+//! Renderers for `check` and `doctor`: human, JSON Lines, JUnit, Markdown and a self-contained HTML page
+//! with a timeline picture. All of them read the same [`CheckReport`]; none measures anything.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{human_duration, probe_json};
+use crate::check::{ChainOutcome, CheckReport, Fixability, Status};
+use crate::doctor::DoctorReport;
+
+fn status_str(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "pass",
+        Status::Warn => "warn",
+        Status::Fail => "fail",
+    }
+}
+
+fn fix_line(f: &Option<Fixability>) -> String {
+    match f {
+        None => String::new(),
+        Some(Fixability::Origin { headers, .. }) => format!(
+            "origin can fix: send {}",
+            headers
+                .iter()
+                .map(|(k, v)| format!("`{k}: {v}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some(Fixability::Operator { operator_fix, .. }) => format!("operator only: {operator_fix}"),
+    }
+}
+
+/// Human output for `check`.
+pub fn check_human(r: &CheckReport, color: bool) -> String {
+    let paint = |s: &str, code: &str| {
+        if color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    };
+    let mark = |s: Status| match s {
+        Status::Pass => paint("PASS", "32"),
+        Status::Warn => paint("WARN", "33"),
+        Status::Fail => paint("FAIL", "1;31"),
+    };
+    let mut s = String::new();
+    let _ = writeln!(s, "target: {}", r.target);
+    if let Some(p) = &r.partition {
+        let _ = writeln!(s, "partition: {p}");
+    }
+    if r.baseline.verdict.delivery != crate::verdict::Delivery::Streamed {
+        let _ = writeln!(
+            s,
+            "note: the direct stream is itself `{}`; chains are judged against it, so fix the origin first",
+            r.baseline.verdict.delivery
+        );
+    }
+    let w = r.all().map(|c| c.name.len()).max().unwrap_or(6).max(6);
+    for c in r.all() {
+        let _ = writeln!(
+            s,
+            "{}  {:<w$}  {:<18} {}",
+            mark(c.status),
+            c.name,
+            c.verdict.delivery.as_str(),
+            c.chain
+        );
+        for reason in &c.reasons {
+            let _ = writeln!(s, "      {reason}");
+        }
+        if c.status == Status::Pass && c.fix.is_none() {
+            continue;
+        }
+        let f = fix_line(&c.fix);
+        if !f.is_empty() && c.reasons.is_empty() {
+            let _ = writeln!(s, "      {f}");
+        }
+    }
+    if !r.causes.is_empty() {
+        let _ = writeln!(s, "\nlikely causes at the origin:");
+        for c in &r.causes {
+            let _ = writeln!(s, "  {} ({:?}): {}", c.id, c.confidence, c.title);
+            for e in &c.evidence {
+                let _ = writeln!(s, "      evidence: {e}");
+            }
+            let _ = writeln!(s, "      fix: {}", c.origin_fix);
+        }
+    }
+    let findings: Vec<String> = r
+        .baseline
+        .verdict
+        .findings
+        .iter()
+        .map(|f| {
+            format!(
+                "  {:<7} {}: {}\n          fix: {}",
+                f.severity().as_str(),
+                f.id(),
+                f.evidence,
+                f.rule.fix
+            )
+        })
+        .collect();
+    if !findings.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nfindings on the direct stream:\n{}",
+            findings.join("\n")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n{} in {}",
+        if r.passed {
+            paint("gate passed", "32")
+        } else {
+            paint("gate FAILED", "1;31")
+        },
+        human_duration(r.took)
+    );
+    s
+}
+
+/// One chain as a JSON object: `probe`'s document plus the gate's fields.
+pub fn chain_json(c: &ChainOutcome) -> Value {
+    let mut v = probe_json(&c.recording, &c.verdict);
+    if let Value::Object(m) = &mut v {
+        m.insert("name".into(), json!(c.name));
+        m.insert("chain".into(), json!(c.chain));
+        m.insert("programs".into(), json!(c.programs));
+        m.insert("expected".into(), json!(c.expected));
+        m.insert("result".into(), json!(status_str(c.status)));
+        m.insert("reasons".into(), json!(c.reasons));
+        m.insert("fix".into(), json!(c.fix));
+    }
+    v
+}
+
+/// JSON Lines for `check`: `check-start`, `baseline`, one `chain` per chain, `summary`.
+/// Every line is `{"type": …, "data": …}`; `schema/check.schema.json` describes them.
+pub fn check_jsonl(r: &CheckReport) -> String {
+    let lines = [
+        json!({"type": "check-start", "data": {
+            "version": 1,
+            "target": r.target,
+            "partition": r.partition,
+            "chains": r.chains.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+        }}),
+        json!({"type": "baseline", "data": chain_json(&r.baseline)}),
+    ];
+    let mut out: Vec<String> = lines.iter().map(Value::to_string).collect();
+    for c in &r.chains {
+        out.push(json!({"type": "chain", "data": chain_json(c)}).to_string());
+    }
+    out.push(
+        json!({"type": "summary", "data": {
+            "passed": r.passed,
+            "took_ms": r.took.as_millis() as u64,
+            "failed": r.all().filter(|c| c.status == Status::Fail).map(|c| c.name.clone()).collect::<Vec<_>>(),
+            "warned": r.all().filter(|c| c.status == Status::Warn).map(|c| c.name.clone()).collect::<Vec<_>>(),
+            "causes": r.causes,
+        }})
+        .to_string(),
+    );
+    out.join("\n") + "\n"
+}
+
+/// JUnit XML (via quick-junit): one test case per chain, `direct` first.
+pub fn check_junit(r: &CheckReport) -> String {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut suite = TestSuite::new("ssegate check");
+    for c in r.all() {
+        let status = match c.status {
+            Status::Fail => {
+                let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                st.set_message(c.reasons.first().cloned().unwrap_or_default());
+                st.set_type("ssegate.gate");
+                st.set_description(c.reasons.join("\n"));
+                st
+            }
+            Status::Pass | Status::Warn => TestCaseStatus::success(),
+        };
+        let mut tc = TestCase::new(format!("{} ({})", c.name, c.chain), status);
+        tc.set_classname("ssegate");
+        tc.set_time(c.recording.ended_at);
+        let mut out = format!(
+            "delivery: {} (expected {})\n",
+            c.verdict.delivery, c.expected
+        );
+        for reason in &c.reasons {
+            let _ = writeln!(out, "{reason}");
+        }
+        for f in &c.verdict.findings {
+            let _ = writeln!(out, "{} {}: {}", f.severity().as_str(), f.id(), f.evidence);
+        }
+        tc.set_system_out(out);
+        suite.add_test_case(tc);
+    }
+    let mut report = Report::new("ssegate");
+    report.set_time(r.took);
+    report.add_test_suite(suite);
+    report.to_string().unwrap_or_default()
+}
+
+/// Markdown for `$GITHUB_STEP_SUMMARY` or a PR comment.
+pub fn check_markdown(r: &CheckReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "## ssegate check: {}\n",
+        if r.passed { "passed" } else { "**failed**" }
+    );
+    let _ = writeln!(s, "Target: `{}`\n", r.target);
+    let _ = writeln!(
+        s,
+        "| chain | hops | delivery | expected | result | who can fix |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for c in r.all() {
+        let _ = writeln!(
+            s,
+            "| {} | {} | `{}` | `{}` | {} | {} |",
+            c.name,
+            c.chain,
+            c.verdict.delivery,
+            c.expected,
+            match c.status {
+                Status::Pass => "pass",
+                Status::Warn => "warn",
+                Status::Fail => "**fail**",
+            },
+            fix_line(&c.fix).replace('|', "\\|")
+        );
+    }
+    let failing: Vec<&ChainOutcome> = r.all().filter(|c| !c.reasons.is_empty()).collect();
+    if !failing.is_empty() {
+        let _ = writeln!(s, "\n### Details\n");
+        for c in failing {
+            for reason in &c.reasons {
+                let _ = writeln!(s, "- **{}**: {}", c.name, reason.replace('|', "\\|"));
+            }
+        }
+    }
+    if !r.causes.is_empty() {
+        let _ = writeln!(s, "\n### Likely causes at the origin\n");
+        for c in &r.causes {
+            let _ = writeln!(
+                s,
+                "- `{}` ({:?}): {}. Fix: {}",
+                c.id, c.confidence, c.title, c.origin_fix
+            );
+        }
+    }
+    s
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The timeline picture: one lane per chain; for every event a line from its reference instant (the
+/// baseline's arrival) on the lane's top edge to its arrival on the bottom edge. Held events are red.
+pub fn timeline_svg(r: &CheckReport) -> String {
+    let lanes: Vec<&ChainOutcome> = r.all().collect();
+    let max_ms = lanes
+        .iter()
+        .map(|c| c.recording.ended_at)
+        .max()
+        .unwrap_or(Duration::from_secs(1))
+        .as_secs_f64()
+        * 1000.0;
+    let (left, width, lane_h) = (170.0, 760.0, 46.0);
+    let x = |d: Duration| left + d.as_secs_f64() * 1000.0 / max_ms.max(1.0) * width;
+    let h = 30.0 + lane_h * lanes.len() as f64;
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#,
+        w = left + width + 20.0
+    );
+    let _ = write!(
+        s,
+        r##"<text x="{left}" y="14" fill="#555">0</text><text x="{}" y="14" text-anchor="end" fill="#555">{}</text>"##,
+        left + width,
+        human_duration(Duration::from_secs_f64(max_ms / 1000.0))
+    );
+    for (i, c) in lanes.iter().enumerate() {
+        let top = 24.0 + lane_h * i as f64;
+        let bottom = top + lane_h - 14.0;
+        let _ = write!(
+            s,
+            r##"<text x="4" y="{}" fill="#222">{}</text><text x="4" y="{}" fill="#777" font-size="10">{}</text><line x1="{left}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="#ccc"/>"##,
+            top + 14.0,
+            esc(&c.name),
+            top + 28.0,
+            esc(c.verdict.delivery.as_str()),
+            left + width
+        );
+        for e in &c.verdict.events {
+            let from = e.expected.unwrap_or(e.arrival);
+            let color = if e.held { "#d33" } else { "#2a7" };
+            let _ = write!(
+                s,
+                r#"<line x1="{:.1}" y1="{top}" x2="{:.1}" y2="{bottom}" stroke="{color}" stroke-width="1.2"/><circle cx="{:.1}" cy="{bottom}" r="3" fill="{color}"><title>event {} arrived {}</title></circle>"#,
+                x(from),
+                x(e.arrival),
+                x(e.arrival),
+                e.seq,
+                esc(&human_duration(e.arrival))
+            );
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// A self-contained HTML report (no external resources).
+pub fn check_html(r: &CheckReport) -> String {
+    let mut rows = String::new();
+    for c in r.all() {
+        let _ = write!(
+            rows,
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            status_str(c.status),
+            esc(&c.name),
+            esc(&c.chain),
+            c.verdict.delivery,
+            c.expected,
+            status_str(c.status),
+            esc(&(c.reasons.join("; ") + &fix_line(&c.fix)))
+        );
+    }
+    let mut findings = String::new();
+    for f in &r.baseline.verdict.findings {
+        let _ = write!(
+            findings,
+            "<li><b>{}</b> <code>{}</code>: {}<br><small>fix: {}</small></li>",
+            f.severity().as_str(),
+            f.id(),
+            esc(&f.evidence),
+            esc(f.rule.fix)
+        );
+    }
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ssegate check: {verdict}</title>
+<style>
+body{{font-family:sans-serif;margin:2em;color:#222}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}}
+tr.fail td{{background:#fde8e8}} tr.warn td{{background:#fff6dd}} tr.pass td{{background:#eef9f1}}
+</style></head><body>
+<h1>ssegate check: {verdict}</h1>
+<p>Target: <code>{target}</code>. Took {took}.</p>
+<h2>Timeline</h2>
+<p>Each line runs from when the event arrived directly (top) to when it arrived through the chain (bottom); red = held.</p>
+{svg}
+<h2>Chains</h2>
+<table><tr><th>chain</th><th>hops</th><th>delivery</th><th>expected</th><th>result</th><th>details</th></tr>{rows}</table>
+<h2>Findings on the direct stream</h2><ul>{findings}</ul>
+</body></html>
+"#,
+        verdict = if r.passed { "passed" } else { "failed" },
+        target = esc(&r.target),
+        took = human_duration(r.took),
+        svg = timeline_svg(r),
+    )
+}
+
+/// Human output for `doctor`.
+pub fn doctor_human(d: &DoctorReport) -> String {
+    let mut s = super::probe_human(&d.recording, &d.verdict);
+    if !d.platforms.is_empty() {
+        let _ = writeln!(s, "\nplatforms:");
+        for p in &d.platforms {
+            let _ = writeln!(s, "  {} ({})", p.vendor, p.evidence);
+        }
+    }
+    if d.causes.is_empty() {
+        let _ = writeln!(s, "\nlikely causes: none found");
+    } else {
+        let _ = writeln!(s, "\nlikely causes, most likely first:");
+    }
+    for (i, c) in d.causes.iter().enumerate() {
+        let _ = writeln!(s, "{}. {} [{:?}]: {}", i + 1, c.id, c.confidence, c.title);
+        for e in &c.evidence {
+            let _ = writeln!(s, "     evidence: {e}");
+        }
+        let _ = writeln!(s, "     origin fix: {}", c.origin_fix);
+        for sn in &c.snippets {
+            let _ = writeln!(
+                s,
+                "       {}: {}",
+                sn.framework,
+                sn.code.replace('\n', "\n         ")
+            );
+        }
+        let _ = writeln!(s, "     operator fix: {}", c.operator_fix);
+    }
+    for a in &d.active {
+        let _ = writeln!(
+            s,
+            "\nre-probe `{}` ({}): {} — {}",
+            a.name, a.change, a.delivery, a.conclusion
+        );
+    }
+    s
+}
+
+/// `doctor --format json`: `probe`'s document plus `causes` (ranked), `platforms` and `active`.
+pub fn doctor_json(d: &DoctorReport) -> Value {
+    let mut v = probe_json(&d.recording, &d.verdict);
+    if let Value::Object(m) = &mut v {
+        m.insert("causes".into(), json!(d.causes));
+        m.insert("platforms".into(), json!(d.platforms));
+        m.insert("active".into(), json!(d.active));
+        m.insert(
+            "compare".into(),
+            d.compare
+                .as_ref()
+                .map_or(Value::Null, |c| json!({"url": c.url, "events": c.events.len(), "ended_ms": c.ended_at.as_millis() as u64})),
+        );
+    }
+    v
+}

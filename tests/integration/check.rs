@@ -1,0 +1,467 @@
+//! `ssegate check`, `doctor` and `init` end to end, including the Express examples (system node with
+//! Debian's node-express and node-compression, which `.ci/run` installs).
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ssegate"))
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn schema() -> Value {
+    serde_json::from_slice(&std::fs::read(root().join("schema/check.schema.json")).unwrap())
+        .unwrap()
+}
+
+/// Validate every JSON line against the committed schema; returns the parsed lines.
+fn validate_lines(text: &str) -> Vec<Value> {
+    let validator = jsonschema::validator_for(&schema()).expect("the schema compiles");
+    text.lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).expect("each line is JSON");
+            let errors: Vec<String> = validator
+                .iter_errors(&v)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "line does not match schema/check.schema.json: {errors:?}\n{line}"
+            );
+            v
+        })
+        .collect()
+}
+
+fn check_json(args: &[&str]) -> (i32, Vec<Value>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("check.jsonl");
+    let out = bin()
+        .current_dir(root())
+        .args(["check", "--format", "json", "-o"])
+        .arg(&out_path)
+        .args(args)
+        .output()
+        .unwrap();
+    let human =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    (
+        out.status.code().unwrap_or(-1),
+        validate_lines(&text),
+        human,
+    )
+}
+
+fn cause_ids(lines: &[Value]) -> Vec<String> {
+    let summary = lines
+        .iter()
+        .find(|l| l["type"] == "summary")
+        .expect("a summary line");
+    summary["data"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_naive_express_app_fails_naming_compression_and_its_other_bugs() {
+    let (code, lines, human) = check_json(&[
+        "-c",
+        "examples/express-naive/ssegate.yaml",
+        "--",
+        "node",
+        "examples/express-naive/server.js",
+    ]);
+    assert_eq!(code, 4, "{human}");
+    let causes = cause_ids(&lines);
+    assert_eq!(
+        causes.first().map(String::as_str),
+        Some("compression-buffering"),
+        "{causes:?}"
+    );
+    assert!(
+        causes.contains(&"missing-terminator".to_string()),
+        "{causes:?}"
+    );
+    let base = &lines.iter().find(|l| l["type"] == "baseline").unwrap()["data"];
+    assert_eq!(base["result"], "fail");
+    assert_eq!(base["delivery"], "held-until-end");
+    let ids: Vec<&str> = base["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "event-not-terminated",
+        "missing-no-transform",
+        "content-encoding-on-stream",
+    ] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+    assert!(human.contains("gate FAILED"), "{human}");
+    assert!(human.contains("res.flush()"), "the fix is named: {human}");
+}
+
+#[test]
+fn the_fixed_express_app_passes_and_operator_only_chains_only_warn() {
+    let (code, lines, human) = check_json(&["-c", "examples/express-fixed/ssegate.yaml"]);
+    assert_eq!(code, 0, "{human}");
+    let chains: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "chain")
+        .map(|l| &l["data"])
+        .collect();
+    assert_eq!(chains.len(), 9, "the default matrix");
+    let by_name = |n: &str| chains.iter().find(|c| c["name"] == n).unwrap();
+    assert_eq!(
+        by_name("nginx-default")["delivery"],
+        "streamed",
+        "X-Accel-Buffering released nginx"
+    );
+    assert_eq!(
+        by_name("compression")["delivery"],
+        "streamed",
+        "no-transform honoured"
+    );
+    let cl = by_name("content-length");
+    assert_eq!(cl["result"], "warn");
+    assert_eq!(cl["fix"]["kind"], "operator");
+    assert!(
+        cl["fix"]["operator_fix"]
+            .as_str()
+            .unwrap()
+            .contains("stream"),
+        "{}",
+        cl["fix"]
+    );
+}
+
+#[test]
+fn origin_fixable_breakage_fails_and_names_the_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ssegate.yaml");
+    std::fs::write(
+        &cfg,
+        "target:\n  url: {path: /events}\nmatrix:\n  nginx-default: [{nginx: default}]\n  content-length: [content-length]\n",
+    )
+    .unwrap();
+    let (code, lines, human) = check_json(&[
+        "-c",
+        cfg.to_str().unwrap(),
+        "--",
+        env!("CARGO_BIN_EXE_ssegate"),
+        "fixture",
+        "plain",
+        "--port",
+        "{port}",
+    ]);
+    assert_eq!(code, 4, "{human}");
+    let chains: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "chain")
+        .map(|l| &l["data"])
+        .collect();
+    let nginx = chains
+        .iter()
+        .find(|c| c["name"] == "nginx-default")
+        .unwrap();
+    assert_eq!(nginx["delivery"], "held-until-end");
+    assert_eq!(nginx["result"], "fail");
+    assert_eq!(nginx["fix"]["kind"], "origin");
+    assert!(
+        nginx["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("X-Accel-Buffering: no")
+    );
+    let cl = chains
+        .iter()
+        .find(|c| c["name"] == "content-length")
+        .unwrap();
+    assert_eq!(
+        cl["result"], "warn",
+        "operator-only breakage does not fail unless expected"
+    );
+    let base = &lines.iter().find(|l| l["type"] == "baseline").unwrap()["data"];
+    assert_eq!(base["result"], "pass");
+}
+
+#[test]
+fn an_explicit_expectation_makes_operator_only_breakage_fail_and_partitions_split_the_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ssegate.yaml");
+    std::fs::write(
+        &cfg,
+        "target:\n  url: {path: /events}\nmatrix:\n  a-content-length: [content-length]\n  b-http10: [http10]\nexpect:\n  delivery: {a-content-length: streamed}\n",
+    )
+    .unwrap();
+    let cmd = [
+        env!("CARGO_BIN_EXE_ssegate"),
+        "fixture",
+        "hardened",
+        "--port",
+        "{port}",
+    ];
+    let mut args = vec!["-c", cfg.to_str().unwrap(), "--partition", "1/2", "--"];
+    args.extend(cmd);
+    let (code, lines, human) = check_json(&args);
+    assert_eq!(code, 4, "{human}");
+    let chains: Vec<&Value> = lines.iter().filter(|l| l["type"] == "chain").collect();
+    assert_eq!(chains.len(), 1);
+    assert_eq!(chains[0]["data"]["name"], "a-content-length");
+    assert_eq!(chains[0]["data"]["result"], "fail");
+    let mut args = vec!["-c", cfg.to_str().unwrap(), "--partition", "2/2", "--"];
+    args.extend(cmd);
+    let (code, lines, human) = check_json(&args);
+    assert_eq!(code, 0, "{human}");
+    let start = &lines[0]["data"];
+    assert_eq!(start["partition"], "2/2");
+    assert_eq!(start["chains"], serde_json::json!(["b-http10"]));
+}
+
+#[test]
+fn junit_output_is_junit_xml_with_one_case_per_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ssegate.yaml");
+    std::fs::write(
+        &cfg,
+        "target:\n  url: {path: /events}\nmatrix:\n  nginx-default: [{nginx: default}]\n  http10: [http10]\n",
+    )
+    .unwrap();
+    let xml_path = dir.path().join("junit.xml");
+    let html_path = dir.path().join("report.html");
+    let md_path = dir.path().join("summary.md");
+    let out = bin()
+        .args(["check", "-c"])
+        .arg(&cfg)
+        .args(["--format", "junit", "-o"])
+        .arg(&xml_path)
+        .arg("--html")
+        .arg(&html_path)
+        .args([
+            "--",
+            env!("CARGO_BIN_EXE_ssegate"),
+            "fixture",
+            "plain",
+            "--port",
+            "{port}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let xml = std::fs::read_to_string(&xml_path).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+    let suites = doc.root_element();
+    assert_eq!(suites.tag_name().name(), "testsuites");
+    let cases: Vec<roxmltree::Node> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 3, "direct + 2 chains");
+    let failed: Vec<&str> = cases
+        .iter()
+        .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+        .map(|c| c.attribute("name").unwrap())
+        .collect();
+    assert_eq!(failed, vec!["nginx-default (nginx default)"]);
+    assert_eq!(suites.attribute("failures"), Some("1"));
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(html.contains("<svg") && html.contains("nginx-default"));
+    assert!(
+        !html.contains("http://") || !html.contains("<script"),
+        "self-contained, no scripts"
+    );
+    let out = bin()
+        .args(["check", "-c"])
+        .arg(&cfg)
+        .args(["--format", "markdown", "-o"])
+        .arg(&md_path)
+        .args([
+            "--",
+            env!("CARGO_BIN_EXE_ssegate"),
+            "fixture",
+            "hardened",
+            "--port",
+            "{port}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let md = std::fs::read_to_string(&md_path).unwrap();
+    assert!(md.contains("| chain | hops | delivery |"), "{md}");
+}
+
+#[test]
+fn secrets_in_the_config_never_reach_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ssegate.yaml");
+    std::fs::write(
+        &cfg,
+        "target:\n  url:\n    path: /events\n    headers: {Authorization: Bearer t0ps3cret, X-Token: abc123}\nsecret_headers: [X-Token]\nmatrix:\n  http10: [http10]\n",
+    )
+    .unwrap();
+    for format in ["json", "junit", "markdown", "human"] {
+        let out = bin()
+            .args(["check", "--format", format, "-c"])
+            .arg(&cfg)
+            .args([
+                "--",
+                env!("CARGO_BIN_EXE_ssegate"),
+                "fixture",
+                "hardened",
+                "--port",
+                "{port}",
+            ])
+            .output()
+            .unwrap();
+        let all = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !all.contains("t0ps3cret") && !all.contains("abc123"),
+            "{format}: {all}"
+        );
+    }
+}
+
+#[test]
+fn check_without_config_or_target_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin().current_dir(dir.path()).arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ssegate init"));
+}
+
+#[test]
+fn a_target_that_dies_is_a_setup_error_with_its_output() {
+    let out = bin()
+        .args([
+            "check",
+            "-c",
+            "/nonexistent.yaml",
+            "--",
+            "sh",
+            "-c",
+            "echo cannot bind >&2; exit 7",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("exit status: 7") && err.contains("cannot bind"),
+        "{err}"
+    );
+}
+
+#[test]
+fn init_writes_a_starter_that_loads_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ssegate.yaml");
+    let out = bin().arg("init").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    ssegate::config::load(&p).expect("the starter is valid");
+    let out = bin().arg("init").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+mod doctor {
+    use ssegate::doctor::{Confidence, DoctorRequest, doctor};
+    use ssegate::intermediary::{Chain, HopSpec};
+    use ssegate::probe::ProbeRequest;
+    use ssegate::target::{FixtureServer, Profile};
+
+    async fn diagnose(
+        profile: &str,
+        hops: Vec<HopSpec>,
+        active: bool,
+    ) -> ssegate::doctor::DoctorReport {
+        let origin = FixtureServer::start(Profile::builtin(profile).unwrap())
+            .await
+            .unwrap();
+        let chain = Chain::start(&hops, origin.addr()).await.unwrap();
+        let deployed = format!("http://{}/events", chain.entry(origin.addr()));
+        let req = DoctorRequest {
+            target: ProbeRequest::new(deployed),
+            compare: Some(ProbeRequest::new(origin.url())),
+            active,
+        };
+        doctor(&req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn nginx_fronted_stream_names_proxy_buffering_first() {
+        let d = diagnose("plain", vec![HopSpec::Nginx("default".into())], false).await;
+        assert_eq!(d.verdict.delivery.as_str(), "held-until-end");
+        assert_eq!(d.causes[0].id, "proxy-buffering", "{:?}", d.causes);
+        assert!(d.platforms.iter().any(|p| p.vendor == "nginx"));
+        let json = ssegate::report::check::doctor_json(&d);
+        assert_eq!(json["causes"][0]["id"], "proxy-buffering");
+        assert_eq!(json["delivery"], "held-until-end");
+    }
+
+    #[tokio::test]
+    async fn content_length_rewriting_names_whole_body_buffering() {
+        let d = diagnose(
+            "plain",
+            vec![HopSpec::ContentLength(Default::default())],
+            false,
+        )
+        .await;
+        assert_eq!(d.causes[0].id, "whole-body-buffering", "{:?}", d.causes);
+        assert_eq!(d.causes[0].confidence, Confidence::High);
+    }
+
+    #[tokio::test]
+    async fn active_reprobe_proves_compression() {
+        let d = diagnose(
+            "plain",
+            vec![HopSpec::Compression(Default::default())],
+            true,
+        )
+        .await;
+        assert_eq!(d.causes[0].id, "compression-buffering");
+        assert_eq!(d.causes[0].confidence, Confidence::Proved);
+        assert_eq!(d.active.len(), 1);
+        assert_eq!(d.active[0].delivery.as_str(), "streamed");
+    }
+
+    #[tokio::test]
+    async fn idle_cut_names_idle_timeout() {
+        let mut p = Profile::builtin("hardened").unwrap();
+        p.events.count = 3;
+        p.events.gap_ms = 1500;
+        p.events.first_ms = Some(300);
+        let origin = FixtureServer::start(p).await.unwrap();
+        let chain = Chain::start(
+            &[HopSpec::IdleCut(
+                ssegate::intermediary::builtin::IdleCutOpts { after_ms: 1000 },
+            )],
+            origin.addr(),
+        )
+        .await
+        .unwrap();
+        let req = DoctorRequest {
+            target: ProbeRequest::new(format!("http://{}/events", chain.entry(origin.addr()))),
+            compare: Some(ProbeRequest::new(origin.url())),
+            active: false,
+        };
+        let d = doctor(&req).await.unwrap();
+        assert_eq!(d.verdict.delivery.as_str(), "cut");
+        assert_eq!(d.causes[0].id, "idle-timeout", "{:?}", d.causes);
+    }
+}
