@@ -558,6 +558,8 @@ mod tests {
                 events: arrivals.len() as u64,
                 ..Default::default()
             },
+            body: Vec::new(),
+            body_truncated: false,
         }
     }
 

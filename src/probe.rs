@@ -227,7 +227,15 @@ pub struct Recording {
     #[serde(serialize_with = "ser_ms")]
     pub ended_at: Duration,
     pub facts: FramingFacts,
+    /// The decoded body, at most [`BODY_KEPT`] bytes of it (reports never print it).
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    /// Whether `body` stops short of the whole decoded body.
+    pub body_truncated: bool,
 }
+
+/// How much of the decoded body a recording keeps.
+pub const BODY_KEPT: usize = 1 << 20;
 
 impl Recording {
     /// Case-insensitive header lookup (first value).
@@ -366,6 +374,8 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
         end: End::Complete,
         ended_at: headers_at,
         facts: FramingFacts::default(),
+        body: Vec::new(),
+        body_truncated: false,
     };
 
     let mut parser = Parser::with_max_line(req.limits.max_line);
@@ -420,6 +430,10 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
             }
         };
         rec.decoded_bytes += decoded.len() as u64;
+        let room = BODY_KEPT.saturating_sub(rec.body.len());
+        rec.body
+            .extend_from_slice(&decoded[..decoded.len().min(room)]);
+        rec.body_truncated |= decoded.len() > room;
         let read_index = rec.reads.len();
         if rec.reads.len() < req.limits.max_reads {
             rec.reads.push(Read {
@@ -522,6 +536,52 @@ mod tests {
         let red = redact(&h, &[]);
         assert!(red.contains(&("Authorization".into(), "<redacted>".into())));
         assert!(!format!("{red:?}").contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn records_reads_events_and_the_decoded_body() {
+        let mut p = crate::target::Profile::builtin("plain").unwrap();
+        p.events.count = 3;
+        p.events.gap_ms = 20;
+        let srv = crate::target::FixtureServer::start(p.clone())
+            .await
+            .unwrap();
+        let rec = probe(&ProbeRequest::new(srv.url())).await.unwrap();
+        let expect: Vec<u8> = (1..=3).flat_map(|s| p.event_bytes(s)).collect();
+        assert_eq!(rec.body, expect);
+        assert!(!rec.body_truncated);
+        assert_eq!(rec.end, End::Complete);
+        assert_eq!(rec.framing, BodyFraming::Chunked);
+        let ids: Vec<&str> = rec.events.iter().map(|e| e.event.id.as_str()).collect();
+        assert_eq!(ids, ["1", "2", "3"]);
+        assert!(rec.events.windows(2).all(|w| w[0].at <= w[1].at));
+        assert!(rec.headers_at <= rec.reads[0].at);
+        assert_eq!(rec.wire_bytes, expect.len() as u64);
+        let sent = &srv.requests()[0];
+        assert!(
+            sent.headers
+                .iter()
+                .any(|(k, v)| k == "accept" && v == "text/event-stream")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_limit_ends_the_recording() {
+        let srv = crate::target::FixtureServer::start(
+            crate::target::Profile::builtin("heartbeat").unwrap(),
+        )
+        .await
+        .unwrap();
+        let mut req = ProbeRequest::new(srv.url());
+        req.limits.max_events = Some(1);
+        let rec = probe(&req).await.unwrap();
+        assert_eq!(rec.events.len(), 1);
+        assert_eq!(
+            rec.end,
+            End::Limit {
+                limit: LimitKind::Events
+            }
+        );
     }
 
     #[test]

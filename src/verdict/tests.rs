@@ -60,6 +60,8 @@ fn rec(headers: &[(&str, &str)], arrivals: &[u64], end_ms: u64, end: End) -> Rec
             events: arrivals.len() as u64,
             ..Default::default()
         },
+        body: Vec::new(),
+        body_truncated: false,
     }
 }
 
