@@ -50,11 +50,9 @@ pub enum Format {
     Json,
 }
 
+/// The request options `probe` and `doctor` share.
 #[derive(Debug, Args)]
-#[command(args_override_self = true)]
-pub struct ProbeArgs {
-    /// The SSE endpoint (http or https).
-    pub url: String,
+pub struct RequestArgs {
     /// Extra request header, `Name: value` (repeatable; an empty value removes a default header).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
@@ -64,18 +62,44 @@ pub struct ProbeArgs {
     /// Request body (e.g. JSON for a POST stream).
     #[arg(long, value_name = "BODY")]
     pub data: Option<String>,
-    /// Send no `Accept-Encoding` (browsers send `gzip, deflate, br, zstd`).
-    #[arg(long)]
-    pub no_compression: bool,
     /// Stop listening after this long (e.g. `30s`, `1500ms`, `2m`).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Stop after this many body bytes.
-    #[arg(long, default_value_t = 16 << 20)]
-    pub max_bytes: u64,
     /// A header name whose value must never be printed (repeatable; Authorization and Cookie always are).
     #[arg(long = "secret-header", value_name = "NAME")]
     pub secret_headers: Vec<String>,
+}
+
+impl RequestArgs {
+    /// The probe request for `url`, or a usage error for a malformed header.
+    pub fn request(&self, url: &str) -> Result<ProbeRequest, String> {
+        let mut r = ProbeRequest::new(url.to_string());
+        r.method = self.method.clone();
+        r.body = self.data.clone();
+        r.headers = self
+            .headers
+            .iter()
+            .map(|h| parse_header(h))
+            .collect::<Result<_, _>>()?;
+        r.limits.duration = self.duration;
+        r.secret_headers = self.secret_headers.clone();
+        Ok(r)
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(args_override_self = true)]
+pub struct ProbeArgs {
+    /// The SSE endpoint (http or https).
+    pub url: String,
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// Send no `Accept-Encoding` (browsers send `gzip, deflate, br, zstd`).
+    #[arg(long)]
+    pub no_compression: bool,
+    /// Stop after this many body bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub max_bytes: u64,
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
 }
@@ -179,25 +203,14 @@ pub struct DoctorArgs {
     /// The stream to diagnose (typically the deployed https URL).
     pub url: String,
     /// The same stream without the infrastructure (typically the local server), recorded first as the
-    /// baseline.
+    /// baseline; it gets the same request options.
     #[arg(long)]
     pub compare: Option<String>,
-    /// Extra request header, `Name: value` (repeatable; sent to both URLs).
-    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
-    pub headers: Vec<String>,
-    #[arg(long, default_value = "GET")]
-    pub method: String,
-    #[arg(long, value_name = "BODY")]
-    pub data: Option<String>,
+    #[command(flatten)]
+    pub request: RequestArgs,
     /// Run discriminating re-probes (e.g. again with `Accept-Encoding: identity`) and report what they prove.
     #[arg(long)]
     pub active: bool,
-    /// Stop listening after this long.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub duration: Duration,
-    /// A header name whose value must never be printed.
-    #[arg(long = "secret-header", value_name = "NAME")]
-    pub secret_headers: Vec<String>,
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
 }
@@ -322,22 +335,15 @@ pub fn findings_markdown() -> String {
 }
 
 async fn probe_cmd(a: ProbeArgs) -> i32 {
-    let mut req = ProbeRequest::new(a.url.clone());
-    req.method = a.method;
-    req.body = a.data;
-    req.compression = !a.no_compression;
-    req.limits.duration = a.duration;
-    req.limits.max_bytes = a.max_bytes;
-    req.secret_headers = a.secret_headers;
-    for h in &a.headers {
-        match parse_header(h) {
-            Ok(kv) => req.headers.push(kv),
-            Err(e) => {
-                eprint_error(&e);
-                return exit::USAGE;
-            }
+    let mut req = match a.request.request(&a.url) {
+        Ok(r) => r,
+        Err(e) => {
+            eprint_error(&e);
+            return exit::USAGE;
         }
-    }
+    };
+    req.compression = !a.no_compression;
+    req.limits.max_bytes = a.max_bytes;
     let rec = match probe(&req).await {
         Ok(r) => r,
         Err(e) => {
@@ -415,30 +421,26 @@ fn init_cmd(a: InitArgs) -> i32 {
     }
 }
 
-fn headers_from(list: &[String]) -> Result<Vec<(String, String)>, String> {
-    list.iter().map(|h| parse_header(h)).collect()
-}
-
 async fn doctor_cmd(a: DoctorArgs) -> i32 {
-    let headers = match headers_from(&a.headers) {
-        Ok(h) => h,
+    let requests = a.request.request(&a.url).and_then(|t| {
+        Ok((
+            t,
+            a.compare
+                .as_deref()
+                .map(|c| a.request.request(c))
+                .transpose()?,
+        ))
+    });
+    let (target, compare) = match requests {
+        Ok(x) => x,
         Err(e) => {
             eprint_error(&e);
             return exit::USAGE;
         }
     };
-    let make = |url: &str| {
-        let mut r = ProbeRequest::new(url.to_string());
-        r.method = a.method.clone();
-        r.body = a.data.clone();
-        r.headers = headers.clone();
-        r.limits.duration = a.duration;
-        r.secret_headers = a.secret_headers.clone();
-        r
-    };
     let req = crate::doctor::DoctorRequest {
-        target: make(&a.url),
-        compare: a.compare.as_deref().map(make),
+        target,
+        compare,
         active: a.active,
     };
     let d = match crate::doctor::doctor(&req).await {

@@ -506,62 +506,8 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{Arrival, BodyFraming, Read};
-    use crate::sse::{Event, FramingFacts};
-    use std::time::Instant;
 
-    fn rec(headers: &[(&str, &str)], arrivals: &[u64], end_ms: u64, end: End) -> Recording {
-        let ms = Duration::from_millis;
-        Recording {
-            start: Instant::now(),
-            method: "GET".into(),
-            url: "http://127.0.0.1:1/".into(),
-            request_headers: vec![],
-            status: 200,
-            version: "HTTP/1.1".into(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            headers_at: ms(1),
-            reads: arrivals
-                .iter()
-                .map(|&a| Read {
-                    at: ms(a),
-                    wire: 20,
-                    decoded: 20,
-                })
-                .collect(),
-            reads_dropped: 0,
-            events: arrivals
-                .iter()
-                .enumerate()
-                .map(|(i, &a)| Arrival {
-                    at: ms(a),
-                    read: i,
-                    event: Event {
-                        event_type: "message".into(),
-                        data: "x".into(),
-                        id: String::new(),
-                    },
-                })
-                .collect(),
-            comments: vec![],
-            retry: None,
-            framing: BodyFraming::Chunked,
-            coding: "identity".into(),
-            wire_bytes: 20,
-            decoded_bytes: 20,
-            end,
-            ended_at: ms(end_ms),
-            facts: FramingFacts {
-                events: arrivals.len() as u64,
-                ..Default::default()
-            },
-            body: Vec::new(),
-            body_truncated: false,
-        }
-    }
+    use crate::probe::testing::recording as rec;
 
     const SSE: (&str, &str) = ("content-type", "text/event-stream");
 

@@ -1,69 +1,13 @@
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::*;
-use crate::probe::{Arrival, BodyFraming, End, Read, Recording};
-use crate::sse::{Event, FramingFacts};
+use crate::probe::{BodyFraming, End};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// A recording whose events arrive at `arrivals` (ms), one read each unless they share an instant.
-fn rec(headers: &[(&str, &str)], arrivals: &[u64], end_ms: u64, end: End) -> Recording {
-    let mut reads: Vec<Read> = Vec::new();
-    let mut events = Vec::new();
-    for (i, &a) in arrivals.iter().enumerate() {
-        if reads.last().is_none_or(|r| r.at != ms(a)) {
-            reads.push(Read {
-                at: ms(a),
-                wire: 30,
-                decoded: 30,
-            });
-        } else if let Some(r) = reads.last_mut() {
-            r.wire += 30;
-            r.decoded += 30;
-        }
-        events.push(Arrival {
-            at: ms(a),
-            read: reads.len() - 1,
-            event: Event {
-                event_type: "message".into(),
-                data: format!("{}", i + 1),
-                id: format!("{}", i + 1),
-            },
-        });
-    }
-    Recording {
-        start: Instant::now(),
-        method: "GET".into(),
-        url: "http://127.0.0.1:1/".into(),
-        request_headers: vec![],
-        status: 200,
-        version: "HTTP/1.1".into(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        headers_at: ms(1),
-        reads,
-        reads_dropped: 0,
-        events,
-        comments: vec![],
-        retry: None,
-        framing: BodyFraming::Chunked,
-        coding: "identity".into(),
-        wire_bytes: 30 * arrivals.len() as u64,
-        decoded_bytes: 30 * arrivals.len() as u64,
-        end,
-        ended_at: ms(end_ms),
-        facts: FramingFacts {
-            events: arrivals.len() as u64,
-            ..Default::default()
-        },
-        body: Vec::new(),
-        body_truncated: false,
-    }
-}
+use crate::probe::testing::recording as rec;
 
 const GOOD: &[(&str, &str)] = &[
     ("content-type", "text/event-stream"),

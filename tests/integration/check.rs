@@ -386,13 +386,11 @@ mod doctor {
     use ssegate::target::{FixtureServer, Profile};
 
     async fn diagnose(
-        profile: &str,
+        profile: Profile,
         hops: Vec<HopSpec>,
         active: bool,
     ) -> ssegate::doctor::DoctorReport {
-        let origin = FixtureServer::start(Profile::builtin(profile).unwrap())
-            .await
-            .unwrap();
+        let origin = FixtureServer::start(profile).await.unwrap();
         let chain = Chain::start(&hops, origin.addr()).await.unwrap();
         let deployed = format!("http://{}/events", chain.entry(origin.addr()));
         let req = DoctorRequest {
@@ -405,7 +403,12 @@ mod doctor {
 
     #[tokio::test]
     async fn nginx_fronted_stream_names_proxy_buffering_first() {
-        let d = diagnose("plain", vec![HopSpec::Nginx("default".into())], false).await;
+        let d = diagnose(
+            Profile::builtin("plain").unwrap(),
+            vec![HopSpec::Nginx("default".into())],
+            false,
+        )
+        .await;
         assert_eq!(d.verdict.delivery.as_str(), "held-until-end");
         assert_eq!(d.causes[0].id, "proxy-buffering", "{:?}", d.causes);
         assert!(d.platforms.iter().any(|p| p.vendor == "nginx"));
@@ -417,7 +420,7 @@ mod doctor {
     #[tokio::test]
     async fn content_length_rewriting_names_whole_body_buffering() {
         let d = diagnose(
-            "plain",
+            Profile::builtin("plain").unwrap(),
             vec![HopSpec::ContentLength(Default::default())],
             false,
         )
@@ -429,7 +432,7 @@ mod doctor {
     #[tokio::test]
     async fn active_reprobe_proves_compression() {
         let d = diagnose(
-            "plain",
+            Profile::builtin("plain").unwrap(),
             vec![HopSpec::Compression(Default::default())],
             true,
         )
@@ -446,21 +449,8 @@ mod doctor {
         p.events.count = 3;
         p.events.gap_ms = 1500;
         p.events.first_ms = Some(300);
-        let origin = FixtureServer::start(p).await.unwrap();
-        let chain = Chain::start(
-            &[HopSpec::IdleCut(
-                ssegate::intermediary::builtin::IdleCutOpts { after_ms: 1000 },
-            )],
-            origin.addr(),
-        )
-        .await
-        .unwrap();
-        let req = DoctorRequest {
-            target: ProbeRequest::new(format!("http://{}/events", chain.entry(origin.addr()))),
-            compare: Some(ProbeRequest::new(origin.url())),
-            active: false,
-        };
-        let d = doctor(&req).await.unwrap();
+        let hop = ssegate::intermediary::builtin::IdleCutOpts { after_ms: 1000 };
+        let d = diagnose(p, vec![HopSpec::IdleCut(hop)], false).await;
         assert_eq!(d.verdict.delivery.as_str(), "cut");
         assert_eq!(d.causes[0].id, "idle-timeout", "{:?}", d.causes);
     }
