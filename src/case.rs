@@ -125,6 +125,13 @@ impl Case {
         }
         let base = Profile::load(profiles_dir, name)?;
         let profile = file.target.overrides.apply(&base);
+        if let Err(m) = profile.validate() {
+            return Err(at(
+                &file.target.profile,
+                format!("the profile with this case's overrides is invalid: {m}"),
+                None,
+            ));
+        }
         Ok(Case {
             name: path
                 .file_stem()

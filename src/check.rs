@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::config::Loaded;
 use crate::doctor::{Cause, diagnose};
-use crate::intermediary::builtin::HeadersOpts;
+use crate::intermediary::builtin::{HeadersOpts, HeartbeatOpts};
 use crate::intermediary::{Chain, HopError, HopSpec};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
 use crate::target::command::{CommandTarget, TargetError};
@@ -62,8 +62,15 @@ pub enum CheckError {
     Partition(String),
 }
 
+/// Heartbeat interval of the fix re-run for cut chains: well inside the scaled idle limits of the
+/// built-in hops (the real advice, a comment every 15 s, is what the report recommends).
+pub const FIX_HEARTBEAT_MS: u64 = 500;
+
+/// Called as chains start and finish (for a progress display).
+pub type OnProgress = std::sync::Arc<dyn Fn(&str, bool) + Send + Sync>;
+
 /// What a run of `check` is told beyond the config.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct CheckOptions {
     /// `-- COMMAND ARGS…`, replacing `target.command`.
     pub command: Option<Vec<String>>,
@@ -73,6 +80,8 @@ pub struct CheckOptions {
     pub partition: Option<(usize, usize)>,
     /// Chains probed at once.
     pub jobs: usize,
+    /// `(chain name, finished)` notifications.
+    pub on_progress: Option<OnProgress>,
 }
 
 /// Parse `K/N`.
@@ -101,9 +110,11 @@ pub enum Status {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Fixability {
-    /// Sending these headers made the chain deliver as expected.
+    /// Sending these headers (and, for a cut stream, heartbeats) made the chain deliver as expected.
     Origin {
         headers: Vec<(String, String)>,
+        /// The heartbeat interval the re-run used, when the chain was cut.
+        heartbeat_ms: Option<u64>,
         delivery_with_fix: Delivery,
     },
     /// Nothing the origin sends helped.
@@ -217,7 +228,12 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     let baseline_verdict = judge(&baseline_rec, Reference::None);
     let causes = diagnose(&baseline_rec, &baseline_verdict);
 
-    let upstream_addr = upstream_addr(&base_url).await?;
+    // Put the chains in front of the address that actually answered (`localhost` may resolve to ::1
+    // first while the server listens on 127.0.0.1 only).
+    let upstream_addr = match baseline_rec.remote_addr {
+        Some(a) if base_url.starts_with("http://") => a,
+        _ => upstream_addr(&base_url).await?,
+    };
     let mut names: Vec<(&String, &Vec<HopSpec>)> = loaded.matrix.iter().collect();
     names.sort_by(|a, b| a.0.cmp(b.0));
     let selected: Vec<(String, Vec<HopSpec>)> = names
@@ -234,9 +250,17 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         let sem = sem.clone();
         let base = baseline_rec.clone();
         let req = base_req.clone();
+        let progress = opts.on_progress.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
-            run_chain(&name, &hops, upstream_addr, &req, &base).await
+            if let Some(p) = &progress {
+                p(&name, false);
+            }
+            let r = run_chain(&name, &hops, upstream_addr, &req, &base).await;
+            if let Some(p) = &progress {
+                p(&name, true);
+            }
+            r
         }));
     }
     let mut measured = Vec::new();
@@ -329,10 +353,19 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         if m.verdict.delivery != expected {
             let what = format!("delivers `{}` (expected `{expected}`)", m.verdict.delivery);
             match &m.fix {
-                Some(Fixability::Origin { headers, .. }) => {
+                Some(Fixability::Origin {
+                    headers,
+                    heartbeat_ms,
+                    ..
+                }) => {
                     status = Status::Fail;
-                    let hs: Vec<String> =
+                    let mut hs: Vec<String> =
                         headers.iter().map(|(k, v)| format!("`{k}: {v}`")).collect();
+                    if let Some(ms) = heartbeat_ms {
+                        hs.push(format!(
+                            "a heartbeat comment whenever the stream is idle (measured every {ms} ms; send one at least every 15 s)"
+                        ));
+                    }
                     reasons.push(format!(
                         "{what}; origin-fixable: sending {} makes it stream",
                         hs.join(" and ")
@@ -452,15 +485,20 @@ async fn run_chain(
     let (recording, verdict, programs) = probe_chain(name, hops, upstream, req, baseline).await?;
     let mut fix = None;
     if verdict.delivery != Delivery::Streamed {
-        // Measure whether the origin's opt-outs fix this chain: inject them next to the origin.
+        // Measure whether the origin's opt-outs fix this chain: inject them next to the origin, plus
+        // heartbeats when the chain cut the stream (the origin's fix for idle timeouts).
         let set: BTreeMap<String, String> = ORIGIN_FIX_HEADERS
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        let heartbeat_ms = (verdict.delivery == Delivery::Cut).then_some(FIX_HEARTBEAT_MS);
         let mut fixed = vec![HopSpec::Headers(HeadersOpts {
             set,
             remove: vec![],
         })];
+        if let Some(every_ms) = heartbeat_ms {
+            fixed.push(HopSpec::Heartbeat(HeartbeatOpts { every_ms }));
+        }
         fixed.extend(hops.iter().cloned());
         let (_, v2, _) = probe_chain(name, &fixed, upstream, req, baseline).await?;
         fix = Some(if v2.delivery == Delivery::Streamed {
@@ -469,6 +507,7 @@ async fn run_chain(
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
+                heartbeat_ms,
                 delivery_with_fix: v2.delivery,
             }
         } else {

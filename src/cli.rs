@@ -149,9 +149,9 @@ pub enum CheckFormat {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The config file.
-    #[arg(short = 'c', long, default_value = "ssegate.yaml")]
-    pub config: PathBuf,
+    /// The config file (default: `ssegate.yaml` when it exists).
+    #[arg(short = 'c', long)]
+    pub config: Option<PathBuf>,
     /// Check an already running server at this URL instead of starting `target.command`.
     #[arg(long)]
     pub url: Option<String>,
@@ -244,16 +244,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !v.is_finite() || v < 0.0 {
         return Err(format!("`{s}` is not a duration"));
     }
+    if v * mult > 7.0 * 24.0 * 3600.0 {
+        return Err(format!("`{s}` is longer than a week"));
+    }
     Ok(Duration::from_secs_f64(v * mult))
 }
 
 fn parse_header(h: &str) -> Result<(String, String), String> {
+    // The text is never echoed: a malformed header may well be a token.
     let (k, v) = h
         .split_once(':')
-        .ok_or_else(|| format!("header `{h}` is not `Name: value`"))?;
+        .ok_or_else(|| "a -H value is not `Name: value` (it has no colon)".to_string())?;
     let k = k.trim();
     if k.is_empty() {
-        return Err(format!("header `{h}` has no name"));
+        return Err("a -H value has no header name before its colon".to_string());
     }
     Ok((k.to_string(), v.trim().to_string()))
 }
@@ -289,12 +293,29 @@ pub fn run(cli: Cli) -> i32 {
         }
     };
     rt.block_on(async {
+        // SIGTERM (CI cancelling a job) is handled like Ctrl-C: the scenario is dropped, which stops every
+        // hop and target, and any group still registered is killed.
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             code = dispatch(cli) => code,
             _ = tokio::signal::ctrl_c() => {
                 let n = crate::proc::kill_all();
                 eprint_error(&format!("interrupted; stopped {n} child process group(s)"));
                 exit::INTERRUPTED
+            }
+            _ = terminated => {
+                let n = crate::proc::kill_all();
+                eprint_error(&format!("terminated; stopped {n} child process group(s)"));
+                exit::TERMINATED
             }
         }
     })
@@ -461,22 +482,27 @@ async fn doctor_cmd(a: DoctorArgs) -> i32 {
 }
 
 async fn check_cmd(a: CheckArgs) -> i32 {
-    let loaded = if a.config.is_file() {
-        match crate::config::load(&a.config) {
+    // An explicit -c must exist; the default ssegate.yaml is optional when the target is on the command line.
+    let default = PathBuf::from("ssegate.yaml");
+    let path = a
+        .config
+        .clone()
+        .or_else(|| default.is_file().then_some(default));
+    let loaded = match path {
+        Some(p) => match crate::config::load(&p) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("{:?}", miette::Report::new(e));
                 return exit::INVALID_INPUT;
             }
+        },
+        None if a.url.is_some() || !a.command.is_empty() => crate::config::from_flags(),
+        None => {
+            eprint_error(
+                "failed to find ssegate.yaml; write one with `ssegate init`, or give `--url URL` or `-- COMMAND`",
+            );
+            return exit::INVALID_INPUT;
         }
-    } else if a.url.is_some() || !a.command.is_empty() {
-        crate::config::from_flags()
-    } else {
-        eprint_error(&format!(
-            "failed to read {}: no such file; write one with `ssegate init`, or give `--url URL` or `-- COMMAND`",
-            a.config.display()
-        ));
-        return exit::INVALID_INPUT;
     };
     let partition = match a.partition.as_deref().map(crate::check::parse_partition) {
         None => None,
@@ -486,13 +512,33 @@ async fn check_cmd(a: CheckArgs) -> i32 {
             return exit::USAGE;
         }
     };
+    let tty = std::io::stderr().is_terminal();
+    let total = loaded.matrix.len();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let on_progress: Option<crate::check::OnProgress> = tty.then(|| {
+        let done = done.clone();
+        std::sync::Arc::new(move |name: &str, finished: bool| {
+            if finished {
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                eprint!("\r\x1b[2K[{n}/{total}] {name} done");
+            }
+        }) as crate::check::OnProgress
+    });
+    if tty {
+        eprint!("recording the direct baseline…");
+    }
     let opts = crate::check::CheckOptions {
         command: (!a.command.is_empty()).then(|| a.command.clone()),
         url: a.url.clone(),
         partition,
         jobs: a.jobs,
+        on_progress,
     };
-    let r = match crate::check::check(&loaded, &opts).await {
+    let result = crate::check::check(&loaded, &opts).await;
+    if tty {
+        eprint!("\r\x1b[2K");
+    }
+    let r = match result {
         Ok(r) => r,
         Err(e) => {
             eprint_error(&error_chain(&e));
@@ -700,6 +746,7 @@ mod tests {
         assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1e20s").is_err());
     }
 
     #[test]

@@ -250,6 +250,16 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
             ));
         }
     }
+    if config.target.ready.http.is_some() && config.target.ready.log.is_some() {
+        return Err(LoadError::at(
+            path,
+            src,
+            1,
+            1,
+            "`target.ready` takes `http` or `log`, not both",
+            None,
+        ));
+    }
     if let Some(cmd) = &config.target.command
         && cmd.is_empty()
     {
@@ -346,8 +356,8 @@ mod tests {
         let m = default_matrix();
         let labels: Vec<String> = m.values().flatten().map(HopSpec::label).collect();
         for hop in crate::intermediary::HOP_NAMES {
-            if *hop == "headers" {
-                continue; // rewriting needs options; not a default chain
+            if *hop == "headers" || *hop == "heartbeat" {
+                continue; // rewriting needs options; heartbeat models an origin fix, not infrastructure
             }
             assert!(
                 labels.iter().any(|l| l.starts_with(hop)),

@@ -43,15 +43,40 @@ pub enum DecodeError {
     TooLarge { limit: u64 },
 }
 
+/// Where decoders write: refuses to grow past its budget, so one small input cannot expand without
+/// bound inside a decoder call (zstd and brotli can turn a few bytes into many megabytes).
+#[derive(Debug, Default)]
+struct Sink {
+    buf: Vec<u8>,
+    /// Bytes this sink may still accept in total.
+    room: u64,
+    overflowed: bool,
+}
+
+impl Write for Sink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if data.len() as u64 > self.room {
+            self.overflowed = true;
+            return Err(std::io::Error::other("decoded body exceeds its limit"));
+        }
+        self.room -= data.len() as u64;
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 enum Inner {
     Identity,
-    Gzip(Box<flate2::write::GzDecoder<Vec<u8>>>),
+    Gzip(Box<flate2::write::GzDecoder<Sink>>),
     /// `deflate` whose wrapping (zlib or raw) is not known until two bytes arrived.
     DeflatePending(Vec<u8>),
-    Zlib(Box<flate2::write::ZlibDecoder<Vec<u8>>>),
-    RawDeflate(Box<flate2::write::DeflateDecoder<Vec<u8>>>),
-    Brotli(Box<brotli::DecompressorWriter<Vec<u8>>>),
-    Zstd(Box<zstd::stream::write::Decoder<'static, Vec<u8>>>),
+    Zlib(Box<flate2::write::ZlibDecoder<Sink>>),
+    RawDeflate(Box<flate2::write::DeflateDecoder<Sink>>),
+    Brotli(Box<brotli::DecompressorWriter<Sink>>),
+    Zstd(Box<zstd::stream::write::Decoder<'static, Sink>>),
     /// The decoder could not be created (allocation failure in zstd).
     Broken,
 }
@@ -75,14 +100,18 @@ fn feed<W: Write>(w: &mut W, input: &[u8]) -> std::io::Result<()> {
 impl Decoder {
     /// A decoder for `coding` that refuses to produce more than `limit` bytes in total.
     pub fn new(coding: Coding, limit: u64) -> Decoder {
+        let sink = || Sink {
+            room: limit,
+            ..Sink::default()
+        };
         let inner = match coding {
             Coding::Identity => Inner::Identity,
-            Coding::Gzip => Inner::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))),
+            Coding::Gzip => Inner::Gzip(Box::new(flate2::write::GzDecoder::new(sink()))),
             Coding::Deflate => Inner::DeflatePending(Vec::new()),
             Coding::Brotli => {
-                Inner::Brotli(Box::new(brotli::DecompressorWriter::new(Vec::new(), 4096)))
+                Inner::Brotli(Box::new(brotli::DecompressorWriter::new(sink(), 4096)))
             }
-            Coding::Zstd => match zstd::stream::write::Decoder::new(Vec::new()) {
+            Coding::Zstd => match zstd::stream::write::Decoder::new(sink()) {
                 Ok(d) => Inner::Zstd(Box::new(d)),
                 Err(_) => Inner::Broken,
             },
@@ -97,6 +126,17 @@ impl Decoder {
 
     pub fn coding(&self) -> Coding {
         self.coding
+    }
+
+    fn overflowed(&mut self) -> bool {
+        match &mut self.inner {
+            Inner::Gzip(d) => d.get_mut().overflowed,
+            Inner::Zlib(d) => d.get_mut().overflowed,
+            Inner::RawDeflate(d) => d.get_mut().overflowed,
+            Inner::Brotli(d) => d.get_mut().overflowed,
+            Inner::Zstd(d) => d.get_mut().overflowed,
+            _ => false,
+        }
     }
 
     fn name(&self) -> &'static str {
@@ -134,24 +174,35 @@ impl Decoder {
             let head = std::mem::take(head);
             let zlib =
                 (head[0] & 0x0f) == 8 && (u16::from(head[0]) << 8 | u16::from(head[1])) % 31 == 0;
+            let sink = Sink {
+                room: self.limit.saturating_sub(self.produced),
+                ..Sink::default()
+            };
             self.inner = if zlib {
-                Inner::Zlib(Box::new(flate2::write::ZlibDecoder::new(Vec::new())))
+                Inner::Zlib(Box::new(flate2::write::ZlibDecoder::new(sink)))
             } else {
-                Inner::RawDeflate(Box::new(flate2::write::DeflateDecoder::new(Vec::new())))
+                Inner::RawDeflate(Box::new(flate2::write::DeflateDecoder::new(sink)))
             };
             return self.push_slice(&head);
         }
-        match &mut self.inner {
+        fn take(sink: &mut Sink) -> Vec<u8> {
+            std::mem::take(&mut sink.buf)
+        }
+        let limit = self.limit;
+        let result = match &mut self.inner {
             Inner::Identity => Ok(input.to_vec()),
-            Inner::Gzip(d) => feed(d.as_mut(), input).map(|()| std::mem::take(d.get_mut())),
-            Inner::Zlib(d) => feed(d.as_mut(), input).map(|()| std::mem::take(d.get_mut())),
-            Inner::RawDeflate(d) => feed(d.as_mut(), input).map(|()| std::mem::take(d.get_mut())),
-            Inner::Brotli(d) => feed(d.as_mut(), input).map(|()| std::mem::take(d.get_mut())),
-            Inner::Zstd(d) => feed(d.as_mut(), input).map(|()| std::mem::take(d.get_mut())),
+            Inner::Gzip(d) => feed(d.as_mut(), input).map(|()| take(d.get_mut())),
+            Inner::Zlib(d) => feed(d.as_mut(), input).map(|()| take(d.get_mut())),
+            Inner::RawDeflate(d) => feed(d.as_mut(), input).map(|()| take(d.get_mut())),
+            Inner::Brotli(d) => feed(d.as_mut(), input).map(|()| take(d.get_mut())),
+            Inner::Zstd(d) => feed(d.as_mut(), input).map(|()| take(d.get_mut())),
             Inner::DeflatePending(_) => Ok(Vec::new()),
             Inner::Broken => Err(std::io::Error::other("decoder unavailable")),
+        };
+        if result.is_err() && self.overflowed() {
+            return Err(DecodeError::TooLarge { limit });
         }
-        .map_err(corrupt)
+        result.map_err(corrupt)
     }
 }
 
@@ -239,5 +290,10 @@ mod tests {
         let bomb = gzip(&vec![b'a'; 1 << 20]);
         let mut d = Decoder::new(Coding::Gzip, 64 * 1024);
         assert!(matches!(d.push(&bomb), Err(DecodeError::TooLarge { .. })));
+        // a few bytes of zstd that expand to 64 MiB stop at the limit inside one call
+        let zbomb = zstd::encode_all(vec![0u8; 64 << 20].as_slice(), 19).unwrap();
+        assert!(zbomb.len() < 8192, "{}", zbomb.len());
+        let mut d = Decoder::new(Coding::Zstd, 1 << 20);
+        assert!(matches!(d.push(&zbomb), Err(DecodeError::TooLarge { .. })));
     }
 }

@@ -20,6 +20,8 @@ pub mod exit {
     pub const NO_CASES: i32 = 6;
     /// Interrupted by Ctrl-C (children were stopped first).
     pub const INTERRUPTED: i32 = 130;
+    /// Terminated by SIGTERM (children were stopped first).
+    pub const TERMINATED: i32 = 143;
 }
 
 /// A YAML file or a name in it is invalid.

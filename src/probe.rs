@@ -203,7 +203,10 @@ pub struct Recording {
     #[serde(skip)]
     pub start: Instant,
     pub method: String,
+    /// The URL, with any password and secret-looking query values redacted.
     pub url: String,
+    /// The address the response came from.
+    pub remote_addr: Option<std::net::SocketAddr>,
     /// Request headers as sent (secrets redacted).
     pub request_headers: Vec<(String, String)>,
     pub status: u16,
@@ -216,6 +219,8 @@ pub struct Recording {
     /// Reads beyond `max_reads` that were counted but not kept.
     pub reads_dropped: u64,
     pub events: Vec<Arrival>,
+    /// Events beyond [`EVENTS_KEPT`] that were dispatched but not kept.
+    pub events_dropped: u64,
     /// Arrival of each comment line (heartbeats).
     pub comments: Vec<Duration>,
     pub retry: Option<u64>,
@@ -264,9 +269,11 @@ pub enum ProbeError {
     Client(#[source] reqwest::Error),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    #[error("failed to connect to {url}")]
+    #[error("failed to connect to {url}{hint}")]
     Connect {
         url: String,
+        /// Extra explanation for known failure shapes (empty otherwise).
+        hint: String,
         #[source]
         source: reqwest::Error,
     },
@@ -298,23 +305,28 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
         .map_err(|e| ProbeError::InvalidRequest(error_chain(&e)))?;
 
     let start = Instant::now();
-    let deadline = start + req.limits.duration;
+    // A duration too large to add to the clock means "no limit": a year is plenty.
+    let deadline = start
+        .checked_add(req.limits.duration)
+        .unwrap_or_else(|| start + Duration::from_secs(365 * 24 * 3600));
     let mut resp = match tokio::time::timeout_at(deadline.into(), client.execute(request)).await {
         Err(_) => {
             return Err(ProbeError::NoHeaders {
-                url: req.url.clone(),
+                url: redact_url(&req.url),
                 limit: req.limits.duration,
             });
         }
         Ok(Err(e)) => {
             return Err(ProbeError::Connect {
-                url: req.url.clone(),
+                url: redact_url(&req.url),
+                hint: connect_hint(&e),
                 source: e,
             });
         }
         Ok(Ok(r)) => r,
     };
     let headers_at = start.elapsed();
+    let remote_addr = resp.remote_addr();
     let version = format!("{:?}", resp.version());
     let resp_headers: Vec<(String, String)> = resp
         .headers()
@@ -347,7 +359,8 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
     let mut rec = Recording {
         start,
         method: req.method.clone(),
-        url: req.url.clone(),
+        url: redact_url(&req.url),
+        remote_addr,
         request_headers: redact(&headers, &req.secret_headers),
         status: resp.status().as_u16(),
         version,
@@ -365,6 +378,7 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
         reads: Vec::new(),
         reads_dropped: 0,
         events: Vec::new(),
+        events_dropped: 0,
         comments: Vec::new(),
         retry: None,
         framing,
@@ -474,10 +488,28 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
     Ok(rec)
 }
 
+/// Most events kept individually; an id longer than [`ID_KEPT`] bytes is cut (every event repeats it).
+pub const EVENTS_KEPT: usize = 200_000;
+/// Longest event id kept per event.
+pub const ID_KEPT: usize = 256;
+
 fn take_items(rec: &mut Recording, items: &mut Vec<Item>, at: Duration, read: usize) {
     for item in items.drain(..) {
         match item {
-            Item::Event(event) => rec.events.push(Arrival { at, read, event }),
+            Item::Event(mut event) => {
+                if rec.events.len() >= EVENTS_KEPT {
+                    rec.events_dropped += 1;
+                    continue;
+                }
+                if event.id.len() > ID_KEPT {
+                    let mut cut = ID_KEPT;
+                    while !event.id.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    event.id.truncate(cut);
+                }
+                rec.events.push(Arrival { at, read, event })
+            }
             Item::Comment(_) => {
                 if rec.comments.len() < 100_000 {
                     rec.comments.push(at)
@@ -486,6 +518,62 @@ fn take_items(rec: &mut Recording, items: &mut Vec<Item>, at: Duration, read: us
             Item::Retry(ms) => rec.retry = Some(ms),
         }
     }
+}
+
+/// Known failure shapes get an explanation.
+fn connect_hint(e: &reqwest::Error) -> String {
+    let chain = error_chain(e).to_ascii_lowercase();
+    if chain.contains("protocol_error") || chain.contains("malformed") {
+        " (an HTTP/2 response carrying connection-specific headers such as Connection, Keep-Alive or \
+         Transfer-Encoding is rejected as malformed: see the finding hop-by-hop-header-on-h2)"
+            .into()
+    } else {
+        String::new()
+    }
+}
+
+/// Query parameter names whose values are treated as secrets.
+const SECRET_QUERY: &[&str] = &[
+    "token",
+    "access_token",
+    "api_key",
+    "apikey",
+    "key",
+    "secret",
+    "password",
+    "auth",
+    "signature",
+    "sig",
+    "code",
+];
+
+/// The URL with its password and secret-looking query values replaced by `<redacted>`.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut u) = reqwest::Url::parse(url) else {
+        return url.to_string();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("redacted"));
+    }
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = SECRET_QUERY.iter().any(|s| k.eq_ignore_ascii_case(s))
+                    || k.to_ascii_lowercase().contains("token");
+                (
+                    k.into_owned(),
+                    if secret {
+                        "redacted".into()
+                    } else {
+                        v.into_owned()
+                    },
+                )
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 /// `err` and its sources joined with ": ".
@@ -549,6 +637,7 @@ pub(crate) mod testing {
             start: Instant::now(),
             method: "GET".into(),
             url: "http://127.0.0.1:1/".into(),
+            remote_addr: None,
             request_headers: vec![],
             status: 200,
             version: "HTTP/1.1".into(),
@@ -560,6 +649,7 @@ pub(crate) mod testing {
             reads,
             reads_dropped: 0,
             events,
+            events_dropped: 0,
             comments: vec![],
             retry: None,
             framing: BodyFraming::Chunked,
@@ -657,6 +747,19 @@ mod tests {
                 limit: LimitKind::Events
             }
         );
+    }
+
+    #[test]
+    fn urls_lose_passwords_and_secret_query_values() {
+        assert_eq!(
+            redact_url("http://alice:hunter2@127.0.0.1:8/s?x=1&token=abc&api_key=k"),
+            "http://alice:redacted@127.0.0.1:8/s?x=1&token=redacted&api_key=redacted"
+        );
+        assert_eq!(
+            redact_url("http://127.0.0.1/events"),
+            "http://127.0.0.1/events"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 
     #[test]

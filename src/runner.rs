@@ -122,6 +122,7 @@ pub async fn run_scenario(
             headers_sent: r.headers_sent.map(|t| rec.offset(t)),
             ended: r.ended.map(|t| rec.offset(t)),
             gap: Some(profile.events.gap()),
+            planned: Some(profile.events.count as usize),
         })
         .unwrap_or_default();
     let verdict = judge(&rec, Reference::Schedule(&schedule));

@@ -107,6 +107,27 @@ impl Default for IdleCutOpts {
     }
 }
 
+/// Options of `heartbeat`: a model of the origin-side fix for idle cuts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatOpts {
+    /// Write a `:` comment after this many milliseconds without a byte from upstream.
+    #[serde(default = "default_heartbeat")]
+    pub every_ms: u64,
+}
+
+fn default_heartbeat() -> u64 {
+    500
+}
+
+impl Default for HeartbeatOpts {
+    fn default() -> Self {
+        HeartbeatOpts {
+            every_ms: default_heartbeat(),
+        }
+    }
+}
+
 /// Options of `headers`: response header rewriting.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,6 +161,10 @@ pub enum Builtin {
     IdleCut(IdleCutOpts),
     /// Models a CDN or gateway that adds, removes or overrides response headers.
     Headers(HeadersOpts),
+    /// Models an origin that sends heartbeats: writes a `:` comment (on an event boundary) whenever
+    /// upstream has been silent for `every_ms`. `check` puts it next to the origin to measure whether
+    /// heartbeats would fix a cut chain.
+    Heartbeat(HeartbeatOpts),
 }
 
 impl Intermediary for Builtin {
@@ -151,9 +176,20 @@ impl Intermediary for Builtin {
             Builtin::Http10 => "http10".into(),
             Builtin::Coalesce(o) => format!("coalesce {}B", o.bytes),
             Builtin::IdleCut(o) => format!("idle-cut {}ms", o.after_ms),
+            Builtin::Heartbeat(o) => format!("heartbeat {}ms", o.every_ms),
             Builtin::Headers(o) => {
-                let mut parts: Vec<String> =
-                    o.set.iter().map(|(k, v)| format!("+{k}: {v}")).collect();
+                let mut parts: Vec<String> = o
+                    .set
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = if crate::probe::is_secret(k, &[]) {
+                            "<redacted>"
+                        } else {
+                            v
+                        };
+                        format!("+{k}: {v}")
+                    })
+                    .collect();
                 parts.extend(o.remove.iter().map(|k| format!("-{k}")));
                 format!("headers({})", parts.join(", "))
             }
@@ -188,7 +224,11 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, hop: Arc<Built
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of descriptors or similar: back off instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let hop = hop.clone();
                 conns.spawn(async move {
@@ -237,8 +277,9 @@ async fn forward(
         .method(parts.method)
         .uri(parts.uri.path_and_query().map_or("/", |p| p.as_str()))
         .version(Version::HTTP_11);
+    let named = connection_named(&parts.headers);
     for (k, v) in &parts.headers {
-        if !HOP_BY_HOP.contains(&k.as_str()) {
+        if !HOP_BY_HOP.contains(&k.as_str()) && !named.contains(&k.as_str().to_string()) {
             up = up.header(k, v);
         }
     }
@@ -261,6 +302,9 @@ async fn forward(
         Err(e) => return Ok(bad_gateway(format!("upstream request: {e}"))),
     };
     let (mut head, body) = resp.into_parts();
+    for h in connection_named(&head.headers) {
+        head.headers.remove(h.as_str());
+    }
     for h in HOP_BY_HOP {
         head.headers.remove(*h);
     }
@@ -321,6 +365,10 @@ async fn forward(
             let idle = Duration::from_millis(o.after_ms);
             respond(head, body, move |body, tx| idle_pump(body, tx, idle))
         }
+        Builtin::Heartbeat(o) => {
+            let every = Duration::from_millis(o.every_ms.max(10));
+            respond(head, body, move |body, tx| heartbeat_pump(body, tx, every))
+        }
         Builtin::Headers(o) => {
             for name in &o.remove {
                 if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
@@ -338,6 +386,17 @@ async fn forward(
             respond(head, body, passthrough)
         }
     })
+}
+
+/// Header names a `Connection` header lists: hop-by-hop for this message (RFC 9110 §7.6.1).
+fn connection_named(h: &http::HeaderMap) -> Vec<String> {
+    h.get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty() && n != "close" && n != "keep-alive")
+        .collect()
 }
 
 /// Build a streaming response whose body is produced by `pump` from the upstream body.
@@ -409,6 +468,33 @@ async fn idle_pump(mut body: Incoming, mut tx: Sender<Bytes, BoxError>, idle: Du
             Ok(None) => return,
             Ok(Some(Err(e))) => return tx.abort(Box::new(e)),
             Ok(Some(Ok(d))) => {
+                if tx.send_data(d).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn heartbeat_pump(mut body: Incoming, mut tx: Sender<Bytes, BoxError>, every: Duration) {
+    // Heartbeats go only between events, so track whether the bytes so far end on a blank line.
+    let mut tail: Vec<u8> = Vec::new();
+    let at_boundary = |t: &[u8]| {
+        t.is_empty() || t.ends_with(b"\n\n") || t.ends_with(b"\r\n\r\n") || t.ends_with(b"\r\r")
+    };
+    loop {
+        match tokio::time::timeout(every, next_data(&mut body)).await {
+            Err(_) => {
+                if at_boundary(&tail) && tx.send_data(Bytes::from_static(b":\n\n")).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Ok(Some(Err(e))) => return tx.abort(Box::new(e)),
+            Ok(Some(Ok(d))) => {
+                tail.extend_from_slice(&d[d.len().saturating_sub(4)..]);
+                let keep = tail.len().saturating_sub(4);
+                tail.drain(..keep);
                 if tx.send_data(d).await.is_err() {
                     return;
                 }

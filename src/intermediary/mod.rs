@@ -137,6 +137,7 @@ pub enum HopSpec {
     Coalesce(builtin::CoalesceOpts),
     IdleCut(builtin::IdleCutOpts),
     Headers(builtin::HeadersOpts),
+    Heartbeat(builtin::HeartbeatOpts),
 }
 
 /// Every hop name a chain accepts.
@@ -148,6 +149,7 @@ pub const HOP_NAMES: &[&str] = &[
     "coalesce",
     "idle-cut",
     "headers",
+    "heartbeat",
 ];
 
 impl HopSpec {
@@ -166,6 +168,7 @@ impl HopSpec {
             HopSpec::Coalesce(o) => Box::new(builtin::Builtin::Coalesce(o.clone())),
             HopSpec::IdleCut(o) => Box::new(builtin::Builtin::IdleCut(o.clone())),
             HopSpec::Headers(o) => Box::new(builtin::Builtin::Headers(o.clone())),
+            HopSpec::Heartbeat(o) => Box::new(builtin::Builtin::Heartbeat(o.clone())),
         }
     }
 
@@ -178,6 +181,7 @@ impl HopSpec {
             "coalesce" => HopSpec::Coalesce(Default::default()),
             "idle-cut" => HopSpec::IdleCut(Default::default()),
             "headers" => HopSpec::Headers(Default::default()),
+            "heartbeat" => HopSpec::Heartbeat(Default::default()),
             other => {
                 return Err(format!(
                     "unknown hop `{other}`, {}",
@@ -227,7 +231,29 @@ impl<'de> Deserialize<'de> for HopSpec {
                     }
                     "coalesce" => HopSpec::Coalesce(map.next_value()?),
                     "idle-cut" => HopSpec::IdleCut(map.next_value()?),
-                    "headers" => HopSpec::Headers(map.next_value()?),
+                    "headers" => {
+                        let o: builtin::HeadersOpts = map.next_value()?;
+                        for (k, v) in &o.set {
+                            if http::HeaderName::from_bytes(k.as_bytes()).is_err()
+                                || http::HeaderValue::from_str(v).is_err()
+                            {
+                                return Err(de::Error::custom(format!(
+                                    "`{k}: {v}` is not a valid header"
+                                )));
+                            }
+                        }
+                        if let Some(bad) = o
+                            .remove
+                            .iter()
+                            .find(|k| http::HeaderName::from_bytes(k.as_bytes()).is_err())
+                        {
+                            return Err(de::Error::custom(format!(
+                                "`{bad}` is not a valid header name"
+                            )));
+                        }
+                        HopSpec::Headers(o)
+                    }
+                    "heartbeat" => HopSpec::Heartbeat(map.next_value()?),
                     other => return Err(de::Error::custom(HopSpec::from_name(other).unwrap_err())),
                 };
                 if map.next_key::<String>()?.is_some() {

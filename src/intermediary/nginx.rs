@@ -77,12 +77,13 @@ impl Nginx {
         }
     }
 
-    /// Render the full config for a port, upstream and prefix.
+    /// Render the full config for a port, upstream, prefix and readiness nonce.
     pub fn render(
         &self,
         port: u16,
         upstream: SocketAddr,
         prefix: &Path,
+        nonce: &str,
     ) -> std::io::Result<String> {
         let dir = templates_dir();
         let base = std::fs::read_to_string(dir.join("_base.conf"))?;
@@ -92,7 +93,8 @@ impl Nginx {
             .replace("{{location}}", location.trim_end())
             .replace("{{port}}", &port.to_string())
             .replace("{{upstream}}", &upstream.to_string())
-            .replace("{{prefix}}", &prefix.display().to_string()))
+            .replace("{{prefix}}", &prefix.display().to_string())
+            .replace("{{nonce}}", nonce))
     }
 
     async fn start_once(&self, upstream: SocketAddr, bin: &Path) -> Result<Running, HopError> {
@@ -121,8 +123,16 @@ impl Nginx {
                 })?
                 .port()
         };
+        let nonce = format!(
+            "ssegate-{}-{}",
+            std::process::id(),
+            dir.path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
         let conf = self
-            .render(port, upstream, dir.path())
+            .render(port, upstream, dir.path(), &nonce)
             .map_err(|source| HopError::Config {
                 program: program.clone(),
                 source,
@@ -165,7 +175,7 @@ impl Nginx {
                     log: log_tail(dir.path()),
                 });
             }
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            if answers_nonce(addr, &nonce).await {
                 break;
             }
             if started.elapsed() > deadline {
@@ -188,6 +198,25 @@ impl Nginx {
             },
         })
     }
+}
+
+/// Whether `addr` answers `GET /__ssegate_ready` with `nonce` (so it is our nginx, not a port thief).
+async fn answers_nonce(addr: SocketAddr, nonce: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"GET /__ssegate_ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = Vec::new();
+        s.take(4096).read_to_end(&mut buf).await.ok()?;
+        Some(String::from_utf8_lossy(&buf).contains(nonce))
+    };
+    tokio::time::timeout(Duration::from_secs(1), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 impl Intermediary for Nginx {
@@ -221,8 +250,14 @@ mod tests {
     #[test]
     fn renders_profile_directives_inside_the_location() {
         let conf = Nginx::new("unbuffered")
-            .render(8080, "127.0.0.1:9".parse().unwrap(), Path::new("/tmp/x"))
+            .render(
+                8080,
+                "127.0.0.1:9".parse().unwrap(),
+                Path::new("/tmp/x"),
+                "n0nce",
+            )
             .unwrap();
+        assert!(conf.contains("return 200 \"n0nce\";"));
         assert!(conf.contains("listen 127.0.0.1:8080;"));
         assert!(conf.contains("proxy_pass http://127.0.0.1:9;"));
         assert!(conf.contains("            proxy_buffering off;"));

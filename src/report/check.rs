@@ -21,13 +21,22 @@ fn status_str(s: Status) -> &'static str {
 fn fix_line(f: &Option<Fixability>) -> String {
     match f {
         None => String::new(),
-        Some(Fixability::Origin { headers, .. }) => format!(
-            "origin can fix: send {}",
+        Some(Fixability::Origin {
+            headers,
+            heartbeat_ms,
+            ..
+        }) => format!(
+            "origin can fix: send {}{}",
             headers
                 .iter()
                 .map(|(k, v)| format!("`{k}: {v}`"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            if heartbeat_ms.is_some() {
+                " and heartbeat comments"
+            } else {
+                ""
+            }
         ),
         Some(Fixability::Operator { operator_fix, .. }) => format!("operator only: {operator_fix}"),
     }

@@ -127,11 +127,13 @@ pub fn normalized(o: &Outcome) -> String {
     let mut s = String::new();
     let r = &o.recording;
     let v = &o.verdict;
-    let _ = writeln!(s, "case: {}", o.name);
-    let _ = writeln!(s, "description: |");
+    let mut head = String::new();
+    let _ = writeln!(head, "case: {}", o.name);
+    let _ = writeln!(head, "description: |");
     for line in textwrap(&o.description, 100) {
-        let _ = writeln!(s, "  {line}");
+        let _ = writeln!(head, "  {line}");
     }
+    // The description is the case author's text: it is not measured, so it is not normalized.
     let _ = writeln!(s, "origin: fixture `{}`", o.profile);
     let _ = writeln!(s, "chain: origin → {} → client", o.chain);
     if !o.programs.is_empty() {
@@ -205,7 +207,7 @@ pub fn normalized(o: &Outcome) -> String {
             }
         }
     }
-    normalize(&s)
+    head + &normalize(&s)
 }
 
 fn textwrap(text: &str, width: usize) -> Vec<String> {

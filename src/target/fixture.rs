@@ -93,7 +93,11 @@ async fn accept_loop(listener: TcpListener, profile: Arc<Profile>, log: Log) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of descriptors or similar: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let profile = profile.clone();
                 let log = log.clone();

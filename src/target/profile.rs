@@ -256,7 +256,65 @@ impl Profile {
                 help: crate::case::name_help(name, &known),
             });
         }
-        crate::case::load_yaml::<Profile>(&path)
+        let src = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let p: Profile = crate::case::parse_yaml(&path, &src)?;
+        p.validate()
+            .map_err(|m| LoadError::at(&path, &src, 1, 1, m, None))?;
+        Ok(p)
+    }
+
+    /// Check the ranges that keep a fixture bounded in time and memory.
+    pub fn validate(&self) -> Result<(), String> {
+        const MAX_MS: u64 = 600_000;
+        let e = &self.events;
+        if e.count > 10_000 {
+            return Err(format!("events.count {} is over 10000", e.count));
+        }
+        for (name, v) in [
+            ("events.gap_ms", Some(e.gap_ms)),
+            ("events.first_ms", e.first_ms),
+            ("linger_ms", Some(self.linger_ms)),
+            ("delay_headers_ms", Some(self.delay_headers_ms)),
+        ] {
+            if v.is_some_and(|v| v > MAX_MS) {
+                return Err(format!("{name} is over {MAX_MS} ms"));
+            }
+        }
+        if e.size > 1 << 20 {
+            return Err(format!("events.size {} is over 1 MiB", e.size));
+        }
+        if self.padding > 16 << 20 {
+            return Err(format!("padding {} is over 16 MiB", self.padding));
+        }
+        if !(100..=999).contains(&self.status) {
+            return Err(format!("status {} is not an HTTP status", self.status));
+        }
+        if let Some(hb) = self.heartbeat_ms {
+            let span =
+                e.first_ms.unwrap_or(e.gap_ms) + e.gap_ms * u64::from(e.count) + self.linger_ms;
+            if hb < 10 || span / hb > 100_000 {
+                return Err(format!(
+                    "heartbeat_ms {hb} is below 10 ms or makes more than 100000 heartbeats"
+                ));
+            }
+            if self.content_length {
+                return Err(
+                    "content_length needs a fixed body and cannot go with heartbeat_ms".into(),
+                );
+            }
+        }
+        for (k, v) in &self.headers {
+            if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+                return Err(format!("`{k}` is not a valid header name"));
+            }
+            if http::HeaderValue::from_str(v).is_err() {
+                return Err(format!("the value of `{k}` is not a valid header value"));
+            }
+        }
+        Ok(())
     }
 
     /// Load a built-in profile.
@@ -394,6 +452,27 @@ mod tests {
         assert_eq!(q.events.count, 2);
         assert_eq!(q.headers.len(), 1);
         assert_eq!(q.headers["cache-control"], "no-store");
+    }
+
+    #[test]
+    fn out_of_range_profiles_are_rejected() {
+        let p = Profile::builtin("plain").unwrap();
+        let bad = |f: &dyn Fn(&mut Profile)| {
+            let mut q = p.clone();
+            f(&mut q);
+            q.validate().unwrap_err()
+        };
+        assert!(bad(&|q| q.events.gap_ms = u64::MAX).contains("gap_ms"));
+        assert!(bad(&|q| q.events.count = 1_000_000).contains("count"));
+        assert!(bad(&|q| q.heartbeat_ms = Some(1)).contains("heartbeat_ms"));
+        assert!(bad(&|q| q.status = 42).contains("status"));
+        assert!(
+            bad(&|q| {
+                q.headers.insert("bad name".into(), "x".into());
+            })
+            .contains("header name")
+        );
+        assert!(p.validate().is_ok());
     }
 
     #[test]

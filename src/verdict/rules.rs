@@ -116,6 +116,9 @@ rules! {
     "unsupported-content-encoding" Error "headers"
         why "the body uses a content coding ssegate (and most browsers) cannot decode"
         fix "send an event stream without content coding";
+    "corrupt-content-encoding" Error "headers"
+        why "the body claims a content coding but is not valid in it; browsers fail the stream"
+        fix "compress with a flush per event or not at all; never declare a coding the body does not have";
     "error-status" Error "headers"
         why "EventSource fails on any status but 200 and stops reconnecting"
         fix "answer 200 for a valid stream, 204 to tell the client to stop";

@@ -348,16 +348,10 @@ fn check_without_config_or_target_says_what_to_do() {
 
 #[test]
 fn a_target_that_dies_is_a_setup_error_with_its_output() {
+    let dir = tempfile::tempdir().unwrap();
     let out = bin()
-        .args([
-            "check",
-            "-c",
-            "/nonexistent.yaml",
-            "--",
-            "sh",
-            "-c",
-            "echo cannot bind >&2; exit 7",
-        ])
+        .current_dir(dir.path())
+        .args(["check", "--", "sh", "-c", "echo cannot bind >&2; exit 7"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
@@ -454,4 +448,20 @@ mod doctor {
         assert_eq!(d.verdict.delivery.as_str(), "cut");
         assert_eq!(d.causes[0].id, "idle-timeout", "{:?}", d.causes);
     }
+}
+
+#[test]
+fn an_explicit_config_that_does_not_exist_is_an_error() {
+    let out = bin()
+        .args([
+            "check",
+            "-c",
+            "/nonexistent/ssegate.yaml",
+            "--url",
+            "http://127.0.0.1:9/",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ssegate.yaml"));
 }
