@@ -100,8 +100,28 @@ pub struct ProbeArgs {
     /// Stop after this many body bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_bytes: u64,
+    /// Exit 4 when a finding of this severity or worse is reported (a one-URL gate).
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOn>,
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Info,
+}
+
+impl FailOn {
+    fn severity(self) -> crate::verdict::Severity {
+        match self {
+            FailOn::Error => crate::verdict::Severity::Error,
+            FailOn::Warning => crate::verdict::Severity::Warning,
+            FailOn::Info => crate::verdict::Severity::Info,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -380,7 +400,10 @@ async fn probe_cmd(a: ProbeArgs) -> i32 {
         }
     };
     out(&text);
-    exit::OK
+    match a.fail_on {
+        Some(f) if v.findings.iter().any(|x| x.severity() >= f.severity()) => exit::FAILED,
+        _ => exit::OK,
+    }
 }
 
 async fn fixture_cmd(a: FixtureArgs) -> i32 {

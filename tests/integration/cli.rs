@@ -402,3 +402,22 @@ fn ctrl_c_stops_every_child_process() {
     let survivors: Vec<u32> = kids.into_iter().filter(|&k| alive(k)).collect();
     assert!(survivors.is_empty(), "children survived: {survivors:?}");
 }
+
+#[test]
+fn probe_fail_on_gates_a_single_url() {
+    let f = Fixture::start("plain");
+    let run = |sev: &str| {
+        bin()
+            .args(["probe", &f.url, "--fail-on", sev])
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(run("error"), Some(0), "plain has no error finding");
+    assert_eq!(
+        run("warning"),
+        Some(4),
+        "plain lacks no-transform (a warning)"
+    );
+}
