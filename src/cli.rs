@@ -40,6 +40,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Write a commented starter `ssegate.yaml`.
     Init(InitArgs),
+    /// Put a chain of hops in front of a running server and print its URL, for manual experiments.
+    Proxy(ProxyArgs),
     /// List every finding id with its severity, reason and fixes (Markdown).
     Findings,
 }
@@ -236,6 +238,19 @@ pub struct DoctorArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// The server to put the chain in front of (`http://host:port`; the path is ignored).
+    pub upstream: String,
+    /// A hop as a case's chain writes it, origin side first (repeatable): `compression`,
+    /// `'nginx: default'`, `'coalesce: {bytes: 1024}'`.
+    #[arg(long = "hop", value_name = "HOP", required = true)]
+    pub hops: Vec<String>,
+    /// Serve for this long and exit (default: until Ctrl-C).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
 pub struct InitArgs {
     /// Where to write it.
     #[arg(default_value = "ssegate.yaml")]
@@ -349,6 +364,7 @@ async fn dispatch(cli: Cli) -> i32 {
         Command::Check(a) => check_cmd(a).await,
         Command::Doctor(a) => doctor_cmd(a).await,
         Command::Init(a) => init_cmd(a),
+        Command::Proxy(a) => proxy_cmd(a).await,
         Command::Findings => {
             out(&findings_markdown());
             exit::OK
@@ -442,6 +458,61 @@ async fn fixture_cmd(a: FixtureArgs) -> i32 {
         Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending::<()>().await,
     }
+    exit::OK
+}
+
+async fn proxy_cmd(a: ProxyArgs) -> i32 {
+    let mut hops = Vec::new();
+    for h in &a.hops {
+        match serde_saphyr::from_str::<crate::intermediary::HopSpec>(h) {
+            Ok(hop) => hops.push(hop),
+            Err(e) => {
+                eprint_error(&format!(
+                    "invalid --hop `{h}`: {}",
+                    e.without_snippet().to_string().lines().next().unwrap_or("")
+                ));
+                return exit::USAGE;
+            }
+        }
+    }
+    let upstream = match reqwest::Url::parse(&a.upstream)
+        .ok()
+        .filter(|u| u.scheme() == "http")
+        .and_then(|u| Some((u.host_str()?.to_string(), u.port_or_known_default()?)))
+    {
+        Some(hp) => match tokio::net::lookup_host(hp)
+            .await
+            .ok()
+            .and_then(|mut it| it.next())
+        {
+            Some(addr) => addr,
+            None => {
+                eprint_error(&format!("failed to resolve {}", a.upstream));
+                return exit::SETUP;
+            }
+        },
+        None => {
+            eprint_error(&format!("`{}` is not an http:// URL", a.upstream));
+            return exit::USAGE;
+        }
+    };
+    let chain = match crate::intermediary::Chain::start(&hops, upstream).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprint_error(&error_chain(&e));
+            return exit::SETUP;
+        }
+    };
+    out(&format!("http://{}\n", chain.entry(upstream)));
+    eprintln!(
+        "chain: origin → {} → client",
+        crate::case::chain_label(&hops)
+    );
+    match a.duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending::<()>().await,
+    }
+    drop(chain);
     exit::OK
 }
 

@@ -465,3 +465,37 @@ fn an_explicit_config_that_does_not_exist_is_an_error() {
     assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ssegate.yaml"));
 }
+
+#[test]
+fn probe_and_doctor_json_match_the_stream_schema() {
+    let mut stream_schema = schema();
+    let defs = stream_schema["$defs"].take();
+    let wrapped = serde_json::json!({"$defs": defs, "$ref": "#/$defs/stream"});
+    let validator = jsonschema::validator_for(&wrapped).expect("the schema compiles");
+    let mut fixture = bin()
+        .args(["fixture", "early-close", "--duration", "30s"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(fixture.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line.trim().to_string();
+    for args in [
+        vec!["probe", url.as_str(), "--format", "json"],
+        vec!["doctor", url.as_str(), "--format", "json", "--active"],
+    ] {
+        let out = bin().args(&args).output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+        let errors: Vec<String> = validator
+            .iter_errors(&v)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{args:?}: {errors:?}");
+    }
+    let _ = fixture.kill();
+    let _ = fixture.wait();
+}

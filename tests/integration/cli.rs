@@ -421,3 +421,40 @@ fn probe_fail_on_gates_a_single_url() {
         "plain lacks no-transform (a warning)"
     );
 }
+
+#[test]
+fn proxy_puts_a_chain_in_front_of_a_server() {
+    let f = Fixture::start("plain");
+    let upstream = f.url.trim_end_matches("/events").to_string();
+    let mut proxy = bin()
+        .args([
+            "proxy",
+            &upstream,
+            "--hop",
+            "coalesce: {bytes: 4096}",
+            "--duration",
+            "30s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(proxy.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let entry = format!("{}/events", line.trim());
+    let v = probe_json(&entry, &[]);
+    assert_eq!(
+        v["delivery"], "held-until-end",
+        "a 4 KiB buffer holds six small events"
+    );
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let out = bin()
+        .args(["proxy", &upstream, "--hop", "compresion"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `compression`"));
+}
