@@ -60,6 +60,14 @@ pub enum CheckError {
     },
     #[error("invalid --partition `{0}`: expected K/N with 1 ≤ K ≤ N")]
     Partition(String),
+    #[error(
+        "failed to use the direct stream: {method} {url} answered {status}; check `target.url.path` (or --path)"
+    )]
+    BaselineStatus {
+        method: String,
+        url: String,
+        status: u16,
+    },
 }
 
 /// Heartbeat interval of the fix re-run for cut chains: well inside the scaled idle limits of the
@@ -82,6 +90,8 @@ pub struct CheckOptions {
     pub jobs: usize,
     /// `(chain name, finished)` notifications.
     pub on_progress: Option<OnProgress>,
+    /// `--path`, replacing `target.url.path`.
+    pub path: Option<String>,
 }
 
 /// Parse `K/N`.
@@ -122,6 +132,11 @@ pub enum Fixability {
         delivery_with_fix: Delivery,
         operator_fix: String,
     },
+    /// The origin already sends every opt-out, and the unchanged chain streamed when run again: the
+    /// breakage did not reproduce (timing of the origin, not the chain).
+    Unstable { delivery_on_rerun: Delivery },
+    /// The re-run answered differently (another status), so it proves nothing.
+    Undetermined { reason: String },
 }
 
 /// One chain's result.
@@ -165,6 +180,14 @@ enum Upstream {
     Url,
 }
 
+/// The URL `check` will probe first, before anything starts (for early validation).
+pub fn validate_url(url: &str) -> Result<(), CheckError> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" => Ok(()),
+        _ => Err(CheckError::NotHttp { url: url.into() }),
+    }
+}
+
 fn probe_request(loaded: &Loaded, url: String) -> ProbeRequest {
     let spec = &loaded.config.target.url;
     let mut req = ProbeRequest::new(url);
@@ -205,11 +228,26 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     } else {
         loaded.command(opts.command.clone())
     };
+    if command.is_none()
+        && let Some(u) = &url_override
+    {
+        // Chains are plain HTTP hops: say so before starting anything.
+        validate_url(u)?;
+    }
+    let path = opts
+        .path
+        .clone()
+        .unwrap_or_else(|| loaded.config.target.url.path.clone());
     let (mut upstream, base_url, target_label) = match (command, url_override) {
         (Some(cmd), _) => {
-            let label = cmd.argv.join(" ");
             let t = CommandTarget::start(&cmd, &loaded.config.target.ready).await?;
-            let url = format!("http://{}{}", t.addr(), loaded.config.target.url.path);
+            let label = cmd
+                .argv
+                .iter()
+                .map(|a| a.replace("{port}", &t.addr().port().to_string()))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let url = format!("http://{}{}", t.addr(), path);
             (Upstream::Command(t), url, label)
         }
         (None, Some(url)) => (Upstream::Url, url.clone(), url),
@@ -225,8 +263,20 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
             return Err(CheckError::Baseline(e));
         }
     };
+    if !(200..300).contains(&baseline_rec.status) {
+        return Err(CheckError::BaselineStatus {
+            method: baseline_rec.method.clone(),
+            url: baseline_rec.url.clone(),
+            status: baseline_rec.status,
+        });
+    }
     let baseline_verdict = judge(&baseline_rec, Reference::None);
-    let causes = diagnose(&baseline_rec, &baseline_verdict);
+    let mut causes = diagnose(&baseline_rec, &baseline_verdict);
+    if matches!(upstream, Upstream::Command(_)) {
+        local_origin_causes(&mut causes);
+    }
+    // Chains are only judged for who-can-fix-it when the origin itself streams.
+    let origin_ok = baseline_verdict.delivery == Delivery::Streamed;
 
     // Put the chains in front of the address that actually answered (`localhost` may resolve to ::1
     // first while the server listens on 127.0.0.1 only).
@@ -256,7 +306,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
             if let Some(p) = &progress {
                 p(&name, false);
             }
-            let r = run_chain(&name, &hops, upstream_addr, &req, &base).await;
+            let r = run_chain(&name, &hops, upstream_addr, &req, &base, origin_ok).await;
             if let Some(p) = &progress {
                 p(&name, true);
             }
@@ -350,7 +400,13 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         let (expected, explicit) = expected_for(&m.name);
         let mut reasons = Vec::new();
         let mut status = Status::Pass;
-        if m.verdict.delivery != expected {
+        if m.verdict.delivery != expected && !origin_ok {
+            status = Status::Warn;
+            reasons.push(format!(
+                "delivers `{}`; not judged: the direct stream is itself `{}`, fix the origin first",
+                m.verdict.delivery, baseline.verdict.delivery
+            ));
+        } else if m.verdict.delivery != expected {
             let what = format!("delivers `{}` (expected `{expected}`)", m.verdict.delivery);
             match &m.fix {
                 Some(Fixability::Origin {
@@ -380,10 +436,30 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
                         "{what}; operator-only: with the origin's opt-outs it still delivers `{delivery_with_fix}`; ask for: {operator_fix}"
                     ));
                 }
+                Some(Fixability::Unstable { delivery_on_rerun }) => {
+                    status = if explicit { Status::Fail } else { Status::Warn };
+                    reasons.push(format!(
+                        "{what}; did not reproduce: the unchanged chain delivered `{delivery_on_rerun}` on a second run (the origin already sends every opt-out; its own timing varies)"
+                    ));
+                }
+                Some(Fixability::Undetermined { reason }) => {
+                    status = Status::Fail;
+                    reasons.push(format!("{what}; who can fix it is undetermined: {reason}"));
+                }
                 None => {
                     status = Status::Fail;
                     reasons.push(what);
                 }
+            }
+        }
+        // Errors the chain added (an error status, a corrupt coding) are part of the story.
+        for f in &m.verdict.findings {
+            if f.severity() == crate::verdict::Severity::Error
+                && f.rule.area == "headers"
+                && !baseline.verdict.has(f.id())
+                && m.verdict.delivery != expected
+            {
+                reasons.push(format!("{} through this chain: {}", f.id(), f.evidence));
             }
         }
         let d = denied(&m.verdict);
@@ -475,46 +551,90 @@ async fn probe_chain(
     Ok((rec, v, chain.programs()))
 }
 
+/// Which origin-side opt-outs the baseline does not send yet.
+fn missing_opt_outs(baseline: &Recording) -> Vec<(String, String)> {
+    let cc = baseline
+        .header("cache-control")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let has_no_transform = cc.split(',').any(|d| d.trim() == "no-transform");
+    let has_accel = baseline
+        .header("x-accel-buffering")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("no"));
+    ORIGIN_FIX_HEADERS
+        .iter()
+        .filter(|(k, _)| match *k {
+            "Cache-Control" => !has_no_transform,
+            _ => !has_accel,
+        })
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Heartbeat interval for the fix re-run: inside every idle limit the chain has.
+fn fix_heartbeat_ms(hops: &[HopSpec]) -> u64 {
+    hops.iter()
+        .filter_map(|h| match h {
+            HopSpec::IdleCut(o) => Some((o.after_ms / 2).max(10)),
+            _ => None,
+        })
+        .fold(FIX_HEARTBEAT_MS, u64::min)
+}
+
 async fn run_chain(
     name: &str,
     hops: &[HopSpec],
     upstream: SocketAddr,
     req: &ProbeRequest,
     baseline: &Recording,
+    judge_fix: bool,
 ) -> Result<Measured, CheckError> {
     let (recording, verdict, programs) = probe_chain(name, hops, upstream, req, baseline).await?;
     let mut fix = None;
-    if verdict.delivery != Delivery::Streamed {
-        // Measure whether the origin's opt-outs fix this chain: inject them next to the origin, plus
-        // heartbeats when the chain cut the stream (the origin's fix for idle timeouts).
-        let set: BTreeMap<String, String> = ORIGIN_FIX_HEADERS
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let heartbeat_ms = (verdict.delivery == Delivery::Cut).then_some(FIX_HEARTBEAT_MS);
-        let mut fixed = vec![HopSpec::Headers(HeadersOpts {
-            set,
-            remove: vec![],
-        })];
+    if judge_fix && verdict.delivery != Delivery::Streamed {
+        // Measure whether the origin can fix this chain: inject the opt-outs it does not send yet next
+        // to the origin, plus heartbeats when the chain cut the stream.
+        let headers = missing_opt_outs(baseline);
+        let heartbeat_ms = (verdict.delivery == Delivery::Cut).then(|| fix_heartbeat_ms(hops));
+        let mut fixed = Vec::new();
+        if !headers.is_empty() {
+            fixed.push(HopSpec::Headers(HeadersOpts {
+                set: headers
+                    .iter()
+                    .cloned()
+                    .collect::<BTreeMap<String, String>>(),
+                remove: vec![],
+            }));
+        }
         if let Some(every_ms) = heartbeat_ms {
             fixed.push(HopSpec::Heartbeat(HeartbeatOpts { every_ms }));
         }
+        let nothing_to_try = fixed.is_empty();
         fixed.extend(hops.iter().cloned());
-        let (_, v2, _) = probe_chain(name, &fixed, upstream, req, baseline).await?;
-        fix = Some(if v2.delivery == Delivery::Streamed {
+        let (rec2, v2, _) = probe_chain(name, &fixed, upstream, req, baseline).await?;
+        fix = Some(if rec2.status != recording.status {
+            Fixability::Undetermined {
+                reason: format!(
+                    "the re-run answered {} instead of {}",
+                    rec2.status, recording.status
+                ),
+            }
+        } else if nothing_to_try && v2.delivery == Delivery::Streamed {
+            Fixability::Unstable {
+                delivery_on_rerun: v2.delivery,
+            }
+        } else if v2.delivery == Delivery::Streamed {
             Fixability::Origin {
-                headers: ORIGIN_FIX_HEADERS
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
+                headers,
                 heartbeat_ms,
                 delivery_with_fix: v2.delivery,
             }
         } else {
-            // The most likely cause names the most specific operator fix; the finding's is generic.
+            // The most likely cause that an operator can act on names the most specific fix.
             let causes = diagnose(&recording, &verdict);
             let operator_fix = causes
-                .first()
+                .iter()
+                .find(|c| !matches!(c.id, "missing-terminator" | "added-latency"))
                 .map(|c| c.operator_fix)
                 .or_else(|| {
                     verdict
@@ -539,6 +659,27 @@ async fn run_chain(
         verdict,
         fix,
     })
+}
+
+/// The baseline of a server ssegate started has no intermediary: causes that blame one are the app's own.
+fn local_origin_causes(causes: &mut [Cause]) {
+    for c in causes.iter_mut() {
+        match c.id {
+            "proxy-buffering" => {
+                c.id = "origin-buffering";
+                c.title = "the server itself buffers its output before writing (a response buffer, output_buffering, no flush)";
+                c.origin_fix = "write and flush each event as it is produced (res.flush(), Flusher.Flush(), a streaming response)";
+                c.operator_fix = "none: nothing stands between this server and the probe";
+            }
+            "idle-timeout" | "duration-cap" => {
+                c.id = "origin-abort";
+                c.title = "the server ended the response abruptly (an exception, a handler or write timeout)";
+                c.origin_fix = "find why the handler stops (logs; Go http.Server.WriteTimeout; framework request timeouts) and end streams cleanly";
+                c.operator_fix = "none: nothing stands between this server and the probe";
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -73,8 +73,15 @@ pub struct RequestArgs {
 }
 
 impl RequestArgs {
-    /// The probe request for `url`, or a usage error for a malformed header.
+    /// The probe request for `url`, or a usage error for a malformed URL, method or header.
     pub fn request(&self, url: &str) -> Result<ProbeRequest, String> {
+        check_url(url)?;
+        if http::Method::from_bytes(self.method.as_bytes()).is_err() {
+            return Err(format!(
+                "failed to parse method `{}`: not an HTTP method",
+                self.method
+            ));
+        }
         let mut r = ProbeRequest::new(url.to_string());
         r.method = self.method.clone();
         r.body = self.data.clone();
@@ -177,6 +184,12 @@ pub struct CheckArgs {
     /// Check an already running server at this URL instead of starting `target.command`.
     #[arg(long)]
     pub url: Option<String>,
+    /// The stream's path on the started command, replacing `target.url.path`.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Also write the Markdown summary here (e.g. `$GITHUB_STEP_SUMMARY`), from the same run.
+    #[arg(long, value_name = "PATH")]
+    pub summary: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "human")]
     pub format: CheckFormat,
     /// Write the formatted report here (the human summary still goes to stdout).
@@ -258,6 +271,23 @@ pub struct InitArgs {
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
+}
+
+/// An http(s) URL, or a usage error that suggests the fix.
+fn check_url(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+        Ok(u) => Err(format!(
+            "failed to use URL `{}`: scheme `{}` is not http or https",
+            crate::probe::redact_url(url),
+            u.scheme()
+        )),
+        Err(e) => Err(format!(
+            "failed to parse URL `{}`: {e} (did you mean `http://{}`?)",
+            crate::probe::redact_url(url),
+            url.trim_start_matches('/')
+        )),
+    }
 }
 
 /// Parse `500ms`, `2s`, `1.5s`, `2m`; a bare number is seconds.
@@ -598,6 +628,27 @@ async fn check_cmd(a: CheckArgs) -> i32 {
             return exit::INVALID_INPUT;
         }
     };
+    if a.url.is_none()
+        && a.command.is_empty()
+        && loaded.config.target.command.is_none()
+        && loaded.config.target.url.base.is_none()
+    {
+        let at = loaded
+            .path
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        eprint_error(&format!(
+            "invalid {at}: `target` needs `command` (a server to start) or `url.base` (a running one)"
+        ));
+        return exit::INVALID_INPUT;
+    }
+    if let Some(u) = &a.url
+        && let Err(e) = check_url(u)
+    {
+        eprint_error(&e);
+        return exit::USAGE;
+    }
     let partition = match a.partition.as_deref().map(crate::check::parse_partition) {
         None => None,
         Some(Ok(p)) => Some(p),
@@ -607,7 +658,10 @@ async fn check_cmd(a: CheckArgs) -> i32 {
         }
     };
     let tty = std::io::stderr().is_terminal();
-    let total = loaded.matrix.len();
+    let total = match partition {
+        Some((k, n)) => (0..loaded.matrix.len()).filter(|i| i % n == k - 1).count(),
+        None => loaded.matrix.len(),
+    };
     let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let on_progress: Option<crate::check::OnProgress> = tty.then(|| {
         let done = done.clone();
@@ -627,6 +681,7 @@ async fn check_cmd(a: CheckArgs) -> i32 {
         partition,
         jobs: a.jobs,
         on_progress,
+        path: a.path.clone(),
     };
     let result = crate::check::check(&loaded, &opts).await;
     if tty {
@@ -666,6 +721,18 @@ async fn check_cmd(a: CheckArgs) -> i32 {
     {
         eprint_error(&format!("failed to write {}: {e}", path.display()));
         return exit::SETUP;
+    }
+    if let Some(path) = &a.summary {
+        let md = report::check::check_markdown(&r);
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(md.as_bytes()));
+        if let Err(e) = written {
+            eprint_error(&format!("failed to write {}: {e}", path.display()));
+            return exit::SETUP;
+        }
     }
     if r.passed { exit::OK } else { exit::FAILED }
 }

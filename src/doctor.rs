@@ -224,8 +224,17 @@ pub fn diagnose(rec: &Recording, v: &Verdict) -> Vec<Cause> {
             operator_fix: "exclude text/event-stream from compression (compression `filter`, nginx gzip_types, Traefik excludedContentTypes)",
         });
     }
-    // R2/R3: held without either header: a proxy buffer.
-    if held && cl.is_none() && ce.is_none() {
+    // R2/R3: held without either header is a proxy buffer; so is held behind a recognised proxy, whatever
+    // the coding (nginx gzip on a buffered location holds because of the buffer, not the compressor).
+    let proxy_seen = !vendor_note(&[
+        "nginx",
+        "Apache httpd",
+        "Azure Front Door",
+        "Varnish",
+        "Envoy",
+    ])
+    .is_empty();
+    if held && cl.is_none() && (ce.is_none() || proxy_seen) {
         let mut evidence = vec![format!("delivery {}", v.delivery)];
         let clumps: Vec<u64> = v
             .bursts
@@ -337,14 +346,20 @@ pub fn diagnose(rec: &Recording, v: &Verdict) -> Vec<Cause> {
             .filter(|f| matches!(f.id(), "first-byte-delayed" | "headers-with-first-event"))
             .map(|f| format!("{}: {}", f.id(), f.evidence))
             .collect();
+        // When a buffer already explains the late headers, this is a consequence, not a cause.
+        let explained = held;
         causes.push(Cause {
             id: "first-byte-delay",
             title: "the headers arrive only with the first event: first-byte timeouts (25-100 s) will cut slow streams",
-            confidence: Confidence::Medium,
+            confidence: if explained {
+                Confidence::Low
+            } else {
+                Confidence::Medium
+            },
             evidence,
             origin_fix: "flush headers at once and send a `:ok` comment immediately",
             snippets: vec![EXPRESS_FLUSH_HEADERS],
-            operator_fix: "stop the hop from withholding headers (exclude text/event-stream from compression)",
+            operator_fix: "stop the hop from withholding headers until the body (a buffering proxy or compressor)",
         });
     }
     // R11: framing.
@@ -472,7 +487,28 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
                     "re-probe with Accept-Encoding: identity → {}",
                     v2.delivery
                 ));
-            } else if proved {
+            }
+            // Still held without compression: something else buffers, most likely a proxy.
+            if !proved && matches!(v2.delivery, Delivery::HeldUntilEnd | Delivery::Batched) {
+                let note = format!(
+                    "re-probe with Accept-Encoding: identity still {}: the holding is not the compressor's",
+                    v2.delivery
+                );
+                if let Some(c) = causes.iter_mut().find(|c| c.id == "proxy-buffering") {
+                    c.confidence = c.confidence.max(Confidence::High);
+                    c.evidence.push(note);
+                } else if header(&rec, "content-length").is_none() {
+                    let mut extra = diagnose(&r2, &v2)
+                        .into_iter()
+                        .filter(|c| c.id == "proxy-buffering")
+                        .collect::<Vec<_>>();
+                    for c in &mut extra {
+                        c.evidence.push(note.clone());
+                    }
+                    causes.extend(extra);
+                }
+            }
+            if proved && !causes.iter().any(|c| c.id == "compression-buffering") {
                 causes.push(Cause {
                     id: "compression-buffering",
                     title: "a compression layer holds events until its buffer fills",

@@ -243,6 +243,39 @@ pub struct Recording {
 pub const BODY_KEPT: usize = 1 << 20;
 
 impl Recording {
+    /// A recording of a request whose response headers never came within the duration limit.
+    fn no_response(req: &ProbeRequest, headers: &[(String, String)], start: Instant) -> Recording {
+        let ended_at = start.elapsed();
+        Recording {
+            start,
+            method: req.method.clone(),
+            url: redact_url(&req.url),
+            remote_addr: None,
+            request_headers: redact(headers, &req.secret_headers),
+            status: 0,
+            version: String::new(),
+            headers: Vec::new(),
+            headers_at: ended_at,
+            reads: Vec::new(),
+            reads_dropped: 0,
+            events: Vec::new(),
+            events_dropped: 0,
+            comments: Vec::new(),
+            retry: None,
+            framing: BodyFraming::CloseDelimited,
+            coding: "identity".into(),
+            wire_bytes: 0,
+            decoded_bytes: 0,
+            end: End::Limit {
+                limit: LimitKind::Duration,
+            },
+            ended_at,
+            facts: FramingFacts::default(),
+            body: Vec::new(),
+            body_truncated: false,
+        }
+    }
+
     /// Case-insensitive header lookup (first value).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -277,8 +310,6 @@ pub enum ProbeError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("failed to get response headers from {url} within {}", crate::report::human_duration(*.limit))]
-    NoHeaders { url: String, limit: Duration },
 }
 
 /// Send the request and record the response until it ends or a limit is reached.
@@ -311,10 +342,8 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
         .unwrap_or_else(|| start + Duration::from_secs(365 * 24 * 3600));
     let mut resp = match tokio::time::timeout_at(deadline.into(), client.execute(request)).await {
         Err(_) => {
-            return Err(ProbeError::NoHeaders {
-                url: redact_url(&req.url),
-                limit: req.limits.duration,
-            });
+            // Nothing answered within the limit: a measurement (everything held), not a failure.
+            return Ok(Recording::no_response(req, &headers, start));
         }
         Ok(Err(e)) => {
             return Err(ProbeError::Connect {

@@ -101,7 +101,15 @@ pub async fn run_scenario(
         .map_err(RunError::Fixture)?;
     let mut hops = Chain::start(chain, origin.addr()).await?;
     let entry: SocketAddr = hops.entry(origin.addr());
-    let url = format!("http://{entry}/events");
+    // A path of its own, so that the origin's log entry for this probe is told apart from any stray
+    // request (a readiness check from a hop that lost a port race to this origin, say).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let path = format!(
+        "/events/{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let url = format!("http://{entry}{path}");
     let req = probe_request(url, request, profile);
     let rec = match probe(&req).await {
         Ok(r) => r,
@@ -112,11 +120,9 @@ pub async fn run_scenario(
         }
     };
     let requests = origin.requests();
-    let origin_saw = requests
-        .last()
-        .map(|r| format!("{} {}", r.method, r.version));
-    let schedule = requests
-        .last()
+    let ours = requests.iter().rfind(|r| r.target.starts_with(&path));
+    let origin_saw = ours.map(|r| format!("{} {}", r.method, r.version));
+    let schedule = ours
         .map(|r| Schedule {
             sends: r.sends.iter().map(|&t| rec.offset(t)).collect(),
             headers_sent: r.headers_sent.map(|t| rec.offset(t)),

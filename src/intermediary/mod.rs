@@ -92,6 +92,11 @@ pub enum HopError {
         program: &'static str,
         package: &'static str,
     },
+    #[error("failed to use {} from ${variable}: it is not a file", path.display())]
+    NotAFile {
+        variable: &'static str,
+        path: std::path::PathBuf,
+    },
     #[error("failed to bind 127.0.0.1 for {hop}")]
     Bind {
         hop: String,

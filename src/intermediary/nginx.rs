@@ -38,9 +38,9 @@ pub fn configs() -> Vec<String> {
 pub fn binary() -> Result<PathBuf, HopError> {
     match std::env::var_os("SSEGATE_NGINX") {
         Some(p) if Path::new(&p).is_file() => Ok(PathBuf::from(p)),
-        Some(_) => Err(HopError::Missing {
-            program: "nginx (from $SSEGATE_NGINX)",
-            package: "nginx-light",
+        Some(p) => Err(HopError::NotAFile {
+            variable: "SSEGATE_NGINX",
+            path: PathBuf::from(p),
         }),
         None => crate::proc::which("nginx").ok_or(HopError::Missing {
             program: "nginx",
@@ -109,7 +109,9 @@ impl Nginx {
             .map_err(spawn_err)?;
         std::fs::create_dir_all(dir.path().join("tmp")).map_err(spawn_err)?;
         // nginx cannot report an ephemeral port, so reserve one and hand it over; a lost race shows up as
-        // "Address already in use" and the caller retries with a new port.
+        // "Address already in use" and the caller retries with a new port. (Handing nginx the bound socket
+        // through `NGINX=3;` would close the race, but nginx 1.22 crashes on inherited sockets with
+        // `master_process off`.) The readiness nonce keeps a port thief from passing for nginx.
         let port = {
             let l =
                 std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|source| HopError::Bind {
@@ -263,6 +265,18 @@ mod tests {
         assert!(conf.contains("            proxy_buffering off;"));
         assert!(conf.contains("pid /tmp/x/nginx.pid;"));
         assert!(!conf.contains("{{"));
+    }
+
+    #[test]
+    fn a_missing_nginx_names_the_debian_package() {
+        let e = HopError::Missing {
+            program: "nginx",
+            package: "nginx-light",
+        };
+        assert_eq!(
+            e.to_string(),
+            "failed to find `nginx` on PATH; install it with `apt-get install -y nginx-light`"
+        );
     }
 
     #[test]

@@ -39,6 +39,10 @@ fn fix_line(f: &Option<Fixability>) -> String {
             }
         ),
         Some(Fixability::Operator { operator_fix, .. }) => format!("operator only: {operator_fix}"),
+        Some(Fixability::Unstable { delivery_on_rerun }) => {
+            format!("did not reproduce (`{delivery_on_rerun}` on a second run)")
+        }
+        Some(Fixability::Undetermined { reason }) => format!("undetermined: {reason}"),
     }
 }
 

@@ -148,6 +148,7 @@ impl CommandTarget {
         let out = crate::proc::tail(&self.dir.path().join("stdout.log"), 20);
         let err = crate::proc::tail(&self.dir.path().join("stderr.log"), 20);
         match (out.is_empty(), err.is_empty()) {
+            (true, true) => "(no output)".into(),
             (_, true) => out,
             (true, false) => err,
             (false, false) => format!("{out}\n{err}"),

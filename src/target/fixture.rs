@@ -27,6 +27,8 @@ use crate::{Body, BoxError};
 pub struct RequestLog {
     pub received: Instant,
     pub method: String,
+    /// Path and query of the request.
+    pub target: String,
     /// The HTTP version the request arrived with (nginx speaks HTTP/1.0 upstream by default).
     pub version: String,
     pub headers: Vec<(String, String)>,
@@ -127,6 +129,10 @@ async fn handle(
         l.push(RequestLog {
             received: Instant::now(),
             method: req.method().to_string(),
+            target: req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
             version: version_str(req.version()),
             headers: req
                 .headers()

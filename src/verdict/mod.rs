@@ -258,11 +258,14 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
     };
     let t = threshold(gap);
 
-    // Against a baseline, each recording's offsets include its own connection setup (DNS, TCP, TLS,
-    // time to first byte), which differ between a remote and a local server. Subtract the part both the
-    // headers and every event share: `min(header delay, smallest event delay)`. A hop that holds the
-    // headers keeps its delay (the smallest event delay is then small), and so does one that holds events.
-    let shift = match reference {
+    // Against a baseline, each request has its own connection setup (DNS, TCP, TLS) and, for generated
+    // streams, its own time to first token: offsets from the request's start differ by a constant that
+    // is nobody's holding. Events are aligned by the smallest event delay: whatever a buffer holds is
+    // released together with an event that was not held (delay about 0), so holding survives the
+    // alignment, while a constant offset does not. Headers are aligned by the part they share with the
+    // events (`min(header delay, event shift)`), so a remote server's TLS time is not "late headers" but
+    // a hop that holds the headers until the first event still is.
+    let (shift, header_shift) = match reference {
         Reference::Baseline(b) => {
             let header = rec.headers_at.saturating_sub(b.headers_at);
             let smallest = rec
@@ -270,10 +273,11 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
                 .iter()
                 .zip(&b.events)
                 .map(|(a, e)| a.at.saturating_sub(e.at))
-                .min();
-            smallest.map_or(Duration::ZERO, |m| m.min(header))
+                .min()
+                .unwrap_or_default();
+            (smallest, smallest.min(header))
         }
-        _ => Duration::ZERO,
+        _ => (Duration::ZERO, Duration::ZERO),
     };
     // Align events with the reference: by sequence number (`id`) against a schedule, by position otherwise.
     let mut events: Vec<EventTiming> = rec
@@ -299,7 +303,7 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
         .collect();
     let bursts = bursts(rec, &mut events, t);
 
-    let header_latency = ref_headers.map(|h| rec.headers_at.saturating_sub(h + shift));
+    let header_latency = ref_headers.map(|h| rec.headers_at.saturating_sub(h + header_shift));
     let headers_late = header_latency.is_some_and(|l| l > t);
     let latencies: Vec<Duration> = events.iter().filter_map(|e| e.latency).collect();
     let latency_p50 = median(latencies.clone());
@@ -323,9 +327,12 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
             .count(),
         _ => 0,
     };
-    let delivery = if n == 0 && missing == 0 {
+    let delivery = if aborted {
+        // Ended abruptly, even before the first event: an idle cut can strike before anything arrives.
+        Delivery::Cut
+    } else if n == 0 && missing == 0 {
         Delivery::NoEvents
-    } else if aborted || (lost && rec.end == End::Complete) {
+    } else if lost && rec.end == End::Complete {
         Delivery::Cut
     } else if basis == Basis::Inferred {
         infer(rec, &bursts, t, &mut findings)
@@ -551,7 +558,18 @@ fn bursts(rec: &Recording, events: &mut [EventTiming], t: Duration) -> Vec<Burst
 
 /// Classify without a reference: only what the arrival pattern proves.
 fn infer(rec: &Recording, bursts: &[Burst], t: Duration, findings: &mut Vec<Finding>) -> Delivery {
-    let span = rec.ended_at.saturating_sub(rec.headers_at);
+    // Headers that came with the first bytes were held too: then the stream's length counts from the
+    // request, not from the headers.
+    let headers_held = rec
+        .reads
+        .first()
+        .is_some_and(|r| r.at.saturating_sub(rec.headers_at) < t / 4);
+    let from = if headers_held {
+        Duration::ZERO
+    } else {
+        rec.headers_at
+    };
+    let span = rec.ended_at.saturating_sub(from);
     let n = rec.events.len();
     let tail = (span / 10).max(Duration::from_millis(100));
     let ended = rec.end == End::Complete;
@@ -599,6 +617,13 @@ fn media_type(v: &str) -> String {
 }
 
 fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
+    if rec.status == 0 {
+        out.push(Finding::new(
+            "no-response",
+            format!("no response headers within {}", ms(rec.ended_at)),
+        ));
+        return;
+    }
     let h = |n: &str| rec.header(n);
     if !(200..300).contains(&rec.status) {
         out.push(Finding::new(
@@ -735,7 +760,9 @@ fn client_saw_headers_with_first_event(rec: &Recording, t: Duration) -> bool {
 fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
     let f = &rec.facts;
     // A probe that stopped at a limit cut the stream itself: the tail it saw is not the origin's fault.
-    let real_end = matches!(rec.end, End::Complete | End::Aborted { .. });
+    // An error page (404 HTML) is not an event stream: its framing is not judged.
+    let real_end =
+        matches!(rec.end, End::Complete | End::Aborted { .. }) && (200..300).contains(&rec.status);
     if let Some(u) = &f.unterminated
         && u.had_data
         && real_end

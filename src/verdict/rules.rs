@@ -78,6 +78,10 @@ rules! {
         why "events arrive one by one but consistently late, as when something holds every write for a while (Nagle, a periodic flusher)"
         fix "set TCP_NODELAY on the origin socket and write each event in one call"
         operator "look for a periodic flush interval on the proxy";
+    "no-response" Error "delivery"
+        why "no response headers arrived while the probe listened: something holds the whole response (a buffering gateway on an endless stream) or the server never answered"
+        fix "send the headers and a `:ok` comment at once, and stream the body"
+        operator "switch the platform or gateway to streaming mode";
     "content-type-not-event-stream" Error "headers"
         why "EventSource only accepts `text/event-stream`; other types are refused by browsers and compressed or buffered by proxies"
         fix "send `Content-Type: text/event-stream`";

@@ -376,3 +376,87 @@ fn inference_sees_nginx_clumps_with_a_short_first_one() {
     let v = judge(&r, Reference::None);
     assert_eq!(v.delivery, Delivery::Batched, "{:?}", v.bursts);
 }
+
+#[test]
+fn a_different_time_to_first_event_is_not_holding() {
+    // an LLM-like origin: headers at once, the first token 600 ms later on this request than on the baseline
+    let base = rec(
+        GOOD,
+        &[402, 803, 1201, 1605, 2002, 2401],
+        2402,
+        End::Complete,
+    );
+    let slow_start = rec(
+        GOOD,
+        &[1002, 1403, 1801, 2205, 2602, 3001],
+        3002,
+        End::Complete,
+    );
+    let v = judge(&slow_start, Reference::Baseline(&base));
+    assert_eq!(v.delivery, Delivery::Streamed);
+    assert_eq!(v.alignment, ms(600));
+    // but a hop that holds everything to the end is still caught
+    let held = rec(GOOD, &[2403; 6], 2404, End::Complete);
+    assert_eq!(
+        judge(&held, Reference::Baseline(&base)).delivery,
+        Delivery::HeldUntilEnd
+    );
+}
+
+#[test]
+fn an_abort_before_the_first_event_is_a_cut() {
+    let r = rec(
+        GOOD,
+        &[],
+        300,
+        End::Aborted {
+            reason: "eof".into(),
+        },
+    );
+    assert_eq!(
+        judge(&r, Reference::Schedule(&sched(SENDS))).delivery,
+        Delivery::Cut
+    );
+    assert_eq!(judge(&r, Reference::None).delivery, Delivery::Cut);
+}
+
+#[test]
+fn inferred_held_counts_from_the_request_when_headers_came_with_the_events() {
+    let mut r = rec(GOOD, &[2400; 6], 2401, End::Complete);
+    r.headers_at = ms(2399);
+    let v = judge(&r, Reference::None);
+    assert_eq!(v.delivery, Delivery::HeldUntilEnd);
+}
+
+#[test]
+fn no_response_within_the_limit_is_held_against_a_reference() {
+    let mut r = rec(
+        &[],
+        &[],
+        3000,
+        End::Limit {
+            limit: crate::probe::LimitKind::Duration,
+        },
+    );
+    r.status = 0;
+    r.headers_at = ms(3000);
+    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    assert_eq!(v.delivery, Delivery::HeldUntilEnd);
+    assert!(v.has("no-response"));
+    assert!(!v.has("content-type-not-event-stream"));
+}
+
+#[test]
+fn an_error_page_has_no_framing_findings() {
+    let mut r = rec(&[("content-type", "text/html")], &[], 50, End::Complete);
+    r.status = 404;
+    r.decoded_bytes = 300;
+    r.facts.unterminated = Some(crate::sse::Unterminated {
+        bytes: b"<html>".to_vec(),
+        len: 300,
+        had_data: true,
+    });
+    let v = judge(&r, Reference::None);
+    assert!(v.has("error-status"));
+    assert!(!v.has("no-events-dispatched") && !v.has("event-not-terminated"));
+}

@@ -373,6 +373,86 @@ fn init_writes_a_starter_that_loads_and_refuses_to_overwrite() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+#[test]
+fn a_cut_before_the_first_event_is_fixed_by_heartbeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ssegate.yaml");
+    std::fs::write(
+        &cfg,
+        "target:\n  url: {path: /events}\nmatrix:\n  idle: [{idle-cut: {after_ms: 300}}]\n",
+    )
+    .unwrap();
+    let (code, lines, human) = check_json(&[
+        "-c",
+        cfg.to_str().unwrap(),
+        "--",
+        env!("CARGO_BIN_EXE_ssegate"),
+        "fixture",
+        "hardened",
+        "--port",
+        "{port}",
+    ]);
+    assert_eq!(code, 4, "{human}");
+    let chain = &lines.iter().find(|l| l["type"] == "chain").unwrap()["data"];
+    assert_eq!(chain["delivery"], "cut");
+    assert_eq!(chain["fix"]["kind"], "origin");
+    assert_eq!(chain["fix"]["heartbeat_ms"], 150);
+    assert_eq!(
+        chain["fix"]["headers"],
+        serde_json::json!([]),
+        "the hardened origin already opts out"
+    );
+}
+
+#[test]
+fn a_baseline_that_is_not_2xx_stops_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .current_dir(dir.path())
+        .args([
+            "check",
+            "--path",
+            "/events",
+            "--",
+            "python3",
+            "-m",
+            "http.server",
+            "{port}",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("answered 404") && err.contains("--path"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_urls_and_methods_are_usage_errors() {
+    for args in [
+        vec!["probe", "example.com/events"],
+        vec!["doctor", "example.com/events"],
+        vec!["probe", "http://127.0.0.1:9/", "--method", "BAD METHOD"],
+        vec!["check", "--url", "localhost:3000/events"],
+    ] {
+        let out = bin().args(&args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).starts_with("ssegate: failed to"),
+            "{args:?}"
+        );
+    }
+}
+
 mod doctor {
     use ssegate::doctor::{Confidence, DoctorRequest, doctor};
     use ssegate::intermediary::{Chain, HopSpec};
@@ -409,6 +489,23 @@ mod doctor {
         let json = ssegate::report::check::doctor_json(&d);
         assert_eq!(json["causes"][0]["id"], "proxy-buffering");
         assert_eq!(json["delivery"], "held-until-end");
+    }
+
+    #[tokio::test]
+    async fn nginx_gzip_is_blamed_on_the_proxy_buffer_once_identity_is_still_held() {
+        let d = diagnose(
+            Profile::builtin("plain").unwrap(),
+            vec![HopSpec::Nginx("gzip".into())],
+            true,
+        )
+        .await;
+        assert_eq!(d.causes[0].id, "proxy-buffering", "{:?}", d.causes);
+        assert!(
+            d.causes[0]
+                .evidence
+                .iter()
+                .any(|e| e.contains("identity still"))
+        );
     }
 
     #[tokio::test]
