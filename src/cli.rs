@@ -738,7 +738,7 @@ async fn check_cmd(a: CheckArgs) -> i32 {
 }
 
 fn builtin_cases_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cases")
+    crate::assets::dir(crate::assets::Kind::Cases)
 }
 
 async fn run_cmd(a: RunArgs) -> i32 {

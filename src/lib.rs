@@ -5,6 +5,7 @@
 //! [`runner`] starts a [`target`] and a chain of [`intermediary`] hops; the [`probe`] records every read and
 //! event; [`verdict`] judges the recording; [`report`] renders the outcome.
 
+pub mod assets;
 pub mod case;
 pub mod check;
 pub mod cli;

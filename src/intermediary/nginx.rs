@@ -15,7 +15,7 @@ use crate::proc::ChildGuard;
 
 /// The directory of nginx templates, inside the source tree.
 pub fn templates_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("nginx")
+    crate::assets::dir(crate::assets::Kind::Nginx)
 }
 
 /// Names of the nginx profiles (`nginx/*.conf` except `_base`).

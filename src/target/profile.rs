@@ -13,7 +13,7 @@ use crate::error::LoadError;
 
 /// The directory that holds the built-in profiles, inside the source tree.
 pub fn builtin_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+    crate::assets::dir(crate::assets::Kind::Fixtures)
 }
 
 /// Line ending the origin writes.
