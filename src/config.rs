@@ -233,29 +233,25 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
     names.extend(["default", "direct"]);
     for key in config.expect.delivery.keys() {
         if !names.contains(&key.as_str()) {
-            // The key's own location is not kept by the map; point at the `delivery` block.
-            let line = src
-                .lines()
-                .position(|l| l.trim_start().starts_with(&format!("{key}:")))
-                .map_or(1, |i| i + 1);
+            // A map keeps no key locations: find the key inside `expect:` → `delivery:`.
+            let (line, column) = key_location(src, &["expect", "delivery", key]);
             return Err(LoadError::at(
                 path,
                 src,
                 line,
-                src.lines()
-                    .nth(line - 1)
-                    .map_or(1, |l| l.len() - l.trim_start().len() + 1),
+                column,
                 format!("`expect.delivery` names no chain `{key}`"),
                 Some(name_help(key, &names)),
             ));
         }
     }
     if config.target.ready.http.is_some() && config.target.ready.log.is_some() {
+        let (line, column) = key_location(src, &["target", "ready", "log"]);
         return Err(LoadError::at(
             path,
             src,
-            1,
-            1,
+            line,
+            column,
             "`target.ready` takes `http` or `log`, not both",
             None,
         ));
@@ -266,8 +262,8 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
         return Err(LoadError::at(
             path,
             src,
-            1,
-            1,
+            key_location(src, &["target", "command"]).0,
+            key_location(src, &["target", "command"]).1,
             "`target.command` is empty",
             None,
         ));
@@ -277,6 +273,41 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
         config,
         matrix,
     })
+}
+
+/// Line and column (1-based) of a nested block-style key, found by walking `path` down the text; the
+/// deepest key found so far when the rest is written in flow style (`{a: b}`).
+fn key_location(src: &str, path: &[&str]) -> (usize, usize) {
+    let mut found = (1, 1);
+    let mut depth = 0;
+    let mut min_indent = 0;
+    for (i, line) in src.lines().enumerate() {
+        let Some(seg) = path.get(depth) else { break };
+        let indent = line.len() - line.trim_start().len();
+        let t = line.trim_start();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if depth > 0 && indent < min_indent {
+            break;
+        }
+        if let Some(pos) = t
+            .find(&format!("{seg}:"))
+            .filter(|&p| p == 0 || t[..p].ends_with(['{', ' ', ',']))
+        {
+            found = (i + 1, indent + pos + 1);
+            depth += 1;
+            min_indent = indent + 1;
+            // flow style: the remaining keys are on this line
+            for rest in &path[depth..] {
+                if let Some(p) = t.find(&format!("{rest}:")) {
+                    found = (i + 1, indent + p + 1);
+                    depth += 1;
+                }
+            }
+        }
+    }
+    found
 }
 
 /// Read and validate a config file.
@@ -381,6 +412,16 @@ mod tests {
         let src = "target:\n  comand: [x]\n";
         let e = parse(Path::new("s.yaml"), src).unwrap_err();
         assert!(e.to_string().contains("s.yaml:2:3"), "{e}");
+    }
+
+    #[test]
+    fn nested_keys_are_located_in_block_and_flow_style() {
+        let src = "target:\n  url: {path: /x}\n  ready:\n    http: /h\n    log: up\nexpect:\n  delivery: {path: streamed}\n";
+        assert_eq!(key_location(src, &["target", "ready", "log"]), (5, 5));
+        assert_eq!(key_location(src, &["expect", "delivery", "path"]), (7, 14));
+        let e = parse(Path::new("s.yaml"), &format!("{src}")).unwrap_err();
+        let LoadError::Invalid(inv) = e else { panic!() };
+        assert_eq!((inv.line, inv.column), (7, 14), "{}", inv.message);
     }
 
     #[test]
