@@ -419,7 +419,7 @@ mod tests {
         let src = "target:\n  url: {path: /x}\n  ready:\n    http: /h\n    log: up\nexpect:\n  delivery: {path: streamed}\n";
         assert_eq!(key_location(src, &["target", "ready", "log"]), (5, 5));
         assert_eq!(key_location(src, &["expect", "delivery", "path"]), (7, 14));
-        let e = parse(Path::new("s.yaml"), &format!("{src}")).unwrap_err();
+        let e = parse(Path::new("s.yaml"), src).unwrap_err();
         let LoadError::Invalid(inv) = e else { panic!() };
         assert_eq!((inv.line, inv.column), (7, 14), "{}", inv.message);
     }
