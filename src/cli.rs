@@ -358,21 +358,26 @@ pub fn run(cli: Cli) -> i32 {
         }
     };
     rt.block_on(async {
-        // SIGTERM (CI cancelling a job) is handled like Ctrl-C: the scenario is dropped, which stops every
-        // hop and target, and any group still registered is killed.
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let terminated = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
+        // Both listeners exist before anything starts, so a signal can never arrive between a child's
+        // start and the handler's registration. SIGTERM (CI cancelling a job) is handled like Ctrl-C: the
+        // scenario is dropped, which stops every hop and target, and any group still registered is killed.
+        use tokio::signal::unix::{SignalKind, signal};
+        let wait = |kind: SignalKind| {
+            let mut s = signal(kind).ok();
+            async move {
+                match s.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-                None => std::future::pending::<()>().await,
             }
         };
+        let interrupted = wait(SignalKind::interrupt());
+        let terminated = wait(SignalKind::terminate());
         tokio::select! {
             code = dispatch(cli) => code,
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupted => {
                 let n = crate::proc::kill_all();
                 eprint_error(&format!("interrupted; stopped {n} child process group(s)"));
                 exit::INTERRUPTED
