@@ -97,10 +97,6 @@ impl ProbeRequest {
         }
         h
     }
-
-    fn is_secret(&self, name: &str) -> bool {
-        is_secret(name, &self.secret_headers)
-    }
 }
 
 /// Whether `name` is a secret header (built-in list or `extra`).
@@ -243,7 +239,8 @@ pub struct Recording {
 pub const BODY_KEPT: usize = 1 << 20;
 
 impl Recording {
-    /// A recording of a request whose response headers never came within the duration limit.
+    /// A recording of a request whose response headers never came within the duration limit (also the
+    /// blank that a real response's recording starts from).
     fn no_response(req: &ProbeRequest, headers: &[(String, String)], start: Instant) -> Recording {
         let ended_at = start.elapsed();
         Recording {
@@ -385,41 +382,16 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
         .find(|(k, _)| k == "content-encoding")
         .map(|(_, v)| v.clone());
 
-    let mut rec = Recording {
-        start,
-        method: req.method.clone(),
-        url: redact_url(&req.url),
-        remote_addr,
-        request_headers: redact(&headers, &req.secret_headers),
-        status: resp.status().as_u16(),
-        version,
-        headers: resp_headers
-            .iter()
-            .map(|(k, v)| {
-                if req.is_secret(k) {
-                    (k.clone(), "<redacted>".into())
-                } else {
-                    (k.clone(), v.clone())
-                }
-            })
-            .collect(),
-        headers_at,
-        reads: Vec::new(),
-        reads_dropped: 0,
-        events: Vec::new(),
-        events_dropped: 0,
-        comments: Vec::new(),
-        retry: None,
-        framing,
-        coding: encoding.clone().unwrap_or_else(|| "identity".into()),
-        wire_bytes: 0,
-        decoded_bytes: 0,
-        end: End::Complete,
-        ended_at: headers_at,
-        facts: FramingFacts::default(),
-        body: Vec::new(),
-        body_truncated: false,
-    };
+    let mut rec = Recording::no_response(req, &headers, start);
+    rec.remote_addr = remote_addr;
+    rec.status = resp.status().as_u16();
+    rec.version = version;
+    rec.headers = redact(&resp_headers, &req.secret_headers);
+    rec.headers_at = headers_at;
+    rec.ended_at = headers_at;
+    rec.framing = framing;
+    rec.coding = encoding.clone().unwrap_or_else(|| "identity".into());
+    rec.end = End::Complete;
 
     let mut parser = Parser::with_max_line(req.limits.max_line);
     let mut decoder = match Coding::parse(encoding.as_deref()) {

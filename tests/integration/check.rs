@@ -58,6 +58,24 @@ fn check_json(args: &[&str]) -> (i32, Vec<Value>, String) {
     )
 }
 
+/// `check` with `config` (YAML text) against `ssegate fixture PROFILE` as the command; `extra` goes before `--`.
+fn check_fixture(config: &str, profile: &str, extra: &[&str]) -> (i32, Vec<Value>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ssegate.yaml");
+    std::fs::write(&cfg, config).unwrap();
+    let mut args = vec!["-c", cfg.to_str().unwrap()];
+    args.extend(extra);
+    args.extend([
+        "--",
+        env!("CARGO_BIN_EXE_ssegate"),
+        "fixture",
+        profile,
+        "--port",
+        "{port}",
+    ]);
+    check_json(&args)
+}
+
 fn cause_ids(lines: &[Value]) -> Vec<String> {
     let summary = lines
         .iter()
@@ -147,23 +165,11 @@ fn the_fixed_express_app_passes_and_operator_only_chains_only_warn() {
 
 #[test]
 fn origin_fixable_breakage_fails_and_names_the_headers() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("ssegate.yaml");
-    std::fs::write(
-        &cfg,
+    let (code, lines, human) = check_fixture(
         "target:\n  url: {path: /events}\nmatrix:\n  nginx-default: [{nginx: default}]\n  content-length: [content-length]\n",
-    )
-    .unwrap();
-    let (code, lines, human) = check_json(&[
-        "-c",
-        cfg.to_str().unwrap(),
-        "--",
-        env!("CARGO_BIN_EXE_ssegate"),
-        "fixture",
         "plain",
-        "--port",
-        "{port}",
-    ]);
+        &[],
+    );
     assert_eq!(code, 4, "{human}");
     let chains: Vec<&Value> = lines
         .iter()
@@ -197,31 +203,14 @@ fn origin_fixable_breakage_fails_and_names_the_headers() {
 
 #[test]
 fn an_explicit_expectation_makes_operator_only_breakage_fail_and_partitions_split_the_matrix() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("ssegate.yaml");
-    std::fs::write(
-        &cfg,
-        "target:\n  url: {path: /events}\nmatrix:\n  a-content-length: [content-length]\n  b-http10: [http10]\nexpect:\n  delivery: {a-content-length: streamed}\n",
-    )
-    .unwrap();
-    let cmd = [
-        env!("CARGO_BIN_EXE_ssegate"),
-        "fixture",
-        "hardened",
-        "--port",
-        "{port}",
-    ];
-    let mut args = vec!["-c", cfg.to_str().unwrap(), "--partition", "1/2", "--"];
-    args.extend(cmd);
-    let (code, lines, human) = check_json(&args);
+    let config = "target:\n  url: {path: /events}\nmatrix:\n  a-content-length: [content-length]\n  b-http10: [http10]\nexpect:\n  delivery: {a-content-length: streamed}\n";
+    let (code, lines, human) = check_fixture(config, "hardened", &["--partition", "1/2"]);
     assert_eq!(code, 4, "{human}");
     let chains: Vec<&Value> = lines.iter().filter(|l| l["type"] == "chain").collect();
     assert_eq!(chains.len(), 1);
     assert_eq!(chains[0]["data"]["name"], "a-content-length");
     assert_eq!(chains[0]["data"]["result"], "fail");
-    let mut args = vec!["-c", cfg.to_str().unwrap(), "--partition", "2/2", "--"];
-    args.extend(cmd);
-    let (code, lines, human) = check_json(&args);
+    let (code, lines, human) = check_fixture(config, "hardened", &["--partition", "2/2"]);
     assert_eq!(code, 0, "{human}");
     let start = &lines[0]["data"];
     assert_eq!(start["partition"], "2/2");
@@ -375,23 +364,11 @@ fn init_writes_a_starter_that_loads_and_refuses_to_overwrite() {
 
 #[test]
 fn a_cut_before_the_first_event_is_fixed_by_heartbeats() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("ssegate.yaml");
-    std::fs::write(
-        &cfg,
+    let (code, lines, human) = check_fixture(
         "target:\n  url: {path: /events}\nmatrix:\n  idle: [{idle-cut: {after_ms: 300}}]\n",
-    )
-    .unwrap();
-    let (code, lines, human) = check_json(&[
-        "-c",
-        cfg.to_str().unwrap(),
-        "--",
-        env!("CARGO_BIN_EXE_ssegate"),
-        "fixture",
         "hardened",
-        "--port",
-        "{port}",
-    ]);
+        &[],
+    );
     assert_eq!(code, 4, "{human}");
     let chain = &lines.iter().find(|l| l["type"] == "chain").unwrap()["data"];
     assert_eq!(chain["delivery"], "cut");
