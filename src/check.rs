@@ -671,6 +671,10 @@ fn local_origin_causes(causes: &mut [Cause]) {
                 c.origin_fix = "write and flush each event as it is produced (res.flush(), Flusher.Flush(), a streaming response)";
                 c.operator_fix = "none: nothing stands between this server and the probe";
             }
+            "compression-buffering" => {
+                c.title = "the server's own compression middleware holds events until its buffer fills (Express compression without res.flush(), old Starlette GZip)";
+                c.operator_fix = "none: nothing stands between this server and the probe";
+            }
             "idle-timeout" | "duration-cap" => {
                 c.id = "origin-abort";
                 c.title = "the server ended the response abruptly (an exception, a handler or write timeout)";
