@@ -48,18 +48,63 @@ pub fn dir(kind: Kind) -> PathBuf {
     extracted(kind).unwrap_or(source)
 }
 
-fn extracted(kind: Kind) -> Option<PathBuf> {
-    let root = std::env::temp_dir().join(format!(
-        "ssegate-{}-assets-{}",
-        env!("CARGO_PKG_VERSION"),
-        // One per user: another user's directory is not ours to trust.
+/// A fingerprint of everything embedded, so that a binary never reuses another build's extraction.
+fn content_hash() -> u64 {
+    static HASH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *HASH.get_or_init(|| {
+        // FNV-1a over every embedded path and its bytes.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for b in bytes {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        for kind in [Kind::Nginx, Kind::Fixtures, Kind::Cases] {
+            let mut files: Vec<&include_dir::File> = Vec::new();
+            collect(kind.embedded(), &mut files);
+            files.sort_by_key(|f| f.path());
+            for f in files {
+                eat(f.path().to_string_lossy().as_bytes());
+                eat(f.contents());
+            }
+        }
+        h
+    })
+}
+
+fn collect<'a>(dir: &'a Dir<'a>, out: &mut Vec<&'a include_dir::File<'a>>) {
+    out.extend(dir.files());
+    for d in dir.dirs() {
+        collect(d, out);
+    }
+}
+
+/// Ours to trust: a real directory (not a link), owned by this user, writable by nobody else.
+fn private_dir(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| {
         // SAFETY: geteuid has no preconditions and cannot fail.
-        unsafe { libc::geteuid() }
+        m.is_dir() && m.uid() == unsafe { libc::geteuid() } && m.mode() & 0o022 == 0
+    })
+}
+
+fn extracted(kind: Kind) -> Option<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let root = std::env::temp_dir().join(format!(
+        "ssegate-assets-{}-{:016x}",
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() },
+        content_hash()
     ));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&root);
+    if !private_dir(&root) {
+        // Someone else's (or a link): never run templates from there.
+        return None;
+    }
     let target = root.join(kind.name());
     if !target.is_dir() {
         // Extract into a fresh directory, then rename, so a concurrent run never sees half a copy.
-        std::fs::create_dir_all(&root).ok()?;
         let staging = tempfile::Builder::new()
             .prefix(".extract-")
             .tempdir_in(&root)
@@ -92,6 +137,16 @@ mod tests {
             }
             assert!(kind.embedded().files().count() > 0);
         }
+    }
+
+    #[test]
+    fn a_directory_writable_by_others_is_not_trusted() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(private_dir(d.path()));
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!private_dir(d.path()));
     }
 
     #[test]

@@ -60,13 +60,18 @@ pub enum CheckError {
     },
     #[error("invalid --partition `{0}`: expected K/N with 1 ≤ K ≤ N")]
     Partition(String),
-    #[error(
-        "failed to use the direct stream: {method} {url} answered {status}; check `target.url.path` (or --path)"
-    )]
+    #[error("failed to use the direct stream: {method} {url} answered {status}; {hint}")]
     BaselineStatus {
         method: String,
         url: String,
         status: u16,
+        hint: &'static str,
+    },
+    #[error("failed to use the direct stream: {method} {url} sent no response headers within {}; raise `listen.duration_ms`, or flush the headers at once", crate::report::human_duration(*.waited))]
+    BaselineSilent {
+        method: String,
+        url: String,
+        waited: Duration,
     },
 }
 
@@ -184,7 +189,9 @@ enum Upstream {
 pub fn validate_url(url: &str) -> Result<(), CheckError> {
     match reqwest::Url::parse(url) {
         Ok(u) if u.scheme() == "http" => Ok(()),
-        _ => Err(CheckError::NotHttp { url: url.into() }),
+        _ => Err(CheckError::NotHttp {
+            url: crate::probe::redact_url(url),
+        }),
     }
 }
 
@@ -264,10 +271,21 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         }
     };
     if !(200..300).contains(&baseline_rec.status) {
+        if baseline_rec.status == 0 {
+            return Err(CheckError::BaselineSilent {
+                method: baseline_rec.method.clone(),
+                url: baseline_rec.url.clone(),
+                waited: baseline_rec.ended_at,
+            });
+        }
         return Err(CheckError::BaselineStatus {
             method: baseline_rec.method.clone(),
             url: baseline_rec.url.clone(),
             status: baseline_rec.status,
+            hint: match upstream {
+                Upstream::Command(_) => "check `target.url.path` (or --path)",
+                Upstream::Url => "check the URL",
+            },
         });
     }
     let baseline_verdict = judge(&baseline_rec, Reference::None);
@@ -493,20 +511,21 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
 }
 
 async fn upstream_addr(url: &str) -> Result<SocketAddr, CheckError> {
-    let u = reqwest::Url::parse(url).map_err(|_| CheckError::NotHttp { url: url.into() })?;
+    let shown = crate::probe::redact_url(url);
+    let u = reqwest::Url::parse(url).map_err(|_| CheckError::NotHttp { url: shown.clone() })?;
     if u.scheme() != "http" {
-        return Err(CheckError::NotHttp { url: url.into() });
+        return Err(CheckError::NotHttp { url: shown });
     }
     let host = u.host_str().unwrap_or("127.0.0.1").to_string();
     let port = u.port_or_known_default().unwrap_or(80);
     let mut addrs = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|source| CheckError::Resolve {
-            url: url.into(),
+            url: shown.clone(),
             source,
         })?;
     addrs.next().ok_or_else(|| CheckError::Resolve {
-        url: url.into(),
+        url: shown,
         source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
     })
 }
@@ -594,8 +613,17 @@ async fn run_chain(
     if judge_fix && verdict.delivery != Delivery::Streamed {
         // Measure whether the origin can fix this chain: inject the opt-outs it does not send yet next
         // to the origin, plus heartbeats when the chain cut the stream.
-        let headers = missing_opt_outs(baseline);
+        let mut headers = missing_opt_outs(baseline);
         let heartbeat_ms = (verdict.delivery == Delivery::Cut).then(|| fix_heartbeat_ms(hops));
+        if let Some(every_ms) = heartbeat_ms {
+            // A cut is an idle limit's doing: try heartbeats alone first, so the claim names only what helps.
+            let mut with_heartbeat = vec![HopSpec::Heartbeat(HeartbeatOpts { every_ms })];
+            with_heartbeat.extend(hops.iter().cloned());
+            let (r, v, _) = probe_chain(name, &with_heartbeat, upstream, req, baseline).await?;
+            if r.status == recording.status && v.delivery == Delivery::Streamed {
+                headers.clear();
+            }
+        }
         let mut fixed = Vec::new();
         if !headers.is_empty() {
             fixed.push(HopSpec::Headers(HeadersOpts {

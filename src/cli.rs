@@ -496,6 +496,20 @@ async fn fixture_cmd(a: FixtureArgs) -> i32 {
     exit::OK
 }
 
+/// The first resolved address that accepts a connection (`localhost` may resolve to ::1 first while the
+/// server listens on 127.0.0.1 only).
+async fn first_reachable(host_port: (String, u16)) -> Option<std::net::SocketAddr> {
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(host_port).await.ok()?.collect();
+    for addr in &addrs {
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr));
+        if matches!(attempt.await, Ok(Ok(_))) {
+            return Some(*addr);
+        }
+    }
+    None
+}
+
 async fn proxy_cmd(a: ProxyArgs) -> i32 {
     let mut hops = Vec::new();
     for h in &a.hops {
@@ -515,19 +529,21 @@ async fn proxy_cmd(a: ProxyArgs) -> i32 {
         .filter(|u| u.scheme() == "http")
         .and_then(|u| Some((u.host_str()?.to_string(), u.port_or_known_default()?)))
     {
-        Some(hp) => match tokio::net::lookup_host(hp)
-            .await
-            .ok()
-            .and_then(|mut it| it.next())
-        {
+        Some(hp) => match first_reachable(hp).await {
             Some(addr) => addr,
             None => {
-                eprint_error(&format!("failed to resolve {}", a.upstream));
+                eprint_error(&format!(
+                    "failed to reach {}",
+                    crate::probe::redact_url(&a.upstream)
+                ));
                 return exit::SETUP;
             }
         },
         None => {
-            eprint_error(&format!("`{}` is not an http:// URL", a.upstream));
+            eprint_error(&format!(
+                "failed to use `{}`: not an http:// URL",
+                crate::probe::redact_url(&a.upstream)
+            ));
             return exit::USAGE;
         }
     };
@@ -652,6 +668,10 @@ async fn check_cmd(a: CheckArgs) -> i32 {
         && let Err(e) = check_url(u)
     {
         eprint_error(&e);
+        return exit::USAGE;
+    }
+    if a.url.is_some() && a.path.is_some() {
+        eprint_error("failed to use --path with --url: put the path in the URL");
         return exit::USAGE;
     }
     let partition = match a.partition.as_deref().map(crate::check::parse_partition) {

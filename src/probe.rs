@@ -315,6 +315,8 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
         .no_proxy()
         .connect_timeout(req.limits.connect)
         .tcp_nodelay(true)
+        // A redirect is a finding, not something to follow silently: the probe measures what answers.
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("ssegate/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(ProbeError::Client)?;
@@ -346,7 +348,8 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
             return Err(ProbeError::Connect {
                 url: redact_url(&req.url),
                 hint: connect_hint(&e),
-                source: e,
+                // reqwest's message repeats the URL unredacted: drop it (ours is redacted above).
+                source: e.without_url(),
             });
         }
         Ok(Ok(r)) => r,
@@ -555,6 +558,10 @@ pub fn redact_url(url: &str) -> String {
     };
     if u.password().is_some() {
         let _ = u.set_password(Some("redacted"));
+    }
+    if !u.username().is_empty() && u.password().is_none() {
+        // a bare username can be a token too (https://TOKEN@host)
+        let _ = u.set_username("redacted");
     }
     if u.query().is_some() {
         let pairs: Vec<(String, String)> = u

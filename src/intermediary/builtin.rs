@@ -366,8 +366,24 @@ async fn forward(
             respond(head, body, move |body, tx| idle_pump(body, tx, idle))
         }
         Builtin::Heartbeat(o) => {
-            let every = Duration::from_millis(o.every_ms.max(10));
-            respond(head, body, move |body, tx| heartbeat_pump(body, tx, every))
+            // Comments cannot be spliced into a compressed body; and they change the length.
+            let coded = head
+                .headers
+                .get(header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| {
+                    !matches!(
+                        v.trim().to_ascii_lowercase().as_str(),
+                        "" | "identity" | "none"
+                    )
+                });
+            if coded {
+                respond(head, body, passthrough)
+            } else {
+                head.headers.remove(header::CONTENT_LENGTH);
+                let every = Duration::from_millis(o.every_ms.max(10));
+                respond(head, body, move |body, tx| heartbeat_pump(body, tx, every))
+            }
         }
         Builtin::Headers(o) => {
             for name in &o.remove {

@@ -68,7 +68,7 @@ pub fn check_human(r: &CheckReport, color: bool) -> String {
     if r.baseline.verdict.delivery != crate::verdict::Delivery::Streamed {
         let _ = writeln!(
             s,
-            "note: the direct stream is itself `{}`; chains are judged against it, so fix the origin first",
+            "note: the direct stream is itself `{}`; chains are reported but not judged: fix the origin first",
             r.baseline.verdict.delivery
         );
     }

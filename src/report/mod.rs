@@ -232,13 +232,21 @@ fn textwrap(text: &str, width: usize) -> Vec<String> {
 pub fn probe_human(r: &Recording, v: &Verdict) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{} {}", r.method, r.url);
-    let _ = writeln!(
-        s,
-        "{} {} — headers after {}",
-        r.version,
-        r.status,
-        human_duration(r.headers_at)
-    );
+    if r.status == 0 {
+        let _ = writeln!(
+            s,
+            "no response headers within {}",
+            human_duration(r.ended_at)
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "{} {} — headers after {}",
+            r.version,
+            r.status,
+            human_duration(r.headers_at)
+        );
+    }
     for (k, val) in &r.headers {
         let _ = writeln!(s, "  {k}: {val}");
     }

@@ -304,7 +304,8 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
     let bursts = bursts(rec, &mut events, t);
 
     let header_latency = ref_headers.map(|h| rec.headers_at.saturating_sub(h + header_shift));
-    let headers_late = header_latency.is_some_and(|l| l > t);
+    // Without a response there are no headers to be late: `no-response` says it.
+    let headers_late = rec.status != 0 && header_latency.is_some_and(|l| l > t);
     let latencies: Vec<Duration> = events.iter().filter_map(|e| e.latency).collect();
     let latency_p50 = median(latencies.clone());
     let latency_max = latencies.iter().max().copied();
@@ -344,6 +345,7 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
         }
     } else {
         let end_mark = last_expected
+            .map(|l| l + shift)
             .unwrap_or(rec.ended_at)
             .min(rec.ended_at)
             .saturating_sub(t);
@@ -362,6 +364,13 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
         ""
     };
     match delivery {
+        Delivery::HeldUntilEnd if missing > 0 && n == 0 => findings.push(Finding::new(
+            "held-until-end",
+            format!(
+                "none of {missing} events had arrived when the probe stopped at {}",
+                ms(rec.ended_at)
+            ),
+        )),
         Delivery::HeldUntilEnd if missing > 0 => findings.push(Finding::new(
             "held-until-end",
             format!(
@@ -370,14 +379,17 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
                 ms(rec.ended_at)
             ),
         )),
-        Delivery::HeldUntilEnd => findings.push(Finding::new(
-            "held-until-end",
-            format!(
-                "all {n} events arrived within {} of the stream's end at {}{inferred}",
-                ms(t),
-                ms(rec.ended_at)
-            ),
-        )),
+        Delivery::HeldUntilEnd => {
+            let first = events.first().map_or(rec.ended_at, |e| e.arrival);
+            findings.push(Finding::new(
+                "held-until-end",
+                format!(
+                    "all {n} events arrived in the last {} of the stream, which ended at {}{inferred}",
+                    ms(rec.ended_at.saturating_sub(first)),
+                    ms(rec.ended_at)
+                ),
+            ))
+        }
         Delivery::Batched if basis != Basis::Inferred => {
             let longest = latency_max.unwrap_or_default();
             let never = if missing > 0 {
@@ -571,7 +583,9 @@ fn infer(rec: &Recording, bursts: &[Burst], t: Duration, findings: &mut Vec<Find
     };
     let span = rec.ended_at.saturating_sub(from);
     let n = rec.events.len();
-    let tail = (span / 10).max(Duration::from_millis(100));
+    // "Arrived at the end" is judged on the part of the stream after the headers, so a long wait for the
+    // first byte (time to first token) does not widen it.
+    let tail = (rec.ended_at.saturating_sub(rec.headers_at) / 10).max(Duration::from_millis(100));
     let ended = rec.end == End::Complete;
     if ended
         && n >= 2
@@ -625,7 +639,16 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
         return;
     }
     let h = |n: &str| rec.header(n);
-    if !(200..300).contains(&rec.status) {
+    if (300..400).contains(&rec.status) {
+        out.push(Finding::new(
+            "error-status",
+            format!(
+                "status {} redirecting to {} (browsers follow it; ssegate measures what answers, so probe that URL)",
+                rec.status,
+                h("location").map_or("nowhere".to_string(), crate::probe::redact_url)
+            ),
+        ));
+    } else if !(200..300).contains(&rec.status) {
         out.push(Finding::new(
             "error-status",
             format!("status {}", rec.status),

@@ -256,7 +256,7 @@ fn events_that_never_arrived_before_a_limit_are_held() {
     let v = judge(&r, Reference::Schedule(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::HeldUntilEnd);
     assert!(
-        v.findings[0].evidence.contains("6 had not arrived"),
+        v.findings[0].evidence.contains("none of 6 events had arrived"),
         "{}",
         v.findings[0].evidence
     );
@@ -459,4 +459,13 @@ fn an_error_page_has_no_framing_findings() {
     let v = judge(&r, Reference::None);
     assert!(v.has("error-status"));
     assert!(!v.has("no-events-dispatched") && !v.has("event-not-terminated"));
+}
+
+#[test]
+fn a_long_wait_for_the_first_byte_then_a_live_stream_is_not_held() {
+    // 3 s until headers and the first event, then five events 60 ms apart in separate reads
+    let mut r = rec(GOOD, &[3000, 3060, 3120, 3180, 3240], 3300, End::Complete);
+    r.headers_at = ms(2999);
+    let v = judge(&r, Reference::None);
+    assert_eq!(v.delivery, Delivery::Streamed, "{:?}", v.findings);
 }
