@@ -256,7 +256,9 @@ fn events_that_never_arrived_before_a_limit_are_held() {
     let v = judge(&r, Reference::Schedule(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::HeldUntilEnd);
     assert!(
-        v.findings[0].evidence.contains("none of 6 events had arrived"),
+        v.findings[0]
+            .evidence
+            .contains("none of 6 events had arrived"),
         "{}",
         v.findings[0].evidence
     );
