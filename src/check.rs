@@ -197,14 +197,7 @@ pub fn validate_url(url: &str) -> Result<(), CheckError> {
 
 fn probe_request(loaded: &Loaded, url: String) -> ProbeRequest {
     let spec = &loaded.config.target.url;
-    let mut req = ProbeRequest::new(url);
-    req.method = spec.method.clone();
-    req.headers = spec
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    req.body = spec.body.clone();
+    let mut req = ProbeRequest::with(url, Some(&spec.method), &spec.headers, spec.body.as_deref());
     req.limits.duration = Duration::from_millis(loaded.config.listen.duration_ms);
     req.limits.max_events = loaded.config.listen.events;
     req.secret_headers = loaded.config.secret_headers.clone();

@@ -63,16 +63,12 @@ impl Outcome {
 
 /// The probe request for a scenario: the case's overrides on the browser-like default.
 pub fn probe_request(url: String, spec: &RequestSpec, profile: &Profile) -> ProbeRequest {
-    let mut req = ProbeRequest::new(url);
-    if let Some(m) = &spec.method {
-        req.method = m.clone();
-    }
-    req.headers = spec
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    req.body = spec.body.clone();
+    let mut req = ProbeRequest::with(
+        url,
+        spec.method.as_deref(),
+        &spec.headers,
+        spec.body.as_deref(),
+    );
     if let Some(c) = spec.compression {
         req.compression = c;
     }

@@ -108,15 +108,7 @@ pub fn check_human(r: &CheckReport, color: bool) -> String {
         .verdict
         .findings
         .iter()
-        .map(|f| {
-            format!(
-                "  {:<7} {}: {}\n          fix: {}",
-                f.severity().as_str(),
-                f.id(),
-                f.evidence,
-                f.rule.fix
-            )
-        })
+        .map(|f| format!("{}\n          fix: {}", super::finding_line(f), f.rule.fix))
         .collect();
     if !findings.is_empty() {
         let _ = writeln!(

@@ -189,13 +189,7 @@ pub fn normalized(o: &Outcome) -> String {
         let _ = writeln!(s, "  none");
     }
     for f in &v.findings {
-        let _ = writeln!(
-            s,
-            "  {:<7} {}: {}",
-            f.severity().as_str(),
-            f.id(),
-            f.evidence
-        );
+        let _ = writeln!(s, "{}", finding_line(f));
     }
     if let Some(e) = &o.expectation {
         if e.failures.is_empty() {
@@ -208,6 +202,11 @@ pub fn normalized(o: &Outcome) -> String {
         }
     }
     head + &normalize(&s)
+}
+
+/// `  severity id: evidence`, the one-line form every text report uses.
+pub fn finding_line(f: &crate::verdict::Finding) -> String {
+    format!("  {:<7} {}: {}", f.severity().as_str(), f.id(), f.evidence)
 }
 
 fn textwrap(text: &str, width: usize) -> Vec<String> {
@@ -287,13 +286,7 @@ pub fn probe_human(r: &Recording, v: &Verdict) -> String {
         let _ = writeln!(s, "findings:");
     }
     for f in &v.findings {
-        let _ = writeln!(
-            s,
-            "  {:<7} {}: {}",
-            f.severity().as_str(),
-            f.id(),
-            f.evidence
-        );
+        let _ = writeln!(s, "{}", finding_line(f));
         let _ = writeln!(s, "          why: {}", f.rule.why);
         let _ = writeln!(s, "          fix: {}", f.rule.fix);
         if let Some(op) = f.rule.operator_fix {

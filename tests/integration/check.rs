@@ -2,13 +2,10 @@
 //! Debian's node-express and node-compression, which `.ci/run` installs).
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ssegate"))
-}
+use crate::util::{bin, code_and_stderr};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -338,13 +335,14 @@ fn check_without_config_or_target_says_what_to_do() {
 #[test]
 fn a_target_that_dies_is_a_setup_error_with_its_output() {
     let dir = tempfile::tempdir().unwrap();
-    let out = bin()
-        .current_dir(dir.path())
-        .args(["check", "--", "sh", "-c", "echo cannot bind >&2; exit 7"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = code_and_stderr(bin().current_dir(dir.path()).args([
+        "check",
+        "--",
+        "sh",
+        "-c",
+        "echo cannot bind >&2; exit 7",
+    ]));
+    assert_eq!(code, Some(3));
     assert!(
         err.contains("exit status: 7") && err.contains("cannot bind"),
         "{err}"
@@ -384,24 +382,19 @@ fn a_cut_before_the_first_event_is_fixed_by_heartbeats() {
 #[test]
 fn a_baseline_that_is_not_2xx_stops_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
-    let out = bin()
-        .current_dir(dir.path())
-        .args([
-            "check",
-            "--path",
-            "/events",
-            "--",
-            "python3",
-            "-m",
-            "http.server",
-            "{port}",
-            "--bind",
-            "127.0.0.1",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = code_and_stderr(bin().current_dir(dir.path()).args([
+        "check",
+        "--path",
+        "/events",
+        "--",
+        "python3",
+        "-m",
+        "http.server",
+        "{port}",
+        "--bind",
+        "127.0.0.1",
+    ]));
+    assert_eq!(code, Some(3));
     assert!(
         err.contains("answered 404") && err.contains("--path"),
         "{err}"

@@ -1,13 +1,11 @@
 //! The `ssegate` binary end to end: `fixture` + `probe`, `run`, errors and exit codes.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use serde_json::Value;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ssegate"))
-}
+use crate::util::{bin, code_and_stderr};
 
 /// `ssegate fixture PROFILE` as a separate process, killed on drop.
 struct Fixture {
@@ -174,12 +172,9 @@ fn secrets_never_reach_the_output() {
 
 #[test]
 fn probe_of_a_closed_port_is_a_setup_error() {
-    let out = bin()
-        .args(["probe", "http://127.0.0.1:9/", "--duration", "3s"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) =
+        code_and_stderr(bin().args(["probe", "http://127.0.0.1:9/", "--duration", "3s"]));
+    assert_eq!(code, Some(3));
     assert!(err.starts_with("ssegate: failed to connect"), "{err}");
 }
 
@@ -223,14 +218,13 @@ fn invalid_case_files_are_all_listed_and_nothing_runs() {
         "description: x\ntarget:\n  profile: plain\nexpect:\n  delivery: streamed\n  findings: [missing-no-transfrom]\n",
     )
     .unwrap();
-    let out = bin()
-        .env("NO_COLOR", "1")
-        .args(["run", "--no-report"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(5));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = code_and_stderr(
+        bin()
+            .env("NO_COLOR", "1")
+            .args(["run", "--no-report"])
+            .arg(dir.path()),
+    );
+    assert_eq!(code, Some(5));
     assert!(err.contains("a.yaml:4:1"), "{err}");
     assert!(err.contains("did you mean `chain`"), "{err}");
     assert!(err.contains("b.yaml:5"), "{err}");
@@ -300,13 +294,13 @@ fn a_run_that_selects_nothing_exits_6() {
 
 #[test]
 fn a_wrong_ssegate_nginx_is_named() {
-    let out = bin()
-        .env("SSEGATE_NGINX", "/nonexistent/nginx")
-        .args(["run", "--filter", "plain-nginx-default", "--no-report"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = code_and_stderr(bin().env("SSEGATE_NGINX", "/nonexistent/nginx").args([
+        "run",
+        "--filter",
+        "plain-nginx-default",
+        "--no-report",
+    ]));
+    assert_eq!(code, Some(3));
     assert!(
         err.contains("/nonexistent/nginx from $SSEGATE_NGINX: it is not a file"),
         "{err}"
@@ -324,13 +318,13 @@ fn a_dying_nginx_is_reported_with_its_exit_status_and_log() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = bin()
-        .env("SSEGATE_NGINX", &fake)
-        .args(["run", "--filter", "plain-nginx-default", "--no-report"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = code_and_stderr(bin().env("SSEGATE_NGINX", &fake).args([
+        "run",
+        "--filter",
+        "plain-nginx-default",
+        "--no-report",
+    ]));
+    assert_eq!(code, Some(3));
     assert!(err.contains("exited with exit status: 1"), "{err}");
     assert!(err.contains("something is badly wrong"), "{err}");
 }
