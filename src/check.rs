@@ -1,7 +1,9 @@
 //! `ssegate check`: the CI gate for a user's own endpoint.
 //!
-//! Start the target, record the direct baseline, run every chain of the matrix in front of it, judge each
-//! chain against the baseline event by event, and decide who can fix what broke **by measuring**: a broken
+//! Start the target, record the direct baseline, run every chain of the matrix in front of it with a
+//! [`Tap`] right in front of the origin, judge each chain against the origin's real send instants as the
+//! tap stamped them (against the baseline only when no tap could see the exchange), and decide who can
+//! fix what broke **by measuring**: a broken
 //! chain is run again with the origin-side opt-outs (`Cache-Control: no-cache, no-transform`,
 //! `X-Accel-Buffering: no`) injected next to the origin. If that makes it stream, the origin can fix it and
 //! the gate fails; if not, only an operator can, and the gate reports the config change to ask for and
@@ -15,10 +17,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::Loaded;
-use crate::doctor::{Cause, diagnose};
+use crate::doctor::{Cause, Stack, diagnose};
 use crate::intermediary::builtin::{HeadersOpts, HeartbeatOpts};
 use crate::intermediary::{Chain, HopError, HopSpec};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
+use crate::tap::Tap;
 use crate::target::command::{CommandTarget, TargetError};
 use crate::verdict::{Delivery, Reference, Verdict, judge};
 
@@ -49,6 +52,14 @@ pub enum CheckError {
         chain: String,
         #[source]
         source: HopError,
+    },
+    #[error("failed to start the tap in front of the origin")]
+    Tap(#[source] std::io::Error),
+    #[error("failed to measure chain `{chain}`")]
+    TargetDied {
+        chain: String,
+        #[source]
+        source: TargetError,
     },
     #[error("failed to record the direct baseline")]
     Baseline(#[source] ProbeError),
@@ -97,7 +108,13 @@ pub struct CheckOptions {
     pub on_progress: Option<OnProgress>,
     /// `--path`, replacing `target.url.path`.
     pub path: Option<String>,
+    /// Request flags from the command line (`-H`, `--method`, `--data`, `--duration`, …), applied to the
+    /// configured request.
+    pub request: Option<RequestOverride>,
 }
+
+/// Changes the command line makes to the configured request.
+pub type RequestOverride = Arc<dyn Fn(&mut ProbeRequest) + Send + Sync>;
 
 /// Parse `K/N`.
 pub fn parse_partition(s: &str) -> Result<(usize, usize), CheckError> {
@@ -113,12 +130,25 @@ pub fn parse_partition(s: &str) -> Result<(usize, usize), CheckError> {
 
 /// Gate status of one chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Status {
     Pass,
     /// Broken, but only an operator can fix it and `expect` does not name the chain.
     Warn,
     Fail,
+    /// Not judged: the direct stream itself is not streamed, so a chain's delivery says nothing yet.
+    NotJudged,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+            Status::NotJudged => "not-judged",
+        }
+    }
 }
 
 /// Who can fix a broken chain, as measured.
@@ -130,6 +160,8 @@ pub enum Fixability {
         headers: Vec<(String, String)>,
         /// The heartbeat interval the re-run used, when the chain was cut.
         heartbeat_ms: Option<u64>,
+        /// The heartbeat interval to send at most, derived from the measured idle limit.
+        advise_heartbeat_ms: Option<u64>,
         delivery_with_fix: Delivery,
     },
     /// Nothing the origin sends helped.
@@ -158,6 +190,23 @@ pub struct ChainOutcome {
     pub fix: Option<Fixability>,
     pub status: Status,
     pub reasons: Vec<String>,
+    /// How long the origin took to answer this chain's request, as the tap saw it.
+    #[serde(serialize_with = "crate::verdict::ser_opt_ms")]
+    pub origin_wait: Option<Duration>,
+    /// Run again alone, because the origin kept its request waiting while other chains ran.
+    pub serial: bool,
+}
+
+/// The origin kept requests waiting while others were open: it answers only so many at once.
+#[derive(Debug, Clone, Serialize)]
+pub struct Concurrency {
+    /// The most responses the origin had open at once while requests waited.
+    pub answered_at_once: usize,
+    /// Chains whose request waited, re-run one at a time.
+    pub queued: Vec<String>,
+    /// The longest wait for the origin's response head.
+    #[serde(serialize_with = "crate::probe::ser_ms")]
+    pub longest_wait: Duration,
 }
 
 /// Everything `check` measured and decided.
@@ -165,10 +214,14 @@ pub struct ChainOutcome {
 pub struct CheckReport {
     pub target: String,
     pub baseline: ChainOutcome,
-    /// Likely causes of what the baseline itself shows.
+    /// Likely causes of what the baseline itself shows (risks, when it streams).
     pub causes: Vec<Cause>,
     pub chains: Vec<ChainOutcome>,
     pub partition: Option<String>,
+    /// Set when the origin answered only some requests at once.
+    pub concurrency: Option<Concurrency>,
+    /// The origin's stack, as configured or recognised (it picks the snippets).
+    pub stack: Option<Stack>,
     pub passed: bool,
     #[serde(serialize_with = "crate::probe::ser_ms")]
     pub took: Duration,
@@ -180,10 +233,8 @@ impl CheckReport {
     }
 }
 
-enum Upstream {
-    Command(CommandTarget),
-    Url,
-}
+/// The target `check` started, shared by the chains so that each can tell a dead origin from a broken hop.
+type Target = Arc<std::sync::Mutex<CommandTarget>>;
 
 /// The URL `check` will probe first, before anything starts (for early validation).
 pub fn validate_url(url: &str) -> Result<(), CheckError> {
@@ -195,12 +246,15 @@ pub fn validate_url(url: &str) -> Result<(), CheckError> {
     }
 }
 
-fn probe_request(loaded: &Loaded, url: String) -> ProbeRequest {
+fn probe_request(loaded: &Loaded, url: String, opts: &CheckOptions) -> ProbeRequest {
     let spec = &loaded.config.target.url;
     let mut req = ProbeRequest::with(url, Some(&spec.method), &spec.headers, spec.body.as_deref());
     req.limits.duration = Duration::from_millis(loaded.config.listen.duration_ms);
     req.limits.max_events = loaded.config.listen.events;
     req.secret_headers = loaded.config.secret_headers.clone();
+    if let Some(o) = &opts.request {
+        o(&mut req);
+    }
     req
 }
 
@@ -216,9 +270,21 @@ fn retarget(req: &ProbeRequest, entry: SocketAddr) -> ProbeRequest {
     r
 }
 
-/// Run the gate.
-pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, CheckError> {
-    let started = Instant::now();
+/// Path and query of a URL, as a request line carries them.
+fn request_target(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|u| match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        })
+        .unwrap_or_else(|_| "/".into())
+}
+
+/// Start the target (or take the URL), returning it, the stream's URL and the label for reports.
+async fn start_target(
+    loaded: &Loaded,
+    opts: &CheckOptions,
+) -> Result<(Option<CommandTarget>, String, String), CheckError> {
     let url_override = opts
         .url
         .clone()
@@ -238,7 +304,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         .path
         .clone()
         .unwrap_or_else(|| loaded.config.target.url.path.clone());
-    let (mut upstream, base_url, target_label) = match (command, url_override) {
+    match (command, url_override) {
         (Some(cmd), _) => {
             let t = CommandTarget::start(&cmd, &loaded.config.target.ready).await?;
             let label = cmd
@@ -248,80 +314,173 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
                 .collect::<Vec<_>>()
                 .join(" ");
             let url = format!("http://{}{}", t.addr(), path);
-            (Upstream::Command(t), url, label)
+            Ok((Some(t), url, label))
         }
-        (None, Some(url)) => (Upstream::Url, url.clone(), url),
-        (None, None) => return Err(CheckError::NoTarget),
-    };
-    let base_req = probe_request(loaded, base_url.clone());
-    let baseline_rec = match probe(&base_req).await {
+        (None, Some(url)) => Ok((None, url.clone(), crate::probe::redact_url(&url))),
+        (None, None) => Err(CheckError::NoTarget),
+    }
+}
+
+/// Record the direct stream; a stream that cannot serve as a baseline stops the run.
+async fn record_baseline(
+    req: &ProbeRequest,
+    target: Option<&Target>,
+) -> Result<Recording, CheckError> {
+    let rec = match probe(req).await {
         Ok(r) => r,
         Err(e) => {
-            if let Upstream::Command(t) = &mut upstream {
-                t.check_alive()?;
+            if let Some(t) = target {
+                lock_target(t).check_alive()?;
             }
             return Err(CheckError::Baseline(e));
         }
     };
-    if !(200..300).contains(&baseline_rec.status) {
-        if baseline_rec.status == 0 {
-            return Err(CheckError::BaselineSilent {
-                method: baseline_rec.method.clone(),
-                url: baseline_rec.url.clone(),
-                waited: baseline_rec.ended_at,
-            });
-        }
-        return Err(CheckError::BaselineStatus {
-            method: baseline_rec.method.clone(),
-            url: baseline_rec.url.clone(),
-            status: baseline_rec.status,
-            hint: match upstream {
-                Upstream::Command(_) => "check `target.url.path` (or --path)",
-                Upstream::Url => "check the URL",
-            },
+    if (200..300).contains(&rec.status) {
+        return Ok(rec);
+    }
+    if rec.status == 0 {
+        return Err(CheckError::BaselineSilent {
+            method: rec.method.clone(),
+            url: rec.url.clone(),
+            waited: rec.ended_at,
         });
     }
+    Err(CheckError::BaselineStatus {
+        method: rec.method.clone(),
+        url: rec.url.clone(),
+        status: rec.status,
+        hint: if target.is_some() {
+            "check `target.url.path` (or --path)"
+        } else {
+            "check the URL"
+        },
+    })
+}
+
+fn lock_target(t: &Target) -> std::sync::MutexGuard<'_, CommandTarget> {
+    t.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What every chain of one run shares.
+struct Ctx {
+    upstream: SocketAddr,
+    req: ProbeRequest,
+    baseline: Recording,
+    /// Judge who can fix a broken chain (only when the origin itself streams).
+    judge_fix: bool,
+    target: Option<Target>,
+    /// An origin wait longer than this means the request queued at the origin.
+    queue_limit: Duration,
+}
+
+/// Run the gate.
+pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, CheckError> {
+    let started = Instant::now();
+    let (command_target, base_url, target_label) = start_target(loaded, opts).await?;
+    let target: Option<Target> = command_target.map(|t| Arc::new(std::sync::Mutex::new(t)));
+    let base_req = probe_request(loaded, base_url.clone(), opts);
+    let baseline_rec = record_baseline(&base_req, target.as_ref()).await?;
     let baseline_verdict = judge(&baseline_rec, Reference::None);
-    let mut causes = diagnose(&baseline_rec, &baseline_verdict);
-    if matches!(upstream, Upstream::Command(_)) {
-        local_origin_causes(&mut causes);
-    }
+    let stack =
+        loaded.config.target.stack.or_else(|| {
+            Stack::detect(&baseline_rec, loaded.command(opts.command.clone()).as_ref())
+        });
+    let local = target.is_some();
+    let causes = diagnose(&baseline_rec, &baseline_verdict, None, stack, local);
     // Chains are only judged for who-can-fix-it when the origin itself streams.
     let origin_ok = baseline_verdict.delivery == Delivery::Streamed;
 
     // Put the chains in front of the address that actually answered (`localhost` may resolve to ::1
     // first while the server listens on 127.0.0.1 only).
-    let upstream_addr = match baseline_rec.remote_addr {
+    let upstream = match baseline_rec.remote_addr {
         Some(a) if base_url.starts_with("http://") => a,
         _ => upstream_addr(&base_url).await?,
     };
-    let mut names: Vec<(&String, &Vec<HopSpec>)> = loaded.matrix.iter().collect();
+    let selected = select_chains(loaded, opts);
+    // A request that waits at the origin well beyond the baseline's own wait for its headers queued
+    // behind other open streams (a single-worker server): its chain is run again, alone.
+    let queue_limit =
+        baseline_rec.headers_at + baseline_rec.headers_at.max(Duration::from_millis(500));
+    let ctx = Arc::new(Ctx {
+        upstream,
+        req: base_req,
+        baseline: baseline_rec.clone(),
+        judge_fix: origin_ok,
+        target: target.clone(),
+        queue_limit,
+    });
+    let (measured, concurrency) = run_matrix(&ctx, selected, opts).await?;
+    if let Some(t) = &target {
+        // A target that died while the last chains ran measured nothing trustworthy either.
+        lock_target(t)
+            .check_alive()
+            .map_err(|source| CheckError::TargetDied {
+                chain: "(after the matrix)".into(),
+                source,
+            })?;
+    }
+    drop(target);
+    let gate = Gate::new(loaded);
+    let baseline = gate.baseline(baseline_rec, baseline_verdict, &causes);
+    let chains: Vec<ChainOutcome> = measured
+        .into_iter()
+        .map(|m| gate.chain(m, &baseline, origin_ok))
+        .collect();
+    let passed = baseline.status != Status::Fail && chains.iter().all(|c| c.status != Status::Fail);
+    Ok(CheckReport {
+        target: target_label,
+        baseline,
+        causes,
+        chains,
+        partition: opts.partition.map(|(k, n)| format!("{k}/{n}")),
+        concurrency,
+        stack,
+        passed,
+        took: started.elapsed(),
+    })
+}
+
+/// The chains of the matrix this run covers: minus `skip`, sorted by name, this partition's share.
+fn select_chains(loaded: &Loaded, opts: &CheckOptions) -> Vec<(String, Vec<HopSpec>)> {
+    let mut names: Vec<(&String, &Vec<HopSpec>)> = loaded
+        .matrix
+        .iter()
+        .filter(|(n, _)| !loaded.config.skip.iter().any(|s| s.value == **n))
+        .collect();
     names.sort_by(|a, b| a.0.cmp(b.0));
-    let selected: Vec<(String, Vec<HopSpec>)> = names
+    names
         .into_iter()
         .enumerate()
         .filter(|(i, _)| opts.partition.is_none_or(|(k, n)| i % n == k - 1))
         .map(|(_, (n, h))| (n.clone(), h.clone()))
-        .collect();
+        .collect()
+}
 
-    let baseline_rec = Arc::new(baseline_rec);
+/// Run the chains concurrently, then again one at a time those whose request queued at the origin.
+async fn run_matrix(
+    ctx: &Arc<Ctx>,
+    selected: Vec<(String, Vec<HopSpec>)>,
+    opts: &CheckOptions,
+) -> Result<(Vec<Measured>, Option<Concurrency>), CheckError> {
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
     let mut tasks = Vec::new();
     for (name, hops) in selected {
         let sem = sem.clone();
-        let base = baseline_rec.clone();
-        let req = base_req.clone();
+        let ctx = ctx.clone();
         let progress = opts.on_progress.clone();
+        let alone = opts.jobs <= 1;
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
             if let Some(p) = &progress {
                 p(&name, false);
             }
-            let r = run_chain(&name, &hops, upstream_addr, &req, &base, origin_ok).await;
-            if let Some(p) = &progress {
+            let r = run_chain(&ctx, &name, &hops, alone).await;
+            if let Some(p) = &progress
+                && !r.as_ref().is_ok_and(|m| m.queued)
+            {
                 p(&name, true);
             }
-            r
+            r.map(|m| (m, hops))
         }));
     }
     let mut measured = Vec::new();
@@ -331,176 +490,63 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
-    drop(upstream);
-
-    let baseline_rec = Arc::try_unwrap(baseline_rec).unwrap_or_else(|a| (*a).clone());
-    let expect = &loaded.config.expect;
-    let expected_for = |name: &str| -> (Delivery, bool) {
-        match expect.delivery.get(name) {
-            Some(d) => (*d, true),
-            None => (
-                expect
-                    .delivery
-                    .get("default")
-                    .copied()
-                    .unwrap_or(Delivery::Streamed),
-                false,
-            ),
-        }
-    };
-    let allowed = |id: &str| expect.allow.iter().any(|a| a.value == id);
-    let denied = |v: &Verdict| -> Vec<String> {
-        v.findings
-            .iter()
-            .filter(|f| expect.deny.iter().any(|d| d.value == f.id()))
-            .map(|f| format!("denied finding `{}`: {}", f.id(), f.evidence))
-            .collect()
-    };
-
-    // The baseline: the origin's own delivery, headers and framing.
-    let (base_expected, base_explicit) = match expect.delivery.get("direct") {
-        Some(d) => (*d, true),
-        None => (Delivery::Streamed, false),
-    };
-    let mut reasons = Vec::new();
-    if baseline_verdict.delivery != base_expected {
-        let top = causes
-            .first()
-            .map(|c| format!("; likely cause: {} ({})", c.id, c.title))
-            .unwrap_or_default();
-        reasons.push(format!(
-            "the origin itself delivers `{}` (expected `{base_expected}`){top}",
-            baseline_verdict.delivery
-        ));
+    let queued: Vec<usize> = (0..measured.len())
+        .filter(|&i| measured[i].0.queued)
+        .collect();
+    if queued.is_empty() {
+        return Ok((measured.into_iter().map(|(m, _)| m).collect(), None));
     }
-    for f in &baseline_verdict.findings {
-        if f.rule.area != "probe"
-            && f.rule.area != "delivery"
-            && f.severity() >= expect.fail_on
-            && !allowed(f.id())
+    let answered_at_once = most_open_at_once(measured.iter().map(|(m, _)| m));
+    let longest_wait = measured
+        .iter()
+        .filter_map(|(m, _)| m.origin_wait)
+        .max()
+        .unwrap_or_default();
+    let mut names = Vec::new();
+    for i in queued {
+        let (first, hops) = &measured[i];
+        let name = first.name.clone();
+        let mut again = run_chain(ctx, &name, hops, true).await?;
+        again.serial = true;
+        if let Some(p) = &opts.on_progress {
+            p(&name, true);
+        }
+        measured[i].0 = again;
+        names.push(name);
+    }
+    let concurrency = Concurrency {
+        answered_at_once,
+        queued: names,
+        longest_wait,
+    };
+    Ok((
+        measured.into_iter().map(|(m, _)| m).collect(),
+        Some(concurrency),
+    ))
+}
+
+/// The most responses that were open at the origin at the same instant.
+fn most_open_at_once<'a>(runs: impl Iterator<Item = &'a Measured>) -> usize {
+    let mut edges: Vec<(Instant, i32)> = Vec::new();
+    for m in runs {
+        // A sync worker's next response can start a moment before the tap has seen the previous one
+        // close: overlaps shorter than this are not concurrency.
+        const SLACK: Duration = Duration::from_millis(50);
+        if let Some((from, to)) = m.open_at_origin
+            && to > from + SLACK
         {
-            reasons.push(format!(
-                "{} `{}`: {} — fix: {}",
-                f.severity().as_str(),
-                f.id(),
-                f.evidence,
-                f.rule.fix
-            ));
+            edges.push((from, 1));
+            edges.push((to - SLACK, -1));
         }
     }
-    reasons.extend(denied(&baseline_verdict));
-    let baseline = ChainOutcome {
-        name: "direct".into(),
-        chain: "direct".into(),
-        programs: vec![],
-        status: if reasons.is_empty() {
-            Status::Pass
-        } else {
-            Status::Fail
-        },
-        recording: baseline_rec,
-        verdict: baseline_verdict,
-        expected: base_expected,
-        explicit: base_explicit,
-        fix: None,
-        reasons,
-    };
-
-    let mut chains = Vec::new();
-    for m in measured {
-        let (expected, explicit) = expected_for(&m.name);
-        let mut reasons = Vec::new();
-        let mut status = Status::Pass;
-        if m.verdict.delivery != expected && !origin_ok {
-            status = Status::Warn;
-            reasons.push(format!(
-                "delivers `{}`; not judged: the direct stream is itself `{}`, fix the origin first",
-                m.verdict.delivery, baseline.verdict.delivery
-            ));
-        } else if m.verdict.delivery != expected {
-            let what = format!("delivers `{}` (expected `{expected}`)", m.verdict.delivery);
-            match &m.fix {
-                Some(Fixability::Origin {
-                    headers,
-                    heartbeat_ms,
-                    ..
-                }) => {
-                    status = Status::Fail;
-                    let mut hs: Vec<String> =
-                        headers.iter().map(|(k, v)| format!("`{k}: {v}`")).collect();
-                    if let Some(ms) = heartbeat_ms {
-                        hs.push(format!(
-                            "a heartbeat comment whenever the stream is idle (measured every {ms} ms; send one at least every 15 s)"
-                        ));
-                    }
-                    reasons.push(format!(
-                        "{what}; origin-fixable: sending {} makes it stream",
-                        hs.join(" and ")
-                    ));
-                }
-                Some(Fixability::Operator {
-                    delivery_with_fix,
-                    operator_fix,
-                }) => {
-                    status = if explicit { Status::Fail } else { Status::Warn };
-                    reasons.push(format!(
-                        "{what}; operator-only: with the origin's opt-outs it still delivers `{delivery_with_fix}`; ask for: {operator_fix}"
-                    ));
-                }
-                Some(Fixability::Unstable { delivery_on_rerun }) => {
-                    status = if explicit { Status::Fail } else { Status::Warn };
-                    reasons.push(format!(
-                        "{what}; did not reproduce: the unchanged chain delivered `{delivery_on_rerun}` on a second run (the origin already sends every opt-out; its own timing varies)"
-                    ));
-                }
-                Some(Fixability::Undetermined { reason }) => {
-                    status = Status::Fail;
-                    reasons.push(format!("{what}; who can fix it is undetermined: {reason}"));
-                }
-                None => {
-                    status = Status::Fail;
-                    reasons.push(what);
-                }
-            }
-        }
-        // Errors the chain added (an error status, a corrupt coding) are part of the story.
-        for f in &m.verdict.findings {
-            if f.severity() == crate::verdict::Severity::Error
-                && f.rule.area == "headers"
-                && !baseline.verdict.has(f.id())
-                && m.verdict.delivery != expected
-            {
-                reasons.push(format!("{} through this chain: {}", f.id(), f.evidence));
-            }
-        }
-        let d = denied(&m.verdict);
-        if !d.is_empty() {
-            status = Status::Fail;
-            reasons.extend(d);
-        }
-        chains.push(ChainOutcome {
-            name: m.name,
-            chain: m.label,
-            programs: m.programs,
-            recording: m.recording,
-            verdict: m.verdict,
-            expected,
-            explicit,
-            fix: m.fix,
-            status,
-            reasons,
-        });
+    // Ends before starts at the same instant: touching intervals do not overlap.
+    edges.sort_by_key(|&(t, d)| (t, d));
+    let (mut open, mut most) = (0i32, 0i32);
+    for (_, d) in edges {
+        open += d;
+        most = most.max(open);
     }
-    let passed = baseline.status != Status::Fail && chains.iter().all(|c| c.status != Status::Fail);
-    Ok(CheckReport {
-        target: target_label,
-        baseline,
-        causes,
-        chains,
-        partition: opts.partition.map(|(k, n)| format!("{k}/{n}")),
-        passed,
-        took: started.elapsed(),
-    })
+    most.max(0) as usize
 }
 
 async fn upstream_addr(url: &str) -> Result<SocketAddr, CheckError> {
@@ -523,32 +569,67 @@ async fn upstream_addr(url: &str) -> Result<SocketAddr, CheckError> {
     })
 }
 
-struct Measured {
+/// One chain as measured, before the gate's policy.
+pub struct Measured {
     name: String,
     label: String,
     programs: Vec<String>,
     recording: Recording,
     verdict: Verdict,
     fix: Option<Fixability>,
+    origin_wait: Option<Duration>,
+    /// From the origin's response head to the end of the response (or of the probe).
+    open_at_origin: Option<(Instant, Instant)>,
+    /// The origin kept this chain's request waiting (the run is to be repeated alone).
+    queued: bool,
+    /// Run alone, and the origin still kept the request waiting.
+    queued_alone: bool,
+    serial: bool,
 }
 
-async fn probe_chain(
-    name: &str,
-    hops: &[HopSpec],
-    upstream: SocketAddr,
-    req: &ProbeRequest,
-    baseline: &Recording,
-) -> Result<(Recording, Verdict, Vec<String>), CheckError> {
-    let mut chain = Chain::start(hops, upstream)
+/// One probe of one chain.
+struct ChainRun {
+    recording: Recording,
+    verdict: Verdict,
+    programs: Vec<String>,
+    origin_wait: Option<Duration>,
+    open_at_origin: Option<(Instant, Instant)>,
+}
+
+impl Ctx {
+    fn queued(&self, run: &ChainRun) -> bool {
+        run.origin_wait.is_some_and(|w| w > self.queue_limit)
+    }
+
+    /// Fail with the target's exit status and output when it has died.
+    fn target_alive(&self, chain: &str) -> Result<(), CheckError> {
+        match &self.target {
+            Some(t) => lock_target(t)
+                .check_alive()
+                .map_err(|source| CheckError::TargetDied {
+                    chain: chain.into(),
+                    source,
+                }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Start a tap in front of the origin and `hops` in front of the tap, probe, and judge against the
+/// origin's send instants the tap stamped.
+async fn probe_chain(ctx: &Ctx, name: &str, hops: &[HopSpec]) -> Result<ChainRun, CheckError> {
+    let tap = Tap::start(ctx.upstream).await.map_err(CheckError::Tap)?;
+    let mut chain = Chain::start(hops, tap.addr())
         .await
         .map_err(|source| CheckError::Hop {
             chain: name.into(),
             source,
         })?;
-    let r = retarget(req, chain.entry(upstream));
+    let r = retarget(&ctx.req, chain.entry(tap.addr()));
     let rec = match probe(&r).await {
         Ok(rec) => rec,
         Err(source) => {
+            ctx.target_alive(name)?;
             chain.check_alive().map_err(|source| CheckError::Hop {
                 chain: name.into(),
                 source,
@@ -559,8 +640,29 @@ async fn probe_chain(
             });
         }
     };
-    let v = judge(&rec, Reference::Baseline(baseline));
-    Ok((rec, v, chain.programs()))
+    // A chain that answered an error, or whose tap could not reach the origin, may have lost its origin.
+    if !(200..300).contains(&rec.status) || tap.connect_error().is_some() {
+        ctx.target_alive(name)?;
+    }
+    let exchange = tap.exchange_for(&rec, &r.method, &request_target(&r.url));
+    let end = rec.start + rec.ended_at;
+    let (verdict, origin_wait, open_at_origin) = match &exchange {
+        Some(e) => (
+            judge(&rec, Reference::Schedule(&e.schedule(&rec))),
+            Some(e.origin_wait(end)),
+            e.headers_at.map(|h| (h, e.ended.unwrap_or(end).min(end))),
+        ),
+        // No exchange reached the origin through the tap (a hop answered by itself): the baseline is
+        // the only reference left, and the verdict says so in its basis.
+        None => (judge(&rec, Reference::Baseline(&ctx.baseline)), None, None),
+    };
+    Ok(ChainRun {
+        recording: rec,
+        verdict,
+        programs: chain.programs(),
+        origin_wait,
+        open_at_origin,
+    })
 }
 
 /// Which origin-side opt-outs the baseline does not send yet.
@@ -593,118 +695,341 @@ fn fix_heartbeat_ms(hops: &[HopSpec]) -> u64 {
         .fold(FIX_HEARTBEAT_MS, u64::min)
 }
 
-async fn run_chain(
-    name: &str,
-    hops: &[HopSpec],
-    upstream: SocketAddr,
-    req: &ProbeRequest,
-    baseline: &Recording,
-    judge_fix: bool,
-) -> Result<Measured, CheckError> {
-    let (recording, verdict, programs) = probe_chain(name, hops, upstream, req, baseline).await?;
-    let mut fix = None;
-    if judge_fix && verdict.delivery != Delivery::Streamed {
-        // Measure whether the origin can fix this chain: inject the opt-outs it does not send yet next
-        // to the origin, plus heartbeats when the chain cut the stream.
-        let mut headers = missing_opt_outs(baseline);
-        let heartbeat_ms = (verdict.delivery == Delivery::Cut).then(|| fix_heartbeat_ms(hops));
-        if let Some(every_ms) = heartbeat_ms {
-            // A cut is an idle limit's doing: try heartbeats alone first, so the claim names only what helps.
-            let mut with_heartbeat = vec![HopSpec::Heartbeat(HeartbeatOpts { every_ms })];
-            with_heartbeat.extend(hops.iter().cloned());
-            let (r, v, _) = probe_chain(name, &with_heartbeat, upstream, req, baseline).await?;
-            if r.status == recording.status && v.delivery == Delivery::Streamed {
-                headers.clear();
-            }
-        }
-        let mut fixed = Vec::new();
-        if !headers.is_empty() {
-            fixed.push(HopSpec::Headers(HeadersOpts {
-                set: headers
-                    .iter()
-                    .cloned()
-                    .collect::<BTreeMap<String, String>>(),
-                remove: vec![],
-            }));
-        }
-        if let Some(every_ms) = heartbeat_ms {
-            fixed.push(HopSpec::Heartbeat(HeartbeatOpts { every_ms }));
-        }
-        let nothing_to_try = fixed.is_empty();
-        fixed.extend(hops.iter().cloned());
-        let (rec2, v2, _) = probe_chain(name, &fixed, upstream, req, baseline).await?;
-        fix = Some(if rec2.status != recording.status {
-            Fixability::Undetermined {
-                reason: format!(
-                    "the re-run answered {} instead of {}",
-                    rec2.status, recording.status
-                ),
-            }
-        } else if nothing_to_try && v2.delivery == Delivery::Streamed {
-            Fixability::Unstable {
-                delivery_on_rerun: v2.delivery,
-            }
-        } else if v2.delivery == Delivery::Streamed {
-            Fixability::Origin {
-                headers,
-                heartbeat_ms,
-                delivery_with_fix: v2.delivery,
-            }
-        } else {
-            // The most likely cause that an operator can act on names the most specific fix.
-            let causes = diagnose(&recording, &verdict);
-            let operator_fix = causes
-                .iter()
-                .find(|c| !matches!(c.id, "missing-terminator" | "added-latency"))
-                .map(|c| c.operator_fix)
-                .or_else(|| {
-                    verdict
-                        .findings
-                        .iter()
-                        .filter(|f| f.rule.area == "delivery")
-                        .find_map(|f| f.rule.operator_fix)
-                })
-                .unwrap_or("change the intermediary's configuration")
-                .to_string();
-            Fixability::Operator {
-                delivery_with_fix: v2.delivery,
-                operator_fix,
-            }
-        });
-    }
-    Ok(Measured {
-        name: name.to_string(),
-        label: crate::case::chain_label(hops),
-        programs,
-        recording,
-        verdict,
-        fix,
-    })
+/// The heartbeat interval to advise for a cut stream: half the silence after which the chain cut it
+/// (the measured idle limit), at least 10 ms.
+pub fn advised_heartbeat(rec: &Recording) -> Duration {
+    let last = rec.last_read_at().unwrap_or(rec.headers_at);
+    (rec.ended_at.saturating_sub(last) / 2).max(Duration::from_millis(10))
 }
 
-/// The baseline of a server ssegate started has no intermediary: causes that blame one are the app's own.
-fn local_origin_causes(causes: &mut [Cause]) {
-    for c in causes.iter_mut() {
-        match c.id {
-            "proxy-buffering" => {
-                c.id = "origin-buffering";
-                c.title = "the server itself buffers its output before writing (a response buffer, output_buffering, no flush)";
-                c.origin_fix = "write and flush each event as it is produced (res.flush(), Flusher.Flush(), a streaming response)";
-                c.operator_fix = "none: nothing stands between this server and the probe";
-            }
-            "compression-buffering" => {
-                c.title = "the server's own compression middleware holds events until its buffer fills (Express compression without res.flush(), old Starlette GZip)";
-                c.operator_fix = "none: nothing stands between this server and the probe";
-            }
-            "idle-timeout" | "duration-cap" => {
-                c.id = "origin-abort";
-                c.title = "the server ended the response abruptly (an exception, a handler or write timeout)";
-                c.origin_fix = "find why the handler stops (logs; Go http.Server.WriteTimeout; framework request timeouts) and end streams cleanly";
-                c.operator_fix = "none: nothing stands between this server and the probe";
-            }
-            _ => {}
+async fn run_chain(
+    ctx: &Ctx,
+    name: &str,
+    hops: &[HopSpec],
+    alone: bool,
+) -> Result<Measured, CheckError> {
+    let first = probe_chain(ctx, name, hops).await?;
+    let mut m = Measured {
+        name: name.to_string(),
+        label: crate::case::chain_label(hops),
+        programs: first.programs.clone(),
+        origin_wait: first.origin_wait,
+        open_at_origin: first.open_at_origin,
+        queued: !alone && ctx.queued(&first),
+        queued_alone: alone && ctx.queued(&first),
+        serial: false,
+        fix: None,
+        recording: first.recording,
+        verdict: first.verdict,
+    };
+    if m.queued || !ctx.judge_fix || m.verdict.delivery == Delivery::Streamed {
+        return Ok(m);
+    }
+    // Measure whether the origin can fix this chain: inject the opt-outs it does not send yet next to
+    // the origin, plus heartbeats when the chain cut the stream.
+    let mut headers = missing_opt_outs(&ctx.baseline);
+    let cut = m.verdict.delivery == Delivery::Cut;
+    let heartbeat_ms = cut.then(|| fix_heartbeat_ms(hops));
+    if let Some(every_ms) = heartbeat_ms {
+        // A cut is an idle limit's doing: try heartbeats alone first, so the claim names only what helps.
+        let mut with_heartbeat = vec![HopSpec::Heartbeat(HeartbeatOpts { every_ms })];
+        with_heartbeat.extend(hops.iter().cloned());
+        let run = probe_chain(ctx, name, &with_heartbeat).await?;
+        if !alone && ctx.queued(&run) {
+            m.queued = true;
+            return Ok(m);
+        }
+        if run.recording.status == m.recording.status && run.verdict.delivery == Delivery::Streamed
+        {
+            headers.clear();
         }
     }
+    let mut fixed = Vec::new();
+    if !headers.is_empty() {
+        fixed.push(HopSpec::Headers(HeadersOpts {
+            set: headers
+                .iter()
+                .cloned()
+                .collect::<BTreeMap<String, String>>(),
+            remove: vec![],
+        }));
+    }
+    if let Some(every_ms) = heartbeat_ms {
+        fixed.push(HopSpec::Heartbeat(HeartbeatOpts { every_ms }));
+    }
+    let nothing_to_try = fixed.is_empty();
+    fixed.extend(hops.iter().cloned());
+    let again = probe_chain(ctx, name, &fixed).await?;
+    if !alone && ctx.queued(&again) {
+        m.queued = true;
+        return Ok(m);
+    }
+    let (rec2, v2) = (&again.recording, &again.verdict);
+    m.fix = Some(if rec2.status != m.recording.status {
+        Fixability::Undetermined {
+            reason: format!(
+                "the re-run answered {} instead of {}",
+                rec2.status, m.recording.status
+            ),
+        }
+    } else if nothing_to_try && v2.delivery == Delivery::Streamed {
+        Fixability::Unstable {
+            delivery_on_rerun: v2.delivery,
+        }
+    } else if v2.delivery == Delivery::Streamed {
+        Fixability::Origin {
+            headers,
+            heartbeat_ms,
+            advise_heartbeat_ms: cut.then(|| advised_heartbeat(&m.recording).as_millis() as u64),
+            delivery_with_fix: v2.delivery,
+        }
+    } else {
+        Fixability::Operator {
+            delivery_with_fix: v2.delivery,
+            operator_fix: operator_fix(&m.recording, &m.verdict, hops, &ctx.baseline),
+        }
+    });
+    Ok(m)
+}
+
+/// The operator's fix for a chain nothing the origin sends could fix: the chain's own hop whose known
+/// behaviour the diagnosis confirms, else the chain's hop that is known to cause such breakage, else the
+/// diagnosis's most likely cause.
+fn operator_fix(rec: &Recording, v: &Verdict, hops: &[HopSpec], baseline: &Recording) -> String {
+    let causes = diagnose(rec, v, Some(baseline), None, false);
+    let known: Vec<(&'static str, &'static str)> =
+        hops.iter().rev().filter_map(HopSpec::known_cause).collect();
+    known
+        .iter()
+        .find(|(id, _)| causes.iter().any(|c| c.id == *id && !c.is_risk()))
+        .or_else(|| known.first())
+        .map(|(_, fix)| fix.to_string())
+        .or_else(|| {
+            causes
+                .iter()
+                .find(|c| !c.is_risk() && !matches!(c.id, "missing-terminator" | "added-latency"))
+                .map(|c| c.operator_fix.to_string())
+        })
+        .or_else(|| {
+            v.findings
+                .iter()
+                .filter(|f| f.rule.area == "delivery")
+                .find_map(|f| f.rule.operator_fix.map(str::to_string))
+        })
+        .unwrap_or_else(|| "change the intermediary's configuration".into())
+}
+
+/// The gate's policy: what each measured chain's delivery and findings mean for the run.
+struct Gate<'a> {
+    expect: &'a crate::config::GateExpect,
+}
+
+impl<'a> Gate<'a> {
+    fn new(loaded: &'a Loaded) -> Gate<'a> {
+        Gate {
+            expect: &loaded.config.expect,
+        }
+    }
+
+    /// The expected delivery of a chain, and whether `expect.delivery` names it.
+    fn expected(&self, name: &str) -> (Delivery, bool) {
+        match self.expect.delivery.get(name) {
+            Some(d) => (*d, true),
+            None => (
+                self.expect
+                    .delivery
+                    .get("default")
+                    .copied()
+                    .unwrap_or(Delivery::Streamed),
+                false,
+            ),
+        }
+    }
+
+    fn allowed(&self, id: &str) -> bool {
+        self.expect.allow.iter().any(|a| a.value == id)
+    }
+
+    fn denied(&self, v: &Verdict) -> Vec<String> {
+        v.findings
+            .iter()
+            .filter(|f| self.expect.deny.iter().any(|d| d.value == f.id()))
+            .map(|f| format!("denied finding `{}`: {}", f.id(), f.evidence))
+            .collect()
+    }
+
+    /// The baseline: the origin's own delivery, headers and framing.
+    fn baseline(&self, rec: Recording, verdict: Verdict, causes: &[Cause]) -> ChainOutcome {
+        let (expected, explicit) = match self.expect.delivery.get("direct") {
+            Some(d) => (*d, true),
+            None => (Delivery::Streamed, false),
+        };
+        let mut reasons = Vec::new();
+        if verdict.delivery != expected {
+            let top = causes
+                .iter()
+                .find(|c| !c.is_risk())
+                .map(|c| format!("; likely cause: {} ({})", c.id, c.title))
+                .unwrap_or_default();
+            reasons.push(format!(
+                "the origin itself delivers `{}` (expected `{expected}`){top}",
+                verdict.delivery
+            ));
+        }
+        for f in &verdict.findings {
+            if f.rule.area != "probe"
+                && f.rule.area != "delivery"
+                && f.severity() >= self.expect.fail_on
+                && !self.allowed(f.id())
+            {
+                reasons.push(format!(
+                    "{} `{}`: {} — fix: {}",
+                    f.severity().as_str(),
+                    f.id(),
+                    f.evidence,
+                    f.rule.fix
+                ));
+            }
+        }
+        reasons.extend(self.denied(&verdict));
+        ChainOutcome {
+            name: "direct".into(),
+            chain: "direct".into(),
+            programs: vec![],
+            status: if reasons.is_empty() {
+                Status::Pass
+            } else {
+                Status::Fail
+            },
+            recording: rec,
+            verdict,
+            expected,
+            explicit,
+            fix: None,
+            reasons,
+            origin_wait: None,
+            serial: false,
+        }
+    }
+
+    /// One chain of the matrix.
+    fn chain(&self, m: Measured, baseline: &ChainOutcome, origin_ok: bool) -> ChainOutcome {
+        let (expected, explicit) = self.expected(&m.name);
+        let mut reasons = Vec::new();
+        let mut status = Status::Pass;
+        if !origin_ok {
+            status = Status::NotJudged;
+            reasons.push(format!(
+                "delivers `{}`; not judged: the direct stream is itself `{}`, fix the origin first",
+                m.verdict.delivery, baseline.verdict.delivery
+            ));
+        } else if m.verdict.delivery != expected {
+            let what = format!("delivers `{}` (expected `{expected}`)", m.verdict.delivery);
+            let (s, reason) = self.broken(&m, explicit, what);
+            status = s;
+            reasons.push(reason);
+        }
+        if m.queued_alone {
+            reasons.push(format!(
+                "the origin took {} to answer this chain's request although no other chain ran (requests left over from the concurrent run may still have held it)",
+                crate::report::human_duration(m.origin_wait.unwrap_or_default())
+            ));
+        }
+        // Errors the chain added (an error status, a corrupt coding) are part of the story.
+        for f in &m.verdict.findings {
+            if f.severity() == crate::verdict::Severity::Error
+                && f.rule.area == "headers"
+                && !baseline.verdict.has(f.id())
+                && m.verdict.delivery != expected
+            {
+                reasons.push(format!("{} through this chain: {}", f.id(), f.evidence));
+            }
+        }
+        let d = self.denied(&m.verdict);
+        if !d.is_empty() {
+            status = Status::Fail;
+            reasons.extend(d);
+        }
+        ChainOutcome {
+            name: m.name,
+            chain: m.label,
+            programs: m.programs,
+            recording: m.recording,
+            verdict: m.verdict,
+            expected,
+            explicit,
+            fix: m.fix,
+            status,
+            reasons,
+            origin_wait: m.origin_wait,
+            serial: m.serial,
+        }
+    }
+
+    /// Status and reason of a chain that did not deliver as expected, by who can fix it.
+    fn broken(&self, m: &Measured, explicit: bool, what: String) -> (Status, String) {
+        let soft = if explicit { Status::Fail } else { Status::Warn };
+        match &m.fix {
+            Some(Fixability::Origin {
+                headers,
+                heartbeat_ms,
+                advise_heartbeat_ms,
+                ..
+            }) => {
+                let mut hs: Vec<String> =
+                    headers.iter().map(|(k, v)| format!("`{k}: {v}`")).collect();
+                if let Some(ms) = heartbeat_ms {
+                    hs.push(heartbeat_advice(
+                        *ms,
+                        advise_heartbeat_ms.unwrap_or(*ms),
+                        &m.recording,
+                    ));
+                }
+                (
+                    Status::Fail,
+                    format!(
+                        "{what}; origin-fixable: sending {} makes it stream",
+                        hs.join(" and ")
+                    ),
+                )
+            }
+            Some(Fixability::Operator {
+                delivery_with_fix,
+                operator_fix,
+            }) => (
+                soft,
+                format!(
+                    "{what}; operator-only: with the origin's opt-outs it still delivers `{delivery_with_fix}`; ask for: {operator_fix}"
+                ),
+            ),
+            Some(Fixability::Unstable { delivery_on_rerun }) => (
+                soft,
+                format!(
+                    "{what}; did not reproduce: the unchanged chain delivered `{delivery_on_rerun}` on a second run (the origin already sends every opt-out; its own timing varies)"
+                ),
+            ),
+            Some(Fixability::Undetermined { reason }) => (
+                Status::Fail,
+                format!("{what}; who can fix it is undetermined: {reason}"),
+            ),
+            None => (Status::Fail, what),
+        }
+    }
+}
+
+/// What to say about heartbeats for a cut chain: the interval the re-run used, and the interval to send
+/// at most, from the silence after which this chain cut the stream.
+fn heartbeat_advice(used_ms: u64, advise_ms: u64, rec: &Recording) -> String {
+    let h = |ms: u64| crate::report::human_duration(Duration::from_millis(ms));
+    let silence = rec
+        .ended_at
+        .saturating_sub(rec.last_read_at().unwrap_or(rec.headers_at));
+    format!(
+        "a heartbeat comment whenever the stream is idle (the re-run sent one after {} of silence; this chain cut the stream after {} without a byte, so send one at least every {})",
+        h(used_ms),
+        crate::report::human_duration(silence),
+        h(advise_ms)
+    )
 }
 
 #[cfg(test)]

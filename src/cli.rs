@@ -52,47 +52,73 @@ pub enum Format {
     Json,
 }
 
-/// The request options `probe` and `doctor` share.
-#[derive(Debug, Args)]
+/// The request options `probe`, `doctor` and `check` share. For `check` each one given overrides what
+/// `ssegate.yaml` says.
+#[derive(Debug, Clone, Args)]
 pub struct RequestArgs {
     /// Extra request header, `Name: value` (repeatable; an empty value removes a default header).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
-    /// Request method.
-    #[arg(long, default_value = "GET")]
-    pub method: String,
+    /// Request method [default: GET].
+    #[arg(long)]
+    pub method: Option<String>,
     /// Request body (e.g. JSON for a POST stream).
     #[arg(long, value_name = "BODY")]
     pub data: Option<String>,
-    /// Stop listening after this long (e.g. `30s`, `1500ms`, `2m`).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub duration: Duration,
+    /// Stop listening after this long (e.g. `30s`, `1500ms`, `2m`) [default: 30s; check: `listen.duration_ms`].
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
     /// A header name whose value must never be printed (repeatable; Authorization and Cookie always are).
     #[arg(long = "secret-header", value_name = "NAME")]
     pub secret_headers: Vec<String>,
+    /// Send no `Accept-Encoding` (browsers send `gzip, deflate, br, zstd`).
+    #[arg(long)]
+    pub no_compression: bool,
 }
 
 impl RequestArgs {
     /// The probe request for `url`, or a usage error for a malformed URL, method or header.
     pub fn request(&self, url: &str) -> Result<ProbeRequest, String> {
         check_url(url)?;
-        if http::Method::from_bytes(self.method.as_bytes()).is_err() {
-            return Err(format!(
-                "failed to parse method `{}`: not an HTTP method",
-                self.method
-            ));
-        }
         let mut r = ProbeRequest::new(url.to_string());
-        r.method = self.method.clone();
-        r.body = self.data.clone();
-        r.headers = self
-            .headers
-            .iter()
-            .map(|h| parse_header(h))
-            .collect::<Result<_, _>>()?;
-        r.limits.duration = self.duration;
-        r.secret_headers = self.secret_headers.clone();
+        r.limits.duration = Duration::from_secs(30);
+        self.validate()?;
+        self.apply(&mut r);
         Ok(r)
+    }
+
+    /// A usage error for a malformed method or header.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(m) = &self.method
+            && http::Method::from_bytes(m.as_bytes()).is_err()
+        {
+            return Err(format!("failed to parse method `{m}`: not an HTTP method"));
+        }
+        for h in &self.headers {
+            parse_header(h)?;
+        }
+        Ok(())
+    }
+
+    /// Apply the flags that were given to `r` (call [`RequestArgs::validate`] first).
+    pub fn apply(&self, r: &mut ProbeRequest) {
+        if let Some(m) = &self.method {
+            r.method = m.clone();
+        }
+        if self.data.is_some() {
+            r.body = self.data.clone();
+        }
+        for (k, v) in self.headers.iter().filter_map(|h| parse_header(h).ok()) {
+            r.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
+            r.headers.push((k, v));
+        }
+        if let Some(d) = self.duration {
+            r.limits.duration = d;
+        }
+        r.secret_headers.extend(self.secret_headers.iter().cloned());
+        if self.no_compression {
+            r.compression = false;
+        }
     }
 }
 
@@ -103,9 +129,6 @@ pub struct ProbeArgs {
     pub url: String,
     #[command(flatten)]
     pub request: RequestArgs,
-    /// Send no `Accept-Encoding` (browsers send `gzip, deflate, br, zstd`).
-    #[arg(long)]
-    pub no_compression: bool,
     /// Stop after this many body bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_bytes: u64,
@@ -201,9 +224,12 @@ pub struct CheckArgs {
     /// Run only part of the matrix: `K/N` runs every N-th chain starting at the K-th (sorted by name).
     #[arg(long, value_name = "K/N")]
     pub partition: Option<String>,
-    /// Chains probed at once.
+    /// Chains probed at once. A server that answers one request at a time is detected and its queued
+    /// chains re-run alone; `-j 1` runs every chain alone from the start.
     #[arg(long, short = 'j', default_value_t = 16)]
     pub jobs: usize,
+    #[command(flatten)]
+    pub request: RequestArgs,
     /// Colour in human output: auto (a terminal without NO_COLOR), always, never.
     #[arg(long, value_enum, default_value = "auto")]
     pub color: ColorChoice,
@@ -246,6 +272,9 @@ pub struct DoctorArgs {
     /// Run discriminating re-probes (e.g. again with `Accept-Encoding: identity`) and report what they prove.
     #[arg(long)]
     pub active: bool,
+    /// The origin's web stack, for the fix snippets (recognised from the headers when absent).
+    #[arg(long, value_enum)]
+    pub stack: Option<crate::doctor::Stack>,
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
 }
@@ -375,8 +404,12 @@ pub fn run(cli: Cli) -> i32 {
         };
         let interrupted = wait(SignalKind::interrupt());
         let terminated = wait(SignalKind::terminate());
+        // The command stays alive (pinned outside the select) until its children are counted and killed,
+        // so the message counts what was running when the signal came.
+        let command = dispatch(cli);
+        tokio::pin!(command);
         tokio::select! {
-            code = dispatch(cli) => code,
+            code = &mut command => code,
             _ = interrupted => {
                 let n = crate::proc::kill_all();
                 eprint_error(&format!("interrupted; stopped {n} child process group(s)"));
@@ -434,7 +467,6 @@ async fn probe_cmd(a: ProbeArgs) -> i32 {
             return exit::USAGE;
         }
     };
-    req.compression = !a.no_compression;
     req.limits.max_bytes = a.max_bytes;
     let rec = match probe(&req).await {
         Ok(r) => r,
@@ -608,6 +640,7 @@ async fn doctor_cmd(a: DoctorArgs) -> i32 {
         target,
         compare,
         active: a.active,
+        stack: a.stack,
     };
     let d = match crate::doctor::doctor(&req).await {
         Ok(d) => d,
@@ -670,6 +703,10 @@ async fn check_cmd(a: CheckArgs) -> i32 {
         eprint_error(&e);
         return exit::USAGE;
     }
+    if let Err(e) = a.request.validate() {
+        eprint_error(&e);
+        return exit::USAGE;
+    }
     if a.url.is_some() && a.path.is_some() {
         eprint_error("failed to use --path with --url: put the path in the URL");
         return exit::USAGE;
@@ -707,6 +744,12 @@ async fn check_cmd(a: CheckArgs) -> i32 {
         jobs: a.jobs,
         on_progress,
         path: a.path.clone(),
+        request: {
+            let flags = a.request.clone();
+            Some(std::sync::Arc::new(move |r: &mut ProbeRequest| {
+                flags.apply(r)
+            }))
+        },
     };
     let result = crate::check::check(&loaded, &opts).await;
     if tty {

@@ -24,6 +24,9 @@ pub struct Config {
     pub listen: Listen,
     /// Named chains, origin side first. Absent = [`default_matrix`], which covers every hop.
     pub matrix: Option<BTreeMap<String, Vec<HopSpec>>>,
+    /// Chains of the matrix not to run: "I do not deploy behind this" (e.g. `[compression, content-length]`).
+    #[serde(default)]
+    pub skip: Vec<Spanned<String>>,
     #[serde(default)]
     pub expect: GateExpect,
     /// Header names whose values are never printed (Authorization and Cookie always are).
@@ -44,6 +47,9 @@ pub struct TargetConfig {
     pub url: UrlSpec,
     #[serde(default)]
     pub ready: ReadySpec,
+    /// The server's web stack (`express`, `fastify`, `nextjs`, `starlette`, `flask`, `django`, `go`,
+    /// `rails`, `axum`): the fixes show its snippets. Recognised from the headers or command when absent.
+    pub stack: Option<crate::doctor::Stack>,
 }
 
 /// The request that opens the stream.
@@ -230,6 +236,15 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
     }
     let matrix = config.matrix.clone().unwrap_or_else(default_matrix);
     let mut names: Vec<&str> = matrix.keys().map(String::as_str).collect();
+    for chain in &config.skip {
+        if !names.contains(&chain.value.as_str()) {
+            return Err(at(
+                chain,
+                format!("`skip` names no chain `{}`", chain.value),
+                Some(name_help(&chain.value, &names)),
+            ));
+        }
+    }
     names.extend(["default", "direct"]);
     for key in config.expect.delivery.keys() {
         if !names.contains(&key.as_str()) {
@@ -321,17 +336,25 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
 
 /// A config for `--url` or `-- COMMAND` alone, without a file.
 pub fn from_flags() -> Loaded {
-    let config = Config {
-        target: TargetConfig::default(),
-        listen: Listen::default(),
-        matrix: None,
-        expect: GateExpect::default(),
-        secret_headers: Vec::new(),
-    };
+    let config = Config::empty();
     Loaded {
         path: None,
         matrix: default_matrix(),
         config,
+    }
+}
+
+impl Config {
+    /// A config with only defaults (the target comes from the command line).
+    fn empty() -> Config {
+        Config {
+            target: TargetConfig::default(),
+            listen: Listen::default(),
+            matrix: None,
+            skip: Vec::new(),
+            expect: GateExpect::default(),
+            secret_headers: Vec::new(),
+        }
     }
 }
 
@@ -349,6 +372,8 @@ target:
     method: GET
     # headers: {Authorization: "Bearer …"}   # never printed
     # body: '{"prompt": "hi"}'  # for POST streams
+  # stack: express              # express | fastify | nextjs | starlette | flask | django | go | rails | axum
+  #                             # (picks the fix snippets; recognised from headers/command when absent)
   ready:
     # http: /health             # GET this until it answers, or:
     # log: listening            # wait for this text in the server's output
@@ -361,6 +386,9 @@ listen:
 # matrix:                       # chains to run, origin side first; default: one chain per hop
 #   nginx-default: [{nginx: default}]
 #   next-behind-nginx: [compression, {nginx: default}]
+
+# I do not deploy behind these: drop chains of the (default) matrix by name.
+# skip: [compression, content-length]
 
 expect:
   # delivery:                   # per chain; a chain named here fails the gate even if only an

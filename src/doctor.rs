@@ -29,21 +29,124 @@ pub struct Snippet {
     pub code: &'static str,
 }
 
-/// One likely cause of what was measured.
+/// Whether a cause explains breakage that happened, or is a risk on a stream that streamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CauseKind {
+    /// A likely cause of what was measured.
+    Cause,
+    /// Nothing broke here (or a streaming reference shares the property): a risk behind other hops.
+    Risk,
+}
+
+/// One likely cause of what was measured (or, on a stream that streamed, a risk).
 #[derive(Debug, Clone, Serialize)]
 pub struct Cause {
     /// Stable id (`proxy-buffering`, `compression-buffering`, …).
     pub id: &'static str,
-    pub title: &'static str,
+    pub kind: CauseKind,
+    pub title: String,
     pub confidence: Confidence,
     pub evidence: Vec<String>,
-    pub origin_fix: &'static str,
+    pub origin_fix: String,
     pub snippets: Vec<Snippet>,
-    pub operator_fix: &'static str,
+    pub operator_fix: String,
+}
+
+impl Cause {
+    pub fn is_risk(&self) -> bool {
+        self.kind == CauseKind::Risk
+    }
+}
+
+/// The web stack of an origin: it picks the snippets shown with a fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stack {
+    Express,
+    Fastify,
+    Nextjs,
+    Starlette,
+    Flask,
+    Django,
+    Go,
+    Rails,
+    Axum,
+}
+
+impl Stack {
+    /// The framework name the snippets carry.
+    pub fn framework(self) -> &'static str {
+        match self {
+            Stack::Express => "Express",
+            Stack::Fastify => "Fastify",
+            Stack::Nextjs => "Next.js",
+            Stack::Starlette => "FastAPI/Starlette",
+            Stack::Flask => "Flask",
+            Stack::Django => "Django",
+            Stack::Go => "Go",
+            Stack::Rails => "Rails",
+            Stack::Axum => "axum",
+        }
+    }
+
+    /// Recognise the stack from response headers, else from the command that started the server.
+    pub fn detect(
+        rec: &Recording,
+        command: Option<&crate::target::command::CommandSpec>,
+    ) -> Option<Stack> {
+        for (k, v) in &rec.headers {
+            let v = v.to_ascii_lowercase();
+            let found = match k.as_str() {
+                "x-powered-by" if v.contains("next.js") => Some(Stack::Nextjs),
+                "x-powered-by" if v.contains("express") => Some(Stack::Express),
+                "server" if v.starts_with("werkzeug") => Some(Stack::Flask),
+                "server" if v.starts_with("uvicorn") || v.starts_with("hypercorn") => {
+                    Some(Stack::Starlette)
+                }
+                "server" if v.starts_with("wsgiserver") || v.starts_with("daphne") => {
+                    Some(Stack::Django)
+                }
+                "x-runtime" => Some(Stack::Rails),
+                "server" if v.starts_with("puma") => Some(Stack::Rails),
+                _ => None,
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        let argv = command?.argv.join(" ").to_ascii_lowercase();
+        let has = |w: &str| {
+            argv.split(|c: char| !c.is_ascii_alphanumeric() && c != '.')
+                .any(|t| t == w)
+        };
+        [
+            ("fastify", Stack::Fastify),
+            ("next", Stack::Nextjs),
+            ("flask", Stack::Flask),
+            ("uvicorn", Stack::Starlette),
+            ("fastapi", Stack::Starlette),
+            ("hypercorn", Stack::Starlette),
+            ("manage.py", Stack::Django),
+            ("daphne", Stack::Django),
+            ("django", Stack::Django),
+            ("rails", Stack::Rails),
+            ("puma", Stack::Rails),
+            ("cargo", Stack::Axum),
+            ("go", Stack::Go),
+            ("express", Stack::Express),
+            ("node", Stack::Express),
+        ]
+        .iter()
+        .find(|(w, _)| has(w))
+        .map(|(_, s)| *s)
+    }
 }
 
 /// Cause ids the doctor can name.
 pub const CAUSE_IDS: &[&str] = &[
+    "origin-buffering",
+    "origin-abort",
     "whole-body-buffering",
     "compression-buffering",
     "proxy-buffering",
@@ -123,6 +226,38 @@ const AXUM_SSE: Snippet = Snippet {
     framework: "axum",
     code: "(AppendHeaders([(CACHE_CONTROL, \"no-cache, no-transform\"), (HeaderName::from_static(\"x-accel-buffering\"), \"no\")]), Sse::new(stream).keep_alive(KeepAlive::default()))",
 };
+const FLASK_STREAM: Snippet = Snippet {
+    framework: "Flask",
+    code: "return Response(stream_with_context(gen()), mimetype='text/event-stream', headers={'Cache-Control': 'no-cache, no-transform', 'X-Accel-Buffering': 'no'})  # yield f'data: {msg}\\n\\n'; run threaded or under gevent",
+};
+const FASTIFY_HIJACK: Snippet = Snippet {
+    framework: "Fastify",
+    code: "reply.raw.writeHead(200, {'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache, no-transform', 'X-Accel-Buffering': 'no'}); reply.hijack();\nreply.raw.write(`data: ${json}\\n\\n`); // @fastify/compress: register with { encodings: [], customTypes: /^(?!text\\/event-stream)/ } or skip the route",
+};
+const DJANGO_STREAM: Snippet = Snippet {
+    framework: "Django",
+    code: "r = StreamingHttpResponse(gen(), content_type='text/event-stream'); r['Cache-Control'] = 'no-cache, no-transform'; r['X-Accel-Buffering'] = 'no'; return r  # ASGI server; GZipMiddleware skips no streaming",
+};
+const RAILS_LIVE: Snippet = Snippet {
+    framework: "Rails",
+    code: "include ActionController::Live\nresponse.headers['Content-Type'] = 'text/event-stream'; response.headers['Cache-Control'] = 'no-cache, no-transform'; response.headers['X-Accel-Buffering'] = 'no'\nresponse.stream.write(\"data: #{json}\\n\\n\") # Rack::Deflater: exclude the route",
+};
+
+/// Every snippet for flushing events through buffers and compressors, one per stack.
+fn all_flush_snippets() -> Vec<Snippet> {
+    vec![
+        EXPRESS_FLUSH,
+        FASTIFY_HIJACK,
+        NEXT_HEADERS,
+        STARLETTE_HEADERS,
+        FLASK_STREAM,
+        DJANGO_STREAM,
+        GO_FLUSH,
+        RAILS_LIVE,
+        AXUM_SSE,
+    ]
+}
+
 const EXPRESS_HEARTBEAT: Snippet = Snippet {
     framework: "Express",
     code: "const hb = setInterval(() => res.write(':\\n\\n'), 15000); req.on('close', () => clearInterval(hb));",
@@ -163,10 +298,63 @@ const DURATION_CAPS: &[(u64, &str)] = &[
 ];
 
 /// Rank likely causes of what `rec` shows (judged as `v`).
-pub fn diagnose(rec: &Recording, v: &Verdict) -> Vec<Cause> {
+///
+/// `streaming` is a recording of the same stream that streamed (the direct baseline): a property it
+/// shares cannot be the cause, and is reported as a risk instead. On a stream that streamed, every entry
+/// is a risk. `stack` picks the snippets; `local` says nothing stands between the origin and the probe,
+/// so causes that blame an intermediary are the server's own.
+pub fn diagnose(
+    rec: &Recording,
+    v: &Verdict,
+    streaming: Option<&Recording>,
+    stack: Option<Stack>,
+    local: bool,
+) -> Vec<Cause> {
+    let mut causes = raw_causes(rec, v, streaming);
+    let shared = |c: &Cause| -> Option<String> {
+        let base = streaming?;
+        let same = |name: &str| header(base, name).is_some() && header(rec, name).is_some();
+        match c.id {
+            "whole-body-buffering" if same("content-length") => Some("Content-Length"),
+            "compression-buffering" if same("content-encoding") => Some("Content-Encoding"),
+            _ => None,
+        }
+        .map(|h| {
+            format!("the streaming direct stream carries {h} too, so it is not what held this one")
+        })
+    };
+    for c in &mut causes {
+        if let Some(why) = shared(c) {
+            c.kind = CauseKind::Risk;
+            c.evidence.push(why);
+        } else if v.delivery == Delivery::Streamed {
+            c.kind = CauseKind::Risk;
+        }
+        if let Some(st) = stack {
+            let mine: Vec<Snippet> = c
+                .snippets
+                .iter()
+                .filter(|sn| sn.framework == st.framework())
+                .cloned()
+                .collect();
+            if !mine.is_empty() {
+                c.snippets = mine;
+            }
+        }
+    }
+    if local {
+        local_origin_causes(&mut causes);
+    }
+    rank(&mut causes);
+    causes
+}
+
+fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Vec<Cause> {
     let mut causes: Vec<Cause> = Vec::new();
     let held = matches!(v.delivery, Delivery::HeldUntilEnd | Delivery::Batched);
     let cl = header(rec, "content-length");
+    // A Content-Length the streaming reference carries too is the origin's, not a buffering layer's.
+    let cl_shared = streaming.is_some_and(|b| header(b, "content-length").is_some());
     let ce = header(rec, "content-encoding").filter(|c| {
         !matches!(
             c.trim().to_ascii_lowercase().as_str(),
@@ -196,12 +384,29 @@ pub fn diagnose(rec: &Recording, v: &Verdict) -> Vec<Cause> {
         ]));
         causes.push(Cause {
             id: "whole-body-buffering",
-            title: "a layer buffers the whole body and sends it with a Content-Length (serverless function, API gateway)",
+            kind: CauseKind::Cause,
+            title: "a layer buffers the whole body and sends it with a Content-Length (serverless function, API gateway)".into(),
             confidence: if held { Confidence::High } else { Confidence::Medium },
             evidence,
-            origin_fix: "return a streaming body (a ReadableStream / generator) and never set Content-Length",
+            origin_fix: "return a streaming body (a ReadableStream / generator) and never set Content-Length".into(),
+            snippets: vec![NEXT_HEADERS, STARLETTE_HEADERS, FLASK_STREAM, DJANGO_STREAM, RAILS_LIVE],
+            operator_fix: "enable response streaming (Lambda InvokeMode RESPONSE_STREAM, API Gateway responseTransferMode STREAM, APIM buffer-response=\"false\")".into(),
+        });
+    }
+    // R1b: not even the headers arrived while the stream was due: a layer waits for the whole body.
+    if cl.is_none() && rec.status == 0 && v.delivery == Delivery::HeldUntilEnd {
+        causes.push(Cause {
+            id: "whole-body-buffering",
+            kind: CauseKind::Cause,
+            title: "a layer buffers the whole body before it answers at all (serverless function, API gateway); on an endless stream nothing ever arrives".into(),
+            confidence: Confidence::Medium,
+            evidence: vec![format!(
+                "no response headers within {} while events were due",
+                secs(rec.ended_at)
+            )],
+            origin_fix: "return a streaming body (a ReadableStream / generator) and never set Content-Length".into(),
             snippets: vec![NEXT_HEADERS, STARLETTE_HEADERS],
-            operator_fix: "enable response streaming (Lambda InvokeMode RESPONSE_STREAM, API Gateway responseTransferMode STREAM, APIM buffer-response=\"false\")",
+            operator_fix: "enable the platform's response streaming (Lambda InvokeMode RESPONSE_STREAM, API Gateway responseTransferMode STREAM, APIM buffer-response=\"false\")".into(),
         });
     }
     // R4: compressed and held.
@@ -214,14 +419,28 @@ pub fn diagnose(rec: &Recording, v: &Verdict) -> Vec<Cause> {
             evidence.push(format!("delivery {}", v.delivery));
         }
         evidence.extend(vendor_note(&["Fly.io", "Caddy", "Cloudflare"]));
+        // A compressor that flushes only when the next write comes lags every event without batching.
+        let lags = v.has("added-latency");
+        if lags {
+            evidence.push(
+                "every event arrives late (added-latency): a compressor that flushes on the next write lags each event".into(),
+            );
+        }
         causes.push(Cause {
             id: "compression-buffering",
-            title: "a compression layer holds events until its buffer fills (Express compression without res.flush(), Fly.io proxy, old Starlette GZip)",
-            confidence: if held { Confidence::High } else { Confidence::Low },
+            kind: CauseKind::Cause,
+            title: "a compression layer holds events until its buffer fills (Express compression without res.flush(), Fly.io proxy, old Starlette GZip)".into(),
+            confidence: if held {
+                Confidence::High
+            } else if lags {
+                Confidence::Medium
+            } else {
+                Confidence::Low
+            },
             evidence,
-            origin_fix: "send `Cache-Control: no-cache, no-transform` (or `Content-Encoding: none` on Fly.io), or call res.flush() after each event",
-            snippets: vec![EXPRESS_FLUSH, NEXT_HEADERS, STARLETTE_HEADERS, GO_FLUSH, AXUM_SSE],
-            operator_fix: "exclude text/event-stream from compression (compression `filter`, nginx gzip_types, Traefik excludedContentTypes)",
+            origin_fix: "send `Cache-Control: no-cache, no-transform` (or `Content-Encoding: none` on Fly.io), or call res.flush() after each event".into(),
+            snippets: all_flush_snippets(),
+            operator_fix: "exclude text/event-stream from compression (compression `filter`, nginx gzip_types, Traefik excludedContentTypes)".into(),
         });
     }
     // R2/R3: held without either header is a proxy buffer; so is held behind a recognised proxy, whatever
@@ -234,7 +453,7 @@ pub fn diagnose(rec: &Recording, v: &Verdict) -> Vec<Cause> {
         "Envoy",
     ])
     .is_empty();
-    if held && cl.is_none() && (ce.is_none() || proxy_seen) {
+    if held && (cl.is_none() || cl_shared) && (ce.is_none() || proxy_seen) {
         let mut evidence = vec![format!("delivery {}", v.delivery)];
         let clumps: Vec<u64> = v
             .bursts
@@ -255,12 +474,13 @@ pub fn diagnose(rec: &Recording, v: &Verdict) -> Vec<Cause> {
         evidence.extend(nginx);
         causes.push(Cause {
             id: "proxy-buffering",
-            title: "a reverse proxy buffers the response (nginx proxy_buffering on, Apache mod_proxy_fcgi, a gateway response buffer)",
+            kind: CauseKind::Cause,
+            title: "a reverse proxy buffers the response (nginx proxy_buffering on, Apache mod_proxy_fcgi, a gateway response buffer)".into(),
             confidence: conf,
             evidence,
-            origin_fix: "send `X-Accel-Buffering: no` (nginx honours it per response)",
-            snippets: vec![EXPRESS_FLUSH, NEXT_HEADERS, STARLETTE_HEADERS, GO_FLUSH, AXUM_SSE],
-            operator_fix: "nginx: `proxy_buffering off;` (and `proxy_http_version 1.1;` before 1.29.7) for the SSE location",
+            origin_fix: "send `X-Accel-Buffering: no` (nginx honours it per response)".into(),
+            snippets: all_flush_snippets(),
+            operator_fix: "nginx: `proxy_buffering off;` (and `proxy_http_version 1.1;` before 1.29.7) for the SSE location".into(),
         });
     }
     // R8: a cached stream.
@@ -278,12 +498,13 @@ pub fn diagnose(rec: &Recording, v: &Verdict) -> Vec<Cause> {
     if !cache_hits.is_empty() {
         causes.push(Cause {
             id: "cached-stream",
-            title: "a cache stored the stream and replays it (CDN cache-everything rule, Varnish default TTL, Bunny)",
+            kind: CauseKind::Cause,
+            title: "a cache stored the stream and replays it (CDN cache-everything rule, Varnish default TTL, Bunny)".into(),
             confidence: Confidence::High,
             evidence: cache_hits,
-            origin_fix: "send `Cache-Control: no-cache, no-store` (or `private`)",
+            origin_fix: "send `Cache-Control: no-cache, no-store` (or `private`)".into(),
             snippets: vec![NEXT_HEADERS, STARLETTE_HEADERS],
-            operator_fix: "bypass the cache for event streams (Varnish `return (pass)`, CDN cache rule off)",
+            operator_fix: "bypass the cache for event streams (Varnish `return (pass)`, CDN cache rule off)".into(),
         });
     }
     // R6/R7: cuts.
@@ -303,7 +524,8 @@ pub fn diagnose(rec: &Recording, v: &Verdict) -> Vec<Cause> {
         let quiet = silence >= Duration::from_millis(500);
         causes.push(Cause {
             id: "idle-timeout",
-            title: "an idle timeout closed the stream after a silence (nginx proxy_read_timeout 60 s, ALB 60 s, Cloudflare 100 s, CloudFront 30 s)",
+            kind: CauseKind::Cause,
+            title: "an idle timeout closed the stream after a silence (nginx proxy_read_timeout 60 s, ALB 60 s, Cloudflare 100 s, CloudFront 30 s)".into(),
             confidence: match (quiet, silence >= Duration::from_secs(1), known.is_empty()) {
                 (true, true, true) => Confidence::High,
                 (true, _, _) => Confidence::Medium,
@@ -314,9 +536,9 @@ pub fn diagnose(rec: &Recording, v: &Verdict) -> Vec<Cause> {
                 secs(rec.ended_at),
                 secs(silence)
             )],
-            origin_fix: "send a heartbeat comment (`:\\n\\n`) at least every 15 s",
+            origin_fix: heartbeat_fix(rec, silence),
             snippets: vec![EXPRESS_HEARTBEAT, AXUM_HEARTBEAT],
-            operator_fix: "raise the idle timeout (nginx `proxy_read_timeout`, ALB idle_timeout)",
+            operator_fix: "raise the idle timeout (nginx `proxy_read_timeout`, ALB idle_timeout)".into(),
         });
         let mut evidence = vec![format!(
             "cut at {}, {} after the last read",
@@ -326,16 +548,17 @@ pub fn diagnose(rec: &Recording, v: &Verdict) -> Vec<Cause> {
         evidence.extend(known.clone());
         causes.push(Cause {
             id: "duration-cap",
-            title: "a total-duration cap ended the stream regardless of traffic (function timeout, Envoy route timeout)",
+            kind: CauseKind::Cause,
+            title: "a total-duration cap ended the stream regardless of traffic (function timeout, Envoy route timeout)".into(),
             confidence: match (known.is_empty(), quiet) {
                 (false, _) => Confidence::High,
                 (true, false) => Confidence::Medium,
                 (true, true) => Confidence::Low,
             },
             evidence,
-            origin_fix: "end streams before the cap and let EventSource reconnect with Last-Event-ID; heartbeats do not help",
+            origin_fix: "end streams before the cap and let EventSource reconnect with Last-Event-ID; heartbeats do not help".into(),
             snippets: vec![],
-            operator_fix: "raise the platform's maximum duration (maxDuration, Lambda timeout, Envoy route timeout 0s)",
+            operator_fix: "raise the platform's maximum duration (maxDuration, Lambda timeout, Envoy route timeout 0s)".into(),
         });
     }
     // R5: headers late.
@@ -350,23 +573,26 @@ pub fn diagnose(rec: &Recording, v: &Verdict) -> Vec<Cause> {
         let explained = held;
         causes.push(Cause {
             id: "first-byte-delay",
-            title: "the headers arrive only with the first event: first-byte timeouts (25-100 s) will cut slow streams",
+            kind: CauseKind::Cause,
+            title: "the headers arrive only with the first event: first-byte timeouts (25-100 s) will cut slow streams".into(),
             confidence: if explained {
                 Confidence::Low
             } else {
                 Confidence::Medium
             },
             evidence,
-            origin_fix: "flush headers at once and send a `:ok` comment immediately",
+            origin_fix: "flush headers at once and send a `:ok` comment immediately".into(),
             snippets: vec![EXPRESS_FLUSH_HEADERS],
-            operator_fix: "stop the hop from withholding headers until the body (a buffering proxy or compressor)",
+            operator_fix: "stop the hop from withholding headers until the body (a buffering proxy or compressor)".into(),
         });
     }
     // R11: framing.
     if v.has("event-not-terminated") || v.has("no-events-dispatched") {
         causes.push(Cause {
             id: "missing-terminator",
-            title: "events are not ended by a blank line, so the browser dispatches late or never",
+            kind: CauseKind::Cause,
+            title: "events are not ended by a blank line, so the browser dispatches late or never"
+                .into(),
             confidence: Confidence::High,
             evidence: v
                 .findings
@@ -374,16 +600,17 @@ pub fn diagnose(rec: &Recording, v: &Verdict) -> Vec<Cause> {
                 .filter(|f| matches!(f.id(), "event-not-terminated" | "no-events-dispatched"))
                 .map(|f| format!("{}: {}", f.id(), f.evidence))
                 .collect(),
-            origin_fix: "end every event with `\\n\\n`",
+            origin_fix: "end every event with `\\n\\n`".into(),
             snippets: vec![EXPRESS_TERMINATOR],
-            operator_fix: "none: the origin's framing is wrong",
+            operator_fix: "none: the origin's framing is wrong".into(),
         });
     }
     // R10: late but one by one.
     if v.has("added-latency") {
         causes.push(Cause {
             id: "added-latency",
-            title: "every event is a little late but not batched: Nagle's algorithm or a periodic flusher",
+            kind: CauseKind::Cause,
+            title: "every event is a little late but not batched: Nagle's algorithm or a periodic flusher".into(),
             confidence: Confidence::Low,
             evidence: v
                 .findings
@@ -391,13 +618,63 @@ pub fn diagnose(rec: &Recording, v: &Verdict) -> Vec<Cause> {
                 .filter(|f| f.id() == "added-latency")
                 .map(|f| f.evidence.clone())
                 .collect(),
-            origin_fix: "set TCP_NODELAY and write each event in one call",
+            origin_fix: "set TCP_NODELAY and write each event in one call".into(),
             snippets: vec![],
-            operator_fix: "look for a flush interval on the proxy",
+            operator_fix: "look for a flush interval on the proxy".into(),
         });
     }
-    rank(&mut causes);
     causes
+}
+
+/// Heartbeat advice from the measured silence before the cut (the idle limit), and the stream's own
+/// heartbeat spacing when it has one.
+fn heartbeat_fix(rec: &Recording, silence: Duration) -> String {
+    let every = (silence / 2).max(Duration::from_millis(10));
+    let own = rec
+        .comments
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .max()
+        .map(|d| {
+            format!(
+                "; the stream's own comments came up to {} apart, too far for this limit",
+                secs(d)
+            )
+        })
+        .filter(|_| rec.comments.len() >= 2);
+    format!(
+        "send a heartbeat comment (`:\\n\\n`) at least every {} (the cut came after {} without a byte){}",
+        secs(every),
+        secs(silence),
+        own.unwrap_or_default()
+    )
+}
+
+/// Nothing stands between a server ssegate started and its probe: causes that blame an intermediary are
+/// the server's own.
+fn local_origin_causes(causes: &mut [Cause]) {
+    const NONE: &str = "none: nothing stands between this server and the probe";
+    for c in causes.iter_mut() {
+        match c.id {
+            "proxy-buffering" => {
+                c.id = "origin-buffering";
+                c.title = "the server itself buffers its output before writing (a response buffer, output_buffering, no flush)".into();
+                c.origin_fix = "write and flush each event as it is produced (res.flush(), Flusher.Flush(), a streaming response)".into();
+                c.operator_fix = NONE.into();
+            }
+            "compression-buffering" => {
+                c.title = "the server's own compression middleware holds events until its buffer fills (Express compression without res.flush(), old Starlette GZip)".into();
+                c.operator_fix = NONE.into();
+            }
+            "idle-timeout" | "duration-cap" => {
+                c.id = "origin-abort";
+                c.title = "the server ended the response abruptly (an exception, a handler or write timeout)".into();
+                c.origin_fix = "find why the handler stops (logs; Go http.Server.WriteTimeout; framework request timeouts) and end streams cleanly".into();
+                c.operator_fix = NONE.into();
+            }
+            _ => {}
+        }
+    }
 }
 
 fn rank(causes: &mut [Cause]) {
@@ -413,6 +690,8 @@ pub struct DoctorRequest {
     pub compare: Option<ProbeRequest>,
     /// Run discriminating re-probes.
     pub active: bool,
+    /// The origin's stack, when the user says it (otherwise recognised from the headers).
+    pub stack: Option<Stack>,
 }
 
 /// One discriminating re-probe and what it showed.
@@ -422,6 +701,21 @@ pub struct ActiveProbe {
     pub change: String,
     pub delivery: Delivery,
     pub conclusion: String,
+}
+
+/// The median of how much later each event arrived in `a` than the same event in `b` (by position).
+fn arrival_lag(a: &Verdict, b: &Verdict) -> Option<Duration> {
+    let mut d: Vec<Duration> = a
+        .events
+        .iter()
+        .zip(&b.events)
+        .map(|(x, y)| x.arrival.saturating_sub(y.arrival))
+        .collect();
+    if d.len() < 2 {
+        return None;
+    }
+    d.sort();
+    Some(d[d.len() / 2])
 }
 
 /// Everything `doctor` found.
@@ -446,7 +740,11 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
         .as_ref()
         .map_or(Reference::None, Reference::Baseline);
     let verdict = judge(&rec, reference);
-    let mut causes = diagnose(&rec, &verdict);
+    let streaming = compare
+        .as_ref()
+        .filter(|c| judge(c, Reference::None).delivery == Delivery::Streamed);
+    let stack = req.stack.or_else(|| Stack::detect(&rec, None));
+    let mut causes = diagnose(&rec, &verdict, streaming, stack, false);
     let mut active = Vec::new();
     if req.active {
         // R4's test: the same request without Accept-Encoding.
@@ -466,11 +764,22 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
                     .as_ref()
                     .map_or(Reference::None, Reference::Baseline),
             );
-            let proved =
+            let held_by_compression =
                 v2.delivery == Delivery::Streamed && verdict.delivery != Delivery::Streamed;
-            let conclusion = if proved {
+            // The class alone misses a compressor that lags every event by one write: compare when the
+            // same events arrived with and without compression.
+            let lag = arrival_lag(&verdict, &v2);
+            let lagged = v2.delivery == Delivery::Streamed
+                && lag.is_some_and(|l| l > crate::verdict::threshold(verdict.gap.max(v2.gap)));
+            let proved = held_by_compression || lagged;
+            let conclusion = if held_by_compression {
                 "without compression the stream is live: a compression layer holds the events"
                     .to_string()
+            } else if lagged {
+                format!(
+                    "without compression the same events arrive {} earlier: a compression layer lags each event",
+                    secs(lag.unwrap_or_default())
+                )
             } else {
                 format!(
                     "still {} without compression: compression is not the (only) cause",
@@ -484,9 +793,15 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
                     c.confidence = Confidence::Low;
                 }
                 c.evidence.push(format!(
-                    "re-probe with Accept-Encoding: identity → {}",
-                    v2.delivery
+                    "re-probe with Accept-Encoding: identity → {}{}",
+                    v2.delivery,
+                    lag.map(|l| format!(", events {} earlier", secs(l)))
+                        .unwrap_or_default()
                 ));
+            }
+            if lagged && let Some(c) = causes.iter_mut().find(|c| c.id == "added-latency") {
+                c.evidence
+                    .push("the lag goes away without compression: the compressor adds it".into());
             }
             // Still held without compression: something else buffers, most likely a proxy.
             if !proved && matches!(v2.delivery, Delivery::HeldUntilEnd | Delivery::Batched) {
@@ -498,7 +813,7 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
                     c.confidence = c.confidence.max(Confidence::High);
                     c.evidence.push(note);
                 } else if header(&rec, "content-length").is_none() {
-                    let mut extra = diagnose(&r2, &v2)
+                    let mut extra = diagnose(&r2, &v2, streaming, stack, false)
                         .into_iter()
                         .filter(|c| c.id == "proxy-buffering")
                         .collect::<Vec<_>>();
@@ -511,12 +826,13 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
             if proved && !causes.iter().any(|c| c.id == "compression-buffering") {
                 causes.push(Cause {
                     id: "compression-buffering",
-                    title: "a compression layer holds events until its buffer fills",
+                    kind: CauseKind::Cause,
+                    title: "a compression layer holds events until its buffer fills".into(),
                     confidence: Confidence::Proved,
                     evidence: vec!["re-probe with Accept-Encoding: identity streams".into()],
-                    origin_fix: "send `Cache-Control: no-cache, no-transform`, or call res.flush() after each event",
-                    snippets: vec![EXPRESS_FLUSH],
-                    operator_fix: "exclude text/event-stream from compression",
+                    origin_fix: "send `Cache-Control: no-cache, no-transform`, or call res.flush() after each event".into(),
+                    snippets: all_flush_snippets(),
+                    operator_fix: "exclude text/event-stream from compression".into(),
                 });
             }
             active.push(ActiveProbe {
@@ -574,7 +890,7 @@ mod tests {
             End::Complete,
         );
         let v = judge(&r, Reference::Baseline(&base));
-        let c = diagnose(&r, &v);
+        let c = diagnose(&r, &v, None, None, false);
         assert_eq!(c[0].id, "whole-body-buffering");
         assert_eq!(c[0].confidence, Confidence::High);
     }
@@ -589,7 +905,7 @@ mod tests {
             End::Complete,
         );
         let v = judge(&r, Reference::Baseline(&base));
-        let c = diagnose(&r, &v);
+        let c = diagnose(&r, &v, None, None, false);
         assert_eq!(c[0].id, "proxy-buffering");
         assert_eq!(c[0].confidence, Confidence::High);
         assert!(c[0].evidence.iter().any(|e| e.contains("nginx")));
@@ -609,7 +925,7 @@ mod tests {
             End::Complete,
         );
         let v = judge(&r, Reference::Baseline(&base));
-        let c = diagnose(&r, &v);
+        let c = diagnose(&r, &v, None, None, false);
         assert_eq!(c[0].id, "compression-buffering");
         assert!(!c.iter().any(|c| c.id == "proxy-buffering"));
     }
@@ -622,10 +938,10 @@ mod tests {
         };
         let idle = rec(&[SSE], &[400, 800], 1900, aborted.clone());
         let v = judge(&idle, Reference::Baseline(&base));
-        assert_eq!(diagnose(&idle, &v)[0].id, "idle-timeout");
+        assert_eq!(diagnose(&idle, &v, None, None, false)[0].id, "idle-timeout");
         let busy = rec(&[SSE], &[400, 800, 1200], 1210, aborted);
         let v = judge(&busy, Reference::Baseline(&base));
-        assert_eq!(diagnose(&busy, &v)[0].id, "duration-cap");
+        assert_eq!(diagnose(&busy, &v, None, None, false)[0].id, "duration-cap");
     }
 
     #[test]
@@ -637,9 +953,172 @@ mod tests {
             End::Complete,
         );
         let v = judge(&r, Reference::None);
-        let c = diagnose(&r, &v);
+        let c = diagnose(&r, &v, None, None, false);
         assert_eq!(c[0].id, "cached-stream");
         assert_eq!(c[0].evidence.len(), 2);
+    }
+
+    #[test]
+    fn a_streamed_stream_has_risks_not_causes() {
+        // An origin that declares a Content-Length and still streams: a risk behind buffering hops.
+        let r = rec(
+            &[SSE, ("content-length", "80")],
+            &[400, 800, 1200, 1600],
+            1601,
+            End::Complete,
+        );
+        let v = judge(&r, Reference::None);
+        assert_eq!(v.delivery, Delivery::Streamed);
+        let c = diagnose(&r, &v, None, None, false);
+        assert!(!c.is_empty());
+        assert!(c.iter().all(Cause::is_risk), "{c:?}");
+    }
+
+    #[test]
+    fn a_property_the_streaming_baseline_shares_is_not_the_cause() {
+        // Behind nginx default: held, and Content-Length is the origin's own (the baseline has it too).
+        let base = rec(
+            &[SSE, ("content-length", "80")],
+            &[400, 800, 1200, 1600],
+            1601,
+            End::Complete,
+        );
+        let r = rec(
+            &[SSE, ("content-length", "80"), ("server", "nginx/1.22.1")],
+            &[1602, 1602, 1602, 1602],
+            1603,
+            End::Complete,
+        );
+        let v = judge(&r, Reference::Baseline(&base));
+        let c = diagnose(&r, &v, Some(&base), None, false);
+        let top = c.iter().find(|c| !c.is_risk()).unwrap();
+        assert_eq!(top.id, "proxy-buffering", "{c:?}");
+        let wb = c.iter().find(|c| c.id == "whole-body-buffering").unwrap();
+        assert!(wb.is_risk());
+        assert!(
+            wb.evidence
+                .iter()
+                .any(|e| e.contains("carries Content-Length too"))
+        );
+    }
+
+    #[test]
+    fn heartbeat_advice_follows_the_measured_silence() {
+        let base = rec(&[SSE], &[400, 800, 1200, 1600, 2000], 2001, End::Complete);
+        let mut idle = rec(
+            &[SSE],
+            &[400, 800],
+            5800,
+            End::Aborted {
+                reason: "eof".into(),
+            },
+        );
+        idle.comments = vec![Duration::from_millis(100), Duration::from_millis(300)];
+        let v = judge(&idle, Reference::Baseline(&base));
+        let c = diagnose(&idle, &v, None, None, false);
+        let it = c.iter().find(|c| c.id == "idle-timeout").unwrap();
+        assert!(
+            it.origin_fix.contains("at least every 2.50 s"),
+            "{}",
+            it.origin_fix
+        );
+        assert!(!it.origin_fix.contains("15 s"), "{}", it.origin_fix);
+    }
+
+    #[test]
+    fn snippets_follow_the_stack() {
+        let base = rec(&[SSE], &[400, 800, 1200, 1600], 1601, End::Complete);
+        let r = rec(
+            &[SSE, ("server", "Werkzeug/2.2.2 Python/3.11.2")],
+            &[1602, 1602, 1602, 1602],
+            1603,
+            End::Complete,
+        );
+        assert_eq!(Stack::detect(&r, None), Some(Stack::Flask));
+        let v = judge(&r, Reference::Baseline(&base));
+        let c = diagnose(&r, &v, None, Stack::detect(&r, None), false);
+        let pb = c.iter().find(|c| c.id == "proxy-buffering").unwrap();
+        assert!(
+            pb.snippets.iter().all(|s| s.framework == "Flask"),
+            "{:?}",
+            pb.snippets
+        );
+        let all = diagnose(&r, &v, None, None, false);
+        let frameworks: Vec<&str> = all
+            .iter()
+            .find(|c| c.id == "proxy-buffering")
+            .unwrap()
+            .snippets
+            .iter()
+            .map(|s| s.framework)
+            .collect();
+        for f in ["Flask", "Fastify", "Django", "Go", "Rails"] {
+            assert!(frameworks.contains(&f), "{frameworks:?}");
+        }
+        let cmd = crate::target::command::CommandSpec {
+            argv: vec![
+                "gunicorn".into(),
+                "-k".into(),
+                "gevent".into(),
+                "manage.py".into(),
+            ],
+            cwd: None,
+            env: Default::default(),
+        };
+        let plain = rec(&[SSE], &[10], 20, End::Complete);
+        assert_eq!(Stack::detect(&plain, Some(&cmd)), Some(Stack::Django));
+    }
+
+    #[test]
+    fn compression_that_lags_every_event_ranks_above_added_latency() {
+        let base = rec(&[SSE], &[400, 800, 1200, 1600, 2000], 2001, End::Complete);
+        // Every event 150 ms late: under T (200 ms), over the added-latency floor.
+        let r = rec(
+            &[SSE, ("content-encoding", "gzip")],
+            &[550, 950, 1350, 1750, 2150],
+            2151,
+            End::Complete,
+        );
+        let v = judge(
+            &r,
+            Reference::Schedule(&crate::verdict::Schedule {
+                sends: [400u64, 800, 1200, 1600, 2000]
+                    .iter()
+                    .map(|&m| Duration::from_millis(m))
+                    .collect(),
+                headers_sent: Some(Duration::ZERO),
+                ..Default::default()
+            }),
+        );
+        assert!(v.has("added-latency"), "{:?}", v.findings);
+        let _ = base;
+        let c = diagnose(&r, &v, None, None, false);
+        let comp = c
+            .iter()
+            .position(|c| c.id == "compression-buffering")
+            .unwrap();
+        let lat = c.iter().position(|c| c.id == "added-latency").unwrap();
+        assert!(comp < lat, "{c:?}");
+        assert_eq!(c[comp].confidence, Confidence::Medium);
+    }
+
+    #[test]
+    fn arrival_lag_is_the_median_shift_between_two_probes() {
+        let sends: Vec<Duration> = [400u64, 800, 1200, 1600]
+            .iter()
+            .map(|&m| Duration::from_millis(m))
+            .collect();
+        let sched = crate::verdict::Schedule {
+            sends,
+            headers_sent: Some(Duration::ZERO),
+            ..Default::default()
+        };
+        let lagging = rec(&[SSE], &[800, 1200, 1600, 1700], 1701, End::Complete);
+        let live = rec(&[SSE], &[401, 801, 1201, 1601], 1602, End::Complete);
+        let a = judge(&lagging, Reference::Schedule(&sched));
+        let b = judge(&live, Reference::Schedule(&sched));
+        let lag = arrival_lag(&a, &b).unwrap();
+        assert!(lag >= Duration::from_millis(390), "{lag:?}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod proc;
 pub mod report;
 pub mod runner;
 pub mod sse;
+pub mod tap;
 pub mod target;
 pub mod verdict;
 

@@ -328,17 +328,39 @@ pub enum ProbeError {
     },
 }
 
-/// Send the request and record the response until it ends or a limit is reached.
-pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
-    let client = reqwest::Client::builder()
+fn build_client(connect: Duration) -> Result<reqwest::Client, ProbeError> {
+    reqwest::Client::builder()
         .no_proxy()
-        .connect_timeout(req.limits.connect)
+        .connect_timeout(connect)
         .tcp_nodelay(true)
+        // A fresh connection per probe: nothing measured rides on a connection another probe opened.
+        .pool_max_idle_per_host(0)
         // A redirect is a finding, not something to follow silently: the probe measures what answers.
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("ssegate/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(ProbeError::Client)?;
+        .map_err(ProbeError::Client)
+}
+
+/// The process's one HTTP client for the default limits. Building a client loads and parses every system
+/// CA certificate (milliseconds of CPU); built per probe, dozens of concurrent scenarios starting at once
+/// kept the runtime's workers busy long enough to delay other scenarios' headers by hundreds of
+/// milliseconds on a loaded machine. Connections are not pooled, so sharing it shares no connection.
+fn client_for(connect: Duration) -> Result<reqwest::Client, ProbeError> {
+    static SHARED: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if connect != Limits::default().connect {
+        return build_client(connect);
+    }
+    if let Some(c) = SHARED.get() {
+        return Ok(c.clone());
+    }
+    let c = build_client(connect)?;
+    Ok(SHARED.get_or_init(|| c).clone())
+}
+
+/// Send the request and record the response until it ends or a limit is reached.
+pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
+    let client = client_for(req.limits.connect)?;
     let method = reqwest::Method::from_bytes(req.method.as_bytes())
         .map_err(|_| ProbeError::InvalidRequest(format!("bad method `{}`", req.method)))?;
     let headers = req.effective_headers();

@@ -125,6 +125,7 @@ pub async fn run_scenario(
             ended: r.ended.map(|t| rec.offset(t)),
             gap: Some(profile.events.gap()),
             planned: Some(profile.events.count as usize),
+            by_position: false,
         })
         .unwrap_or_default();
     let verdict = judge(&rec, Reference::Schedule(&schedule));

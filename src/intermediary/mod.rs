@@ -163,6 +163,36 @@ impl HopSpec {
         self.intermediary().label()
     }
 
+    /// The cause this hop is known to produce when it breaks a stream, with the operator's fix for it.
+    pub fn known_cause(&self) -> Option<(&'static str, &'static str)> {
+        const NGINX: &str = "nginx: `proxy_buffering off;` (and `proxy_http_version 1.1;` before 1.29.7) for the SSE location, or honour `X-Accel-Buffering`";
+        Some(match self {
+            HopSpec::Nginx(c) if c == "short-idle" => (
+                "idle-timeout",
+                "nginx: raise `proxy_read_timeout` for the SSE location above the stream's longest silence",
+            ),
+            HopSpec::Nginx(c) if c == "unbuffered" => return None,
+            HopSpec::Nginx(_) => ("proxy-buffering", NGINX),
+            HopSpec::Compression(_) => (
+                "compression-buffering",
+                "exclude text/event-stream from the compression middleware (Express `compression({filter})`, nginx `gzip_types`, Traefik `excludedContentTypes`)",
+            ),
+            HopSpec::ContentLength(_) => (
+                "whole-body-buffering",
+                "enable the platform's response streaming (Lambda InvokeMode RESPONSE_STREAM, API Gateway responseTransferMode STREAM, Vercel/Netlify streaming functions, APIM buffer-response=\"false\")",
+            ),
+            HopSpec::Coalesce(_) => (
+                "proxy-buffering",
+                "turn off the proxy's response buffering for the SSE route (nginx `proxy_buffering off`, Apache `flushpackets=on`, a gateway's buffer setting)",
+            ),
+            HopSpec::IdleCut(_) => (
+                "idle-timeout",
+                "raise the idle timeout above the stream's longest silence (nginx `proxy_read_timeout`, ALB `idle_timeout`, Cloudflare 100 s is fixed)",
+            ),
+            HopSpec::Http10 | HopSpec::Headers(_) | HopSpec::Heartbeat(_) => return None,
+        })
+    }
+
     /// The runnable intermediary.
     pub fn intermediary(&self) -> Box<dyn Intermediary> {
         match self {

@@ -11,11 +11,7 @@ use crate::check::{ChainOutcome, CheckReport, Fixability, Status};
 use crate::doctor::DoctorReport;
 
 fn status_str(s: Status) -> &'static str {
-    match s {
-        Status::Pass => "pass",
-        Status::Warn => "warn",
-        Status::Fail => "fail",
-    }
+    s.as_str()
 }
 
 fn fix_line(f: &Option<Fixability>) -> String {
@@ -37,7 +33,8 @@ fn fix_line(f: &Option<Fixability>) -> String {
             } else {
                 ""
             }
-        ),
+        )
+        .replace("send  and", "send"),
         Some(Fixability::Operator { operator_fix, .. }) => format!("operator only: {operator_fix}"),
         Some(Fixability::Unstable { delivery_on_rerun }) => {
             format!("did not reproduce (`{delivery_on_rerun}` on a second run)")
@@ -59,6 +56,7 @@ pub fn check_human(r: &CheckReport, color: bool) -> String {
         Status::Pass => paint("PASS", "32"),
         Status::Warn => paint("WARN", "33"),
         Status::Fail => paint("FAIL", "1;31"),
+        Status::NotJudged => paint("----", "2"),
     };
     let mut s = String::new();
     let _ = writeln!(s, "target: {}", r.target);
@@ -72,14 +70,22 @@ pub fn check_human(r: &CheckReport, color: bool) -> String {
             r.baseline.verdict.delivery
         );
     }
+    if let Some(c) = &r.concurrency {
+        let _ = writeln!(s, "note: {}", concurrency_note(c));
+    }
     let w = r.all().map(|c| c.name.len()).max().unwrap_or(6).max(6);
     for c in r.all() {
+        let shown = if c.status == Status::NotJudged {
+            "not judged"
+        } else {
+            c.verdict.delivery.as_str()
+        };
         let _ = writeln!(
             s,
             "{}  {:<w$}  {:<18} {}",
             mark(c.status),
             c.name,
-            c.verdict.delivery.as_str(),
+            shown,
             c.chain
         );
         for reason in &c.reasons {
@@ -93,14 +99,32 @@ pub fn check_human(r: &CheckReport, color: bool) -> String {
             let _ = writeln!(s, "      {f}");
         }
     }
-    if !r.causes.is_empty() {
-        let _ = writeln!(s, "\nlikely causes at the origin:");
-        for c in &r.causes {
+    for (risk, heading) in [
+        (false, "likely causes at the origin:"),
+        (
+            true,
+            "risks (nothing broke here; these break streams behind other hops):",
+        ),
+    ] {
+        let of_kind: Vec<_> = r.causes.iter().filter(|c| c.is_risk() == risk).collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n{heading}");
+        for c in of_kind {
             let _ = writeln!(s, "  {} ({:?}): {}", c.id, c.confidence, c.title);
             for e in &c.evidence {
                 let _ = writeln!(s, "      evidence: {e}");
             }
             let _ = writeln!(s, "      fix: {}", c.origin_fix);
+            for sn in &c.snippets {
+                let _ = writeln!(
+                    s,
+                    "        {}: {}",
+                    sn.framework,
+                    sn.code.replace('\n', "\n          ")
+                );
+            }
         }
     }
     let findings: Vec<String> = r
@@ -130,6 +154,17 @@ pub fn check_human(r: &CheckReport, color: bool) -> String {
     s
 }
 
+/// What the origin's limited concurrency did to the run, in one sentence.
+pub fn concurrency_note(c: &crate::check::Concurrency) -> String {
+    format!(
+        "the origin answered at most {} request(s) at once: {} chain(s) waited up to {} for it while others streamed, and were re-run one at a time ({}). Every EventSource holds a request open, so this server serves that many clients at once (a sync worker, a single-threaded dev server): run async workers or more of them",
+        c.answered_at_once,
+        c.queued.len(),
+        human_duration(c.longest_wait),
+        c.queued.join(", ")
+    )
+}
+
 /// One chain as a JSON object: `probe`'s document plus the gate's fields.
 pub fn chain_json(c: &ChainOutcome) -> Value {
     let mut v = probe_json(&c.recording, &c.verdict);
@@ -141,6 +176,11 @@ pub fn chain_json(c: &ChainOutcome) -> Value {
         m.insert("result".into(), json!(status_str(c.status)));
         m.insert("reasons".into(), json!(c.reasons));
         m.insert("fix".into(), json!(c.fix));
+        m.insert(
+            "origin_wait_ms".into(),
+            json!(c.origin_wait.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)),
+        );
+        m.insert("serial".into(), json!(c.serial));
     }
     v
 }
@@ -167,7 +207,10 @@ pub fn check_jsonl(r: &CheckReport) -> String {
             "took_ms": r.took.as_millis() as u64,
             "failed": r.all().filter(|c| c.status == Status::Fail).map(|c| c.name.clone()).collect::<Vec<_>>(),
             "warned": r.all().filter(|c| c.status == Status::Warn).map(|c| c.name.clone()).collect::<Vec<_>>(),
+            "not_judged": r.all().filter(|c| c.status == Status::NotJudged).map(|c| c.name.clone()).collect::<Vec<_>>(),
             "causes": r.causes,
+            "stack": r.stack,
+            "concurrency": r.concurrency,
         }})
         .to_string(),
     );
@@ -188,6 +231,11 @@ pub fn check_junit(r: &CheckReport) -> String {
                 st
             }
             Status::Pass | Status::Warn => TestCaseStatus::success(),
+            Status::NotJudged => {
+                let mut st = TestCaseStatus::skipped();
+                st.set_message(c.reasons.first().cloned().unwrap_or_default());
+                st
+            }
         };
         let mut tc = TestCase::new(format!("{} ({})", c.name, c.chain), status);
         tc.set_classname("ssegate");
@@ -234,11 +282,10 @@ pub fn check_markdown(r: &CheckReport) -> String {
             c.verdict.delivery,
             c.expected,
             match c.status {
-                Status::Pass => "pass",
-                Status::Warn => "warn",
                 Status::Fail => "**fail**",
+                other => other.as_str(),
             },
-            fix_line(&c.fix).replace('|', "\\|")
+            who_can_fix(c).replace('|', "\\|")
         );
     }
     let failing: Vec<&ChainOutcome> = r.all().filter(|c| !c.reasons.is_empty()).collect();
@@ -250,9 +297,13 @@ pub fn check_markdown(r: &CheckReport) -> String {
             }
         }
     }
-    if !r.causes.is_empty() {
+    if let Some(c) = &r.concurrency {
+        let _ = writeln!(s, "\n> Note: {}", concurrency_note(c));
+    }
+    let causes: Vec<_> = r.causes.iter().filter(|c| !c.is_risk()).collect();
+    if !causes.is_empty() {
         let _ = writeln!(s, "\n### Likely causes at the origin\n");
-        for c in &r.causes {
+        for c in causes {
             let _ = writeln!(
                 s,
                 "- `{}` ({:?}): {}. Fix: {}",
@@ -261,6 +312,31 @@ pub fn check_markdown(r: &CheckReport) -> String {
         }
     }
     s
+}
+
+/// Who can fix a row, for the Markdown table: the measured fixability, or for the direct stream the origin.
+fn who_can_fix(c: &ChainOutcome) -> String {
+    match (&c.fix, c.status) {
+        (Some(_), _) => fix_line(&c.fix),
+        (None, Status::Fail) if c.name == "direct" => "origin (the direct stream itself)".into(),
+        (None, Status::Fail) => "origin".into(),
+        (None, Status::NotJudged) => "not judged: fix the origin first".into(),
+        (None, _) => String::new(),
+    }
+}
+
+/// The details cell of the HTML table: every reason on its own line (they already name the fix), or the
+/// measured fixability when there is no reason.
+fn details_html(c: &ChainOutcome) -> String {
+    if c.reasons.is_empty() {
+        esc(&fix_line(&c.fix))
+    } else {
+        c.reasons
+            .iter()
+            .map(|r| esc(r))
+            .collect::<Vec<_>>()
+            .join("<br>")
+    }
 }
 
 fn esc(s: &str) -> String {
@@ -337,7 +413,7 @@ pub fn check_html(r: &CheckReport) -> String {
             c.verdict.delivery,
             c.expected,
             status_str(c.status),
-            esc(&(c.reasons.join("; ") + &fix_line(&c.fix)))
+            details_html(c)
         );
     }
     let mut findings = String::new();
@@ -385,12 +461,19 @@ pub fn doctor_human(d: &DoctorReport) -> String {
             let _ = writeln!(s, "  {} ({})", p.vendor, p.evidence);
         }
     }
-    if d.causes.is_empty() {
+    let (risks, causes): (Vec<_>, Vec<_>) = d.causes.iter().partition(|c| c.is_risk());
+    if causes.is_empty() {
         let _ = writeln!(s, "\nlikely causes: none found");
     } else {
         let _ = writeln!(s, "\nlikely causes, most likely first:");
     }
-    for (i, c) in d.causes.iter().enumerate() {
+    for (i, c) in causes.iter().chain(&risks).enumerate() {
+        if i == causes.len() {
+            let _ = writeln!(
+                s,
+                "\nrisks (not what held this stream, but they break streams behind other hops):"
+            );
+        }
         let _ = writeln!(s, "{}. {} [{:?}]: {}", i + 1, c.id, c.confidence, c.title);
         for e in &c.evidence {
             let _ = writeln!(s, "     evidence: {e}");

@@ -114,9 +114,22 @@ fn end_label(end: &End) -> String {
     }
 }
 
+/// Bytes of each event's data a report shows.
+pub const DATA_SHOWN: usize = 256;
+
+/// The first [`DATA_SHOWN`] bytes of an event's data (cut at a character boundary).
+fn data_kept(data: &str) -> &str {
+    let mut cut = data.len().min(DATA_SHOWN);
+    while !data.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &data[..cut]
+}
+
 fn basis_label(b: Basis) -> &'static str {
     match b {
         Basis::SendInstants => "judged against the origin's send instants",
+        Basis::Tap => "judged against the origin's send instants, stamped by a tap in front of it",
         Basis::Baseline => "judged against the baseline recording",
         Basis::Inferred => "inferred from the arrival pattern (no send instants, no baseline)",
     }
@@ -326,6 +339,8 @@ pub fn probe_json(r: &Recording, v: &Verdict) -> serde_json::Value {
             "id": a.event.id,
             "type": a.event.event_type,
             "data_bytes": a.event.data.len(),
+            "data": data_kept(&a.event.data),
+            "data_truncated": a.event.data.len() > DATA_SHOWN,
             "arrival_ms": ms(t.arrival),
             "latency_ms": t.latency.map(ms),
             "held": t.held,

@@ -69,6 +69,14 @@ pub enum TargetError {
         log: String,
     },
     #[error(
+        "the target `{program}` exited with {status} while it was being measured; last output lines:\n{log}"
+    )]
+    Died {
+        program: String,
+        status: String,
+        log: String,
+    },
+    #[error(
         "failed to start the target `{program}`: not ready after {waited_ms} ms ({how}); last output lines:\n{log}"
     )]
     NotReady {
@@ -86,6 +94,8 @@ pub struct CommandTarget {
     port: u16,
     program: String,
     dir: tempfile::TempDir,
+    /// Readiness was reached: an exit from now on is a death, not a failed start.
+    ready: bool,
 }
 
 fn substitute(s: &str, port: u16) -> String {
@@ -134,8 +144,10 @@ impl CommandTarget {
             port,
             program,
             dir,
+            ready: false,
         };
         target.wait_ready(ready).await?;
+        target.ready = true;
         Ok(target)
     }
 
@@ -167,6 +179,11 @@ impl CommandTarget {
     /// Fail if the server has exited.
     pub fn check_alive(&mut self) -> Result<(), TargetError> {
         match self.guard.try_wait() {
+            Some(status) if self.ready => Err(TargetError::Died {
+                program: self.program.clone(),
+                status: status.to_string(),
+                log: self.logs(),
+            }),
             Some(status) => Err(TargetError::Exited {
                 program: self.program.clone(),
                 status: status.to_string(),

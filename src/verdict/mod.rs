@@ -68,7 +68,10 @@ impl std::fmt::Display for Delivery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Basis {
+    /// The fixture origin's own log of when it sent each event.
     SendInstants,
+    /// A tap in front of the origin stamped each event as it left the origin.
+    Tap,
     Baseline,
     Inferred,
 }
@@ -87,6 +90,9 @@ pub struct Schedule {
     pub gap: Option<Duration>,
     /// How many events the origin means to send (more than `sends` while it is still sending).
     pub planned: Option<usize>,
+    /// Align events by position (a [`crate::tap`] in front of someone else's origin) instead of by their
+    /// `id` sequence number (the fixture numbers its events).
+    pub by_position: bool,
 }
 
 /// What a recording is compared with.
@@ -150,7 +156,10 @@ pub struct EventTiming {
     pub burst: usize,
 }
 
-fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ser_opt_ms<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => ser_ms(d, s),
         None => s.serialize_none(),
@@ -237,7 +246,11 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
         Option<usize>,
     ) = match reference {
         Reference::Schedule(s) => (
-            Basis::SendInstants,
+            if s.by_position {
+                Basis::Tap
+            } else {
+                Basis::SendInstants
+            },
             s.sends.clone(),
             s.headers_sent,
             Some(s.planned.unwrap_or(s.sends.len()).max(s.sends.len())),

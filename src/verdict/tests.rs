@@ -22,6 +22,7 @@ fn sched(sends: &[u64]) -> Schedule {
         ended: sends.last().map(|&s| ms(s)),
         gap: None,
         planned: None,
+        by_position: false,
     }
 }
 

@@ -441,6 +441,7 @@ mod doctor {
             target: ProbeRequest::new(deployed),
             compare: Some(ProbeRequest::new(origin.url())),
             active,
+            stack: None,
         };
         doctor(&req).await.unwrap()
     }
