@@ -567,3 +567,181 @@ fn probe_and_doctor_json_match_the_stream_schema() {
     let _ = fixture.kill();
     let _ = fixture.wait();
 }
+
+/// `check` against `tests/servers/sse_origin.py ARGS` (system python3) with `config` (YAML: matrix,
+/// listen, expect…) added to the target.
+fn check_python(config: &str, server_args: &[&str], extra: &[&str]) -> (i32, Vec<Value>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ssegate.yaml");
+    let script = root().join("tests/servers/sse_origin.py");
+    let mut argv = vec![
+        "python3".to_string(),
+        script.display().to_string(),
+        "{port}".into(),
+    ];
+    argv.extend(server_args.iter().map(|s| s.to_string()));
+    let yaml = format!(
+        "target:\n  command: {}\n  url: {{path: /events}}\n  ready: {{log: listening}}\n{config}",
+        serde_json::to_string(&argv).unwrap()
+    );
+    std::fs::write(&cfg, yaml).unwrap();
+    let mut args = vec!["-c", cfg.to_str().unwrap()];
+    args.extend(extra);
+    check_json(&args)
+}
+
+fn chain<'a>(lines: &'a [Value], name: &str) -> &'a Value {
+    &lines
+        .iter()
+        .find(|l| l["type"] == "chain" && l["data"]["name"] == name)
+        .unwrap_or_else(|| panic!("no chain {name} in {lines:?}"))["data"]
+}
+
+fn summary(lines: &[Value]) -> &Value {
+    &lines
+        .iter()
+        .find(|l| l["type"] == "summary")
+        .expect("a summary line")["data"]
+}
+
+#[test]
+fn a_hop_that_holds_every_event_by_one_gap_fails_against_the_taps_send_instants() {
+    // 20-byte events; a 21-byte buffer releases each event only when the next one arrives, and the last
+    // one when the stream ends a gap later: every event is exactly one gap late. Against a baseline aligned
+    // by the smallest delay this was invisible; against the tap it is held, every run.
+    let (code, lines, human) = check_python(
+        "matrix:\n  one-gap: [{coalesce: {bytes: 21}}]\nexpect: {delivery: {one-gap: streamed}}\n",
+        &["--events", "6", "--gap-ms", "400", "--linger-ms", "400"],
+        &[],
+    );
+    assert_eq!(code, 4, "{human}");
+    let c = chain(&lines, "one-gap");
+    assert_eq!(c["basis"], "tap", "{c}");
+    assert_eq!(c["delivery"], "batched", "{c}");
+    let events = c["events"].as_array().unwrap();
+    assert_eq!(events.len(), 6);
+    for e in events {
+        assert_eq!(e["held"], true, "{e}");
+        let late = e["latency_ms"].as_f64().unwrap();
+        assert!((300.0..600.0).contains(&late), "one gap late: {e}");
+    }
+    assert_eq!(c["result"], "fail");
+}
+
+#[test]
+fn a_target_that_dies_during_the_matrix_fails_with_its_exit_status_and_log() {
+    let (code, lines, human) = check_python(
+        "matrix:\n  a: [http10]\n  b: [http10]\n  c: [http10]\n",
+        &["--events", "2", "--gap-ms", "100", "--die-after", "2"],
+        &["-j", "1"],
+    );
+    assert_eq!(code, 3, "{human}");
+    assert!(
+        lines.is_empty(),
+        "no report for a run that measured nothing: {lines:?}"
+    );
+    assert!(human.contains("exited with exit status: 7"), "{human}");
+    assert!(human.contains("fatal: served 2 responses"), "{human}");
+    assert!(human.contains("while it was being measured"), "{human}");
+}
+
+#[test]
+fn a_single_worker_origin_is_detected_and_its_queued_chains_rerun_alone() {
+    let (code, lines, human) = check_python(
+        "matrix:\n  a: [http10]\n  b: [{headers: {set: {x-a: '1'}}}]\n  c: [{coalesce: {bytes: 1}}]\n",
+        &["--single", "--events", "4", "--gap-ms", "300"],
+        &[],
+    );
+    assert_eq!(code, 0, "{human}");
+    for name in ["a", "b", "c"] {
+        let c = chain(&lines, name);
+        assert_eq!(c["delivery"], "streamed", "{name}: {c}");
+        assert_eq!(c["result"], "pass", "{name}: {c}");
+        assert_eq!(c["status"], 200, "{name}: {c}");
+    }
+    let conc = &summary(&lines)["concurrency"];
+    assert_eq!(conc["answered_at_once"], 1, "{conc}");
+    assert!(!conc["queued"].as_array().unwrap().is_empty(), "{conc}");
+    assert!(
+        human.contains("answered at most 1 request(s) at once"),
+        "{human}"
+    );
+}
+
+#[test]
+fn a_streamed_origin_shows_risks_not_causes_and_an_origin_that_holds_leaves_chains_unjudged() {
+    // Content-Length on a stream that still streams directly: a risk, not a cause.
+    let (_, lines, human) = check_python(
+        "matrix:\n  a: [http10]\n",
+        &["--content-length", "--events", "4", "--gap-ms", "300"],
+        &[],
+    );
+    let base = &lines.iter().find(|l| l["type"] == "baseline").unwrap()["data"];
+    assert_eq!(base["delivery"], "streamed");
+    let causes = summary(&lines)["causes"].as_array().unwrap();
+    assert!(!causes.is_empty());
+    assert!(causes.iter().all(|c| c["kind"] == "risk"), "{causes:?}");
+    assert!(!human.contains("likely causes"), "{human}");
+    assert!(human.contains("risks"), "{human}");
+
+    // An origin that holds everything itself: the chains are not judged, and say so.
+    let (code, lines, human) = check_python(
+        "matrix:\n  a: [http10]\n",
+        &["--hold", "--events", "5", "--gap-ms", "300"],
+        &[],
+    );
+    assert_eq!(code, 4, "{human}");
+    let a = chain(&lines, "a");
+    assert_eq!(a["result"], "not-judged", "{a}");
+    assert!(human.contains("----  a "), "{human}");
+    assert!(!human.contains("PASS  a "), "{human}");
+}
+
+#[test]
+fn heartbeat_advice_comes_from_the_measured_idle_limit() {
+    // Events 1.5 s apart through a 600 ms idle cut: heartbeats fix it, and the advice is derived from
+    // the 600 ms silence, not a fixed 15 s.
+    let (code, lines, human) = check_python(
+        "matrix:\n  idle: [{idle-cut: {after_ms: 600}}]\n",
+        &["--events", "3", "--gap-ms", "1500"],
+        &[],
+    );
+    assert_eq!(code, 4, "{human}");
+    let c = chain(&lines, "idle");
+    assert_eq!(c["delivery"], "cut", "{c}");
+    assert_eq!(c["fix"]["kind"], "origin", "{c}");
+    let advise = c["fix"]["advise_heartbeat_ms"].as_u64().unwrap();
+    assert!((200..=400).contains(&advise), "{c}");
+    let reason = c["reasons"][0].as_str().unwrap();
+    assert!(reason.contains("send one at least every"), "{reason}");
+    assert!(!reason.contains("15 s"), "{reason}");
+}
+
+#[test]
+fn an_endless_stream_behind_whole_body_buffering_asks_for_the_platforms_streaming_mode() {
+    let (_, lines, human) = check_python(
+        "listen: {duration_ms: 2500}\nmatrix:\n  content-length: [content-length]\n",
+        &["--events", "1000", "--gap-ms", "200"],
+        &[],
+    );
+    let c = chain(&lines, "content-length");
+    assert_eq!(c["delivery"], "held-until-end", "{c}");
+    let fix = c["fix"]["operator_fix"].as_str().unwrap_or_default();
+    assert!(fix.contains("response streaming"), "{c}\n{human}");
+    assert!(!fix.contains("proxy_buffering"), "{fix}");
+}
+
+#[test]
+fn skip_drops_chains_i_do_not_deploy_behind() {
+    let (code, lines, human) = check_python(
+        "skip: [compression]\n",
+        &["--events", "3", "--gap-ms", "300"],
+        &["--partition", "1/4"],
+    );
+    let start = &lines[0]["data"]["chains"];
+    assert!(
+        !start.as_array().unwrap().iter().any(|c| c == "compression"),
+        "{start}\n{human}"
+    );
+    let _ = code;
+}

@@ -1,0 +1,93 @@
+"""A small SSE origin on the standard library, for `ssegate check` regression tests.
+
+    python3 sse_origin.py PORT [--events N] [--gap-ms G] [--linger-ms L] [--single]
+                               [--die-after K] [--content-length] [--hold] [--no-cache-control]
+
+Serves GET /events: N events (`id: i`, `data: tick i`, 20 bytes each for i < 10), G ms apart, then waits L
+ms and ends the chunked body (or, with --content-length, a body of the exact length written as it goes).
+--single answers one request at a time, as a sync worker or a single-threaded dev server does.
+--die-after K exits with status 7 after K responses, printing a last log line. --hold writes every event
+only at the end (an origin that buffers its own output).
+"""
+import argparse
+import http.server
+import os
+import sys
+import time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("port", type=int)
+ap.add_argument("--events", type=int, default=6)
+ap.add_argument("--gap-ms", type=int, default=400)
+ap.add_argument("--linger-ms", type=int, default=0)
+ap.add_argument("--single", action="store_true")
+ap.add_argument("--die-after", type=int, default=0)
+ap.add_argument("--content-length", action="store_true")
+ap.add_argument("--hold", action="store_true")
+ap.add_argument("--no-cache-control", action="store_true")
+args = ap.parse_args()
+
+served = 0
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        global served
+        if self.path.split("?")[0] != "/events":
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        events = [f"id: {i}\ndata: tick {i}\n\n".encode() for i in range(1, args.events + 1)]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        if not args.no_cache_control:
+            self.send_header("Cache-Control", "no-cache")
+        if args.content_length:
+            self.send_header("Content-Length", str(sum(map(len, events))))
+        else:
+            self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+
+        def write(b):
+            if args.content_length:
+                self.wfile.write(b)
+            else:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(b), b))
+            self.wfile.flush()
+
+        try:
+            held = b""
+            for i, e in enumerate(events):
+                if i:
+                    time.sleep(args.gap_ms / 1000)
+                if args.hold:
+                    held += e
+                else:
+                    write(e)
+            time.sleep(args.linger_ms / 1000)
+            if held:
+                write(held)
+            if not args.content_length:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        served += 1
+        if args.die_after and served >= args.die_after:
+            sys.stderr.write(f"fatal: served {served} responses, exiting\n")
+            sys.stderr.flush()
+            os._exit(7)
+
+
+server_class = http.server.HTTPServer if args.single else http.server.ThreadingHTTPServer
+server_class.allow_reuse_address = True
+srv = server_class(("127.0.0.1", args.port), Handler)
+print(f"listening on {args.port}", flush=True)
+srv.serve_forever()
