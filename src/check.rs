@@ -87,7 +87,7 @@ pub enum CheckError {
 }
 
 /// Heartbeat interval of the fix re-run for cut chains: well inside the scaled idle limits of the
-/// built-in hops (the real advice, a comment every 15 s, is what the report recommends).
+/// built-in hops (the advice in the report comes from the measured idle limit).
 pub const FIX_HEARTBEAT_MS: u64 = 500;
 
 /// Called as chains start and finish (for a progress display).
@@ -695,13 +695,6 @@ fn fix_heartbeat_ms(hops: &[HopSpec]) -> u64 {
         .fold(FIX_HEARTBEAT_MS, u64::min)
 }
 
-/// The heartbeat interval to advise for a cut stream: half the silence after which the chain cut it
-/// (the measured idle limit), at least 10 ms.
-pub fn advised_heartbeat(rec: &Recording) -> Duration {
-    let last = rec.last_read_at().unwrap_or(rec.headers_at);
-    (rec.ended_at.saturating_sub(last) / 2).max(Duration::from_millis(10))
-}
-
 async fn run_chain(
     ctx: &Ctx,
     name: &str,
@@ -780,7 +773,8 @@ async fn run_chain(
         Fixability::Origin {
             headers,
             heartbeat_ms,
-            advise_heartbeat_ms: cut.then(|| advised_heartbeat(&m.recording).as_millis() as u64),
+            advise_heartbeat_ms: cut
+                .then(|| crate::doctor::advised_heartbeat(&m.recording).as_millis() as u64),
             delivery_with_fix: v2.delivery,
         }
     } else {

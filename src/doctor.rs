@@ -511,8 +511,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
     if v.delivery == Delivery::Cut
         && let End::Aborted { .. } | End::Complete = rec.end
     {
-        let last = rec.last_read_at().unwrap_or(rec.headers_at);
-        let silence = rec.ended_at.saturating_sub(last);
+        let silence = rec.silence_at_end();
         let t = rec.ended_at.as_secs();
         let known: Vec<String> = DURATION_CAPS
             .iter()
@@ -626,10 +625,16 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
     causes
 }
 
+/// The heartbeat interval to advise for a cut stream: half the silence after which it was cut (the
+/// measured idle limit), at least 10 ms.
+pub fn advised_heartbeat(rec: &Recording) -> Duration {
+    (rec.silence_at_end() / 2).max(Duration::from_millis(10))
+}
+
 /// Heartbeat advice from the measured silence before the cut (the idle limit), and the stream's own
 /// heartbeat spacing when it has one.
 fn heartbeat_fix(rec: &Recording, silence: Duration) -> String {
-    let every = (silence / 2).max(Duration::from_millis(10));
+    let every = advised_heartbeat(rec);
     let own = rec
         .comments
         .windows(2)

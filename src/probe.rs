@@ -305,6 +305,12 @@ impl Recording {
         self.reads.last().map(|r| r.at)
     }
 
+    /// How long no byte had come when the recording ended (the idle limit, for a cut stream).
+    pub fn silence_at_end(&self) -> Duration {
+        self.ended_at
+            .saturating_sub(self.last_read_at().unwrap_or(self.headers_at))
+    }
+
     /// Offset of an instant taken from the same clock.
     pub fn offset(&self, t: Instant) -> Duration {
         t.saturating_duration_since(self.start)

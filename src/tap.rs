@@ -62,19 +62,16 @@ pub struct Exchange {
     pub status: u16,
     /// When each event's last byte left the origin, in stream order.
     pub sends: Vec<Instant>,
-    /// Events beyond [`MAX_SENDS`].
-    pub sends_dropped: u64,
     pub ended: Option<Instant>,
     pub end: TapEnd,
 }
 
 #[derive(Debug, Default)]
 struct Log {
+    /// At most [`MAX_EXCHANGES`]; later ones are relayed but not logged.
     exchanges: Vec<Exchange>,
-    exchanges_dropped: u64,
     /// Why the last connection to the origin failed (the origin is gone or not listening).
     connect_error: Option<String>,
-    connect_errors: u64,
 }
 
 type SharedLog = Arc<Mutex<Log>>;
@@ -110,11 +107,6 @@ impl Tap {
     /// Where hops (or the probe) connect.
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// Every exchange so far.
-    pub fn exchanges(&self) -> Vec<Exchange> {
-        lock(&self.log).exchanges.clone()
     }
 
     /// Why connecting to the origin failed, if it ever did.
@@ -210,19 +202,16 @@ async fn relay(client: TcpStream, origin: SocketAddr, log: SharedLog) {
 }
 
 fn note_connect_error(log: &SharedLog, e: String) {
-    let mut l = lock(log);
-    l.connect_error = Some(e);
-    l.connect_errors += 1;
+    lock(log).connect_error = Some(e);
 }
 
 #[derive(Debug, Default)]
 struct Pending {
-    /// Log indices of requests awaiting their response (`None`: an exchange that was not kept).
-    queue: VecDeque<Option<usize>>,
+    /// Requests awaiting their response: the log index (`None`: an exchange that was not kept) and the
+    /// method (HEAD responses have no body).
+    queue: VecDeque<(Option<usize>, String)>,
     /// The request side lost track (a chunked body, an oversized head): stop pairing responses.
     lost: bool,
-    /// Methods of the queued requests (HEAD responses have no body).
-    methods: VecDeque<String>,
 }
 
 /// What the request side is following.
@@ -266,20 +255,18 @@ impl Requests {
                                 headers_at: None,
                                 status: 0,
                                 sends: Vec::new(),
-                                sends_dropped: 0,
                                 ended: None,
                                 end: TapEnd::Open,
                             });
                             Some(l.exchanges.len() - 1)
                         } else {
-                            l.exchanges_dropped += 1;
                             None
                         }
                     };
-                    let mut pq = p.lock().unwrap_or_else(|e| e.into_inner());
-                    pq.queue.push_back(idx);
-                    pq.methods.push_back(method);
-                    drop(pq);
+                    p.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .queue
+                        .push_back((idx, method));
                     // Whatever followed the head is its body, then the next request.
                     input = self.head.split_off(len);
                     self.head.clear();
@@ -297,27 +284,37 @@ impl Requests {
 }
 
 /// Client → origin: relay, and note each request head.
-async fn requests(
+async fn requests(from: OwnedReadHalf, to: OwnedWriteHalf, log: SharedLog, p: Arc<Mutex<Pending>>) {
+    let mut state = Requests::default();
+    let _ = copy_watching(from, to, |data, at| {
+        if !state.lost {
+            state.follow(data, at, &log, &p);
+        }
+    })
+    .await;
+}
+
+/// Copy `from` to `to` until EOF, showing each read and its instant to `watch` before writing it on.
+/// `Err` carries the instant the write failed (the other side went away); on EOF the write side is shut.
+async fn copy_watching(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
-    log: SharedLog,
-    p: Arc<Mutex<Pending>>,
-) {
+    mut watch: impl FnMut(&[u8], Instant),
+) -> Result<(), Instant> {
     let mut buf = vec![0u8; 16 << 10];
-    let mut state = Requests::default();
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if !state.lost {
-            state.follow(&buf[..n], Instant::now(), &log, &p);
-        }
+        let at = Instant::now();
+        watch(&buf[..n], at);
         if to.write_all(&buf[..n]).await.is_err() {
-            break;
+            return Err(at);
         }
     }
     let _ = to.shutdown().await;
+    Ok(())
 }
 
 enum Parsed {
@@ -378,44 +375,35 @@ struct Body {
 
 /// Origin → client: relay, and stamp response heads and events.
 async fn responses(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    from: OwnedReadHalf,
+    to: OwnedWriteHalf,
     log: SharedLog,
     p: Arc<Mutex<Pending>>,
 ) {
-    let mut buf = vec![0u8; 16 << 10];
     let mut head: Vec<u8> = Vec::new();
     let mut body: Option<Body> = None;
     let mut following = true;
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let at = Instant::now();
+    let copied = copy_watching(from, to, |data, at| {
         if following {
-            following = follow(&buf[..n], at, &mut head, &mut body, &log, &p);
+            following = follow(data, at, &mut head, &mut body, &log, &p);
         }
-        if to.write_all(&buf[..n]).await.is_err() {
-            if let Some(b) = &body {
-                finish(&log, b.idx, at, TapEnd::ClientGone);
-            }
-            return;
+    })
+    .await;
+    let Some(mut b) = body else { return };
+    match copied {
+        Err(at) => finish(&log, b.idx, at, TapEnd::ClientGone),
+        Ok(()) => {
+            let at = Instant::now();
+            let end = if matches!(b.framing, Framing::Close) {
+                TapEnd::Complete
+            } else {
+                TapEnd::Aborted
+            };
+            b.parser.finish(&mut b.items);
+            stamp_events(&log, &mut b, at);
+            finish(&log, b.idx, at, end);
         }
     }
-    let at = Instant::now();
-    if let Some(b) = body.take() {
-        let end = if matches!(b.framing, Framing::Close) {
-            TapEnd::Complete
-        } else {
-            TapEnd::Aborted
-        };
-        let mut b = b;
-        b.parser.finish(&mut b.items);
-        stamp_events(&log, &mut b, at);
-        finish(&log, b.idx, at, end);
-    }
-    let _ = to.shutdown().await;
 }
 
 /// Follow one read; returns false when the tap can no longer follow this connection.
@@ -477,7 +465,10 @@ fn follow(
                     if pq.lost && pq.queue.is_empty() {
                         return false;
                     }
-                    (pq.queue.pop_front().flatten(), pq.methods.pop_front())
+                    match pq.queue.pop_front() {
+                        Some((idx, method)) => (idx, Some(method)),
+                        None => (None, None),
+                    }
                 };
                 if let Some(i) = idx {
                     let mut l = lock(log);
@@ -568,8 +559,6 @@ fn stamp_events(log: &SharedLog, b: &mut Body, at: Instant) {
         for _ in 0..events {
             if e.sends.len() < MAX_SENDS {
                 e.sends.push(at);
-            } else {
-                e.sends_dropped += 1;
             }
         }
     }

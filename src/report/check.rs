@@ -21,20 +21,18 @@ fn fix_line(f: &Option<Fixability>) -> String {
             headers,
             heartbeat_ms,
             ..
-        }) => format!(
-            "origin can fix: send {}{}",
-            headers
+        }) => {
+            let mut what = headers
                 .iter()
                 .map(|(k, v)| format!("`{k}: {v}`"))
                 .collect::<Vec<_>>()
-                .join(", "),
+                .join(", ");
             if heartbeat_ms.is_some() {
-                " and heartbeat comments"
-            } else {
-                ""
+                what += if what.is_empty() { "" } else { " and " };
+                what += "heartbeat comments";
             }
-        )
-        .replace("send  and", "send"),
+            format!("origin can fix: send {what}")
+        }
         Some(Fixability::Operator { operator_fix, .. }) => format!("operator only: {operator_fix}"),
         Some(Fixability::Unstable { delivery_on_rerun }) => {
             format!("did not reproduce (`{delivery_on_rerun}` on a second run)")
