@@ -117,13 +117,21 @@ fn end_label(end: &End) -> String {
 /// Bytes of each event's data a report shows.
 pub const DATA_SHOWN: usize = 256;
 
-/// The first [`DATA_SHOWN`] bytes of an event's data (cut at a character boundary).
-fn data_kept(data: &str) -> &str {
-    let mut cut = data.len().min(DATA_SHOWN);
-    while !data.is_char_boundary(cut) {
-        cut -= 1;
+/// An event's JSON with its data: the whole of it as `data` when it fits in [`DATA_SHOWN`] bytes, else its
+/// first bytes (cut at a character boundary) as `data_head`, so that `data` is always exact.
+fn with_data(data: &str, mut event: serde_json::Value) -> serde_json::Value {
+    if let serde_json::Value::Object(m) = &mut event {
+        if data.len() <= DATA_SHOWN {
+            m.insert("data".into(), json!(data));
+        } else {
+            let mut cut = DATA_SHOWN;
+            while !data.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            m.insert("data_head".into(), json!(&data[..cut]));
+        }
     }
-    &data[..cut]
+    event
 }
 
 fn basis_label(b: Basis) -> &'static str {
@@ -334,18 +342,16 @@ pub fn probe_json(r: &Recording, v: &Verdict) -> serde_json::Value {
         "delivery": v.delivery,
         "basis": v.basis,
         "threshold_ms": ms(v.threshold),
-        "events": v.events.iter().zip(&r.events).map(|(t, a)| json!({
+        "events": v.events.iter().zip(&r.events).map(|(t, a)| with_data(&a.event.data, json!({
             "seq": t.seq,
             "id": a.event.id,
             "type": a.event.event_type,
             "data_bytes": a.event.data.len(),
-            "data": data_kept(&a.event.data),
-            "data_truncated": a.event.data.len() > DATA_SHOWN,
             "arrival_ms": ms(t.arrival),
             "latency_ms": t.latency.map(ms),
             "held": t.held,
             "burst": t.burst,
-        })).collect::<Vec<_>>(),
+        }))).collect::<Vec<_>>(),
         "bursts": v.bursts,
         "findings": v.findings,
     })
