@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use ssegate::case::RequestSpec;
 use ssegate::intermediary::HopSpec;
+use ssegate::origin::Profile;
 use ssegate::runner::run_scenario;
-use ssegate::target::Profile;
 
 const RUNS: usize = 5;
 const EVENTS: u32 = 40;

@@ -13,7 +13,8 @@ use serde_saphyr::Spanned;
 
 use crate::error::LoadError;
 use crate::intermediary::HopSpec;
-use crate::target::profile::{Profile, ProfilePatch};
+use crate::origin::profile::{Profile, ProfilePatch};
+use crate::text::name_help;
 use crate::verdict::Delivery;
 
 /// One conformance case (`cases/NAME.yaml`).
@@ -95,7 +96,7 @@ impl Case {
                 help,
             )
         };
-        let known = crate::target::profile::list(profiles_dir);
+        let known = crate::origin::profile::list(profiles_dir);
         let name = &file.target.profile.value;
         if !known.iter().any(|k| k == name) {
             return Err(at(
@@ -213,11 +214,6 @@ fn read(path: &Path) -> Result<String, LoadError> {
     })
 }
 
-/// Read and parse a YAML file.
-pub fn load_yaml<T: DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
-    parse_yaml(path, &read(path)?)
-}
-
 /// Parse YAML text read from `path`, turning errors into located diagnostics with a did-you-mean.
 pub fn parse_yaml<T: DeserializeOwned>(path: &Path, src: &str) -> Result<T, LoadError> {
     serde_saphyr::from_str::<T>(src).map_err(|e| {
@@ -256,25 +252,6 @@ fn suggest_from_message(m: &str) -> Option<String> {
     Some(name_help(bad, &options))
 }
 
-/// The nearest of `known` to `name`, if any is close.
-pub fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    known
-        .into_iter()
-        .map(|k| (strsim::damerau_levenshtein(name, k), k))
-        .filter(|(d, k)| *d <= (k.len().max(name.len()) / 3).max(2))
-        .min()
-        .map(|(_, k)| k.to_string())
-}
-
-/// "did you mean `x`? valid: a, b, c".
-pub fn name_help<S: AsRef<str>>(name: &str, known: &[S]) -> String {
-    let list: Vec<&str> = known.iter().map(|s| s.as_ref()).collect();
-    match did_you_mean(name, list.iter().copied()) {
-        Some(s) => format!("did you mean `{s}`? valid: {}", list.join(", ")),
-        None => format!("valid: {}", list.join(", ")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,20 +272,11 @@ mod tests {
     }
 
     #[test]
-    fn did_you_mean_needs_a_close_name() {
-        assert_eq!(
-            did_you_mean("plian", ["plain", "hardened"]).as_deref(),
-            Some("plain")
-        );
-        assert_eq!(did_you_mean("zzzzzz", ["plain", "hardened"]), None);
-    }
-
-    #[test]
     fn every_builtin_case_loads() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
         let files = discover(&[dir]).unwrap();
         assert!(files.len() >= 20);
-        let (cases, errors) = load_all(&files, &crate::target::profile::builtin_dir());
+        let (cases, errors) = load_all(&files, &crate::origin::profile::builtin_dir());
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(cases.len(), files.len());
     }
@@ -322,7 +290,7 @@ mod tests {
             "description: d\ntarget:\n  profile: plian\nexpect:\n  delivery: streamed\n",
         )
         .unwrap();
-        let e = Case::load(&p, &crate::target::profile::builtin_dir()).unwrap_err();
+        let e = Case::load(&p, &crate::origin::profile::builtin_dir()).unwrap_err();
         let LoadError::Invalid(inv) = e else {
             panic!("{e:?}")
         };

@@ -20,9 +20,9 @@ use crate::config::Loaded;
 use crate::doctor::{Cause, Stack, diagnose};
 use crate::intermediary::builtin::{HeadersOpts, HeartbeatOpts};
 use crate::intermediary::{Chain, HopError, HopSpec};
+use crate::origin::command::{CommandTarget, TargetError};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
 use crate::tap::Tap;
-use crate::target::command::{CommandTarget, TargetError};
 use crate::verdict::{Delivery, Reference, Verdict, judge};
 
 /// The opt-outs an origin can send, injected to measure whether they fix a chain.

@@ -9,10 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::case::{self, Case};
 use crate::error::exit;
+use crate::origin::{FixtureServer, Profile, profile};
 use crate::probe::{ProbeRequest, error_chain, probe};
 use crate::report::{self, RunRow};
 use crate::runner::{self, Progress};
-use crate::target::{FixtureServer, Profile, profile};
 use crate::verdict::{Reference, judge};
 
 #[derive(Debug, Parser)]

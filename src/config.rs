@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::case::{name_help, parse_yaml};
+use crate::case::parse_yaml;
 use crate::error::LoadError;
 use crate::intermediary::HopSpec;
 use crate::intermediary::builtin::{CoalesceOpts, IdleCutOpts};
-use crate::target::command::{CommandSpec, ReadySpec};
+use crate::origin::command::{CommandSpec, ReadySpec};
+use crate::text::name_help;
 use crate::verdict::{Delivery, Severity};
 
 #[derive(Debug, Clone, Deserialize)]

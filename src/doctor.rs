@@ -93,7 +93,7 @@ impl Stack {
     /// Recognise the stack from response headers, else from the command that started the server.
     pub fn detect(
         rec: &Recording,
-        command: Option<&crate::target::command::CommandSpec>,
+        command: Option<&crate::origin::command::CommandSpec>,
     ) -> Option<Stack> {
         for (k, v) in &rec.headers {
             let v = v.to_ascii_lowercase();
@@ -1060,7 +1060,7 @@ mod tests {
         for f in ["Flask", "Fastify", "Django", "Go", "Rails"] {
             assert!(frameworks.contains(&f), "{frameworks:?}");
         }
-        let cmd = crate::target::command::CommandSpec {
+        let cmd = crate::origin::command::CommandSpec {
             argv: vec![
                 "gunicorn".into(),
                 "-k".into(),

@@ -1,8 +1,8 @@
 //! ssegate measures whether a Server-Sent Events stream still arrives event by event, on time, once real
 //! infrastructure stands between the origin and the browser.
 //!
-//! Data flows one way (see `DESIGN.md` in the shared docs): a [`case`] or the CLI describes a scenario; the
-//! [`runner`] starts a [`target`] and a chain of [`intermediary`] hops; the [`probe`] records every read and
+//! Data flows one way (see `ARCHITECTURE.md`): a [`case`] or the CLI describes a scenario; the
+//! [`runner`] starts an [`origin`] and a chain of [`intermediary`] hops; the [`probe`] records every read and
 //! event; [`verdict`] judges the recording; [`report`] renders the outcome.
 
 pub mod assets;
@@ -14,13 +14,14 @@ pub mod decode;
 pub mod doctor;
 pub mod error;
 pub mod intermediary;
+pub mod origin;
 pub mod probe;
 pub mod proc;
 pub mod report;
 pub mod runner;
 pub mod sse;
 pub mod tap;
-pub mod target;
+pub mod text;
 pub mod verdict;
 
 /// The error type bodies carry through hyper.

@@ -760,10 +760,10 @@ mod tests {
 
     #[tokio::test]
     async fn records_reads_events_and_the_decoded_body() {
-        let mut p = crate::target::Profile::builtin("plain").unwrap();
+        let mut p = crate::origin::Profile::builtin("plain").unwrap();
         p.events.count = 3;
         p.events.gap_ms = 20;
-        let srv = crate::target::FixtureServer::start(p.clone())
+        let srv = crate::origin::FixtureServer::start(p.clone())
             .await
             .unwrap();
         let rec = probe(&ProbeRequest::new(srv.url())).await.unwrap();
@@ -787,8 +787,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_event_limit_ends_the_recording() {
-        let srv = crate::target::FixtureServer::start(
-            crate::target::Profile::builtin("heartbeat").unwrap(),
+        let srv = crate::origin::FixtureServer::start(
+            crate::origin::Profile::builtin("heartbeat").unwrap(),
         )
         .await
         .unwrap();

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::case::{Case, RequestSpec};
 use crate::intermediary::{Chain, HopError, HopSpec};
+use crate::origin::{FixtureServer, Profile};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
-use crate::target::{FixtureServer, Profile};
 use crate::verdict::{Reference, Schedule, Verdict, judge};
 
 /// Why a scenario could not be run (as opposed to running and failing its expectation).

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use ssegate::case::{self, Case};
+use ssegate::origin::profile;
 use ssegate::probe::error_chain;
-use ssegate::target::profile;
 
 fn main() {
     let mut args = Arguments::from_args();

@@ -220,7 +220,7 @@ impl HopSpec {
             other => {
                 return Err(format!(
                     "unknown hop `{other}`, {}",
-                    crate::case::name_help(other, HOP_NAMES)
+                    crate::text::name_help(other, HOP_NAMES)
                 ));
             }
         })
@@ -253,7 +253,7 @@ impl<'de> Deserialize<'de> for HopSpec {
                         if !known.contains(&config) {
                             return Err(de::Error::custom(format!(
                                 "unknown nginx config `{config}`, {}",
-                                crate::case::name_help(&config, &known)
+                                crate::text::name_help(&config, &known)
                             )));
                         }
                         HopSpec::Nginx(config)

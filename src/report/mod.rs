@@ -15,14 +15,7 @@ use crate::probe::{End, Recording};
 use crate::runner::Outcome;
 use crate::verdict::{Basis, Severity, Verdict};
 
-/// `12 ms` below a second, `1.25 s` above.
-pub fn human_duration(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{:.2} s", d.as_secs_f64())
-    }
-}
+pub use crate::text::human_duration;
 
 /// Redact what varies between runs: durations, ports, temporary paths, program versions.
 pub fn normalize(text: &str) -> String {
@@ -478,12 +471,6 @@ mod tests {
             normalize(t),
             "at <duration> and <duration> via 127.0.0.1:<port> (Server: nginx/<version>) in <tmp>; 4096 bytes, 3 sets"
         );
-    }
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(human_duration(Duration::from_millis(12)), "12 ms");
-        assert_eq!(human_duration(Duration::from_millis(1250)), "1.25 s");
     }
 
     #[test]

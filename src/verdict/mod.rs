@@ -37,15 +37,6 @@ pub enum Delivery {
 }
 
 impl Delivery {
-    pub const ALL: [Delivery; 6] = [
-        Delivery::Streamed,
-        Delivery::Batched,
-        Delivery::HeldUntilEnd,
-        Delivery::FirstByteDelayed,
-        Delivery::Cut,
-        Delivery::NoEvents,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Delivery::Streamed => "streamed",
@@ -234,7 +225,7 @@ pub fn threshold(gap: Duration) -> Duration {
 }
 
 fn ms(d: Duration) -> String {
-    crate::report::human_duration(d)
+    crate::text::human_duration(d)
 }
 
 /// Judge a recording against a reference.

@@ -426,8 +426,8 @@ fn bad_urls_and_methods_are_usage_errors() {
 mod doctor {
     use ssegate::doctor::{Confidence, DoctorRequest, doctor};
     use ssegate::intermediary::{Chain, HopSpec};
+    use ssegate::origin::{FixtureServer, Profile};
     use ssegate::probe::ProbeRequest;
-    use ssegate::target::{FixtureServer, Profile};
 
     async fn diagnose(
         profile: Profile,

@@ -253,7 +253,7 @@ impl Profile {
             return Err(LoadError::UnknownName {
                 what: "fixture profile",
                 name: name.to_string(),
-                help: crate::case::name_help(name, &known),
+                help: crate::text::name_help(name, &known),
             });
         }
         let src = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {

@@ -1,4 +1,4 @@
-//! Where events come from: the built-in fixture origin (more target kinds join here).
+//! Where events come from: the built-in fixture origin, a command ssegate starts, or a running URL.
 
 pub mod command;
 pub mod fixture;
