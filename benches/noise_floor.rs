@@ -65,12 +65,12 @@ fn main() {
         measure("plain, direct", &[]).await;
         measure(
             "plain, nginx unbuffered",
-            &[HopSpec::Nginx("unbuffered".into())],
+            &[HopSpec::real("nginx", "unbuffered").expect("nginx has an unbuffered config")],
         )
         .await;
         measure(
             "plain, built-in passthrough",
-            &[HopSpec::Headers(Default::default())],
+            &[HopSpec::from(ssegate::intermediary::builtin::Headers::default())],
         )
         .await;
     });

@@ -1,4 +1,4 @@
-//! The files ssegate needs at run time: nginx templates (`nginx/`), fixture profiles (`fixtures/`) and the
+//! The files ssegate needs at run time: config templates of the real proxies (`proxies/<program>/`), fixture profiles (`fixtures/`) and the
 //! built-in conformance cases (`cases/`).
 //!
 //! In a source checkout they are read from the tree, so edits take effect at once. A binary that has moved
@@ -9,14 +9,15 @@ use std::path::{Path, PathBuf};
 
 use include_dir::{Dir, include_dir};
 
-static NGINX: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/nginx");
+static PROXIES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/proxies");
 static FIXTURES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/fixtures");
 static CASES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/cases");
 
 /// A kind of built-in asset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    Nginx,
+    /// `proxies/<program>/`: one directory of templates per real program.
+    Proxies,
     Fixtures,
     Cases,
 }
@@ -24,7 +25,7 @@ pub enum Kind {
 impl Kind {
     fn name(self) -> &'static str {
         match self {
-            Kind::Nginx => "nginx",
+            Kind::Proxies => "proxies",
             Kind::Fixtures => "fixtures",
             Kind::Cases => "cases",
         }
@@ -32,7 +33,7 @@ impl Kind {
 
     fn embedded(self) -> &'static Dir<'static> {
         match self {
-            Kind::Nginx => &NGINX,
+            Kind::Proxies => &PROXIES,
             Kind::Fixtures => &FIXTURES,
             Kind::Cases => &CASES,
         }
@@ -60,7 +61,7 @@ fn content_hash() -> u64 {
                 h = h.wrapping_mul(0x0100_0000_01b3);
             }
         };
-        for kind in [Kind::Nginx, Kind::Fixtures, Kind::Cases] {
+        for kind in [Kind::Proxies, Kind::Fixtures, Kind::Cases] {
             let mut files: Vec<&include_dir::File> = Vec::new();
             collect(kind.embedded(), &mut files);
             files.sort_by_key(|f| f.path());
@@ -124,9 +125,11 @@ mod tests {
 
     #[test]
     fn the_embedded_copies_match_the_tree() {
-        for kind in [Kind::Nginx, Kind::Fixtures, Kind::Cases] {
+        for kind in [Kind::Proxies, Kind::Fixtures, Kind::Cases] {
             let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join(kind.name());
-            for f in kind.embedded().files() {
+            let mut files = Vec::new();
+            collect(kind.embedded(), &mut files);
+            for f in &files {
                 let on_disk = std::fs::read(tree.join(f.path())).unwrap_or_default();
                 assert_eq!(
                     on_disk,
@@ -135,7 +138,7 @@ mod tests {
                     f.path().display()
                 );
             }
-            assert!(kind.embedded().files().count() > 0);
+            assert!(!files.is_empty());
         }
     }
 
@@ -151,8 +154,8 @@ mod tests {
 
     #[test]
     fn extraction_gives_a_usable_directory() {
-        let d = extracted(Kind::Nginx).unwrap();
-        assert!(d.join("_base.conf").is_file());
-        assert!(d.join("default.conf").is_file());
+        let d = extracted(Kind::Proxies).unwrap();
+        assert!(d.join("nginx/_base.conf").is_file());
+        assert!(d.join("nginx/default.conf").is_file());
     }
 }

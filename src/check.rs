@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::config::Loaded;
 use crate::doctor::{Cause, Stack, diagnose};
-use crate::intermediary::builtin::{HeadersOpts, HeartbeatOpts};
+use crate::intermediary::builtin::{Headers, Heartbeat};
 use crate::intermediary::{Chain, HopError, HopSpec};
 use crate::origin::command::{CommandTarget, TargetError};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
@@ -688,10 +688,8 @@ fn missing_opt_outs(baseline: &Recording) -> Vec<(String, String)> {
 /// Heartbeat interval for the fix re-run: inside every idle limit the chain has.
 fn fix_heartbeat_ms(hops: &[HopSpec]) -> u64 {
     hops.iter()
-        .filter_map(|h| match h {
-            HopSpec::IdleCut(o) => Some((o.after_ms / 2).max(10)),
-            _ => None,
-        })
+        .filter_map(HopSpec::idle_limit)
+        .map(|d| (d.as_millis() as u64 / 2).max(10))
         .fold(FIX_HEARTBEAT_MS, u64::min)
 }
 
@@ -725,7 +723,7 @@ async fn run_chain(
     let heartbeat_ms = cut.then(|| fix_heartbeat_ms(hops));
     if let Some(every_ms) = heartbeat_ms {
         // A cut is an idle limit's doing: try heartbeats alone first, so the claim names only what helps.
-        let mut with_heartbeat = vec![HopSpec::Heartbeat(HeartbeatOpts { every_ms })];
+        let mut with_heartbeat = vec![HopSpec::from(Heartbeat { every_ms })];
         with_heartbeat.extend(hops.iter().cloned());
         let run = probe_chain(ctx, name, &with_heartbeat).await?;
         if !alone && ctx.queued(&run) {
@@ -739,7 +737,7 @@ async fn run_chain(
     }
     let mut fixed = Vec::new();
     if !headers.is_empty() {
-        fixed.push(HopSpec::Headers(HeadersOpts {
+        fixed.push(HopSpec::from(Headers {
             set: headers
                 .iter()
                 .cloned()
@@ -748,7 +746,7 @@ async fn run_chain(
         }));
     }
     if let Some(every_ms) = heartbeat_ms {
-        fixed.push(HopSpec::Heartbeat(HeartbeatOpts { every_ms }));
+        fixed.push(HopSpec::from(Heartbeat { every_ms }));
     }
     let nothing_to_try = fixed.is_empty();
     fixed.extend(hops.iter().cloned());

@@ -1,34 +1,30 @@
 //! Intermediaries: whatever stands between the origin and the client.
 //!
-//! One trait, [`Intermediary`]: start in front of an upstream address and hand back a [`Running`] hop (its
-//! listening address, its logs, a stop handle). *Real* hops run the real program as a child process
-//! ([`nginx`]); *built-in* hops ([`builtin`]) run in-process on hyper and **model** what cannot run here
-//! (serverless platforms, CDNs, Express's `compression`). Every hop binds 127.0.0.1 only.
+//! A [`HopSpec`] is a hop as a chain names it; [`HopSpec::start`] puts it in front of an upstream address
+//! and hands back a [`Running`] hop (its listening address, program version, a stop handle). Two kinds:
+//!
+//! - *real* hops ([`process`]): a real program as a child process, one generic mechanism, each program a
+//!   short entry in [`programs`] plus templates in `proxies/<name>/`;
+//! - *built-in* hops ([`builtin`]): in-process hyper proxies that **model** what cannot run here
+//!   (serverless platforms, CDNs, Express's `compression`), one file each.
+//!
+//! Every hop binds 127.0.0.1 only.
 
 pub mod builtin;
-pub mod nginx;
+pub mod process;
+pub mod programs;
 
 use std::fmt;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
+use std::time::Duration;
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::proc::ChildGuard;
-
-/// A future that starts a hop.
-pub type StartFuture<'a> = Pin<Box<dyn Future<Output = Result<Running, HopError>> + Send + 'a>>;
-
-/// Something that can be put in front of an upstream.
-pub trait Intermediary: Send + Sync {
-    /// A short label for reports (`nginx default`, `compression`).
-    fn label(&self) -> String;
-    /// Start listening on 127.0.0.1 and forward to `upstream`.
-    fn start(&self, upstream: SocketAddr) -> StartFuture<'_>;
-}
+use builtin::Builtin;
+use process::ProcessHop;
 
 /// What keeps a hop alive; dropping it stops the hop.
 #[derive(Debug)]
@@ -62,14 +58,6 @@ pub struct Running {
 }
 
 impl Running {
-    /// The last lines of the hop's log (real hops), for failure reports.
-    pub fn logs(&self) -> String {
-        match &self.stop {
-            StopHandle::Task(_) => String::new(),
-            StopHandle::Child { log, .. } => crate::proc::tail(log, 20),
-        }
-    }
-
     /// Whether the hop is still alive (a real hop's process has not exited).
     pub fn check_alive(&mut self) -> Result<(), HopError> {
         if let StopHandle::Child { guard, log, .. } = &mut self.stop
@@ -134,96 +122,111 @@ pub enum HopError {
 /// A hop as written in a case's `chain`: `name` or `name: options`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HopSpec {
-    /// Real nginx with a template from `nginx/` (`default`, `unbuffered`, `gzip`, `http11`, `short-idle`).
-    Nginx(String),
-    Compression(builtin::CompressionOpts),
-    ContentLength(builtin::ContentLengthOpts),
-    Http10,
-    Coalesce(builtin::CoalesceOpts),
-    IdleCut(builtin::IdleCutOpts),
-    Headers(builtin::HeadersOpts),
-    Heartbeat(builtin::HeartbeatOpts),
+    /// A real program with one of its configs (`nginx: gzip`).
+    Process(ProcessHop),
+    /// An in-process model (`compression`, `coalesce: {bytes: 100}`).
+    Builtin(Builtin),
 }
 
-/// Every hop name a chain accepts.
-pub const HOP_NAMES: &[&str] = &[
-    "nginx",
-    "compression",
-    "content-length",
-    "http10",
-    "coalesce",
-    "idle-cut",
-    "headers",
-    "heartbeat",
-];
+impl<T: Into<Builtin>> From<T> for HopSpec {
+    fn from(hop: T) -> HopSpec {
+        HopSpec::Builtin(hop.into())
+    }
+}
+
+/// Every hop name a chain accepts: the real programs, then the built-ins.
+pub fn hop_names() -> Vec<&'static str> {
+    programs::PROGRAMS
+        .iter()
+        .map(|p| p.name)
+        .chain(builtin::NAMES.iter().copied())
+        .collect()
+}
 
 impl HopSpec {
-    /// A label for reports.
+    /// The real program `name` with `config`; an error names the valid programs or configs.
+    pub fn real(name: &str, config: &str) -> Result<HopSpec, String> {
+        let Some(program) = programs::program(name) else {
+            return Err(format!(
+                "unknown program `{name}`, {}",
+                crate::text::name_help(name, &programs::PROGRAMS.iter().map(|p| p.name).collect::<Vec<_>>())
+            ));
+        };
+        let known = program.configs();
+        if !known.iter().any(|c| c == config) {
+            return Err(format!(
+                "unknown {name} config `{config}`, {}",
+                crate::text::name_help(config, &known)
+            ));
+        }
+        Ok(HopSpec::Process(ProcessHop {
+            program,
+            config: config.to_string(),
+        }))
+    }
+
+    /// A label for reports (`nginx default`, `coalesce 4096B`).
     pub fn label(&self) -> String {
-        self.intermediary().label()
+        match self {
+            HopSpec::Process(p) => p.label(),
+            HopSpec::Builtin(b) => b.label(),
+        }
+    }
+
+    /// Start listening on 127.0.0.1 and forward to `upstream`.
+    pub async fn start(&self, upstream: SocketAddr) -> Result<Running, HopError> {
+        match self {
+            HopSpec::Process(p) => p.start(upstream).await,
+            HopSpec::Builtin(b) => b.start(upstream).await,
+        }
     }
 
     /// The cause this hop is known to produce when it breaks a stream, with the operator's fix for it.
     pub fn known_cause(&self) -> Option<(&'static str, &'static str)> {
-        const NGINX: &str = "nginx: `proxy_buffering off;` (and `proxy_http_version 1.1;` before 1.29.7) for the SSE location, or honour `X-Accel-Buffering`";
-        Some(match self {
-            HopSpec::Nginx(c) if c == "short-idle" => (
-                "idle-timeout",
-                "nginx: raise `proxy_read_timeout` for the SSE location above the stream's longest silence",
-            ),
-            HopSpec::Nginx(c) if c == "unbuffered" => return None,
-            HopSpec::Nginx(_) => ("proxy-buffering", NGINX),
-            HopSpec::Compression(_) => (
-                "compression-buffering",
-                "exclude text/event-stream from the compression middleware (Express `compression({filter})`, nginx `gzip_types`, Traefik `excludedContentTypes`)",
-            ),
-            HopSpec::ContentLength(_) => (
-                "whole-body-buffering",
-                "enable the platform's response streaming (Lambda InvokeMode RESPONSE_STREAM, API Gateway responseTransferMode STREAM, Vercel/Netlify streaming functions, APIM buffer-response=\"false\")",
-            ),
-            HopSpec::Coalesce(_) => (
-                "proxy-buffering",
-                "turn off the proxy's response buffering for the SSE route (nginx `proxy_buffering off`, Apache `flushpackets=on`, a gateway's buffer setting)",
-            ),
-            HopSpec::IdleCut(_) => (
-                "idle-timeout",
-                "raise the idle timeout above the stream's longest silence (nginx `proxy_read_timeout`, ALB `idle_timeout`, Cloudflare 100 s is fixed)",
-            ),
-            HopSpec::Http10 | HopSpec::Headers(_) | HopSpec::Heartbeat(_) => return None,
-        })
-    }
-
-    /// The runnable intermediary.
-    pub fn intermediary(&self) -> Box<dyn Intermediary> {
         match self {
-            HopSpec::Nginx(c) => Box::new(nginx::Nginx::new(c)),
-            HopSpec::Compression(o) => Box::new(builtin::Builtin::Compression(o.clone())),
-            HopSpec::ContentLength(o) => Box::new(builtin::Builtin::ContentLength(o.clone())),
-            HopSpec::Http10 => Box::new(builtin::Builtin::Http10),
-            HopSpec::Coalesce(o) => Box::new(builtin::Builtin::Coalesce(o.clone())),
-            HopSpec::IdleCut(o) => Box::new(builtin::Builtin::IdleCut(o.clone())),
-            HopSpec::Headers(o) => Box::new(builtin::Builtin::Headers(o.clone())),
-            HopSpec::Heartbeat(o) => Box::new(builtin::Builtin::Heartbeat(o.clone())),
+            HopSpec::Process(p) => p.known_cause(),
+            HopSpec::Builtin(b) => b.known_cause(),
         }
     }
 
-    fn from_name(name: &str) -> Result<HopSpec, String> {
-        Ok(match name {
-            "nginx" => HopSpec::Nginx("default".into()),
-            "compression" => HopSpec::Compression(Default::default()),
-            "content-length" => HopSpec::ContentLength(Default::default()),
-            "http10" => HopSpec::Http10,
-            "coalesce" => HopSpec::Coalesce(Default::default()),
-            "idle-cut" => HopSpec::IdleCut(Default::default()),
-            "headers" => HopSpec::Headers(Default::default()),
-            "heartbeat" => HopSpec::Heartbeat(Default::default()),
-            other => {
-                return Err(format!(
-                    "unknown hop `{other}`, {}",
-                    crate::text::name_help(other, HOP_NAMES)
+    /// The silence after which this hop cuts a response, when it models an idle timeout.
+    pub fn idle_limit(&self) -> Option<Duration> {
+        match self {
+            HopSpec::Process(_) => None,
+            HopSpec::Builtin(b) => b.idle_limit(),
+        }
+    }
+
+    /// `check`'s default matrix: each real program's matrix configs, then each built-in that models
+    /// infrastructure, one chain each.
+    pub fn default_matrix() -> Vec<(String, HopSpec)> {
+        let mut m = Vec::new();
+        for p in programs::PROGRAMS {
+            for c in p.matrix {
+                m.push((
+                    format!("{}-{c}", p.name),
+                    HopSpec::Process(ProcessHop {
+                        program: p,
+                        config: (*c).to_string(),
+                    }),
                 ));
             }
-        })
+        }
+        m.extend(
+            Builtin::matrix()
+                .into_iter()
+                .map(|(n, b)| (n.to_string(), HopSpec::Builtin(b))),
+        );
+        m
+    }
+
+    fn from_name(name: &str) -> Result<HopSpec, String> {
+        if let Some(p) = programs::program(name) {
+            return HopSpec::real(name, p.default_config);
+        }
+        Builtin::named(name)
+            .map(HopSpec::Builtin)
+            .ok_or_else(|| format!("unknown hop `{name}`, {}", crate::text::name_help(name, &hop_names())))
     }
 }
 
@@ -236,7 +239,7 @@ impl<'de> Deserialize<'de> for HopSpec {
                 write!(
                     f,
                     "a hop: `name` or `name: options` ({})",
-                    HOP_NAMES.join(", ")
+                    hop_names().join(", ")
                 )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<HopSpec, E> {
@@ -246,50 +249,14 @@ impl<'de> Deserialize<'de> for HopSpec {
                 let Some(key) = map.next_key::<String>()? else {
                     return Err(de::Error::custom("empty hop"));
                 };
-                let hop = match key.as_str() {
-                    "nginx" => {
-                        let config: String = map.next_value()?;
-                        let known = nginx::configs();
-                        if !known.contains(&config) {
-                            return Err(de::Error::custom(format!(
-                                "unknown nginx config `{config}`, {}",
-                                crate::text::name_help(&config, &known)
-                            )));
-                        }
-                        HopSpec::Nginx(config)
+                let hop = if programs::program(&key).is_some() {
+                    let config: String = map.next_value()?;
+                    HopSpec::real(&key, &config).map_err(de::Error::custom)?
+                } else {
+                    match Builtin::parse(&key, &mut map)? {
+                        Some(b) => HopSpec::Builtin(b),
+                        None => return Err(de::Error::custom(HopSpec::from_name(&key).unwrap_err())),
                     }
-                    "compression" => HopSpec::Compression(map.next_value()?),
-                    "content-length" => HopSpec::ContentLength(map.next_value()?),
-                    "http10" => {
-                        let _: de::IgnoredAny = map.next_value()?;
-                        HopSpec::Http10
-                    }
-                    "coalesce" => HopSpec::Coalesce(map.next_value()?),
-                    "idle-cut" => HopSpec::IdleCut(map.next_value()?),
-                    "headers" => {
-                        let o: builtin::HeadersOpts = map.next_value()?;
-                        for (k, v) in &o.set {
-                            if http::HeaderName::from_bytes(k.as_bytes()).is_err()
-                                || http::HeaderValue::from_str(v).is_err()
-                            {
-                                return Err(de::Error::custom(format!(
-                                    "`{k}: {v}` is not a valid header"
-                                )));
-                            }
-                        }
-                        if let Some(bad) = o
-                            .remove
-                            .iter()
-                            .find(|k| http::HeaderName::from_bytes(k.as_bytes()).is_err())
-                        {
-                            return Err(de::Error::custom(format!(
-                                "`{bad}` is not a valid header name"
-                            )));
-                        }
-                        HopSpec::Headers(o)
-                    }
-                    "heartbeat" => HopSpec::Heartbeat(map.next_value()?),
-                    other => return Err(de::Error::custom(HopSpec::from_name(other).unwrap_err())),
                 };
                 if map.next_key::<String>()?.is_some() {
                     return Err(de::Error::custom(
@@ -317,7 +284,7 @@ impl Chain {
         let mut chain = Chain::default();
         let mut upstream = origin;
         for spec in specs {
-            let hop = spec.intermediary().start(upstream).await?;
+            let hop = spec.start(upstream).await?;
             upstream = hop.addr;
             chain.hops.push(hop);
         }
@@ -352,13 +319,10 @@ mod tests {
     fn hops_parse_as_names_or_single_key_maps() {
         let hops =
             parse("- compression\n- nginx: gzip\n- coalesce: {bytes: 100}\n- http10\n").unwrap();
-        assert_eq!(hops[0], HopSpec::Compression(Default::default()));
-        assert_eq!(hops[1], HopSpec::Nginx("gzip".into()));
-        assert_eq!(
-            hops[2],
-            HopSpec::Coalesce(builtin::CoalesceOpts { bytes: 100 })
-        );
-        assert_eq!(hops[3], HopSpec::Http10);
+        assert_eq!(hops[0], HopSpec::from(builtin::Compression::default()));
+        assert_eq!(hops[1], HopSpec::real("nginx", "gzip").unwrap());
+        assert_eq!(hops[2], HopSpec::from(builtin::Coalesce { bytes: 100 }));
+        assert_eq!(hops[3], HopSpec::from(builtin::Http10));
     }
 
     #[test]
@@ -371,5 +335,18 @@ mod tests {
         assert!(e.contains("unknown field"), "{e}");
         let e = parse("- {compression: {}, http10: ~}\n").unwrap_err();
         assert!(e.contains("one `name: options` pair"), "{e}");
+        let e = parse("- headers: {set: {\"bad name\": x}}\n").unwrap_err();
+        assert!(e.contains("is not a valid header"), "{e}");
+    }
+
+    #[test]
+    fn the_default_matrix_has_one_chain_per_infrastructure_hop() {
+        let m = HopSpec::default_matrix();
+        let names: Vec<&str> = m.iter().map(|(n, _)| n.as_str()).collect();
+        for want in ["nginx-default", "nginx-unbuffered", "compression", "content-length", "http10", "coalesce", "idle-cut"] {
+            assert!(names.contains(&want), "{want} in {names:?}");
+        }
+        // A hop that needs options or models an origin fix is no infrastructure to gate against.
+        assert!(!names.contains(&"headers") && !names.contains(&"heartbeat"));
     }
 }

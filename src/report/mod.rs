@@ -37,10 +37,14 @@ pub fn normalize(text: &str) -> String {
             }
             continue;
         }
-        // nginx/1.22.1 and similar program versions
-        if text_at(&chars, i, "nginx/") {
-            out.push_str("nginx/");
-            i += "nginx/".len();
+        // nginx/1.22.1 and the versions of every other real program
+        if let Some(word) = crate::intermediary::programs::PROGRAMS
+            .iter()
+            .map(|p| p.version_word)
+            .find(|w| text_at(&chars, i, w))
+        {
+            out.push_str(word);
+            i += word.chars().count();
             let start = i;
             while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
                 i += 1;

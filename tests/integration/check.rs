@@ -450,7 +450,7 @@ mod doctor {
     async fn nginx_fronted_stream_names_proxy_buffering_first() {
         let d = diagnose(
             Profile::builtin("plain").unwrap(),
-            vec![HopSpec::Nginx("default".into())],
+            vec![HopSpec::real("nginx", "default").unwrap()],
             false,
         )
         .await;
@@ -466,7 +466,7 @@ mod doctor {
     async fn nginx_gzip_is_blamed_on_the_proxy_buffer_once_identity_is_still_held() {
         let d = diagnose(
             Profile::builtin("plain").unwrap(),
-            vec![HopSpec::Nginx("gzip".into())],
+            vec![HopSpec::real("nginx", "gzip").unwrap()],
             true,
         )
         .await;
@@ -483,7 +483,7 @@ mod doctor {
     async fn content_length_rewriting_names_whole_body_buffering() {
         let d = diagnose(
             Profile::builtin("plain").unwrap(),
-            vec![HopSpec::ContentLength(Default::default())],
+            vec![HopSpec::from(ssegate::intermediary::builtin::ContentLength::default())],
             false,
         )
         .await;
@@ -495,7 +495,7 @@ mod doctor {
     async fn active_reprobe_proves_compression() {
         let d = diagnose(
             Profile::builtin("plain").unwrap(),
-            vec![HopSpec::Compression(Default::default())],
+            vec![HopSpec::from(ssegate::intermediary::builtin::Compression::default())],
             true,
         )
         .await;
@@ -511,8 +511,8 @@ mod doctor {
         p.events.count = 3;
         p.events.gap_ms = 1500;
         p.events.first_ms = Some(300);
-        let hop = ssegate::intermediary::builtin::IdleCutOpts { after_ms: 1000 };
-        let d = diagnose(p, vec![HopSpec::IdleCut(hop)], false).await;
+        let hop = ssegate::intermediary::builtin::IdleCut { after_ms: 1000 };
+        let d = diagnose(p, vec![HopSpec::from(hop)], false).await;
         assert_eq!(d.verdict.delivery.as_str(), "cut");
         assert_eq!(d.causes[0].id, "idle-timeout", "{:?}", d.causes);
     }

@@ -1,0 +1,443 @@
+//! Real programs as hops: one mechanism for every proxy ssegate runs as a child process.
+//!
+//! A program is a [`Program`] entry in [`programs`](super::programs) plus a directory of templates,
+//! `proxies/<name>/`: `_base.<ext>` (the private, loopback-only frame) and one `<config>.<ext>` per config a
+//! chain can name. Starting one:
+//!
+//! 1. a private prefix directory (`ssegate-<name>-…` under the system temp dir, with `tmp/` inside);
+//! 2. a reserved 127.0.0.1 port, and a readiness nonce unique to this start;
+//! 3. the config: `_base` with `{{port}}`, `{{upstream}}`, `{{prefix}}` and `{{nonce}}` filled in and the
+//!    config's own text put in place of the `{{config}}` line, indented like it;
+//! 4. the program's argv (`{prefix}` and `{config}` filled in), stdout to nothing, stderr to
+//!    `<prefix>/stderr.log`, in its own process group ([`ChildGuard`]);
+//! 5. readiness: `GET /__ssegate_ready` must answer the nonce (so a process that won a port race cannot pass
+//!    for ours) within 10 s; an early exit is reported with its status and the tails of the program's logs,
+//!    and a lost port race ([`Program::port_taken`] in the logs) is retried on a new port.
+//!
+//! Dropping the [`Running`] hop kills the group and removes the prefix.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{HopError, Running, StopHandle};
+use crate::proc::ChildGuard;
+
+/// How long a program has to answer its readiness check.
+const READY_WITHIN: Duration = Duration::from_secs(10);
+/// Starts attempted when the reserved port was taken in between.
+const PORT_ATTEMPTS: u32 = 5;
+/// Log lines shown when a program fails.
+const LOG_LINES: usize = 20;
+
+/// The definition of a real program that can stand in a chain.
+#[derive(Debug)]
+pub struct Program {
+    /// The hop's name in a chain (`nginx`) and the directory of its templates (`proxies/nginx/`).
+    pub name: &'static str,
+    /// The executable, looked up on `PATH` and in the sbin directories.
+    pub binary: &'static str,
+    /// An environment variable that names another executable to use.
+    pub env: &'static str,
+    /// The Debian package that provides the executable.
+    pub package: &'static str,
+    /// The extension of its templates (`conf`).
+    pub ext: &'static str,
+    /// The config a chain gets when it names the program alone.
+    pub default_config: &'static str,
+    /// The configs `check`'s default matrix runs.
+    pub matrix: &'static [&'static str],
+    /// The command line after the executable; `{prefix}` and `{config}` (the rendered file) are filled in.
+    pub argv: &'static [&'static str],
+    /// Log files (relative to the prefix) whose last lines explain a failure; `stderr.log` is always added.
+    pub logs: &'static [&'static str],
+    /// Arguments that print the version, and the prefix of the word that carries it (`nginx/`).
+    pub version_args: &'static [&'static str],
+    pub version_word: &'static str,
+    /// Log text that means the reserved port was taken before the program bound it.
+    pub port_taken: &'static str,
+    /// The cause a config is known to produce when it breaks a stream, with the operator's fix.
+    pub known_cause: fn(config: &str) -> Option<(&'static str, &'static str)>,
+}
+
+impl Program {
+    /// The directory of this program's templates.
+    pub fn templates(&self) -> PathBuf {
+        crate::assets::dir(crate::assets::Kind::Proxies).join(self.name)
+    }
+
+    /// The configs a chain may name (`<config>.<ext>` except `_`-prefixed files), sorted.
+    pub fn configs(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.templates())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let p = e.path();
+                let stem = p.file_stem()?.to_string_lossy().into_owned();
+                (p.extension().is_some_and(|x| x == self.ext) && !stem.starts_with('_'))
+                    .then_some(stem)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The executable: `$<env>` when set, else `<binary>` on `PATH` or in the sbin directories.
+    pub fn executable(&self) -> Result<PathBuf, HopError> {
+        match std::env::var_os(self.env) {
+            Some(p) if Path::new(&p).is_file() => Ok(PathBuf::from(p)),
+            Some(p) => Err(HopError::NotAFile {
+                variable: self.env,
+                path: PathBuf::from(p),
+            }),
+            None => crate::proc::which(self.binary).ok_or(HopError::Missing {
+                program: self.binary,
+                package: self.package,
+            }),
+        }
+    }
+
+    /// `<name>/<version>` of the installed program (asked once per process), or None when it is missing.
+    pub fn version(&self) -> Option<String> {
+        static SEEN: Mutex<BTreeMap<&'static str, Option<String>>> = Mutex::new(BTreeMap::new());
+        if let Some(v) = SEEN.lock().ok().and_then(|m| m.get(self.name).cloned()) {
+            return v;
+        }
+        let found = self.executable().ok().and_then(|bin| {
+            let out = Command::new(bin).args(self.version_args).output().ok()?;
+            let text = String::from_utf8_lossy(&out.stderr).into_owned()
+                + &String::from_utf8_lossy(&out.stdout);
+            text.split_whitespace()
+                .find(|w| w.starts_with(self.version_word))
+                .map(str::to_string)
+        });
+        if let Ok(mut m) = SEEN.lock() {
+            m.insert(self.name, found.clone());
+        }
+        found
+    }
+
+    /// Render the full config of `config` for a port, upstream, prefix and readiness nonce.
+    pub fn render(
+        &self,
+        config: &str,
+        port: u16,
+        upstream: SocketAddr,
+        prefix: &Path,
+        nonce: &str,
+    ) -> std::io::Result<String> {
+        let dir = self.templates();
+        let base = std::fs::read_to_string(dir.join(format!("_base.{}", self.ext)))?;
+        let own = std::fs::read_to_string(dir.join(format!("{config}.{}", self.ext)))?;
+        let mut out = String::with_capacity(base.len() + own.len());
+        for line in base.lines() {
+            match line.split_once("{{config}}") {
+                Some((indent, "")) if indent.trim().is_empty() => {
+                    for l in own.lines() {
+                        out.push_str(indent);
+                        out.push_str(l);
+                        out.push('\n');
+                    }
+                }
+                _ => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        Ok(out
+            .replace("{{port}}", &port.to_string())
+            .replace("{{upstream}}", &upstream.to_string())
+            .replace("{{prefix}}", &prefix.display().to_string())
+            .replace("{{nonce}}", nonce))
+    }
+}
+
+/// A real program with one of its configs, as a chain names it (`nginx: gzip`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessHop {
+    pub program: &'static Program,
+    pub config: String,
+}
+
+impl PartialEq for Program {
+    fn eq(&self, other: &Program) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for Program {}
+
+impl ProcessHop {
+    pub fn label(&self) -> String {
+        format!("{} {}", self.program.name, self.config)
+    }
+
+    /// Start the program in front of `upstream`, retrying when the reserved port was taken meanwhile.
+    pub async fn start(&self, upstream: SocketAddr) -> Result<Running, HopError> {
+        let bin = self.program.executable()?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.start_once(upstream, &bin).await {
+                Err(HopError::Exited { log, .. })
+                    if attempt < PORT_ATTEMPTS && log.contains(self.program.port_taken) =>
+                {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once(&self, upstream: SocketAddr, bin: &Path) -> Result<Running, HopError> {
+        let name = format!("{} ({})", self.program.name, self.config);
+        let prefix = Prefix::create(self.program.name, &name)?;
+        let port = reserve_port(&name)?;
+        let conf = self.write_config(&prefix, port, upstream, &name)?;
+        let mut cmd = Command::new(bin);
+        for arg in self.program.argv {
+            cmd.arg(
+                arg.replace("{prefix}", &prefix.path().display().to_string())
+                    .replace("{config}", &conf.display().to_string()),
+            );
+        }
+        let stderr = std::fs::File::create(prefix.path().join("stderr.log"))
+            .map_err(|source| spawn_error(&name, source))?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let mut guard =
+            ChildGuard::spawn(&mut cmd, name.clone()).map_err(|source| spawn_error(&name, source))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        self.await_ready(&mut guard, addr, &prefix, &name).await?;
+        Ok(Running {
+            label: self.label(),
+            addr,
+            program: self.program.version(),
+            stop: StopHandle::Child {
+                guard,
+                log: prefix.path().join(self.program.logs.first().copied().unwrap_or("stderr.log")),
+                _dir: prefix.dir,
+            },
+        })
+    }
+
+    fn write_config(
+        &self,
+        prefix: &Prefix,
+        port: u16,
+        upstream: SocketAddr,
+        name: &str,
+    ) -> Result<PathBuf, HopError> {
+        let config_error = |source| HopError::Config {
+            program: name.to_string(),
+            source,
+        };
+        let text = self
+            .program
+            .render(&self.config, port, upstream, prefix.path(), &prefix.nonce)
+            .map_err(config_error)?;
+        let path = prefix
+            .path()
+            .join(format!("{}.{}", self.program.name, self.program.ext));
+        std::fs::write(&path, text).map_err(config_error)?;
+        Ok(path)
+    }
+
+    /// Wait until the program answers its nonce, exits, or runs out of time.
+    async fn await_ready(
+        &self,
+        guard: &mut ChildGuard,
+        addr: SocketAddr,
+        prefix: &Prefix,
+        name: &str,
+    ) -> Result<(), HopError> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = guard.try_wait() {
+                return Err(HopError::Exited {
+                    program: name.to_string(),
+                    status: status.to_string(),
+                    log: self.log_tail(prefix.path()),
+                });
+            }
+            if answers_nonce(addr, &prefix.nonce).await {
+                return Ok(());
+            }
+            if started.elapsed() > READY_WITHIN {
+                return Err(HopError::NotReady {
+                    program: name.to_string(),
+                    waited_ms: READY_WITHIN.as_millis() as u64,
+                    log: self.log_tail(prefix.path()),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The last lines of each of the program's logs, then of its stderr.
+    fn log_tail(&self, prefix: &Path) -> String {
+        self.program
+            .logs
+            .iter()
+            .chain(std::iter::once(&"stderr.log"))
+            .map(|l| crate::proc::tail(&prefix.join(l), LOG_LINES))
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The cause this config is known to produce when it breaks a stream.
+    pub fn known_cause(&self) -> Option<(&'static str, &'static str)> {
+        (self.program.known_cause)(&self.config)
+    }
+}
+
+/// A private working directory for one start, and the readiness nonce derived from it.
+struct Prefix {
+    dir: tempfile::TempDir,
+    nonce: String,
+}
+
+impl Prefix {
+    fn create(program: &str, name: &str) -> Result<Prefix, HopError> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("ssegate-{program}-"))
+            .tempdir()
+            .map_err(|source| spawn_error(name, source))?;
+        std::fs::create_dir_all(dir.path().join("tmp")).map_err(|source| spawn_error(name, source))?;
+        let nonce = format!(
+            "ssegate-{}-{}",
+            std::process::id(),
+            dir.path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        Ok(Prefix { dir, nonce })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn spawn_error(name: &str, source: std::io::Error) -> HopError {
+    HopError::Spawn {
+        program: name.to_string(),
+        source,
+    }
+}
+
+/// Reserve a free loopback port to hand to a program that cannot report the one it bound. A lost race
+/// shows up as the program's "address in use" and the start is retried; the readiness nonce keeps a port
+/// thief from passing for the program. (Handing nginx the bound socket through `NGINX=3;` would close the
+/// race, but nginx 1.22 crashes on inherited sockets with `master_process off`.)
+fn reserve_port(name: &str) -> Result<u16, HopError> {
+    let bind_error = |source| HopError::Bind {
+        hop: name.to_string(),
+        source,
+    };
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(bind_error)?;
+    Ok(l.local_addr().map_err(bind_error)?.port())
+}
+
+/// Whether `addr` answers `GET /__ssegate_ready` with `nonce` (so it is our program, not a port thief).
+async fn answers_nonce(addr: SocketAddr, nonce: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"GET /__ssegate_ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = Vec::new();
+        s.take(4096).read_to_end(&mut buf).await.ok()?;
+        Some(String::from_utf8_lossy(&buf).contains(nonce))
+    };
+    tokio::time::timeout(Duration::from_secs(1), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::programs::NGINX;
+    use super::*;
+
+    #[test]
+    fn renders_config_directives_in_place_of_the_config_line() {
+        let conf = NGINX
+            .render(
+                "unbuffered",
+                8080,
+                "127.0.0.1:9".parse().unwrap(),
+                Path::new("/tmp/x"),
+                "n0nce",
+            )
+            .unwrap();
+        assert!(conf.contains("return 200 \"n0nce\";"));
+        assert!(conf.contains("listen 127.0.0.1:8080;"));
+        assert!(conf.contains("proxy_pass http://127.0.0.1:9;"));
+        assert!(conf.contains("\n            proxy_buffering off;\n"));
+        assert!(conf.contains("pid /tmp/x/nginx.pid;"));
+        assert!(!conf.contains("{{"));
+    }
+
+    #[test]
+    fn a_missing_program_names_the_debian_package() {
+        let e = HopError::Missing {
+            program: "nginx",
+            package: "nginx-light",
+        };
+        assert_eq!(
+            e.to_string(),
+            "failed to find `nginx` on PATH; install it with `apt-get install -y nginx-light`"
+        );
+    }
+
+    #[test]
+    fn lists_the_configs() {
+        let c = NGINX.configs();
+        for want in ["default", "unbuffered", "gzip", "http11", "short-idle"] {
+            assert!(c.iter().any(|x| x == want), "{want} in {c:?}");
+        }
+        assert!(!c.iter().any(|x| x.starts_with('_')));
+        for m in NGINX.matrix {
+            assert!(c.iter().any(|x| x == m), "matrix config {m} has no template");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_program_that_exits_at_once_is_reported_with_its_status_and_log() {
+        // `false` stands in for a program whose config is rejected: it exits 1 before answering.
+        static FAILING: Program = Program {
+            name: "nginx",
+            binary: "false",
+            env: "SSEGATE_TEST_UNSET_BINARY",
+            package: "coreutils",
+            ext: "conf",
+            default_config: "default",
+            matrix: &[],
+            argv: &[],
+            logs: &[],
+            version_args: &[],
+            version_word: "false/",
+            port_taken: "Address already in use",
+            known_cause: |_| None,
+        };
+        let hop = ProcessHop {
+            program: &FAILING,
+            config: "default".into(),
+        };
+        let e = hop.start("127.0.0.1:9".parse().unwrap()).await.unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, HopError::Exited { .. }), "{text}");
+        assert!(text.contains("exit status: 1"), "{text}");
+    }
+}
