@@ -19,10 +19,10 @@ use serde::Serialize;
 use crate::config::Loaded;
 use crate::doctor::{Cause, Stack, diagnose};
 use crate::intermediary::builtin::{Headers, Heartbeat};
-use crate::intermediary::{Chain, HopError, HopSpec};
+use crate::intermediary::{HopError, HopSpec};
 use crate::origin::command::{CommandTarget, TargetError};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
-use crate::tap::Tap;
+use crate::scenario::{self, Scenario, ScenarioError, Witness};
 use crate::verdict::{Delivery, Reference, Verdict, judge};
 
 /// The opt-outs an origin can send, injected to measure whether they fix a chain.
@@ -234,7 +234,7 @@ impl CheckReport {
 }
 
 /// The target `check` started, shared by the chains so that each can tell a dead origin from a broken hop.
-type Target = Arc<std::sync::Mutex<CommandTarget>>;
+use crate::origin::command::SharedTarget as Target;
 
 /// The URL `check` will probe first, before anything starts (for early validation).
 pub fn validate_url(url: &str) -> Result<(), CheckError> {
@@ -256,28 +256,6 @@ fn probe_request(loaded: &Loaded, url: String, opts: &CheckOptions) -> ProbeRequ
         o(&mut req);
     }
     req
-}
-
-/// The same request sent to another host:port.
-fn retarget(req: &ProbeRequest, entry: SocketAddr) -> ProbeRequest {
-    let mut r = req.clone();
-    if let Ok(mut u) = reqwest::Url::parse(&req.url) {
-        let _ = u.set_ip_host(entry.ip());
-        let _ = u.set_port(Some(entry.port()));
-        let _ = u.set_scheme("http");
-        r.url = u.to_string();
-    }
-    r
-}
-
-/// Path and query of a URL, as a request line carries them.
-fn request_target(url: &str) -> String {
-    reqwest::Url::parse(url)
-        .map(|u| match u.query() {
-            Some(q) => format!("{}?{q}", u.path()),
-            None => u.path().to_string(),
-        })
-        .unwrap_or_else(|_| "/".into())
 }
 
 /// Start the target (or take the URL), returning it, the stream's URL and the label for reports.
@@ -357,9 +335,7 @@ async fn record_baseline(
     })
 }
 
-fn lock_target(t: &Target) -> std::sync::MutexGuard<'_, CommandTarget> {
-    t.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::origin::command::lock as lock_target;
 
 /// What every chain of one run shares.
 struct Ctx {
@@ -601,67 +577,32 @@ impl Ctx {
         run.origin_wait.is_some_and(|w| w > self.queue_limit)
     }
 
-    /// Fail with the target's exit status and output when it has died.
-    fn target_alive(&self, chain: &str) -> Result<(), CheckError> {
-        match &self.target {
-            Some(t) => lock_target(t)
-                .check_alive()
-                .map_err(|source| CheckError::TargetDied {
-                    chain: chain.into(),
-                    source,
-                }),
-            None => Ok(()),
-        }
-    }
 }
 
-/// Start a tap in front of the origin and `hops` in front of the tap, probe, and judge against the
-/// origin's send instants the tap stamped.
+/// Measure `hops` in front of the origin, through a tap that stamps the origin's real send instants.
 async fn probe_chain(ctx: &Ctx, name: &str, hops: &[HopSpec]) -> Result<ChainRun, CheckError> {
-    let tap = Tap::start(ctx.upstream).await.map_err(CheckError::Tap)?;
-    let mut chain = Chain::start(hops, tap.addr())
-        .await
-        .map_err(|source| CheckError::Hop {
-            chain: name.into(),
-            source,
-        })?;
-    let r = retarget(&ctx.req, chain.entry(tap.addr()));
-    let rec = match probe(&r).await {
-        Ok(rec) => rec,
-        Err(source) => {
-            ctx.target_alive(name)?;
-            chain.check_alive().map_err(|source| CheckError::Hop {
-                chain: name.into(),
-                source,
-            })?;
-            return Err(CheckError::Probe {
-                chain: name.into(),
-                source,
-            });
-        }
+    let scenario = Scenario {
+        chain: hops,
+        request: &ctx.req,
+        witness: Witness::Tap {
+            upstream: ctx.upstream,
+            fallback: Some(&ctx.baseline),
+            target: ctx.target.as_ref(),
+        },
     };
-    // A chain that answered an error, or whose tap could not reach the origin, may have lost its origin.
-    if !(200..300).contains(&rec.status) || tap.connect_error().is_some() {
-        ctx.target_alive(name)?;
-    }
-    let exchange = tap.exchange_for(&rec, &r.method, &request_target(&r.url));
-    let end = rec.start + rec.ended_at;
-    let (verdict, origin_wait, open_at_origin) = match &exchange {
-        Some(e) => (
-            judge(&rec, Reference::Schedule(&e.schedule(&rec))),
-            Some(e.origin_wait(end)),
-            e.headers_at.map(|h| (h, e.ended.unwrap_or(end).min(end))),
-        ),
-        // No exchange reached the origin through the tap (a hop answered by itself): the baseline is
-        // the only reference left, and the verdict says so in its basis.
-        None => (judge(&rec, Reference::Baseline(&ctx.baseline)), None, None),
-    };
+    let chain = name.to_string();
+    let m = scenario::measure(&scenario).await.map_err(|e| match e {
+        ScenarioError::Tap(source) => CheckError::Tap(source),
+        ScenarioError::Hop(source) => CheckError::Hop { chain, source },
+        ScenarioError::Probe(source) => CheckError::Probe { chain, source },
+        ScenarioError::TargetDied(source) => CheckError::TargetDied { chain, source },
+    })?;
     Ok(ChainRun {
-        recording: rec,
-        verdict,
-        programs: chain.programs(),
-        origin_wait,
-        open_at_origin,
+        recording: m.recording,
+        verdict: m.verdict,
+        programs: m.programs,
+        origin_wait: m.origin_wait,
+        open_at_origin: m.open_at_origin,
     })
 }
 
@@ -1036,10 +977,4 @@ mod tests {
         assert!(parse_partition("x").is_err());
     }
 
-    #[test]
-    fn retarget_keeps_path_and_query() {
-        let r = ProbeRequest::new("http://127.0.0.1:3000/events?x=1");
-        let r2 = retarget(&r, "127.0.0.1:4000".parse().unwrap());
-        assert_eq!(r2.url, "http://127.0.0.1:4000/events?x=1");
-    }
 }

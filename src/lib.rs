@@ -19,6 +19,7 @@ pub mod probe;
 pub mod proc;
 pub mod report;
 pub mod runner;
+pub mod scenario;
 pub mod sse;
 pub mod tap;
 pub mod text;

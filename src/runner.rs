@@ -1,16 +1,16 @@
 //! Running scenarios: start the origin, the chain in front of it, probe, judge, compare with the case.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::case::{Case, RequestSpec};
-use crate::intermediary::{Chain, HopError, HopSpec};
+use crate::intermediary::{HopError, HopSpec};
 use crate::origin::{FixtureServer, Profile};
-use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
-use crate::verdict::{Reference, Schedule, Verdict, judge};
+use crate::probe::{ProbeError, ProbeRequest, Recording};
+use crate::scenario::{self, Scenario, ScenarioError, Witness};
+use crate::verdict::Verdict;
 
 /// Why a scenario could not be run (as opposed to running and failing its expectation).
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +21,8 @@ pub enum RunError {
     Hop(#[from] HopError),
     #[error("failed to probe the stream")]
     Probe(#[from] ProbeError),
+    #[error(transparent)]
+    Scenario(ScenarioError),
 }
 
 /// Everything one scenario produced.
@@ -86,7 +88,7 @@ pub fn probe_request(url: String, spec: &RequestSpec, profile: &Profile) -> Prob
     req
 }
 
-/// Run one scenario: `profile` behind `chain`, probed with `request`.
+/// Run one case's scenario: a fixture serving `profile` behind `chain`, probed with `request`.
 pub async fn run_scenario(
     profile: &Profile,
     chain: &[HopSpec],
@@ -95,44 +97,22 @@ pub async fn run_scenario(
     let origin = FixtureServer::start(profile.clone())
         .await
         .map_err(RunError::Fixture)?;
-    let mut hops = Chain::start(chain, origin.addr()).await?;
-    let entry: SocketAddr = hops.entry(origin.addr());
-    // A path of its own, so that the origin's log entry for this probe is told apart from any stray
-    // request (a readiness check from a hop that lost a port race to this origin, say).
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let path = format!(
-        "/events/{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    let url = format!("http://{entry}{path}");
-    let req = probe_request(url, request, profile);
-    let rec = match probe(&req).await {
-        Ok(r) => r,
-        Err(e) => {
-            // A dead hop explains a failed probe better than the probe's own error.
-            hops.check_alive()?;
-            return Err(e.into());
-        }
+    let req = probe_request(format!("http://{}/", origin.addr()), request, profile);
+    let scenario = Scenario {
+        chain,
+        request: &req,
+        witness: Witness::Fixture {
+            server: &origin,
+            profile,
+        },
     };
-    let requests = origin.requests();
-    let ours = requests.iter().rfind(|r| r.target.starts_with(&path));
-    let origin_saw = ours.map(|r| format!("{} {}", r.method, r.version));
-    let schedule = ours
-        .map(|r| Schedule {
-            sends: r.sends.iter().map(|&t| rec.offset(t)).collect(),
-            headers_sent: r.headers_sent.map(|t| rec.offset(t)),
-            ended: r.ended.map(|t| rec.offset(t)),
-            gap: Some(profile.events.gap()),
-            planned: Some(profile.events.count as usize),
-            by_position: false,
-        })
-        .unwrap_or_default();
-    let verdict = judge(&rec, Reference::Schedule(&schedule));
-    let programs = hops.programs();
-    drop(hops);
-    drop(origin);
-    Ok((rec, verdict, programs, origin_saw))
+    let m = scenario::measure(&scenario).await.map_err(|e| match e {
+        ScenarioError::Hop(e) => RunError::Hop(e),
+        ScenarioError::Probe(e) => RunError::Probe(e),
+        // The fixture needs no tap and is no started command.
+        e @ (ScenarioError::Tap(_) | ScenarioError::TargetDied(_)) => RunError::Scenario(e),
+    })?;
+    Ok((m.recording, m.verdict, m.programs, m.origin_saw))
 }
 
 /// Run a case and check its expectation.

@@ -233,6 +233,14 @@ impl CommandTarget {
     }
 }
 
+/// A started target shared by the chains measured at once; any of them may find it dead.
+pub type SharedTarget = std::sync::Arc<std::sync::Mutex<CommandTarget>>;
+
+/// Lock a shared target, even when a panicking chain poisoned the lock (the target itself is still sound).
+pub fn lock(t: &SharedTarget) -> std::sync::MutexGuard<'_, CommandTarget> {
+    t.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,224 @@
+//! One scenario: an origin, a chain in front of it, one probe through the chain, judged.
+//!
+//! Every measurement ssegate makes through a chain goes through [`measure`]: a conformance case
+//! (`run`), each chain of `check`'s matrix, and each of `check`'s fix experiments (the same chain with
+//! extra hops next to the origin). What differs is only the *witness* of what the origin sent:
+//!
+//! - the built-in fixture logs its own send instants per request, so a case is judged against them;
+//! - any other origin (a command ssegate started, a running URL) gets a [`Tap`] right in front of it,
+//!   which stamps the response head and each event as they leave the origin; when no exchange reached
+//!   the origin through the tap (a hop answered by itself), the fallback recording (the direct baseline)
+//!   is the reference, and the verdict's basis says so.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::intermediary::{Chain, HopError, HopSpec};
+use crate::origin::command::{SharedTarget, TargetError};
+use crate::origin::{FixtureServer, Profile};
+use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
+use crate::tap::Tap;
+use crate::verdict::{Reference, Schedule, Verdict, judge};
+
+/// Why a scenario could not be measured (as opposed to measuring a broken stream).
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("failed to start the tap in front of the origin")]
+    Tap(#[source] std::io::Error),
+    #[error("failed to start the chain")]
+    Hop(#[source] HopError),
+    #[error("failed to probe the stream")]
+    Probe(#[source] ProbeError),
+    /// The origin ssegate started exited while the scenario ran.
+    #[error("the target died")]
+    TargetDied(#[source] TargetError),
+}
+
+/// Who tells what the origin sent, and when.
+pub enum Witness<'a> {
+    /// The built-in fixture serving `profile`: it logs its own send instants.
+    Fixture {
+        server: &'a FixtureServer,
+        profile: &'a Profile,
+    },
+    /// A tap in front of `upstream`; `fallback` judges when no exchange went through it; `target`, when
+    /// ssegate started the origin, is checked whenever a probe fails or answers an error.
+    Tap {
+        upstream: SocketAddr,
+        fallback: Option<&'a Recording>,
+        target: Option<&'a SharedTarget>,
+    },
+}
+
+/// A scenario: this chain (origin side first) in front of the witnessed origin, probed with `request`.
+pub struct Scenario<'a> {
+    pub chain: &'a [HopSpec],
+    pub request: &'a ProbeRequest,
+    pub witness: Witness<'a>,
+}
+
+/// What one scenario measured.
+#[derive(Debug)]
+pub struct Measurement {
+    pub recording: Recording,
+    pub verdict: Verdict,
+    /// Versions of the real programs in the chain.
+    pub programs: Vec<String>,
+    /// Method and HTTP version of the request the origin received (fixture only).
+    pub origin_saw: Option<String>,
+    /// How long the request waited at the origin before its response head left (tap only).
+    pub origin_wait: Option<Duration>,
+    /// From the origin's response head to the end of the response or of the probe (tap only).
+    pub open_at_origin: Option<(Instant, Instant)>,
+}
+
+/// Measure one scenario.
+pub async fn measure(s: &Scenario<'_>) -> Result<Measurement, ScenarioError> {
+    match s.witness {
+        Witness::Fixture { server, profile } => measure_fixture(s, server, profile).await,
+        Witness::Tap {
+            upstream,
+            fallback,
+            target,
+        } => measure_tapped(s, upstream, fallback, target).await,
+    }
+}
+
+async fn measure_fixture(
+    s: &Scenario<'_>,
+    server: &FixtureServer,
+    profile: &Profile,
+) -> Result<Measurement, ScenarioError> {
+    // A path of its own, so that the origin's log entry for this probe is told apart from any stray
+    // request (a readiness check from a hop that lost a port race to this origin, say).
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let path = format!(
+        "/events/{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut req = s.request.clone();
+    req.url = format!("http://{}{path}", server.addr());
+    let (chain, rec, _) = probe_through(s.chain, server.addr(), &req, None).await?;
+    let requests = server.requests();
+    let ours = requests.iter().rfind(|r| r.target.starts_with(&path));
+    let schedule = ours
+        .map(|r| Schedule {
+            sends: r.sends.iter().map(|&t| rec.offset(t)).collect(),
+            headers_sent: r.headers_sent.map(|t| rec.offset(t)),
+            ended: r.ended.map(|t| rec.offset(t)),
+            gap: Some(profile.events.gap()),
+            planned: Some(profile.events.count as usize),
+            by_position: false,
+        })
+        .unwrap_or_default();
+    Ok(Measurement {
+        verdict: judge(&rec, Reference::Schedule(&schedule)),
+        origin_saw: ours.map(|r| format!("{} {}", r.method, r.version)),
+        programs: chain.programs(),
+        recording: rec,
+        origin_wait: None,
+        open_at_origin: None,
+    })
+}
+
+async fn measure_tapped(
+    s: &Scenario<'_>,
+    upstream: SocketAddr,
+    fallback: Option<&Recording>,
+    target: Option<&SharedTarget>,
+) -> Result<Measurement, ScenarioError> {
+    let tap = Tap::start(upstream).await.map_err(ScenarioError::Tap)?;
+    let (chain, rec, sent) = probe_through(s.chain, tap.addr(), s.request, target).await?;
+    // A chain that answered an error, or whose tap could not reach the origin, may have lost its origin.
+    if !(200..300).contains(&rec.status) || tap.connect_error().is_some() {
+        target_alive(target)?;
+    }
+    let exchange = tap.exchange_for(&rec, &sent.method, &request_target(&sent.url));
+    let end = rec.start + rec.ended_at;
+    let (verdict, origin_wait, open_at_origin) = match (&exchange, fallback) {
+        (Some(e), _) => (
+            judge(&rec, Reference::Schedule(&e.schedule(&rec))),
+            Some(e.origin_wait(end)),
+            e.headers_at.map(|h| (h, e.ended.unwrap_or(end).min(end))),
+        ),
+        (None, Some(baseline)) => (judge(&rec, Reference::Baseline(baseline)), None, None),
+        (None, None) => (judge(&rec, Reference::None), None, None),
+    };
+    Ok(Measurement {
+        recording: rec,
+        verdict,
+        programs: chain.programs(),
+        origin_saw: None,
+        origin_wait,
+        open_at_origin,
+    })
+}
+
+/// Start `hops` in front of `upstream`, send `req` to the chain's entry, and record. A failed probe is
+/// explained by a dead target or a dead hop first, when there is one.
+async fn probe_through(
+    hops: &[HopSpec],
+    upstream: SocketAddr,
+    req: &ProbeRequest,
+    target: Option<&SharedTarget>,
+) -> Result<(Chain, Recording, ProbeRequest), ScenarioError> {
+    let mut chain = Chain::start(hops, upstream)
+        .await
+        .map_err(ScenarioError::Hop)?;
+    let req = retarget(req, chain.entry(upstream));
+    match probe(&req).await {
+        Ok(rec) => Ok((chain, rec, req)),
+        Err(e) => {
+            target_alive(target)?;
+            chain.check_alive().map_err(ScenarioError::Hop)?;
+            Err(ScenarioError::Probe(e))
+        }
+    }
+}
+
+/// Fail with the target's exit status and output when ssegate started it and it has died.
+pub fn target_alive(target: Option<&SharedTarget>) -> Result<(), ScenarioError> {
+    match target {
+        Some(t) => crate::origin::command::lock(t)
+            .check_alive()
+            .map_err(ScenarioError::TargetDied),
+        None => Ok(()),
+    }
+}
+
+/// The same request sent to another host:port.
+pub fn retarget(req: &ProbeRequest, entry: SocketAddr) -> ProbeRequest {
+    let mut r = req.clone();
+    if let Ok(mut u) = reqwest::Url::parse(&req.url) {
+        let _ = u.set_ip_host(entry.ip());
+        let _ = u.set_port(Some(entry.port()));
+        let _ = u.set_scheme("http");
+        r.url = u.to_string();
+    }
+    r
+}
+
+/// Path and query of a URL, as a request line carries them.
+fn request_target(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|u| match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        })
+        .unwrap_or_else(|_| "/".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retarget_keeps_path_and_query() {
+        let r = ProbeRequest::new("http://127.0.0.1:3000/events?x=1");
+        let r2 = retarget(&r, "127.0.0.1:4000".parse().unwrap());
+        assert_eq!(r2.url, "http://127.0.0.1:4000/events?x=1");
+        assert_eq!(request_target(&r2.url), "/events?x=1");
+    }
+}
