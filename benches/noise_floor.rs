@@ -70,7 +70,9 @@ fn main() {
         .await;
         measure(
             "plain, built-in passthrough",
-            &[HopSpec::from(ssegate::intermediary::builtin::Headers::default())],
+            &[HopSpec::from(
+                ssegate::intermediary::builtin::Headers::default(),
+            )],
         )
         .await;
     });

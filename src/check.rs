@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::config::Loaded;
 use crate::doctor::{Cause, Stack, diagnose};
+use crate::events::{Event, Reporter, Silent};
 use crate::intermediary::builtin::{Headers, Heartbeat};
 use crate::intermediary::{HopError, HopSpec};
 use crate::origin::command::{CommandTarget, TargetError};
@@ -90,9 +91,6 @@ pub enum CheckError {
 /// built-in hops (the advice in the report comes from the measured idle limit).
 pub const FIX_HEARTBEAT_MS: u64 = 500;
 
-/// Called as chains start and finish (for a progress display).
-pub type OnProgress = std::sync::Arc<dyn Fn(&str, bool) + Send + Sync>;
-
 /// What a run of `check` is told beyond the config.
 #[derive(Clone, Default)]
 pub struct CheckOptions {
@@ -104,8 +102,8 @@ pub struct CheckOptions {
     pub partition: Option<(usize, usize)>,
     /// Chains probed at once.
     pub jobs: usize,
-    /// `(chain name, finished)` notifications.
-    pub on_progress: Option<OnProgress>,
+    /// Follows the run (chains started, finished, re-run alone); silent when None.
+    pub reporter: Option<Arc<dyn Reporter>>,
     /// `--path`, replacing `target.url.path`.
     pub path: Option<String>,
     /// Request flags from the command line (`-H`, `--method`, `--data`, `--duration`, …), applied to the
@@ -440,21 +438,30 @@ async fn run_matrix(
 ) -> Result<(Vec<Measured>, Option<Concurrency>), CheckError> {
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
     let mut tasks = Vec::new();
+    let reporter: Arc<dyn Reporter> = opts.reporter.clone().unwrap_or_else(|| Arc::new(Silent));
+    reporter.event(Event::RunStarted {
+        what: "chains",
+        total: selected.len(),
+    });
     for (name, hops) in selected {
         let sem = sem.clone();
         let ctx = ctx.clone();
-        let progress = opts.on_progress.clone();
+        let reporter = reporter.clone();
         let alone = opts.jobs <= 1;
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
-            if let Some(p) = &progress {
-                p(&name, false);
-            }
+            reporter.event(Event::ScenarioStarted { name: &name });
             let r = run_chain(&ctx, &name, &hops, alone).await;
-            if let Some(p) = &progress
-                && !r.as_ref().is_ok_and(|m| m.queued)
-            {
-                p(&name, true);
+            match &r {
+                Ok(m) if m.queued => reporter.event(Event::ScenarioRequeued { name: &name }),
+                Ok(m) => reporter.event(Event::ScenarioFinished {
+                    name: &name,
+                    result: m.verdict.delivery.as_str(),
+                }),
+                Err(_) => reporter.event(Event::ScenarioFinished {
+                    name: &name,
+                    result: "ERROR",
+                }),
             }
             r.map(|m| (m, hops))
         }));
@@ -470,6 +477,7 @@ async fn run_matrix(
         .filter(|&i| measured[i].0.queued)
         .collect();
     if queued.is_empty() {
+        reporter.event(Event::RunFinished);
         return Ok((measured.into_iter().map(|(m, _)| m).collect(), None));
     }
     let answered_at_once = most_open_at_once(measured.iter().map(|(m, _)| m));
@@ -484,12 +492,14 @@ async fn run_matrix(
         let name = first.name.clone();
         let mut again = run_chain(ctx, &name, hops, true).await?;
         again.serial = true;
-        if let Some(p) = &opts.on_progress {
-            p(&name, true);
-        }
+        reporter.event(Event::ScenarioFinished {
+            name: &name,
+            result: again.verdict.delivery.as_str(),
+        });
         measured[i].0 = again;
         names.push(name);
     }
+    reporter.event(Event::RunFinished);
     let concurrency = Concurrency {
         answered_at_once,
         queued: names,
@@ -576,7 +586,6 @@ impl Ctx {
     fn queued(&self, run: &ChainRun) -> bool {
         run.origin_wait.is_some_and(|w| w > self.queue_limit)
     }
-
 }
 
 /// Measure `hops` in front of the origin, through a tap that stamps the origin's real send instants.
@@ -976,5 +985,4 @@ mod tests {
         assert!(parse_partition("4/3").is_err());
         assert!(parse_partition("x").is_err());
     }
-
 }

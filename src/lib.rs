@@ -13,6 +13,7 @@ pub mod config;
 pub mod decode;
 pub mod doctor;
 pub mod error;
+pub mod events;
 pub mod intermediary;
 pub mod origin;
 pub mod probe;

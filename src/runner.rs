@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::case::{Case, RequestSpec};
+use crate::events::{Event, Reporter};
 use crate::intermediary::{HopError, HopSpec};
 use crate::origin::{FixtureServer, Profile};
 use crate::probe::{ProbeError, ProbeRequest, Recording};
@@ -166,32 +167,41 @@ pub fn check(case: &Case, v: &Verdict) -> Expectation {
     }
 }
 
-/// Progress notifications from [`run_cases`].
-pub enum Progress<'a> {
-    Started(&'a Case),
-    Finished(&'a Case, &'a Result<Outcome, RunError>),
-}
-
-/// Run `cases` with at most `jobs` at once; results come back in the cases' order.
+/// Run `cases` with at most `jobs` at once, telling `reporter` as they go; results come back in the
+/// cases' order.
 pub async fn run_cases(
     cases: &[Case],
     jobs: usize,
-    on_progress: &(dyn Fn(Progress<'_>) + Sync),
+    reporter: &dyn Reporter,
 ) -> Vec<Result<Outcome, RunError>> {
     use futures_util::StreamExt;
+    reporter.event(Event::RunStarted {
+        what: "cases",
+        total: cases.len(),
+    });
     let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let futs = cases.iter().map(|case| {
         let sem = sem.clone();
         async move {
             let _permit = sem.acquire().await;
-            on_progress(Progress::Started(case));
+            reporter.event(Event::ScenarioStarted { name: &case.name });
             let r = run_case(case).await;
-            on_progress(Progress::Finished(case, &r));
+            let result = match &r {
+                Ok(o) if o.passed() => "pass",
+                Ok(_) => "FAIL",
+                Err(_) => "ERROR",
+            };
+            reporter.event(Event::ScenarioFinished {
+                name: &case.name,
+                result,
+            });
             r
         }
     });
-    futures_util::stream::iter(futs)
+    let results = futures_util::stream::iter(futs)
         .buffered(cases.len().max(1))
         .collect()
-        .await
+        .await;
+    reporter.event(Event::RunFinished);
+    results
 }

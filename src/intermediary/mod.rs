@@ -149,7 +149,13 @@ impl HopSpec {
         let Some(program) = programs::program(name) else {
             return Err(format!(
                 "unknown program `{name}`, {}",
-                crate::text::name_help(name, &programs::PROGRAMS.iter().map(|p| p.name).collect::<Vec<_>>())
+                crate::text::name_help(
+                    name,
+                    &programs::PROGRAMS
+                        .iter()
+                        .map(|p| p.name)
+                        .collect::<Vec<_>>()
+                )
             ));
         };
         let known = program.configs();
@@ -224,9 +230,12 @@ impl HopSpec {
         if let Some(p) = programs::program(name) {
             return HopSpec::real(name, p.default_config);
         }
-        Builtin::named(name)
-            .map(HopSpec::Builtin)
-            .ok_or_else(|| format!("unknown hop `{name}`, {}", crate::text::name_help(name, &hop_names())))
+        Builtin::named(name).map(HopSpec::Builtin).ok_or_else(|| {
+            format!(
+                "unknown hop `{name}`, {}",
+                crate::text::name_help(name, &hop_names())
+            )
+        })
     }
 }
 
@@ -255,7 +264,9 @@ impl<'de> Deserialize<'de> for HopSpec {
                 } else {
                     match Builtin::parse(&key, &mut map)? {
                         Some(b) => HopSpec::Builtin(b),
-                        None => return Err(de::Error::custom(HopSpec::from_name(&key).unwrap_err())),
+                        None => {
+                            return Err(de::Error::custom(HopSpec::from_name(&key).unwrap_err()));
+                        }
                     }
                 };
                 if map.next_key::<String>()?.is_some() {
@@ -343,7 +354,15 @@ mod tests {
     fn the_default_matrix_has_one_chain_per_infrastructure_hop() {
         let m = HopSpec::default_matrix();
         let names: Vec<&str> = m.iter().map(|(n, _)| n.as_str()).collect();
-        for want in ["nginx-default", "nginx-unbuffered", "compression", "content-length", "http10", "coalesce", "idle-cut"] {
+        for want in [
+            "nginx-default",
+            "nginx-unbuffered",
+            "compression",
+            "content-length",
+            "http10",
+            "coalesce",
+            "idle-cut",
+        ] {
             assert!(names.contains(&want), "{want} in {names:?}");
         }
         // A hop that needs options or models an origin fix is no infrastructure to gate against.

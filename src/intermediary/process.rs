@@ -210,8 +210,8 @@ impl ProcessHop {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
-        let mut guard =
-            ChildGuard::spawn(&mut cmd, name.clone()).map_err(|source| spawn_error(&name, source))?;
+        let mut guard = ChildGuard::spawn(&mut cmd, name.clone())
+            .map_err(|source| spawn_error(&name, source))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         self.await_ready(&mut guard, addr, &prefix, &name).await?;
         Ok(Running {
@@ -220,7 +220,9 @@ impl ProcessHop {
             program: self.program.version(),
             stop: StopHandle::Child {
                 guard,
-                log: prefix.path().join(self.program.logs.first().copied().unwrap_or("stderr.log")),
+                log: prefix
+                    .path()
+                    .join(self.program.logs.first().copied().unwrap_or("stderr.log")),
                 _dir: prefix.dir,
             },
         })
@@ -309,7 +311,8 @@ impl Prefix {
             .prefix(&format!("ssegate-{program}-"))
             .tempdir()
             .map_err(|source| spawn_error(name, source))?;
-        std::fs::create_dir_all(dir.path().join("tmp")).map_err(|source| spawn_error(name, source))?;
+        std::fs::create_dir_all(dir.path().join("tmp"))
+            .map_err(|source| spawn_error(name, source))?;
         let nonce = format!(
             "ssegate-{}-{}",
             std::process::id(),
@@ -409,7 +412,10 @@ mod tests {
         }
         assert!(!c.iter().any(|x| x.starts_with('_')));
         for m in NGINX.matrix {
-            assert!(c.iter().any(|x| x == m), "matrix config {m} has no template");
+            assert!(
+                c.iter().any(|x| x == m),
+                "matrix config {m} has no template"
+            );
         }
     }
 

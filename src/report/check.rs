@@ -337,7 +337,7 @@ fn details_html(c: &ChainOutcome) -> String {
     }
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -347,10 +347,29 @@ fn esc(s: &str) -> String {
 /// The timeline picture: one lane per chain; for every event a line from its reference instant (the
 /// baseline's arrival) on the lane's top edge to its arrival on the bottom edge. Held events are red.
 pub fn timeline_svg(r: &CheckReport) -> String {
-    let lanes: Vec<&ChainOutcome> = r.all().collect();
+    let lanes: Vec<Lane<'_>> = r
+        .all()
+        .map(|c| Lane {
+            name: &c.name,
+            verdict: &c.verdict,
+            ended: c.recording.ended_at,
+        })
+        .collect();
+    lanes_svg(&lanes)
+}
+
+/// One lane of a timeline picture.
+pub struct Lane<'a> {
+    pub name: &'a str,
+    pub verdict: &'a crate::verdict::Verdict,
+    pub ended: Duration,
+}
+
+/// A timeline picture of any lanes: `check`'s chains, `run`'s cases.
+pub fn lanes_svg(lanes: &[Lane<'_>]) -> String {
     let max_ms = lanes
         .iter()
-        .map(|c| c.recording.ended_at)
+        .map(|c| c.ended)
         .max()
         .unwrap_or(Duration::from_secs(1))
         .as_secs_f64()
@@ -375,7 +394,7 @@ pub fn timeline_svg(r: &CheckReport) -> String {
             s,
             r##"<text x="4" y="{}" fill="#222">{}</text><text x="4" y="{}" fill="#777" font-size="10">{}</text><line x1="{left}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="#ccc"/>"##,
             top + 14.0,
-            esc(&c.name),
+            esc(c.name),
             top + 28.0,
             esc(c.verdict.delivery.as_str()),
             left + width

@@ -5,6 +5,8 @@
 //! ports, temporary paths and program versions, so a report is identical run after run on a loaded machine.
 
 pub mod check;
+pub mod progress;
+pub mod run;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -13,7 +15,7 @@ use serde_json::json;
 
 use crate::probe::{End, Recording};
 use crate::runner::Outcome;
-use crate::verdict::{Basis, Severity, Verdict};
+use crate::verdict::{Basis, Verdict};
 
 pub use crate::text::human_duration;
 
@@ -352,116 +354,6 @@ pub fn probe_json(r: &Recording, v: &Verdict) -> serde_json::Value {
         "bursts": v.bursts,
         "findings": v.findings,
     })
-}
-
-/// The run summary table (plain text).
-pub fn run_table(rows: &[RunRow]) -> String {
-    let w_case = rows.iter().map(|r| r.case.len()).max().unwrap_or(4).max(4);
-    let w_chain = rows
-        .iter()
-        .map(|r| r.chain.chars().count())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{:<w_case$}  {:<w_chain$}  {:<18}  {:<6}  findings",
-        "case", "chain", "delivery", "result"
-    );
-    for r in rows {
-        let pad = w_chain - r.chain.chars().count();
-        let _ = writeln!(
-            s,
-            "{:<w_case$}  {}{}  {:<18}  {:<6}  {}",
-            r.case,
-            r.chain,
-            " ".repeat(pad),
-            r.delivery,
-            r.result,
-            r.findings
-        );
-    }
-    s
-}
-
-/// One row of a run summary.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunRow {
-    pub case: String,
-    pub chain: String,
-    pub delivery: String,
-    pub result: String,
-    pub findings: String,
-    pub failures: Vec<String>,
-    pub took_ms: u128,
-}
-
-impl RunRow {
-    pub fn from_outcome(o: &Outcome) -> RunRow {
-        let errors: Vec<&str> = o
-            .verdict
-            .findings
-            .iter()
-            .filter(|f| f.severity() >= Severity::Warning)
-            .map(|f| f.id())
-            .collect();
-        RunRow {
-            case: o.name.clone(),
-            chain: o.chain.clone(),
-            delivery: o.verdict.delivery.to_string(),
-            result: if o.passed() { "pass" } else { "FAIL" }.into(),
-            findings: errors.join(", "),
-            failures: o
-                .expectation
-                .as_ref()
-                .map(|e| e.failures.clone())
-                .unwrap_or_default(),
-            took_ms: o.took.as_millis(),
-        }
-    }
-}
-
-/// A run's Markdown report (suitable for `$GITHUB_STEP_SUMMARY`).
-pub fn run_markdown(rows: &[RunRow], wall: Duration, programs: &[String]) -> String {
-    let mut s = String::new();
-    let passed = rows.iter().filter(|r| r.result == "pass").count();
-    let _ = writeln!(s, "# ssegate conformance run\n");
-    let _ = writeln!(
-        s,
-        "{passed} of {} cases met their expectation in {}.{}\n",
-        rows.len(),
-        human_duration(wall),
-        if programs.is_empty() {
-            String::new()
-        } else {
-            format!(" Programs: {}.", programs.join(", "))
-        }
-    );
-    let _ = writeln!(s, "| case | chain | delivery | result | findings |");
-    let _ = writeln!(s, "|---|---|---|---|---|");
-    for r in rows {
-        let _ = writeln!(
-            s,
-            "| {} | {} | `{}` | {} | {} |",
-            r.case,
-            r.chain,
-            r.delivery,
-            if r.result == "pass" {
-                "pass"
-            } else {
-                "**FAIL**"
-            },
-            r.findings
-        );
-    }
-    for r in rows.iter().filter(|r| !r.failures.is_empty()) {
-        let _ = writeln!(s, "\n## {} failed\n", r.case);
-        for f in &r.failures {
-            let _ = writeln!(s, "- {f}");
-        }
-    }
-    s
 }
 
 #[cfg(test)]

@@ -483,7 +483,9 @@ mod doctor {
     async fn content_length_rewriting_names_whole_body_buffering() {
         let d = diagnose(
             Profile::builtin("plain").unwrap(),
-            vec![HopSpec::from(ssegate::intermediary::builtin::ContentLength::default())],
+            vec![HopSpec::from(
+                ssegate::intermediary::builtin::ContentLength::default(),
+            )],
             false,
         )
         .await;
@@ -495,7 +497,9 @@ mod doctor {
     async fn active_reprobe_proves_compression() {
         let d = diagnose(
             Profile::builtin("plain").unwrap(),
-            vec![HopSpec::from(ssegate::intermediary::builtin::Compression::default())],
+            vec![HopSpec::from(
+                ssegate::intermediary::builtin::Compression::default(),
+            )],
             true,
         )
         .await;

@@ -284,6 +284,76 @@ fn a_failed_expectation_exits_4_and_says_why() {
 }
 
 #[test]
+fn run_writes_every_format_from_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wrong.yaml"),
+        "description: plain direct does not hold anything\ntarget:\n  profile: plain\nexpect:\n  delivery: held-until-end\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("right.yaml"),
+        "description: plain direct streams\ntarget:\n  profile: plain\nexpect:\n  delivery: streamed\n",
+    )
+    .unwrap();
+    let run = |format: &str, extra: &[&std::ffi::OsStr]| {
+        let out = bin()
+            .args(["run", "--no-report", "--format", format])
+            .args(extra)
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4), "{format}: one case fails");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let junit = run("junit", &[]);
+    let doc = roxmltree::Document::parse(&junit).expect("JUnit is XML");
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 2, "{junit}");
+    let failed: Vec<_> = cases
+        .iter()
+        .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+        .map(|c| c.attribute("name").unwrap_or_default())
+        .collect();
+    assert_eq!(failed.len(), 1, "{junit}");
+    assert!(failed[0].starts_with("wrong"), "{failed:?}");
+    assert!(junit.contains("expected delivery `held-until-end`, measured `streamed`"));
+    // Each case's normalized report is its system-out.
+    assert!(junit.contains("delivery: streamed"), "{junit}");
+
+    let json: Value = serde_json::from_str(&run("json", &[])).expect("one JSON document");
+    assert_eq!(json["version"], 1);
+    let results: Vec<&str> = json["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["pass", "FAIL"], "cases in name order");
+    assert_eq!(json["outcomes"][1]["verdict"]["delivery"], "streamed");
+
+    let md = run("markdown", &[]);
+    assert!(md.contains("1 of 2 cases met their expectation"), "{md}");
+    assert!(md.contains("## wrong failed"), "{md}");
+
+    // -o takes the format, stdout keeps the human summary; --html adds the timeline report.
+    let xml = dir.path().join("out.xml");
+    let html = dir.path().join("out.html");
+    let text = run(
+        "junit",
+        &["-o".as_ref(), xml.as_os_str(), "--html".as_ref(), html.as_os_str()],
+    );
+    assert!(text.contains("1 passed, 1 failed"), "{text}");
+    assert!(std::fs::read_to_string(&xml).unwrap().contains("<testsuite"));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("wrong"), "{page}");
+}
+
+#[test]
 fn a_run_that_selects_nothing_exits_6() {
     let out = bin()
         .args(["run", "--filter", "no-such-case", "--no-report"])

@@ -1,7 +1,7 @@
 //! `compression`: a model of Express's `compression` middleware (1.7/1.8, Node zlib) without `res.flush()`.
 
-use http::header::{self, HeaderValue};
 use http::Response;
+use http::header::{self, HeaderValue};
 use hyper::body::Incoming;
 use serde::Deserialize;
 

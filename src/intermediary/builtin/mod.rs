@@ -369,7 +369,10 @@ mod tests {
 
     #[test]
     fn labels_name_their_options() {
-        assert_eq!(Builtin::from(Coalesce { bytes: 10 }).label(), "coalesce 10B");
+        assert_eq!(
+            Builtin::from(Coalesce { bytes: 10 }).label(),
+            "coalesce 10B"
+        );
         assert_eq!(Builtin::from(Compression::default()).label(), "compression");
         assert_eq!(
             Builtin::from(IdleCut { after_ms: 5 }).label(),

@@ -1,0 +1,162 @@
+//! `ssegate check`: the CI gate for a user's own endpoint.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::{
+    CliError, CmdResult, ColorChoice, ReportFormat, RequestArgs, check_url, emit, write_file,
+};
+use crate::check::CheckReport;
+use crate::config::Loaded;
+use crate::error::exit;
+use crate::events::{Event, Reporter};
+use crate::probe::{ProbeRequest, error_chain};
+use crate::report::{self, progress::Progress};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The config file (default: `ssegate.yaml` when it exists).
+    #[arg(short = 'c', long)]
+    pub config: Option<PathBuf>,
+    /// Check an already running server at this URL instead of starting `target.command`.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The stream's path on the started command, replacing `target.url.path`.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Also write the Markdown summary here (e.g. `$GITHUB_STEP_SUMMARY`), from the same run.
+    #[arg(long, value_name = "PATH")]
+    pub summary: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: ReportFormat,
+    /// Write the formatted report here (the human summary still goes to stdout).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Also write a self-contained HTML report with a timeline picture.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Run only part of the matrix: `K/N` runs every N-th chain starting at the K-th (sorted by name).
+    #[arg(long, value_name = "K/N")]
+    pub partition: Option<String>,
+    /// Chains probed at once. A server that answers one request at a time is detected and its queued
+    /// chains re-run alone; `-j 1` runs every chain alone from the start.
+    #[arg(long, short = 'j', default_value_t = 16)]
+    pub jobs: usize,
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// Colour in human output: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+    /// The server to start, replacing `target.command` (`{port}` is replaced; PORT is exported).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+pub(super) async fn run(a: CheckArgs) -> CmdResult {
+    let loaded = load_config(&a)?;
+    let partition = validate_flags(&a)?;
+    let progress = Arc::new(Progress::stderr());
+    let opts = crate::check::CheckOptions {
+        command: (!a.command.is_empty()).then(|| a.command.clone()),
+        url: a.url.clone(),
+        partition,
+        jobs: a.jobs,
+        reporter: Some(progress.clone()),
+        path: a.path.clone(),
+        request: {
+            let flags = a.request.clone();
+            Some(Arc::new(move |r: &mut ProbeRequest| flags.apply(r)))
+        },
+    };
+    let result = crate::check::check(&loaded, &opts).await;
+    progress.event(Event::RunFinished);
+    let r = result.map_err(|e| CliError::Setup(error_chain(&e)))?;
+    write_outputs(&a, &r)?;
+    Ok(if r.passed { exit::OK } else { exit::FAILED })
+}
+
+/// The config `-c` names, else `ssegate.yaml` when it exists, else the flags alone.
+fn load_config(a: &CheckArgs) -> Result<Loaded, CliError> {
+    // An explicit -c must exist; the default ssegate.yaml is optional when the target is on the command line.
+    let default = PathBuf::from("ssegate.yaml");
+    let path = a
+        .config
+        .clone()
+        .or_else(|| default.is_file().then_some(default));
+    let loaded = match path {
+        Some(p) => crate::config::load(&p).map_err(CliError::diagnostic)?,
+        None if a.url.is_some() || !a.command.is_empty() => crate::config::from_flags(),
+        None => {
+            return Err(CliError::InvalidInput(
+                "failed to find ssegate.yaml; write one with `ssegate init`, or give `--url URL` or `-- COMMAND`".into(),
+            ));
+        }
+    };
+    if a.url.is_none()
+        && a.command.is_empty()
+        && loaded.config.target.command.is_none()
+        && loaded.config.target.url.base.is_none()
+    {
+        let at = loaded
+            .path
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        return Err(CliError::InvalidInput(format!(
+            "invalid {at}: `target` needs `command` (a server to start) or `url.base` (a running one)"
+        )));
+    }
+    Ok(loaded)
+}
+
+/// Usage errors in the flags; the partition they ask for.
+fn validate_flags(a: &CheckArgs) -> Result<Option<(usize, usize)>, CliError> {
+    if let Some(u) = &a.url {
+        check_url(u).map_err(CliError::Usage)?;
+    }
+    a.request.validate().map_err(CliError::Usage)?;
+    if a.url.is_some() && a.path.is_some() {
+        return Err(CliError::Usage(
+            "failed to use --path with --url: put the path in the URL".into(),
+        ));
+    }
+    a.partition
+        .as_deref()
+        .map(crate::check::parse_partition)
+        .transpose()
+        .map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// The chosen format to stdout or `-o`, and the HTML report and Markdown summary when asked for.
+fn write_outputs(a: &CheckArgs, r: &CheckReport) -> Result<(), CliError> {
+    let formatted = match a.format {
+        ReportFormat::Human => {
+            report::check::check_human(r, a.color.enabled() && a.output.is_none())
+        }
+        ReportFormat::Json => report::check::check_jsonl(r),
+        ReportFormat::Junit => report::check::check_junit(r),
+        ReportFormat::Markdown => report::check::check_markdown(r),
+    };
+    emit(
+        a.output.as_deref(),
+        &formatted,
+        || report::check::check_human(r, a.color.enabled()),
+        a.format == ReportFormat::Human,
+    )?;
+    if let Some(path) = &a.html {
+        write_file(path, &report::check::check_html(r))?;
+    }
+    if let Some(path) = &a.summary {
+        let md = report::check::check_markdown(r);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(md.as_bytes()))
+            .map_err(|e| CliError::Setup(format!("failed to write {}: {e}", path.display())))?;
+    }
+    Ok(())
+}

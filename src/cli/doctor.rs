@@ -1,0 +1,59 @@
+//! `ssegate doctor URL`: why a stream that works locally does not once deployed.
+
+use clap::Args;
+
+use super::{CliError, CmdResult, Format, RequestArgs, out};
+use crate::error::exit;
+use crate::probe::error_chain;
+use crate::report;
+
+#[derive(Debug, Args)]
+#[command(args_override_self = true)]
+pub struct DoctorArgs {
+    /// The stream to diagnose (typically the deployed https URL).
+    pub url: String,
+    /// The same stream without the infrastructure (typically the local server), recorded first as the
+    /// baseline; it gets the same request options.
+    #[arg(long)]
+    pub compare: Option<String>,
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// Run discriminating re-probes (e.g. again with `Accept-Encoding: identity`) and report what they prove.
+    #[arg(long)]
+    pub active: bool,
+    /// The origin's web stack, for the fix snippets (recognised from the headers when absent).
+    #[arg(long, value_enum)]
+    pub stack: Option<crate::doctor::Stack>,
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+}
+
+pub(super) async fn run(a: DoctorArgs) -> CmdResult {
+    let requests = a.request.request(&a.url).and_then(|t| {
+        Ok((
+            t,
+            a.compare
+                .as_deref()
+                .map(|c| a.request.request(c))
+                .transpose()?,
+        ))
+    });
+    let (target, compare) = requests.map_err(CliError::Usage)?;
+    let req = crate::doctor::DoctorRequest {
+        target,
+        compare,
+        active: a.active,
+        stack: a.stack,
+    };
+    let d = crate::doctor::doctor(&req)
+        .await
+        .map_err(|e| CliError::Setup(error_chain(&e)))?;
+    let text = match a.format {
+        Format::Human => report::check::doctor_human(&d),
+        Format::Json => {
+            serde_json::to_string_pretty(&report::check::doctor_json(&d)).unwrap_or_default() + "\n"
+        }
+    };
+    out(&text);
+    Ok(exit::OK)
+}

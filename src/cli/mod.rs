@@ -1,0 +1,452 @@
+//! The command line: argument definitions shared by the subcommands, one module per subcommand, and one
+//! error type with its exit code. `main.rs` only parses and calls [`run`], so tests drive every command
+//! in-process. Subcommands measure through the library and hand the finished report to `crate::report`
+//! for rendering; they only choose where the text goes.
+
+mod check;
+mod doctor;
+mod fixture;
+mod init;
+mod probe;
+mod proxy;
+mod run;
+
+pub use check::CheckArgs;
+pub use doctor::DoctorArgs;
+pub use fixture::FixtureArgs;
+pub use init::InitArgs;
+pub use probe::{FailOn, ProbeArgs};
+pub use proxy::ProxyArgs;
+pub use run::RunArgs;
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::exit;
+use crate::probe::ProbeRequest;
+
+/// Why a command stopped before its verdict; each kind has its documented exit code.
+#[derive(Debug)]
+pub enum CliError {
+    /// A malformed flag or flag combination (exit 2).
+    Usage(String),
+    /// Something could not be started, reached or written (exit 3).
+    Setup(String),
+    /// A config or case file is invalid (exit 5).
+    InvalidInput(String),
+    /// Located diagnostics for invalid files, then an optional summary line (exit 5).
+    Diagnostics(Vec<miette::Report>, Option<String>),
+    /// No case matched the selection (exit 6).
+    NoCases(String),
+}
+
+impl CliError {
+    /// One located diagnostic.
+    pub fn diagnostic(e: impl miette::Diagnostic + Send + Sync + 'static) -> CliError {
+        CliError::Diagnostics(vec![miette::Report::new(e)], None)
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Usage(_) => exit::USAGE,
+            CliError::Setup(_) => exit::SETUP,
+            CliError::InvalidInput(_) | CliError::Diagnostics(..) => exit::INVALID_INPUT,
+            CliError::NoCases(_) => exit::NO_CASES,
+        }
+    }
+
+    /// Print the error on stderr.
+    pub fn print(&self) {
+        match self {
+            CliError::Usage(m)
+            | CliError::Setup(m)
+            | CliError::InvalidInput(m)
+            | CliError::NoCases(m) => eprint_error(m),
+            CliError::Diagnostics(reports, summary) => {
+                for r in reports {
+                    eprintln!("{r:?}");
+                }
+                if let Some(s) = summary {
+                    eprint_error(s);
+                }
+            }
+        }
+    }
+}
+
+/// What a subcommand returns: its exit code when it reached a verdict.
+pub type CmdResult = Result<i32, CliError>;
+
+/// Where a formatted report goes: `-o PATH` gets the chosen format and stdout the human text, else
+/// stdout gets the chosen format.
+pub(crate) fn emit(
+    output: Option<&Path>,
+    formatted: &str,
+    human: impl FnOnce() -> String,
+    is_human: bool,
+) -> Result<(), CliError> {
+    match output {
+        Some(path) => {
+            write_file(path, formatted)?;
+            if !is_human {
+                out(&human());
+            }
+        }
+        None => {
+            out(formatted);
+        }
+    }
+    Ok(())
+}
+
+/// Write a report file, or a setup error naming it.
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
+    std::fs::write(path, text)
+        .map_err(|e| CliError::Setup(format!("failed to write {}: {e}", path.display())))
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ssegate",
+    version,
+    about = "Will your Server-Sent Events still arrive one by one, on time, behind real infrastructure?"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Measure one SSE stream: headers, every event's arrival, delivery class, findings.
+    Probe(ProbeArgs),
+    /// Serve a built-in fixture origin profile on 127.0.0.1 for manual use.
+    Fixture(FixtureArgs),
+    /// Run conformance cases (default: the built-in `cases/`) through real and built-in intermediaries.
+    Run(RunArgs),
+    /// Gate your own endpoint: start it, run it through every chain, fail on what the origin can fix.
+    Check(CheckArgs),
+    /// Diagnose a deployed stream from the client side: lint, classify, fingerprint, rank causes.
+    Doctor(DoctorArgs),
+    /// Write a commented starter `ssegate.yaml`.
+    Init(InitArgs),
+    /// Put a chain of hops in front of a running server and print its URL, for manual experiments.
+    Proxy(ProxyArgs),
+    /// List every finding id with its severity, reason and fixes (Markdown).
+    Findings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// The request options `probe`, `doctor` and `check` share. For `check` each one given overrides what
+/// `ssegate.yaml` says.
+#[derive(Debug, Clone, Args)]
+pub struct RequestArgs {
+    /// Extra request header, `Name: value` (repeatable; an empty value removes a default header).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Request method [default: GET].
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Request body (e.g. JSON for a POST stream).
+    #[arg(long, value_name = "BODY")]
+    pub data: Option<String>,
+    /// Stop listening after this long (e.g. `30s`, `1500ms`, `2m`) [default: 30s; check: `listen.duration_ms`].
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// A header name whose value must never be printed (repeatable; Authorization and Cookie always are).
+    #[arg(long = "secret-header", value_name = "NAME")]
+    pub secret_headers: Vec<String>,
+    /// Send no `Accept-Encoding` (browsers send `gzip, deflate, br, zstd`).
+    #[arg(long)]
+    pub no_compression: bool,
+}
+
+impl RequestArgs {
+    /// The probe request for `url`, or a usage error for a malformed URL, method or header.
+    pub fn request(&self, url: &str) -> Result<ProbeRequest, String> {
+        check_url(url)?;
+        let mut r = ProbeRequest::new(url.to_string());
+        r.limits.duration = Duration::from_secs(30);
+        self.validate()?;
+        self.apply(&mut r);
+        Ok(r)
+    }
+
+    /// A usage error for a malformed method or header.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(m) = &self.method
+            && http::Method::from_bytes(m.as_bytes()).is_err()
+        {
+            return Err(format!("failed to parse method `{m}`: not an HTTP method"));
+        }
+        for h in &self.headers {
+            parse_header(h)?;
+        }
+        Ok(())
+    }
+
+    /// Apply the flags that were given to `r` (call [`RequestArgs::validate`] first).
+    pub fn apply(&self, r: &mut ProbeRequest) {
+        if let Some(m) = &self.method {
+            r.method = m.clone();
+        }
+        if self.data.is_some() {
+            r.body = self.data.clone();
+        }
+        for (k, v) in self.headers.iter().filter_map(|h| parse_header(h).ok()) {
+            r.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
+            r.headers.push((k, v));
+        }
+        if let Some(d) = self.duration {
+            r.limits.duration = d;
+        }
+        r.secret_headers.extend(self.secret_headers.iter().cloned());
+        if self.no_compression {
+            r.compression = false;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// The formats every report-producing command writes.
+pub enum ReportFormat {
+    Human,
+    /// JSON: `check` writes JSON Lines described by `schema/check.schema.json`, `run` one document.
+    Json,
+    Junit,
+    Markdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    pub(crate) fn enabled(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
+}
+
+/// An http(s) URL, or a usage error that suggests the fix.
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+        Ok(u) => Err(format!(
+            "failed to use URL `{}`: scheme `{}` is not http or https",
+            crate::probe::redact_url(url),
+            u.scheme()
+        )),
+        Err(e) => Err(format!(
+            "failed to parse URL `{}`: {e} (did you mean `http://{}`?)",
+            crate::probe::redact_url(url),
+            url.trim_start_matches('/')
+        )),
+    }
+}
+
+/// Parse `500ms`, `2s`, `1.5s`, `2m`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (try 30s, 1500ms, 2m)"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("`{s}` is not a duration"));
+    }
+    if v * mult > 7.0 * 24.0 * 3600.0 {
+        return Err(format!("`{s}` is longer than a week"));
+    }
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+pub(crate) fn parse_header(h: &str) -> Result<(String, String), String> {
+    // The text is never echoed: a malformed header may well be a token.
+    let (k, v) = h
+        .split_once(':')
+        .ok_or_else(|| "a -H value is not `Name: value` (it has no colon)".to_string())?;
+    let k = k.trim();
+    if k.is_empty() {
+        return Err("a -H value has no header name before its colon".to_string());
+    }
+    Ok((k.to_string(), v.trim().to_string()))
+}
+
+pub(crate) fn eprint_error(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "ssegate: {msg}");
+}
+
+/// Print to stdout; a closed pipe is not an error (exit 0, the Unix convention).
+pub(crate) fn out(text: &str) -> bool {
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
+        Err(e) => {
+            eprint_error(&format!("failed to write output: {e}"));
+            false
+        }
+    }
+}
+
+/// Run a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprint_error(&format!("failed to start the async runtime: {e}"));
+            return exit::SETUP;
+        }
+    };
+    rt.block_on(async {
+        // Both listeners exist before anything starts, so a signal can never arrive between a child's
+        // start and the handler's registration. SIGTERM (CI cancelling a job) is handled like Ctrl-C: the
+        // scenario is dropped, which stops every hop and target, and any group still registered is killed.
+        use tokio::signal::unix::{SignalKind, signal};
+        let wait = |kind: SignalKind| {
+            let mut s = signal(kind).ok();
+            async move {
+                match s.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+        };
+        let interrupted = wait(SignalKind::interrupt());
+        let terminated = wait(SignalKind::terminate());
+        // The command stays alive (pinned outside the select) until its children are counted and killed,
+        // so the message counts what was running when the signal came.
+        let command = dispatch(cli);
+        tokio::pin!(command);
+        tokio::select! {
+            code = &mut command => code,
+            _ = interrupted => {
+                let n = crate::proc::kill_all();
+                eprint_error(&format!("interrupted; stopped {n} child process group(s)"));
+                exit::INTERRUPTED
+            }
+            _ = terminated => {
+                let n = crate::proc::kill_all();
+                eprint_error(&format!("terminated; stopped {n} child process group(s)"));
+                exit::TERMINATED
+            }
+        }
+    })
+}
+
+async fn dispatch(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Probe(a) => probe::run(a).await,
+        Command::Fixture(a) => fixture::run(a).await,
+        Command::Run(a) => run::run(a).await,
+        Command::Check(a) => check::run(a).await,
+        Command::Doctor(a) => doctor::run(a).await,
+        Command::Init(a) => init::run(a),
+        Command::Proxy(a) => proxy::run(a).await,
+        Command::Findings => {
+            out(&findings_markdown());
+            Ok(exit::OK)
+        }
+    };
+    result.unwrap_or_else(|e| {
+        e.print();
+        e.exit_code()
+    })
+}
+
+/// The findings catalogue as a Markdown table (the README embeds the same table).
+pub fn findings_markdown() -> String {
+    let mut s = String::from(
+        "| id | severity | area | why | origin fix | operator fix |\n|---|---|---|---|---|---|\n",
+    );
+    for r in crate::verdict::RULES {
+        s.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} |\n",
+            r.id,
+            r.severity.as_str(),
+            r.area,
+            r.why,
+            r.fix,
+            r.operator_fix.unwrap_or("—")
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(
+            parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1e20s").is_err());
+    }
+
+    #[test]
+    fn headers_parse() {
+        assert_eq!(
+            parse_header("X-A:  b c ").unwrap(),
+            ("X-A".to_string(), "b c".to_string())
+        );
+        assert!(parse_header("nocolon").is_err());
+        assert!(parse_header(": v").is_err());
+    }
+
+    #[test]
+    fn the_readme_embeds_the_current_findings_table() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        assert!(
+            readme.contains(&findings_markdown()),
+            "README.md's findings table is stale: paste the output of `ssegate findings`"
+        );
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,68 @@
+//! `ssegate probe URL`: record one stream and judge it on its own.
+
+use clap::{Args, ValueEnum};
+
+use super::{CliError, CmdResult, Format, RequestArgs, out};
+use crate::error::exit;
+use crate::probe::{error_chain, probe};
+use crate::report;
+use crate::verdict::{Reference, judge};
+
+#[derive(Debug, Args)]
+#[command(args_override_self = true)]
+pub struct ProbeArgs {
+    /// The SSE endpoint (http or https).
+    pub url: String,
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// Stop after this many body bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub max_bytes: u64,
+    /// Exit 4 when a finding of this severity or worse is reported (a one-URL gate).
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOn>,
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Info,
+}
+
+impl FailOn {
+    fn severity(self) -> crate::verdict::Severity {
+        match self {
+            FailOn::Error => crate::verdict::Severity::Error,
+            FailOn::Warning => crate::verdict::Severity::Warning,
+            FailOn::Info => crate::verdict::Severity::Info,
+        }
+    }
+}
+
+pub(super) async fn run(a: ProbeArgs) -> CmdResult {
+    let mut req = match a.request.request(&a.url) {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(CliError::Usage(e.clone()));
+        }
+    };
+    req.limits.max_bytes = a.max_bytes;
+    let rec = probe(&req)
+        .await
+        .map_err(|e| CliError::Setup(error_chain(&e)))?;
+    let v = judge(&rec, Reference::None);
+    let text = match a.format {
+        Format::Human => report::probe_human(&rec, &v),
+        Format::Json => {
+            serde_json::to_string_pretty(&report::probe_json(&rec, &v)).unwrap_or_default() + "\n"
+        }
+    };
+    out(&text);
+    match a.fail_on {
+        Some(f) if v.findings.iter().any(|x| x.severity() >= f.severity()) => Ok(exit::FAILED),
+        _ => Ok(exit::OK),
+    }
+}

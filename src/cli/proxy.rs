@@ -1,0 +1,74 @@
+//! `ssegate proxy`: a chain of hops in front of a running server, for manual experiments.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{CliError, CmdResult, out, parse_duration};
+use crate::error::exit;
+use crate::probe::error_chain;
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// The server to put the chain in front of (`http://host:port`; the path is ignored).
+    pub upstream: String,
+    /// A hop as a case's chain writes it, origin side first (repeatable): `compression`,
+    /// `'nginx: default'`, `'coalesce: {bytes: 1024}'`.
+    #[arg(long = "hop", value_name = "HOP", required = true)]
+    pub hops: Vec<String>,
+    /// Serve for this long and exit (default: until Ctrl-C).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+/// The first resolved address that accepts a connection (`localhost` may resolve to ::1 first while the
+/// server listens on 127.0.0.1 only).
+async fn first_reachable(host_port: (String, u16)) -> Option<std::net::SocketAddr> {
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(host_port).await.ok()?.collect();
+    for addr in &addrs {
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr));
+        if matches!(attempt.await, Ok(Ok(_))) {
+            return Some(*addr);
+        }
+    }
+    None
+}
+
+pub(super) async fn run(a: ProxyArgs) -> CmdResult {
+    let hops = a
+        .hops
+        .iter()
+        .map(|h| {
+            serde_saphyr::from_str::<crate::intermediary::HopSpec>(h).map_err(|e| {
+                CliError::Usage(format!(
+                    "invalid --hop `{h}`: {}",
+                    e.without_snippet().to_string().lines().next().unwrap_or("")
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let shown = crate::probe::redact_url(&a.upstream);
+    let host_port = reqwest::Url::parse(&a.upstream)
+        .ok()
+        .filter(|u| u.scheme() == "http")
+        .and_then(|u| Some((u.host_str()?.to_string(), u.port_or_known_default()?)))
+        .ok_or_else(|| CliError::Usage(format!("failed to use `{shown}`: not an http:// URL")))?;
+    let upstream = first_reachable(host_port)
+        .await
+        .ok_or_else(|| CliError::Setup(format!("failed to reach {shown}")))?;
+    let chain = crate::intermediary::Chain::start(&hops, upstream)
+        .await
+        .map_err(|e| CliError::Setup(error_chain(&e)))?;
+    out(&format!("http://{}\n", chain.entry(upstream)));
+    eprintln!(
+        "chain: origin → {} → client",
+        crate::case::chain_label(&hops)
+    );
+    match a.duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending::<()>().await,
+    }
+    drop(chain);
+    Ok(exit::OK)
+}

@@ -1,0 +1,151 @@
+//! `ssegate run [PATHS]`: the conformance suite; every output format from one run.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+
+use super::{CliError, CmdResult, ReportFormat, emit, write_file};
+use crate::case::{self, Case};
+use crate::error::exit;
+use crate::origin::profile;
+use crate::probe::error_chain;
+use crate::report::progress::Progress;
+use crate::report::run::{self as run_report, RunReport, RunRow};
+use crate::runner::{self, Outcome, RunError};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Case files or directories (default: the built-in `cases/`).
+    pub paths: Vec<PathBuf>,
+    /// Run only cases whose name contains this text (repeatable: any matches).
+    #[arg(long)]
+    pub filter: Vec<String>,
+    /// Cases run at once (they mostly wait on timers, so many fit on two cores).
+    #[arg(long, short = 'j', default_value_t = 64)]
+    pub jobs: usize,
+    /// Where the run's Markdown and JSON reports and normalized case reports go (default:
+    /// `reports/runs/<timestamp>/`).
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// Write no report directory.
+    #[arg(long)]
+    pub no_report: bool,
+    /// Format of the report on stdout (or in `-o`): human, json (`run.json`'s document), junit, markdown.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: ReportFormat,
+    /// Write the formatted report here (the human summary still goes to stdout).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Also write a self-contained HTML report with a timeline of every case.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+}
+
+pub(super) async fn run(a: RunArgs) -> CmdResult {
+    let cases = select_cases(&a)?;
+    let started = Instant::now();
+    let results = runner::run_cases(&cases, a.jobs, &Progress::stderr()).await;
+    let report = build_report(&cases, results, started.elapsed());
+    write_outputs(&a, &report)?;
+    Ok(if report.errors() > 0 {
+        exit::SETUP
+    } else if report.passed() == report.cases.len() {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}
+
+/// Load every case under the paths (all must be valid), then apply `--filter`.
+fn select_cases(a: &RunArgs) -> Result<Vec<Case>, CliError> {
+    let paths = if a.paths.is_empty() {
+        vec![crate::assets::dir(crate::assets::Kind::Cases)]
+    } else {
+        a.paths.clone()
+    };
+    let files = case::discover(&paths).map_err(CliError::diagnostic)?;
+    let (cases, errors) = case::load_all(&files, &profile::builtin_dir());
+    if !errors.is_empty() {
+        let n = errors.len();
+        return Err(CliError::Diagnostics(
+            errors.into_iter().map(miette::Report::new).collect(),
+            Some(format!("{n} invalid case file(s); nothing was run")),
+        ));
+    }
+    let cases: Vec<Case> = cases
+        .into_iter()
+        .filter(|c| a.filter.is_empty() || a.filter.iter().any(|f| c.name.contains(f.as_str())))
+        .collect();
+    if cases.is_empty() {
+        return Err(CliError::NoCases("no cases selected".into()));
+    }
+    Ok(cases)
+}
+
+/// A row per case in the cases' order; a case that could not run is an `ERROR` row with its cause.
+fn build_report(
+    cases: &[Case],
+    results: Vec<Result<Outcome, RunError>>,
+    wall: std::time::Duration,
+) -> RunReport {
+    let mut rows = Vec::new();
+    let mut outcomes = Vec::new();
+    for (c, r) in cases.iter().zip(results) {
+        match r {
+            Ok(o) => {
+                rows.push(RunRow::from_outcome(&o));
+                outcomes.push(o);
+            }
+            Err(e) => {
+                super::eprint_error(&format!("{}: {}", c.name, error_chain(&e)));
+                rows.push(RunRow {
+                    case: c.name.clone(),
+                    chain: c.chain_label(),
+                    delivery: "-".into(),
+                    result: "ERROR".into(),
+                    findings: String::new(),
+                    failures: vec![error_chain(&e)],
+                    took_ms: 0,
+                });
+            }
+        }
+    }
+    RunReport::new(rows, outcomes, wall)
+}
+
+/// The chosen format to stdout or `-o`, the HTML report, and the report directory.
+fn write_outputs(a: &RunArgs, r: &RunReport) -> Result<(), CliError> {
+    let formatted = match a.format {
+        ReportFormat::Human => run_report::run_human(r),
+        ReportFormat::Json => run_report::run_json(r),
+        ReportFormat::Junit => run_report::run_junit(r),
+        ReportFormat::Markdown => run_report::run_markdown(r),
+    };
+    emit(
+        a.output.as_deref(),
+        &formatted,
+        || run_report::run_human(r),
+        a.format == ReportFormat::Human,
+    )?;
+    if let Some(path) = &a.html {
+        write_file(path, &run_report::run_html(r))?;
+    }
+    if !a.no_report {
+        let dir = a.report_dir.clone().unwrap_or_else(|| {
+            let ts = jiff::Timestamp::now()
+                .strftime("%Y%m%dT%H%M%SZ")
+                .to_string();
+            PathBuf::from("reports/runs").join(ts)
+        });
+        match run_report::write_dir(&dir, r) {
+            Ok(()) => eprintln!("reports: {}", dir.display()),
+            // The run itself is reported; a report directory that cannot be written is said, not fatal.
+            Err(e) => super::eprint_error(&format!(
+                "failed to write reports to {}: {e}",
+                dir.display()
+            )),
+        }
+    }
+    Ok(())
+}
