@@ -50,9 +50,7 @@ pub(super) async fn run(a: DoctorArgs) -> CmdResult {
         .map_err(|e| CliError::Setup(error_chain(&e)))?;
     let text = match a.format {
         Format::Human => report::check::doctor_human(&d),
-        Format::Json => {
-            serde_json::to_string_pretty(&report::check::doctor_json(&d)).unwrap_or_default() + "\n"
-        }
+        Format::Json => report::json::pretty(&report::json::DoctorDoc::new(&d)),
     };
     out(&text);
     Ok(exit::OK)

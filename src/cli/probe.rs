@@ -56,9 +56,7 @@ pub(super) async fn run(a: ProbeArgs) -> CmdResult {
     let v = judge(&rec, Reference::None);
     let text = match a.format {
         Format::Human => report::probe_human(&rec, &v),
-        Format::Json => {
-            serde_json::to_string_pretty(&report::probe_json(&rec, &v)).unwrap_or_default() + "\n"
-        }
+        Format::Json => report::json::pretty(&report::json::ProbeDoc::new(&rec, &v)),
     };
     out(&text);
     match a.fail_on {

@@ -4,9 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
-use super::{human_duration, probe_json};
+use super::human_duration;
 use crate::check::{ChainOutcome, CheckReport, Fixability, Status};
 use crate::doctor::DoctorReport;
 
@@ -163,56 +161,10 @@ pub fn concurrency_note(c: &crate::check::Concurrency) -> String {
     )
 }
 
-/// One chain as a JSON object: `probe`'s document plus the gate's fields.
-pub fn chain_json(c: &ChainOutcome) -> Value {
-    let mut v = probe_json(&c.recording, &c.verdict);
-    if let Value::Object(m) = &mut v {
-        m.insert("name".into(), json!(c.name));
-        m.insert("chain".into(), json!(c.chain));
-        m.insert("programs".into(), json!(c.programs));
-        m.insert("expected".into(), json!(c.expected));
-        m.insert("result".into(), json!(status_str(c.status)));
-        m.insert("reasons".into(), json!(c.reasons));
-        m.insert("fix".into(), json!(c.fix));
-        m.insert(
-            "origin_wait_ms".into(),
-            json!(c.origin_wait.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)),
-        );
-        m.insert("serial".into(), json!(c.serial));
-    }
-    v
-}
-
 /// JSON Lines for `check`: `check-start`, `baseline`, one `chain` per chain, `summary`.
 /// Every line is `{"type": …, "data": …}`; `schema/check.schema.json` describes them.
 pub fn check_jsonl(r: &CheckReport) -> String {
-    let lines = [
-        json!({"type": "check-start", "data": {
-            "version": 1,
-            "target": r.target,
-            "partition": r.partition,
-            "chains": r.chains.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
-        }}),
-        json!({"type": "baseline", "data": chain_json(&r.baseline)}),
-    ];
-    let mut out: Vec<String> = lines.iter().map(Value::to_string).collect();
-    for c in &r.chains {
-        out.push(json!({"type": "chain", "data": chain_json(c)}).to_string());
-    }
-    out.push(
-        json!({"type": "summary", "data": {
-            "passed": r.passed,
-            "took_ms": r.took.as_millis() as u64,
-            "failed": r.all().filter(|c| c.status == Status::Fail).map(|c| c.name.clone()).collect::<Vec<_>>(),
-            "warned": r.all().filter(|c| c.status == Status::Warn).map(|c| c.name.clone()).collect::<Vec<_>>(),
-            "not_judged": r.all().filter(|c| c.status == Status::NotJudged).map(|c| c.name.clone()).collect::<Vec<_>>(),
-            "causes": r.causes,
-            "stack": r.stack,
-            "concurrency": r.concurrency,
-        }})
-        .to_string(),
-    );
-    out.join("\n") + "\n"
+    super::json::lines(&super::json::CheckLine::all(r))
 }
 
 /// JUnit XML (via quick-junit): one test case per chain, `direct` first.
@@ -514,21 +466,4 @@ pub fn doctor_human(d: &DoctorReport) -> String {
         );
     }
     s
-}
-
-/// `doctor --format json`: `probe`'s document plus `causes` (ranked), `platforms` and `active`.
-pub fn doctor_json(d: &DoctorReport) -> Value {
-    let mut v = probe_json(&d.recording, &d.verdict);
-    if let Value::Object(m) = &mut v {
-        m.insert("causes".into(), json!(d.causes));
-        m.insert("platforms".into(), json!(d.platforms));
-        m.insert("active".into(), json!(d.active));
-        m.insert(
-            "compare".into(),
-            d.compare
-                .as_ref()
-                .map_or(Value::Null, |c| json!({"url": c.url, "events": c.events.len(), "ended_ms": c.ended_at.as_millis() as u64})),
-        );
-    }
-    v
 }

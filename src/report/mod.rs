@@ -5,13 +5,11 @@
 //! ports, temporary paths and program versions, so a report is identical run after run on a loaded machine.
 
 pub mod check;
+pub mod json;
 pub mod progress;
 pub mod run;
 
 use std::fmt::Write as _;
-use std::time::Duration;
-
-use serde_json::json;
 
 use crate::probe::{End, Recording};
 use crate::runner::Outcome;
@@ -115,23 +113,6 @@ fn end_label(end: &End) -> String {
 
 /// Bytes of each event's data a report shows.
 pub const DATA_SHOWN: usize = 256;
-
-/// An event's JSON with its data: the whole of it as `data` when it fits in [`DATA_SHOWN`] bytes, else its
-/// first bytes (cut at a character boundary) as `data_head`, so that `data` is always exact.
-fn with_data(data: &str, mut event: serde_json::Value) -> serde_json::Value {
-    if let serde_json::Value::Object(m) = &mut event {
-        if data.len() <= DATA_SHOWN {
-            m.insert("data".into(), json!(data));
-        } else {
-            let mut cut = DATA_SHOWN;
-            while !data.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            m.insert("data_head".into(), json!(&data[..cut]));
-        }
-    }
-    event
-}
 
 fn basis_label(b: Basis) -> &'static str {
     match b {
@@ -314,46 +295,6 @@ pub fn probe_human(r: &Recording, v: &Verdict) -> String {
         }
     }
     s
-}
-
-/// `probe`'s JSON document: the start of the machine contract (`delivery`, `findings`, `headers`, `events`).
-pub fn probe_json(r: &Recording, v: &Verdict) -> serde_json::Value {
-    let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
-    json!({
-        "version": 1,
-        "url": r.url,
-        "method": r.method,
-        "request_headers": r.request_headers,
-        "status": r.status,
-        "http_version": r.version,
-        "headers": r.headers,
-        "headers_ms": ms(r.headers_at),
-        "framing": r.framing,
-        "coding": r.coding,
-        "end": r.end,
-        "ended_ms": ms(r.ended_at),
-        "wire_bytes": r.wire_bytes,
-        "decoded_bytes": r.decoded_bytes,
-        "reads": r.reads.len(),
-        "comments_ms": r.comments.iter().map(|&c| ms(c)).collect::<Vec<_>>(),
-        "retry": r.retry,
-        "facts": r.facts,
-        "delivery": v.delivery,
-        "basis": v.basis,
-        "threshold_ms": ms(v.threshold),
-        "events": v.events.iter().zip(&r.events).map(|(t, a)| with_data(&a.event.data, json!({
-            "seq": t.seq,
-            "id": a.event.id,
-            "type": a.event.event_type,
-            "data_bytes": a.event.data.len(),
-            "arrival_ms": ms(t.arrival),
-            "latency_ms": t.latency.map(ms),
-            "held": t.held,
-            "burst": t.burst,
-        }))).collect::<Vec<_>>(),
-        "bursts": v.bursts,
-        "findings": v.findings,
-    })
 }
 
 #[cfg(test)]

@@ -457,7 +457,7 @@ mod doctor {
         assert_eq!(d.verdict.delivery.as_str(), "held-until-end");
         assert_eq!(d.causes[0].id, "proxy-buffering", "{:?}", d.causes);
         assert!(d.platforms.iter().any(|p| p.vendor == "nginx"));
-        let json = ssegate::report::check::doctor_json(&d);
+        let json = serde_json::to_value(ssegate::report::json::DoctorDoc::new(&d)).unwrap();
         assert_eq!(json["causes"][0]["id"], "proxy-buffering");
         assert_eq!(json["delivery"], "held-until-end");
     }

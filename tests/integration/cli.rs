@@ -345,10 +345,19 @@ fn run_writes_every_format_from_one_run() {
     let html = dir.path().join("out.html");
     let text = run(
         "junit",
-        &["-o".as_ref(), xml.as_os_str(), "--html".as_ref(), html.as_os_str()],
+        &[
+            "-o".as_ref(),
+            xml.as_os_str(),
+            "--html".as_ref(),
+            html.as_os_str(),
+        ],
     );
     assert!(text.contains("1 passed, 1 failed"), "{text}");
-    assert!(std::fs::read_to_string(&xml).unwrap().contains("<testsuite"));
+    assert!(
+        std::fs::read_to_string(&xml)
+            .unwrap()
+            .contains("<testsuite")
+    );
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("<svg") && page.contains("wrong"), "{page}");
 }

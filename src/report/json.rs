@@ -1,0 +1,291 @@
+//! The machine contract: every JSON document and JSON Lines record ssegate writes, as typed structs that
+//! borrow from the measurement and serialize with serde. `schema/check.schema.json` describes them; the
+//! integration tests validate real output against it, so a field changed here without the schema fails.
+//!
+//! Durations are milliseconds with microsecond precision (`*_ms`), as numbers.
+
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use crate::check::{ChainOutcome, CheckReport, Concurrency, Fixability, Status};
+use crate::doctor::{ActiveProbe, Cause, DoctorReport, Platform, Stack};
+use crate::probe::{BodyFraming, End, Recording};
+use crate::sse::FramingFacts;
+use crate::verdict::{Basis, Burst, Delivery, Finding, Verdict};
+
+use super::DATA_SHOWN;
+
+/// Milliseconds, rounded to the microsecond.
+pub fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn ser_ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(ms(*d))
+}
+
+fn ser_opt_ms<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&ms(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+fn ser_all_ms<S: Serializer>(d: &&[Duration], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(d.iter().map(|&d| ms(d)))
+}
+
+/// `probe --format json`: one recording and its verdict (the start of every other document).
+#[derive(Debug, Serialize)]
+pub struct ProbeDoc<'a> {
+    pub version: u32,
+    pub url: &'a str,
+    pub method: &'a str,
+    pub request_headers: &'a [(String, String)],
+    pub status: u16,
+    pub http_version: &'a str,
+    pub headers: &'a [(String, String)],
+    #[serde(rename = "headers_ms", serialize_with = "ser_ms")]
+    pub headers_at: Duration,
+    pub framing: &'a BodyFraming,
+    pub coding: &'a str,
+    pub end: &'a End,
+    #[serde(rename = "ended_ms", serialize_with = "ser_ms")]
+    pub ended_at: Duration,
+    pub wire_bytes: u64,
+    pub decoded_bytes: u64,
+    /// Reads recorded (a count; the reads themselves stay in the recording).
+    pub reads: usize,
+    #[serde(rename = "comments_ms", serialize_with = "ser_all_ms")]
+    pub comments: &'a [Duration],
+    pub retry: Option<u64>,
+    pub facts: &'a FramingFacts,
+    pub delivery: Delivery,
+    pub basis: Basis,
+    #[serde(rename = "threshold_ms", serialize_with = "ser_ms")]
+    pub threshold: Duration,
+    pub events: Vec<EventDoc<'a>>,
+    pub bursts: &'a [Burst],
+    pub findings: &'a [Finding],
+}
+
+/// One event: its identity, size, timing, and its data (whole when short, else its head).
+#[derive(Debug, Serialize)]
+pub struct EventDoc<'a> {
+    pub seq: u64,
+    pub id: &'a str,
+    #[serde(rename = "type")]
+    pub event_type: &'a str,
+    pub data_bytes: usize,
+    #[serde(rename = "arrival_ms", serialize_with = "ser_ms")]
+    pub arrival: Duration,
+    #[serde(rename = "latency_ms", serialize_with = "ser_opt_ms")]
+    pub latency: Option<Duration>,
+    pub held: bool,
+    pub burst: usize,
+    /// The whole data, when it is at most [`DATA_SHOWN`] bytes: always exact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<&'a str>,
+    /// The first bytes of longer data, cut at a character boundary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_head: Option<&'a str>,
+}
+
+impl<'a> ProbeDoc<'a> {
+    pub fn new(r: &'a Recording, v: &'a Verdict) -> ProbeDoc<'a> {
+        ProbeDoc {
+            version: 1,
+            url: &r.url,
+            method: &r.method,
+            request_headers: &r.request_headers,
+            status: r.status,
+            http_version: &r.version,
+            headers: &r.headers,
+            headers_at: r.headers_at,
+            framing: &r.framing,
+            coding: &r.coding,
+            end: &r.end,
+            ended_at: r.ended_at,
+            wire_bytes: r.wire_bytes,
+            decoded_bytes: r.decoded_bytes,
+            reads: r.reads.len(),
+            comments: &r.comments,
+            retry: r.retry,
+            facts: &r.facts,
+            delivery: v.delivery,
+            basis: v.basis,
+            threshold: v.threshold,
+            events: v
+                .events
+                .iter()
+                .zip(&r.events)
+                .map(|(t, a)| {
+                    let data = &a.event.data;
+                    let (whole, head) = if data.len() <= DATA_SHOWN {
+                        (Some(data.as_str()), None)
+                    } else {
+                        let mut cut = DATA_SHOWN;
+                        while !data.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        (None, Some(&data[..cut]))
+                    };
+                    EventDoc {
+                        seq: t.seq,
+                        id: &a.event.id,
+                        event_type: &a.event.event_type,
+                        data_bytes: data.len(),
+                        arrival: t.arrival,
+                        latency: t.latency,
+                        held: t.held,
+                        burst: t.burst,
+                        data: whole,
+                        data_head: head,
+                    }
+                })
+                .collect(),
+            bursts: &v.bursts,
+            findings: &v.findings,
+        }
+    }
+}
+
+/// One chain of `check` (the baseline is the chain `direct`): the probe document plus the gate's fields.
+#[derive(Debug, Serialize)]
+pub struct ChainDoc<'a> {
+    #[serde(flatten)]
+    pub probe: ProbeDoc<'a>,
+    pub name: &'a str,
+    pub chain: &'a str,
+    pub programs: &'a [String],
+    pub expected: Delivery,
+    pub result: Status,
+    pub reasons: &'a [String],
+    pub fix: &'a Option<Fixability>,
+    #[serde(rename = "origin_wait_ms", serialize_with = "ser_opt_ms")]
+    pub origin_wait: Option<Duration>,
+    pub serial: bool,
+}
+
+impl<'a> ChainDoc<'a> {
+    pub fn new(c: &'a ChainOutcome) -> ChainDoc<'a> {
+        ChainDoc {
+            probe: ProbeDoc::new(&c.recording, &c.verdict),
+            name: &c.name,
+            chain: &c.chain,
+            programs: &c.programs,
+            expected: c.expected,
+            result: c.status,
+            reasons: &c.reasons,
+            fix: &c.fix,
+            origin_wait: c.origin_wait,
+            serial: c.serial,
+        }
+    }
+}
+
+/// One line of `check --format json`: `{"type": …, "data": …}`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", content = "data", rename_all = "kebab-case")]
+pub enum CheckLine<'a> {
+    CheckStart {
+        version: u32,
+        target: &'a str,
+        partition: &'a Option<String>,
+        chains: Vec<&'a str>,
+    },
+    Baseline(ChainDoc<'a>),
+    Chain(ChainDoc<'a>),
+    Summary {
+        passed: bool,
+        took_ms: u64,
+        failed: Vec<&'a str>,
+        warned: Vec<&'a str>,
+        not_judged: Vec<&'a str>,
+        causes: &'a [Cause],
+        stack: Option<Stack>,
+        concurrency: &'a Option<Concurrency>,
+    },
+}
+
+impl<'a> CheckLine<'a> {
+    /// Every line of a report, in order: start, baseline, each chain, summary.
+    pub fn all(r: &'a CheckReport) -> Vec<CheckLine<'a>> {
+        let named = |s: Status| -> Vec<&'a str> {
+            r.all()
+                .filter(|c| c.status == s)
+                .map(|c| c.name.as_str())
+                .collect()
+        };
+        let mut lines = vec![
+            CheckLine::CheckStart {
+                version: 1,
+                target: &r.target,
+                partition: &r.partition,
+                chains: r.chains.iter().map(|c| c.name.as_str()).collect(),
+            },
+            CheckLine::Baseline(ChainDoc::new(&r.baseline)),
+        ];
+        lines.extend(r.chains.iter().map(|c| CheckLine::Chain(ChainDoc::new(c))));
+        lines.push(CheckLine::Summary {
+            passed: r.passed,
+            took_ms: r.took.as_millis() as u64,
+            failed: named(Status::Fail),
+            warned: named(Status::Warn),
+            not_judged: named(Status::NotJudged),
+            causes: &r.causes,
+            stack: r.stack,
+            concurrency: &r.concurrency,
+        });
+        lines
+    }
+}
+
+/// `doctor --format json`: the probe document plus the ranked causes, platforms and active re-probes.
+#[derive(Debug, Serialize)]
+pub struct DoctorDoc<'a> {
+    #[serde(flatten)]
+    pub probe: ProbeDoc<'a>,
+    pub causes: &'a [Cause],
+    pub platforms: &'a [Platform],
+    pub active: &'a [ActiveProbe],
+    pub compare: Option<CompareDoc<'a>>,
+}
+
+/// The `--compare` recording, summarized.
+#[derive(Debug, Serialize)]
+pub struct CompareDoc<'a> {
+    pub url: &'a str,
+    pub events: usize,
+    pub ended_ms: u64,
+}
+
+impl<'a> DoctorDoc<'a> {
+    pub fn new(d: &'a DoctorReport) -> DoctorDoc<'a> {
+        DoctorDoc {
+            probe: ProbeDoc::new(&d.recording, &d.verdict),
+            causes: &d.causes,
+            platforms: &d.platforms,
+            active: &d.active,
+            compare: d.compare.as_ref().map(|c| CompareDoc {
+                url: &c.url,
+                events: c.events.len(),
+                ended_ms: c.ended_at.as_millis() as u64,
+            }),
+        }
+    }
+}
+
+/// Pretty JSON of a document, newline-terminated.
+pub fn pretty<T: Serialize>(doc: &T) -> String {
+    serde_json::to_string_pretty(doc).unwrap_or_default() + "\n"
+}
+
+/// One compact JSON line per record, each newline-terminated.
+pub fn lines<T: Serialize>(records: &[T]) -> String {
+    records
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap_or_default() + "\n")
+        .collect()
+}
