@@ -23,7 +23,7 @@ use crate::intermediary::{Chain, HopError, HopSpec};
 use crate::origin::command::{CommandTarget, TargetError};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
 use crate::tap::Tap;
-use crate::verdict::{Delivery, Reference, Verdict, judge};
+use crate::verdict::{Delivery, FindingId, Reference, Verdict, judge};
 
 /// The opt-outs an origin can send, injected to measure whether they fix a chain.
 pub const ORIGIN_FIX_HEADERS: &[(&str, &str)] = &[
@@ -840,14 +840,14 @@ impl<'a> Gate<'a> {
         }
     }
 
-    fn allowed(&self, id: &str) -> bool {
-        self.expect.allow.iter().any(|a| a.value == id)
+    fn allowed(&self, id: FindingId) -> bool {
+        self.expect.allow.iter().any(|a| a.value == id.as_str())
     }
 
     fn denied(&self, v: &Verdict) -> Vec<String> {
         v.findings
             .iter()
-            .filter(|f| self.expect.deny.iter().any(|d| d.value == f.id()))
+            .filter(|f| self.expect.deny.iter().any(|d| d.value == f.id().as_str()))
             .map(|f| format!("denied finding `{}`: {}", f.id(), f.evidence))
             .collect()
     }

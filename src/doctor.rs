@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::probe::{End, ProbeError, ProbeRequest, Recording, probe};
-use crate::verdict::{Delivery, Reference, Verdict, judge};
+use crate::verdict::{Delivery, FindingId, Reference, Verdict, judge};
 
 /// How sure a cause is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -420,7 +420,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
         }
         evidence.extend(vendor_note(&["Fly.io", "Caddy", "Cloudflare"]));
         // A compressor that flushes only when the next write comes lags every event without batching.
-        let lags = v.has("added-latency");
+        let lags = v.has(FindingId::AddedLatency);
         if lags {
             evidence.push(
                 "every event arrives late (added-latency): a compressor that flushes on the next write lags each event".into(),
@@ -461,7 +461,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
             .filter(|b| b.events > 1)
             .map(|b| b.bytes)
             .collect();
-        let buffer_like = v.has("clumped-at-buffer-size");
+        let buffer_like = v.has(FindingId::ClumpedAtBufferSize);
         if !clumps.is_empty() {
             evidence.push(format!("clumps of {clumps:?} bytes"));
         }
@@ -561,11 +561,16 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
         });
     }
     // R5: headers late.
-    if v.has("first-byte-delayed") || v.has("headers-with-first-event") {
+    if v.has(FindingId::FirstByteDelayed) || v.has(FindingId::HeadersWithFirstEvent) {
         let evidence = v
             .findings
             .iter()
-            .filter(|f| matches!(f.id(), "first-byte-delayed" | "headers-with-first-event"))
+            .filter(|f| {
+                matches!(
+                    f.id(),
+                    FindingId::FirstByteDelayed | FindingId::HeadersWithFirstEvent
+                )
+            })
             .map(|f| format!("{}: {}", f.id(), f.evidence))
             .collect();
         // When a buffer already explains the late headers, this is a consequence, not a cause.
@@ -586,7 +591,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
         });
     }
     // R11: framing.
-    if v.has("event-not-terminated") || v.has("no-events-dispatched") {
+    if v.has(FindingId::EventNotTerminated) || v.has(FindingId::NoEventsDispatched) {
         causes.push(Cause {
             id: "missing-terminator",
             kind: CauseKind::Cause,
@@ -596,7 +601,12 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
             evidence: v
                 .findings
                 .iter()
-                .filter(|f| matches!(f.id(), "event-not-terminated" | "no-events-dispatched"))
+                .filter(|f| {
+                    matches!(
+                        f.id(),
+                        FindingId::EventNotTerminated | FindingId::NoEventsDispatched
+                    )
+                })
                 .map(|f| format!("{}: {}", f.id(), f.evidence))
                 .collect(),
             origin_fix: "end every event with `\\n\\n`".into(),
@@ -605,7 +615,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
         });
     }
     // R10: late but one by one.
-    if v.has("added-latency") {
+    if v.has(FindingId::AddedLatency) {
         causes.push(Cause {
             id: "added-latency",
             kind: CauseKind::Cause,
@@ -614,7 +624,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
             evidence: v
                 .findings
                 .iter()
-                .filter(|f| f.id() == "added-latency")
+                .filter(|f| f.id() == FindingId::AddedLatency)
                 .map(|f| f.evidence.clone())
                 .collect(),
             origin_fix: "set TCP_NODELAY and write each event in one call".into(),
@@ -1095,7 +1105,7 @@ mod tests {
                 ..Default::default()
             }),
         );
-        assert!(v.has("added-latency"), "{:?}", v.findings);
+        assert!(v.has(FindingId::AddedLatency), "{:?}", v.findings);
         let _ = base;
         let c = diagnose(&r, &v, None, None, false);
         let comp = c

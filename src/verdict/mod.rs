@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::probe::{BodyFraming, End, LimitKind, Recording, ser_ms};
-pub use rules::{RULES, Rule, Severity, rule};
+pub use rules::{FindingId, RULES, Rule, Severity, UnknownFindingId};
 
 /// How the events arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -102,16 +102,18 @@ pub struct Finding {
 }
 
 impl Finding {
-    /// A finding of `id`. Panics on an unknown id: ids are compile-time constants of this module.
-    fn new(id: &str, evidence: impl Into<String>) -> Finding {
+    /// A finding of `id` with its evidence.
+    fn new(id: FindingId, evidence: impl Into<String>) -> Finding {
         Finding {
-            rule: rule(id).unwrap_or_else(|| panic!("unknown finding id {id}")),
+            rule: id.rule(),
             evidence: evidence.into(),
         }
     }
-    pub fn id(&self) -> &'static str {
+    /// The finding's id.
+    pub fn id(&self) -> FindingId {
         self.rule.id
     }
+    /// The finding's severity.
     pub fn severity(&self) -> Severity {
         self.rule.severity
     }
@@ -121,7 +123,7 @@ impl Serialize for Finding {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("Finding", 6)?;
-        st.serialize_field("id", self.rule.id)?;
+        st.serialize_field("id", self.rule.id.as_str())?;
         st.serialize_field("severity", &self.rule.severity)?;
         st.serialize_field("evidence", &self.evidence)?;
         st.serialize_field("why", self.rule.why)?;
@@ -195,7 +197,8 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    pub fn has(&self, id: &str) -> bool {
+    /// Whether a finding of `id` was reported.
+    pub fn has(&self, id: FindingId) -> bool {
         self.findings.iter().any(|f| f.id() == id)
     }
     pub fn held_count(&self) -> usize {
@@ -369,14 +372,14 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
     };
     match delivery {
         Delivery::HeldUntilEnd if missing > 0 && n == 0 => findings.push(Finding::new(
-            "held-until-end",
+            FindingId::HeldUntilEnd,
             format!(
                 "none of {missing} events had arrived when the probe stopped at {}",
                 ms(rec.ended_at)
             ),
         )),
         Delivery::HeldUntilEnd if missing > 0 => findings.push(Finding::new(
-            "held-until-end",
+            FindingId::HeldUntilEnd,
             format!(
                 "{n} of {} events arrived, all at the end; {missing} had not arrived when the probe stopped at {}",
                 n + missing,
@@ -386,7 +389,7 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
         Delivery::HeldUntilEnd => {
             let first = events.first().map_or(rec.ended_at, |e| e.arrival);
             findings.push(Finding::new(
-                "held-until-end",
+                FindingId::HeldUntilEnd,
                 format!(
                     "all {n} events arrived in the last {} of the stream, which ended at {}{inferred}",
                     ms(rec.ended_at.saturating_sub(first)),
@@ -402,7 +405,7 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
                 String::new()
             };
             findings.push(Finding::new(
-                "events-held",
+                FindingId::EventsHeld,
                 format!(
                     "{held} of {n} events arrived more than {} late (longest {}); {} bursts{never}",
                     ms(t),
@@ -423,7 +426,7 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
                 .map(|x| format!(" of {x}"))
                 .unwrap_or_default();
             findings.push(Finding::new(
-                "stream-cut",
+                FindingId::StreamCut,
                 format!(
                     "the stream ended at {} after {n}{of} events, {} after the last byte ({reason})",
                     ms(rec.ended_at),
@@ -436,7 +439,7 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
     // Held headers are evidence beside any class (a buffering hop often holds them with the body).
     if headers_late && delivery != Delivery::NoEvents {
         findings.push(Finding::new(
-            "first-byte-delayed",
+            FindingId::FirstByteDelayed,
             format!(
                 "headers arrived {} after the origin sent them (threshold {})",
                 ms(header_latency.unwrap_or_default()),
@@ -451,7 +454,7 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
         && p50 > (gap / 5).max(Duration::from_millis(75))
     {
         findings.push(Finding::new(
-            "added-latency",
+            FindingId::AddedLatency,
             format!(
                 "median event latency {} with every event under {}",
                 ms(p50),
@@ -478,7 +481,7 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
             .collect();
         if !full.is_empty() {
             findings.push(Finding::new(
-                "clumped-at-buffer-size",
+                FindingId::ClumpedAtBufferSize,
                 format!("clumps of {full:?} bytes before the end (all clumps: {sizes:?} bytes)"),
             ));
         }
@@ -503,7 +506,7 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
             _ => "the origin's headers came only with its first event",
         };
         findings.push(Finding::new(
-            "headers-with-first-event",
+            FindingId::HeadersWithFirstEvent,
             format!(
                 "{whose} (headers at {}, first event at {})",
                 ms(rec.headers_at),
@@ -513,7 +516,11 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
     }
     header_findings(rec, &mut findings);
     framing_findings(rec, &mut findings);
-    findings.sort_by(|a, b| b.severity().cmp(&a.severity()).then(a.id().cmp(b.id())));
+    findings.sort_by(|a, b| {
+        b.severity()
+            .cmp(&a.severity())
+            .then(a.id().as_str().cmp(b.id().as_str()))
+    });
 
     Verdict {
         delivery,
@@ -613,7 +620,7 @@ fn infer(rec: &Recording, bursts: &[Burst], t: Duration, findings: &mut Vec<Find
         || buffer_like
     {
         findings.push(Finding::new(
-            "events-held",
+            FindingId::EventsHeld,
             format!(
                 "events arrived in {} clumps of {:?} bytes (inferred: no send instants or baseline; threshold {})",
                 clumps.len(),
@@ -637,7 +644,7 @@ fn media_type(v: &str) -> String {
 fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
     if rec.status == 0 {
         out.push(Finding::new(
-            "no-response",
+            FindingId::NoResponse,
             format!("no response headers within {}", ms(rec.ended_at)),
         ));
         return;
@@ -645,7 +652,7 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
     let h = |n: &str| rec.header(n);
     if (300..400).contains(&rec.status) {
         out.push(Finding::new(
-            "error-status",
+            FindingId::ErrorStatus,
             format!(
                 "status {} redirecting to {} (browsers follow it; ssegate measures what answers, so probe that URL)",
                 rec.status,
@@ -654,23 +661,23 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
         ));
     } else if !(200..300).contains(&rec.status) {
         out.push(Finding::new(
-            "error-status",
+            FindingId::ErrorStatus,
             format!("status {}", rec.status),
         ));
     } else if rec.status == 204 {
         out.push(Finding::new(
-            "error-status",
+            FindingId::ErrorStatus,
             "status 204 tells EventSource to stop",
         ));
     }
     match h("content-type") {
         Some(ct) if media_type(ct) == "text/event-stream" => {}
         Some(ct) => out.push(Finding::new(
-            "content-type-not-event-stream",
+            FindingId::ContentTypeNotEventStream,
             format!("Content-Type: {ct}"),
         )),
         None => out.push(Finding::new(
-            "content-type-not-event-stream",
+            FindingId::ContentTypeNotEventStream,
             "no Content-Type header",
         )),
     }
@@ -678,7 +685,7 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
     let directives: Vec<&str> = cc.split(',').map(|d| d.trim()).collect();
     if !directives.contains(&"no-transform") {
         out.push(Finding::new(
-            "missing-no-transform",
+            FindingId::MissingNoTransform,
             if cc.is_empty() {
                 "no Cache-Control header".to_string()
             } else {
@@ -694,7 +701,7 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
     });
     if !uncacheable {
         out.push(Finding::new(
-            "cacheable-stream",
+            FindingId::CacheableStream,
             if cc.is_empty() {
                 "no Cache-Control header".to_string()
             } else {
@@ -707,13 +714,13 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
     if !behind_nginx && !h("x-accel-buffering").is_some_and(|v| v.trim().eq_ignore_ascii_case("no"))
     {
         out.push(Finding::new(
-            "missing-x-accel-buffering",
+            FindingId::MissingXAccelBuffering,
             "no `X-Accel-Buffering: no` header",
         ));
     }
     if let Some(cl) = h("content-length") {
         out.push(Finding::new(
-            "content-length-on-stream",
+            FindingId::ContentLengthOnStream,
             format!("Content-Length: {cl}"),
         ));
     }
@@ -724,15 +731,15 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
         )
     {
         out.push(Finding::new(
-            "content-encoding-on-stream",
+            FindingId::ContentEncodingOnStream,
             format!("Content-Encoding: {ce}"),
         ));
     }
     if let End::Undecodable { reason } = &rec.end {
         let id = if reason.starts_with("unsupported") {
-            "unsupported-content-encoding"
+            FindingId::UnsupportedContentEncoding
         } else {
-            "corrupt-content-encoding"
+            FindingId::CorruptContentEncoding
         };
         out.push(Finding::new(id, reason.clone()));
     }
@@ -753,14 +760,17 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
             .map(|(k, v)| format!("{k}: {v}"))
             .collect();
         if !bad.is_empty() {
-            out.push(Finding::new("hop-by-hop-header-on-h2", bad.join(", ")));
+            out.push(Finding::new(FindingId::HopByHopHeaderOnH2, bad.join(", ")));
         }
     }
     if rec.version == "HTTP/1.0" {
-        out.push(Finding::new("http10-response", "status line HTTP/1.0"));
+        out.push(Finding::new(
+            FindingId::Http10Response,
+            "status line HTTP/1.0",
+        ));
     } else if rec.framing == BodyFraming::CloseDelimited {
         out.push(Finding::new(
-            "close-delimited-body",
+            FindingId::CloseDelimitedBody,
             format!(
                 "{} without Transfer-Encoding or Content-Length{}",
                 rec.version,
@@ -795,7 +805,7 @@ fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
         && real_end
     {
         out.push(Finding::new(
-            "event-not-terminated",
+            FindingId::EventNotTerminated,
             format!(
                 "{} bytes after the last blank line were never dispatched: {:?}",
                 u.len,
@@ -805,7 +815,7 @@ fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
     }
     if f.events == 0 && rec.decoded_bytes > 0 && real_end {
         out.push(Finding::new(
-            "no-events-dispatched",
+            FindingId::NoEventsDispatched,
             format!(
                 "{} bytes, {} lines of data, 0 events",
                 rec.decoded_bytes,
@@ -817,18 +827,21 @@ fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
     let kinds = [le.lf, le.cr, le.crlf].iter().filter(|&&c| c > 0).count();
     if kinds > 1 {
         out.push(Finding::new(
-            "mixed-line-endings",
+            FindingId::MixedLineEndings,
             format!("LF {}, CR {}, CRLF {}", le.lf, le.cr, le.crlf),
         ));
     }
     if f.invalid_utf8_lines > 0 {
         out.push(Finding::new(
-            "invalid-utf8",
+            FindingId::InvalidUtf8,
             format!("{} lines with invalid UTF-8", f.invalid_utf8_lines),
         ));
     }
     if f.bom {
-        out.push(Finding::new("bom", "EF BB BF at the start of the body"));
+        out.push(Finding::new(
+            FindingId::Bom,
+            "EF BB BF at the start of the body",
+        ));
     }
     if !f.unknown_fields.is_empty() {
         let list: Vec<String> = f
@@ -836,11 +849,11 @@ fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
             .iter()
             .map(|(k, c)| format!("{k:?} ×{c}"))
             .collect();
-        out.push(Finding::new("unknown-field", list.join(", ")));
+        out.push(Finding::new(FindingId::UnknownField, list.join(", ")));
     }
     if let Some(len) = f.line_too_long {
         out.push(Finding::new(
-            "line-too-long",
+            FindingId::LineTooLong,
             format!("a line reached {len} bytes"),
         ));
     }
@@ -848,19 +861,19 @@ fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
         End::Limit {
             limit: LimitKind::Bytes,
         } => out.push(Finding::new(
-            "byte-limit-reached",
+            FindingId::ByteLimitReached,
             format!("stopped after {} bytes", rec.wire_bytes),
         )),
         End::Limit {
             limit: LimitKind::Duration,
         } => out.push(Finding::new(
-            "duration-limit-reached",
+            FindingId::DurationLimitReached,
             format!("stopped listening at {}", ms(rec.ended_at)),
         )),
         End::Limit {
             limit: LimitKind::Events,
         } => out.push(Finding::new(
-            "event-limit-reached",
+            FindingId::EventLimitReached,
             format!("stopped after {} events", rec.events.len()),
         )),
         _ => {}
