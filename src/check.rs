@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::Loaded;
-use crate::doctor::{Cause, Stack, diagnose};
+use crate::doctor::{Cause, CauseId, Stack, diagnose};
 use crate::intermediary::builtin::{HeadersOpts, HeartbeatOpts};
 use crate::intermediary::{Chain, HopError, HopSpec};
 use crate::origin::command::{CommandTarget, TargetError};
@@ -795,13 +795,16 @@ fn operator_fix(rec: &Recording, v: &Verdict, hops: &[HopSpec], baseline: &Recor
         hops.iter().rev().filter_map(HopSpec::known_cause).collect();
     known
         .iter()
-        .find(|(id, _)| causes.iter().any(|c| c.id == *id && !c.is_risk()))
+        .find(|(id, _)| causes.iter().any(|c| c.id.as_str() == *id && !c.is_risk()))
         .or_else(|| known.first())
         .map(|(_, fix)| fix.to_string())
         .or_else(|| {
             causes
                 .iter()
-                .find(|c| !c.is_risk() && !matches!(c.id, "missing-terminator" | "added-latency"))
+                .find(|c| {
+                    !c.is_risk()
+                        && !matches!(c.id, CauseId::MissingTerminator | CauseId::AddedLatency)
+                })
                 .map(|c| c.operator_fix.to_string())
         })
         .or_else(|| {

@@ -43,7 +43,7 @@ pub enum CauseKind {
 #[derive(Debug, Clone, Serialize)]
 pub struct Cause {
     /// Stable id (`proxy-buffering`, `compression-buffering`, …).
-    pub id: &'static str,
+    pub id: CauseId,
     pub kind: CauseKind,
     pub title: String,
     pub confidence: Confidence,
@@ -143,20 +143,73 @@ impl Stack {
     }
 }
 
-/// Cause ids the doctor can name.
-pub const CAUSE_IDS: &[&str] = &[
-    "origin-buffering",
-    "origin-abort",
-    "whole-body-buffering",
-    "compression-buffering",
-    "proxy-buffering",
-    "cached-stream",
-    "idle-timeout",
-    "duration-cap",
-    "first-byte-delay",
-    "missing-terminator",
-    "added-latency",
-];
+/// The stable id of a cause: CI users and scripts match on it, so never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CauseId {
+    /// A server ssegate started buffers its own output (`check` only: nothing stands in between).
+    OriginBuffering,
+    /// A server ssegate started ended its response abruptly (`check` only).
+    OriginAbort,
+    /// A layer buffers the whole body and answers with a Content-Length.
+    WholeBodyBuffering,
+    /// A compression layer holds events until its buffer fills.
+    CompressionBuffering,
+    /// A reverse proxy buffers the response.
+    ProxyBuffering,
+    /// A cache stored the stream and replays it.
+    CachedStream,
+    /// An idle timeout closed the stream after a silence.
+    IdleTimeout,
+    /// A total-duration cap ended the stream.
+    DurationCap,
+    /// The headers arrive only with the first event.
+    FirstByteDelay,
+    /// Events are not ended by a blank line.
+    MissingTerminator,
+    /// Every event is a little late but not batched.
+    AddedLatency,
+}
+
+impl CauseId {
+    /// Every cause the doctor can name.
+    pub const ALL: &[CauseId] = &[
+        CauseId::OriginBuffering,
+        CauseId::OriginAbort,
+        CauseId::WholeBodyBuffering,
+        CauseId::CompressionBuffering,
+        CauseId::ProxyBuffering,
+        CauseId::CachedStream,
+        CauseId::IdleTimeout,
+        CauseId::DurationCap,
+        CauseId::FirstByteDelay,
+        CauseId::MissingTerminator,
+        CauseId::AddedLatency,
+    ];
+
+    /// The id as it appears in reports (`proxy-buffering`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CauseId::OriginBuffering => "origin-buffering",
+            CauseId::OriginAbort => "origin-abort",
+            CauseId::WholeBodyBuffering => "whole-body-buffering",
+            CauseId::CompressionBuffering => "compression-buffering",
+            CauseId::ProxyBuffering => "proxy-buffering",
+            CauseId::CachedStream => "cached-stream",
+            CauseId::IdleTimeout => "idle-timeout",
+            CauseId::DurationCap => "duration-cap",
+            CauseId::FirstByteDelay => "first-byte-delay",
+            CauseId::MissingTerminator => "missing-terminator",
+            CauseId::AddedLatency => "added-latency",
+        }
+    }
+}
+
+impl std::fmt::Display for CauseId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A vendor recognised from the response headers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -315,8 +368,8 @@ pub fn diagnose(
         let base = streaming?;
         let same = |name: &str| header(base, name).is_some() && header(rec, name).is_some();
         match c.id {
-            "whole-body-buffering" if same("content-length") => Some("Content-Length"),
-            "compression-buffering" if same("content-encoding") => Some("Content-Encoding"),
+            CauseId::WholeBodyBuffering if same("content-length") => Some("Content-Length"),
+            CauseId::CompressionBuffering if same("content-encoding") => Some("Content-Encoding"),
             _ => None,
         }
         .map(|h| {
@@ -383,7 +436,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
             "Amazon CloudFront",
         ]));
         causes.push(Cause {
-            id: "whole-body-buffering",
+            id: CauseId::WholeBodyBuffering,
             kind: CauseKind::Cause,
             title: "a layer buffers the whole body and sends it with a Content-Length (serverless function, API gateway)".into(),
             confidence: if held { Confidence::High } else { Confidence::Medium },
@@ -396,7 +449,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
     // R1b: not even the headers arrived while the stream was due: a layer waits for the whole body.
     if cl.is_none() && rec.status == 0 && v.delivery == Delivery::HeldUntilEnd {
         causes.push(Cause {
-            id: "whole-body-buffering",
+            id: CauseId::WholeBodyBuffering,
             kind: CauseKind::Cause,
             title: "a layer buffers the whole body before it answers at all (serverless function, API gateway); on an endless stream nothing ever arrives".into(),
             confidence: Confidence::Medium,
@@ -427,7 +480,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
             );
         }
         causes.push(Cause {
-            id: "compression-buffering",
+            id: CauseId::CompressionBuffering,
             kind: CauseKind::Cause,
             title: "a compression layer holds events until its buffer fills (Express compression without res.flush(), Fly.io proxy, old Starlette GZip)".into(),
             confidence: if held {
@@ -473,7 +526,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
         };
         evidence.extend(nginx);
         causes.push(Cause {
-            id: "proxy-buffering",
+            id: CauseId::ProxyBuffering,
             kind: CauseKind::Cause,
             title: "a reverse proxy buffers the response (nginx proxy_buffering on, Apache mod_proxy_fcgi, a gateway response buffer)".into(),
             confidence: conf,
@@ -497,7 +550,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
         .collect();
     if !cache_hits.is_empty() {
         causes.push(Cause {
-            id: "cached-stream",
+            id: CauseId::CachedStream,
             kind: CauseKind::Cause,
             title: "a cache stored the stream and replays it (CDN cache-everything rule, Varnish default TTL, Bunny)".into(),
             confidence: Confidence::High,
@@ -522,7 +575,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
         // well-known total, at a duration cap. One observation rarely proves either: both are listed.
         let quiet = silence >= Duration::from_millis(500);
         causes.push(Cause {
-            id: "idle-timeout",
+            id: CauseId::IdleTimeout,
             kind: CauseKind::Cause,
             title: "an idle timeout closed the stream after a silence (nginx proxy_read_timeout 60 s, ALB 60 s, Cloudflare 100 s, CloudFront 30 s)".into(),
             confidence: match (quiet, silence >= Duration::from_secs(1), known.is_empty()) {
@@ -546,7 +599,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
         )];
         evidence.extend(known.clone());
         causes.push(Cause {
-            id: "duration-cap",
+            id: CauseId::DurationCap,
             kind: CauseKind::Cause,
             title: "a total-duration cap ended the stream regardless of traffic (function timeout, Envoy route timeout)".into(),
             confidence: match (known.is_empty(), quiet) {
@@ -576,7 +629,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
         // When a buffer already explains the late headers, this is a consequence, not a cause.
         let explained = held;
         causes.push(Cause {
-            id: "first-byte-delay",
+            id: CauseId::FirstByteDelay,
             kind: CauseKind::Cause,
             title: "the headers arrive only with the first event: first-byte timeouts (25-100 s) will cut slow streams".into(),
             confidence: if explained {
@@ -593,7 +646,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
     // R11: framing.
     if v.has(FindingId::EventNotTerminated) || v.has(FindingId::NoEventsDispatched) {
         causes.push(Cause {
-            id: "missing-terminator",
+            id: CauseId::MissingTerminator,
             kind: CauseKind::Cause,
             title: "events are not ended by a blank line, so the browser dispatches late or never"
                 .into(),
@@ -617,7 +670,7 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
     // R10: late but one by one.
     if v.has(FindingId::AddedLatency) {
         causes.push(Cause {
-            id: "added-latency",
+            id: CauseId::AddedLatency,
             kind: CauseKind::Cause,
             title: "every event is a little late but not batched: Nagle's algorithm or a periodic flusher".into(),
             confidence: Confidence::Low,
@@ -671,18 +724,18 @@ fn local_origin_causes(causes: &mut [Cause]) {
     const NONE: &str = "none: nothing stands between this server and the probe";
     for c in causes.iter_mut() {
         match c.id {
-            "proxy-buffering" => {
-                c.id = "origin-buffering";
+            CauseId::ProxyBuffering => {
+                c.id = CauseId::OriginBuffering;
                 c.title = "the server itself buffers its output before writing (a response buffer, output_buffering, no flush)".into();
                 c.origin_fix = "write and flush each event as it is produced (res.flush(), Flusher.Flush(), a streaming response)".into();
                 c.operator_fix = NONE.into();
             }
-            "compression-buffering" => {
+            CauseId::CompressionBuffering => {
                 c.title = "the server's own compression middleware holds events until its buffer fills (Express compression without res.flush(), old Starlette GZip)".into();
                 c.operator_fix = NONE.into();
             }
-            "idle-timeout" | "duration-cap" => {
-                c.id = "origin-abort";
+            CauseId::IdleTimeout | CauseId::DurationCap => {
+                c.id = CauseId::OriginAbort;
                 c.title = "the server ended the response abruptly (an exception, a handler or write timeout)".into();
                 c.origin_fix = "find why the handler stops (logs; Go http.Server.WriteTimeout; framework request timeouts) and end streams cleanly".into();
                 c.operator_fix = NONE.into();
@@ -801,7 +854,10 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
                     v2.delivery
                 )
             };
-            if let Some(c) = causes.iter_mut().find(|c| c.id == "compression-buffering") {
+            if let Some(c) = causes
+                .iter_mut()
+                .find(|c| c.id == CauseId::CompressionBuffering)
+            {
                 if proved {
                     c.confidence = Confidence::Proved;
                 } else {
@@ -814,7 +870,7 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
                         .unwrap_or_default()
                 ));
             }
-            if lagged && let Some(c) = causes.iter_mut().find(|c| c.id == "added-latency") {
+            if lagged && let Some(c) = causes.iter_mut().find(|c| c.id == CauseId::AddedLatency) {
                 c.evidence
                     .push("the lag goes away without compression: the compressor adds it".into());
             }
@@ -824,13 +880,13 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
                     "re-probe with Accept-Encoding: identity still {}: the holding is not the compressor's",
                     v2.delivery
                 );
-                if let Some(c) = causes.iter_mut().find(|c| c.id == "proxy-buffering") {
+                if let Some(c) = causes.iter_mut().find(|c| c.id == CauseId::ProxyBuffering) {
                     c.confidence = c.confidence.max(Confidence::High);
                     c.evidence.push(note);
                 } else if header(&rec, "content-length").is_none() {
                     let mut extra = diagnose(&r2, &v2, streaming, stack, false)
                         .into_iter()
-                        .filter(|c| c.id == "proxy-buffering")
+                        .filter(|c| c.id == CauseId::ProxyBuffering)
                         .collect::<Vec<_>>();
                     for c in &mut extra {
                         c.evidence.push(note.clone());
@@ -838,9 +894,9 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
                     causes.extend(extra);
                 }
             }
-            if proved && !causes.iter().any(|c| c.id == "compression-buffering") {
+            if proved && !causes.iter().any(|c| c.id == CauseId::CompressionBuffering) {
                 causes.push(Cause {
-                    id: "compression-buffering",
+                    id: CauseId::CompressionBuffering,
                     kind: CauseKind::Cause,
                     title: "a compression layer holds events until its buffer fills".into(),
                     confidence: Confidence::Proved,
@@ -906,7 +962,7 @@ mod tests {
         );
         let v = judge(&r, Reference::Baseline(&base));
         let c = diagnose(&r, &v, None, None, false);
-        assert_eq!(c[0].id, "whole-body-buffering");
+        assert_eq!(c[0].id, CauseId::WholeBodyBuffering);
         assert_eq!(c[0].confidence, Confidence::High);
     }
 
@@ -921,7 +977,7 @@ mod tests {
         );
         let v = judge(&r, Reference::Baseline(&base));
         let c = diagnose(&r, &v, None, None, false);
-        assert_eq!(c[0].id, "proxy-buffering");
+        assert_eq!(c[0].id, CauseId::ProxyBuffering);
         assert_eq!(c[0].confidence, Confidence::High);
         assert!(c[0].evidence.iter().any(|e| e.contains("nginx")));
     }
@@ -941,8 +997,8 @@ mod tests {
         );
         let v = judge(&r, Reference::Baseline(&base));
         let c = diagnose(&r, &v, None, None, false);
-        assert_eq!(c[0].id, "compression-buffering");
-        assert!(!c.iter().any(|c| c.id == "proxy-buffering"));
+        assert_eq!(c[0].id, CauseId::CompressionBuffering);
+        assert!(!c.iter().any(|c| c.id == CauseId::ProxyBuffering));
     }
 
     #[test]
@@ -953,10 +1009,16 @@ mod tests {
         };
         let idle = rec(&[SSE], &[400, 800], 1900, aborted.clone());
         let v = judge(&idle, Reference::Baseline(&base));
-        assert_eq!(diagnose(&idle, &v, None, None, false)[0].id, "idle-timeout");
+        assert_eq!(
+            diagnose(&idle, &v, None, None, false)[0].id,
+            CauseId::IdleTimeout
+        );
         let busy = rec(&[SSE], &[400, 800, 1200], 1210, aborted);
         let v = judge(&busy, Reference::Baseline(&base));
-        assert_eq!(diagnose(&busy, &v, None, None, false)[0].id, "duration-cap");
+        assert_eq!(
+            diagnose(&busy, &v, None, None, false)[0].id,
+            CauseId::DurationCap
+        );
     }
 
     #[test]
@@ -969,7 +1031,7 @@ mod tests {
         );
         let v = judge(&r, Reference::None);
         let c = diagnose(&r, &v, None, None, false);
-        assert_eq!(c[0].id, "cached-stream");
+        assert_eq!(c[0].id, CauseId::CachedStream);
         assert_eq!(c[0].evidence.len(), 2);
     }
 
@@ -1007,8 +1069,11 @@ mod tests {
         let v = judge(&r, Reference::Baseline(&base));
         let c = diagnose(&r, &v, Some(&base), None, false);
         let top = c.iter().find(|c| !c.is_risk()).unwrap();
-        assert_eq!(top.id, "proxy-buffering", "{c:?}");
-        let wb = c.iter().find(|c| c.id == "whole-body-buffering").unwrap();
+        assert_eq!(top.id, CauseId::ProxyBuffering, "{c:?}");
+        let wb = c
+            .iter()
+            .find(|c| c.id == CauseId::WholeBodyBuffering)
+            .unwrap();
         assert!(wb.is_risk());
         assert!(
             wb.evidence
@@ -1031,7 +1096,7 @@ mod tests {
         idle.comments = vec![Duration::from_millis(100), Duration::from_millis(300)];
         let v = judge(&idle, Reference::Baseline(&base));
         let c = diagnose(&idle, &v, None, None, false);
-        let it = c.iter().find(|c| c.id == "idle-timeout").unwrap();
+        let it = c.iter().find(|c| c.id == CauseId::IdleTimeout).unwrap();
         assert!(
             it.origin_fix.contains("at least every 2.50 s"),
             "{}",
@@ -1052,7 +1117,7 @@ mod tests {
         assert_eq!(Stack::detect(&r, None), Some(Stack::Flask));
         let v = judge(&r, Reference::Baseline(&base));
         let c = diagnose(&r, &v, None, Stack::detect(&r, None), false);
-        let pb = c.iter().find(|c| c.id == "proxy-buffering").unwrap();
+        let pb = c.iter().find(|c| c.id == CauseId::ProxyBuffering).unwrap();
         assert!(
             pb.snippets.iter().all(|s| s.framework == "Flask"),
             "{:?}",
@@ -1061,7 +1126,7 @@ mod tests {
         let all = diagnose(&r, &v, None, None, false);
         let frameworks: Vec<&str> = all
             .iter()
-            .find(|c| c.id == "proxy-buffering")
+            .find(|c| c.id == CauseId::ProxyBuffering)
             .unwrap()
             .snippets
             .iter()
@@ -1110,9 +1175,12 @@ mod tests {
         let c = diagnose(&r, &v, None, None, false);
         let comp = c
             .iter()
-            .position(|c| c.id == "compression-buffering")
+            .position(|c| c.id == CauseId::CompressionBuffering)
             .unwrap();
-        let lat = c.iter().position(|c| c.id == "added-latency").unwrap();
+        let lat = c
+            .iter()
+            .position(|c| c.id == CauseId::AddedLatency)
+            .unwrap();
         assert!(comp < lat, "{c:?}");
         assert_eq!(c[comp].confidence, Confidence::Medium);
     }
@@ -1137,17 +1205,18 @@ mod tests {
     }
 
     #[test]
-    fn cause_ids_are_listed() {
-        for id in [
-            "proxy-buffering",
-            "compression-buffering",
-            "whole-body-buffering",
-            "idle-timeout",
-            "duration-cap",
-            "first-byte-delay",
-            "cached-stream",
-        ] {
-            assert!(CAUSE_IDS.contains(&id));
+    fn every_cause_id_round_trips_and_is_documented() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        for &id in CauseId::ALL {
+            let json = serde_json::to_value(id).unwrap();
+            assert_eq!(json, serde_json::Value::String(id.as_str().into()));
+            assert_eq!(serde_json::from_value::<CauseId>(json).unwrap(), id);
+            assert_eq!(id.to_string(), id.as_str());
+            assert!(
+                readme.contains(&format!("`{id}`")),
+                "README lacks `{id}` among the causes"
+            );
         }
     }
 }
