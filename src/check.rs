@@ -718,8 +718,24 @@ async fn run_chain(
     if m.queued || !ctx.judge_fix || m.verdict.delivery == Delivery::Streamed {
         return Ok(m);
     }
-    // Measure whether the origin can fix this chain: inject the opt-outs it does not send yet next to
-    // the origin, plus heartbeats when the chain cut the stream.
+    match measure_fix(ctx, &m, hops, alone).await? {
+        Some(fix) => m.fix = Some(fix),
+        // A re-run queued at the origin: the chain is run again alone.
+        None => m.queued = true,
+    }
+    Ok(m)
+}
+
+/// Measure whether the origin can fix a broken chain: inject the opt-outs it does not send yet next to
+/// the origin, plus heartbeats when the chain cut the stream. `None` when a re-run's request queued at
+/// the origin (it then proves nothing).
+async fn measure_fix(
+    ctx: &Ctx,
+    m: &Measured,
+    hops: &[HopSpec],
+    alone: bool,
+) -> Result<Option<Fixability>, CheckError> {
+    let name = m.name.as_str();
     let mut headers = missing_opt_outs(&ctx.baseline);
     let cut = m.verdict.delivery == Delivery::Cut;
     let heartbeat_ms = cut.then(|| fix_heartbeat_ms(hops));
@@ -729,8 +745,7 @@ async fn run_chain(
         with_heartbeat.extend(hops.iter().cloned());
         let run = probe_chain(ctx, name, &with_heartbeat).await?;
         if !alone && ctx.queued(&run) {
-            m.queued = true;
-            return Ok(m);
+            return Ok(None);
         }
         if run.recording.status == m.recording.status && run.verdict.delivery == Delivery::Streamed
         {
@@ -754,25 +769,50 @@ async fn run_chain(
     fixed.extend(hops.iter().cloned());
     let again = probe_chain(ctx, name, &fixed).await?;
     if !alone && ctx.queued(&again) {
-        m.queued = true;
-        return Ok(m);
+        return Ok(None);
     }
+    let tried = Tried {
+        headers,
+        heartbeat_ms,
+        nothing: nothing_to_try,
+    };
+    Ok(Some(fixability(ctx, m, hops, tried, &again)))
+}
+
+/// What the fix re-run of a chain added in front of the origin.
+struct Tried {
+    headers: Vec<(String, String)>,
+    /// Heartbeat interval, when the chain cut the stream.
+    heartbeat_ms: Option<u64>,
+    /// The origin already sends every opt-out and the chain did not cut: the re-run was unchanged.
+    nothing: bool,
+}
+
+/// Who can fix the chain, from the re-run with what the origin could send.
+fn fixability(
+    ctx: &Ctx,
+    m: &Measured,
+    hops: &[HopSpec],
+    tried: Tried,
+    again: &ChainRun,
+) -> Fixability {
     let (rec2, v2) = (&again.recording, &again.verdict);
-    m.fix = Some(if rec2.status != m.recording.status {
+    if rec2.status != m.recording.status {
         Fixability::Undetermined {
             reason: format!(
                 "the re-run answered {} instead of {}",
                 rec2.status, m.recording.status
             ),
         }
-    } else if nothing_to_try && v2.delivery == Delivery::Streamed {
+    } else if tried.nothing && v2.delivery == Delivery::Streamed {
         Fixability::Unstable {
             delivery_on_rerun: v2.delivery,
         }
     } else if v2.delivery == Delivery::Streamed {
+        let cut = m.verdict.delivery == Delivery::Cut;
         Fixability::Origin {
-            headers,
-            heartbeat_ms,
+            headers: tried.headers,
+            heartbeat_ms: tried.heartbeat_ms,
             advise_heartbeat_ms: cut
                 .then(|| crate::doctor::advised_heartbeat(&m.recording).as_millis() as u64),
             delivery_with_fix: v2.delivery,
@@ -782,8 +822,7 @@ async fn run_chain(
             delivery_with_fix: v2.delivery,
             operator_fix: operator_fix(&m.recording, &m.verdict, hops, &ctx.baseline),
         }
-    });
-    Ok(m)
+    }
 }
 
 /// The operator's fix for a chain nothing the origin sends could fix: the chain's own hop whose known

@@ -920,106 +920,19 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
     let stack = req.stack.or_else(|| Stack::detect(&rec, None));
     let mut causes = diagnose(&rec, &verdict, streaming, stack, false);
     let mut active = Vec::new();
-    if req.active {
-        // R4's test: the same request without Accept-Encoding.
-        if header(&rec, "content-encoding").is_some() || verdict.delivery != Delivery::Streamed {
-            let mut again = req.target.clone();
-            again.compression = false;
-            again
-                .headers
-                .retain(|(k, _)| !k.eq_ignore_ascii_case("accept-encoding"));
-            again
-                .headers
-                .push(("Accept-Encoding".into(), "identity".into()));
-            let r2 = probe(&again).await?;
-            let v2 = judge(
-                &r2,
-                compare
-                    .as_ref()
-                    .map_or(Reference::None, Reference::Baseline),
-            );
-            let held_by_compression =
-                v2.delivery == Delivery::Streamed && verdict.delivery != Delivery::Streamed;
-            // The class alone misses a compressor that lags every event by one write: compare when the
-            // same events arrived with and without compression.
-            let lag = arrival_lag(&verdict, &v2);
-            let lagged = v2.delivery == Delivery::Streamed
-                && lag.is_some_and(|l| l > crate::verdict::threshold(verdict.gap.max(v2.gap)));
-            let proved = held_by_compression || lagged;
-            let conclusion = if held_by_compression {
-                "without compression the stream is live: a compression layer holds the events"
-                    .to_string()
-            } else if lagged {
-                format!(
-                    "without compression the same events arrive {} earlier: a compression layer lags each event",
-                    secs(lag.unwrap_or_default())
-                )
-            } else {
-                format!(
-                    "still {} without compression: compression is not the (only) cause",
-                    v2.delivery
-                )
-            };
-            if let Some(c) = causes
-                .iter_mut()
-                .find(|c| c.id == CauseId::CompressionBuffering)
-            {
-                if proved {
-                    c.confidence = Confidence::Proved;
-                } else {
-                    c.confidence = Confidence::Low;
-                }
-                c.evidence.push(format!(
-                    "re-probe with Accept-Encoding: identity → {}{}",
-                    v2.delivery,
-                    lag.map(|l| format!(", events {} earlier", secs(l)))
-                        .unwrap_or_default()
-                ));
-            }
-            if lagged && let Some(c) = causes.iter_mut().find(|c| c.id == CauseId::AddedLatency) {
-                c.evidence
-                    .push("the lag goes away without compression: the compressor adds it".into());
-            }
-            // Still held without compression: something else buffers, most likely a proxy.
-            if !proved && matches!(v2.delivery, Delivery::HeldUntilEnd | Delivery::Batched) {
-                let note = format!(
-                    "re-probe with Accept-Encoding: identity still {}: the holding is not the compressor's",
-                    v2.delivery
-                );
-                if let Some(c) = causes.iter_mut().find(|c| c.id == CauseId::ProxyBuffering) {
-                    c.confidence = c.confidence.max(Confidence::High);
-                    c.evidence.push(note);
-                } else if header(&rec, "content-length").is_none() {
-                    let mut extra = diagnose(&r2, &v2, streaming, stack, false)
-                        .into_iter()
-                        .filter(|c| c.id == CauseId::ProxyBuffering)
-                        .collect::<Vec<_>>();
-                    for c in &mut extra {
-                        c.evidence.push(note.clone());
-                    }
-                    causes.extend(extra);
-                }
-            }
-            if proved && !causes.iter().any(|c| c.id == CauseId::CompressionBuffering) {
-                causes.push(Cause {
-                    id: CauseId::CompressionBuffering,
-                    kind: CauseKind::Cause,
-                    title: "a compression layer holds events until its buffer fills".into(),
-                    confidence: Confidence::Proved,
-                    evidence: vec!["re-probe with Accept-Encoding: identity streams".into()],
-                    origin_fix: "send `Cache-Control: no-cache, no-transform`, or call res.flush() after each event".into(),
-                    snippets: all_flush_snippets(),
-                    operator_fix: "exclude text/event-stream from compression".into(),
-                });
-            }
-            active.push(ActiveProbe {
-                name: "identity",
-                change: "Accept-Encoding: identity".into(),
-                delivery: v2.delivery,
-                conclusion,
-            });
-            rank(&mut causes);
-        }
+    // R4's test: the same request without Accept-Encoding.
+    if req.active
+        && (header(&rec, "content-encoding").is_some() || verdict.delivery != Delivery::Streamed)
+    {
+        let first = Diagnosed {
+            rec: &rec,
+            verdict: &verdict,
+            streaming,
+            stack,
+        };
+        let identity = identity_reprobe(req, &first, compare.as_ref(), &mut causes).await?;
+        active.push(identity);
+        rank(&mut causes);
     }
     let platforms = fingerprint(&rec);
     Ok(DoctorReport {
@@ -1030,6 +943,160 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
         causes,
         active,
     })
+}
+
+/// The first probe of `doctor`, as diagnosed.
+struct Diagnosed<'a> {
+    rec: &'a Recording,
+    verdict: &'a Verdict,
+    /// The compare stream, when it streamed.
+    streaming: Option<&'a Recording>,
+    stack: Option<Stack>,
+}
+
+/// What the re-probe with `Accept-Encoding: identity` showed.
+struct IdentityResult {
+    rec: Recording,
+    verdict: Verdict,
+    /// How much earlier the same events arrived without compression.
+    lag: Option<Duration>,
+    /// The stream held with compression is live without it.
+    held_by_compression: bool,
+    /// Live without compression, and the events arrive clearly earlier.
+    lagged: bool,
+}
+
+impl IdentityResult {
+    /// A compression layer is proved to hold or lag the events.
+    fn proved(&self) -> bool {
+        self.held_by_compression || self.lagged
+    }
+
+    fn conclusion(&self) -> String {
+        if self.held_by_compression {
+            "without compression the stream is live: a compression layer holds the events"
+                .to_string()
+        } else if self.lagged {
+            format!(
+                "without compression the same events arrive {} earlier: a compression layer lags each event",
+                secs(self.lag.unwrap_or_default())
+            )
+        } else {
+            format!(
+                "still {} without compression: compression is not the (only) cause",
+                self.verdict.delivery
+            )
+        }
+    }
+}
+
+/// Probe again with `Accept-Encoding: identity` and update the causes with what that proves.
+async fn identity_reprobe(
+    req: &DoctorRequest,
+    first: &Diagnosed<'_>,
+    compare: Option<&Recording>,
+    causes: &mut Vec<Cause>,
+) -> Result<ActiveProbe, ProbeError> {
+    let mut again = req.target.clone();
+    again.compression = false;
+    again
+        .headers
+        .retain(|(k, _)| !k.eq_ignore_ascii_case("accept-encoding"));
+    again
+        .headers
+        .push(("Accept-Encoding".into(), "identity".into()));
+    let rec = probe(&again).await?;
+    let verdict = judge(&rec, compare.map_or(Reference::None, Reference::Baseline));
+    let held_by_compression =
+        verdict.delivery == Delivery::Streamed && first.verdict.delivery != Delivery::Streamed;
+    // The class alone misses a compressor that lags every event by one write: compare when the same
+    // events arrived with and without compression.
+    let lag = arrival_lag(first.verdict, &verdict);
+    let lagged = verdict.delivery == Delivery::Streamed
+        && lag.is_some_and(|l| l > crate::verdict::threshold(first.verdict.gap.max(verdict.gap)));
+    let r = IdentityResult {
+        rec,
+        verdict,
+        lag,
+        held_by_compression,
+        lagged,
+    };
+    apply_identity_result(first, &r, causes);
+    Ok(ActiveProbe {
+        name: "identity",
+        change: "Accept-Encoding: identity".into(),
+        delivery: r.verdict.delivery,
+        conclusion: r.conclusion(),
+    })
+}
+
+/// What the identity re-probe proves: compression's confidence, the added latency's source, and a proxy
+/// when the stream is still held without compression.
+fn apply_identity_result(first: &Diagnosed<'_>, r: &IdentityResult, causes: &mut Vec<Cause>) {
+    let proved = r.proved();
+    let delivery = r.verdict.delivery;
+    if let Some(c) = causes
+        .iter_mut()
+        .find(|c| c.id == CauseId::CompressionBuffering)
+    {
+        c.confidence = if proved {
+            Confidence::Proved
+        } else {
+            Confidence::Low
+        };
+        c.evidence.push(format!(
+            "re-probe with Accept-Encoding: identity → {delivery}{}",
+            r.lag
+                .map(|l| format!(", events {} earlier", secs(l)))
+                .unwrap_or_default()
+        ));
+    }
+    if r.lagged
+        && let Some(c) = causes.iter_mut().find(|c| c.id == CauseId::AddedLatency)
+    {
+        c.evidence
+            .push("the lag goes away without compression: the compressor adds it".into());
+    }
+    // Still held without compression: something else buffers, most likely a proxy.
+    if !proved && matches!(delivery, Delivery::HeldUntilEnd | Delivery::Batched) {
+        blame_proxy(first, r, causes);
+    }
+    if proved && !causes.iter().any(|c| c.id == CauseId::CompressionBuffering) {
+        causes.push(Cause {
+            id: CauseId::CompressionBuffering,
+            kind: CauseKind::Cause,
+            title: "a compression layer holds events until its buffer fills".into(),
+            confidence: Confidence::Proved,
+            evidence: vec!["re-probe with Accept-Encoding: identity streams".into()],
+            origin_fix:
+                "send `Cache-Control: no-cache, no-transform`, or call res.flush() after each event"
+                    .into(),
+            snippets: all_flush_snippets(),
+            operator_fix: "exclude text/event-stream from compression".into(),
+        });
+    }
+}
+
+/// The stream is still held without compression: raise proxy buffering, or add it from the re-probe's
+/// own diagnosis.
+fn blame_proxy(first: &Diagnosed<'_>, r: &IdentityResult, causes: &mut Vec<Cause>) {
+    let note = format!(
+        "re-probe with Accept-Encoding: identity still {}: the holding is not the compressor's",
+        r.verdict.delivery
+    );
+    if let Some(c) = causes.iter_mut().find(|c| c.id == CauseId::ProxyBuffering) {
+        c.confidence = c.confidence.max(Confidence::High);
+        c.evidence.push(note);
+    } else if header(first.rec, "content-length").is_none() {
+        let mut extra = diagnose(&r.rec, &r.verdict, first.streaming, first.stack, false)
+            .into_iter()
+            .filter(|c| c.id == CauseId::ProxyBuffering)
+            .collect::<Vec<_>>();
+        for c in &mut extra {
+            c.evidence.push(note.clone());
+        }
+        causes.extend(extra);
+    }
 }
 
 #[cfg(test)]
