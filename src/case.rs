@@ -15,7 +15,7 @@ use crate::error::LoadError;
 use crate::intermediary::HopSpec;
 use crate::origin::profile::{Profile, ProfilePatch};
 use crate::text::name_help;
-use crate::verdict::Delivery;
+use crate::verdict::{Delivery, FindingId};
 
 /// One conformance case (`cases/NAME.yaml`).
 #[derive(Debug, Clone, Deserialize)]
@@ -105,14 +105,9 @@ impl Case {
                 Some(name_help(name, &known)),
             ));
         }
-        let ids: Vec<&str> = crate::verdict::RULES.iter().map(|r| r.id).collect();
         for id in file.expect.findings.iter().chain(&file.expect.absent) {
-            if !ids.contains(&id.value.as_str()) {
-                return Err(at(
-                    id,
-                    format!("unknown finding id `{}`", id.value),
-                    Some(name_help(&id.value, &ids)),
-                ));
+            if let Err(e) = id.value.parse::<FindingId>() {
+                return Err(at(id, e.to_string(), Some(e.help())));
             }
         }
         for id in &file.expect.findings {

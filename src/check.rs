@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::Loaded;
-use crate::doctor::{Cause, Stack, diagnose};
+use crate::doctor::{Cause, CauseId, Stack, diagnose};
 use crate::events::{Event, Reporter, Silent};
 use crate::intermediary::builtin::{Headers, Heartbeat};
 use crate::intermediary::{HopError, HopSpec};
 use crate::origin::command::{CommandTarget, TargetError};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
 use crate::scenario::{self, Scenario, ScenarioError, Witness};
-use crate::verdict::{Delivery, Reference, Verdict, judge};
+use crate::verdict::{Delivery, FindingId, Reference, Verdict, judge};
 
 /// The opt-outs an origin can send, injected to measure whether they fix a chain.
 pub const ORIGIN_FIX_HEADERS: &[(&str, &str)] = &[
@@ -666,8 +666,24 @@ async fn run_chain(
     if m.queued || !ctx.judge_fix || m.verdict.delivery == Delivery::Streamed {
         return Ok(m);
     }
-    // Measure whether the origin can fix this chain: inject the opt-outs it does not send yet next to
-    // the origin, plus heartbeats when the chain cut the stream.
+    match measure_fix(ctx, &m, hops, alone).await? {
+        Some(fix) => m.fix = Some(fix),
+        // A re-run queued at the origin: the chain is run again alone.
+        None => m.queued = true,
+    }
+    Ok(m)
+}
+
+/// Measure whether the origin can fix a broken chain: inject the opt-outs it does not send yet next to
+/// the origin, plus heartbeats when the chain cut the stream. `None` when a re-run's request queued at
+/// the origin (it then proves nothing).
+async fn measure_fix(
+    ctx: &Ctx,
+    m: &Measured,
+    hops: &[HopSpec],
+    alone: bool,
+) -> Result<Option<Fixability>, CheckError> {
+    let name = m.name.as_str();
     let mut headers = missing_opt_outs(&ctx.baseline);
     let cut = m.verdict.delivery == Delivery::Cut;
     let heartbeat_ms = cut.then(|| fix_heartbeat_ms(hops));
@@ -677,8 +693,7 @@ async fn run_chain(
         with_heartbeat.extend(hops.iter().cloned());
         let run = probe_chain(ctx, name, &with_heartbeat).await?;
         if !alone && ctx.queued(&run) {
-            m.queued = true;
-            return Ok(m);
+            return Ok(None);
         }
         if run.recording.status == m.recording.status && run.verdict.delivery == Delivery::Streamed
         {
@@ -702,25 +717,50 @@ async fn run_chain(
     fixed.extend(hops.iter().cloned());
     let again = probe_chain(ctx, name, &fixed).await?;
     if !alone && ctx.queued(&again) {
-        m.queued = true;
-        return Ok(m);
+        return Ok(None);
     }
+    let tried = Tried {
+        headers,
+        heartbeat_ms,
+        nothing: nothing_to_try,
+    };
+    Ok(Some(fixability(ctx, m, hops, tried, &again)))
+}
+
+/// What the fix re-run of a chain added in front of the origin.
+struct Tried {
+    headers: Vec<(String, String)>,
+    /// Heartbeat interval, when the chain cut the stream.
+    heartbeat_ms: Option<u64>,
+    /// The origin already sends every opt-out and the chain did not cut: the re-run was unchanged.
+    nothing: bool,
+}
+
+/// Who can fix the chain, from the re-run with what the origin could send.
+fn fixability(
+    ctx: &Ctx,
+    m: &Measured,
+    hops: &[HopSpec],
+    tried: Tried,
+    again: &ChainRun,
+) -> Fixability {
     let (rec2, v2) = (&again.recording, &again.verdict);
-    m.fix = Some(if rec2.status != m.recording.status {
+    if rec2.status != m.recording.status {
         Fixability::Undetermined {
             reason: format!(
                 "the re-run answered {} instead of {}",
                 rec2.status, m.recording.status
             ),
         }
-    } else if nothing_to_try && v2.delivery == Delivery::Streamed {
+    } else if tried.nothing && v2.delivery == Delivery::Streamed {
         Fixability::Unstable {
             delivery_on_rerun: v2.delivery,
         }
     } else if v2.delivery == Delivery::Streamed {
+        let cut = m.verdict.delivery == Delivery::Cut;
         Fixability::Origin {
-            headers,
-            heartbeat_ms,
+            headers: tried.headers,
+            heartbeat_ms: tried.heartbeat_ms,
             advise_heartbeat_ms: cut
                 .then(|| crate::doctor::advised_heartbeat(&m.recording).as_millis() as u64),
             delivery_with_fix: v2.delivery,
@@ -730,8 +770,7 @@ async fn run_chain(
             delivery_with_fix: v2.delivery,
             operator_fix: operator_fix(&m.recording, &m.verdict, hops, &ctx.baseline),
         }
-    });
-    Ok(m)
+    }
 }
 
 /// The operator's fix for a chain nothing the origin sends could fix: the chain's own hop whose known
@@ -739,7 +778,7 @@ async fn run_chain(
 /// diagnosis's most likely cause.
 fn operator_fix(rec: &Recording, v: &Verdict, hops: &[HopSpec], baseline: &Recording) -> String {
     let causes = diagnose(rec, v, Some(baseline), None, false);
-    let known: Vec<(&'static str, &'static str)> =
+    let known: Vec<(CauseId, &'static str)> =
         hops.iter().rev().filter_map(HopSpec::known_cause).collect();
     known
         .iter()
@@ -749,7 +788,10 @@ fn operator_fix(rec: &Recording, v: &Verdict, hops: &[HopSpec], baseline: &Recor
         .or_else(|| {
             causes
                 .iter()
-                .find(|c| !c.is_risk() && !matches!(c.id, "missing-terminator" | "added-latency"))
+                .find(|c| {
+                    !c.is_risk()
+                        && !matches!(c.id, CauseId::MissingTerminator | CauseId::AddedLatency)
+                })
                 .map(|c| c.operator_fix.to_string())
         })
         .or_else(|| {
@@ -788,14 +830,14 @@ impl<'a> Gate<'a> {
         }
     }
 
-    fn allowed(&self, id: &str) -> bool {
-        self.expect.allow.iter().any(|a| a.value == id)
+    fn allowed(&self, id: FindingId) -> bool {
+        self.expect.allow.iter().any(|a| a.value == id.as_str())
     }
 
     fn denied(&self, v: &Verdict) -> Vec<String> {
         v.findings
             .iter()
-            .filter(|f| self.expect.deny.iter().any(|d| d.value == f.id()))
+            .filter(|f| self.expect.deny.iter().any(|d| d.value == f.id().as_str()))
             .map(|f| format!("denied finding `{}`: {}", f.id(), f.evidence))
             .collect()
     }

@@ -14,7 +14,7 @@ use crate::error::LoadError;
 use crate::intermediary::HopSpec;
 use crate::origin::command::{CommandSpec, ReadySpec};
 use crate::text::name_help;
-use crate::verdict::{Delivery, Severity};
+use crate::verdict::{Delivery, FindingId, Severity};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,14 +206,9 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
             help,
         )
     };
-    let ids: Vec<&str> = crate::verdict::RULES.iter().map(|r| r.id).collect();
     for id in config.expect.allow.iter().chain(&config.expect.deny) {
-        if !ids.contains(&id.value.as_str()) {
-            return Err(at(
-                id,
-                format!("unknown finding id `{}`", id.value),
-                Some(name_help(&id.value, &ids)),
-            ));
+        if let Err(e) = id.value.parse::<FindingId>() {
+            return Err(at(id, e.to_string(), Some(e.help())));
         }
     }
     let matrix = config.matrix.clone().unwrap_or_else(default_matrix);

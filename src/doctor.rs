@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::probe::{End, ProbeError, ProbeRequest, Recording, probe};
-use crate::verdict::{Delivery, Reference, Verdict, judge};
+use crate::verdict::{Delivery, FindingId, Reference, Verdict, judge};
 
 /// How sure a cause is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -43,7 +43,7 @@ pub enum CauseKind {
 #[derive(Debug, Clone, Serialize)]
 pub struct Cause {
     /// Stable id (`proxy-buffering`, `compression-buffering`, …).
-    pub id: &'static str,
+    pub id: CauseId,
     pub kind: CauseKind,
     pub title: String,
     pub confidence: Confidence,
@@ -143,20 +143,7 @@ impl Stack {
     }
 }
 
-/// Cause ids the doctor can name.
-pub const CAUSE_IDS: &[&str] = &[
-    "origin-buffering",
-    "origin-abort",
-    "whole-body-buffering",
-    "compression-buffering",
-    "proxy-buffering",
-    "cached-stream",
-    "idle-timeout",
-    "duration-cap",
-    "first-byte-delay",
-    "missing-terminator",
-    "added-latency",
-];
+pub use crate::cause_id::CauseId;
 
 /// A vendor recognised from the response headers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -310,13 +297,13 @@ pub fn diagnose(
     stack: Option<Stack>,
     local: bool,
 ) -> Vec<Cause> {
-    let mut causes = raw_causes(rec, v, streaming);
+    let mut causes = raw_causes(rec, v, streaming, local);
     let shared = |c: &Cause| -> Option<String> {
         let base = streaming?;
         let same = |name: &str| header(base, name).is_some() && header(rec, name).is_some();
         match c.id {
-            "whole-body-buffering" if same("content-length") => Some("Content-Length"),
-            "compression-buffering" if same("content-encoding") => Some("Content-Encoding"),
+            CauseId::WholeBodyBuffering if same("content-length") => Some("Content-Length"),
+            CauseId::CompressionBuffering if same("content-encoding") => Some("Content-Encoding"),
             _ => None,
         }
         .map(|h| {
@@ -342,149 +329,271 @@ pub fn diagnose(
             }
         }
     }
-    if local {
-        local_origin_causes(&mut causes);
-    }
     rank(&mut causes);
     causes
 }
 
-fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Vec<Cause> {
-    let mut causes: Vec<Cause> = Vec::new();
-    let held = matches!(v.delivery, Delivery::HeldUntilEnd | Delivery::Batched);
-    let cl = header(rec, "content-length");
-    // A Content-Length the streaming reference carries too is the origin's, not a buffering layer's.
-    let cl_shared = streaming.is_some_and(|b| header(b, "content-length").is_some());
-    let ce = header(rec, "content-encoding").filter(|c| {
-        !matches!(
-            c.trim().to_ascii_lowercase().as_str(),
-            "identity" | "none" | ""
-        )
-    });
-    let platforms = fingerprint(rec);
-    let vendor_note = |names: &[&str]| -> Vec<String> {
-        platforms
+/// What the rules of the rule base look at in one recording.
+struct Signs<'a> {
+    rec: &'a Recording,
+    v: &'a Verdict,
+    /// The events were held (all until the end, or in clumps).
+    held: bool,
+    content_length: Option<&'a str>,
+    /// The streaming reference carries a Content-Length too: it is the origin's, not a buffering layer's.
+    content_length_shared: bool,
+    /// A content coding other than identity.
+    content_encoding: Option<&'a str>,
+    platforms: Vec<Platform>,
+    /// Nothing stands between the origin and the probe: what would blame an intermediary is the
+    /// server's own doing, and the cause says so where it is built.
+    local: bool,
+}
+
+impl<'a> Signs<'a> {
+    fn new(
+        rec: &'a Recording,
+        v: &'a Verdict,
+        streaming: Option<&Recording>,
+        local: bool,
+    ) -> Signs<'a> {
+        Signs {
+            rec,
+            v,
+            held: matches!(v.delivery, Delivery::HeldUntilEnd | Delivery::Batched),
+            content_length: header(rec, "content-length"),
+            content_length_shared: streaming.is_some_and(|b| header(b, "content-length").is_some()),
+            content_encoding: header(rec, "content-encoding").filter(|c| {
+                !matches!(
+                    c.trim().to_ascii_lowercase().as_str(),
+                    "identity" | "none" | ""
+                )
+            }),
+            platforms: fingerprint(rec),
+            local,
+        }
+    }
+
+    /// Evidence lines for the recognised platforms among `names`.
+    fn vendor_note(&self, names: &[&str]) -> Vec<String> {
+        self.platforms
             .iter()
             .filter(|p| names.contains(&p.vendor))
             .map(|p| format!("platform: {} ({})", p.vendor, p.evidence))
             .collect()
-    };
+    }
 
-    // R1: everything at the end with a Content-Length.
-    if let Some(cl) = cl {
-        let mut evidence = vec![format!("Content-Length: {cl} on an event stream")];
-        if held {
-            evidence.push(format!("delivery {}", v.delivery));
-        }
-        evidence.extend(vendor_note(&[
-            "AWS API Gateway",
-            "Vercel",
-            "Netlify",
-            "Amazon CloudFront",
-        ]));
-        causes.push(Cause {
-            id: "whole-body-buffering",
-            kind: CauseKind::Cause,
-            title: "a layer buffers the whole body and sends it with a Content-Length (serverless function, API gateway)".into(),
-            confidence: if held { Confidence::High } else { Confidence::Medium },
-            evidence,
-            origin_fix: "return a streaming body (a ReadableStream / generator) and never set Content-Length".into(),
-            snippets: vec![NEXT_HEADERS, STARLETTE_HEADERS, FLASK_STREAM, DJANGO_STREAM, RAILS_LIVE],
-            operator_fix: "enable response streaming (Lambda InvokeMode RESPONSE_STREAM, API Gateway responseTransferMode STREAM, APIM buffer-response=\"false\")".into(),
-        });
-    }
-    // R1b: not even the headers arrived while the stream was due: a layer waits for the whole body.
-    if cl.is_none() && rec.status == 0 && v.delivery == Delivery::HeldUntilEnd {
-        causes.push(Cause {
-            id: "whole-body-buffering",
-            kind: CauseKind::Cause,
-            title: "a layer buffers the whole body before it answers at all (serverless function, API gateway); on an endless stream nothing ever arrives".into(),
-            confidence: Confidence::Medium,
-            evidence: vec![format!(
-                "no response headers within {} while events were due",
-                secs(rec.ended_at)
-            )],
-            origin_fix: "return a streaming body (a ReadableStream / generator) and never set Content-Length".into(),
-            snippets: vec![NEXT_HEADERS, STARLETTE_HEADERS],
-            operator_fix: "enable the platform's response streaming (Lambda InvokeMode RESPONSE_STREAM, API Gateway responseTransferMode STREAM, APIM buffer-response=\"false\")".into(),
-        });
-    }
-    // R4: compressed and held.
-    if let Some(ce) = ce {
-        let mut evidence = vec![format!("Content-Encoding: {ce}")];
-        if let Some(vary) = header(rec, "vary") {
-            evidence.push(format!("Vary: {vary} (Express compression adds it)"));
-        }
-        if held {
-            evidence.push(format!("delivery {}", v.delivery));
-        }
-        evidence.extend(vendor_note(&["Fly.io", "Caddy", "Cloudflare"]));
-        // A compressor that flushes only when the next write comes lags every event without batching.
-        let lags = v.has("added-latency");
-        if lags {
-            evidence.push(
-                "every event arrives late (added-latency): a compressor that flushes on the next write lags each event".into(),
-            );
-        }
-        causes.push(Cause {
-            id: "compression-buffering",
-            kind: CauseKind::Cause,
-            title: "a compression layer holds events until its buffer fills (Express compression without res.flush(), Fly.io proxy, old Starlette GZip)".into(),
-            confidence: if held {
-                Confidence::High
-            } else if lags {
-                Confidence::Medium
-            } else {
-                Confidence::Low
-            },
-            evidence,
-            origin_fix: "send `Cache-Control: no-cache, no-transform` (or `Content-Encoding: none` on Fly.io), or call res.flush() after each event".into(),
-            snippets: all_flush_snippets(),
-            operator_fix: "exclude text/event-stream from compression (compression `filter`, nginx gzip_types, Traefik excludedContentTypes)".into(),
-        });
-    }
-    // R2/R3: held without either header is a proxy buffer; so is held behind a recognised proxy, whatever
-    // the coding (nginx gzip on a buffered location holds because of the buffer, not the compressor).
-    let proxy_seen = !vendor_note(&[
-        "nginx",
-        "Apache httpd",
-        "Azure Front Door",
-        "Varnish",
-        "Envoy",
-    ])
-    .is_empty();
-    if held && (cl.is_none() || cl_shared) && (ce.is_none() || proxy_seen) {
-        let mut evidence = vec![format!("delivery {}", v.delivery)];
-        let clumps: Vec<u64> = v
-            .bursts
+    /// `id: evidence` of every finding among `ids`.
+    fn findings(&self, ids: &[FindingId]) -> Vec<String> {
+        self.v
+            .findings
             .iter()
-            .filter(|b| b.events > 1)
-            .map(|b| b.bytes)
-            .collect();
-        let buffer_like = v.has("clumped-at-buffer-size");
-        if !clumps.is_empty() {
-            evidence.push(format!("clumps of {clumps:?} bytes"));
-        }
-        let nginx = vendor_note(&["nginx", "Apache httpd", "Azure Front Door"]);
-        let conf = if buffer_like || !nginx.is_empty() {
-            Confidence::High
-        } else {
-            Confidence::Medium
-        };
-        evidence.extend(nginx);
-        causes.push(Cause {
-            id: "proxy-buffering",
-            kind: CauseKind::Cause,
-            title: "a reverse proxy buffers the response (nginx proxy_buffering on, Apache mod_proxy_fcgi, a gateway response buffer)".into(),
-            confidence: conf,
-            evidence,
-            origin_fix: "send `X-Accel-Buffering: no` (nginx honours it per response)".into(),
-            snippets: all_flush_snippets(),
-            operator_fix: "nginx: `proxy_buffering off;` (and `proxy_http_version 1.1;` before 1.29.7) for the SSE location".into(),
-        });
+            .filter(|f| ids.contains(&f.id()))
+            .map(|f| format!("{}: {}", f.id(), f.evidence))
+            .collect()
     }
-    // R8: a cached stream.
-    let cache_hits: Vec<String> = rec
+}
+
+/// The operator fix of a cause on a server ssegate started: there is no operator.
+const NO_OPERATOR: &str = "none: nothing stands between this server and the probe";
+
+/// What a cause is called and what fixes it, chosen where the cause is built: on a server ssegate
+/// started ([`Signs::local`]) the causes that would blame an intermediary are worded as the server's own.
+struct Wording {
+    id: CauseId,
+    title: &'static str,
+    origin_fix: String,
+    operator_fix: &'static str,
+}
+
+impl Wording {
+    /// A cut on a server ssegate started: no intermediary's timeout, the server ended the response.
+    fn origin_abort() -> Wording {
+        Wording {
+            id: CauseId::OriginAbort,
+            title: "the server ended the response abruptly (an exception, a handler or write timeout)",
+            origin_fix: "find why the handler stops (logs; Go http.Server.WriteTimeout; framework request timeouts) and end streams cleanly".into(),
+            operator_fix: NO_OPERATOR,
+        }
+    }
+
+    /// The cause with this wording and what was measured.
+    fn cause(self, confidence: Confidence, evidence: Vec<String>, snippets: Vec<Snippet>) -> Cause {
+        Cause {
+            id: self.id,
+            kind: CauseKind::Cause,
+            title: self.title.into(),
+            confidence,
+            evidence,
+            origin_fix: self.origin_fix,
+            snippets,
+            operator_fix: self.operator_fix.into(),
+        }
+    }
+}
+
+/// Every cause the rule base raises, in rule-base order (the order ranking keeps within a confidence).
+fn raw_causes(
+    rec: &Recording,
+    v: &Verdict,
+    streaming: Option<&Recording>,
+    local: bool,
+) -> Vec<Cause> {
+    let s = Signs::new(rec, v, streaming, local);
+    let mut causes: Vec<Cause> = Vec::new();
+    causes.extend(declared_whole_body(&s));
+    causes.extend(silent_whole_body(&s));
+    causes.extend(compression_buffering(&s));
+    causes.extend(proxy_buffering(&s));
+    causes.extend(cached_stream(&s));
+    causes.extend(cut_causes(&s));
+    causes.extend(first_byte_delay(&s));
+    causes.extend(missing_terminator(&s));
+    causes.extend(added_latency(&s));
+    causes
+}
+
+/// R1: everything at the end with a Content-Length.
+fn declared_whole_body(s: &Signs<'_>) -> Option<Cause> {
+    let cl = s.content_length?;
+    let mut evidence = vec![format!("Content-Length: {cl} on an event stream")];
+    if s.held {
+        evidence.push(format!("delivery {}", s.v.delivery));
+    }
+    evidence.extend(s.vendor_note(&["AWS API Gateway", "Vercel", "Netlify", "Amazon CloudFront"]));
+    Some(Cause {
+        id: CauseId::WholeBodyBuffering,
+        kind: CauseKind::Cause,
+        title: "a layer buffers the whole body and sends it with a Content-Length (serverless function, API gateway)".into(),
+        confidence: if s.held { Confidence::High } else { Confidence::Medium },
+        evidence,
+        origin_fix: "return a streaming body (a ReadableStream / generator) and never set Content-Length".into(),
+        snippets: vec![NEXT_HEADERS, STARLETTE_HEADERS, FLASK_STREAM, DJANGO_STREAM, RAILS_LIVE],
+        operator_fix: "enable response streaming (Lambda InvokeMode RESPONSE_STREAM, API Gateway responseTransferMode STREAM, APIM buffer-response=\"false\")".into(),
+    })
+}
+
+/// R1b: not even the headers arrived while the stream was due: a layer waits for the whole body.
+fn silent_whole_body(s: &Signs<'_>) -> Option<Cause> {
+    let rec = s.rec;
+    if s.content_length.is_some() || rec.status != 0 || s.v.delivery != Delivery::HeldUntilEnd {
+        return None;
+    }
+    Some(Cause {
+        id: CauseId::WholeBodyBuffering,
+        kind: CauseKind::Cause,
+        title: "a layer buffers the whole body before it answers at all (serverless function, API gateway); on an endless stream nothing ever arrives".into(),
+        confidence: Confidence::Medium,
+        evidence: vec![format!(
+            "no response headers within {} while events were due",
+            secs(rec.ended_at)
+        )],
+        origin_fix: "return a streaming body (a ReadableStream / generator) and never set Content-Length".into(),
+        snippets: vec![NEXT_HEADERS, STARLETTE_HEADERS],
+        operator_fix: "enable the platform's response streaming (Lambda InvokeMode RESPONSE_STREAM, API Gateway responseTransferMode STREAM, APIM buffer-response=\"false\")".into(),
+    })
+}
+
+/// R4: compressed and held (or lagging every event).
+fn compression_buffering(s: &Signs<'_>) -> Option<Cause> {
+    let ce = s.content_encoding?;
+    let mut evidence = vec![format!("Content-Encoding: {ce}")];
+    if let Some(vary) = header(s.rec, "vary") {
+        evidence.push(format!("Vary: {vary} (Express compression adds it)"));
+    }
+    if s.held {
+        evidence.push(format!("delivery {}", s.v.delivery));
+    }
+    evidence.extend(s.vendor_note(&["Fly.io", "Caddy", "Cloudflare"]));
+    // A compressor that flushes only when the next write comes lags every event without batching.
+    let lags = s.v.has(FindingId::AddedLatency);
+    if lags {
+        evidence.push(
+            "every event arrives late (added-latency): a compressor that flushes on the next write lags each event".into(),
+        );
+    }
+    let wording = Wording {
+        id: CauseId::CompressionBuffering,
+        title: if s.local {
+            "the server's own compression middleware holds events until its buffer fills (Express compression without res.flush(), old Starlette GZip)"
+        } else {
+            "a compression layer holds events until its buffer fills (Express compression without res.flush(), Fly.io proxy, old Starlette GZip)"
+        },
+        origin_fix: "send `Cache-Control: no-cache, no-transform` (or `Content-Encoding: none` on Fly.io), or call res.flush() after each event".into(),
+        operator_fix: if s.local {
+            NO_OPERATOR
+        } else {
+            "exclude text/event-stream from compression (compression `filter`, nginx gzip_types, Traefik excludedContentTypes)"
+        },
+    };
+    let confidence = if s.held {
+        Confidence::High
+    } else if lags {
+        Confidence::Medium
+    } else {
+        Confidence::Low
+    };
+    Some(wording.cause(confidence, evidence, all_flush_snippets()))
+}
+
+/// R2/R3: held without either header is a proxy buffer; so is held behind a recognised proxy, whatever
+/// the coding (nginx gzip on a buffered location holds because of the buffer, not the compressor). On a
+/// server ssegate started, the server buffers its own output.
+fn proxy_buffering(s: &Signs<'_>) -> Option<Cause> {
+    let proxy_seen = !s
+        .vendor_note(&[
+            "nginx",
+            "Apache httpd",
+            "Azure Front Door",
+            "Varnish",
+            "Envoy",
+        ])
+        .is_empty();
+    let unexplained_length = s.content_length.is_none() || s.content_length_shared;
+    if !(s.held && unexplained_length && (s.content_encoding.is_none() || proxy_seen)) {
+        return None;
+    }
+    let v = s.v;
+    let mut evidence = vec![format!("delivery {}", v.delivery)];
+    let clumps: Vec<u64> = v
+        .bursts
+        .iter()
+        .filter(|b| b.events > 1)
+        .map(|b| b.bytes)
+        .collect();
+    let buffer_like = v.has(FindingId::ClumpedAtBufferSize);
+    if !clumps.is_empty() {
+        evidence.push(format!("clumps of {clumps:?} bytes"));
+    }
+    let nginx = s.vendor_note(&["nginx", "Apache httpd", "Azure Front Door"]);
+    let confidence = if buffer_like || !nginx.is_empty() {
+        Confidence::High
+    } else {
+        Confidence::Medium
+    };
+    evidence.extend(nginx);
+    let wording = if s.local {
+        Wording {
+            id: CauseId::OriginBuffering,
+            title: "the server itself buffers its output before writing (a response buffer, output_buffering, no flush)",
+            origin_fix: "write and flush each event as it is produced (res.flush(), Flusher.Flush(), a streaming response)".into(),
+            operator_fix: NO_OPERATOR,
+        }
+    } else {
+        Wording {
+            id: CauseId::ProxyBuffering,
+            title: "a reverse proxy buffers the response (nginx proxy_buffering on, Apache mod_proxy_fcgi, a gateway response buffer)",
+            origin_fix: "send `X-Accel-Buffering: no` (nginx honours it per response)".into(),
+            operator_fix: "nginx: `proxy_buffering off;` (and `proxy_http_version 1.1;` before 1.29.7) for the SSE location",
+        }
+    };
+    Some(wording.cause(confidence, evidence, all_flush_snippets()))
+}
+
+/// R8: a cached stream.
+fn cached_stream(s: &Signs<'_>) -> Option<Cause> {
+    let cache_hits: Vec<String> = s
+        .rec
         .headers
         .iter()
         .filter(|(k, v)| {
@@ -495,134 +604,155 @@ fn raw_causes(rec: &Recording, v: &Verdict, streaming: Option<&Recording>) -> Ve
         })
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
-    if !cache_hits.is_empty() {
-        causes.push(Cause {
-            id: "cached-stream",
-            kind: CauseKind::Cause,
-            title: "a cache stored the stream and replays it (CDN cache-everything rule, Varnish default TTL, Bunny)".into(),
-            confidence: Confidence::High,
-            evidence: cache_hits,
-            origin_fix: "send `Cache-Control: no-cache, no-store` (or `private`)".into(),
-            snippets: vec![NEXT_HEADERS, STARLETTE_HEADERS],
-            operator_fix: "bypass the cache for event streams (Varnish `return (pass)`, CDN cache rule off)".into(),
-        });
+    if cache_hits.is_empty() {
+        return None;
     }
-    // R6/R7: cuts.
-    if v.delivery == Delivery::Cut
-        && let End::Aborted { .. } | End::Complete = rec.end
-    {
-        let silence = rec.silence_at_end();
-        let t = rec.ended_at.as_secs();
-        let known: Vec<String> = DURATION_CAPS
-            .iter()
-            .filter(|(cap, _)| t.abs_diff(*cap) <= 1)
-            .map(|(cap, who)| format!("{cap} s matches {who}"))
-            .collect();
-        // A cut during a long silence points at an idle timeout; a cut while bytes flowed, or at a
-        // well-known total, at a duration cap. One observation rarely proves either: both are listed.
-        let quiet = silence >= Duration::from_millis(500);
-        causes.push(Cause {
-            id: "idle-timeout",
-            kind: CauseKind::Cause,
-            title: "an idle timeout closed the stream after a silence (nginx proxy_read_timeout 60 s, ALB 60 s, Cloudflare 100 s, CloudFront 30 s)".into(),
-            confidence: match (quiet, silence >= Duration::from_secs(1), known.is_empty()) {
-                (true, true, true) => Confidence::High,
-                (true, _, _) => Confidence::Medium,
-                _ => Confidence::Low,
-            },
-            evidence: vec![format!(
-                "cut at {} after {} without a byte",
-                secs(rec.ended_at),
-                secs(silence)
-            )],
-            origin_fix: heartbeat_fix(rec, silence),
-            snippets: vec![EXPRESS_HEARTBEAT, AXUM_HEARTBEAT],
-            operator_fix: "raise the idle timeout (nginx `proxy_read_timeout`, ALB idle_timeout)".into(),
-        });
-        let mut evidence = vec![format!(
-            "cut at {}, {} after the last read",
-            secs(rec.ended_at),
-            secs(silence)
-        )];
-        evidence.extend(known.clone());
-        causes.push(Cause {
-            id: "duration-cap",
-            kind: CauseKind::Cause,
-            title: "a total-duration cap ended the stream regardless of traffic (function timeout, Envoy route timeout)".into(),
-            confidence: match (known.is_empty(), quiet) {
-                (false, _) => Confidence::High,
-                (true, false) => Confidence::Medium,
-                (true, true) => Confidence::Low,
-            },
-            evidence,
-            origin_fix: "end streams before the cap and let EventSource reconnect with Last-Event-ID; heartbeats do not help".into(),
-            snippets: vec![],
-            operator_fix: "raise the platform's maximum duration (maxDuration, Lambda timeout, Envoy route timeout 0s)".into(),
-        });
+    Some(Cause {
+        id: CauseId::CachedStream,
+        kind: CauseKind::Cause,
+        title: "a cache stored the stream and replays it (CDN cache-everything rule, Varnish default TTL, Bunny)".into(),
+        confidence: Confidence::High,
+        evidence: cache_hits,
+        origin_fix: "send `Cache-Control: no-cache, no-store` (or `private`)".into(),
+        snippets: vec![NEXT_HEADERS, STARLETTE_HEADERS],
+        operator_fix: "bypass the cache for event streams (Varnish `return (pass)`, CDN cache rule off)".into(),
+    })
+}
+
+/// R6/R7: a cut stream is an idle timeout or a duration cap. A cut during a long silence points at an
+/// idle timeout; a cut while bytes flowed, or at a well-known total, at a duration cap. One observation
+/// rarely proves either: both are listed.
+fn cut_causes(s: &Signs<'_>) -> Vec<Cause> {
+    let rec = s.rec;
+    if s.v.delivery != Delivery::Cut || !matches!(rec.end, End::Aborted { .. } | End::Complete) {
+        return Vec::new();
     }
-    // R5: headers late.
-    if v.has("first-byte-delayed") || v.has("headers-with-first-event") {
-        let evidence = v
+    let silence = rec.silence_at_end();
+    let t = rec.ended_at.as_secs();
+    let known: Vec<String> = DURATION_CAPS
+        .iter()
+        .filter(|(cap, _)| t.abs_diff(*cap) <= 1)
+        .map(|(cap, who)| format!("{cap} s matches {who}"))
+        .collect();
+    let quiet = silence >= Duration::from_millis(500);
+    let (idle, cap) = if s.local {
+        (Wording::origin_abort(), Wording::origin_abort())
+    } else {
+        (
+            Wording {
+                id: CauseId::IdleTimeout,
+                title: "an idle timeout closed the stream after a silence (nginx proxy_read_timeout 60 s, ALB 60 s, Cloudflare 100 s, CloudFront 30 s)",
+                origin_fix: heartbeat_fix(rec, silence),
+                operator_fix: "raise the idle timeout (nginx `proxy_read_timeout`, ALB idle_timeout)",
+            },
+            Wording {
+                id: CauseId::DurationCap,
+                title: "a total-duration cap ended the stream regardless of traffic (function timeout, Envoy route timeout)",
+                origin_fix: "end streams before the cap and let EventSource reconnect with Last-Event-ID; heartbeats do not help".into(),
+                operator_fix: "raise the platform's maximum duration (maxDuration, Lambda timeout, Envoy route timeout 0s)",
+            },
+        )
+    };
+    let idle_confidence = match (quiet, silence >= Duration::from_secs(1), known.is_empty()) {
+        (true, true, true) => Confidence::High,
+        (true, _, _) => Confidence::Medium,
+        _ => Confidence::Low,
+    };
+    let idle_evidence = vec![format!(
+        "cut at {} after {} without a byte",
+        secs(rec.ended_at),
+        secs(silence)
+    )];
+    let cap_confidence = match (known.is_empty(), quiet) {
+        (false, _) => Confidence::High,
+        (true, false) => Confidence::Medium,
+        (true, true) => Confidence::Low,
+    };
+    let mut cap_evidence = vec![format!(
+        "cut at {}, {} after the last read",
+        secs(rec.ended_at),
+        secs(silence)
+    )];
+    cap_evidence.extend(known);
+    vec![
+        idle.cause(
+            idle_confidence,
+            idle_evidence,
+            vec![EXPRESS_HEARTBEAT, AXUM_HEARTBEAT],
+        ),
+        cap.cause(cap_confidence, cap_evidence, vec![]),
+    ]
+}
+
+/// R5: headers late.
+fn first_byte_delay(s: &Signs<'_>) -> Option<Cause> {
+    const LATE: &[FindingId] = &[
+        FindingId::FirstByteDelayed,
+        FindingId::HeadersWithFirstEvent,
+    ];
+    if !LATE.iter().any(|&id| s.v.has(id)) {
+        return None;
+    }
+    // When a buffer already explains the late headers, this is a consequence, not a cause.
+    let explained = s.held;
+    Some(Cause {
+        id: CauseId::FirstByteDelay,
+        kind: CauseKind::Cause,
+        title: "the headers arrive only with the first event: first-byte timeouts (25-100 s) will cut slow streams".into(),
+        confidence: if explained {
+            Confidence::Low
+        } else {
+            Confidence::Medium
+        },
+        evidence: s.findings(LATE),
+        origin_fix: "flush headers at once and send a `:ok` comment immediately".into(),
+        snippets: vec![EXPRESS_FLUSH_HEADERS],
+        operator_fix: "stop the hop from withholding headers until the body (a buffering proxy or compressor)".into(),
+    })
+}
+
+/// R11: framing.
+fn missing_terminator(s: &Signs<'_>) -> Option<Cause> {
+    const UNENDED: &[FindingId] = &[FindingId::EventNotTerminated, FindingId::NoEventsDispatched];
+    if !UNENDED.iter().any(|&id| s.v.has(id)) {
+        return None;
+    }
+    Some(Cause {
+        id: CauseId::MissingTerminator,
+        kind: CauseKind::Cause,
+        title: "events are not ended by a blank line, so the browser dispatches late or never"
+            .into(),
+        confidence: Confidence::High,
+        evidence: s.findings(UNENDED),
+        origin_fix: "end every event with `\\n\\n`".into(),
+        snippets: vec![EXPRESS_TERMINATOR],
+        operator_fix: "none: the origin's framing is wrong".into(),
+    })
+}
+
+/// R10: late but one by one.
+fn added_latency(s: &Signs<'_>) -> Option<Cause> {
+    if !s.v.has(FindingId::AddedLatency) {
+        return None;
+    }
+    Some(Cause {
+        id: CauseId::AddedLatency,
+        kind: CauseKind::Cause,
+        title:
+            "every event is a little late but not batched: Nagle's algorithm or a periodic flusher"
+                .into(),
+        confidence: Confidence::Low,
+        evidence: s
+            .v
             .findings
             .iter()
-            .filter(|f| matches!(f.id(), "first-byte-delayed" | "headers-with-first-event"))
-            .map(|f| format!("{}: {}", f.id(), f.evidence))
-            .collect();
-        // When a buffer already explains the late headers, this is a consequence, not a cause.
-        let explained = held;
-        causes.push(Cause {
-            id: "first-byte-delay",
-            kind: CauseKind::Cause,
-            title: "the headers arrive only with the first event: first-byte timeouts (25-100 s) will cut slow streams".into(),
-            confidence: if explained {
-                Confidence::Low
-            } else {
-                Confidence::Medium
-            },
-            evidence,
-            origin_fix: "flush headers at once and send a `:ok` comment immediately".into(),
-            snippets: vec![EXPRESS_FLUSH_HEADERS],
-            operator_fix: "stop the hop from withholding headers until the body (a buffering proxy or compressor)".into(),
-        });
-    }
-    // R11: framing.
-    if v.has("event-not-terminated") || v.has("no-events-dispatched") {
-        causes.push(Cause {
-            id: "missing-terminator",
-            kind: CauseKind::Cause,
-            title: "events are not ended by a blank line, so the browser dispatches late or never"
-                .into(),
-            confidence: Confidence::High,
-            evidence: v
-                .findings
-                .iter()
-                .filter(|f| matches!(f.id(), "event-not-terminated" | "no-events-dispatched"))
-                .map(|f| format!("{}: {}", f.id(), f.evidence))
-                .collect(),
-            origin_fix: "end every event with `\\n\\n`".into(),
-            snippets: vec![EXPRESS_TERMINATOR],
-            operator_fix: "none: the origin's framing is wrong".into(),
-        });
-    }
-    // R10: late but one by one.
-    if v.has("added-latency") {
-        causes.push(Cause {
-            id: "added-latency",
-            kind: CauseKind::Cause,
-            title: "every event is a little late but not batched: Nagle's algorithm or a periodic flusher".into(),
-            confidence: Confidence::Low,
-            evidence: v
-                .findings
-                .iter()
-                .filter(|f| f.id() == "added-latency")
-                .map(|f| f.evidence.clone())
-                .collect(),
-            origin_fix: "set TCP_NODELAY and write each event in one call".into(),
-            snippets: vec![],
-            operator_fix: "look for a flush interval on the proxy".into(),
-        });
-    }
-    causes
+            .filter(|f| f.id() == FindingId::AddedLatency)
+            .map(|f| f.evidence.clone())
+            .collect(),
+        origin_fix: "set TCP_NODELAY and write each event in one call".into(),
+        snippets: vec![],
+        operator_fix: "look for a flush interval on the proxy".into(),
+    })
 }
 
 /// The heartbeat interval to advise for a cut stream: half the silence after which it was cut (the
@@ -653,33 +783,6 @@ fn heartbeat_fix(rec: &Recording, silence: Duration) -> String {
         secs(silence),
         own.unwrap_or_default()
     )
-}
-
-/// Nothing stands between a server ssegate started and its probe: causes that blame an intermediary are
-/// the server's own.
-fn local_origin_causes(causes: &mut [Cause]) {
-    const NONE: &str = "none: nothing stands between this server and the probe";
-    for c in causes.iter_mut() {
-        match c.id {
-            "proxy-buffering" => {
-                c.id = "origin-buffering";
-                c.title = "the server itself buffers its output before writing (a response buffer, output_buffering, no flush)".into();
-                c.origin_fix = "write and flush each event as it is produced (res.flush(), Flusher.Flush(), a streaming response)".into();
-                c.operator_fix = NONE.into();
-            }
-            "compression-buffering" => {
-                c.title = "the server's own compression middleware holds events until its buffer fills (Express compression without res.flush(), old Starlette GZip)".into();
-                c.operator_fix = NONE.into();
-            }
-            "idle-timeout" | "duration-cap" => {
-                c.id = "origin-abort";
-                c.title = "the server ended the response abruptly (an exception, a handler or write timeout)".into();
-                c.origin_fix = "find why the handler stops (logs; Go http.Server.WriteTimeout; framework request timeouts) and end streams cleanly".into();
-                c.operator_fix = NONE.into();
-            }
-            _ => {}
-        }
-    }
 }
 
 fn rank(causes: &mut [Cause]) {
@@ -751,103 +854,19 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
     let stack = req.stack.or_else(|| Stack::detect(&rec, None));
     let mut causes = diagnose(&rec, &verdict, streaming, stack, false);
     let mut active = Vec::new();
-    if req.active {
-        // R4's test: the same request without Accept-Encoding.
-        if header(&rec, "content-encoding").is_some() || verdict.delivery != Delivery::Streamed {
-            let mut again = req.target.clone();
-            again.compression = false;
-            again
-                .headers
-                .retain(|(k, _)| !k.eq_ignore_ascii_case("accept-encoding"));
-            again
-                .headers
-                .push(("Accept-Encoding".into(), "identity".into()));
-            let r2 = probe(&again).await?;
-            let v2 = judge(
-                &r2,
-                compare
-                    .as_ref()
-                    .map_or(Reference::None, Reference::Baseline),
-            );
-            let held_by_compression =
-                v2.delivery == Delivery::Streamed && verdict.delivery != Delivery::Streamed;
-            // The class alone misses a compressor that lags every event by one write: compare when the
-            // same events arrived with and without compression.
-            let lag = arrival_lag(&verdict, &v2);
-            let lagged = v2.delivery == Delivery::Streamed
-                && lag.is_some_and(|l| l > crate::verdict::threshold(verdict.gap.max(v2.gap)));
-            let proved = held_by_compression || lagged;
-            let conclusion = if held_by_compression {
-                "without compression the stream is live: a compression layer holds the events"
-                    .to_string()
-            } else if lagged {
-                format!(
-                    "without compression the same events arrive {} earlier: a compression layer lags each event",
-                    secs(lag.unwrap_or_default())
-                )
-            } else {
-                format!(
-                    "still {} without compression: compression is not the (only) cause",
-                    v2.delivery
-                )
-            };
-            if let Some(c) = causes.iter_mut().find(|c| c.id == "compression-buffering") {
-                if proved {
-                    c.confidence = Confidence::Proved;
-                } else {
-                    c.confidence = Confidence::Low;
-                }
-                c.evidence.push(format!(
-                    "re-probe with Accept-Encoding: identity → {}{}",
-                    v2.delivery,
-                    lag.map(|l| format!(", events {} earlier", secs(l)))
-                        .unwrap_or_default()
-                ));
-            }
-            if lagged && let Some(c) = causes.iter_mut().find(|c| c.id == "added-latency") {
-                c.evidence
-                    .push("the lag goes away without compression: the compressor adds it".into());
-            }
-            // Still held without compression: something else buffers, most likely a proxy.
-            if !proved && matches!(v2.delivery, Delivery::HeldUntilEnd | Delivery::Batched) {
-                let note = format!(
-                    "re-probe with Accept-Encoding: identity still {}: the holding is not the compressor's",
-                    v2.delivery
-                );
-                if let Some(c) = causes.iter_mut().find(|c| c.id == "proxy-buffering") {
-                    c.confidence = c.confidence.max(Confidence::High);
-                    c.evidence.push(note);
-                } else if header(&rec, "content-length").is_none() {
-                    let mut extra = diagnose(&r2, &v2, streaming, stack, false)
-                        .into_iter()
-                        .filter(|c| c.id == "proxy-buffering")
-                        .collect::<Vec<_>>();
-                    for c in &mut extra {
-                        c.evidence.push(note.clone());
-                    }
-                    causes.extend(extra);
-                }
-            }
-            if proved && !causes.iter().any(|c| c.id == "compression-buffering") {
-                causes.push(Cause {
-                    id: "compression-buffering",
-                    kind: CauseKind::Cause,
-                    title: "a compression layer holds events until its buffer fills".into(),
-                    confidence: Confidence::Proved,
-                    evidence: vec!["re-probe with Accept-Encoding: identity streams".into()],
-                    origin_fix: "send `Cache-Control: no-cache, no-transform`, or call res.flush() after each event".into(),
-                    snippets: all_flush_snippets(),
-                    operator_fix: "exclude text/event-stream from compression".into(),
-                });
-            }
-            active.push(ActiveProbe {
-                name: "identity",
-                change: "Accept-Encoding: identity".into(),
-                delivery: v2.delivery,
-                conclusion,
-            });
-            rank(&mut causes);
-        }
+    // R4's test: the same request without Accept-Encoding.
+    if req.active
+        && (header(&rec, "content-encoding").is_some() || verdict.delivery != Delivery::Streamed)
+    {
+        let first = Diagnosed {
+            rec: &rec,
+            verdict: &verdict,
+            streaming,
+            stack,
+        };
+        let identity = identity_reprobe(req, &first, compare.as_ref(), &mut causes).await?;
+        active.push(identity);
+        rank(&mut causes);
     }
     let platforms = fingerprint(&rec);
     Ok(DoctorReport {
@@ -858,6 +877,160 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
         causes,
         active,
     })
+}
+
+/// The first probe of `doctor`, as diagnosed.
+struct Diagnosed<'a> {
+    rec: &'a Recording,
+    verdict: &'a Verdict,
+    /// The compare stream, when it streamed.
+    streaming: Option<&'a Recording>,
+    stack: Option<Stack>,
+}
+
+/// What the re-probe with `Accept-Encoding: identity` showed.
+struct IdentityResult {
+    rec: Recording,
+    verdict: Verdict,
+    /// How much earlier the same events arrived without compression.
+    lag: Option<Duration>,
+    /// The stream held with compression is live without it.
+    held_by_compression: bool,
+    /// Live without compression, and the events arrive clearly earlier.
+    lagged: bool,
+}
+
+impl IdentityResult {
+    /// A compression layer is proved to hold or lag the events.
+    fn proved(&self) -> bool {
+        self.held_by_compression || self.lagged
+    }
+
+    fn conclusion(&self) -> String {
+        if self.held_by_compression {
+            "without compression the stream is live: a compression layer holds the events"
+                .to_string()
+        } else if self.lagged {
+            format!(
+                "without compression the same events arrive {} earlier: a compression layer lags each event",
+                secs(self.lag.unwrap_or_default())
+            )
+        } else {
+            format!(
+                "still {} without compression: compression is not the (only) cause",
+                self.verdict.delivery
+            )
+        }
+    }
+}
+
+/// Probe again with `Accept-Encoding: identity` and update the causes with what that proves.
+async fn identity_reprobe(
+    req: &DoctorRequest,
+    first: &Diagnosed<'_>,
+    compare: Option<&Recording>,
+    causes: &mut Vec<Cause>,
+) -> Result<ActiveProbe, ProbeError> {
+    let mut again = req.target.clone();
+    again.compression = false;
+    again
+        .headers
+        .retain(|(k, _)| !k.eq_ignore_ascii_case("accept-encoding"));
+    again
+        .headers
+        .push(("Accept-Encoding".into(), "identity".into()));
+    let rec = probe(&again).await?;
+    let verdict = judge(&rec, compare.map_or(Reference::None, Reference::Baseline));
+    let held_by_compression =
+        verdict.delivery == Delivery::Streamed && first.verdict.delivery != Delivery::Streamed;
+    // The class alone misses a compressor that lags every event by one write: compare when the same
+    // events arrived with and without compression.
+    let lag = arrival_lag(first.verdict, &verdict);
+    let lagged = verdict.delivery == Delivery::Streamed
+        && lag.is_some_and(|l| l > crate::verdict::threshold(first.verdict.gap.max(verdict.gap)));
+    let r = IdentityResult {
+        rec,
+        verdict,
+        lag,
+        held_by_compression,
+        lagged,
+    };
+    apply_identity_result(first, &r, causes);
+    Ok(ActiveProbe {
+        name: "identity",
+        change: "Accept-Encoding: identity".into(),
+        delivery: r.verdict.delivery,
+        conclusion: r.conclusion(),
+    })
+}
+
+/// What the identity re-probe proves: compression's confidence, the added latency's source, and a proxy
+/// when the stream is still held without compression.
+fn apply_identity_result(first: &Diagnosed<'_>, r: &IdentityResult, causes: &mut Vec<Cause>) {
+    let proved = r.proved();
+    let delivery = r.verdict.delivery;
+    if let Some(c) = causes
+        .iter_mut()
+        .find(|c| c.id == CauseId::CompressionBuffering)
+    {
+        c.confidence = if proved {
+            Confidence::Proved
+        } else {
+            Confidence::Low
+        };
+        c.evidence.push(format!(
+            "re-probe with Accept-Encoding: identity → {delivery}{}",
+            r.lag
+                .map(|l| format!(", events {} earlier", secs(l)))
+                .unwrap_or_default()
+        ));
+    }
+    if r.lagged
+        && let Some(c) = causes.iter_mut().find(|c| c.id == CauseId::AddedLatency)
+    {
+        c.evidence
+            .push("the lag goes away without compression: the compressor adds it".into());
+    }
+    // Still held without compression: something else buffers, most likely a proxy.
+    if !proved && matches!(delivery, Delivery::HeldUntilEnd | Delivery::Batched) {
+        blame_proxy(first, r, causes);
+    }
+    if proved && !causes.iter().any(|c| c.id == CauseId::CompressionBuffering) {
+        causes.push(Cause {
+            id: CauseId::CompressionBuffering,
+            kind: CauseKind::Cause,
+            title: "a compression layer holds events until its buffer fills".into(),
+            confidence: Confidence::Proved,
+            evidence: vec!["re-probe with Accept-Encoding: identity streams".into()],
+            origin_fix:
+                "send `Cache-Control: no-cache, no-transform`, or call res.flush() after each event"
+                    .into(),
+            snippets: all_flush_snippets(),
+            operator_fix: "exclude text/event-stream from compression".into(),
+        });
+    }
+}
+
+/// The stream is still held without compression: raise proxy buffering, or add it from the re-probe's
+/// own diagnosis.
+fn blame_proxy(first: &Diagnosed<'_>, r: &IdentityResult, causes: &mut Vec<Cause>) {
+    let note = format!(
+        "re-probe with Accept-Encoding: identity still {}: the holding is not the compressor's",
+        r.verdict.delivery
+    );
+    if let Some(c) = causes.iter_mut().find(|c| c.id == CauseId::ProxyBuffering) {
+        c.confidence = c.confidence.max(Confidence::High);
+        c.evidence.push(note);
+    } else if header(first.rec, "content-length").is_none() {
+        let mut extra = diagnose(&r.rec, &r.verdict, first.streaming, first.stack, false)
+            .into_iter()
+            .filter(|c| c.id == CauseId::ProxyBuffering)
+            .collect::<Vec<_>>();
+        for c in &mut extra {
+            c.evidence.push(note.clone());
+        }
+        causes.extend(extra);
+    }
 }
 
 #[cfg(test)]
@@ -896,7 +1069,7 @@ mod tests {
         );
         let v = judge(&r, Reference::Baseline(&base));
         let c = diagnose(&r, &v, None, None, false);
-        assert_eq!(c[0].id, "whole-body-buffering");
+        assert_eq!(c[0].id, CauseId::WholeBodyBuffering);
         assert_eq!(c[0].confidence, Confidence::High);
     }
 
@@ -911,7 +1084,7 @@ mod tests {
         );
         let v = judge(&r, Reference::Baseline(&base));
         let c = diagnose(&r, &v, None, None, false);
-        assert_eq!(c[0].id, "proxy-buffering");
+        assert_eq!(c[0].id, CauseId::ProxyBuffering);
         assert_eq!(c[0].confidence, Confidence::High);
         assert!(c[0].evidence.iter().any(|e| e.contains("nginx")));
     }
@@ -931,8 +1104,8 @@ mod tests {
         );
         let v = judge(&r, Reference::Baseline(&base));
         let c = diagnose(&r, &v, None, None, false);
-        assert_eq!(c[0].id, "compression-buffering");
-        assert!(!c.iter().any(|c| c.id == "proxy-buffering"));
+        assert_eq!(c[0].id, CauseId::CompressionBuffering);
+        assert!(!c.iter().any(|c| c.id == CauseId::ProxyBuffering));
     }
 
     #[test]
@@ -943,10 +1116,16 @@ mod tests {
         };
         let idle = rec(&[SSE], &[400, 800], 1900, aborted.clone());
         let v = judge(&idle, Reference::Baseline(&base));
-        assert_eq!(diagnose(&idle, &v, None, None, false)[0].id, "idle-timeout");
+        assert_eq!(
+            diagnose(&idle, &v, None, None, false)[0].id,
+            CauseId::IdleTimeout
+        );
         let busy = rec(&[SSE], &[400, 800, 1200], 1210, aborted);
         let v = judge(&busy, Reference::Baseline(&base));
-        assert_eq!(diagnose(&busy, &v, None, None, false)[0].id, "duration-cap");
+        assert_eq!(
+            diagnose(&busy, &v, None, None, false)[0].id,
+            CauseId::DurationCap
+        );
     }
 
     #[test]
@@ -959,7 +1138,7 @@ mod tests {
         );
         let v = judge(&r, Reference::None);
         let c = diagnose(&r, &v, None, None, false);
-        assert_eq!(c[0].id, "cached-stream");
+        assert_eq!(c[0].id, CauseId::CachedStream);
         assert_eq!(c[0].evidence.len(), 2);
     }
 
@@ -997,8 +1176,11 @@ mod tests {
         let v = judge(&r, Reference::Baseline(&base));
         let c = diagnose(&r, &v, Some(&base), None, false);
         let top = c.iter().find(|c| !c.is_risk()).unwrap();
-        assert_eq!(top.id, "proxy-buffering", "{c:?}");
-        let wb = c.iter().find(|c| c.id == "whole-body-buffering").unwrap();
+        assert_eq!(top.id, CauseId::ProxyBuffering, "{c:?}");
+        let wb = c
+            .iter()
+            .find(|c| c.id == CauseId::WholeBodyBuffering)
+            .unwrap();
         assert!(wb.is_risk());
         assert!(
             wb.evidence
@@ -1021,7 +1203,7 @@ mod tests {
         idle.comments = vec![Duration::from_millis(100), Duration::from_millis(300)];
         let v = judge(&idle, Reference::Baseline(&base));
         let c = diagnose(&idle, &v, None, None, false);
-        let it = c.iter().find(|c| c.id == "idle-timeout").unwrap();
+        let it = c.iter().find(|c| c.id == CauseId::IdleTimeout).unwrap();
         assert!(
             it.origin_fix.contains("at least every 2.50 s"),
             "{}",
@@ -1042,7 +1224,7 @@ mod tests {
         assert_eq!(Stack::detect(&r, None), Some(Stack::Flask));
         let v = judge(&r, Reference::Baseline(&base));
         let c = diagnose(&r, &v, None, Stack::detect(&r, None), false);
-        let pb = c.iter().find(|c| c.id == "proxy-buffering").unwrap();
+        let pb = c.iter().find(|c| c.id == CauseId::ProxyBuffering).unwrap();
         assert!(
             pb.snippets.iter().all(|s| s.framework == "Flask"),
             "{:?}",
@@ -1051,7 +1233,7 @@ mod tests {
         let all = diagnose(&r, &v, None, None, false);
         let frameworks: Vec<&str> = all
             .iter()
-            .find(|c| c.id == "proxy-buffering")
+            .find(|c| c.id == CauseId::ProxyBuffering)
             .unwrap()
             .snippets
             .iter()
@@ -1095,14 +1277,17 @@ mod tests {
                 ..Default::default()
             }),
         );
-        assert!(v.has("added-latency"), "{:?}", v.findings);
+        assert!(v.has(FindingId::AddedLatency), "{:?}", v.findings);
         let _ = base;
         let c = diagnose(&r, &v, None, None, false);
         let comp = c
             .iter()
-            .position(|c| c.id == "compression-buffering")
+            .position(|c| c.id == CauseId::CompressionBuffering)
             .unwrap();
-        let lat = c.iter().position(|c| c.id == "added-latency").unwrap();
+        let lat = c
+            .iter()
+            .position(|c| c.id == CauseId::AddedLatency)
+            .unwrap();
         assert!(comp < lat, "{c:?}");
         assert_eq!(c[comp].confidence, Confidence::Medium);
     }
@@ -1127,17 +1312,18 @@ mod tests {
     }
 
     #[test]
-    fn cause_ids_are_listed() {
-        for id in [
-            "proxy-buffering",
-            "compression-buffering",
-            "whole-body-buffering",
-            "idle-timeout",
-            "duration-cap",
-            "first-byte-delay",
-            "cached-stream",
-        ] {
-            assert!(CAUSE_IDS.contains(&id));
+    fn every_cause_id_round_trips_and_is_documented() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        for &id in CauseId::ALL {
+            let json = serde_json::to_value(id).unwrap();
+            assert_eq!(json, serde_json::Value::String(id.as_str().into()));
+            assert_eq!(serde_json::from_value::<CauseId>(json).unwrap(), id);
+            assert_eq!(id.to_string(), id.as_str());
+            assert!(
+                readme.contains(&format!("`{id}`")),
+                "README lacks `{id}` among the causes"
+            );
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod assets;
 pub mod case;
+pub mod cause_id;
 pub mod check;
 pub mod cli;
 pub mod config;

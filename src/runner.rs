@@ -147,12 +147,12 @@ pub fn check(case: &Case, v: &Verdict) -> Expectation {
         ));
     }
     for id in &e.findings {
-        if !v.has(&id.value) {
+        if !v.findings.iter().any(|f| f.id().as_str() == id.value) {
             failures.push(format!("expected finding `{}`, not reported", id.value));
         }
     }
     for id in &e.absent {
-        if let Some(f) = v.findings.iter().find(|f| f.id() == id.value) {
+        if let Some(f) = v.findings.iter().find(|f| f.id().as_str() == id.value) {
             failures.push(format!(
                 "finding `{}` must be absent, but was reported ({})",
                 id.value, f.evidence

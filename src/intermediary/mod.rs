@@ -14,6 +14,7 @@ pub mod builtin;
 pub mod process;
 pub mod programs;
 
+use crate::cause_id::CauseId;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -188,7 +189,7 @@ impl HopSpec {
     }
 
     /// The cause this hop is known to produce when it breaks a stream, with the operator's fix for it.
-    pub fn known_cause(&self) -> Option<(&'static str, &'static str)> {
+    pub fn known_cause(&self) -> Option<(CauseId, &'static str)> {
         match self {
             HopSpec::Process(p) => p.known_cause(),
             HopSpec::Builtin(b) => b.known_cause(),

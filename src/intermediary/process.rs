@@ -16,6 +16,7 @@
 //!
 //! Dropping the [`Running`] hop kills the group and removes the prefix.
 
+use crate::cause_id::CauseId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -60,7 +61,7 @@ pub struct Program {
     /// Log text that means the reserved port was taken before the program bound it.
     pub port_taken: &'static str,
     /// The cause a config is known to produce when it breaks a stream, with the operator's fix.
-    pub known_cause: fn(config: &str) -> Option<(&'static str, &'static str)>,
+    pub known_cause: fn(config: &str) -> Option<(CauseId, &'static str)>,
 }
 
 impl Program {
@@ -294,7 +295,7 @@ impl ProcessHop {
     }
 
     /// The cause this config is known to produce when it breaks a stream.
-    pub fn known_cause(&self) -> Option<(&'static str, &'static str)> {
+    pub fn known_cause(&self) -> Option<(CauseId, &'static str)> {
         (self.program.known_cause)(&self.config)
     }
 }

@@ -3,6 +3,7 @@
 //! [`process`](super::process).
 
 use super::process::Program;
+use crate::cause_id::CauseId;
 
 /// Every real program, by chain name.
 pub static PROGRAMS: &[&Program] = &[&NGINX];
@@ -37,10 +38,10 @@ pub static NGINX: Program = Program {
     port_taken: "Address already in use",
     known_cause: |config| match config {
         "short-idle" => Some((
-            "idle-timeout",
+            CauseId::IdleTimeout,
             "nginx: raise `proxy_read_timeout` for the SSE location above the stream's longest silence",
         )),
         "unbuffered" => None,
-        _ => Some(("proxy-buffering", NGINX_BUFFERING)),
+        _ => Some((CauseId::ProxyBuffering, NGINX_BUFFERING)),
     },
 };

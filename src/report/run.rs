@@ -236,7 +236,7 @@ impl RunRow {
             .findings
             .iter()
             .filter(|f| f.severity() >= Severity::Warning)
-            .map(|f| f.id())
+            .map(|f| f.id().as_str())
             .collect();
         RunRow {
             case: o.name.clone(),

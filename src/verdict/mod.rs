@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::probe::{BodyFraming, End, LimitKind, Recording, ser_ms};
-pub use rules::{RULES, Rule, Severity, rule};
+pub use rules::{FindingId, RULES, Rule, Severity, UnknownFindingId};
 
 /// How the events arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -102,16 +102,18 @@ pub struct Finding {
 }
 
 impl Finding {
-    /// A finding of `id`. Panics on an unknown id: ids are compile-time constants of this module.
-    fn new(id: &str, evidence: impl Into<String>) -> Finding {
+    /// A finding of `id` with its evidence.
+    fn new(id: FindingId, evidence: impl Into<String>) -> Finding {
         Finding {
-            rule: rule(id).unwrap_or_else(|| panic!("unknown finding id {id}")),
+            rule: id.rule(),
             evidence: evidence.into(),
         }
     }
-    pub fn id(&self) -> &'static str {
+    /// The finding's id.
+    pub fn id(&self) -> FindingId {
         self.rule.id
     }
+    /// The finding's severity.
     pub fn severity(&self) -> Severity {
         self.rule.severity
     }
@@ -121,7 +123,7 @@ impl Serialize for Finding {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("Finding", 6)?;
-        st.serialize_field("id", self.rule.id)?;
+        st.serialize_field("id", self.rule.id.as_str())?;
         st.serialize_field("severity", &self.rule.severity)?;
         st.serialize_field("evidence", &self.evidence)?;
         st.serialize_field("why", self.rule.why)?;
@@ -195,7 +197,8 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    pub fn has(&self, id: &str) -> bool {
+    /// Whether a finding of `id` was reported.
+    pub fn has(&self, id: FindingId) -> bool {
         self.findings.iter().any(|f| f.id() == id)
     }
     pub fn held_count(&self) -> usize {
@@ -230,46 +233,157 @@ fn ms(d: Duration) -> String {
 
 /// Judge a recording against a reference.
 pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
-    let (basis, ref_points, ref_headers, expected_events): (
-        Basis,
-        Vec<Duration>,
-        Option<Duration>,
-        Option<usize>,
-    ) = match reference {
-        Reference::Schedule(s) => (
-            if s.by_position {
-                Basis::Tap
-            } else {
-                Basis::SendInstants
-            },
-            s.sends.clone(),
-            s.headers_sent,
-            Some(s.planned.unwrap_or(s.sends.len()).max(s.sends.len())),
-        ),
-        Reference::Baseline(b) => (
-            Basis::Baseline,
-            b.events.iter().map(|e| e.at).collect(),
-            Some(b.headers_at),
-            Some(b.events.len()),
-        ),
-        Reference::None => (Basis::Inferred, Vec::new(), None, None),
-    };
-    let arrivals: Vec<Duration> = rec.events.iter().map(|e| e.at).collect();
-    let gap = match reference {
-        Reference::Schedule(Schedule { gap: Some(g), .. }) => *g,
-        Reference::None => median_gap(&arrivals),
-        _ => median_gap(&ref_points),
-    };
-    let t = threshold(gap);
+    let tm = Timing::measure(rec, reference);
+    let mut findings = Vec::new();
+    let delivery = classify(rec, &tm, &mut findings);
+    findings.extend(delivery_finding(rec, &tm, delivery));
+    findings.extend(first_byte_delayed(rec, &tm, delivery));
+    findings.extend(added_latency(&tm, delivery));
+    findings.extend(buffer_sized_clumps(rec, &tm, delivery));
+    findings.extend(headers_with_first_event(rec, reference, &tm));
+    header_findings(rec, &mut findings);
+    framing_findings(rec, &mut findings);
+    findings.sort_by(|a, b| {
+        b.severity()
+            .cmp(&a.severity())
+            .then(a.id().as_str().cmp(b.id().as_str()))
+    });
+    tm.into_verdict(delivery, findings)
+}
 
-    // Against a baseline, each request has its own connection setup (DNS, TCP, TLS) and, for generated
-    // streams, its own time to first token: offsets from the request's start differ by a constant that
-    // is nobody's holding. Events are aligned by the smallest event delay: whatever a buffer holds is
-    // released together with an event that was not held (delay about 0), so holding survives the
-    // alignment, while a constant offset does not. Headers are aligned by the part they share with the
-    // events (`min(header delay, event shift)`), so a remote server's TLS time is not "late headers" but
-    // a hop that holds the headers until the first event still is.
-    let (shift, header_shift) = match reference {
+/// What the reference says about the stream.
+struct RefPoints {
+    basis: Basis,
+    /// When each event was sent (or arrived in the baseline).
+    points: Vec<Duration>,
+    /// When the headers were sent (or arrived in the baseline).
+    headers: Option<Duration>,
+    expected_events: Option<usize>,
+}
+
+impl RefPoints {
+    fn of(reference: Reference<'_>) -> RefPoints {
+        match reference {
+            Reference::Schedule(s) => RefPoints {
+                basis: if s.by_position {
+                    Basis::Tap
+                } else {
+                    Basis::SendInstants
+                },
+                points: s.sends.clone(),
+                headers: s.headers_sent,
+                expected_events: Some(s.planned.unwrap_or(s.sends.len()).max(s.sends.len())),
+            },
+            Reference::Baseline(b) => RefPoints {
+                basis: Basis::Baseline,
+                points: b.events.iter().map(|e| e.at).collect(),
+                headers: Some(b.headers_at),
+                expected_events: Some(b.events.len()),
+            },
+            Reference::None => RefPoints {
+                basis: Basis::Inferred,
+                points: Vec::new(),
+                headers: None,
+                expected_events: None,
+            },
+        }
+    }
+}
+
+/// A recording's timing against its reference: everything a verdict says but its class and findings.
+struct Timing {
+    basis: Basis,
+    /// The reference's event instants.
+    points: Vec<Duration>,
+    expected_events: Option<usize>,
+    gap: Duration,
+    /// The held threshold `T`.
+    t: Duration,
+    /// Connection setup subtracted from every reference instant.
+    shift: Duration,
+    events: Vec<EventTiming>,
+    bursts: Vec<Burst>,
+    header_latency: Option<Duration>,
+    latency_p50: Option<Duration>,
+    latency_max: Option<Duration>,
+    /// Events the reference has that had not arrived when the probe stopped at a limit, though due
+    /// more than `T` before.
+    missing: usize,
+}
+
+impl Timing {
+    fn measure(rec: &Recording, reference: Reference<'_>) -> Timing {
+        let r = RefPoints::of(reference);
+        let arrivals: Vec<Duration> = rec.events.iter().map(|e| e.at).collect();
+        let gap = match reference {
+            Reference::Schedule(Schedule { gap: Some(g), .. }) => *g,
+            Reference::None => median_gap(&arrivals),
+            _ => median_gap(&r.points),
+        };
+        let t = threshold(gap);
+        let (shift, header_shift) = alignment(rec, reference);
+        let mut events = event_timings(rec, r.basis, &r.points, shift, t);
+        let bursts = bursts(rec, &mut events, t);
+        let header_latency = r
+            .headers
+            .map(|h| rec.headers_at.saturating_sub(h + header_shift));
+        let latencies: Vec<Duration> = events.iter().filter_map(|e| e.latency).collect();
+        let missing = missing_events(rec, &r.points, events.len(), shift, t);
+        Timing {
+            basis: r.basis,
+            points: r.points,
+            expected_events: r.expected_events,
+            gap,
+            t,
+            shift,
+            latency_p50: median(latencies.clone()),
+            latency_max: latencies.iter().max().copied(),
+            events,
+            bursts,
+            header_latency,
+            missing,
+        }
+    }
+
+    /// The headers arrived more than `T` late. Without a response there are no headers to be late:
+    /// `no-response` says it.
+    fn headers_late(&self, rec: &Recording) -> bool {
+        rec.status != 0 && self.header_latency.is_some_and(|l| l > self.t)
+    }
+
+    fn held(&self) -> usize {
+        self.events.iter().filter(|e| e.held).count()
+    }
+
+    fn into_verdict(self, delivery: Delivery, findings: Vec<Finding>) -> Verdict {
+        Verdict {
+            delivery,
+            basis: self.basis,
+            threshold: self.t,
+            gap: self.gap,
+            expected_events: self.expected_events,
+            alignment: self.shift,
+            events: self.events,
+            bursts: self.bursts,
+            header_latency: self.header_latency,
+            latency_p50: self.latency_p50,
+            latency_max: self.latency_max,
+            findings,
+        }
+    }
+}
+
+/// The shift of event and header instants against a baseline.
+///
+/// Against a baseline, each request has its own connection setup (DNS, TCP, TLS) and, for generated
+/// streams, its own time to first token: offsets from the request's start differ by a constant that
+/// is nobody's holding. Events are aligned by the smallest event delay: whatever a buffer holds is
+/// released together with an event that was not held (delay about 0), so holding survives the
+/// alignment, while a constant offset does not. Headers are aligned by the part they share with the
+/// events (`min(header delay, event shift)`), so a remote server's TLS time is not "late headers" but
+/// a hop that holds the headers until the first event still is.
+fn alignment(rec: &Recording, reference: Reference<'_>) -> (Duration, Duration) {
+    match reference {
         Reference::Baseline(b) => {
             let header = rec.headers_at.saturating_sub(b.headers_at);
             let smallest = rec
@@ -282,10 +396,18 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
             (smallest, smallest.min(header))
         }
         _ => (Duration::ZERO, Duration::ZERO),
-    };
-    // Align events with the reference: by sequence number (`id`) against a schedule, by position otherwise.
-    let mut events: Vec<EventTiming> = rec
-        .events
+    }
+}
+
+/// Align events with the reference: by sequence number (`id`) against a schedule, by position otherwise.
+fn event_timings(
+    rec: &Recording,
+    basis: Basis,
+    points: &[Duration],
+    shift: Duration,
+    t: Duration,
+) -> Vec<EventTiming> {
+    rec.events
         .iter()
         .enumerate()
         .map(|(i, a)| {
@@ -293,7 +415,7 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
                 (Basis::SendInstants, Ok(n)) if n >= 1 => n,
                 _ => i as u64 + 1,
             };
-            let expected = ref_points.get(seq as usize - 1).map(|&e| e + shift);
+            let expected = points.get(seq as usize - 1).map(|&e| e + shift);
             let latency = expected.map(|e| a.at.saturating_sub(e));
             EventTiming {
                 seq,
@@ -304,188 +426,222 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
                 burst: 0,
             }
         })
-        .collect();
-    let bursts = bursts(rec, &mut events, t);
+        .collect()
+}
 
-    let header_latency = ref_headers.map(|h| rec.headers_at.saturating_sub(h + header_shift));
-    // Without a response there are no headers to be late: `no-response` says it.
-    let headers_late = rec.status != 0 && header_latency.is_some_and(|l| l > t);
-    let latencies: Vec<Duration> = events.iter().filter_map(|e| e.latency).collect();
-    let latency_p50 = median(latencies.clone());
-    let latency_max = latencies.iter().max().copied();
-
-    let mut findings = Vec::new();
-    let n = events.len();
-    let held = events.iter().filter(|e| e.held).count();
-    // An undecodable body ends the stream for the client just like an abort.
-    let aborted = matches!(rec.end, End::Aborted { .. } | End::Undecodable { .. });
-    let lost = expected_events.is_some_and(|x| n < x);
-    let last_expected = ref_points.last().copied();
-
-    // Events the reference has but that had not arrived when the probe stopped listening count as held,
-    // if they were due more than `T` before it stopped (later ones may simply have been in flight).
-    let missing = match rec.end {
-        End::Limit { .. } => ref_points
+/// Events the reference has but that had not arrived when the probe stopped listening count as held,
+/// if they were due more than `T` before it stopped (later ones may simply have been in flight).
+fn missing_events(
+    rec: &Recording,
+    points: &[Duration],
+    arrived: usize,
+    shift: Duration,
+    t: Duration,
+) -> usize {
+    match rec.end {
+        End::Limit { .. } => points
             .iter()
-            .skip(n)
+            .skip(arrived)
             .filter(|&&p| p + shift + t < rec.ended_at)
             .count(),
         _ => 0,
-    };
-    let delivery = if aborted {
+    }
+}
+
+/// The delivery class. Without a reference, [`infer`] decides and may add its evidence to `findings`.
+fn classify(rec: &Recording, tm: &Timing, findings: &mut Vec<Finding>) -> Delivery {
+    let n = tm.events.len();
+    let missing = tm.missing;
+    // An undecodable body ends the stream for the client just like an abort.
+    let aborted = matches!(rec.end, End::Aborted { .. } | End::Undecodable { .. });
+    let lost = tm.expected_events.is_some_and(|x| n < x);
+    if aborted {
         // Ended abruptly, even before the first event: an idle cut can strike before anything arrives.
         Delivery::Cut
     } else if n == 0 && missing == 0 {
         Delivery::NoEvents
     } else if lost && rec.end == End::Complete {
         Delivery::Cut
-    } else if basis == Basis::Inferred {
-        infer(rec, &bursts, t, &mut findings)
-    } else if held == 0 && missing == 0 {
-        if headers_late {
+    } else if tm.basis == Basis::Inferred {
+        infer(rec, &tm.bursts, tm.t, findings)
+    } else if tm.held() == 0 && missing == 0 {
+        if tm.headers_late(rec) {
             Delivery::FirstByteDelayed
         } else {
             Delivery::Streamed
         }
     } else {
-        let end_mark = last_expected
-            .map(|l| l + shift)
+        let end_mark = tm
+            .points
+            .last()
+            .map(|&l| l + tm.shift)
             .unwrap_or(rec.ended_at)
             .min(rec.ended_at)
-            .saturating_sub(t);
-        let at_end = events.iter().all(|e| e.arrival >= end_mark);
+            .saturating_sub(tm.t);
+        let at_end = tm.events.iter().all(|e| e.arrival >= end_mark);
         if n == 0 || (at_end && (n >= 2 || missing > 0)) {
             Delivery::HeldUntilEnd
         } else {
             Delivery::Batched
         }
-    };
+    }
+}
 
-    // Delivery findings.
-    let inferred = if basis == Basis::Inferred {
+/// The finding that names the delivery class, when it is broken.
+fn delivery_finding(rec: &Recording, tm: &Timing, delivery: Delivery) -> Option<Finding> {
+    let n = tm.events.len();
+    let missing = tm.missing;
+    let inferred = if tm.basis == Basis::Inferred {
         " (inferred from the arrival pattern: no send instants or baseline)"
     } else {
         ""
     };
-    match delivery {
-        Delivery::HeldUntilEnd if missing > 0 && n == 0 => findings.push(Finding::new(
-            "held-until-end",
+    Some(match delivery {
+        Delivery::HeldUntilEnd if missing > 0 && n == 0 => Finding::new(
+            FindingId::HeldUntilEnd,
             format!(
                 "none of {missing} events had arrived when the probe stopped at {}",
                 ms(rec.ended_at)
             ),
-        )),
-        Delivery::HeldUntilEnd if missing > 0 => findings.push(Finding::new(
-            "held-until-end",
+        ),
+        Delivery::HeldUntilEnd if missing > 0 => Finding::new(
+            FindingId::HeldUntilEnd,
             format!(
                 "{n} of {} events arrived, all at the end; {missing} had not arrived when the probe stopped at {}",
                 n + missing,
                 ms(rec.ended_at)
             ),
-        )),
+        ),
         Delivery::HeldUntilEnd => {
-            let first = events.first().map_or(rec.ended_at, |e| e.arrival);
-            findings.push(Finding::new(
-                "held-until-end",
+            let first = tm.events.first().map_or(rec.ended_at, |e| e.arrival);
+            Finding::new(
+                FindingId::HeldUntilEnd,
                 format!(
                     "all {n} events arrived in the last {} of the stream, which ended at {}{inferred}",
                     ms(rec.ended_at.saturating_sub(first)),
                     ms(rec.ended_at)
                 ),
-            ))
+            )
         }
-        Delivery::Batched if basis != Basis::Inferred => {
-            let longest = latency_max.unwrap_or_default();
+        Delivery::Batched if tm.basis != Basis::Inferred => {
+            let longest = tm.latency_max.unwrap_or_default();
             let never = if missing > 0 {
                 format!("; {missing} more never arrived before the probe stopped")
             } else {
                 String::new()
             };
-            findings.push(Finding::new(
-                "events-held",
+            Finding::new(
+                FindingId::EventsHeld,
                 format!(
-                    "{held} of {n} events arrived more than {} late (longest {}); {} bursts{never}",
-                    ms(t),
+                    "{} of {n} events arrived more than {} late (longest {}); {} bursts{never}",
+                    tm.held(),
+                    ms(tm.t),
                     ms(longest),
-                    bursts.len()
+                    tm.bursts.len()
                 ),
-            ))
+            )
         }
-        Delivery::Cut => {
-            let last = rec.last_read_at().unwrap_or(rec.headers_at);
-            // The transport's own wording stays in the recording; the evidence uses a stable category.
-            let reason = match &rec.end {
-                End::Aborted { .. } => "aborted: the body ended inside a chunk or the connection reset",
-                End::Undecodable { .. } => "the body could not be decoded",
-                _ => "ended cleanly but early",
-            };
-            let of = expected_events
-                .map(|x| format!(" of {x}"))
-                .unwrap_or_default();
-            findings.push(Finding::new(
-                "stream-cut",
-                format!(
-                    "the stream ended at {} after {n}{of} events, {} after the last byte ({reason})",
-                    ms(rec.ended_at),
-                    ms(rec.ended_at.saturating_sub(last))
-                ),
-            ));
-        }
-        _ => {}
+        Delivery::Cut => stream_cut(rec, tm),
+        _ => return None,
+    })
+}
+
+/// `stream-cut`: when and how the stream ended.
+fn stream_cut(rec: &Recording, tm: &Timing) -> Finding {
+    let last = rec.last_read_at().unwrap_or(rec.headers_at);
+    // The transport's own wording stays in the recording; the evidence uses a stable category.
+    let reason = match &rec.end {
+        End::Aborted { .. } => "aborted: the body ended inside a chunk or the connection reset",
+        End::Undecodable { .. } => "the body could not be decoded",
+        _ => "ended cleanly but early",
+    };
+    let of = tm
+        .expected_events
+        .map(|x| format!(" of {x}"))
+        .unwrap_or_default();
+    Finding::new(
+        FindingId::StreamCut,
+        format!(
+            "the stream ended at {} after {}{of} events, {} after the last byte ({reason})",
+            ms(rec.ended_at),
+            tm.events.len(),
+            ms(rec.ended_at.saturating_sub(last))
+        ),
+    )
+}
+
+/// Held headers are evidence beside any class (a buffering hop often holds them with the body).
+fn first_byte_delayed(rec: &Recording, tm: &Timing, delivery: Delivery) -> Option<Finding> {
+    if !tm.headers_late(rec) || delivery == Delivery::NoEvents {
+        return None;
     }
-    // Held headers are evidence beside any class (a buffering hop often holds them with the body).
-    if headers_late && delivery != Delivery::NoEvents {
-        findings.push(Finding::new(
-            "first-byte-delayed",
-            format!(
-                "headers arrived {} after the origin sent them (threshold {})",
-                ms(header_latency.unwrap_or_default()),
-                ms(t)
-            ),
-        ));
+    Some(Finding::new(
+        FindingId::FirstByteDelayed,
+        format!(
+            "headers arrived {} after the origin sent them (threshold {})",
+            ms(tm.header_latency.unwrap_or_default()),
+            ms(tm.t)
+        ),
+    ))
+}
+
+/// A constant delay on every event of a stream that streamed: well above the measured noise floor (p99
+/// under 1 ms on loopback) and above scheduler hiccups of a loaded machine, yet below `T`.
+fn added_latency(tm: &Timing, delivery: Delivery) -> Option<Finding> {
+    let p50 = tm.latency_p50?;
+    if delivery != Delivery::Streamed || p50 <= (tm.gap / 5).max(Duration::from_millis(75)) {
+        return None;
     }
-    // Well above the measured noise floor (p99 under 1 ms on loopback) and above scheduler hiccups of a
-    // loaded machine, yet below `T`: a constant delay on every event.
-    if delivery == Delivery::Streamed
-        && let Some(p50) = latency_p50
-        && p50 > (gap / 5).max(Duration::from_millis(75))
-    {
-        findings.push(Finding::new(
-            "added-latency",
-            format!(
-                "median event latency {} with every event under {}",
-                ms(p50),
-                ms(t)
-            ),
-        ));
-    }
+    Some(Finding::new(
+        FindingId::AddedLatency,
+        format!(
+            "median event latency {} with every event under {}",
+            ms(p50),
+            ms(tm.t)
+        ),
+    ))
+}
+
+/// Held events released in clumps of a proxy buffer's size before the end (not judged on a compressed
+/// stream, whose clumps are a compressor's).
+fn buffer_sized_clumps(rec: &Recording, tm: &Timing, delivery: Delivery) -> Option<Finding> {
     let compressed = rec.header("content-encoding").is_some_and(|c| {
         !matches!(
             c.trim().to_ascii_lowercase().as_str(),
             "identity" | "none" | ""
         )
     });
-    if matches!(delivery, Delivery::Batched | Delivery::HeldUntilEnd) && !compressed {
-        let sizes: Vec<u64> = bursts
-            .iter()
-            .filter(|b| b.events > 1)
-            .map(|b| b.bytes)
-            .collect();
-        let full: Vec<u64> = bursts[..bursts.len().saturating_sub(1)]
-            .iter()
-            .filter(|b| b.events > 1 && is_buffer_sized(b.bytes))
-            .map(|b| b.bytes)
-            .collect();
-        if !full.is_empty() {
-            findings.push(Finding::new(
-                "clumped-at-buffer-size",
-                format!("clumps of {full:?} bytes before the end (all clumps: {sizes:?} bytes)"),
-            ));
-        }
+    if !matches!(delivery, Delivery::Batched | Delivery::HeldUntilEnd) || compressed {
+        return None;
     }
+    let bursts = &tm.bursts;
+    let sizes: Vec<u64> = bursts
+        .iter()
+        .filter(|b| b.events > 1)
+        .map(|b| b.bytes)
+        .collect();
+    let full: Vec<u64> = bursts[..bursts.len().saturating_sub(1)]
+        .iter()
+        .filter(|b| b.events > 1 && is_buffer_sized(b.bytes))
+        .map(|b| b.bytes)
+        .collect();
+    if full.is_empty() {
+        return None;
+    }
+    Some(Finding::new(
+        FindingId::ClumpedAtBufferSize,
+        format!("clumps of {full:?} bytes before the end (all clumps: {sizes:?} bytes)"),
+    ))
+}
 
-    // Did the origin itself send its headers only with its first event? Known from a schedule or a
-    // baseline; without either, judged from what the client saw.
+/// Did the origin itself send its headers only with its first event? Known from a schedule or a
+/// baseline; without either, judged from what the client saw.
+fn headers_with_first_event(
+    rec: &Recording,
+    reference: Reference<'_>,
+    tm: &Timing,
+) -> Option<Finding> {
+    let t = tm.t;
     let origin_held_headers = match reference {
         Reference::Schedule(s) => match (s.headers_sent, s.sends.first()) {
             (Some(h), Some(&first)) => first.saturating_sub(h) < t / 4 && h > t,
@@ -494,41 +650,24 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
         Reference::Baseline(b) => client_saw_headers_with_first_event(b, t),
         Reference::None => client_saw_headers_with_first_event(rec, t),
     };
-    if origin_held_headers {
-        let first = events.first().map_or(rec.headers_at, |e| e.arrival);
-        let whose = match reference {
-            Reference::None => {
-                "the headers arrived only with the first event (seen at the client: the origin or a hop held them)"
-            }
-            _ => "the origin's headers came only with its first event",
-        };
-        findings.push(Finding::new(
-            "headers-with-first-event",
-            format!(
-                "{whose} (headers at {}, first event at {})",
-                ms(rec.headers_at),
-                ms(first)
-            ),
-        ));
+    if !origin_held_headers {
+        return None;
     }
-    header_findings(rec, &mut findings);
-    framing_findings(rec, &mut findings);
-    findings.sort_by(|a, b| b.severity().cmp(&a.severity()).then(a.id().cmp(b.id())));
-
-    Verdict {
-        delivery,
-        basis,
-        threshold: t,
-        gap,
-        expected_events,
-        alignment: shift,
-        events,
-        bursts,
-        header_latency,
-        latency_p50,
-        latency_max,
-        findings,
-    }
+    let first = tm.events.first().map_or(rec.headers_at, |e| e.arrival);
+    let whose = match reference {
+        Reference::None => {
+            "the headers arrived only with the first event (seen at the client: the origin or a hop held them)"
+        }
+        _ => "the origin's headers came only with its first event",
+    };
+    Some(Finding::new(
+        FindingId::HeadersWithFirstEvent,
+        format!(
+            "{whose} (headers at {}, first event at {})",
+            ms(rec.headers_at),
+            ms(first)
+        ),
+    ))
 }
 
 /// Within 1/8 of a multiple of 4 KiB, and at least 3.5 KiB: what a page-sized proxy buffer releases.
@@ -613,7 +752,7 @@ fn infer(rec: &Recording, bursts: &[Burst], t: Duration, findings: &mut Vec<Find
         || buffer_like
     {
         findings.push(Finding::new(
-            "events-held",
+            FindingId::EventsHeld,
             format!(
                 "events arrived in {} clumps of {:?} bytes (inferred: no send instants or baseline; threshold {})",
                 clumps.len(),
@@ -634,18 +773,27 @@ fn media_type(v: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// Header findings; with no response at all, only `no-response`.
 fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
     if rec.status == 0 {
         out.push(Finding::new(
-            "no-response",
+            FindingId::NoResponse,
             format!("no response headers within {}", ms(rec.ended_at)),
         ));
         return;
     }
+    status_finding(rec, out);
+    media_findings(rec, out);
+    body_header_findings(rec, out);
+    version_findings(rec, out);
+}
+
+/// `error-status`: a redirect, an error, or 204.
+fn status_finding(rec: &Recording, out: &mut Vec<Finding>) {
     let h = |n: &str| rec.header(n);
     if (300..400).contains(&rec.status) {
         out.push(Finding::new(
-            "error-status",
+            FindingId::ErrorStatus,
             format!(
                 "status {} redirecting to {} (browsers follow it; ssegate measures what answers, so probe that URL)",
                 rec.status,
@@ -654,23 +802,28 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
         ));
     } else if !(200..300).contains(&rec.status) {
         out.push(Finding::new(
-            "error-status",
+            FindingId::ErrorStatus,
             format!("status {}", rec.status),
         ));
     } else if rec.status == 204 {
         out.push(Finding::new(
-            "error-status",
+            FindingId::ErrorStatus,
             "status 204 tells EventSource to stop",
         ));
     }
+}
+
+/// Content-Type, Cache-Control and X-Accel-Buffering.
+fn media_findings(rec: &Recording, out: &mut Vec<Finding>) {
+    let h = |n: &str| rec.header(n);
     match h("content-type") {
         Some(ct) if media_type(ct) == "text/event-stream" => {}
         Some(ct) => out.push(Finding::new(
-            "content-type-not-event-stream",
+            FindingId::ContentTypeNotEventStream,
             format!("Content-Type: {ct}"),
         )),
         None => out.push(Finding::new(
-            "content-type-not-event-stream",
+            FindingId::ContentTypeNotEventStream,
             "no Content-Type header",
         )),
     }
@@ -678,7 +831,7 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
     let directives: Vec<&str> = cc.split(',').map(|d| d.trim()).collect();
     if !directives.contains(&"no-transform") {
         out.push(Finding::new(
-            "missing-no-transform",
+            FindingId::MissingNoTransform,
             if cc.is_empty() {
                 "no Cache-Control header".to_string()
             } else {
@@ -694,7 +847,7 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
     });
     if !uncacheable {
         out.push(Finding::new(
-            "cacheable-stream",
+            FindingId::CacheableStream,
             if cc.is_empty() {
                 "no Cache-Control header".to_string()
             } else {
@@ -707,13 +860,18 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
     if !behind_nginx && !h("x-accel-buffering").is_some_and(|v| v.trim().eq_ignore_ascii_case("no"))
     {
         out.push(Finding::new(
-            "missing-x-accel-buffering",
+            FindingId::MissingXAccelBuffering,
             "no `X-Accel-Buffering: no` header",
         ));
     }
+}
+
+/// Headers that say the body was buffered, compressed or cannot be decoded.
+fn body_header_findings(rec: &Recording, out: &mut Vec<Finding>) {
+    let h = |n: &str| rec.header(n);
     if let Some(cl) = h("content-length") {
         out.push(Finding::new(
-            "content-length-on-stream",
+            FindingId::ContentLengthOnStream,
             format!("Content-Length: {cl}"),
         ));
     }
@@ -724,18 +882,23 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
         )
     {
         out.push(Finding::new(
-            "content-encoding-on-stream",
+            FindingId::ContentEncodingOnStream,
             format!("Content-Encoding: {ce}"),
         ));
     }
     if let End::Undecodable { reason } = &rec.end {
         let id = if reason.starts_with("unsupported") {
-            "unsupported-content-encoding"
+            FindingId::UnsupportedContentEncoding
         } else {
-            "corrupt-content-encoding"
+            FindingId::CorruptContentEncoding
         };
         out.push(Finding::new(id, reason.clone()));
     }
+}
+
+/// Headers HTTP/2 forbids, HTTP/1.0, and a close-delimited body.
+fn version_findings(rec: &Recording, out: &mut Vec<Finding>) {
+    let h = |n: &str| rec.header(n);
     if rec.version == "HTTP/2.0" || rec.version == "HTTP/3.0" {
         let bad: Vec<String> = rec
             .headers
@@ -753,14 +916,17 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
             .map(|(k, v)| format!("{k}: {v}"))
             .collect();
         if !bad.is_empty() {
-            out.push(Finding::new("hop-by-hop-header-on-h2", bad.join(", ")));
+            out.push(Finding::new(FindingId::HopByHopHeaderOnH2, bad.join(", ")));
         }
     }
     if rec.version == "HTTP/1.0" {
-        out.push(Finding::new("http10-response", "status line HTTP/1.0"));
+        out.push(Finding::new(
+            FindingId::Http10Response,
+            "status line HTTP/1.0",
+        ));
     } else if rec.framing == BodyFraming::CloseDelimited {
         out.push(Finding::new(
-            "close-delimited-body",
+            FindingId::CloseDelimitedBody,
             format!(
                 "{} without Transfer-Encoding or Content-Length{}",
                 rec.version,
@@ -784,6 +950,7 @@ fn client_saw_headers_with_first_event(rec: &Recording, t: Duration) -> bool {
     }
 }
 
+/// Framing findings: how events are ended, line endings, encoding, fields and the probe's limits.
 fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
     let f = &rec.facts;
     // A probe that stopped at a limit cut the stream itself: the tail it saw is not the origin's fault.
@@ -795,7 +962,7 @@ fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
         && real_end
     {
         out.push(Finding::new(
-            "event-not-terminated",
+            FindingId::EventNotTerminated,
             format!(
                 "{} bytes after the last blank line were never dispatched: {:?}",
                 u.len,
@@ -805,7 +972,7 @@ fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
     }
     if f.events == 0 && rec.decoded_bytes > 0 && real_end {
         out.push(Finding::new(
-            "no-events-dispatched",
+            FindingId::NoEventsDispatched,
             format!(
                 "{} bytes, {} lines of data, 0 events",
                 rec.decoded_bytes,
@@ -817,18 +984,21 @@ fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
     let kinds = [le.lf, le.cr, le.crlf].iter().filter(|&&c| c > 0).count();
     if kinds > 1 {
         out.push(Finding::new(
-            "mixed-line-endings",
+            FindingId::MixedLineEndings,
             format!("LF {}, CR {}, CRLF {}", le.lf, le.cr, le.crlf),
         ));
     }
     if f.invalid_utf8_lines > 0 {
         out.push(Finding::new(
-            "invalid-utf8",
+            FindingId::InvalidUtf8,
             format!("{} lines with invalid UTF-8", f.invalid_utf8_lines),
         ));
     }
     if f.bom {
-        out.push(Finding::new("bom", "EF BB BF at the start of the body"));
+        out.push(Finding::new(
+            FindingId::Bom,
+            "EF BB BF at the start of the body",
+        ));
     }
     if !f.unknown_fields.is_empty() {
         let list: Vec<String> = f
@@ -836,34 +1006,39 @@ fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
             .iter()
             .map(|(k, c)| format!("{k:?} ×{c}"))
             .collect();
-        out.push(Finding::new("unknown-field", list.join(", ")));
+        out.push(Finding::new(FindingId::UnknownField, list.join(", ")));
     }
     if let Some(len) = f.line_too_long {
         out.push(Finding::new(
-            "line-too-long",
+            FindingId::LineTooLong,
             format!("a line reached {len} bytes"),
         ));
     }
+    out.extend(limit_finding(rec));
+}
+
+/// The probe stopped at one of its own limits.
+fn limit_finding(rec: &Recording) -> Option<Finding> {
     match rec.end {
         End::Limit {
             limit: LimitKind::Bytes,
-        } => out.push(Finding::new(
-            "byte-limit-reached",
+        } => Some(Finding::new(
+            FindingId::ByteLimitReached,
             format!("stopped after {} bytes", rec.wire_bytes),
         )),
         End::Limit {
             limit: LimitKind::Duration,
-        } => out.push(Finding::new(
-            "duration-limit-reached",
+        } => Some(Finding::new(
+            FindingId::DurationLimitReached,
             format!("stopped listening at {}", ms(rec.ended_at)),
         )),
         End::Limit {
             limit: LimitKind::Events,
-        } => out.push(Finding::new(
-            "event-limit-reached",
+        } => Some(Finding::new(
+            FindingId::EventLimitReached,
             format!("stopped after {} events", rec.events.len()),
         )),
-        _ => {}
+        _ => None,
     }
 }
 

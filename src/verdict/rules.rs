@@ -23,9 +23,9 @@ impl Severity {
 }
 
 /// What a finding means and how to fix it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
-    pub id: &'static str,
+    pub id: FindingId,
     pub severity: Severity,
     /// Headers, framing or delivery.
     pub area: &'static str,
@@ -37,130 +37,202 @@ pub struct Rule {
     pub operator_fix: Option<&'static str>,
 }
 
+/// Builds [`FindingId`] and [`RULES`] from one table: each line names the variant, then its id.
 macro_rules! rules {
-    ($($id:literal $sev:ident $area:literal why $why:literal fix $fix:literal $(operator $op:literal)?;)*) => {
-        /// Every finding ssegate can report.
-        pub const RULES: &[Rule] = &[$(Rule {
-            id: $id,
-            severity: Severity::$sev,
-            area: $area,
-            why: $why,
-            fix: $fix,
-            operator_fix: rules!(@op $($op)?),
-        }),*];
+    ($($variant:ident $id:literal $sev:ident $area:literal why $why:literal fix $fix:literal $(operator $op:literal)?;)*) => {
+        /// The stable id of a finding, one variant per rule; written and serialized as its kebab-case
+        /// string (`held-until-end`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum FindingId {
+            $($variant,)*
+        }
+
+        impl FindingId {
+            /// Every id, in catalogue order.
+            pub const ALL: &[FindingId] = &[$(FindingId::$variant),*];
+
+            /// The id as users write it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(FindingId::$variant => $id,)*
+                }
+            }
+
+            /// What this finding means and how to fix it.
+            pub const fn rule(self) -> &'static Rule {
+                match self {
+                    $(FindingId::$variant => &Rule {
+                        id: FindingId::$variant,
+                        severity: Severity::$sev,
+                        area: $area,
+                        why: $why,
+                        fix: $fix,
+                        operator_fix: rules!(@op $($op)?),
+                    },)*
+                }
+            }
+        }
+
+        /// Every finding ssegate can report, in catalogue order.
+        pub const RULES: &[Rule] = &[$(*FindingId::$variant.rule()),*];
     };
     (@op) => { None };
     (@op $op:literal) => { Some($op) };
 }
 
 rules! {
-    "held-until-end" Error "delivery"
+    HeldUntilEnd "held-until-end" Error "delivery"
         why "every event arrived only when the stream ended, so the client saw nothing live"
         fix "send `X-Accel-Buffering: no` and `Cache-Control: no-cache, no-transform`, and flush after every event (e.g. `res.flush()` under compression)"
         operator "disable response buffering for this route (nginx `proxy_buffering off`, platform streaming mode)";
-    "events-held" Error "delivery"
+    EventsHeld "events-held" Error "delivery"
         why "some events were held back and released in clumps, not one by one"
         fix "send `X-Accel-Buffering: no` and `Cache-Control: no-cache, no-transform`, and flush after every event"
         operator "disable proxy buffering for text/event-stream (nginx `proxy_buffering off`)";
-    "clumped-at-buffer-size" Warning "delivery"
+    ClumpedAtBufferSize "clumped-at-buffer-size" Warning "delivery"
         why "events were released in clumps whose sizes match a proxy buffer (4 or 8 KiB), the signature of a buffering proxy"
         fix "send `X-Accel-Buffering: no`"
         operator "`proxy_buffering off;` for this location";
-    "first-byte-delayed" Warning "delivery"
+    FirstByteDelayed "first-byte-delayed" Warning "delivery"
         why "the response headers reached the client only well after the origin sent them, so first-byte timeouts (25-100 s at platforms) can fire"
         fix "send the headers and a `:ok` comment immediately"
         operator "stop the hop from withholding headers until the first body byte (e.g. exclude text/event-stream from compression)";
-    "stream-cut" Error "delivery"
+    StreamCut "stream-cut" Error "delivery"
         why "the stream ended before the origin finished it; the browser will reconnect and may lose events"
         fix "send a heartbeat comment (`:\\n\\n`) at least every 15 s so idle timeouts never fire"
         operator "raise the idle or total timeout for this route (nginx `proxy_read_timeout`)";
-    "added-latency" Warning "delivery"
+    AddedLatency "added-latency" Warning "delivery"
         why "events arrive one by one but consistently late, as when something holds every write for a while (Nagle, a periodic flusher)"
         fix "set TCP_NODELAY on the origin socket and write each event in one call"
         operator "look for a periodic flush interval on the proxy";
-    "no-response" Error "delivery"
+    NoResponse "no-response" Error "delivery"
         why "no response headers arrived while the probe listened: something holds the whole response (a buffering gateway on an endless stream) or the server never answered"
         fix "send the headers and a `:ok` comment at once, and stream the body"
         operator "switch the platform or gateway to streaming mode";
-    "content-type-not-event-stream" Error "headers"
+    ContentTypeNotEventStream "content-type-not-event-stream" Error "headers"
         why "EventSource only accepts `text/event-stream`; other types are refused by browsers and compressed or buffered by proxies"
         fix "send `Content-Type: text/event-stream`";
-    "missing-no-transform" Warning "headers"
+    MissingNoTransform "missing-no-transform" Warning "headers"
         why "without `no-transform` in Cache-Control, compression layers that honour it (Express compression, Next.js, HAProxy, Caddy, Cloudflare) may buffer the stream"
         fix "send `Cache-Control: no-cache, no-transform`";
-    "missing-x-accel-buffering" Info "headers"
+    MissingXAccelBuffering "missing-x-accel-buffering" Info "headers"
         why "nginx buffers proxied responses by default; `X-Accel-Buffering: no` lets the origin opt out without a config change (nginx strips the header, so behind nginx its absence proves nothing)"
         fix "send `X-Accel-Buffering: no`";
-    "content-length-on-stream" Error "headers"
+    ContentLengthOnStream "content-length-on-stream" Error "headers"
         why "a Content-Length on an event stream means the whole body was buffered somewhere (or the origin declared it), so nothing can arrive before the end"
         fix "do not set Content-Length on an event stream; return a streaming body"
         operator "switch the platform to streaming mode (Lambda RESPONSE_STREAM, API Gateway STREAM)";
-    "content-encoding-on-stream" Warning "headers"
+    ContentEncodingOnStream "content-encoding-on-stream" Warning "headers"
         why "a compressed event stream only stays live if every compressor flushes after each event; most buffer instead"
         fix "send `Cache-Control: no-transform` (or `Content-Encoding: none` for Fly.io), or call `res.flush()` after each event"
         operator "exclude text/event-stream from compression";
-    "hop-by-hop-header-on-h2" Error "headers"
+    HopByHopHeaderOnH2 "hop-by-hop-header-on-h2" Error "headers"
         why "`Connection`, `Keep-Alive`, `Transfer-Encoding` and `Upgrade` are illegal in HTTP/2; clients and proxies may reject the response"
         fix "stop setting `Connection` and `Transfer-Encoding` by hand; the server sets framing itself";
-    "http10-response" Warning "headers"
+    Http10Response "http10-response" Warning "headers"
         why "an HTTP/1.0 response cannot be chunked, so the stream is close-delimited and buffering proxies wait for full buffers"
         fix "serve HTTP/1.1"
         operator "speak HTTP/1.1 to the upstream (nginx `proxy_http_version 1.1`)";
-    "close-delimited-body" Info "headers"
+    CloseDelimitedBody "close-delimited-body" Info "headers"
         why "an HTTP/1.1 response with neither Transfer-Encoding nor Content-Length ends only when the connection closes: an HTTP/1.0 hop is on the path"
         fix "none at the origin"
         operator "speak HTTP/1.1 end to end (nginx `proxy_http_version 1.1`)";
-    "cacheable-stream" Warning "headers"
+    CacheableStream "cacheable-stream" Warning "headers"
         why "without `no-cache`, `no-store` or `private`, a cache may store the stream and replay it to later clients"
         fix "send `Cache-Control: no-cache` (or `no-store`)"
         operator "bypass the cache for text/event-stream";
-    "headers-with-first-event" Warning "headers"
+    HeadersWithFirstEvent "headers-with-first-event" Warning "headers"
         why "the response headers arrived only with the first event; platforms with a first-byte timeout (Heroku 30 s, CloudFront 30 s, Vercel Edge 25 s) cut such streams"
         fix "flush the headers at once (`res.flushHeaders()`) and send a `:ok` comment immediately";
-    "unsupported-content-encoding" Error "headers"
+    UnsupportedContentEncoding "unsupported-content-encoding" Error "headers"
         why "the body uses a content coding ssegate (and most browsers) cannot decode"
         fix "send an event stream without content coding";
-    "corrupt-content-encoding" Error "headers"
+    CorruptContentEncoding "corrupt-content-encoding" Error "headers"
         why "the body claims a content coding but is not valid in it; browsers fail the stream"
         fix "compress with a flush per event or not at all; never declare a coding the body does not have";
-    "error-status" Error "headers"
+    ErrorStatus "error-status" Error "headers"
         why "EventSource fails on any status but 200 and stops reconnecting"
         fix "answer 200 for a valid stream, 204 to tell the client to stop";
-    "event-not-terminated" Error "framing"
+    EventNotTerminated "event-not-terminated" Error "framing"
         why "the stream ended inside an event (no blank line after it), so that event was never dispatched"
         fix "end every event with a blank line (`\\n\\n`)";
-    "no-events-dispatched" Error "framing"
+    NoEventsDispatched "no-events-dispatched" Error "framing"
         why "bytes arrived but no event was ever dispatched: a browser would fire nothing"
         fix "end every event with a blank line and include a `data:` field";
-    "mixed-line-endings" Warning "framing"
+    MixedLineEndings "mixed-line-endings" Warning "framing"
         why "the stream mixes LF, CR and CRLF line endings; valid, but a sign of hand-built framing that breaks naive parsers"
         fix "use one line ending (`\\n`) everywhere";
-    "invalid-utf8" Warning "framing"
+    InvalidUtf8 "invalid-utf8" Warning "framing"
         why "the stream contains bytes that are not UTF-8; browsers replace them with U+FFFD"
         fix "encode event data as UTF-8";
-    "bom" Info "framing"
+    Bom "bom" Info "framing"
         why "the stream starts with a UTF-8 byte order mark; browsers strip it, naive parsers read it as part of the first field"
         fix "do not write a BOM";
-    "unknown-field" Info "framing"
+    UnknownField "unknown-field" Info "framing"
         why "lines with field names other than data, event, id and retry are ignored by browsers"
         fix "use only `data`, `event`, `id` and `retry`, or prefix the line with `:` to make it a comment";
-    "line-too-long" Error "framing"
+    LineTooLong "line-too-long" Error "framing"
         why "a line exceeded the probe's line limit; clients with smaller buffers fail too"
         fix "split long data into several `data:` lines or events";
-    "byte-limit-reached" Info "probe"
+    ByteLimitReached "byte-limit-reached" Info "probe"
         why "the probe stopped at its byte limit; what followed was not measured"
         fix "raise the limit if the stream is meant to be that large";
-    "event-limit-reached" Info "probe"
+    EventLimitReached "event-limit-reached" Info "probe"
         why "the probe stopped after the configured number of events; the stream was still open"
         fix "none needed for endless streams";
-    "duration-limit-reached" Info "probe"
+    DurationLimitReached "duration-limit-reached" Info "probe"
         why "the probe stopped listening at its duration limit; the stream was still open"
         fix "none needed for endless streams";
 }
 
-/// The rule for `id`.
-pub fn rule(id: &str) -> Option<&'static Rule> {
-    RULES.iter().find(|r| r.id == id)
+impl FindingId {
+    /// Every id as users write it, in catalogue order.
+    pub fn names() -> Vec<&'static str> {
+        FindingId::ALL.iter().map(|id| id.as_str()).collect()
+    }
+}
+
+impl std::fmt::Display for FindingId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A finding id that names no rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown finding id `{0}`")]
+pub struct UnknownFindingId(pub String);
+
+impl UnknownFindingId {
+    /// The nearest valid ids, for the user who wrote this one.
+    pub fn help(&self) -> String {
+        crate::text::name_help(&self.0, &FindingId::names())
+    }
+}
+
+impl std::str::FromStr for FindingId {
+    type Err = UnknownFindingId;
+
+    fn from_str(s: &str) -> Result<FindingId, UnknownFindingId> {
+        FindingId::ALL
+            .iter()
+            .copied()
+            .find(|id| id.as_str() == s)
+            .ok_or_else(|| UnknownFindingId(s.to_string()))
+    }
+}
+
+impl Serialize for FindingId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for FindingId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<FindingId, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]
@@ -171,15 +243,37 @@ mod tests {
     fn ids_are_unique_kebab_case() {
         let mut seen = std::collections::HashSet::new();
         for r in RULES {
-            assert!(seen.insert(r.id), "duplicate {}", r.id);
+            assert!(seen.insert(r.id.as_str()), "duplicate {}", r.id);
             assert!(
-                r.id.chars()
+                r.id.as_str()
+                    .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
                 "{}",
                 r.id
             );
             assert!(!r.why.ends_with('.'), "{}: no final period", r.id);
         }
+    }
+
+    #[test]
+    fn ids_round_trip_and_match_the_catalogue() {
+        assert_eq!(RULES.len(), FindingId::ALL.len());
+        for (r, &id) in RULES.iter().zip(FindingId::ALL) {
+            assert_eq!(r.id, id);
+            assert_eq!(id.rule(), r);
+            assert_eq!(id.as_str().parse::<FindingId>(), Ok(id));
+            assert_eq!(
+                serde_json::to_string(&id).unwrap(),
+                format!("\"{}\"", id.as_str())
+            );
+            assert_eq!(
+                serde_json::from_str::<FindingId>(&format!("\"{id}\"")).unwrap(),
+                id
+            );
+        }
+        let bad = "held-until-edn".parse::<FindingId>().unwrap_err();
+        assert_eq!(bad.to_string(), "unknown finding id `held-until-edn`");
+        assert!(bad.help().starts_with("did you mean `held-until-end`?"));
     }
 
     #[test]

@@ -60,7 +60,7 @@ fn everything_at_the_end_is_held_until_end() {
     let r = rec(GOOD, &[2403; 6], 2404, End::Complete);
     let v = judge(&r, Reference::Schedule(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::HeldUntilEnd);
-    assert!(v.has("held-until-end"));
+    assert!(v.has(FindingId::HeldUntilEnd));
     assert_eq!(v.held_count(), 5);
     assert_eq!(v.bursts.len(), 1);
     assert_eq!(v.bursts[0].events, 6);
@@ -76,7 +76,7 @@ fn clumps_before_the_end_are_batched() {
     );
     let v = judge(&r, Reference::Schedule(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Batched);
-    assert!(v.has("events-held"));
+    assert!(v.has(FindingId::EventsHeld));
     assert_eq!(v.bursts.len(), 2);
 }
 
@@ -90,7 +90,7 @@ fn consistent_small_delay_is_added_latency_not_batching() {
     );
     let v = judge(&r, Reference::Schedule(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Streamed);
-    assert!(v.has("added-latency"));
+    assert!(v.has(FindingId::AddedLatency));
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn an_abort_is_a_cut_and_so_is_a_short_clean_end() {
     );
     let v = judge(&r, Reference::Schedule(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Cut);
-    assert!(v.has("stream-cut"));
+    assert!(v.has(FindingId::StreamCut));
     let r = rec(GOOD, &[402, 803], 900, End::Complete);
     assert_eq!(
         judge(&r, Reference::Schedule(&sched(SENDS))).delivery,
@@ -124,15 +124,15 @@ fn late_headers_with_streamed_events_are_first_byte_delayed() {
     r.headers_at = ms(401);
     let v = judge(&r, Reference::Schedule(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::FirstByteDelayed);
-    assert!(v.has("first-byte-delayed"));
+    assert!(v.has(FindingId::FirstByteDelayed));
     // the origin sent its headers at once: a hop held them, not the origin
-    assert!(!v.has("headers-with-first-event"));
+    assert!(!v.has(FindingId::HeadersWithFirstEvent));
     let mut origin_late = sched(SENDS);
     origin_late.headers_sent = Some(ms(399));
     let v = judge(&r, Reference::Schedule(&origin_late));
     assert_eq!(v.delivery, Delivery::Streamed);
-    assert!(v.has("headers-with-first-event"));
-    assert!(judge(&r, Reference::None).has("headers-with-first-event"));
+    assert!(v.has(FindingId::HeadersWithFirstEvent));
+    assert!(judge(&r, Reference::None).has(FindingId::HeadersWithFirstEvent));
 }
 
 #[test]
@@ -199,12 +199,12 @@ fn header_lint() {
     );
     let v = judge(&r, Reference::None);
     for id in [
-        "content-type-not-event-stream",
-        "content-length-on-stream",
-        "content-encoding-on-stream",
-        "missing-no-transform",
-        "missing-x-accel-buffering",
-        "cacheable-stream",
+        FindingId::ContentTypeNotEventStream,
+        FindingId::ContentLengthOnStream,
+        FindingId::ContentEncodingOnStream,
+        FindingId::MissingNoTransform,
+        FindingId::MissingXAccelBuffering,
+        FindingId::CacheableStream,
     ] {
         assert!(v.has(id), "{id} in {:?}", v.findings);
     }
@@ -221,10 +221,10 @@ fn hop_by_hop_headers_only_matter_on_h2() {
         ("connection", "keep-alive"),
     ];
     let mut r = rec(h, &[402], 403, End::Complete);
-    assert!(!judge(&r, Reference::None).has("hop-by-hop-header-on-h2"));
+    assert!(!judge(&r, Reference::None).has(FindingId::HopByHopHeaderOnH2));
     r.version = "HTTP/2.0".into();
     r.framing = BodyFraming::Frames;
-    assert!(judge(&r, Reference::None).has("hop-by-hop-header-on-h2"));
+    assert!(judge(&r, Reference::None).has(FindingId::HopByHopHeaderOnH2));
 }
 
 #[test]
@@ -236,7 +236,7 @@ fn behind_nginx_the_missing_x_accel_header_is_not_reported() {
         ("server", "nginx/1.22.1"),
     ];
     let v = judge(&rec(h, &[402], 403, End::Complete), Reference::None);
-    assert!(!v.has("missing-x-accel-buffering"));
+    assert!(!v.has(FindingId::MissingXAccelBuffering));
 }
 
 #[test]
@@ -311,9 +311,9 @@ fn a_tail_cut_by_the_probe_is_not_an_unterminated_event() {
         len: 9,
         had_data: true,
     });
-    assert!(!judge(&r, Reference::None).has("event-not-terminated"));
+    assert!(!judge(&r, Reference::None).has(FindingId::EventNotTerminated));
     r.end = End::Complete;
-    assert!(judge(&r, Reference::None).has("event-not-terminated"));
+    assert!(judge(&r, Reference::None).has(FindingId::EventNotTerminated));
 }
 
 #[test]
@@ -360,7 +360,7 @@ fn an_undecodable_body_before_the_end_is_a_cut() {
     );
     let v = judge(&r, Reference::Schedule(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Cut);
-    assert!(v.has("corrupt-content-encoding"));
+    assert!(v.has(FindingId::CorruptContentEncoding));
 }
 
 #[test]
@@ -445,8 +445,8 @@ fn no_response_within_the_limit_is_held_against_a_reference() {
     r.headers_at = ms(3000);
     let v = judge(&r, Reference::Schedule(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::HeldUntilEnd);
-    assert!(v.has("no-response"));
-    assert!(!v.has("content-type-not-event-stream"));
+    assert!(v.has(FindingId::NoResponse));
+    assert!(!v.has(FindingId::ContentTypeNotEventStream));
 }
 
 #[test]
@@ -460,8 +460,8 @@ fn an_error_page_has_no_framing_findings() {
         had_data: true,
     });
     let v = judge(&r, Reference::None);
-    assert!(v.has("error-status"));
-    assert!(!v.has("no-events-dispatched") && !v.has("event-not-terminated"));
+    assert!(v.has(FindingId::ErrorStatus));
+    assert!(!v.has(FindingId::NoEventsDispatched) && !v.has(FindingId::EventNotTerminated));
 }
 
 #[test]

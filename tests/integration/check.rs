@@ -424,7 +424,7 @@ fn bad_urls_and_methods_are_usage_errors() {
 }
 
 mod doctor {
-    use ssegate::doctor::{Confidence, DoctorRequest, doctor};
+    use ssegate::doctor::{CauseId, Confidence, DoctorRequest, doctor};
     use ssegate::intermediary::{Chain, HopSpec};
     use ssegate::origin::{FixtureServer, Profile};
     use ssegate::probe::ProbeRequest;
@@ -455,7 +455,7 @@ mod doctor {
         )
         .await;
         assert_eq!(d.verdict.delivery.as_str(), "held-until-end");
-        assert_eq!(d.causes[0].id, "proxy-buffering", "{:?}", d.causes);
+        assert_eq!(d.causes[0].id, CauseId::ProxyBuffering, "{:?}", d.causes);
         assert!(d.platforms.iter().any(|p| p.vendor == "nginx"));
         let json = serde_json::to_value(ssegate::report::json::DoctorDoc::new(&d)).unwrap();
         assert_eq!(json["causes"][0]["id"], "proxy-buffering");
@@ -470,7 +470,7 @@ mod doctor {
             true,
         )
         .await;
-        assert_eq!(d.causes[0].id, "proxy-buffering", "{:?}", d.causes);
+        assert_eq!(d.causes[0].id, CauseId::ProxyBuffering, "{:?}", d.causes);
         assert!(
             d.causes[0]
                 .evidence
@@ -489,7 +489,12 @@ mod doctor {
             false,
         )
         .await;
-        assert_eq!(d.causes[0].id, "whole-body-buffering", "{:?}", d.causes);
+        assert_eq!(
+            d.causes[0].id,
+            CauseId::WholeBodyBuffering,
+            "{:?}",
+            d.causes
+        );
         assert_eq!(d.causes[0].confidence, Confidence::High);
     }
 
@@ -503,7 +508,7 @@ mod doctor {
             true,
         )
         .await;
-        assert_eq!(d.causes[0].id, "compression-buffering");
+        assert_eq!(d.causes[0].id, CauseId::CompressionBuffering);
         assert_eq!(d.causes[0].confidence, Confidence::Proved);
         assert_eq!(d.active.len(), 1);
         assert_eq!(d.active[0].delivery.as_str(), "streamed");
@@ -518,7 +523,7 @@ mod doctor {
         let hop = ssegate::intermediary::builtin::IdleCut { after_ms: 1000 };
         let d = diagnose(p, vec![HopSpec::from(hop)], false).await;
         assert_eq!(d.verdict.delivery.as_str(), "cut");
-        assert_eq!(d.causes[0].id, "idle-timeout", "{:?}", d.causes);
+        assert_eq!(d.causes[0].id, CauseId::IdleTimeout, "{:?}", d.causes);
     }
 }
 

@@ -1,5 +1,6 @@
 //! `coalesce`: a model of a fixed-size proxy buffer.
 
+use crate::cause_id::CauseId;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::channel::Sender;
@@ -38,9 +39,9 @@ impl BuiltinHop for Coalesce {
         Some(Coalesce::default())
     }
 
-    fn known_cause(&self) -> Option<(&'static str, &'static str)> {
+    fn known_cause(&self) -> Option<(CauseId, &'static str)> {
         Some((
-            "proxy-buffering",
+            CauseId::ProxyBuffering,
             "turn off the proxy's response buffering for the SSE route (nginx `proxy_buffering off`, Apache `flushpackets=on`, a gateway's buffer setting)",
         ))
     }

@@ -1,5 +1,6 @@
 //! `compression`: a model of Express's `compression` middleware (1.7/1.8, Node zlib) without `res.flush()`.
 
+use crate::cause_id::CauseId;
 use http::Response;
 use http::header::{self, HeaderValue};
 use hyper::body::Incoming;
@@ -46,9 +47,9 @@ impl BuiltinHop for Compression {
         Some(Compression::default())
     }
 
-    fn known_cause(&self) -> Option<(&'static str, &'static str)> {
+    fn known_cause(&self) -> Option<(CauseId, &'static str)> {
         Some((
-            "compression-buffering",
+            CauseId::CompressionBuffering,
             "exclude text/event-stream from the compression middleware (Express `compression({filter})`, nginx `gzip_types`, Traefik `excludedContentTypes`)",
         ))
     }

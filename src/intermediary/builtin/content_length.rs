@@ -1,5 +1,6 @@
 //! `content-length`: a model of serverless whole-body buffering.
 
+use crate::cause_id::CauseId;
 use std::convert::Infallible;
 
 use bytes::Bytes;
@@ -43,9 +44,9 @@ impl BuiltinHop for ContentLength {
         Some(ContentLength::default())
     }
 
-    fn known_cause(&self) -> Option<(&'static str, &'static str)> {
+    fn known_cause(&self) -> Option<(CauseId, &'static str)> {
         Some((
-            "whole-body-buffering",
+            CauseId::WholeBodyBuffering,
             "enable the platform's response streaming (Lambda InvokeMode RESPONSE_STREAM, API Gateway responseTransferMode STREAM, Vercel/Netlify streaming functions, APIM buffer-response=\"false\")",
         ))
     }

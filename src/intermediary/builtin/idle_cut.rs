@@ -1,5 +1,6 @@
 //! `idle-cut`: a model of an idle timeout, scaled down.
 
+use crate::cause_id::CauseId;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -43,9 +44,9 @@ impl BuiltinHop for IdleCut {
         Some(IdleCut { after_ms: 5000 })
     }
 
-    fn known_cause(&self) -> Option<(&'static str, &'static str)> {
+    fn known_cause(&self) -> Option<(CauseId, &'static str)> {
         Some((
-            "idle-timeout",
+            CauseId::IdleTimeout,
             "raise the idle timeout above the stream's longest silence (nginx `proxy_read_timeout`, ALB `idle_timeout`, Cloudflare 100 s is fixed)",
         ))
     }

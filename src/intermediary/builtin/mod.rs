@@ -24,6 +24,7 @@ pub use heartbeat::Heartbeat;
 pub use http10::Http10;
 pub use idle_cut::IdleCut;
 
+use crate::cause_id::CauseId;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -61,7 +62,7 @@ pub trait BuiltinHop:
         Ok(())
     }
     /// The cause this hop is known to produce when it breaks a stream, with the operator's fix for it.
-    fn known_cause(&self) -> Option<(&'static str, &'static str)> {
+    fn known_cause(&self) -> Option<(CauseId, &'static str)> {
         None
     }
     /// The silence after which this hop cuts a response, if it models an idle timeout.
@@ -143,7 +144,7 @@ macro_rules! builtins {
                 }
             }
 
-            pub fn known_cause(&self) -> Option<(&'static str, &'static str)> {
+            pub fn known_cause(&self) -> Option<(CauseId, &'static str)> {
                 match self {
                     $(Builtin::$variant(h) => h.known_cause(),)*
                 }
