@@ -79,7 +79,7 @@ pub enum CheckError {
         status: u16,
         hint: &'static str,
     },
-    #[error("failed to use the direct stream: {method} {url} sent no response headers within {}; raise `listen.duration_ms`, or flush the headers at once", crate::report::human_duration(*.waited))]
+    #[error("failed to use the direct stream: {method} {url} sent no response headers within {}; raise `listen.duration_ms`, or flush the headers at once", crate::text::human_duration(*.waited))]
     BaselineSilent {
         method: String,
         url: String,
@@ -916,7 +916,7 @@ impl<'a> Gate<'a> {
         if m.queued_alone {
             reasons.push(format!(
                 "the origin took {} to answer this chain's request although no other chain ran (requests left over from the concurrent run may still have held it)",
-                crate::report::human_duration(m.origin_wait.unwrap_or_default())
+                crate::text::human_duration(m.origin_wait.unwrap_or_default())
             ));
         }
         // Errors the chain added (an error status, a corrupt coding) are part of the story.
@@ -1004,14 +1004,14 @@ impl<'a> Gate<'a> {
 /// What to say about heartbeats for a cut chain: the interval the re-run used, and the interval to send
 /// at most, from the silence after which this chain cut the stream.
 fn heartbeat_advice(used_ms: u64, advise_ms: u64, rec: &Recording) -> String {
-    let h = |ms: u64| crate::report::human_duration(Duration::from_millis(ms));
+    let h = |ms: u64| crate::text::human_duration(Duration::from_millis(ms));
     let silence = rec
         .ended_at
         .saturating_sub(rec.last_read_at().unwrap_or(rec.headers_at));
     format!(
         "a heartbeat comment whenever the stream is idle (the re-run sent one after {} of silence; this chain cut the stream after {} without a byte, so send one at least every {})",
         h(used_ms),
-        crate::report::human_duration(silence),
+        crate::text::human_duration(silence),
         h(advise_ms)
     )
 }

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::case::parse_yaml;
 use crate::error::LoadError;
 use crate::intermediary::HopSpec;
 use crate::origin::command::{CommandSpec, ReadySpec};
 use crate::text::name_help;
 use crate::verdict::{Delivery, FindingId, Severity};
+use crate::yaml::parse_yaml;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -267,7 +267,7 @@ fn header<'a>(rec: &'a Recording, name: &str) -> Option<&'a str> {
 }
 
 fn secs(d: Duration) -> String {
-    crate::report::human_duration(d)
+    crate::text::human_duration(d)
 }
 
 /// Known total-duration caps (seconds) and who has them.

@@ -367,20 +367,8 @@ fn client_for(connect: Duration) -> Result<reqwest::Client, ProbeError> {
 /// Send the request and record the response until it ends or a limit is reached.
 pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
     let client = client_for(req.limits.connect)?;
-    let method = reqwest::Method::from_bytes(req.method.as_bytes())
-        .map_err(|_| ProbeError::InvalidRequest(format!("bad method `{}`", req.method)))?;
     let headers = req.effective_headers();
-    let mut builder = client.request(method, &req.url);
-    for (k, v) in &headers {
-        builder = builder.header(k, v);
-    }
-    if let Some(b) = &req.body {
-        builder = builder.body(b.clone());
-    }
-    let request = builder
-        .build()
-        .map_err(|e| ProbeError::InvalidRequest(error_chain(&e)))?;
-
+    let request = build_request(&client, req, &headers)?;
     let start = Instant::now();
     // A duration too large to add to the clock means "no limit": a year is plenty.
     let deadline = start
@@ -401,9 +389,81 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
         }
         Ok(Ok(r)) => r,
     };
-    let headers_at = start.elapsed();
-    let remote_addr = resp.remote_addr();
-    let version = format!("{:?}", resp.version());
+    let mut rec = Recording::no_response(req, &headers, start);
+    let encoding = record_head(&mut rec, &resp, req);
+    let mut body = Body {
+        parser: Parser::with_max_line(req.limits.max_line),
+        items: Vec::new(),
+    };
+    match Coding::parse(encoding.as_deref()) {
+        Some(c) => {
+            let mut decoder = Decoder::new(c, req.limits.max_bytes);
+            rec.end = loop {
+                let chunk = match tokio::time::timeout_at(deadline.into(), resp.chunk()).await {
+                    Err(_) => {
+                        break End::Limit {
+                            limit: LimitKind::Duration,
+                        };
+                    }
+                    Ok(Err(e)) => {
+                        break End::Aborted {
+                            reason: error_chain(&e),
+                        };
+                    }
+                    Ok(Ok(None)) => break End::Complete,
+                    Ok(Ok(Some(c))) => c,
+                };
+                if let Some(end) = body.absorb(&mut rec, &mut decoder, &chunk, req) {
+                    break end;
+                }
+            };
+        }
+        None => {
+            rec.end = End::Undecodable {
+                reason: format!(
+                    "unsupported content coding `{}`",
+                    encoding.as_deref().unwrap_or("")
+                ),
+            };
+        }
+    }
+    rec.ended_at = start.elapsed();
+    body.parser.finish(&mut body.items);
+    let last = rec.reads.len().saturating_sub(1);
+    let ended_at = rec.ended_at;
+    take_items(&mut rec, &mut body.items, ended_at, last);
+    rec.facts = body.parser.facts().clone();
+    Ok(rec)
+}
+
+/// The request with the browser-like headers and the body, or why it cannot be sent.
+fn build_request(
+    client: &reqwest::Client,
+    req: &ProbeRequest,
+    headers: &[(String, String)],
+) -> Result<reqwest::Request, ProbeError> {
+    let method = reqwest::Method::from_bytes(req.method.as_bytes())
+        .map_err(|_| ProbeError::InvalidRequest(format!("bad method `{}`", req.method)))?;
+    let mut builder = client.request(method, &req.url);
+    for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
+    if let Some(b) = &req.body {
+        builder = builder.body(b.clone());
+    }
+    builder
+        .build()
+        .map_err(|e| ProbeError::InvalidRequest(error_chain(&e)))
+}
+
+/// Record the response head (status, version, redacted headers, framing, coding); returns the declared
+/// content coding.
+fn record_head(
+    rec: &mut Recording,
+    resp: &reqwest::Response,
+    req: &ProbeRequest,
+) -> Option<String> {
+    let headers_at = rec.start.elapsed();
     let resp_headers: Vec<(String, String)> = resp
         .headers()
         .iter()
@@ -415,7 +475,7 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
         })
         .collect();
     let has = |n: &str| resp_headers.iter().any(|(k, _)| k == n);
-    let framing = if matches!(
+    rec.framing = if matches!(
         resp.version(),
         reqwest::Version::HTTP_2 | reqwest::Version::HTTP_3
     ) {
@@ -431,67 +491,46 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
         .iter()
         .find(|(k, _)| k == "content-encoding")
         .map(|(_, v)| v.clone());
-
-    let mut rec = Recording::no_response(req, &headers, start);
-    rec.remote_addr = remote_addr;
+    rec.remote_addr = resp.remote_addr();
     rec.status = resp.status().as_u16();
-    rec.version = version;
+    rec.version = format!("{:?}", resp.version());
     rec.headers = redact(&resp_headers, &req.secret_headers);
     rec.headers_at = headers_at;
     rec.ended_at = headers_at;
-    rec.framing = framing;
     rec.coding = encoding.clone().unwrap_or_else(|| "identity".into());
     rec.end = End::Complete;
+    encoding
+}
 
-    let mut parser = Parser::with_max_line(req.limits.max_line);
-    let mut decoder = match Coding::parse(encoding.as_deref()) {
-        Some(c) => Some(Decoder::new(c, req.limits.max_bytes)),
-        None => {
-            rec.end = End::Undecodable {
-                reason: format!(
-                    "unsupported content coding `{}`",
-                    encoding.as_deref().unwrap_or("")
-                ),
-            };
-            None
-        }
-    };
-    let mut items = Vec::new();
-    while let Some(dec) = decoder.as_mut() {
-        let chunk = match tokio::time::timeout_at(deadline.into(), resp.chunk()).await {
-            Err(_) => {
-                rec.end = End::Limit {
-                    limit: LimitKind::Duration,
-                };
-                break;
-            }
-            Ok(Err(e)) => {
-                rec.end = End::Aborted {
-                    reason: error_chain(&e),
-                };
-                break;
-            }
-            Ok(Ok(None)) => {
-                rec.end = End::Complete;
-                break;
-            }
-            Ok(Ok(Some(c))) => c,
-        };
-        let at = start.elapsed();
+/// The SSE parser over the decoded body, and the items it produced that are not recorded yet.
+struct Body {
+    parser: Parser,
+    items: Vec<Item>,
+}
+
+impl Body {
+    /// Decode, keep and parse one chunk off the wire; the end of the recording when a limit is reached
+    /// or the body cannot be decoded.
+    fn absorb(
+        &mut self,
+        rec: &mut Recording,
+        decoder: &mut Decoder,
+        chunk: &[u8],
+        req: &ProbeRequest,
+    ) -> Option<End> {
+        let at = rec.start.elapsed();
         rec.wire_bytes += chunk.len() as u64;
-        let decoded = match dec.push(&chunk) {
+        let decoded = match decoder.push(chunk) {
             Ok(d) => d,
             Err(crate::decode::DecodeError::TooLarge { .. }) => {
-                rec.end = End::Limit {
+                return Some(End::Limit {
                     limit: LimitKind::Bytes,
-                };
-                break;
+                });
             }
             Err(e) => {
-                rec.end = End::Undecodable {
+                return Some(End::Undecodable {
                     reason: error_chain(&e),
-                };
-                break;
+                });
             }
         };
         rec.decoded_bytes += decoded.len() as u64;
@@ -509,34 +548,19 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
         } else {
             rec.reads_dropped += 1;
         }
-        parser.feed(&decoded, &mut items);
-        take_items(&mut rec, &mut items, at, read_index);
-        if req.limits.max_events.is_some_and(|m| rec.events.len() >= m) {
-            rec.end = End::Limit {
-                limit: LimitKind::Events,
-            };
-            break;
-        }
-        if parser.over_limit() {
-            rec.end = End::Limit {
-                limit: LimitKind::LineLength,
-            };
-            break;
-        }
-        if rec.wire_bytes > req.limits.max_bytes {
-            rec.end = End::Limit {
-                limit: LimitKind::Bytes,
-            };
-            break;
-        }
+        self.parser.feed(&decoded, &mut self.items);
+        take_items(rec, &mut self.items, at, read_index);
+        let limit = if req.limits.max_events.is_some_and(|m| rec.events.len() >= m) {
+            LimitKind::Events
+        } else if self.parser.over_limit() {
+            LimitKind::LineLength
+        } else if rec.wire_bytes > req.limits.max_bytes {
+            LimitKind::Bytes
+        } else {
+            return None;
+        };
+        Some(End::Limit { limit })
     }
-    rec.ended_at = start.elapsed();
-    parser.finish(&mut items);
-    let last = rec.reads.len().saturating_sub(1);
-    let ended_at = rec.ended_at;
-    take_items(&mut rec, &mut items, ended_at, last);
-    rec.facts = parser.facts().clone();
-    Ok(rec)
 }
 
 /// Most events kept individually; an id longer than [`ID_KEPT`] bytes is cut (every event repeats it).

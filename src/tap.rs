@@ -418,9 +418,8 @@ fn follow(
     while !data.is_empty() {
         if let Some(b) = body.as_mut() {
             let (used, done) = consume_body(b, data);
-            let payload_end = used;
             stamp_events(log, b, at);
-            data = &data[payload_end..];
+            data = &data[used..];
             if done {
                 finish(log, b.idx, at, TapEnd::Complete);
                 *body = None;
@@ -429,83 +428,123 @@ fn follow(
         }
         let before = head.len();
         head.extend_from_slice(data);
-        let mut headers = [httparse::EMPTY_HEADER; 128];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(head) {
-            Ok(httparse::Status::Partial) => return head.len() <= MAX_HEAD,
-            Err(_) => return false,
-            Ok(httparse::Status::Complete(len)) => {
-                let status = resp.code.unwrap_or(0);
-                let value = |name: &str| {
-                    resp.headers
-                        .iter()
-                        .filter(|h| h.name.eq_ignore_ascii_case(name))
-                        .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
-                        .collect::<Vec<_>>()
-                };
-                let chunked = value("transfer-encoding")
-                    .iter()
-                    .any(|v| v.split(',').any(|c| c.trim() == "chunked"));
-                let length = value("content-length")
-                    .first()
-                    .and_then(|v| v.parse::<u64>().ok());
-                let coding = value("content-encoding").first().cloned();
-                // The head ends inside this read: the rest is body.
-                let used = len - before;
-                data = &data[used.min(data.len())..];
-                head.clear();
-                if (100..200).contains(&status) {
-                    if status == 101 {
-                        return false;
-                    }
-                    continue;
-                }
-                let (idx, method) = {
-                    let mut pq = p.lock().unwrap_or_else(|e| e.into_inner());
-                    if pq.lost && pq.queue.is_empty() {
-                        return false;
-                    }
-                    match pq.queue.pop_front() {
-                        Some((idx, method)) => (idx, Some(method)),
-                        None => (None, None),
-                    }
-                };
-                if let Some(i) = idx {
-                    let mut l = lock(log);
-                    if let Some(e) = l.exchanges.get_mut(i) {
-                        e.headers_at = Some(at);
-                        e.status = status;
-                    }
-                }
-                let bodiless = method.is_some_and(|m| m.eq_ignore_ascii_case("HEAD"))
-                    || status == 204
-                    || status == 304;
-                let framing = if bodiless {
-                    Framing::None
-                } else if chunked {
-                    Framing::Chunked(Chunks::default())
-                } else if let Some(n) = length {
-                    Framing::Length(n)
-                } else {
-                    Framing::Close
-                };
-                if matches!(framing, Framing::None | Framing::Length(0)) {
-                    finish(log, idx, at, TapEnd::Complete);
-                    continue;
-                }
-                let decoder =
-                    Coding::parse(coding.as_deref()).map(|c| Decoder::new(c, u64::MAX / 4));
-                *body = Some(Body {
-                    idx,
-                    framing,
-                    decoder,
-                    parser: Parser::with_max_line(MAX_LINE),
-                    items: Vec::new(),
-                });
-            }
+        let parsed = match ResponseHead::parse(head) {
+            Ok(Some(h)) => h,
+            Ok(None) => return head.len() <= MAX_HEAD,
+            Err(()) => return false,
+        };
+        // The head ends inside this read: the rest is body.
+        let used = parsed.len - before;
+        data = &data[used.min(data.len())..];
+        head.clear();
+        match start_response(parsed, at, log, p) {
+            Next::Stop => return false,
+            Next::Head => {}
+            Next::Body(b) => *body = Some(b),
         }
     }
     true
+}
+
+/// What a response head says about the body that follows it.
+struct ResponseHead {
+    /// Bytes of the head, blank line included.
+    len: usize,
+    status: u16,
+    chunked: bool,
+    length: Option<u64>,
+    coding: Option<String>,
+}
+
+impl ResponseHead {
+    /// The head at the start of `buf`: None while incomplete, an error when it is not HTTP/1.x.
+    fn parse(buf: &[u8]) -> Result<Option<ResponseHead>, ()> {
+        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut resp = httparse::Response::new(&mut headers);
+        let len = match resp.parse(buf) {
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(()),
+            Ok(httparse::Status::Complete(len)) => len,
+        };
+        let value = |name: &str| {
+            resp.headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        };
+        Ok(Some(ResponseHead {
+            len,
+            status: resp.code.unwrap_or(0),
+            chunked: value("transfer-encoding")
+                .iter()
+                .any(|v| v.split(',').any(|c| c.trim() == "chunked")),
+            length: value("content-length")
+                .first()
+                .and_then(|v| v.parse::<u64>().ok()),
+            coding: value("content-encoding").first().cloned(),
+        }))
+    }
+}
+
+/// What follows a response head.
+enum Next {
+    /// The connection cannot be followed any further (an upgrade, an unmatched response).
+    Stop,
+    /// Another head follows (an interim response, or a response without a body).
+    Head,
+    Body(Body),
+}
+
+/// Match a response head with the oldest request waiting for one, stamp it, and set up its body.
+fn start_response(h: ResponseHead, at: Instant, log: &SharedLog, p: &Arc<Mutex<Pending>>) -> Next {
+    if (100..200).contains(&h.status) {
+        return if h.status == 101 {
+            Next::Stop
+        } else {
+            Next::Head
+        };
+    }
+    let (idx, method) = {
+        let mut pq = p.lock().unwrap_or_else(|e| e.into_inner());
+        if pq.lost && pq.queue.is_empty() {
+            return Next::Stop;
+        }
+        match pq.queue.pop_front() {
+            Some((idx, method)) => (idx, Some(method)),
+            None => (None, None),
+        }
+    };
+    if let Some(i) = idx {
+        let mut l = lock(log);
+        if let Some(e) = l.exchanges.get_mut(i) {
+            e.headers_at = Some(at);
+            e.status = h.status;
+        }
+    }
+    let bodiless = method.is_some_and(|m| m.eq_ignore_ascii_case("HEAD"))
+        || h.status == 204
+        || h.status == 304;
+    let framing = if bodiless {
+        Framing::None
+    } else if h.chunked {
+        Framing::Chunked(Chunks::default())
+    } else if let Some(n) = h.length {
+        Framing::Length(n)
+    } else {
+        Framing::Close
+    };
+    if matches!(framing, Framing::None | Framing::Length(0)) {
+        finish(log, idx, at, TapEnd::Complete);
+        return Next::Head;
+    }
+    Next::Body(Body {
+        idx,
+        framing,
+        decoder: Coding::parse(h.coding.as_deref()).map(|c| Decoder::new(c, u64::MAX / 4)),
+        parser: Parser::with_max_line(MAX_LINE),
+        items: Vec::new(),
+    })
 }
 
 /// Feed body bytes from `data`; returns how many bytes belonged to this body and whether it ended.

@@ -260,7 +260,7 @@ impl Profile {
             path: path.clone(),
             source,
         })?;
-        let p: Profile = crate::case::parse_yaml(&path, &src)?;
+        let p: Profile = crate::yaml::parse_yaml(&path, &src)?;
         p.validate()
             .map_err(|m| LoadError::at(&path, &src, 1, 1, m, None))?;
         Ok(p)

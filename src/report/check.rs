@@ -71,58 +71,9 @@ pub fn check_human(r: &CheckReport, color: bool) -> String {
     }
     let w = r.all().map(|c| c.name.len()).max().unwrap_or(6).max(6);
     for c in r.all() {
-        let shown = if c.status == Status::NotJudged {
-            "not judged"
-        } else {
-            c.verdict.delivery.as_str()
-        };
-        let _ = writeln!(
-            s,
-            "{}  {:<w$}  {:<18} {}",
-            mark(c.status),
-            c.name,
-            shown,
-            c.chain
-        );
-        for reason in &c.reasons {
-            let _ = writeln!(s, "      {reason}");
-        }
-        if c.status == Status::Pass && c.fix.is_none() {
-            continue;
-        }
-        let f = fix_line(&c.fix);
-        if !f.is_empty() && c.reasons.is_empty() {
-            let _ = writeln!(s, "      {f}");
-        }
+        chain_human(&mut s, c, &mark(c.status), w);
     }
-    for (risk, heading) in [
-        (false, "likely causes at the origin:"),
-        (
-            true,
-            "risks (nothing broke here; these break streams behind other hops):",
-        ),
-    ] {
-        let of_kind: Vec<_> = r.causes.iter().filter(|c| c.is_risk() == risk).collect();
-        if of_kind.is_empty() {
-            continue;
-        }
-        let _ = writeln!(s, "\n{heading}");
-        for c in of_kind {
-            let _ = writeln!(s, "  {} ({:?}): {}", c.id, c.confidence, c.title);
-            for e in &c.evidence {
-                let _ = writeln!(s, "      evidence: {e}");
-            }
-            let _ = writeln!(s, "      fix: {}", c.origin_fix);
-            for sn in &c.snippets {
-                let _ = writeln!(
-                    s,
-                    "        {}: {}",
-                    sn.framework,
-                    sn.code.replace('\n', "\n          ")
-                );
-            }
-        }
-    }
+    causes_human(&mut s, &r.causes);
     let findings: Vec<String> = r
         .baseline
         .verdict
@@ -148,6 +99,58 @@ pub fn check_human(r: &CheckReport, color: bool) -> String {
         human_duration(r.took)
     );
     s
+}
+
+/// One chain's line, its reasons, and the fix line when it has something to say.
+fn chain_human(s: &mut String, c: &ChainOutcome, mark: &str, w: usize) {
+    let shown = if c.status == Status::NotJudged {
+        "not judged"
+    } else {
+        c.verdict.delivery.as_str()
+    };
+    let _ = writeln!(s, "{mark}  {:<w$}  {:<18} {}", c.name, shown, c.chain);
+    for reason in &c.reasons {
+        let _ = writeln!(s, "      {reason}");
+    }
+    if c.status == Status::Pass && c.fix.is_none() {
+        return;
+    }
+    let f = fix_line(&c.fix);
+    if !f.is_empty() && c.reasons.is_empty() {
+        let _ = writeln!(s, "      {f}");
+    }
+}
+
+/// The causes at the origin, then the risks, each with evidence, fix and stack snippets.
+fn causes_human(s: &mut String, causes: &[crate::doctor::Cause]) {
+    for (risk, heading) in [
+        (false, "likely causes at the origin:"),
+        (
+            true,
+            "risks (nothing broke here; these break streams behind other hops):",
+        ),
+    ] {
+        let of_kind: Vec<_> = causes.iter().filter(|c| c.is_risk() == risk).collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "\n{heading}");
+        for c in of_kind {
+            let _ = writeln!(s, "  {} ({:?}): {}", c.id, c.confidence, c.title);
+            for e in &c.evidence {
+                let _ = writeln!(s, "      evidence: {e}");
+            }
+            let _ = writeln!(s, "      fix: {}", c.origin_fix);
+            for sn in &c.snippets {
+                let _ = writeln!(
+                    s,
+                    "        {}: {}",
+                    sn.framework,
+                    sn.code.replace('\n', "\n          ")
+                );
+            }
+        }
+    }
 }
 
 /// What the origin's limited concurrency did to the run, in one sentence.
