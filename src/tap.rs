@@ -440,7 +440,7 @@ fn follow(
         match start_response(parsed, at, log, p) {
             Next::Stop => return false,
             Next::Head => {}
-            Next::Body(b) => *body = Some(b),
+            Next::Body(b) => *body = Some(*b),
         }
     }
     true
@@ -493,7 +493,7 @@ enum Next {
     Stop,
     /// Another head follows (an interim response, or a response without a body).
     Head,
-    Body(Body),
+    Body(Box<Body>),
 }
 
 /// Match a response head with the oldest request waiting for one, stamp it, and set up its body.
@@ -538,13 +538,13 @@ fn start_response(h: ResponseHead, at: Instant, log: &SharedLog, p: &Arc<Mutex<P
         finish(log, idx, at, TapEnd::Complete);
         return Next::Head;
     }
-    Next::Body(Body {
+    Next::Body(Box::new(Body {
         idx,
         framing,
         decoder: Coding::parse(h.coding.as_deref()).map(|c| Decoder::new(c, u64::MAX / 4)),
         parser: Parser::with_max_line(MAX_LINE),
         items: Vec::new(),
-    })
+    }))
 }
 
 /// Feed body bytes from `data`; returns how many bytes belonged to this body and whether it ended.
