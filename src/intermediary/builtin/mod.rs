@@ -8,23 +8,6 @@
 //! implementation of [`BuiltinHop`]. The [`builtins!`] table below names it once; the chain syntax, the
 //! hop list in errors, `check`'s default matrix and dispatch all come from that line.
 
-mod coalesce;
-mod compression;
-mod content_length;
-mod headers;
-mod heartbeat;
-mod http10;
-mod idle_cut;
-
-pub use coalesce::Coalesce;
-pub use compression::{Compression, should_compress};
-pub use content_length::ContentLength;
-pub use headers::Headers;
-pub use heartbeat::Heartbeat;
-pub use http10::Http10;
-pub use idle_cut::IdleCut;
-
-use crate::cause_id::CauseId;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,6 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use super::{HopError, Running, StopHandle};
+use crate::cause_id::CauseId;
 use crate::{Body, BoxError};
 
 /// What a built-in hop is: its label, its place in the default matrix, and what it does to a response.
@@ -86,20 +70,24 @@ pub struct Asked {
     pub is_head: bool,
 }
 
-/// The one table of built-in hops: chain name => variant(type).
+/// The one table of built-in hops: chain name => module::Type. Declares each module, re-exports its type,
+/// and builds the enum and its dispatch.
 macro_rules! builtins {
-    ($($name:literal => $variant:ident($ty:ty),)*) => {
+    ($($name:literal => $module:ident :: $variant:ident,)*) => {
+        $(mod $module;
+        pub use $module::$variant;)*
+
         /// A built-in hop with its options.
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub enum Builtin {
-            $($variant($ty),)*
+            $($variant($variant),)*
         }
 
         /// Every built-in hop's chain name.
         pub const NAMES: &[&str] = &[$($name),*];
 
-        $(impl From<$ty> for Builtin {
-            fn from(h: $ty) -> Builtin {
+        $(impl From<$variant> for Builtin {
+            fn from(h: $variant) -> Builtin {
                 Builtin::$variant(h)
             }
         })*
@@ -108,7 +96,7 @@ macro_rules! builtins {
             /// The hop a chain names without options.
             pub fn named(name: &str) -> Option<Builtin> {
                 match name {
-                    $($name => Some(Builtin::$variant(<$ty>::default())),)*
+                    $($name => Some(Builtin::$variant(<$variant>::default())),)*
                     _ => None,
                 }
             }
@@ -119,7 +107,7 @@ macro_rules! builtins {
                 map: &mut A,
             ) -> Result<Option<Builtin>, A::Error> {
                 let hop = match name {
-                    $($name => Builtin::$variant(map.next_value::<$ty>()?),)*
+                    $($name => Builtin::$variant(map.next_value::<$variant>()?),)*
                     _ => return Ok(None),
                 };
                 let valid = match &hop {
@@ -132,7 +120,7 @@ macro_rules! builtins {
             /// The built-ins of `check`'s default matrix, by chain name.
             pub fn matrix() -> Vec<(&'static str, Builtin)> {
                 let mut v = Vec::new();
-                $(if let Some(h) = <$ty as BuiltinHop>::in_matrix() {
+                $(if let Some(h) = <$variant as BuiltinHop>::in_matrix() {
                     v.push(($name, Builtin::$variant(h)));
                 })*
                 v
@@ -171,13 +159,13 @@ macro_rules! builtins {
 }
 
 builtins! {
-    "compression" => Compression(Compression),
-    "content-length" => ContentLength(ContentLength),
-    "http10" => Http10(Http10),
-    "coalesce" => Coalesce(Coalesce),
-    "idle-cut" => IdleCut(IdleCut),
-    "headers" => Headers(Headers),
-    "heartbeat" => Heartbeat(Heartbeat),
+    "compression" => compression::Compression,
+    "content-length" => content_length::ContentLength,
+    "http10" => http10::Http10,
+    "coalesce" => coalesce::Coalesce,
+    "idle-cut" => idle_cut::IdleCut,
+    "headers" => headers::Headers,
+    "heartbeat" => heartbeat::Heartbeat,
 }
 
 impl Builtin {
