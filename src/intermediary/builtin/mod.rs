@@ -166,6 +166,7 @@ builtins! {
     "idle-cut" => idle_cut::IdleCut,
     "headers" => headers::Headers,
     "heartbeat" => heartbeat::Heartbeat,
+    "flush-interval" => flush_interval::FlushInterval,
 }
 
 impl Builtin {
