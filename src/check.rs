@@ -306,7 +306,7 @@ async fn record_baseline(
         Ok(r) => r,
         Err(e) => {
             if let Some(t) = target {
-                lock_target(t).check_alive()?;
+                crate::origin::command::lock(t).check_alive()?;
             }
             return Err(CheckError::Baseline(e));
         }
@@ -332,8 +332,6 @@ async fn record_baseline(
         },
     })
 }
-
-use crate::origin::command::lock as lock_target;
 
 /// What every chain of one run shares.
 struct Ctx {
@@ -386,7 +384,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     let (measured, concurrency) = run_matrix(&ctx, selected, opts).await?;
     if let Some(t) = &target {
         // A target that died while the last chains ran measured nothing trustworthy either.
-        lock_target(t)
+        crate::origin::command::lock(t)
             .check_alive()
             .map_err(|source| CheckError::TargetDied {
                 chain: "(after the matrix)".into(),

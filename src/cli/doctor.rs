@@ -2,7 +2,9 @@
 
 use clap::Args;
 
-use super::{CliError, CmdResult, Format, RequestArgs, out};
+use std::path::PathBuf;
+
+use super::{CliError, CmdResult, ReportFormat, RequestArgs, emit};
 use crate::error::exit;
 use crate::probe::error_chain;
 use crate::report;
@@ -24,8 +26,13 @@ pub struct DoctorArgs {
     /// The origin's web stack, for the fix snippets (recognised from the headers when absent).
     #[arg(long, value_enum)]
     pub stack: Option<crate::doctor::Stack>,
+    /// human, json (one document), junit (one test case: fails when the stream does not stream or has
+    /// an error finding), markdown (fit for an issue or `$GITHUB_STEP_SUMMARY`).
     #[arg(long, value_enum, default_value = "human")]
-    pub format: Format,
+    pub format: ReportFormat,
+    /// Write the formatted report here (the human report still goes to stdout).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
 }
 
 pub(super) async fn run(a: DoctorArgs) -> CmdResult {
@@ -48,10 +55,23 @@ pub(super) async fn run(a: DoctorArgs) -> CmdResult {
     let d = crate::doctor::doctor(&req)
         .await
         .map_err(|e| CliError::Setup(error_chain(&e)))?;
+    let human = || report::check::doctor_human(&d);
     let text = match a.format {
-        Format::Human => report::check::doctor_human(&d),
-        Format::Json => report::json::pretty(&report::json::DoctorDoc::new(&d)),
+        ReportFormat::Human => human(),
+        ReportFormat::Json => report::json::pretty(&report::json::DoctorDoc::new(&d)),
+        ReportFormat::Junit => report::stream::stream_junit(
+            &d.recording,
+            &d.verdict,
+            crate::verdict::Severity::Error,
+            human(),
+        ),
+        ReportFormat::Markdown => report::stream::doctor_markdown(&d),
     };
-    out(&text);
+    emit(
+        a.output.as_deref(),
+        &text,
+        human,
+        a.format == ReportFormat::Human,
+    )?;
     Ok(exit::OK)
 }

@@ -139,12 +139,6 @@ pub enum Command {
     Findings,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Human,
-    Json,
-}
-
 /// The request options `probe`, `doctor` and `check` share. For `check` each one given overrides what
 /// `ssegate.yaml` says.
 #[derive(Debug, Clone, Args)]

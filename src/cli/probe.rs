@@ -2,7 +2,9 @@
 
 use clap::{Args, ValueEnum};
 
-use super::{CliError, CmdResult, Format, RequestArgs, out};
+use std::path::PathBuf;
+
+use super::{CliError, CmdResult, ReportFormat, RequestArgs, emit};
 use crate::error::exit;
 use crate::probe::{error_chain, probe};
 use crate::report;
@@ -21,8 +23,13 @@ pub struct ProbeArgs {
     /// Exit 4 when a finding of this severity or worse is reported (a one-URL gate).
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,
+    /// human, json (one document), junit (one test case: fails when the stream does not stream or a
+    /// finding reaches `--fail-on`, default error), markdown.
     #[arg(long, value_enum, default_value = "human")]
-    pub format: Format,
+    pub format: ReportFormat,
+    /// Write the formatted report here (the human report still goes to stdout).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -43,22 +50,26 @@ impl FailOn {
 }
 
 pub(super) async fn run(a: ProbeArgs) -> CmdResult {
-    let mut req = match a.request.request(&a.url) {
-        Ok(r) => r,
-        Err(e) => {
-            return Err(CliError::Usage(e.clone()));
-        }
-    };
+    let mut req = a.request.request(&a.url).map_err(CliError::Usage)?;
     req.limits.max_bytes = a.max_bytes;
     let rec = probe(&req)
         .await
         .map_err(|e| CliError::Setup(error_chain(&e)))?;
     let v = judge(&rec, Reference::None);
+    let human = || report::probe_human(&rec, &v);
+    let fail_on = a.fail_on.unwrap_or(FailOn::Error).severity();
     let text = match a.format {
-        Format::Human => report::probe_human(&rec, &v),
-        Format::Json => report::json::pretty(&report::json::ProbeDoc::new(&rec, &v)),
+        ReportFormat::Human => human(),
+        ReportFormat::Json => report::json::pretty(&report::json::ProbeDoc::new(&rec, &v)),
+        ReportFormat::Junit => report::stream::stream_junit(&rec, &v, fail_on, human()),
+        ReportFormat::Markdown => report::stream::stream_markdown(&rec, &v),
     };
-    out(&text);
+    emit(
+        a.output.as_deref(),
+        &text,
+        human,
+        a.format == ReportFormat::Human,
+    )?;
     match a.fail_on {
         Some(f) if v.findings.iter().any(|x| x.severity() >= f.severity()) => Ok(exit::FAILED),
         _ => Ok(exit::OK),

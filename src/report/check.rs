@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::human_duration;
 use crate::check::{ChainOutcome, CheckReport, Fixability, Status};
 use crate::doctor::DoctorReport;
+use crate::text::human_duration;
 
 fn status_str(s: Status) -> &'static str {
     s.as_str()

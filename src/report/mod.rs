@@ -8,14 +8,14 @@ pub mod check;
 pub mod json;
 pub mod progress;
 pub mod run;
+pub mod stream;
 
 use std::fmt::Write as _;
 
 use crate::probe::{End, Recording};
 use crate::runner::Outcome;
+use crate::text::human_duration;
 use crate::verdict::{Basis, Verdict};
-
-pub use crate::text::human_duration;
 
 /// Redact what varies between runs: durations, ports, temporary paths, program versions.
 pub fn normalize(text: &str) -> String {
@@ -114,7 +114,7 @@ fn end_label(end: &End) -> String {
 /// Bytes of each event's data a report shows.
 pub const DATA_SHOWN: usize = 256;
 
-fn basis_label(b: Basis) -> &'static str {
+pub(crate) fn basis_label(b: Basis) -> &'static str {
     match b {
         Basis::SendInstants => "judged against the origin's send instants",
         Basis::Tap => "judged against the origin's send instants, stamped by a tap in front of it",

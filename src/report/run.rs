@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::check::{Lane, esc, lanes_svg};
-use super::{human_duration, normalized};
+use super::normalized;
 use crate::runner::Outcome;
+use crate::text::human_duration;
 use crate::verdict::Severity;
 
 /// A finished run: a row per selected case (an error row for a case that could not run) and the

@@ -480,6 +480,37 @@ fn ctrl_c_stops_every_child_process() {
 }
 
 #[test]
+fn probe_writes_junit_and_markdown() {
+    let held = Fixture::start("held");
+    let out = bin()
+        .args(["probe", &held.url, "--format", "junit", "--duration", "20s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "no --fail-on: the exit code is 0");
+    let xml = String::from_utf8_lossy(&out.stdout);
+    let doc = roxmltree::Document::parse(&xml).expect("JUnit is XML");
+    let failure = doc
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .expect("a held stream fails its test case");
+    assert!(
+        failure
+            .attribute("message")
+            .is_some_and(|m| m.contains("held-until-end")),
+        "{xml}"
+    );
+
+    let plain = Fixture::start("hardened");
+    let out = bin()
+        .args(["probe", &plain.url, "--format", "markdown", "--duration", "20s"])
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(md.contains("delivery **`streamed`**"), "{md}");
+    assert!(md.contains("| # | arrival | latency | burst | held |"), "{md}");
+}
+
+#[test]
 fn probe_fail_on_gates_a_single_url() {
     let f = Fixture::start("plain");
     let run = |sev: &str| {
