@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::{
-    CliError, CmdResult, ColorChoice, ReportFormat, RequestArgs, check_url, emit, write_file,
+    CliError, CmdResult, ColorChoice, OutputArgs, ReportFormat, RequestArgs, check_url, write_file,
 };
 use crate::check::CheckReport;
 use crate::config::Loaded;
@@ -30,11 +30,8 @@ pub struct CheckArgs {
     /// Also write the Markdown summary here (e.g. `$GITHUB_STEP_SUMMARY`), from the same run.
     #[arg(long, value_name = "PATH")]
     pub summary: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: ReportFormat,
-    /// Write the formatted report here (the human summary still goes to stdout).
-    #[arg(long, short = 'o')]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Also write a self-contained HTML report with a timeline picture.
     #[arg(long)]
     pub html: Option<PathBuf>,
@@ -132,20 +129,17 @@ fn validate_flags(a: &CheckArgs) -> Result<Option<(usize, usize)>, CliError> {
 
 /// The chosen format to stdout or `-o`, and the HTML report and Markdown summary when asked for.
 fn write_outputs(a: &CheckArgs, r: &CheckReport) -> Result<(), CliError> {
-    let formatted = match a.format {
+    let formatted = match a.out.format {
         ReportFormat::Human => {
-            report::check::check_human(r, a.color.enabled() && a.output.is_none())
+            report::check::check_human(r, a.color.enabled() && a.out.output.is_none())
         }
         ReportFormat::Json => report::check::check_jsonl(r),
         ReportFormat::Junit => report::check::check_junit(r),
         ReportFormat::Markdown => report::check::check_markdown(r),
     };
-    emit(
-        a.output.as_deref(),
-        &formatted,
-        || report::check::check_human(r, a.color.enabled()),
-        a.format == ReportFormat::Human,
-    )?;
+    a.out.emit(&formatted, || {
+        report::check::check_human(r, a.color.enabled())
+    })?;
     if let Some(path) = &a.html {
         write_file(path, &report::check::check_html(r))?;
     }

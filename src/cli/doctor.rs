@@ -2,9 +2,7 @@
 
 use clap::Args;
 
-use std::path::PathBuf;
-
-use super::{CliError, CmdResult, ReportFormat, RequestArgs, emit};
+use super::{CliError, CmdResult, OutputArgs, ReportFormat, RequestArgs};
 use crate::error::exit;
 use crate::probe::error_chain;
 use crate::report;
@@ -26,13 +24,8 @@ pub struct DoctorArgs {
     /// The origin's web stack, for the fix snippets (recognised from the headers when absent).
     #[arg(long, value_enum)]
     pub stack: Option<crate::doctor::Stack>,
-    /// human, json (one document), junit (one test case: fails when the stream does not stream or has
-    /// an error finding), markdown (fit for an issue or `$GITHUB_STEP_SUMMARY`).
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: ReportFormat,
-    /// Write the formatted report here (the human report still goes to stdout).
-    #[arg(long, short = 'o')]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 pub(super) async fn run(a: DoctorArgs) -> CmdResult {
@@ -56,7 +49,7 @@ pub(super) async fn run(a: DoctorArgs) -> CmdResult {
         .await
         .map_err(|e| CliError::Setup(error_chain(&e)))?;
     let human = || report::check::doctor_human(&d);
-    let text = match a.format {
+    let text = match a.out.format {
         ReportFormat::Human => human(),
         ReportFormat::Json => report::json::pretty(&report::json::DoctorDoc::new(&d)),
         ReportFormat::Junit => report::stream::stream_junit(
@@ -67,11 +60,6 @@ pub(super) async fn run(a: DoctorArgs) -> CmdResult {
         ),
         ReportFormat::Markdown => report::stream::doctor_markdown(&d),
     };
-    emit(
-        a.output.as_deref(),
-        &text,
-        human,
-        a.format == ReportFormat::Human,
-    )?;
+    a.out.emit(&text, human)?;
     Ok(exit::OK)
 }

@@ -80,26 +80,34 @@ impl CliError {
 /// What a subcommand returns: its exit code when it reached a verdict.
 pub type CmdResult = Result<i32, CliError>;
 
-/// Where a formatted report goes: `-o PATH` gets the chosen format and stdout the human text, else
-/// stdout gets the chosen format.
-pub(crate) fn emit(
-    output: Option<&Path>,
-    formatted: &str,
-    human: impl FnOnce() -> String,
-    is_human: bool,
-) -> Result<(), CliError> {
-    match output {
-        Some(path) => {
-            write_file(path, formatted)?;
-            if !is_human {
-                out(&human());
+/// The report options every measuring command shares.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Report format: human, json, junit or markdown (see each command's help for what a test case is).
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: ReportFormat,
+    /// Write the formatted report here (the human report still goes to stdout).
+    #[arg(long, short = 'o')]
+    pub output: Option<std::path::PathBuf>,
+}
+
+impl OutputArgs {
+    /// `-o PATH` gets the chosen format and stdout the human text; without `-o`, stdout gets the chosen
+    /// format.
+    fn emit(&self, formatted: &str, human: impl FnOnce() -> String) -> Result<(), CliError> {
+        match &self.output {
+            Some(path) => {
+                write_file(path, formatted)?;
+                if self.format != ReportFormat::Human {
+                    out(&human());
+                }
+            }
+            None => {
+                out(formatted);
             }
         }
-        None => {
-            out(formatted);
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Write a report file, or a setup error naming it.

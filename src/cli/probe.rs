@@ -2,9 +2,7 @@
 
 use clap::{Args, ValueEnum};
 
-use std::path::PathBuf;
-
-use super::{CliError, CmdResult, ReportFormat, RequestArgs, emit};
+use super::{CliError, CmdResult, OutputArgs, ReportFormat, RequestArgs};
 use crate::error::exit;
 use crate::probe::{error_chain, probe};
 use crate::report;
@@ -23,13 +21,8 @@ pub struct ProbeArgs {
     /// Exit 4 when a finding of this severity or worse is reported (a one-URL gate).
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,
-    /// human, json (one document), junit (one test case: fails when the stream does not stream or a
-    /// finding reaches `--fail-on`, default error), markdown.
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: ReportFormat,
-    /// Write the formatted report here (the human report still goes to stdout).
-    #[arg(long, short = 'o')]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,18 +51,13 @@ pub(super) async fn run(a: ProbeArgs) -> CmdResult {
     let v = judge(&rec, Reference::None);
     let human = || report::probe_human(&rec, &v);
     let fail_on = a.fail_on.unwrap_or(FailOn::Error).severity();
-    let text = match a.format {
+    let text = match a.out.format {
         ReportFormat::Human => human(),
         ReportFormat::Json => report::json::pretty(&report::json::ProbeDoc::new(&rec, &v)),
         ReportFormat::Junit => report::stream::stream_junit(&rec, &v, fail_on, human()),
         ReportFormat::Markdown => report::stream::stream_markdown(&rec, &v),
     };
-    emit(
-        a.output.as_deref(),
-        &text,
-        human,
-        a.format == ReportFormat::Human,
-    )?;
+    a.out.emit(&text, human)?;
     match a.fail_on {
         Some(f) if v.findings.iter().any(|x| x.severity() >= f.severity()) => Ok(exit::FAILED),
         _ => Ok(exit::OK),

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::{CliError, CmdResult, ReportFormat, emit, write_file};
+use super::{CliError, CmdResult, OutputArgs, ReportFormat, write_file};
 use crate::case::{self, Case};
 use crate::error::exit;
 use crate::origin::profile;
@@ -31,12 +31,8 @@ pub struct RunArgs {
     /// Write no report directory.
     #[arg(long)]
     pub no_report: bool,
-    /// Format of the report on stdout (or in `-o`): human, json (`run.json`'s document), junit, markdown.
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: ReportFormat,
-    /// Write the formatted report here (the human summary still goes to stdout).
-    #[arg(long, short = 'o')]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Also write a self-contained HTML report with a timeline of every case.
     #[arg(long)]
     pub html: Option<PathBuf>,
@@ -116,18 +112,13 @@ fn build_report(
 
 /// The chosen format to stdout or `-o`, the HTML report, and the report directory.
 fn write_outputs(a: &RunArgs, r: &RunReport) -> Result<(), CliError> {
-    let formatted = match a.format {
+    let formatted = match a.out.format {
         ReportFormat::Human => run_report::run_human(r),
         ReportFormat::Json => run_report::run_json(r),
         ReportFormat::Junit => run_report::run_junit(r),
         ReportFormat::Markdown => run_report::run_markdown(r),
     };
-    emit(
-        a.output.as_deref(),
-        &formatted,
-        || run_report::run_human(r),
-        a.format == ReportFormat::Human,
-    )?;
+    a.out.emit(&formatted, || run_report::run_human(r))?;
     if let Some(path) = &a.html {
         write_file(path, &run_report::run_html(r))?;
     }

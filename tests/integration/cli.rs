@@ -486,7 +486,11 @@ fn probe_writes_junit_and_markdown() {
         .args(["probe", &held.url, "--format", "junit", "--duration", "20s"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "no --fail-on: the exit code is 0");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "no --fail-on: the exit code is 0"
+    );
     let xml = String::from_utf8_lossy(&out.stdout);
     let doc = roxmltree::Document::parse(&xml).expect("JUnit is XML");
     let failure = doc
@@ -502,12 +506,22 @@ fn probe_writes_junit_and_markdown() {
 
     let plain = Fixture::start("hardened");
     let out = bin()
-        .args(["probe", &plain.url, "--format", "markdown", "--duration", "20s"])
+        .args([
+            "probe",
+            &plain.url,
+            "--format",
+            "markdown",
+            "--duration",
+            "20s",
+        ])
         .output()
         .unwrap();
     let md = String::from_utf8_lossy(&out.stdout);
     assert!(md.contains("delivery **`streamed`**"), "{md}");
-    assert!(md.contains("| # | arrival | latency | burst | held |"), "{md}");
+    assert!(
+        md.contains("| # | arrival | latency | burst | held |"),
+        "{md}"
+    );
 }
 
 #[test]
