@@ -1,0 +1,204 @@
+//! The fix experiments: a broken chain is measured again with what the origin could send (its missing
+//! opt-out headers, heartbeats for a cut) injected next to the origin. If that makes it stream, the origin
+//! can fix it; if not, the chain's own hop names the operator's fix.
+
+use std::collections::BTreeMap;
+
+use super::{
+    ChainRun, CheckError, Ctx, FIX_HEARTBEAT_MS, Fixability, Measured, ORIGIN_FIX_HEADERS,
+    probe_chain,
+};
+use crate::cause_id::CauseId;
+use crate::doctor::diagnose;
+use crate::intermediary::HopSpec;
+use crate::intermediary::builtin::{Headers, Heartbeat};
+use crate::probe::Recording;
+use crate::verdict::{Delivery, Verdict};
+
+/// Which origin-side opt-outs the baseline does not send yet.
+fn missing_opt_outs(baseline: &Recording) -> Vec<(String, String)> {
+    let cc = baseline
+        .header("cache-control")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let has_no_transform = cc.split(',').any(|d| d.trim() == "no-transform");
+    let has_accel = baseline
+        .header("x-accel-buffering")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("no"));
+    ORIGIN_FIX_HEADERS
+        .iter()
+        .filter(|(k, _)| match *k {
+            "Cache-Control" => !has_no_transform,
+            _ => !has_accel,
+        })
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Heartbeat interval for the fix re-run: inside every idle limit the chain has.
+fn fix_heartbeat_ms(hops: &[HopSpec]) -> u64 {
+    hops.iter()
+        .filter_map(HopSpec::idle_limit)
+        .map(|d| (d.as_millis() as u64 / 2).max(10))
+        .fold(FIX_HEARTBEAT_MS, u64::min)
+}
+
+pub(super) async fn run_chain(
+    ctx: &Ctx,
+    name: &str,
+    hops: &[HopSpec],
+    alone: bool,
+) -> Result<Measured, CheckError> {
+    let first = probe_chain(ctx, name, hops).await?;
+    let mut m = Measured {
+        name: name.to_string(),
+        label: crate::case::chain_label(hops),
+        programs: first.programs.clone(),
+        origin_wait: first.origin_wait,
+        open_at_origin: first.open_at_origin,
+        queued: !alone && ctx.queued(&first),
+        queued_alone: alone && ctx.queued(&first),
+        serial: false,
+        fix: None,
+        recording: first.recording,
+        verdict: first.verdict,
+    };
+    if m.queued || !ctx.judge_fix || m.verdict.delivery == Delivery::Streamed {
+        return Ok(m);
+    }
+    match measure_fix(ctx, &m, hops, alone).await? {
+        Some(fix) => m.fix = Some(fix),
+        // A re-run queued at the origin: the chain is run again alone.
+        None => m.queued = true,
+    }
+    Ok(m)
+}
+
+/// Measure whether the origin can fix a broken chain: inject the opt-outs it does not send yet next to
+/// the origin, plus heartbeats when the chain cut the stream. `None` when a re-run's request queued at
+/// the origin (it then proves nothing).
+async fn measure_fix(
+    ctx: &Ctx,
+    m: &Measured,
+    hops: &[HopSpec],
+    alone: bool,
+) -> Result<Option<Fixability>, CheckError> {
+    let name = m.name.as_str();
+    let mut headers = missing_opt_outs(&ctx.baseline);
+    let cut = m.verdict.delivery == Delivery::Cut;
+    let heartbeat_ms = cut.then(|| fix_heartbeat_ms(hops));
+    if let Some(every_ms) = heartbeat_ms {
+        // A cut is an idle limit's doing: try heartbeats alone first, so the claim names only what helps.
+        let mut with_heartbeat = vec![HopSpec::from(Heartbeat { every_ms })];
+        with_heartbeat.extend(hops.iter().cloned());
+        let run = probe_chain(ctx, name, &with_heartbeat).await?;
+        if !alone && ctx.queued(&run) {
+            return Ok(None);
+        }
+        if run.recording.status == m.recording.status && run.verdict.delivery == Delivery::Streamed
+        {
+            headers.clear();
+        }
+    }
+    let mut fixed = Vec::new();
+    if !headers.is_empty() {
+        fixed.push(HopSpec::from(Headers {
+            set: headers
+                .iter()
+                .cloned()
+                .collect::<BTreeMap<String, String>>(),
+            remove: vec![],
+        }));
+    }
+    if let Some(every_ms) = heartbeat_ms {
+        fixed.push(HopSpec::from(Heartbeat { every_ms }));
+    }
+    let nothing_to_try = fixed.is_empty();
+    fixed.extend(hops.iter().cloned());
+    let again = probe_chain(ctx, name, &fixed).await?;
+    if !alone && ctx.queued(&again) {
+        return Ok(None);
+    }
+    let tried = Tried {
+        headers,
+        heartbeat_ms,
+        nothing: nothing_to_try,
+    };
+    Ok(Some(fixability(ctx, m, hops, tried, &again)))
+}
+
+/// What the fix re-run of a chain added in front of the origin.
+struct Tried {
+    headers: Vec<(String, String)>,
+    /// Heartbeat interval, when the chain cut the stream.
+    heartbeat_ms: Option<u64>,
+    /// The origin already sends every opt-out and the chain did not cut: the re-run was unchanged.
+    nothing: bool,
+}
+
+/// Who can fix the chain, from the re-run with what the origin could send.
+fn fixability(
+    ctx: &Ctx,
+    m: &Measured,
+    hops: &[HopSpec],
+    tried: Tried,
+    again: &ChainRun,
+) -> Fixability {
+    let (rec2, v2) = (&again.recording, &again.verdict);
+    if rec2.status != m.recording.status {
+        Fixability::Undetermined {
+            reason: format!(
+                "the re-run answered {} instead of {}",
+                rec2.status, m.recording.status
+            ),
+        }
+    } else if tried.nothing && v2.delivery == Delivery::Streamed {
+        Fixability::Unstable {
+            delivery_on_rerun: v2.delivery,
+        }
+    } else if v2.delivery == Delivery::Streamed {
+        let cut = m.verdict.delivery == Delivery::Cut;
+        Fixability::Origin {
+            headers: tried.headers,
+            heartbeat_ms: tried.heartbeat_ms,
+            advise_heartbeat_ms: cut
+                .then(|| crate::doctor::advised_heartbeat(&m.recording).as_millis() as u64),
+            delivery_with_fix: v2.delivery,
+        }
+    } else {
+        Fixability::Operator {
+            delivery_with_fix: v2.delivery,
+            operator_fix: operator_fix(&m.recording, &m.verdict, hops, &ctx.baseline),
+        }
+    }
+}
+
+/// The operator's fix for a chain nothing the origin sends could fix: the chain's own hop whose known
+/// behaviour the diagnosis confirms, else the chain's hop that is known to cause such breakage, else the
+/// diagnosis's most likely cause.
+fn operator_fix(rec: &Recording, v: &Verdict, hops: &[HopSpec], baseline: &Recording) -> String {
+    let causes = diagnose(rec, v, Some(baseline), None, false);
+    let known: Vec<(CauseId, &'static str)> =
+        hops.iter().rev().filter_map(HopSpec::known_cause).collect();
+    known
+        .iter()
+        .find(|(id, _)| causes.iter().any(|c| c.id == *id && !c.is_risk()))
+        .or_else(|| known.first())
+        .map(|(_, fix)| fix.to_string())
+        .or_else(|| {
+            causes
+                .iter()
+                .find(|c| {
+                    !c.is_risk()
+                        && !matches!(c.id, CauseId::MissingTerminator | CauseId::AddedLatency)
+                })
+                .map(|c| c.operator_fix.to_string())
+        })
+        .or_else(|| {
+            v.findings
+                .iter()
+                .filter(|f| f.rule.area == "delivery")
+                .find_map(|f| f.rule.operator_fix.map(str::to_string))
+        })
+        .unwrap_or_else(|| "change the intermediary's configuration".into())
+}

@@ -1,0 +1,232 @@
+//! The gate's policy: from a measured chain and the config's `expect` to a status and its reasons.
+
+use std::time::Duration;
+
+use super::{ChainOutcome, Fixability, Measured, Status};
+use crate::config::Loaded;
+use crate::doctor::Cause;
+use crate::probe::Recording;
+use crate::verdict::{Delivery, FindingId, Verdict};
+
+/// The gate's policy: what each measured chain's delivery and findings mean for the run.
+pub(super) struct Gate<'a> {
+    expect: &'a crate::config::GateExpect,
+}
+
+impl<'a> Gate<'a> {
+    pub(super) fn new(loaded: &'a Loaded) -> Gate<'a> {
+        Gate {
+            expect: &loaded.config.expect,
+        }
+    }
+
+    /// The expected delivery of a chain, and whether `expect.delivery` names it.
+    fn expected(&self, name: &str) -> (Delivery, bool) {
+        match self.expect.delivery.get(name) {
+            Some(d) => (*d, true),
+            None => (
+                self.expect
+                    .delivery
+                    .get("default")
+                    .copied()
+                    .unwrap_or(Delivery::Streamed),
+                false,
+            ),
+        }
+    }
+
+    fn allowed(&self, id: FindingId) -> bool {
+        self.expect.allow.iter().any(|a| a.value == id.as_str())
+    }
+
+    fn denied(&self, v: &Verdict) -> Vec<String> {
+        v.findings
+            .iter()
+            .filter(|f| self.expect.deny.iter().any(|d| d.value == f.id().as_str()))
+            .map(|f| format!("denied finding `{}`: {}", f.id(), f.evidence))
+            .collect()
+    }
+
+    /// The baseline: the origin's own delivery, headers and framing.
+    pub(super) fn baseline(
+        &self,
+        rec: Recording,
+        verdict: Verdict,
+        causes: &[Cause],
+    ) -> ChainOutcome {
+        let (expected, explicit) = match self.expect.delivery.get("direct") {
+            Some(d) => (*d, true),
+            None => (Delivery::Streamed, false),
+        };
+        let mut reasons = Vec::new();
+        if verdict.delivery != expected {
+            let top = causes
+                .iter()
+                .find(|c| !c.is_risk())
+                .map(|c| format!("; likely cause: {} ({})", c.id, c.title))
+                .unwrap_or_default();
+            reasons.push(format!(
+                "the origin itself delivers `{}` (expected `{expected}`){top}",
+                verdict.delivery
+            ));
+        }
+        for f in &verdict.findings {
+            if f.rule.area != "probe"
+                && f.rule.area != "delivery"
+                && f.severity() >= self.expect.fail_on
+                && !self.allowed(f.id())
+            {
+                reasons.push(format!(
+                    "{} `{}`: {} — fix: {}",
+                    f.severity().as_str(),
+                    f.id(),
+                    f.evidence,
+                    f.rule.fix
+                ));
+            }
+        }
+        reasons.extend(self.denied(&verdict));
+        ChainOutcome {
+            name: "direct".into(),
+            chain: "direct".into(),
+            programs: vec![],
+            status: if reasons.is_empty() {
+                Status::Pass
+            } else {
+                Status::Fail
+            },
+            recording: rec,
+            verdict,
+            expected,
+            explicit,
+            fix: None,
+            reasons,
+            origin_wait: None,
+            serial: false,
+        }
+    }
+
+    /// One chain of the matrix.
+    pub(super) fn chain(
+        &self,
+        m: Measured,
+        baseline: &ChainOutcome,
+        origin_ok: bool,
+    ) -> ChainOutcome {
+        let (expected, explicit) = self.expected(&m.name);
+        let mut reasons = Vec::new();
+        let mut status = Status::Pass;
+        if !origin_ok {
+            status = Status::NotJudged;
+            reasons.push(format!(
+                "delivers `{}`; not judged: the direct stream is itself `{}`, fix the origin first",
+                m.verdict.delivery, baseline.verdict.delivery
+            ));
+        } else if m.verdict.delivery != expected {
+            let what = format!("delivers `{}` (expected `{expected}`)", m.verdict.delivery);
+            let (s, reason) = self.broken(&m, explicit, what);
+            status = s;
+            reasons.push(reason);
+        }
+        if m.queued_alone {
+            reasons.push(format!(
+                "the origin took {} to answer this chain's request although no other chain ran (requests left over from the concurrent run may still have held it)",
+                crate::text::human_duration(m.origin_wait.unwrap_or_default())
+            ));
+        }
+        // Errors the chain added (an error status, a corrupt coding) are part of the story.
+        for f in &m.verdict.findings {
+            if f.severity() == crate::verdict::Severity::Error
+                && f.rule.area == "headers"
+                && !baseline.verdict.has(f.id())
+                && m.verdict.delivery != expected
+            {
+                reasons.push(format!("{} through this chain: {}", f.id(), f.evidence));
+            }
+        }
+        let d = self.denied(&m.verdict);
+        if !d.is_empty() {
+            status = Status::Fail;
+            reasons.extend(d);
+        }
+        ChainOutcome {
+            name: m.name,
+            chain: m.label,
+            programs: m.programs,
+            recording: m.recording,
+            verdict: m.verdict,
+            expected,
+            explicit,
+            fix: m.fix,
+            status,
+            reasons,
+            origin_wait: m.origin_wait,
+            serial: m.serial,
+        }
+    }
+
+    /// Status and reason of a chain that did not deliver as expected, by who can fix it.
+    fn broken(&self, m: &Measured, explicit: bool, what: String) -> (Status, String) {
+        let soft = if explicit { Status::Fail } else { Status::Warn };
+        match &m.fix {
+            Some(Fixability::Origin {
+                headers,
+                heartbeat_ms,
+                advise_heartbeat_ms,
+                ..
+            }) => {
+                let mut hs: Vec<String> =
+                    headers.iter().map(|(k, v)| format!("`{k}: {v}`")).collect();
+                if let Some(ms) = heartbeat_ms {
+                    hs.push(heartbeat_advice(
+                        *ms,
+                        advise_heartbeat_ms.unwrap_or(*ms),
+                        &m.recording,
+                    ));
+                }
+                (
+                    Status::Fail,
+                    format!(
+                        "{what}; origin-fixable: sending {} makes it stream",
+                        hs.join(" and ")
+                    ),
+                )
+            }
+            Some(Fixability::Operator {
+                delivery_with_fix,
+                operator_fix,
+            }) => (
+                soft,
+                format!(
+                    "{what}; operator-only: with the origin's opt-outs it still delivers `{delivery_with_fix}`; ask for: {operator_fix}"
+                ),
+            ),
+            Some(Fixability::Unstable { delivery_on_rerun }) => (
+                soft,
+                format!(
+                    "{what}; did not reproduce: the unchanged chain delivered `{delivery_on_rerun}` on a second run (the origin already sends every opt-out; its own timing varies)"
+                ),
+            ),
+            Some(Fixability::Undetermined { reason }) => (
+                Status::Fail,
+                format!("{what}; who can fix it is undetermined: {reason}"),
+            ),
+            None => (Status::Fail, what),
+        }
+    }
+}
+
+/// What to say about heartbeats for a cut chain: the interval the re-run used, and the interval to send
+/// at most, from the silence after which this chain cut the stream.
+fn heartbeat_advice(used_ms: u64, advise_ms: u64, rec: &Recording) -> String {
+    let h = |ms: u64| crate::text::human_duration(Duration::from_millis(ms));
+    let silence = rec
+        .ended_at
+        .saturating_sub(rec.last_read_at().unwrap_or(rec.headers_at));
+    format!(
+        "a heartbeat comment whenever the stream is idle (the re-run sent one after {} of silence; this chain cut the stream after {} without a byte, so send one at least every {})",
+        h(used_ms),
+        crate::text::human_duration(silence),
+        h(advise_ms)
+    )
+}
