@@ -1,4 +1,5 @@
-//! `flush-interval`: a model of a proxy that flushes on a timer instead of after every write.
+//! `flush-interval`: a model of a periodic flusher, which writes out what it holds on a timer instead of
+//! after every write.
 
 use std::time::Duration;
 
@@ -12,10 +13,11 @@ use super::{Asked, BuiltinHop, next_data, respond};
 use crate::cause_id::CauseId;
 use crate::{Body, BoxError};
 
-/// Models a reverse proxy with a flush interval (Go's `httputil.ReverseProxy` `FlushInterval` and the
-/// proxies built on it, Caddy's `flush_interval`): the first byte after a flush starts a timer, and
-/// everything that arrived is written out when it fires, or when the upstream ends. Events a gap apart
-/// come out in clumps once the interval is longer than half the gap.
+/// Models a periodic flusher between origin and client (a timer-based output buffer in a middleware, an
+/// app server or a proxy): the first byte after a flush starts a timer, and everything that arrived is
+/// written out when it fires, or when the upstream ends. Events a gap apart come out in clumps once the
+/// interval is longer than half the gap. Not Caddy or Go's `httputil.ReverseProxy`: both flush
+/// `text/event-stream` and unknown-length responses at once, whatever their flush interval says.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlushInterval {
@@ -51,7 +53,7 @@ impl BuiltinHop for FlushInterval {
     fn known_cause(&self) -> Option<(CauseId, &'static str)> {
         Some((
             CauseId::ProxyBuffering,
-            "flush every write for text/event-stream (Caddy `flush_interval -1`, Go `ReverseProxy.FlushInterval = -1`)",
+            "flush every write for text/event-stream: turn off the timed flush or output buffering for the SSE route",
         ))
     }
 
