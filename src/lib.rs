@@ -22,6 +22,7 @@ pub mod proc;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod secrets;
 pub mod sse;
 pub mod tap;
 pub mod text;
@@ -38,7 +39,7 @@ pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
 #[cfg(test)]
 const LAYERS: &[&[&str]] = &[
     &[
-        "text", "error", "events", "cause_id", "assets", "proc", "sse", "decode",
+        "text", "error", "events", "cause_id", "assets", "proc", "sse", "decode", "secrets",
     ],
     &["yaml", "probe"],
     &["verdict", "intermediary", "origin"],

@@ -12,15 +12,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::decode::{Coding, Decoder};
+use crate::secrets::{redact_headers as redact, redact_url};
 use crate::sse::{Event, FramingFacts, Item, Parser};
-
-/// Header names whose values never appear in a recording or report.
-pub const SECRET_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-];
 
 /// What the probe sends and how long it listens.
 #[derive(Debug, Clone)]
@@ -116,26 +109,6 @@ impl ProbeRequest {
         }
         h
     }
-}
-
-/// Whether `name` is a secret header (built-in list or `extra`).
-pub fn is_secret(name: &str, extra: &[String]) -> bool {
-    SECRET_HEADERS.iter().any(|s| s.eq_ignore_ascii_case(name))
-        || extra.iter().any(|s| s.eq_ignore_ascii_case(name))
-}
-
-/// The redacted form of a header list.
-pub fn redact(headers: &[(String, String)], extra: &[String]) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|(k, v)| {
-            if is_secret(k, extra) {
-                (k.clone(), "<redacted>".into())
-            } else {
-                (k.clone(), v.clone())
-            }
-        })
-        .collect()
 }
 
 /// How the response body is delimited.
@@ -605,54 +578,6 @@ fn connect_hint(e: &reqwest::Error) -> String {
     } else {
         String::new()
     }
-}
-
-/// Query parameter names whose values are treated as secrets.
-const SECRET_QUERY: &[&str] = &[
-    "token",
-    "access_token",
-    "api_key",
-    "apikey",
-    "key",
-    "secret",
-    "password",
-    "auth",
-    "signature",
-    "sig",
-    "code",
-];
-
-/// The URL with its password and secret-looking query values replaced by `<redacted>`.
-pub fn redact_url(url: &str) -> String {
-    let Ok(mut u) = reqwest::Url::parse(url) else {
-        return url.to_string();
-    };
-    if u.password().is_some() {
-        let _ = u.set_password(Some("redacted"));
-    }
-    if !u.username().is_empty() && u.password().is_none() {
-        // a bare username can be a token too (https://TOKEN@host)
-        let _ = u.set_username("redacted");
-    }
-    if u.query().is_some() {
-        let pairs: Vec<(String, String)> = u
-            .query_pairs()
-            .map(|(k, v)| {
-                let secret = SECRET_QUERY.iter().any(|s| k.eq_ignore_ascii_case(s))
-                    || k.to_ascii_lowercase().contains("token");
-                (
-                    k.into_owned(),
-                    if secret {
-                        "redacted".into()
-                    } else {
-                        v.into_owned()
-                    },
-                )
-            })
-            .collect();
-        u.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    u.to_string()
 }
 
 /// `err` and its sources joined with ": ".

@@ -241,7 +241,7 @@ pub fn validate_url(url: &str) -> Result<(), CheckError> {
     match reqwest::Url::parse(url) {
         Ok(u) if u.scheme() == "http" => Ok(()),
         _ => Err(CheckError::NotHttp {
-            url: crate::probe::redact_url(url),
+            url: crate::secrets::redact_url(url),
         }),
     }
 }
@@ -294,7 +294,7 @@ async fn start_target(
             let url = format!("http://{}{}", t.addr(), path);
             Ok((Some(t), url, label))
         }
-        (None, Some(url)) => Ok((None, url.clone(), crate::probe::redact_url(&url))),
+        (None, Some(url)) => Ok((None, url.clone(), crate::secrets::redact_url(&url))),
         (None, None) => Err(CheckError::NoTarget),
     }
 }
@@ -536,7 +536,7 @@ fn most_open_at_once<'a>(runs: impl Iterator<Item = &'a Measured>) -> usize {
 }
 
 async fn upstream_addr(url: &str) -> Result<SocketAddr, CheckError> {
-    let shown = crate::probe::redact_url(url);
+    let shown = crate::secrets::redact_url(url);
     let u = reqwest::Url::parse(url).map_err(|_| CheckError::NotHttp { url: shown.clone() })?;
     if u.scheme() != "http" {
         return Err(CheckError::NotHttp { url: shown });

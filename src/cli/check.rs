@@ -149,7 +149,7 @@ fn write_outputs(a: &CheckArgs, r: &CheckReport) -> Result<(), CliError> {
             .create(true)
             .append(true)
             .open(path)
-            .and_then(|mut f| f.write_all(md.as_bytes()))
+            .and_then(|mut f| f.write_all(crate::secrets::scrub(&md).as_bytes()))
             .map_err(|e| CliError::Setup(format!("failed to write {}: {e}", path.display())))?;
     }
     Ok(())

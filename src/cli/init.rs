@@ -25,6 +25,6 @@ pub(super) fn run(a: InitArgs) -> CmdResult {
         )));
     }
     write_file(&a.path, crate::config::STARTER)?;
-    eprintln!("wrote {}", a.path.display());
+    super::eprint_line(&format!("wrote {}", a.path.display()));
     Ok(exit::OK)
 }

@@ -67,7 +67,7 @@ impl CliError {
             | CliError::NoCases(m) => eprint_error(m),
             CliError::Diagnostics(reports, summary) => {
                 for r in reports {
-                    eprintln!("{r:?}");
+                    eprint_line(&format!("{r:?}"));
                 }
                 if let Some(s) = summary {
                     eprint_error(s);
@@ -112,7 +112,7 @@ impl OutputArgs {
 
 /// Write a report file, or a setup error naming it.
 pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
-    std::fs::write(path, text)
+    std::fs::write(path, crate::secrets::scrub(text).as_bytes())
         .map_err(|e| CliError::Setup(format!("failed to write {}: {e}", path.display())))
 }
 
@@ -253,12 +253,12 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
         Ok(u) => Err(format!(
             "failed to use URL `{}`: scheme `{}` is not http or https",
-            crate::probe::redact_url(url),
+            crate::secrets::redact_url(url),
             u.scheme()
         )),
         Err(e) => Err(format!(
             "failed to parse URL `{}`: {e} (did you mean `http://{}`?)",
-            crate::probe::redact_url(url),
+            crate::secrets::redact_url(url),
             url.trim_start_matches('/')
         )),
     }
@@ -301,12 +301,19 @@ pub(crate) fn parse_header(h: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.trim().to_string()))
 }
 
+/// Print `ssegate: msg` on stderr, secrets scrubbed.
 pub(crate) fn eprint_error(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "ssegate: {msg}");
+    let _ = writeln!(std::io::stderr(), "ssegate: {}", crate::secrets::scrub(msg));
 }
 
-/// Print to stdout; a closed pipe is not an error (exit 0, the Unix convention).
+/// Print a line on stderr, secrets scrubbed.
+pub(crate) fn eprint_line(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{}", crate::secrets::scrub(msg));
+}
+
+/// Print to stdout, secrets scrubbed; a closed pipe is not an error (exit 0, the Unix convention).
 pub(crate) fn out(text: &str) -> bool {
+    let text = crate::secrets::scrub(text);
     let mut o = std::io::stdout().lock();
     match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
         Ok(()) => true,

@@ -48,7 +48,7 @@ pub(super) async fn run(a: ProxyArgs) -> CmdResult {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let shown = crate::probe::redact_url(&a.upstream);
+    let shown = crate::secrets::redact_url(&a.upstream);
     let host_port = reqwest::Url::parse(&a.upstream)
         .ok()
         .filter(|u| u.scheme() == "http")
@@ -61,10 +61,10 @@ pub(super) async fn run(a: ProxyArgs) -> CmdResult {
         .await
         .map_err(|e| CliError::Setup(error_chain(&e)))?;
     out(&format!("http://{}\n", chain.entry(upstream)));
-    eprintln!(
+    super::eprint_line(&format!(
         "chain: origin → {} → client",
         crate::case::chain_label(&hops)
-    );
+    ));
     match a.duration {
         Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending::<()>().await,

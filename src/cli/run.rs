@@ -130,7 +130,7 @@ fn write_outputs(a: &RunArgs, r: &RunReport) -> Result<(), CliError> {
             PathBuf::from("reports/runs").join(ts)
         });
         match run_report::write_dir(&dir, r) {
-            Ok(()) => eprintln!("reports: {}", dir.display()),
+            Ok(()) => super::eprint_line(&format!("reports: {}", dir.display())),
             // The run itself is reported; a report directory that cannot be written is said, not fatal.
             Err(e) => super::eprint_error(&format!(
                 "failed to write reports to {}: {e}",

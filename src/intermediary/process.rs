@@ -310,6 +310,7 @@ impl Prefix {
     fn create(program: &str, name: &str) -> Result<Prefix, HopError> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("ssegate-{program}-"))
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
             .map_err(|source| spawn_error(name, source))?;
         std::fs::create_dir_all(dir.path().join("tmp"))
@@ -391,6 +392,14 @@ mod tests {
         assert!(conf.contains("\n            proxy_buffering off;\n"));
         assert!(conf.contains("pid /tmp/x/nginx.pid;"));
         assert!(!conf.contains("{{"));
+    }
+
+    #[test]
+    fn the_private_prefix_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let p = Prefix::create("nginx", "nginx (test)").unwrap();
+        let mode = std::fs::metadata(p.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{mode:o}");
     }
 
     #[test]

@@ -122,6 +122,7 @@ impl CommandTarget {
         };
         let dir = tempfile::Builder::new()
             .prefix("ssegate-target-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
             .map_err(spawn_err)?;
         let stdout = std::fs::File::create(dir.path().join("stdout.log")).map_err(spawn_err)?;
@@ -300,6 +301,14 @@ mod tests {
             "{}",
             t.logs()
         );
+        // The target's output may hold secrets: its directory is its owner's alone.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(t.dir.path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o700, "{mode:o}");
     }
 
     #[tokio::test]

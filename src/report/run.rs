@@ -177,12 +177,15 @@ tr.fail td{{background:#fde8e8}} tr.pass td{{background:#eef9f1}}
 /// Write `summary.md`, `run.json` and `cases/<case>.txt` (normalized, as the snapshots hold them).
 pub fn write_dir(dir: &Path, r: &RunReport) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("summary.md"), run_markdown(r))?;
-    std::fs::write(dir.join("run.json"), run_json(r))?;
+    let write = |path: std::path::PathBuf, text: String| {
+        std::fs::write(path, crate::secrets::scrub(&text).as_bytes())
+    };
+    write(dir.join("summary.md"), run_markdown(r))?;
+    write(dir.join("run.json"), run_json(r))?;
     let cases = dir.join("cases");
     std::fs::create_dir_all(&cases)?;
     for o in &r.outcomes {
-        std::fs::write(cases.join(format!("{}.txt", o.name)), normalized(o))?;
+        write(cases.join(format!("{}.txt", o.name)), normalized(o))?;
     }
     Ok(())
 }

@@ -797,7 +797,7 @@ fn status_finding(rec: &Recording, out: &mut Vec<Finding>) {
             format!(
                 "status {} redirecting to {} (browsers follow it; ssegate measures what answers, so probe that URL)",
                 rec.status,
-                h("location").map_or("nowhere".to_string(), crate::probe::redact_url)
+                h("location").map_or("nowhere".to_string(), crate::secrets::redact_url)
             ),
         ));
     } else if !(200..300).contains(&rec.status) {

@@ -2,4 +2,5 @@
 
 mod check;
 mod cli;
+mod secrets;
 mod util;

@@ -25,6 +25,8 @@ ap.add_argument("--die-after", type=int, default=0)
 ap.add_argument("--content-length", action="store_true")
 ap.add_argument("--hold", action="store_true")
 ap.add_argument("--no-cache-control", action="store_true")
+# /redirect?QUERY answers 302 with the query echoed in Location, as many login redirects do.
+ap.add_argument("--redirect", action="store_true")
 args = ap.parse_args()
 
 served = 0
@@ -38,6 +40,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         global served
+        if args.redirect and self.path.split("?")[0] == "/redirect":
+            query = self.path.split("?", 1)[1] if "?" in self.path else ""
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{args.port}/login?next=/events&{query}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path.split("?")[0] != "/events":
             self.send_response(404)
             self.send_header("Content-Length", "0")

@@ -27,7 +27,7 @@ impl BuiltinHop for Headers {
             .set
             .iter()
             .map(|(k, v)| {
-                let v = if crate::probe::is_secret(k, &[]) {
+                let v = if crate::secrets::is_secret_header(k, &[]) {
                     "<redacted>"
                 } else {
                     v

@@ -1,0 +1,278 @@
+//! Secrets never reach an output.
+//!
+//! Two layers. At the source, what is recorded is redacted: secret headers (`redact_headers`), a URL's
+//! password and secret-looking query values (`redact_url`), URLs in `Location`-like response headers.
+//! And every secret value seen on the way is registered, so that the one place every output passes
+//! through ([`scrub`]: stdout, stderr, `-o`, `--html`, `--summary`, report directories) replaces any copy
+//! of it that got into text some other way (a redirect echoing the query into a header or an error, a
+//! server log line, a hop's label).
+//!
+//! A leaf module: everything that records or prints may use it.
+
+use std::borrow::Cow;
+use std::sync::Mutex;
+
+/// Header names whose values are always secret.
+pub const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+/// Parts of a query parameter name that make its value secret (matched case-insensitively anywhere in
+/// the name: `access_token`, `X-Api-Key`, `sessionId`, `jwt`).
+const SECRET_QUERY_PARTS: &[&str] = &[
+    "token",
+    "secret",
+    "passw",
+    "pwd",
+    "session",
+    "sess_id",
+    "sid",
+    "jwt",
+    "auth",
+    "key",
+    "signature",
+    "sig",
+    "code",
+    "credential",
+    "otp",
+    "nonce",
+];
+
+/// Response headers whose values are URLs that may echo the request's query.
+const URL_HEADERS: &[&str] = &["location", "content-location", "refresh", "link"];
+
+/// Registered values shorter than this are redacted at their source but not scrubbed from all text:
+/// replacing every `1` or `ab` in a report would destroy it.
+const MIN_SCRUBBED: usize = 4;
+/// Values kept for scrubbing at most (each is short; a run sees a handful).
+const MAX_KNOWN: usize = 256;
+
+static KNOWN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Whether a header's value is secret: one of [`SECRET_HEADERS`] or of `extra`.
+pub fn is_secret_header(name: &str, extra: &[String]) -> bool {
+    SECRET_HEADERS.iter().any(|s| s.eq_ignore_ascii_case(name))
+        || extra.iter().any(|s| s.eq_ignore_ascii_case(name))
+}
+
+/// Whether a query parameter's value is secret, judged by its name.
+pub fn is_secret_query(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    SECRET_QUERY_PARTS.iter().any(|p| n.contains(p))
+}
+
+/// Remember `value` as secret, so [`scrub`] removes it from every output.
+pub fn register(value: &str) {
+    let value = value.trim();
+    if value.len() < MIN_SCRUBBED {
+        return;
+    }
+    if let Ok(mut k) = KNOWN.lock()
+        && !k.iter().any(|v| v == value)
+        && k.len() < MAX_KNOWN
+    {
+        k.push(value.to_string());
+        // Longest first, so a secret that contains another is replaced whole.
+        k.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    }
+}
+
+/// `text` with every registered secret (and its percent-encoded form) replaced by `<redacted>`.
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    let Ok(known) = KNOWN.lock() else {
+        return Cow::Borrowed(text);
+    };
+    let mut out = Cow::Borrowed(text);
+    for v in known.iter() {
+        let encoded = percent_encode(v);
+        for form in [v.as_str(), encoded.as_str()] {
+            if out.contains(form) {
+                out = Cow::Owned(out.replace(form, "<redacted>"));
+            }
+        }
+    }
+    out
+}
+
+/// A header list as it may be recorded: secret values replaced (and registered), URLs in
+/// `Location`-like headers redacted.
+pub fn redact_headers(headers: &[(String, String)], extra: &[String]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            if is_secret_header(k, extra) {
+                register(v);
+                // `Bearer abc`: the credential alone is what leaks when echoed.
+                if let Some((_, cred)) = v.split_once(' ') {
+                    register(cred);
+                }
+                (k.clone(), "<redacted>".into())
+            } else if URL_HEADERS.iter().any(|u| u.eq_ignore_ascii_case(k)) {
+                (k.clone(), redact_urls_in(v))
+            } else {
+                (k.clone(), v.clone())
+            }
+        })
+        .collect()
+}
+
+/// Every `http(s)://…` URL inside a header value (`Refresh: 0; url=…`, `Link: <…>; rel=…`) redacted.
+fn redact_urls_in(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut rest = v;
+    while let Some(i) = rest.find("http://").or_else(|| rest.find("https://")) {
+        out.push_str(&rest[..i]);
+        let end = rest[i..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '>' | '"' | ',' | ';'))
+            .map_or(rest.len(), |e| i + e);
+        out.push_str(&redact_url(&rest[i..end]));
+        rest = &rest[end..];
+    }
+    if out.is_empty() {
+        // A relative Location (`/next?token=…`) still carries the query.
+        return redact_relative(v);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A relative reference's secret query values redacted.
+fn redact_relative(v: &str) -> String {
+    match reqwest::Url::parse("http://relative.invalid").and_then(|b| b.join(v)) {
+        Ok(_) if v.contains('?') => {
+            let redacted = redact_url(&format!("http://relative.invalid{}", v.trim()));
+            redacted
+                .strip_prefix("http://relative.invalid")
+                .unwrap_or(&redacted)
+                .to_string()
+        }
+        _ => v.to_string(),
+    }
+}
+
+/// The URL with its password (or a bare username, which can be a token) and secret-looking query
+/// values replaced by `redacted`; each replaced value is registered.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut u) = reqwest::Url::parse(url) else {
+        return url.to_string();
+    };
+    if let Some(p) = u.password() {
+        register(p);
+        let _ = u.set_password(Some("redacted"));
+    }
+    if !u.username().is_empty() && u.password().is_none() {
+        register(u.username());
+        let _ = u.set_username("redacted");
+    }
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                if is_secret_query(&k) {
+                    register(&v);
+                    (k.into_owned(), "redacted".into())
+                } else {
+                    (k.into_owned(), v.into_owned())
+                }
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
+/// Percent-encode everything but unreserved characters (RFC 3986), as a query value is usually sent.
+fn percent_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_names_are_judged_by_their_parts() {
+        for secret in [
+            "token",
+            "access_token",
+            "session_id",
+            "sessionId",
+            "jwt",
+            "X-Api-Key",
+            "password",
+            "sig",
+            "code",
+        ] {
+            assert!(is_secret_query(secret), "{secret}");
+        }
+        for plain in ["page", "lastEventId", "channel", "q"] {
+            assert!(!is_secret_query(plain), "{plain}");
+        }
+    }
+
+    #[test]
+    fn urls_lose_passwords_and_secret_values_and_register_them() {
+        let r = redact_url(
+            "http://alice:hunter2pw@127.0.0.1:8/s?x=1&session_id=SESSv4lue&jwt=eyJ.abc.def",
+        );
+        assert_eq!(
+            r,
+            "http://alice:redacted@127.0.0.1:8/s?x=1&session_id=redacted&jwt=redacted"
+        );
+        let leaked = "echo: hunter2pw SESSv4lue eyJ.abc.def and eyJ.abc.def";
+        let clean = scrub(leaked);
+        assert!(
+            !clean.contains("hunter2pw") && !clean.contains("SESSv4lue") && !clean.contains("eyJ"),
+            "{clean}"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn percent_encoded_copies_are_scrubbed_too() {
+        register("a b/c+d=secret");
+        assert_eq!(scrub("q=a%20b%2Fc%2Bd%3Dsecret!"), "q=<redacted>!");
+    }
+
+    #[test]
+    fn location_headers_are_redacted_absolute_or_relative() {
+        let h = vec![
+            (
+                "location".to_string(),
+                "https://example.com/next?token=TOKvalue1&page=2".to_string(),
+            ),
+            (
+                "content-location".to_string(),
+                "/again?session=SESSvalue2".to_string(),
+            ),
+            (
+                "authorization".to_string(),
+                "Bearer BEARERvalue3".to_string(),
+            ),
+            ("x-plain".to_string(), "kept".to_string()),
+        ];
+        let r = redact_headers(&h, &[]);
+        assert_eq!(r[0].1, "https://example.com/next?token=redacted&page=2");
+        assert_eq!(r[1].1, "/again?session=redacted");
+        assert_eq!(r[2].1, "<redacted>");
+        assert_eq!(r[3].1, "kept");
+        assert_eq!(scrub("BEARERvalue3 TOKvalue1"), "<redacted> <redacted>");
+    }
+
+    #[test]
+    fn short_values_are_not_scrubbed_everywhere() {
+        register("ab");
+        assert_eq!(scrub("tab ab"), "tab ab");
+    }
+}

@@ -1,0 +1,118 @@
+//! Secrets in URLs, headers and redirects never reach any output: stdout, stderr, `-o`, `--html`,
+//! `--summary`, or a run's report directory.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use crate::util::bin;
+
+const SECRETS: &[&str] = &["PASSWORDv4lue", "SESSv4lue9", "JWTv4lue.x.y", "BEARERv4lue"];
+
+/// `tests/servers/sse_origin.py PORT --redirect`, killed on drop.
+struct Origin {
+    child: Child,
+    port: u16,
+}
+
+impl Origin {
+    fn start() -> Origin {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/servers/sse_origin.py");
+        let mut child = Command::new("python3")
+            .args([script, &port.to_string(), "--redirect"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("listening"), "{line}");
+        Origin { child, port }
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn assert_clean(what: &str, text: &str) {
+    for s in SECRETS {
+        assert!(!text.contains(s), "{what} leaks {s}:\n{text}");
+    }
+}
+
+#[test]
+fn a_redirect_echoing_the_query_leaks_nothing_in_any_probe_format() {
+    let o = Origin::start();
+    let url = format!(
+        "http://127.0.0.1:{}/redirect?page=2&session_id=SESSv4lue9&jwt=JWTv4lue.x.y",
+        o.port
+    );
+    for format in ["human", "json", "markdown", "junit"] {
+        let out = bin()
+            .args(["probe", &url, "--format", format, "--duration", "5s"])
+            .args(["-H", "Authorization: Bearer BEARERv4lue"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("302"), "{format}: {stdout}");
+        assert_clean(&format!("probe --format {format}"), &stdout);
+        assert_clean("probe stderr", &String::from_utf8_lossy(&out.stderr));
+    }
+    let out = bin()
+        .args(["doctor", &url, "--format", "json", "--duration", "5s"])
+        .output()
+        .unwrap();
+    assert_clean("doctor", &String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn check_with_credentials_in_the_url_leaks_nothing_into_any_file() {
+    let o = Origin::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ssegate.yaml");
+    std::fs::write(
+        &cfg,
+        "target: {url: {path: /events}}\nlisten: {duration_ms: 8000}\nmatrix:\n  coalesce: [coalesce]\nexpect: {delivery: {coalesce: held-until-end}}\n",
+    )
+    .unwrap();
+    let url = format!(
+        "http://user:PASSWORDv4lue@127.0.0.1:{}/events?session_id=SESSv4lue9&jwt=JWTv4lue.x.y",
+        o.port
+    );
+    let (json, html, md) = (
+        dir.path().join("c.jsonl"),
+        dir.path().join("c.html"),
+        dir.path().join("summary.md"),
+    );
+    let out = bin()
+        .args(["check", "-c"])
+        .arg(&cfg)
+        .args(["--url", &url, "--format", "json", "-o"])
+        .arg(&json)
+        .arg("--html")
+        .arg(&html)
+        .arg("--summary")
+        .arg(&md)
+        .output()
+        .unwrap();
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{human}");
+    assert!(human.contains("target: http://user:redacted@"), "{human}");
+    assert_clean("check stdout", &human);
+    assert_clean("check stderr", &String::from_utf8_lossy(&out.stderr));
+    for f in [&json, &html, &md] {
+        assert_clean(
+            &f.display().to_string(),
+            &std::fs::read_to_string(f).unwrap(),
+        );
+    }
+}
