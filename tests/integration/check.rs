@@ -754,3 +754,50 @@ fn skip_drops_chains_i_do_not_deploy_behind() {
     );
     let _ = code;
 }
+
+/// A process `pid` that is alive and not a zombie.
+fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn a_grandchild_that_left_the_targets_session_does_not_outlive_check() {
+    // The target starts a worker in a session of its own (`setsid`), which escapes a process-group kill.
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("worker.pid");
+    let script = root().join("tests/servers/sse_origin.py");
+    let shell = format!(
+        "setsid sh -c 'echo $$ > {}; exec sleep 300' & exec python3 {} {{port}}",
+        pidfile.display(),
+        script.display()
+    );
+    let cfg = dir.path().join("ssegate.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "target:\n  command: {}\n  url: {{path: /events}}\n  ready: {{log: listening}}\nmatrix:\n  http10: [http10]\n",
+            serde_json::to_string(&["sh", "-c", &shell]).unwrap()
+        ),
+    )
+    .unwrap();
+    let (code, _, human) = check_json(&["-c", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{human}");
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .expect("the worker wrote its pid")
+        .trim()
+        .parse()
+        .unwrap();
+    for _ in 0..100 {
+        if !process_alive(pid) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status();
+    panic!("the setsid worker {pid} outlived check");
+}
