@@ -140,7 +140,6 @@ impl BodyFraming {
 pub enum LimitKind {
     Duration,
     Bytes,
-    LineLength,
     Events,
 }
 
@@ -525,8 +524,6 @@ impl Body {
         take_items(rec, &mut self.items, at, read_index);
         let limit = if req.limits.max_events.is_some_and(|m| rec.events.len() >= m) {
             LimitKind::Events
-        } else if self.parser.over_limit() {
-            LimitKind::LineLength
         } else if rec.wire_bytes > req.limits.max_bytes {
             LimitKind::Bytes
         } else {
@@ -634,6 +631,7 @@ pub(crate) mod testing {
                     event_type: "message".into(),
                     data: format!("{}", i + 1),
                     id: format!("{}", i + 1),
+                    truncated: 0,
                 },
             });
         }

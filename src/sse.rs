@@ -51,6 +51,8 @@ pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 /// How many bytes of an undispatched tail are kept in [`Unterminated::bytes`].
 const TAIL_KEEP: usize = 256;
+/// Bytes of a line kept whatever the limit, so a field name and its colon always survive the cut.
+pub const MIN_KEPT: usize = 8;
 /// At most this many distinct unknown field names are recorded.
 const MAX_UNKNOWN_NAMES: usize = 32;
 /// Unknown field names are truncated to this many bytes (at a char boundary).
@@ -61,9 +63,25 @@ const MAX_NAME_BYTES: usize = 64;
 pub struct Event {
     /// `event` field value; "message" when none was given.
     pub event_type: String,
+    /// The data as dispatched, or its first bytes when it outgrew the line limit (see `truncated`).
     pub data: String,
     /// last event ID buffer at dispatch time ("" when none)
     pub id: String,
+    /// Bytes of data a browser would have dispatched beyond those kept in `data` (0 normally): the
+    /// parser keeps at most the line limit of a line and of an event's data, and counts the rest.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub truncated: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Event {
+    /// The data's length as dispatched (kept plus truncated bytes).
+    pub fn data_len(&self) -> u64 {
+        self.data.len() as u64 + self.truncated
+    }
 }
 
 /// What `feed`/`finish` emit, in stream order.
@@ -112,21 +130,14 @@ pub struct FramingFacts {
     pub events: u64,
     /// blank lines that ended a block having fields/comments but no data (nothing dispatched)
     pub blocks_without_data: u64,
-    /// set to the length seen when a line exceeded the limit
+    /// the longest line that exceeded the limit (bytes, excluding the line ending)
     pub line_too_long: Option<u64>,
+    /// lines over the limit, kept truncated (their events still dispatched)
+    pub lines_truncated: u64,
     /// set by finish()
     pub unterminated: Option<Unterminated>,
     /// total bytes fed
     pub bytes: u64,
-}
-
-/// State once a line has exceeded the limit.
-#[derive(Debug, Clone, Copy)]
-struct Overflow {
-    /// bytes of the over-long line seen so far
-    len: u64,
-    /// the over-long line has not been terminated yet
-    line_open: bool,
 }
 
 /// Incremental SSE parser. Feed bytes with [`Parser::feed`], end with
@@ -137,8 +148,10 @@ pub struct Parser {
     facts: FramingFacts,
     /// `Some(n)` while still at stream start with `n` BOM bytes matched.
     bom_prefix: Option<usize>,
-    /// bytes of the current, not yet terminated line
+    /// bytes of the current, not yet terminated line (at most the limit are kept)
     line: Vec<u8>,
+    /// bytes of the current line seen, kept or not
+    line_len: u64,
     /// the last byte interpreted was a CR ending a line (a following LF
     /// belongs to the same terminator)
     pending_cr: bool,
@@ -153,7 +166,8 @@ pub struct Parser {
     tail: Vec<u8>,
     /// total bytes after the last dispatch point
     tail_len: u64,
-    overflow: Option<Overflow>,
+    /// bytes of the current event's data not kept in `data`
+    dropped: u64,
     finished: bool,
 }
 
@@ -185,14 +199,16 @@ impl Parser {
         Self::with_max_line(DEFAULT_MAX_LINE)
     }
 
-    /// A parser that stops once a line grows beyond `max_line` bytes
-    /// (excluding the line ending).
+    /// A parser that keeps at most `max_line` bytes (but at least [`MIN_KEPT`]) of a line and of an
+    /// event's data. Longer lines are still parsed to their end and their events dispatched: the excess
+    /// is counted (`Event::truncated`, `FramingFacts::line_too_long`), not stored.
     pub fn with_max_line(max_line: usize) -> Self {
         Parser {
             max_line,
             facts: FramingFacts::default(),
             bom_prefix: Some(0),
             line: Vec::new(),
+            line_len: 0,
             pending_cr: false,
             cr_ended_blank: false,
             data: String::new(),
@@ -201,15 +217,14 @@ impl Parser {
             block_has_lines: false,
             tail: Vec::new(),
             tail_len: 0,
-            overflow: None,
+            dropped: 0,
             finished: false,
         }
     }
 
     /// Feed the next bytes; appends emitted items to `out`.
     ///
-    /// Input fed after [`Parser::finish`] is ignored. Once
-    /// [`Parser::over_limit`] is true no more items are emitted.
+    /// Input fed after [`Parser::finish`] is ignored.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Item>) {
         if self.finished {
             return;
@@ -275,18 +290,9 @@ impl Parser {
         &self.facts
     }
 
-    /// true once a line exceeded the limit (the caller stops reading)
-    pub fn over_limit(&self) -> bool {
-        self.overflow.is_some()
-    }
-
     /// Interpret bytes that follow the (possible) BOM.
     fn consume(&mut self, mut input: &[u8], out: &mut Vec<Item>) {
         while !input.is_empty() {
-            if self.overflow.is_some() {
-                self.consume_overflow(input);
-                return;
-            }
             if self.pending_cr {
                 self.pending_cr = false;
                 if let Some((&b'\n', rest)) = input.split_first() {
@@ -301,28 +307,16 @@ impl Parser {
             }
             let Some(pos) = input.iter().position(is_eol) else {
                 // No terminator: the whole input belongs to the current line.
-                if self.exceeds(input.len()) {
-                    self.start_overflow(input.len(), true);
-                    self.push_tail(input);
-                } else {
-                    self.line.extend_from_slice(input);
-                    self.push_tail(input);
-                }
+                self.append_line(input);
+                self.push_tail(input);
                 return;
             };
             let (chunk, rest) = input.split_at(pos);
             let Some((&term, after)) = rest.split_first() else {
                 return;
             };
-            if self.exceeds(chunk.len()) {
-                self.start_overflow(chunk.len(), false);
-                self.push_tail(chunk);
-                self.push_tail(&[term]);
-                self.consume_overflow(after);
-                return;
-            }
-            self.line.extend_from_slice(chunk);
-            let blank = self.line.is_empty();
+            self.append_line(chunk);
+            let blank = self.line_len == 0;
             if blank {
                 self.tail.clear();
                 self.tail_len = 0;
@@ -337,9 +331,16 @@ impl Parser {
                 self.facts.line_endings.lf += 1;
             }
             let line = std::mem::take(&mut self.line);
-            self.process_line(&line, out);
+            let dropped = self.line_len - line.len() as u64;
+            if self.line_len > self.max_line as u64 {
+                let longest = self.facts.line_too_long.unwrap_or(0).max(self.line_len);
+                self.facts.line_too_long = Some(longest);
+                self.facts.lines_truncated += u64::from(dropped > 0);
+            }
+            self.process_line(&line, dropped, out);
             self.line = line;
             self.line.clear();
+            self.line_len = 0;
             if self.line.capacity() > 64 * 1024 {
                 self.line.shrink_to(4096);
             }
@@ -347,36 +348,17 @@ impl Parser {
         }
     }
 
-    /// Would adding `extra` bytes to the current line exceed the limit?
-    fn exceeds(&self, extra: usize) -> bool {
-        self.line.len().saturating_add(extra) > self.max_line
+    /// How many bytes of a line, and of an event's data, are kept.
+    fn kept(&self) -> usize {
+        self.max_line.max(MIN_KEPT)
     }
 
-    /// Enter the over-limit state; `extra` bytes of the line are being added.
-    fn start_overflow(&mut self, extra: usize, line_open: bool) {
-        let len = (self.line.len() as u64).saturating_add(extra as u64);
-        self.overflow = Some(Overflow { len, line_open });
-        self.facts.line_too_long = Some(len);
-        self.line = Vec::new();
-    }
-
-    /// After the limit was hit: only track the over-long line's length and
-    /// the undispatched tail.
-    fn consume_overflow(&mut self, input: &[u8]) {
-        self.push_tail(input);
-        if let Some(ov) = self.overflow.as_mut()
-            && ov.line_open
-        {
-            let seen = match input.iter().position(is_eol) {
-                Some(pos) => {
-                    ov.line_open = false;
-                    pos
-                }
-                None => input.len(),
-            };
-            ov.len = ov.len.saturating_add(seen as u64);
-            self.facts.line_too_long = Some(ov.len);
-        }
+    /// Add bytes to the current line, keeping at most [`Parser::kept`] of it.
+    fn append_line(&mut self, chunk: &[u8]) {
+        self.line_len = self.line_len.saturating_add(chunk.len() as u64);
+        let room = self.kept().saturating_sub(self.line.len());
+        self.line
+            .extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
     }
 
     fn push_tail(&mut self, bytes: &[u8]) {
@@ -387,16 +369,21 @@ impl Parser {
             .extend_from_slice(bytes.get(..take).unwrap_or_default());
     }
 
-    /// Interpret one complete line (without its terminator).
-    fn process_line(&mut self, line: &[u8], out: &mut Vec<Item>) {
-        self.facts.longest_line = self.facts.longest_line.max(line.len() as u64);
-        if line.is_empty() {
+    /// Interpret one complete line (without its terminator), of which `dropped` bytes at the end were
+    /// not kept.
+    fn process_line(&mut self, line: &[u8], dropped: u64, out: &mut Vec<Item>) {
+        self.facts.longest_line = self.facts.longest_line.max(line.len() as u64 + dropped);
+        if line.is_empty() && dropped == 0 {
             self.dispatch(out);
             return;
         }
         self.block_has_lines = true;
         let text = match std::str::from_utf8(line) {
             Ok(s) => Cow::Borrowed(s),
+            // The cut fell inside a character: that is ours, not the stream's.
+            Err(e) if dropped > 0 && e.error_len().is_none() => {
+                Cow::Owned(String::from_utf8_lossy(&line[..e.valid_up_to()]).into_owned())
+            }
             Err(_) => {
                 self.facts.invalid_utf8_lines += 1;
                 String::from_utf8_lossy(line)
@@ -416,10 +403,7 @@ impl Parser {
                 self.event_type.clear();
                 self.event_type.push_str(value);
             }
-            "data" => {
-                self.data.push_str(value);
-                self.data.push('\n');
-            }
+            "data" => self.append_data(value, dropped),
             "id" => {
                 if !value.contains('\0') {
                     self.last_event_id.clear();
@@ -446,15 +430,36 @@ impl Parser {
         }
     }
 
+    /// Append a data line's value (of which `dropped` bytes were not kept) and its LF, keeping at most
+    /// [`Parser::kept`] bytes of the event's data and counting the rest.
+    fn append_data(&mut self, value: &str, dropped: u64) {
+        let full = value.len() as u64 + dropped + 1;
+        if self.dropped > 0 {
+            self.dropped = self.dropped.saturating_add(full);
+            return;
+        }
+        let room = self.kept().saturating_sub(self.data.len());
+        let take = truncate_at_char_boundary(value, room).len();
+        self.data.push_str(&value[..take]);
+        if take == value.len() && dropped == 0 && self.data.len() < self.kept() {
+            self.data.push('\n');
+        } else {
+            self.dropped = full - take as u64;
+        }
+    }
+
     /// A blank line: dispatch the event, if any.
     fn dispatch(&mut self, out: &mut Vec<Item>) {
-        if self.data.is_empty() {
+        if self.data.is_empty() && self.dropped == 0 {
             if self.block_has_lines {
                 self.facts.blocks_without_data += 1;
             }
             self.event_type.clear();
         } else {
-            if self.data.ends_with('\n') {
+            // The LF after the last data line is not part of the data: kept or counted, it goes.
+            if self.dropped > 0 {
+                self.dropped -= 1;
+            } else if self.data.ends_with('\n') {
                 self.data.pop();
             }
             let event_type = if self.event_type.is_empty() {
@@ -466,6 +471,7 @@ impl Parser {
                 event_type,
                 data: std::mem::take(&mut self.data),
                 id: self.last_event_id.clone(),
+                truncated: std::mem::take(&mut self.dropped),
             }));
             self.facts.events += 1;
         }
@@ -781,7 +787,6 @@ mod tests {
         assert_eq!(p.max_line, DEFAULT_MAX_LINE);
         assert_eq!(p.max_line, 1 << 20);
         assert_eq!(p.facts(), &FramingFacts::default());
-        assert!(!p.over_limit());
         let mut items = Vec::new();
         let mut p = Parser::default();
         p.feed(b"data: x\n\n", &mut items);
@@ -791,6 +796,7 @@ mod tests {
                 event_type: "message".into(),
                 data: "x".into(),
                 id: String::new(),
+                truncated: 0,
             })]
         );
     }
@@ -820,38 +826,73 @@ mod tests {
     }
 
     #[test]
-    fn line_too_long_stops_and_bounds_memory() {
+    fn a_line_over_the_limit_is_kept_truncated_and_its_event_still_dispatched() {
         let mut p = Parser::with_max_line(8);
         let mut items = Vec::new();
         // exactly at the limit is fine
         p.feed(b"data:123\n\n", &mut items);
         assert_eq!(items.len(), 1);
-        assert!(!p.over_limit());
+        assert_eq!(p.facts().line_too_long, None);
         assert_eq!(p.facts().longest_line, 8);
         p.feed(b"data:", &mut items);
         p.feed(b"1234", &mut items);
-        assert!(p.over_limit());
-        assert_eq!(p.facts().line_too_long, Some(9));
         // the over-long line keeps being measured, but not buffered
         p.feed(&[b'x'; 10_000], &mut items);
-        assert_eq!(p.facts().line_too_long, Some(10_009));
-        assert!(p.line.capacity() <= 8, "line buffer grew");
-        let end: &[u8] = b"yy\n\ndata: later\n\n";
-        p.feed(end, &mut items);
+        assert!(
+            p.line.capacity() <= 64,
+            "line buffer grew to {}",
+            p.line.capacity()
+        );
+        p.feed(b"yy\n\ndata:ok\n\n", &mut items);
         assert_eq!(p.facts().line_too_long, Some(10_011));
-        assert_eq!(items.len(), 1, "nothing is emitted after the limit");
-        assert_eq!(p.facts().events, 1);
-        let more: &[u8] = b"zzzz\n";
-        p.feed(more, &mut items);
-        assert_eq!(p.facts().line_too_long, Some(10_011));
+        assert_eq!(p.facts().lines_truncated, 1);
+        assert_eq!(p.facts().events, 3, "parsing goes on after the long line");
+        let Item::Event(long) = &items[1] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(long.data, "123");
+        assert_eq!(
+            long.data_len(),
+            4 + 10_002,
+            "the length as a browser dispatches it"
+        );
+        let Item::Event(later) = &items[2] else {
+            panic!("{items:?}")
+        };
+        assert_eq!((later.data.as_str(), later.truncated), ("ok", 0));
         p.finish(&mut items);
-        let tail = 5 + 4 + 10_000 + end.len() + more.len();
-        let unt = p.facts().unterminated.clone().expect("tail recorded");
-        assert_eq!(unt.bytes.len(), 256);
-        assert_eq!(&unt.bytes[..9], b"data:1234");
-        assert_eq!(unt.len, tail as u64);
-        assert!(!unt.had_data);
-        assert_eq!(p.facts().bytes, (10 + tail) as u64);
+        assert_eq!(p.facts().unterminated, None);
+    }
+
+    #[test]
+    fn an_events_data_is_bounded_across_many_lines() {
+        let mut p = Parser::with_max_line(16);
+        let mut items = Vec::new();
+        // 5 lines of 10 bytes: 54 bytes of data with the LFs between them, 16 kept.
+        for _ in 0..5 {
+            p.feed(b"data: 0123456789\n", &mut items);
+        }
+        p.feed(b"\n", &mut items);
+        let Item::Event(e) = &items[0] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(e.data, "0123456789\n01234");
+        assert_eq!(e.data_len(), 54);
+        assert_eq!(p.facts().line_too_long, None, "no line was too long");
+    }
+
+    #[test]
+    fn a_cut_inside_a_character_is_not_invalid_utf8() {
+        let mut p = Parser::with_max_line(8);
+        let mut items = Vec::new();
+        // "data: é…": the cut at 8 bytes falls inside the second "é".
+        p.feed("data: éé and more\n\n".as_bytes(), &mut items);
+        let Item::Event(e) = &items[0] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(e.data, "é");
+        assert_eq!(e.data_len(), "éé and more".len() as u64);
+        assert_eq!(p.facts().invalid_utf8_lines, 0);
     }
 
     #[test]
@@ -859,15 +900,23 @@ mod tests {
         let mut items = Vec::new();
         let mut p = Parser::with_max_line(4);
         p.feed(b"data: abc\n\ndata: x\n\n", &mut items);
-        assert!(items.is_empty());
+        assert_eq!(items.len(), 2, "{items:?}");
         assert_eq!(p.facts().line_too_long, Some(9));
         let mut p = Parser::with_max_line(0);
+        let mut items = Vec::new();
         p.feed(b"\n\n\r\n", &mut items);
-        assert!(!p.over_limit(), "blank lines are never too long");
-        p.feed(b":", &mut items);
-        assert!(p.over_limit());
+        assert_eq!(
+            p.facts().line_too_long,
+            None,
+            "blank lines are never too long"
+        );
+        p.feed(b":\n", &mut items);
         assert_eq!(p.facts().line_too_long, Some(1));
-        assert!(items.is_empty());
+        assert_eq!(
+            items,
+            vec![Item::Comment(String::new())],
+            "{MIN_KEPT} bytes are always kept"
+        );
     }
 
     #[test]
@@ -882,6 +931,7 @@ mod tests {
                     event_type: "message".into(),
                     data: "\u{FFFD}".into(),
                     id: "3".into(),
+                    truncated: 0,
                 }),
                 Item::Comment(String::new()),
                 Item::Retry(10),
@@ -889,6 +939,7 @@ mod tests {
                     event_type: "message".into(),
                     data: "2".into(),
                     id: "3".into(),
+                    truncated: 0,
                 }),
             ]
         );
@@ -906,6 +957,7 @@ mod tests {
             events: 2,
             blocks_without_data: 3,
             line_too_long: None,
+            lines_truncated: 0,
             unterminated: Some(Unterminated {
                 bytes: b"data: tail".to_vec(),
                 len: 10,

@@ -573,9 +573,7 @@ fn consume_body(b: &mut Body, data: &[u8]) -> (usize, bool) {
                 Vec::new()
             }
         };
-        if !b.parser.over_limit() {
-            b.parser.feed(&decoded, &mut b.items);
-        }
+        b.parser.feed(&decoded, &mut b.items);
     }
     if done {
         b.parser.finish(&mut b.items);

@@ -169,6 +169,11 @@ pub struct RequestArgs {
     /// Send no `Accept-Encoding` (browsers send `gzip, deflate, br, zstd`).
     #[arg(long)]
     pub no_compression: bool,
+    /// Bytes of a line, and of an event's data, kept in the record (e.g. `65536`, `64k`, `8m`) [default:
+    /// 1m]. Longer lines are still parsed and their events counted and timed; the finding
+    /// `line-too-long` says so.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_line: Option<usize>,
 }
 
 impl RequestArgs {
@@ -213,6 +218,9 @@ impl RequestArgs {
         r.secret_headers.extend(self.secret_headers.iter().cloned());
         if self.no_compression {
             r.compression = false;
+        }
+        if let Some(n) = self.max_line {
+            r.limits.max_line = n;
         }
     }
 }
@@ -262,6 +270,23 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
             url.trim_start_matches('/')
         )),
     }
+}
+
+/// Parse a byte count: `4096`, `64k` (KiB), `8m` (MiB); at most 1 GiB.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (digits, mult) = match t.strip_suffix(['k', 'm']) {
+        Some(d) if t.ends_with('k') => (d, 1usize << 10),
+        Some(d) => (d, 1usize << 20),
+        None => (t.as_str(), 1),
+    };
+    let n: usize = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a byte count (e.g. 65536, 64k, 8m)"))?;
+    n.checked_mul(mult)
+        .filter(|&b| b <= 1 << 30)
+        .ok_or_else(|| format!("`{s}` is over 1 GiB"))
 }
 
 /// Parse `500ms`, `2s`, `1.5s`, `2m`; a bare number is seconds.
@@ -431,6 +456,16 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("1e20s").is_err());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("64k").unwrap(), 65536);
+        assert_eq!(parse_size("8M").unwrap(), 8 << 20);
+        assert!(parse_size("2g").is_err());
+        assert!(parse_size("2048m").is_err(), "over 1 GiB");
+        assert!(parse_size("-1").is_err());
     }
 
     #[test]

@@ -77,7 +77,8 @@ pub struct EventDoc<'a> {
     pub id: &'a str,
     #[serde(rename = "type")]
     pub event_type: &'a str,
-    pub data_bytes: usize,
+    /// The data's length as dispatched, also when only its first bytes were kept.
+    pub data_bytes: u64,
     #[serde(rename = "arrival_ms", serialize_with = "ser_ms")]
     pub arrival: Duration,
     #[serde(rename = "latency_ms", serialize_with = "ser_opt_ms")]
@@ -122,7 +123,7 @@ impl<'a> ProbeDoc<'a> {
                 .zip(&r.events)
                 .map(|(t, a)| {
                     let data = &a.event.data;
-                    let (whole, head) = if data.len() <= DATA_SHOWN {
+                    let (whole, head) = if a.event.truncated == 0 && data.len() <= DATA_SHOWN {
                         (Some(data.as_str()), None)
                     } else {
                         let mut cut = DATA_SHOWN;
@@ -135,7 +136,7 @@ impl<'a> ProbeDoc<'a> {
                         seq: t.seq,
                         id: &a.event.id,
                         event_type: &a.event.event_type,
-                        data_bytes: data.len(),
+                        data_bytes: a.event.data_len(),
                         arrival: t.arrival,
                         latency: t.latency,
                         held: t.held,

@@ -1011,7 +1011,10 @@ fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
     if let Some(len) = f.line_too_long {
         out.push(Finding::new(
             FindingId::LineTooLong,
-            format!("a line reached {len} bytes"),
+            format!(
+                "the longest line was {len} bytes; {} line(s) over the line limit were kept truncated, their events still counted and timed",
+                f.lines_truncated
+            ),
         ));
     }
     out.extend(limit_finding(rec));

@@ -171,8 +171,8 @@ rules! {
     UnknownField "unknown-field" Info "framing"
         why "lines with field names other than data, event, id and retry are ignored by browsers"
         fix "use only `data`, `event`, `id` and `retry`, or prefix the line with `:` to make it a comment";
-    LineTooLong "line-too-long" Error "framing"
-        why "a line exceeded the probe's line limit; clients with smaller buffers fail too"
+    LineTooLong "line-too-long" Warning "framing"
+        why "a line exceeded the probe's line limit (`--max-line`, 1 MiB by default): browsers have no limit and dispatch it, but clients and proxies with line buffers fail on it, and the record keeps only its first bytes"
         fix "split long data into several `data:` lines or events";
     ByteLimitReached "byte-limit-reached" Info "probe"
         why "the probe stopped at its byte limit; what followed was not measured"

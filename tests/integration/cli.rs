@@ -579,3 +579,38 @@ fn proxy_puts_a_chain_in_front_of_a_server() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `compression`"));
 }
+
+#[test]
+fn a_line_longer_than_the_limit_is_counted_and_parsing_goes_on() {
+    // A 3 MiB single data line, then five short events: browsers dispatch all six.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/servers/sse_origin.py");
+    let mut origin = std::process::Command::new("python3")
+        .args([script, &port.to_string(), "--line-bytes", "3145728", "--gap-ms", "100"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(origin.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/events");
+    let v = probe_json(&url, &[]);
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 6, "{}", v["end"]);
+    assert_eq!(events[0]["data_bytes"], 3 << 20, "the dispatched length, not the kept one");
+    assert!(events[0]["data"].is_null() && events[0]["data_head"].is_string());
+    assert_eq!(events[5]["data"], "tick 6");
+    assert_eq!(v["end"]["kind"], "complete");
+    assert!(finding_ids(&v).contains(&"line-too-long".to_string()));
+    // With room for the line, nothing is cut and nothing is reported.
+    let v = probe_json(&url, &["--max-line", "4m"]);
+    assert!(!finding_ids(&v).contains(&"line-too-long".to_string()), "{v}");
+    assert_eq!(v["events"].as_array().unwrap().len(), 6);
+    let _ = origin.kill();
+    let _ = origin.wait();
+}

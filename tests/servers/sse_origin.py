@@ -27,6 +27,8 @@ ap.add_argument("--hold", action="store_true")
 ap.add_argument("--no-cache-control", action="store_true")
 # /redirect?QUERY answers 302 with the query echoed in Location, as many login redirects do.
 ap.add_argument("--redirect", action="store_true")
+# The first event's data is one line of this many bytes (0: the usual short data).
+ap.add_argument("--line-bytes", type=int, default=0)
 args = ap.parse_args()
 
 served = 0
@@ -53,6 +55,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         events = [f"id: {i}\ndata: tick {i}\n\n".encode() for i in range(1, args.events + 1)]
+        if args.line_bytes and events:
+            events[0] = b"id: 1\ndata: " + b"x" * args.line_bytes + b"\n\n"
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         if not args.no_cache_control:
