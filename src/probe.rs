@@ -54,7 +54,7 @@ impl Default for Limits {
             connect: Duration::from_secs(5),
             max_bytes: 16 << 20,
             max_line: 1 << 20,
-            max_reads: 100_000,
+            max_reads: 20_000,
             max_events: None,
         }
     }
@@ -227,7 +227,7 @@ pub struct Recording {
 }
 
 /// How much of the decoded body a recording keeps.
-pub const BODY_KEPT: usize = 1 << 20;
+pub const BODY_KEPT: usize = 64 << 10;
 
 impl Recording {
     /// A recording of a request whose response headers never came within the duration limit (also the
@@ -520,8 +520,11 @@ impl Body {
         } else {
             rec.reads_dropped += 1;
         }
-        self.parser.feed(&decoded, &mut self.items);
-        take_items(rec, &mut self.items, at, read_index);
+        // In slices, so a highly compressed read cannot pile up millions of parsed items at once.
+        for piece in decoded.chunks(FEED_SLICE) {
+            self.parser.feed(piece, &mut self.items);
+            take_items(rec, &mut self.items, at, read_index);
+        }
         let limit = if req.limits.max_events.is_some_and(|m| rec.events.len() >= m) {
             LimitKind::Events
         } else if rec.wire_bytes > req.limits.max_bytes {
@@ -533,10 +536,31 @@ impl Body {
     }
 }
 
-/// Most events kept individually; an id longer than [`ID_KEPT`] bytes is cut (every event repeats it).
-pub const EVENTS_KEPT: usize = 200_000;
+/// Most events kept individually (the rest are counted in `events_dropped`, and in the parser's facts);
+/// an id longer than [`ID_KEPT`] bytes is cut (every event repeats it). With [`DATA_KEPT`] this bounds
+/// a recording's events to a few MiB whatever the stream.
+pub const EVENTS_KEPT: usize = 10_000;
+/// Decoded bytes handed to the parser at once.
+const FEED_SLICE: usize = 64 << 10;
 /// Longest event id kept per event.
 pub const ID_KEPT: usize = 256;
+/// Bytes of each event's data kept (reports show at most this much); the rest is counted in
+/// `Event::truncated`, so the dispatched length stays exact.
+pub const DATA_KEPT: usize = 256;
+
+/// `s` cut to at most `max` bytes at a character boundary; returns the bytes cut off.
+fn cut_to(s: &mut String, max: usize) -> u64 {
+    if s.len() <= max {
+        return 0;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let dropped = (s.len() - cut) as u64;
+    s.truncate(cut);
+    dropped
+}
 
 fn take_items(rec: &mut Recording, items: &mut Vec<Item>, at: Duration, read: usize) {
     for item in items.drain(..) {
@@ -546,13 +570,11 @@ fn take_items(rec: &mut Recording, items: &mut Vec<Item>, at: Duration, read: us
                     rec.events_dropped += 1;
                     continue;
                 }
-                if event.id.len() > ID_KEPT {
-                    let mut cut = ID_KEPT;
-                    while !event.id.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    event.id.truncate(cut);
-                }
+                cut_to(&mut event.id, ID_KEPT);
+                event.truncated += cut_to(&mut event.data, DATA_KEPT);
+                // Parser buffers grow by doubling: keep only what is used.
+                event.data.shrink_to_fit();
+                event.event_type.shrink_to_fit();
                 rec.events.push(Arrival { at, read, event })
             }
             Item::Comment(_) => {
@@ -730,6 +752,71 @@ mod tests {
                 .iter()
                 .any(|(k, v)| k == "accept" && v == "text/event-stream")
         );
+    }
+
+    /// Serve one response: `head` then `body`, on a fresh loopback port.
+    async fn serve_once(head: &'static str, body: Vec<u8>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut c, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf).await;
+            let _ = c.write_all(head.as_bytes()).await;
+            let _ = c.write_all(&body).await;
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_compressed_firehose_keeps_a_bounded_compact_record() {
+        use std::io::Write;
+        // 2.3 MB of tiny events, gzipped to a few KB: one read decodes to ~250 000 events; one event of
+        // 100 KB of data.
+        let mut raw = b"data: x\n\n".repeat(250_000);
+        raw.extend_from_slice(b"data: ");
+        raw.extend(std::iter::repeat_n(b'y', 100_000));
+        raw.extend_from_slice(b"\n\n");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&raw).unwrap();
+        let url = serve_once(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\nConnection: close\r\n\r\n",
+            gz.finish().unwrap(),
+        )
+        .await;
+        let rec = probe(&ProbeRequest::new(url)).await.unwrap();
+        assert_eq!(rec.facts.events, 250_001, "every event is counted");
+        assert_eq!(rec.events.len(), EVENTS_KEPT);
+        assert_eq!(rec.events_dropped, 250_001 - EVENTS_KEPT as u64);
+        let kept: usize = rec
+            .events
+            .iter()
+            .map(|a| {
+                std::mem::size_of_val(a)
+                    + a.event.data.capacity()
+                    + a.event.id.capacity()
+                    + a.event.event_type.capacity()
+            })
+            .sum();
+        assert!(kept < 2 << 20, "{kept} bytes of event records");
+        assert!(rec.body.len() <= BODY_KEPT);
+    }
+
+    #[tokio::test]
+    async fn long_data_is_kept_as_its_head_with_the_dispatched_length() {
+        let mut body = b"data: ".to_vec();
+        body.extend(std::iter::repeat_n(b'y', 100_000));
+        body.extend_from_slice(b"\n\n");
+        let url = serve_once(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
+            body,
+        )
+        .await;
+        let rec = probe(&ProbeRequest::new(url)).await.unwrap();
+        let e = &rec.events[0].event;
+        assert_eq!(e.data.len(), DATA_KEPT);
+        assert_eq!(e.data_len(), 100_000);
     }
 
     #[tokio::test]

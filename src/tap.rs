@@ -31,6 +31,11 @@ use crate::verdict::Schedule;
 pub const MAX_EXCHANGES: usize = 256;
 /// Send instants kept per exchange.
 pub const MAX_SENDS: usize = crate::probe::EVENTS_KEPT;
+/// Decoded bytes followed per response: beyond them (a compression bomb, or a stream far longer than
+/// any probe listens to) the tap stops stamping events for it, and keeps relaying.
+const MAX_DECODED: u64 = 256 << 20;
+/// Decoded bytes handed to the parser at once.
+const FEED_SLICE: usize = 64 << 10;
 /// Longest request or response head followed.
 const MAX_HEAD: usize = 64 << 10;
 /// Longest SSE line the tap's parser follows.
@@ -371,6 +376,8 @@ struct Body {
     decoder: Option<Decoder>,
     parser: Parser,
     items: Vec<Item>,
+    /// Events parsed from the current read and not stamped yet.
+    sends_pending: usize,
 }
 
 /// Origin → client: relay, and stamp response heads and events.
@@ -541,9 +548,10 @@ fn start_response(h: ResponseHead, at: Instant, log: &SharedLog, p: &Arc<Mutex<P
     Next::Body(Box::new(Body {
         idx,
         framing,
-        decoder: Coding::parse(h.coding.as_deref()).map(|c| Decoder::new(c, u64::MAX / 4)),
+        decoder: Coding::parse(h.coding.as_deref()).map(|c| Decoder::new(c, MAX_DECODED)),
         parser: Parser::with_max_line(MAX_LINE),
         items: Vec::new(),
+        sends_pending: 0,
     }))
 }
 
@@ -573,20 +581,29 @@ fn consume_body(b: &mut Body, data: &[u8]) -> (usize, bool) {
                 Vec::new()
             }
         };
-        b.parser.feed(&decoded, &mut b.items);
+        // In slices, so a highly compressed read cannot pile up millions of parsed items at once.
+        for piece in decoded.chunks(FEED_SLICE) {
+            b.parser.feed(piece, &mut b.items);
+            b.sends_pending += count_events(&mut b.items);
+        }
     }
     if done {
         b.parser.finish(&mut b.items);
+        b.sends_pending += count_events(&mut b.items);
     }
     (used, done)
 }
 
-fn stamp_events(log: &SharedLog, b: &mut Body, at: Instant) {
-    let events = b
-        .items
+/// Events among `items`, which are dropped (the tap needs only their count).
+fn count_events(items: &mut Vec<Item>) -> usize {
+    items
         .drain(..)
         .filter(|i| matches!(i, Item::Event(_)))
-        .count();
+        .count()
+}
+
+fn stamp_events(log: &SharedLog, b: &mut Body, at: Instant) {
+    let events = std::mem::take(&mut b.sends_pending) + count_events(&mut b.items);
     if events == 0 {
         return;
     }

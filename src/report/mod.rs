@@ -112,7 +112,7 @@ fn end_label(end: &End) -> String {
 }
 
 /// Bytes of each event's data a report shows.
-pub const DATA_SHOWN: usize = 256;
+pub const DATA_SHOWN: usize = crate::probe::DATA_KEPT;
 
 pub(crate) fn basis_label(b: Basis) -> &'static str {
     match b {

@@ -590,7 +590,14 @@ fn a_line_longer_than_the_limit_is_counted_and_parsing_goes_on() {
         .port();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/servers/sse_origin.py");
     let mut origin = std::process::Command::new("python3")
-        .args([script, &port.to_string(), "--line-bytes", "3145728", "--gap-ms", "100"])
+        .args([
+            script,
+            &port.to_string(),
+            "--line-bytes",
+            "3145728",
+            "--gap-ms",
+            "100",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -602,14 +609,21 @@ fn a_line_longer_than_the_limit_is_counted_and_parsing_goes_on() {
     let v = probe_json(&url, &[]);
     let events = v["events"].as_array().unwrap();
     assert_eq!(events.len(), 6, "{}", v["end"]);
-    assert_eq!(events[0]["data_bytes"], 3 << 20, "the dispatched length, not the kept one");
+    assert_eq!(
+        events[0]["data_bytes"],
+        3 << 20,
+        "the dispatched length, not the kept one"
+    );
     assert!(events[0]["data"].is_null() && events[0]["data_head"].is_string());
     assert_eq!(events[5]["data"], "tick 6");
     assert_eq!(v["end"]["kind"], "complete");
     assert!(finding_ids(&v).contains(&"line-too-long".to_string()));
     // With room for the line, nothing is cut and nothing is reported.
     let v = probe_json(&url, &["--max-line", "4m"]);
-    assert!(!finding_ids(&v).contains(&"line-too-long".to_string()), "{v}");
+    assert!(
+        !finding_ids(&v).contains(&"line-too-long".to_string()),
+        "{v}"
+    );
     assert_eq!(v["events"].as_array().unwrap().len(), 6);
     let _ = origin.kill();
     let _ = origin.wait();
