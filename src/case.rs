@@ -119,6 +119,7 @@ impl Case {
                 ));
             }
         }
+        check_request(&file.request, path, &src)?;
         let base = Profile::load(profiles_dir, name)?;
         let profile = file.target.overrides.apply(&base);
         if let Err(m) = profile.validate() {
@@ -202,11 +203,45 @@ pub fn load_all(files: &[PathBuf], profiles_dir: &Path) -> (Vec<Case>, Vec<LoadE
     (cases, errors)
 }
 
+/// A request method or header that could never be sent, with its place in the file.
+fn check_request(r: &RequestSpec, path: &Path, src: &str) -> Result<(), LoadError> {
+    let err = |keys: &[&str], msg: String| {
+        let (line, column) = crate::yaml::key_location(src, keys);
+        Err(LoadError::at(path, src, line, column, msg, None))
+    };
+    if let Some(m) = &r.method
+        && http::Method::from_bytes(m.as_bytes()).is_err()
+    {
+        return err(
+            &["request", "method"],
+            format!("`request.method` `{m}` is not an HTTP method"),
+        );
+    }
+    for (k, v) in &r.headers {
+        if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            return err(
+                &["request", "headers", k],
+                format!("`{k}` in `request.headers` is not a valid header name"),
+            );
+        }
+        if http::HeaderValue::from_str(v).is_err() {
+            return err(
+                &["request", "headers", k],
+                format!("the value of `{k}` in `request.headers` is not a valid header value"),
+            );
+        }
+    }
+    if r.duration_ms == Some(0) {
+        return err(
+            &["request", "duration_ms"],
+            "`request.duration_ms` must be above 0".into(),
+        );
+    }
+    Ok(())
+}
+
 fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    crate::yaml::read_file(path)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::intermediary::HopSpec;
 use crate::origin::command::{CommandSpec, ReadySpec};
 use crate::text::name_help;
 use crate::verdict::{Delivery, FindingId, Severity};
-use crate::yaml::parse_yaml;
+use crate::yaml::{key_location, parse_yaml};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -211,6 +211,7 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
             return Err(at(id, e.to_string(), Some(e.help())));
         }
     }
+    check_values(&config, path, src)?;
     let matrix = config.matrix.clone().unwrap_or_else(default_matrix);
     let mut names: Vec<&str> = matrix.keys().map(String::as_str).collect();
     for chain in &config.skip {
@@ -267,48 +268,101 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
     })
 }
 
-/// Line and column (1-based) of a nested block-style key, found by walking `path` down the text; the
-/// deepest key found so far when the rest is written in flow style (`{a: b}`).
-fn key_location(src: &str, path: &[&str]) -> (usize, usize) {
-    let mut found = (1, 1);
-    let mut depth = 0;
-    let mut min_indent = 0;
-    for (i, line) in src.lines().enumerate() {
-        let Some(seg) = path.get(depth) else { break };
-        let indent = line.len() - line.trim_start().len();
-        let t = line.trim_start();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        if depth > 0 && indent < min_indent {
-            break;
-        }
-        if let Some(pos) = t
-            .find(&format!("{seg}:"))
-            .filter(|&p| p == 0 || t[..p].ends_with(['{', ' ', ',']))
-        {
-            found = (i + 1, indent + pos + 1);
-            depth += 1;
-            min_indent = indent + 1;
-            // flow style: the remaining keys are on this line
-            for rest in &path[depth..] {
-                if let Some(p) = t.find(&format!("{rest}:")) {
-                    found = (i + 1, indent + p + 1);
-                    depth += 1;
-                }
-            }
+/// A `target.cwd` that does not exist (checked on load from a file: it is relative to the file).
+fn check_cwd(config: &Config, path: &Path, src: &str) -> Result<(), LoadError> {
+    let err = |keys: &[&str], msg: String, help: Option<String>| {
+        let (line, column) = key_location(src, keys);
+        Err(LoadError::at(path, src, line, column, msg, help))
+    };
+    if let Some(cwd) = &config.target.cwd {
+        let dir = path.parent().unwrap_or(Path::new(".")).join(cwd);
+        if !cwd.as_os_str().is_empty() && !dir.is_dir() {
+            return err(
+                &["target", "cwd"],
+                format!("`target.cwd` `{}` is not a directory", cwd.display()),
+                Some(format!("it is relative to this file: {}", dir.display())),
+            );
         }
     }
-    found
+    Ok(())
+}
+
+/// Values that parse but cannot work: caught here, with their place, instead of failing at run time.
+fn check_values(config: &Config, path: &Path, src: &str) -> Result<(), LoadError> {
+    let err = |keys: &[&str], msg: String, help: Option<String>| {
+        let (line, column) = key_location(src, keys);
+        Err(LoadError::at(path, src, line, column, msg, help))
+    };
+    let url = &config.target.url;
+    if !url.path.starts_with('/') {
+        return err(
+            &["target", "url", "path"],
+            format!("`target.url.path` must start with `/`, not `{}`", url.path),
+            Some(format!("write `/{}`", url.path)),
+        );
+    }
+    if http::Method::from_bytes(url.method.as_bytes()).is_err() {
+        return err(
+            &["target", "url", "method"],
+            format!("`target.url.method` `{}` is not an HTTP method", url.method),
+            Some("e.g. GET or POST".into()),
+        );
+    }
+    for (k, v) in &url.headers {
+        if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            return err(
+                &["target", "url", "headers", k],
+                format!("`{k}` in `target.url.headers` is not a valid header name"),
+                None,
+            );
+        }
+        if http::HeaderValue::from_str(v).is_err() {
+            return err(
+                &["target", "url", "headers", k],
+                format!("the value of `{k}` in `target.url.headers` is not a valid header value"),
+                None,
+            );
+        }
+    }
+    if config.listen.events == Some(0) {
+        return err(
+            &["listen", "events"],
+            "`listen.events` must be at least 1".into(),
+            Some("leave it out to listen without an event limit".into()),
+        );
+    }
+    if config.listen.duration_ms == 0 {
+        return err(
+            &["listen", "duration_ms"],
+            "`listen.duration_ms` must be above 0".into(),
+            None,
+        );
+    }
+    if let Some(m) = &config.matrix {
+        if m.is_empty() {
+            return err(
+                &["matrix"],
+                "`matrix` names no chain, so the gate would pass having measured nothing".into(),
+                Some("leave `matrix` out for the default matrix, or name a chain".into()),
+            );
+        }
+        if let Some((name, _)) = m.iter().find(|(n, _)| n.trim().is_empty()) {
+            return err(
+                &["matrix"],
+                format!("a chain in `matrix` has an empty name (`{name}`)"),
+                None,
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Read and validate a config file.
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
-    let src = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(path, &src)
+    let src = crate::yaml::read_file(path)?;
+    let loaded = parse(path, &src)?;
+    check_cwd(&loaded.config, path, &src)?;
+    Ok(loaded)
 }
 
 /// A config for `--url` or `-- COMMAND` alone, without a file.

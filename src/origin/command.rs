@@ -54,6 +54,11 @@ pub enum TargetError {
     Empty,
     #[error("failed to reserve a port on 127.0.0.1")]
     Port(#[source] std::io::Error),
+    #[error("failed to start the target `{program}`: its working directory {} is not a directory", cwd.display())]
+    NoCwd {
+        program: String,
+        cwd: std::path::PathBuf,
+    },
     #[error("failed to start the target `{program}`")]
     Spawn {
         program: String,
@@ -137,6 +142,13 @@ impl CommandTarget {
             cmd.env(k, substitute(v, port));
         }
         if let Some(cwd) = &spec.cwd {
+            // A missing directory makes the spawn fail with ENOENT, which reads as a missing program.
+            if !cwd.is_dir() {
+                return Err(TargetError::NoCwd {
+                    program,
+                    cwd: cwd.clone(),
+                });
+            }
             cmd.current_dir(cwd);
         }
         let guard = ChildGuard::spawn(&mut cmd, program.clone()).map_err(spawn_err)?;
@@ -309,6 +321,21 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o700, "{mode:o}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_working_directory_is_named_as_such() {
+        let mut spec = sh("true");
+        spec.cwd = Some("/nonexistent/ssegate-dir".into());
+        let e = CommandTarget::start(&spec, &ReadySpec::default())
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("working directory /nonexistent/ssegate-dir is not a directory"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

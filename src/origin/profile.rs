@@ -256,10 +256,7 @@ impl Profile {
                 help: crate::text::name_help(name, &known),
             });
         }
-        let src = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let src = crate::yaml::read_file(&path)?;
         let p: Profile = crate::yaml::parse_yaml(&path, &src)?;
         p.validate()
             .map_err(|m| LoadError::at(&path, &src, 1, 1, m, None))?;

@@ -2,5 +2,6 @@
 
 mod check;
 mod cli;
+mod invalid;
 mod secrets;
 mod util;

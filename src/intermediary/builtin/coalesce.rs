@@ -7,7 +7,7 @@ use http_body_util::channel::Sender;
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use super::{Asked, BuiltinHop, next_data, respond};
+use super::{Asked, BuiltinHop, positive, next_data, respond};
 use crate::{Body, BoxError};
 
 /// Holds bytes until `bytes` have accumulated or the stream ends.
@@ -33,6 +33,10 @@ impl Default for Coalesce {
 impl BuiltinHop for Coalesce {
     fn label(&self) -> String {
         format!("coalesce {}B", self.bytes)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        positive("bytes", self.bytes as u64)
     }
 
     fn in_matrix() -> Option<Self> {

@@ -40,6 +40,16 @@ impl BuiltinHop for Heartbeat {
         format!("heartbeat {}ms", self.every_ms)
     }
 
+    fn validate(&self) -> Result<(), String> {
+        if self.every_ms < 10 {
+            return Err(format!(
+                "`every_ms` must be at least 10 (heartbeats no faster than 10 ms), not {}",
+                self.every_ms
+            ));
+        }
+        Ok(())
+    }
+
     async fn respond(
         &self,
         _asked: &Asked,

@@ -9,7 +9,7 @@ use http_body_util::channel::Sender;
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use super::{Asked, BuiltinHop, next_data, respond};
+use super::{Asked, BuiltinHop, positive, next_data, respond};
 use crate::{Body, BoxError};
 
 /// Models an idle timeout (nginx `proxy_read_timeout`, ALB, Cloudflare 100 s) scaled down: ends the
@@ -53,6 +53,10 @@ impl BuiltinHop for IdleCut {
 
     fn idle_limit(&self) -> Option<Duration> {
         Some(Duration::from_millis(self.after_ms))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        positive("after_ms", self.after_ms)
     }
 
     async fn respond(

@@ -341,6 +341,14 @@ async fn passthrough(mut body: Incoming, mut tx: Sender<Bytes, BoxError>) {
     }
 }
 
+/// An option that must be above 0.
+fn positive(name: &str, value: u64) -> Result<(), String> {
+    if value == 0 {
+        return Err(format!("`{name}` must be above 0"));
+    }
+    Ok(())
+}
+
 /// Whether a response carries a content coding other than identity (`none` counts as identity).
 fn is_coded(head: &http::HeaderMap) -> bool {
     head.get(header::CONTENT_ENCODING)
