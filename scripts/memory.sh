@@ -39,3 +39,8 @@ measure "probe (human), 20 MB firehose of tiny events" probe "http://127.0.0.1:$
 measure "probe --format json, gzip of 200 MB of tiny events" probe "http://127.0.0.1:$bomb/" --format json
 measure "probe, one 100 MiB line (--max-bytes 200000000)" probe "http://127.0.0.1:$line/events" --max-bytes 200000000
 measure "check --url --format json, 20 MB firehose, default matrix" check --url "http://127.0.0.1:$fire/" --format json
+# The worst valid case file: the largest body a profile may describe (32 MiB), held until the end.
+worst=$(mktemp -d)
+printf 'description: the largest valid body, held\ntarget:\n  profile: plain\n  overrides: {hold_until_end: true, events: {count: 32, size: 1048576, gap_ms: 100}}\nrequest: {duration_ms: 30000}\nexpect:\n  delivery: held-until-end\n' > "$worst/worst.yaml"
+measure "run, the worst valid case (32 x 1 MiB events, held)" run --no-report "$worst/worst.yaml"
+rm -rf "$worst"

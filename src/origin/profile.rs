@@ -286,6 +286,14 @@ impl Profile {
         if self.padding > 16 << 20 {
             return Err(format!("padding {} is over 16 MiB", self.padding));
         }
+        // The fixture builds held or length-delimited bodies whole: keep every body within bounds.
+        let body = u64::from(e.count) * e.size as u64 + self.padding as u64;
+        if body > MAX_BODY {
+            return Err(format!(
+                "the body would be {body} bytes (events.count × events.size + padding), over {} MiB",
+                MAX_BODY >> 20
+            ));
+        }
         if !(100..=999).contains(&self.status) {
             return Err(format!("status {} is not an HTTP status", self.status));
         }
@@ -398,9 +406,24 @@ pub fn list(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Largest body a profile may describe: far more than any probe keeps (16 MiB by default), and small
+/// enough that a fixture holding it whole stays within bounds.
+pub const MAX_BODY: u64 = 32 << 20;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_over_the_bound_is_refused() {
+        let mut p = Profile::builtin("plain").unwrap();
+        p.events.count = 10_000;
+        p.events.size = 1 << 20;
+        let e = p.validate().unwrap_err();
+        assert!(e.contains("over 32 MiB"), "{e}");
+        p.events.size = 2048;
+        p.validate().unwrap();
+    }
 
     #[test]
     fn every_builtin_profile_loads() {
