@@ -583,28 +583,8 @@ fn proxy_puts_a_chain_in_front_of_a_server() {
 #[test]
 fn a_line_longer_than_the_limit_is_counted_and_parsing_goes_on() {
     // A 3 MiB single data line, then five short events: browsers dispatch all six.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/servers/sse_origin.py");
-    let mut origin = std::process::Command::new("python3")
-        .args([
-            script,
-            &port.to_string(),
-            "--line-bytes",
-            "3145728",
-            "--gap-ms",
-            "100",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(origin.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let origin = crate::util::PythonOrigin::start(&["--line-bytes", "3145728", "--gap-ms", "100"]);
+    let port = origin.port;
     let url = format!("http://127.0.0.1:{port}/events");
     let v = probe_json(&url, &[]);
     let events = v["events"].as_array().unwrap();
@@ -625,6 +605,4 @@ fn a_line_longer_than_the_limit_is_counted_and_parsing_goes_on() {
         "{v}"
     );
     assert_eq!(v["events"].as_array().unwrap().len(), 6);
-    let _ = origin.kill();
-    let _ = origin.wait();
 }

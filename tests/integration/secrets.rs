@@ -1,47 +1,9 @@
 //! Secrets in URLs, headers and redirects never reach any output: stdout, stderr, `-o`, `--html`,
 //! `--summary`, or a run's report directory.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-use crate::util::bin;
+use crate::util::{PythonOrigin, bin};
 
 const SECRETS: &[&str] = &["PASSWORDv4lue", "SESSv4lue9", "JWTv4lue.x.y", "BEARERv4lue"];
-
-/// `tests/servers/sse_origin.py PORT --redirect`, killed on drop.
-struct Origin {
-    child: Child,
-    port: u16,
-}
-
-impl Origin {
-    fn start() -> Origin {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/servers/sse_origin.py");
-        let mut child = Command::new("python3")
-            .args([script, &port.to_string(), "--redirect"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.contains("listening"), "{line}");
-        Origin { child, port }
-    }
-}
-
-impl Drop for Origin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn assert_clean(what: &str, text: &str) {
     for s in SECRETS {
@@ -51,7 +13,7 @@ fn assert_clean(what: &str, text: &str) {
 
 #[test]
 fn a_redirect_echoing_the_query_leaks_nothing_in_any_probe_format() {
-    let o = Origin::start();
+    let o = PythonOrigin::start(&["--redirect"]);
     let url = format!(
         "http://127.0.0.1:{}/redirect?page=2&session_id=SESSv4lue9&jwt=JWTv4lue.x.y",
         o.port
@@ -76,7 +38,7 @@ fn a_redirect_echoing_the_query_leaks_nothing_in_any_probe_format() {
 
 #[test]
 fn check_with_credentials_in_the_url_leaks_nothing_into_any_file() {
-    let o = Origin::start();
+    let o = PythonOrigin::start(&["--redirect"]);
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("ssegate.yaml");
     std::fs::write(

@@ -15,3 +15,41 @@ pub fn code_and_stderr(cmd: &mut Command) -> (Option<i32>, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// `tests/servers/sse_origin.py PORT ARGS…` on a free port, started and listening; killed on drop.
+pub struct PythonOrigin {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl PythonOrigin {
+    pub fn start(args: &[&str]) -> PythonOrigin {
+        use std::io::BufRead;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/servers/sse_origin.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("listening"), "{line}");
+        PythonOrigin { child, port }
+    }
+}
+
+impl Drop for PythonOrigin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
