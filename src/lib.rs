@@ -39,9 +39,10 @@ pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
 #[cfg(test)]
 const LAYERS: &[&[&str]] = &[
     &[
-        "text", "error", "events", "cause_id", "assets", "proc", "sse", "decode", "secrets",
+        "text", "error", "events", "cause_id", "assets", "proc", "decode", "secrets",
     ],
-    &["yaml", "probe"],
+    &["yaml", "sse"],
+    &["probe"],
     &["verdict", "intermediary", "origin"],
     &["tap"],
     &["scenario", "doctor", "case"],

@@ -550,15 +550,9 @@ pub const DATA_KEPT: usize = 256;
 
 /// `s` cut to at most `max` bytes at a character boundary; returns the bytes cut off.
 fn cut_to(s: &mut String, max: usize) -> u64 {
-    if s.len() <= max {
-        return 0;
-    }
-    let mut cut = max;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let dropped = (s.len() - cut) as u64;
-    s.truncate(cut);
+    let keep = crate::text::truncate_at_char_boundary(s, max).len();
+    let dropped = (s.len() - keep) as u64;
+    s.truncate(keep);
     dropped
 }
 

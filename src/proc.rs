@@ -149,13 +149,19 @@ fn processes() -> Vec<(i32, i32, i32)> {
     dir.flatten()
         .filter_map(|e| {
             let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            // "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses.
-            let rest = stat.rsplit_once(')')?.1;
-            let mut f = rest.split_whitespace().skip(1);
-            Some((pid, f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+            let (ppid, pgid) = parent_and_group(pid)?;
+            Some((pid, ppid, pgid))
         })
         .collect()
+}
+
+/// `(ppid, pgid)` of one process, from `/proc/PID/stat`; None once it is gone.
+fn parent_and_group(pid: i32) -> Option<(i32, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut f = rest.split_whitespace().skip(1);
+    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
 }
 
 /// Every descendant of `root` (children, grandchildren, …), whatever group or session they moved to.
@@ -187,10 +193,7 @@ fn reap(pids: &[i32]) {
                 break;
             }
             // Not our child (yet): reaped by its own parent, or not reparented to us yet.
-            let ours = processes()
-                .iter()
-                .any(|&(p, ppid, _)| p == pid && ppid == me);
-            if r < 0 && !ours {
+            if r < 0 && parent_and_group(pid).is_none_or(|(ppid, _)| ppid != me) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));

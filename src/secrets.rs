@@ -139,18 +139,16 @@ fn redact_urls_in(v: &str) -> String {
     out
 }
 
-/// A relative reference's secret query values redacted.
+/// A relative reference's (`/next?token=…`) secret query values redacted.
 fn redact_relative(v: &str) -> String {
-    match reqwest::Url::parse("http://relative.invalid").and_then(|b| b.join(v)) {
-        Ok(_) if v.contains('?') => {
-            let redacted = redact_url(&format!("http://relative.invalid{}", v.trim()));
-            redacted
-                .strip_prefix("http://relative.invalid")
-                .unwrap_or(&redacted)
-                .to_string()
-        }
-        _ => v.to_string(),
+    const BASE: &str = "http://relative.invalid";
+    if !v.trim_start().starts_with('/') || !v.contains('?') {
+        return v.to_string();
     }
+    let redacted = redact_url(&format!("{BASE}{}", v.trim()));
+    redacted
+        .strip_prefix(BASE)
+        .map_or_else(|| v.to_string(), str::to_string)
 }
 
 /// The URL with its password (or a bare username, which can be a token) and secret-looking query

@@ -45,6 +45,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use crate::text::truncate_at_char_boundary;
+
 /// Default maximum line length in bytes (1 MiB), used by [`Parser::new`].
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 
@@ -179,18 +181,6 @@ impl Default for Parser {
 
 fn is_eol(b: &u8) -> bool {
     *b == b'\n' || *b == b'\r'
-}
-
-/// Truncate to at most `max` bytes without splitting a character.
-fn truncate_at_char_boundary(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or_default()
 }
 
 impl Parser {

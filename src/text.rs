@@ -14,6 +14,18 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// `s` cut to at most `max` bytes without splitting a character.
+pub fn truncate_at_char_boundary(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// The nearest of `known` to `name`, if any is close.
 pub fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
     known
@@ -36,6 +48,13 @@ pub fn name_help<S: AsRef<str>>(name: &str, known: &[S]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncation_never_splits_a_character() {
+        assert_eq!(truncate_at_char_boundary("héllo", 2), "h");
+        assert_eq!(truncate_at_char_boundary("héllo", 3), "hé");
+        assert_eq!(truncate_at_char_boundary("hi", 10), "hi");
+    }
 
     #[test]
     fn human_durations() {

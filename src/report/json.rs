@@ -15,6 +15,7 @@ use crate::sse::FramingFacts;
 use crate::verdict::{Basis, Burst, Delivery, Finding, Verdict};
 
 use super::DATA_SHOWN;
+use crate::text::truncate_at_char_boundary;
 
 /// Milliseconds, rounded to the microsecond.
 pub fn ms(d: Duration) -> f64 {
@@ -126,11 +127,7 @@ impl<'a> ProbeDoc<'a> {
                     let (whole, head) = if a.event.truncated == 0 && data.len() <= DATA_SHOWN {
                         (Some(data.as_str()), None)
                     } else {
-                        let mut cut = DATA_SHOWN;
-                        while !data.is_char_boundary(cut) {
-                            cut -= 1;
-                        }
-                        (None, Some(&data[..cut]))
+                        (None, Some(truncate_at_char_boundary(data, DATA_SHOWN)))
                     };
                     EventDoc {
                         seq: t.seq,

@@ -12,20 +12,15 @@ use crate::{Body, BoxError};
 
 /// Holds bytes until `bytes` have accumulated or the stream ends.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Coalesce {
-    #[serde(default = "default_coalesce")]
     pub bytes: usize,
-}
-
-fn default_coalesce() -> usize {
-    4096
 }
 
 impl Default for Coalesce {
     fn default() -> Self {
         Coalesce {
-            bytes: default_coalesce(),
+            bytes: 4096,
         }
     }
 }

@@ -15,21 +15,16 @@ use http_body_util::channel::Sender;
 /// holding compressed output until a `buffer`-sized block fills or the stream ends. Skipped on
 /// `Cache-Control: no-transform`, on a `Content-Encoding` other than `identity`, and on HEAD.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Compression {
     /// Compressed bytes held before anything is written (Node zlib's `chunkSize`, 16 KiB).
-    #[serde(default = "default_zlib_chunk")]
     pub buffer: usize,
-}
-
-fn default_zlib_chunk() -> usize {
-    16 * 1024
 }
 
 impl Default for Compression {
     fn default() -> Self {
         Compression {
-            buffer: default_zlib_chunk(),
+            buffer: 16 * 1024,
         }
     }
 }

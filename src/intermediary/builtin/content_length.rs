@@ -16,21 +16,16 @@ use crate::Body;
 /// Models a Vercel/Netlify function returning a non-stream body, Lambda `BUFFERED`, API Gateway REST:
 /// reads the whole upstream body, then answers with `Content-Length`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ContentLength {
     /// Largest body buffered (Lambda's buffered limit, 6 MB); beyond it the response fails with 502.
-    #[serde(default = "default_max_body")]
     pub max_bytes: u64,
-}
-
-fn default_max_body() -> u64 {
-    6_000_000
 }
 
 impl Default for ContentLength {
     fn default() -> Self {
         ContentLength {
-            max_bytes: default_max_body(),
+            max_bytes: 6_000_000,
         }
     }
 }

@@ -19,21 +19,16 @@ use crate::{Body, BoxError};
 /// interval is longer than half the gap. Not Caddy or Go's `httputil.ReverseProxy`: both flush
 /// `text/event-stream` and unknown-length responses at once, whatever their flush interval says.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct FlushInterval {
     /// Milliseconds from the first byte held to the flush.
-    #[serde(default = "default_every")]
     pub every_ms: u64,
-}
-
-fn default_every() -> u64 {
-    1000
 }
 
 impl Default for FlushInterval {
     fn default() -> Self {
         FlushInterval {
-            every_ms: default_every(),
+            every_ms: 1000,
         }
     }
 }

@@ -16,21 +16,16 @@ use crate::{Body, BoxError};
 /// has been silent for `every_ms`. `check` puts it next to the origin to measure whether heartbeats would
 /// fix a cut chain; it is not infrastructure, so it is not in the default matrix.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Heartbeat {
     /// Write a `:` comment after this many milliseconds without a byte from upstream.
-    #[serde(default = "default_heartbeat")]
     pub every_ms: u64,
-}
-
-fn default_heartbeat() -> u64 {
-    500
 }
 
 impl Default for Heartbeat {
     fn default() -> Self {
         Heartbeat {
-            every_ms: default_heartbeat(),
+            every_ms: 500,
         }
     }
 }

@@ -15,21 +15,16 @@ use crate::{Body, BoxError};
 /// Models an idle timeout (nginx `proxy_read_timeout`, ALB, Cloudflare 100 s) scaled down: ends the
 /// response abruptly after `after_ms` without a byte from upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct IdleCut {
     /// Close the response after this many milliseconds without a byte from upstream.
-    #[serde(default = "default_idle")]
     pub after_ms: u64,
-}
-
-fn default_idle() -> u64 {
-    1000
 }
 
 impl Default for IdleCut {
     fn default() -> Self {
         IdleCut {
-            after_ms: default_idle(),
+            after_ms: 1000,
         }
     }
 }
