@@ -55,13 +55,17 @@ struct Sink {
 
 impl Write for Sink {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if data.len() as u64 > self.room {
+        if self.room == 0 && !data.is_empty() {
             self.overflowed = true;
             return Err(std::io::Error::other("decoded body exceeds its limit"));
         }
-        self.room -= data.len() as u64;
-        self.buf.extend_from_slice(data);
-        Ok(data.len())
+        // Up to the budget: the bytes before the limit are delivered, the rest refused.
+        let n = data
+            .len()
+            .min(usize::try_from(self.room).unwrap_or(usize::MAX));
+        self.room -= n as u64;
+        self.buf.extend_from_slice(&data[..n]);
+        Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -87,6 +91,8 @@ pub struct Decoder {
     inner: Inner,
     produced: u64,
     limit: u64,
+    /// The limit was reached: the output was cut there and nothing more is decoded.
+    over: bool,
 }
 
 /// Input is fed in slices of this size so that a compression bomb cannot expand one read without bound.
@@ -121,6 +127,7 @@ impl Decoder {
             inner,
             produced: 0,
             limit,
+            over: false,
         }
     }
 
@@ -149,18 +156,60 @@ impl Decoder {
         }
     }
 
-    /// Decode the next read; returns the bytes it made available.
+    /// Decode the next read; returns the bytes it made available. When they reach the limit, the bytes
+    /// up to it are returned and [`Decoder::over_limit`] says so; every later call is
+    /// [`DecodeError::TooLarge`].
     pub fn push(&mut self, input: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        if self.over {
+            return Err(DecodeError::TooLarge { limit: self.limit });
+        }
         let mut out = Vec::new();
         for slice in input.chunks(SLICE) {
-            let got = self.push_slice(slice)?;
-            self.produced += got.len() as u64;
-            if self.produced > self.limit {
-                return Err(DecodeError::TooLarge { limit: self.limit });
+            let got = match self.push_slice(slice) {
+                Ok(got) => got,
+                Err(DecodeError::TooLarge { .. }) => {
+                    self.over = true;
+                    self.take_partial()
+                }
+                Err(e) => return Err(e),
+            };
+            let room = self.limit.saturating_sub(self.produced);
+            let keep = got.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            self.produced += keep as u64;
+            if keep < got.len() {
+                self.over = true;
             }
-            out.extend(got);
+            if out.is_empty() {
+                // One slice can decode to megabytes (a bomb): move it rather than copy it.
+                let mut got = got;
+                got.truncate(keep);
+                out = got;
+            } else {
+                out.extend_from_slice(&got[..keep]);
+            }
+            if self.over {
+                break;
+            }
         }
         Ok(out)
+    }
+
+    /// The decoded body reached the limit: the output was cut there.
+    pub fn over_limit(&self) -> bool {
+        self.over
+    }
+
+    /// What a decoder wrote before it overflowed its sink.
+    fn take_partial(&mut self) -> Vec<u8> {
+        let sink = match &mut self.inner {
+            Inner::Gzip(d) => d.get_mut(),
+            Inner::Zlib(d) => d.get_mut(),
+            Inner::RawDeflate(d) => d.get_mut(),
+            Inner::Brotli(d) => d.get_mut(),
+            Inner::Zstd(d) => d.get_mut(),
+            _ => return Vec::new(),
+        };
+        std::mem::take(&mut sink.buf)
     }
 
     fn push_slice(&mut self, input: &[u8]) -> Result<Vec<u8>, DecodeError> {
@@ -287,13 +336,21 @@ mod tests {
             d.push(b"this is not gzip at all"),
             Err(DecodeError::Corrupt { .. })
         ));
+        // A bomb decodes up to the limit, exactly: those bytes are delivered, then nothing more.
         let bomb = gzip(&vec![b'a'; 1 << 20]);
         let mut d = Decoder::new(Coding::Gzip, 64 * 1024);
+        assert_eq!(d.push(&bomb).unwrap(), vec![b'a'; 64 * 1024]);
+        assert!(d.over_limit());
         assert!(matches!(d.push(&bomb), Err(DecodeError::TooLarge { .. })));
-        // a few bytes of zstd that expand to 64 MiB stop at the limit inside one call
-        let zbomb = zstd::encode_all(vec![0u8; 64 << 20].as_slice(), 19).unwrap();
+        // a few bytes of zstd that expand to 64 MiB stop at the limit inside one call, and what came
+        // before the limit is not lost with the rest
+        let zbomb = zstd::encode_all(vec![b'z'; 64 << 20].as_slice(), 19).unwrap();
         assert!(zbomb.len() < 8192, "{}", zbomb.len());
         let mut d = Decoder::new(Coding::Zstd, 1 << 20);
-        assert!(matches!(d.push(&zbomb), Err(DecodeError::TooLarge { .. })));
+        assert_eq!(d.push(&zbomb).unwrap(), vec![b'z'; 1 << 20]);
+        assert!(d.over_limit());
+        let mut d = Decoder::new(Coding::Identity, 10);
+        assert_eq!(d.push(b"0123456789abc").unwrap(), b"0123456789");
+        assert!(d.over_limit());
     }
 }

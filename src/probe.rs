@@ -277,6 +277,25 @@ impl Recording {
         self.reads.last().map(|r| r.at)
     }
 
+    /// Keep at most `events` events, the reads they arrived in (and at least `reads` reads), and as many
+    /// comment instants as events; what goes is counted in `events_dropped` and `reads_dropped` (the
+    /// parser's facts keep the exact totals). For a recording that is already judged and only needs
+    /// to be shown: `check` keeps every chain's recording until its report is written.
+    pub fn compact(&mut self, events: usize, reads: usize) {
+        if self.events.len() > events {
+            self.events_dropped += (self.events.len() - events) as u64;
+            self.events.truncate(events);
+        }
+        let needed = self.events.last().map_or(0, |a| a.read + 1);
+        let keep = reads.max(needed).min(self.reads.len());
+        self.reads_dropped += (self.reads.len() - keep) as u64;
+        self.reads.truncate(keep);
+        self.comments.truncate(events);
+        self.events.shrink_to_fit();
+        self.reads.shrink_to_fit();
+        self.comments.shrink_to_fit();
+    }
+
     /// How long no byte had come when the recording ended (the idle limit, for a cut stream).
     pub fn silence_at_end(&self) -> Duration {
         self.ended_at
@@ -296,8 +315,11 @@ pub enum ProbeError {
     Client(#[source] reqwest::Error),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    #[error("failed to connect to {url}{hint}")]
+    #[error("failed to {stage} {url}{hint}")]
     Connect {
+        /// `connect to` when no connection was made, `read the response head from` when the answer was
+        /// not a usable HTTP response head.
+        stage: &'static str,
         url: String,
         /// Extra explanation for known failure shapes (empty otherwise).
         hint: String,
@@ -353,6 +375,11 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
         }
         Ok(Err(e)) => {
             return Err(ProbeError::Connect {
+                stage: if e.is_connect() || e.is_timeout() {
+                    "connect to"
+                } else {
+                    "read the response head from"
+                },
                 url: redact_url(&req.url),
                 hint: connect_hint(&e),
                 // reqwest's message repeats the URL unredacted: drop it (ours is redacted above).
@@ -527,7 +554,7 @@ impl Body {
         }
         let limit = if req.limits.max_events.is_some_and(|m| rec.events.len() >= m) {
             LimitKind::Events
-        } else if rec.wire_bytes > req.limits.max_bytes {
+        } else if rec.wire_bytes > req.limits.max_bytes || decoder.over_limit() {
             LimitKind::Bytes
         } else {
             return None;
@@ -588,6 +615,12 @@ fn connect_hint(e: &reqwest::Error) -> String {
         " (an HTTP/2 response carrying connection-specific headers such as Connection, Keep-Alive or \
          Transfer-Encoding is rejected as malformed: see the finding hop-by-hop-header-on-h2)"
             .into()
+    } else if chain.contains("head is too large") {
+        " (the response's header block is larger than the HTTP client accepts, about 400 KiB; a browser \
+         refuses it too)"
+            .into()
+    } else if chain.contains("invalid http version") || chain.contains("invalid status") {
+        " (the server's first line is not an HTTP status line)".into()
     } else {
         String::new()
     }
@@ -779,7 +812,7 @@ mod tests {
             gz.finish().unwrap(),
         )
         .await;
-        let rec = probe(&ProbeRequest::new(url)).await.unwrap();
+        let mut rec = probe(&ProbeRequest::new(url)).await.unwrap();
         assert_eq!(rec.facts.events, 250_001, "every event is counted");
         assert_eq!(rec.events.len(), EVENTS_KEPT);
         assert_eq!(rec.events_dropped, 250_001 - EVENTS_KEPT as u64);
@@ -795,6 +828,13 @@ mod tests {
             .sum();
         assert!(kept < 2 << 20, "{kept} bytes of event records");
         assert!(rec.body.len() <= BODY_KEPT);
+        let reads = rec.reads.len() as u64;
+        rec.compact(100, 1);
+        assert_eq!(rec.events.len(), 100);
+        assert_eq!(rec.events_dropped, 250_001 - 100);
+        // The reads the kept events arrived in stay, so every kept event still points at its read.
+        assert!(rec.events.iter().all(|a| a.read < rec.reads.len()));
+        assert_eq!(rec.reads.len() as u64 + rec.reads_dropped, reads);
     }
 
     #[tokio::test]

@@ -242,18 +242,164 @@ pub fn live_count() -> usize {
     LIVE.lock().map(|l| l.len()).unwrap_or(0)
 }
 
-/// The last `n` lines of a log file (empty when unreadable), each at most 400 characters.
+/// A private (0700) working directory under the system temp dir, `ssegate-<kind>-<pid>.<start>-XXXXXX`,
+/// removed when dropped. The name carries this process's pid and start time so that the directories a
+/// killed ssegate (SIGKILL, no destructors) left behind can be recognised: the first call in a process
+/// removes every such directory whose process is gone ([`sweep_stale`]).
+pub fn private_dir(kind: &str) -> io::Result<tempfile::TempDir> {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| {
+        sweep_stale(&std::env::temp_dir());
+    });
+    tempfile::Builder::new()
+        .prefix(&format!(
+            "ssegate-{kind}-{}.{}-",
+            std::process::id(),
+            start_time(std::process::id() as i32).unwrap_or(0)
+        ))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+}
+
+/// The start time of a process (clock ticks after boot, `/proc/PID/stat` field 22); None once it is gone.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// Remove the `ssegate-<kind>-<pid>.<start>-…` directories in `dir` whose process no longer runs (or
+/// whose pid now belongs to a later process), and return how many went. A directory of a live ssegate,
+/// one owned by another user, or one named otherwise is left alone.
+pub fn sweep_stale(dir: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let me = unsafe { libc::geteuid() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(owner) = name.to_str().and_then(stale_owner) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        if !meta.is_dir() || meta.uid() != me {
+            continue;
+        }
+        let (pid, start) = owner;
+        if start_time(pid).is_some_and(|s| s == start) {
+            continue;
+        }
+        if std::fs::remove_dir_all(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// `(pid, start)` from a private directory's name, `ssegate-<kind>-<pid>.<start>-<random>`.
+fn stale_owner(name: &str) -> Option<(i32, u64)> {
+    let rest = name.strip_prefix("ssegate-")?;
+    let (owner, _random) = rest.rsplit_once('-')?;
+    let (_kind, owner) = owner.rsplit_once('-')?;
+    let (pid, start) = owner.split_once('.')?;
+    Some((pid.parse().ok()?, start.parse().ok()?))
+}
+
+/// Bytes read from the end of a log for [`tail`]: a target that writes hundreds of megabytes of log
+/// costs no more to explain than one that writes a line.
+const TAIL_BYTES: u64 = 64 << 10;
+
+/// The last `n` lines of a log file (empty when unreadable), each at most 400 characters. Only the file's
+/// last 64 KiB are read.
 pub fn tail(path: &Path, n: usize) -> String {
-    let Ok(bytes) = std::fs::read(path) else {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
         return String::new();
     };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = len.saturating_sub(TAIL_BYTES);
+    let mut bytes = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.take(TAIL_BYTES).read_to_end(&mut bytes).is_err()
+    {
+        return String::new();
+    }
     let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
+    let mut lines: Vec<&str> = text.lines().collect();
+    if from > 0 && !lines.is_empty() {
+        // The first line read is probably the end of a longer one.
+        lines.remove(0);
+    }
     lines[lines.len().saturating_sub(n)..]
         .iter()
         .map(|l| l.chars().take(400).collect::<String>())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Looks for a text in a growing log file, reading each byte once: every [`LogScan::found`] reads only
+/// what was appended since the last call (at most 1 MiB per call), and keeps just enough of the end to
+/// find a text split across two reads.
+#[derive(Debug)]
+pub struct LogScan {
+    path: std::path::PathBuf,
+    offset: u64,
+    carry: Vec<u8>,
+}
+
+/// Bytes of new log read per [`LogScan::found`] call.
+const SCAN_STEP: u64 = 1 << 20;
+
+impl LogScan {
+    pub fn new(path: impl Into<std::path::PathBuf>) -> LogScan {
+        LogScan {
+            path: path.into(),
+            offset: 0,
+            carry: Vec::new(),
+        }
+    }
+
+    /// Whether `text` appears in what the file holds so far (false while it is missing or unreadable).
+    pub fn found(&mut self, text: &str) -> bool {
+        use std::io::{Read, Seek, SeekFrom};
+        let needle = text.as_bytes();
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            return false;
+        };
+        loop {
+            let mut buf = std::mem::take(&mut self.carry);
+            let kept = buf.len();
+            if f.seek(SeekFrom::Start(self.offset)).is_err() {
+                self.carry = buf;
+                return false;
+            }
+            let got = match (&mut f).take(SCAN_STEP).read_to_end(&mut buf) {
+                Ok(n) => n,
+                Err(_) => {
+                    buf.truncate(kept);
+                    self.carry = buf;
+                    return false;
+                }
+            };
+            self.offset += got as u64;
+            if memchr::memmem::find(&buf, needle).is_some() {
+                return true;
+            }
+            let keep = needle.len().saturating_sub(1).min(buf.len());
+            buf.drain(..buf.len() - keep);
+            self.carry = buf;
+            if (got as u64) < SCAN_STEP {
+                return false;
+            }
+        }
+    }
 }
 
 /// Find an executable on `PATH` or in the sbin directories Debian installs daemons into.
@@ -364,5 +510,67 @@ mod tests {
         std::fs::write(&p, "a\nb\nc\n").unwrap();
         assert_eq!(tail(&p, 2), "b\nc");
         assert_eq!(tail(&dir.path().join("missing"), 2), "");
+    }
+
+    #[test]
+    fn stale_private_dirs_are_swept_and_live_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let me = std::process::id() as i32;
+        let live = format!("ssegate-nginx-{me}.{}-aaaaaa", start_time(me).unwrap());
+        // A pid that no longer runs, and our pid with another start time (a reused pid).
+        let dead = "ssegate-nginx-999999999.5-bbbbbb".to_string();
+        let reused = format!("ssegate-target-{me}.1-cccccc");
+        let foreign = "ssegate-notes".to_string();
+        for d in [&live, &dead, &reused, &foreign] {
+            std::fs::create_dir(tmp.path().join(d)).unwrap();
+            std::fs::write(tmp.path().join(d).join("error.log"), "GET /?token=x").unwrap();
+        }
+        assert_eq!(sweep_stale(tmp.path()), 2);
+        let left: BTreeSet<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left, BTreeSet::from([live, foreign]));
+    }
+
+    #[test]
+    fn private_dirs_carry_their_owner_and_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = private_dir("test").unwrap();
+        let name = d.path().file_name().unwrap().to_str().unwrap().to_string();
+        let me = std::process::id() as i32;
+        assert_eq!(stale_owner(&name), Some((me, start_time(me).unwrap())));
+        let mode = std::fs::metadata(d.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn tail_reads_only_the_end_of_a_huge_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let mut text = "noise line\n".repeat(20_000);
+        text.push_str("the last words\n");
+        std::fs::write(&p, text).unwrap();
+        assert_eq!(tail(&p, 2), "noise line\nthe last words");
+    }
+
+    #[test]
+    fn a_log_scan_reads_each_byte_once_and_finds_text_split_across_writes() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let mut scan = LogScan::new(&p);
+        assert!(!scan.found("ready"), "no file yet");
+        let mut f = std::fs::File::create(&p).unwrap();
+        // More than one read step of noise, then the text split across two appends.
+        f.write_all(&vec![b'.'; (SCAN_STEP + 10) as usize]).unwrap();
+        f.write_all(b"rea").unwrap();
+        f.flush().unwrap();
+        assert!(!scan.found("ready"));
+        assert_eq!(scan.offset, SCAN_STEP + 13);
+        assert!(scan.carry.len() <= 4, "keeps only what a split text needs");
+        f.write_all(b"dy\n").unwrap();
+        f.flush().unwrap();
+        assert!(scan.found("ready"));
     }
 }

@@ -28,17 +28,16 @@
 //! * `events` — events dispatched.
 //! * `blocks_without_data` — blank lines that closed a block containing
 //!   fields or comments but no `data`, so nothing was dispatched.
-//! * `line_too_long` — a line exceeded the configured limit; parsing stops
-//!   (memory stays bounded) and the value is the number of bytes of that line
-//!   seen (it keeps growing while more bytes of the same line are fed).
+//! * `line_too_long` — the longest line that exceeded the configured limit, in
+//!   bytes. Only the limit's worth of it is kept (memory stays bounded) and
+//!   parsing goes on; the value grows while bytes of a line that has not
+//!   ended yet are fed, so a stream that never sends a line break is seen.
 //! * `unterminated` — set by [`Parser::finish`] when the stream ended with
 //!   bytes after the last dispatch point: a final event without its blank
 //!   line is *discarded* by browsers, which is a classic delivery bug.
 //! * `bytes` — total bytes fed.
 //!
-//! Facts are only counted for input the parser actually interpreted: once a
-//! line is over the limit only `bytes`, `line_too_long` and the undispatched
-//! tail keep being tracked. Line-ending counts are exact once
+//! Line-ending counts are exact once
 //! [`Parser::finish`] has been called (a trailing CR is classified as CR or
 //! CRLF only when the next byte, or the end of the stream, is seen).
 
@@ -107,12 +106,27 @@ pub struct LineEndings {
 /// Bytes left undispatched at the end of the stream.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Unterminated {
-    /// bytes received after the last dispatch point (last blank line) that were never dispatched, capped at 256 bytes kept
+    /// bytes received after the last dispatch point (last blank line) that were never dispatched, capped at 256 bytes kept;
+    /// in JSON as text (bytes that are not UTF-8 shown as U+FFFD)
+    #[serde(with = "lossy_text")]
     pub bytes: Vec<u8>,
     /// total length of that tail
     pub len: u64,
     /// whether the tail contained at least one data field (i.e. an event was lost, not just a comment/partial line)
     pub had_data: bool,
+}
+
+/// Bytes as (lossy) text in serialized documents: readable, where a list of numbers is not.
+mod lossy_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        Ok(String::deserialize(d)?.into_bytes())
+    }
 }
 
 /// Facts about how the stream was framed; see the module documentation.
@@ -296,9 +310,14 @@ impl Parser {
                 self.facts.line_endings.cr += 1;
             }
             let Some(pos) = input.iter().position(is_eol) else {
-                // No terminator: the whole input belongs to the current line.
+                // No terminator: the whole input belongs to the current line, which may already be
+                // too long (and may never end: a stream of bytes without a line break).
                 self.append_line(input);
                 self.push_tail(input);
+                if self.line_len > self.max_line as u64 {
+                    let longest = self.facts.line_too_long.unwrap_or(0).max(self.line_len);
+                    self.facts.line_too_long = Some(longest);
+                }
                 return;
             };
             let (chunk, rest) = input.split_at(pos);
@@ -883,6 +902,19 @@ mod tests {
         assert_eq!(e.data, "é");
         assert_eq!(e.data_len(), "éé and more".len() as u64);
         assert_eq!(p.facts().invalid_utf8_lines, 0);
+    }
+
+    #[test]
+    fn a_line_that_never_ends_is_too_long_before_it_ends() {
+        let mut items = Vec::new();
+        let mut p = Parser::with_max_line(16);
+        for _ in 0..10 {
+            p.feed(&[b'y'; 100], &mut items);
+        }
+        assert_eq!(p.facts().line_too_long, Some(1000));
+        p.finish(&mut items);
+        assert_eq!(p.facts().line_too_long, Some(1000));
+        assert!(items.is_empty());
     }
 
     #[test]

@@ -54,17 +54,23 @@ fn clean_message(m: &str) -> String {
 /// The key whose value starts at (`line`, `column`), when that line reads `key: value` (or `- key:`).
 fn key_at(src: &str, line: usize, column: usize) -> Option<String> {
     let text = src.lines().nth(line.checked_sub(1)?)?;
+    let is_key =
+        |k: &str| !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || "_-.".contains(c));
+    // The location may be a key itself (a `name: value` pair whose value is wrong): that key.
+    if let Some((k, _)) = text
+        .get(column.saturating_sub(1)..)
+        .and_then(|t| t.split_once(':'))
+        && is_key(k)
+    {
+        return Some(k.to_string());
+    }
     let before = text.get(..column.saturating_sub(1).min(text.len()))?;
     let (head, _) = before.rsplit_once(':')?;
     let key = head
         .rsplit(['{', ',', ' ', '-'])
         .find(|k| !k.is_empty())?
         .trim_matches(['"', '\'']);
-    (!key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_alphanumeric() || "_-.".contains(c)))
-    .then(|| key.to_string())
+    is_key(key).then(|| key.to_string())
 }
 
 /// The YAML library's messages in the project's words, naming the field when the library does not.

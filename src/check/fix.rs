@@ -63,14 +63,16 @@ pub(super) async fn run_chain(
         recording: first.recording,
         verdict: first.verdict,
     };
-    if m.queued || !ctx.judge_fix || m.verdict.delivery == Delivery::Streamed {
-        return Ok(m);
+    let judge = !m.queued && ctx.judge_fix && m.verdict.delivery != Delivery::Streamed;
+    if judge {
+        match measure_fix(ctx, &m, hops, alone).await? {
+            Some(fix) => m.fix = Some(fix),
+            // A re-run queued at the origin: the chain is run again alone.
+            None => m.queued = true,
+        }
     }
-    match measure_fix(ctx, &m, hops, alone).await? {
-        Some(fix) => m.fix = Some(fix),
-        // A re-run queued at the origin: the chain is run again alone.
-        None => m.queued = true,
-    }
+    m.recording
+        .compact(super::CHAIN_EVENTS_KEPT, super::CHAIN_READS_KEPT);
     Ok(m)
 }
 

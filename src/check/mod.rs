@@ -555,6 +555,12 @@ async fn upstream_addr(url: &str) -> Result<SocketAddr, CheckError> {
     })
 }
 
+/// Events and reads of each chain's recording kept for the report once the chain is judged (the rest are
+/// counted): `check` holds every chain's recording until its report is written, so its memory would
+/// otherwise grow with the matrix (about 5 MiB a chain on a firehose).
+pub const CHAIN_EVENTS_KEPT: usize = 1_000;
+pub const CHAIN_READS_KEPT: usize = 2_000;
+
 /// One chain as measured, before the gate's policy.
 pub struct Measured {
     name: String,

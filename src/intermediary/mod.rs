@@ -259,8 +259,8 @@ impl<'de> Deserialize<'de> for HopSpec {
                 let Some(key) = map.next_key::<String>()? else {
                     return Err(de::Error::custom("empty hop"));
                 };
-                let hop = if programs::program(&key).is_some() {
-                    let config: String = map.next_value()?;
+                let hop = if let Some(program) = programs::program(&key) {
+                    let ConfigName(config) = map.next_value_seed(ConfigOf(program))?;
                     HopSpec::real(&key, &config).map_err(de::Error::custom)?
                 } else {
                     match Builtin::parse(&key, &mut map)? {
@@ -279,6 +279,33 @@ impl<'de> Deserialize<'de> for HopSpec {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// The config a real program's hop names (`nginx: gzip`): a plain name, or the error says which exist.
+struct ConfigName(String);
+
+struct ConfigOf(&'static process::Program);
+
+impl<'de> de::DeserializeSeed<'de> for ConfigOf {
+    type Value = ConfigName;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ConfigName, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ConfigOf {
+    type Value = ConfigName;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "the name of one {} config ({})",
+            self.0.name,
+            self.0.configs().join(", ")
+        )
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<ConfigName, E> {
+        Ok(ConfigName(v.to_string()))
     }
 }
 

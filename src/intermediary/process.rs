@@ -308,11 +308,7 @@ struct Prefix {
 
 impl Prefix {
     fn create(program: &str, name: &str) -> Result<Prefix, HopError> {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("ssegate-{program}-"))
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .tempdir()
-            .map_err(|source| spawn_error(name, source))?;
+        let dir = crate::proc::private_dir(program).map_err(|source| spawn_error(name, source))?;
         std::fs::create_dir_all(dir.path().join("tmp"))
             .map_err(|source| spawn_error(name, source))?;
         let nonce = format!(

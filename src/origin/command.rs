@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -125,11 +125,7 @@ impl CommandTarget {
             program: program.clone(),
             source,
         };
-        let dir = tempfile::Builder::new()
-            .prefix("ssegate-target-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .tempdir()
-            .map_err(spawn_err)?;
+        let dir = crate::proc::private_dir("target").map_err(spawn_err)?;
         let stdout = std::fs::File::create(dir.path().join("stdout.log")).map_err(spawn_err)?;
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).map_err(spawn_err)?;
         let mut cmd = Command::new(substitute(first, port));
@@ -180,15 +176,6 @@ impl CommandTarget {
         }
     }
 
-    fn log_contains(&self, text: &str) -> bool {
-        let has = |p: &Path| {
-            std::fs::read(p)
-                .map(|b| String::from_utf8_lossy(&b).contains(text))
-                .unwrap_or(false)
-        };
-        has(&self.dir.path().join("stdout.log")) || has(&self.dir.path().join("stderr.log"))
-    }
-
     /// Fail if the server has exited.
     pub fn check_alive(&mut self) -> Result<(), TargetError> {
         match self.guard.try_wait() {
@@ -214,6 +201,12 @@ impl CommandTarget {
             (None, Some(l)) => format!("{l:?} never appeared in its output"),
             (None, None) => format!("nothing accepted connections on port {}", self.port),
         };
+        // The output is scanned as it grows, each byte once: a target that logs hundreds of megabytes
+        // before its ready line is not re-read every 50 ms.
+        let mut scans = [
+            crate::proc::LogScan::new(self.dir.path().join("stdout.log")),
+            crate::proc::LogScan::new(self.dir.path().join("stderr.log")),
+        ];
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(1))
@@ -227,7 +220,7 @@ impl CommandTarget {
                     .send()
                     .await
                     .is_ok(),
-                (None, Some(text), _) => self.log_contains(text),
+                (None, Some(text), _) => scans.iter_mut().any(|s| s.found(text)),
                 _ => tokio::net::TcpStream::connect(self.addr()).await.is_ok(),
             };
             if ok {

@@ -551,7 +551,16 @@ fn stream_cut(rec: &Recording, tm: &Timing) -> Finding {
     let last = rec.last_read_at().unwrap_or(rec.headers_at);
     // The transport's own wording stays in the recording; the evidence uses a stable category.
     let reason = match &rec.end {
-        End::Aborted { .. } => "aborted: the body ended inside a chunk or the connection reset",
+        End::Aborted { .. } => match rec.framing {
+            BodyFraming::ContentLength => {
+                "aborted: the connection closed before the declared Content-Length"
+            }
+            BodyFraming::Chunked => {
+                "aborted: the body ended inside a chunk or the connection reset"
+            }
+            BodyFraming::CloseDelimited => "aborted: the connection reset",
+            BodyFraming::Frames => "aborted: the HTTP/2 stream was reset",
+        },
         End::Undecodable { .. } => "the body could not be decoded",
         _ => "ended cleanly but early",
     };
@@ -1027,7 +1036,14 @@ fn limit_finding(rec: &Recording) -> Option<Finding> {
             limit: LimitKind::Bytes,
         } => Some(Finding::new(
             FindingId::ByteLimitReached,
-            format!("stopped after {} bytes", rec.wire_bytes),
+            if rec.decoded_bytes > rec.wire_bytes {
+                format!(
+                    "stopped after {} decoded bytes ({} on the wire)",
+                    rec.decoded_bytes, rec.wire_bytes
+                )
+            } else {
+                format!("stopped after {} bytes", rec.wire_bytes)
+            },
         )),
         End::Limit {
             limit: LimitKind::Duration,

@@ -2,6 +2,7 @@
 
 mod check;
 mod cli;
+mod hostile;
 mod invalid;
 mod secrets;
 mod util;

@@ -16,21 +16,36 @@ pub fn code_and_stderr(cmd: &mut Command) -> (Option<i32>, String) {
     )
 }
 
-/// `tests/servers/sse_origin.py PORT ARGS…` on a free port, started and listening; killed on drop.
+/// A server from `tests/servers/` on a free port, started and listening; killed on drop.
 pub struct PythonOrigin {
     child: std::process::Child,
     pub port: u16,
 }
 
 impl PythonOrigin {
+    /// `tests/servers/sse_origin.py PORT ARGS…`.
     pub fn start(args: &[&str]) -> PythonOrigin {
+        PythonOrigin::script("sse_origin.py", args)
+    }
+
+    /// `tests/servers/hostile.py PORT`: a hostile response per path.
+    pub fn hostile() -> PythonOrigin {
+        PythonOrigin::script("hostile.py", &[])
+    }
+
+    /// `http://127.0.0.1:PORT/PATH`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    fn script(name: &str, args: &[&str]) -> PythonOrigin {
         use std::io::BufRead;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/servers/sse_origin.py");
+        let script = format!("{}/tests/servers/{name}", env!("CARGO_MANIFEST_DIR"));
         let mut child = Command::new("python3")
             .arg(script)
             .arg(port.to_string())
