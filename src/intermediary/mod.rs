@@ -208,7 +208,7 @@ impl HopSpec {
     /// infrastructure, one chain each.
     pub fn default_matrix() -> Vec<(String, HopSpec)> {
         let mut m = Vec::new();
-        for p in programs::PROGRAMS {
+        for p in programs::PROGRAMS.iter().filter(|p| p.in_default) {
             for c in p.matrix {
                 m.push((
                     format!("{}-{c}", p.name),

@@ -6,10 +6,11 @@
 //!
 //! 1. a private prefix directory (`ssegate-<name>-…` under the system temp dir, with `tmp/` inside);
 //! 2. a reserved 127.0.0.1 port, and a readiness nonce unique to this start;
-//! 3. the config: `_base` with `{{port}}`, `{{upstream}}`, `{{prefix}}` and `{{nonce}}` filled in and the
-//!    config's own text put in place of the `{{config}}` line, indented like it;
-//! 4. the program's argv (`{prefix}` and `{config}` filled in), stdout to nothing, stderr to
-//!    `<prefix>/stderr.log`, in its own process group ([`ChildGuard`]);
+//! 3. the config, `<prefix>/<name>.<ext>`: `_base` with the config's own text put in place of the
+//!    `{{config}}` line (indented like it), then `{{port}}`, `{{upstream}}` (`127.0.0.1:PORT`),
+//!    `{{upstream_host}}`, `{{upstream_port}}`, `{{prefix}}` and `{{nonce}}` filled in everywhere;
+//! 4. the program's argv and environment (`{prefix}` and `{config}` filled in), stdout to nothing, stderr
+//!    to `<prefix>/stderr.log`, in its own process group ([`ChildGuard`]);
 //! 5. readiness: `GET /__ssegate_ready` must answer the nonce (so a process that won a port race cannot pass
 //!    for ours) within 10 s; an early exit is reported with its status and the tails of the program's logs,
 //!    and a lost port race ([`Program::port_taken`] in the logs) is retried on a new port.
@@ -49,22 +50,69 @@ pub struct Program {
     pub ext: &'static str,
     /// The config a chain gets when it names the program alone.
     pub default_config: &'static str,
-    /// The configs `check`'s default matrix runs.
+    /// The configs `matrix: real` runs (the profiles users deploy; test-only configs such as
+    /// `short-idle` are left out).
     pub matrix: &'static [&'static str],
+    /// Whether `check`'s default matrix runs [`Program::matrix`] (kept small so the default stays fast).
+    pub in_default: bool,
     /// The command line after the executable; `{prefix}` and `{config}` (the rendered file) are filled in.
     pub argv: &'static [&'static str],
     /// Log files (relative to the prefix) whose last lines explain a failure; `stderr.log` is always added.
     pub logs: &'static [&'static str],
-    /// Arguments that print the version, and the prefix of the word that carries it (`nginx/`).
+    /// Files the program needs besides its executable (a node module, the real server behind a launcher
+    /// script); one that is missing makes the hop missing, naming [`Program::package`].
+    pub needs: &'static [&'static str],
+    /// When ssegate runs as root, the prefix is handed to this user: the program switches to it at
+    /// start-up and must still write there (Squid refuses to run as root).
+    pub owner_if_root: Option<&'static str>,
+    /// Environment variables the program runs with (`{prefix}` filled in), e.g. a private `HOME`.
+    pub child_env: &'static [(&'static str, &'static str)],
+    /// Arguments that print the version, and where in their output the version is. When the first
+    /// one is `{exe}` the command is that one instead of the program's executable (a launcher script's
+    /// real server, a library's `package.json`).
     pub version_args: &'static [&'static str],
-    pub version_word: &'static str,
-    /// Log text that means the reserved port was taken before the program bound it.
+    pub version_word: VersionWord,
+    /// Log text (any case) that means the reserved port was taken before the program bound it.
     pub port_taken: &'static str,
     /// The cause a config is known to produce when it breaks a stream, with the operator's fix.
     pub known_cause: fn(config: &str) -> Option<(CauseId, &'static str)>,
 }
 
+/// Where a program's version output carries the version.
+#[derive(Debug, Clone, Copy)]
+pub enum VersionWord {
+    /// The first word that starts with this (`nginx/` in `nginx version: nginx/1.22.1`), as it is.
+    Prefix(&'static str),
+    /// The word after this one (`version` in `HAProxy version 2.6.12 …`), shown as `<name>/<word>`.
+    After(&'static str),
+    /// The first word of the output (`2.6.2`), shown as `<name>/<word>`.
+    First,
+}
+
+impl VersionWord {
+    /// The version in `text` (a program's version output), as `<name>/<version>`.
+    pub fn find(self, name: &str, text: &str) -> Option<String> {
+        let mut words = text.split_whitespace();
+        match self {
+            VersionWord::Prefix(p) => words.find(|w| w.starts_with(p)).map(str::to_string),
+            VersionWord::After(a) => {
+                words.find(|w| *w == a)?;
+                words.next().map(|w| format!("{name}/{w}"))
+            }
+            VersionWord::First => words.next().map(|w| format!("{name}/{w}")),
+        }
+    }
+}
+
 impl Program {
+    /// What precedes the version in [`Program::version`]'s answer (`nginx/`, `Apache/`, `haproxy/`).
+    pub fn version_label(&self) -> String {
+        match self.version_word {
+            VersionWord::Prefix(p) => p.to_string(),
+            VersionWord::After(_) | VersionWord::First => format!("{}/", self.name),
+        }
+    }
+
     /// The directory of this program's templates.
     pub fn templates(&self) -> PathBuf {
         crate::assets::dir(crate::assets::Kind::Proxies).join(self.name)
@@ -95,10 +143,20 @@ impl Program {
                 variable: self.env,
                 path: PathBuf::from(p),
             }),
-            None => crate::proc::which(self.binary).ok_or(HopError::Missing {
-                program: self.binary,
-                package: self.package,
-            }),
+            None => {
+                let missing = HopError::Missing {
+                    program: self.binary,
+                    package: self.package,
+                };
+                let exe = crate::proc::which(self.binary).ok_or(missing)?;
+                match self.needs.iter().find(|n| !Path::new(n).exists()) {
+                    Some(n) => Err(HopError::Missing {
+                        program: n,
+                        package: self.package,
+                    }),
+                    None => Ok(exe),
+                }
+            }
         }
     }
 
@@ -109,12 +167,20 @@ impl Program {
             return v;
         }
         let found = self.executable().ok().and_then(|bin| {
-            let out = Command::new(bin).args(self.version_args).output().ok()?;
+            let out = match self.version_args.split_first() {
+                Some((&"{exe}", rest)) => {
+                    let (exe, args) = rest.split_first()?;
+                    Command::new(crate::proc::which(exe)?)
+                        .args(args)
+                        .output()
+                        .ok()?
+                }
+                _ => Command::new(bin).args(self.version_args).output().ok()?,
+            };
             let text = String::from_utf8_lossy(&out.stderr).into_owned()
+                + " "
                 + &String::from_utf8_lossy(&out.stdout);
-            text.split_whitespace()
-                .find(|w| w.starts_with(self.version_word))
-                .map(str::to_string)
+            self.version_word.find(self.name, &text)
         });
         if let Ok(mut m) = SEEN.lock() {
             m.insert(self.name, found.clone());
@@ -153,6 +219,8 @@ impl Program {
         Ok(out
             .replace("{{port}}", &port.to_string())
             .replace("{{upstream}}", &upstream.to_string())
+            .replace("{{upstream_host}}", &upstream.ip().to_string())
+            .replace("{{upstream_port}}", &upstream.port().to_string())
             .replace("{{prefix}}", &prefix.display().to_string())
             .replace("{{nonce}}", nonce))
     }
@@ -184,8 +252,11 @@ impl ProcessHop {
         loop {
             attempt += 1;
             match self.start_once(upstream, &bin).await {
-                Err(HopError::Exited { log, .. })
-                    if attempt < PORT_ATTEMPTS && log.contains(self.program.port_taken) =>
+                Err(HopError::Exited { log, .. } | HopError::NotReady { log, .. })
+                    if attempt < PORT_ATTEMPTS
+                        && log
+                            .to_ascii_lowercase()
+                            .contains(&self.program.port_taken.to_ascii_lowercase()) =>
                 {
                     continue;
                 }
@@ -200,11 +271,19 @@ impl ProcessHop {
         let port = reserve_port(&name)?;
         let conf = self.write_config(&prefix, port, upstream, &name)?;
         let mut cmd = Command::new(bin);
+        let fill = |s: &str| {
+            s.replace("{prefix}", &prefix.path().display().to_string())
+                .replace("{config}", &conf.display().to_string())
+                .replace("{port}", &port.to_string())
+        };
+        if let Some(user) = self.program.owner_if_root {
+            give_to(prefix.path(), user).map_err(|source| spawn_error(&name, source))?;
+        }
         for arg in self.program.argv {
-            cmd.arg(
-                arg.replace("{prefix}", &prefix.path().display().to_string())
-                    .replace("{config}", &conf.display().to_string()),
-            );
+            cmd.arg(fill(arg));
+        }
+        for (k, v) in self.program.child_env {
+            cmd.env(k, fill(v));
         }
         let stderr = std::fs::File::create(prefix.path().join("stderr.log"))
             .map_err(|source| spawn_error(&name, source))?;
@@ -260,6 +339,7 @@ impl ProcessHop {
         name: &str,
     ) -> Result<(), HopError> {
         let started = Instant::now();
+        let mut polls = 0u32;
         loop {
             if let Some(status) = guard.try_wait() {
                 return Err(HopError::Exited {
@@ -270,6 +350,22 @@ impl ProcessHop {
             }
             if answers_nonce(addr, &prefix.nonce).await {
                 return Ok(());
+            }
+            // A program that logs the lost port race and keeps running (Traffic Server) is not
+            // waited for until the deadline.
+            polls += 1;
+            if polls % 20 == 0 {
+                let log = self.log_tail(prefix.path());
+                if log
+                    .to_ascii_lowercase()
+                    .contains(&self.program.port_taken.to_ascii_lowercase())
+                {
+                    return Err(HopError::NotReady {
+                        program: name.to_string(),
+                        waited_ms: started.elapsed().as_millis() as u64,
+                        log,
+                    });
+                }
             }
             if started.elapsed() > READY_WITHIN {
                 return Err(HopError::NotReady {
@@ -325,6 +421,29 @@ impl Prefix {
     fn path(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// When ssegate runs as root, give `dir` and everything in it to `user` (a program that switches to that
+/// user must still write its state there). Otherwise nothing: the program keeps ssegate's user.
+fn give_to(dir: &Path, user: &str) -> std::io::Result<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let name = std::ffi::CString::new(user).map_err(std::io::Error::other)?;
+    // SAFETY: getpwnam returns a pointer into static storage or null; it is read at once.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return Err(std::io::Error::other(format!("no user `{user}` to run as")));
+    }
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        std::os::unix::fs::lchown(&p, Some(uid), Some(gid))?;
+        if p.is_dir() && !p.is_symlink() {
+            stack.extend(std::fs::read_dir(&p)?.flatten().map(|e| e.path()));
+        }
+    }
+    Ok(())
 }
 
 fn spawn_error(name: &str, source: std::io::Error) -> HopError {
@@ -391,6 +510,24 @@ mod tests {
     }
 
     #[test]
+    fn versions_are_found_where_each_program_prints_them() {
+        let v = |w: VersionWord, text| w.find("x", text);
+        assert_eq!(
+            v(VersionWord::Prefix("nginx/"), "nginx version: nginx/1.22.1"),
+            Some("nginx/1.22.1".into())
+        );
+        assert_eq!(
+            v(
+                VersionWord::After("version"),
+                "HAProxy version 2.6.12-1 2026/10/17"
+            ),
+            Some("x/2.6.12-1".into())
+        );
+        assert_eq!(v(VersionWord::First, " 2.6.2\n"), Some("x/2.6.2".into()));
+        assert_eq!(v(VersionWord::After("version"), "no such word"), None);
+    }
+
+    #[test]
     fn the_private_prefix_is_readable_by_its_owner_only() {
         use std::os::unix::fs::PermissionsExt;
         let p = Prefix::create("nginx", "nginx (test)").unwrap();
@@ -436,10 +573,14 @@ mod tests {
             ext: "conf",
             default_config: "default",
             matrix: &[],
+            in_default: false,
             argv: &[],
             logs: &[],
+            needs: &[],
+            owner_if_root: None,
+            child_env: &[],
             version_args: &[],
-            version_word: "false/",
+            version_word: VersionWord::First,
             port_taken: "Address already in use",
             known_cause: |_| None,
         };

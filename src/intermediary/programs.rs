@@ -2,11 +2,23 @@
 //! `proxies/<name>/`. Adding a program is an entry here plus its templates; the mechanism is
 //! [`process`](super::process).
 
-use super::process::Program;
+use super::process::{Program, VersionWord};
 use crate::cause_id::CauseId;
 
 /// Every real program, by chain name.
-pub static PROGRAMS: &[&Program] = &[&NGINX];
+pub static PROGRAMS: &[&Program] = &[
+    &NGINX,
+    &CADDY,
+    &HAPROXY,
+    &APACHE,
+    &LIGHTTPD,
+    &H2O,
+    &VARNISH,
+    &SQUID,
+    &TRAFFICSERVER,
+    &HTTP_PROXY,
+    &EXPRESS,
+];
 
 /// The program a chain names, if any.
 pub fn program(name: &str) -> Option<&'static Program> {
@@ -24,6 +36,7 @@ pub static NGINX: Program = Program {
     ext: "conf",
     default_config: "default",
     matrix: &["default", "unbuffered", "gzip", "http11"],
+    in_default: true,
     argv: &[
         "-p",
         "{prefix}",
@@ -33,8 +46,11 @@ pub static NGINX: Program = Program {
         "{prefix}/error.log",
     ],
     logs: &["error.log"],
+    needs: &[],
+    owner_if_root: None,
+    child_env: &[],
     version_args: &["-v"],
-    version_word: "nginx/",
+    version_word: VersionWord::Prefix("nginx/"),
     port_taken: "Address already in use",
     known_cause: |config| match config {
         "short-idle" => Some((
@@ -43,5 +59,337 @@ pub static NGINX: Program = Program {
         )),
         "unbuffered" => None,
         _ => Some((CauseId::ProxyBuffering, NGINX_BUFFERING)),
+    },
+};
+
+/// Caddy 2 (`caddy run`), admin endpoint and automatic HTTPS off; its state (`autosave.json`, `~/.step`)
+/// goes to the prefix through `HOME` and the XDG variables, as no Caddyfile option stops it in 2.6.
+pub static CADDY: Program = Program {
+    name: "caddy",
+    binary: "caddy",
+    env: "SSEGATE_CADDY",
+    package: "caddy",
+    ext: "caddyfile",
+    default_config: "default",
+    matrix: &["default", "encode"],
+    in_default: false,
+    argv: &["run", "--config", "{config}", "--adapter", "caddyfile"],
+    logs: &[],
+    needs: &[],
+    owner_if_root: None,
+    child_env: &[
+        ("HOME", "{prefix}"),
+        ("XDG_CONFIG_HOME", "{prefix}/config"),
+        ("XDG_DATA_HOME", "{prefix}/data"),
+    ],
+    version_args: &["version"],
+    version_word: VersionWord::First,
+    port_taken: "address already in use",
+    known_cause: |config| match config {
+        "encode" => Some((
+            CauseId::CompressionBuffering,
+            "caddy: give `encode` a `match` block of response types that leaves out text/event-stream (Caddy 2.6 ignores `no-transform`)",
+        )),
+        "short-idle" => Some((
+            CauseId::IdleTimeout,
+            "caddy: raise `transport http { read_timeout }` above the stream's longest silence",
+        )),
+        _ => None,
+    },
+};
+
+/// HAProxy in the foreground (`-db`: no daemon, no master), one thread, Debian's packaged timeouts.
+pub static HAPROXY: Program = Program {
+    name: "haproxy",
+    binary: "haproxy",
+    env: "SSEGATE_HAPROXY",
+    package: "haproxy",
+    ext: "cfg",
+    default_config: "default",
+    matrix: &["default", "compression", "no-delay"],
+    in_default: false,
+    argv: &["-db", "-f", "{config}"],
+    logs: &[],
+    needs: &[],
+    owner_if_root: None,
+    child_env: &[],
+    version_args: &["-v"],
+    version_word: VersionWord::After("version"),
+    port_taken: "Address already in use",
+    known_cause: |config| match config {
+        "compression" => Some((
+            CauseId::CompressionBuffering,
+            "haproxy: leave text/event-stream out of `compression type` (HAProxy honours `Cache-Control: no-transform`)",
+        )),
+        "short-idle" => Some((
+            CauseId::IdleTimeout,
+            "haproxy: raise `timeout server` above the stream's longest silence",
+        )),
+        "default" => Some((
+            CauseId::AddedLatency,
+            "haproxy: `option http-no-delay` in the backend that serves the stream",
+        )),
+        _ => None,
+    },
+};
+
+/// Apache httpd 2.4 (`-DFOREGROUND`, event MPM, one child), mod_proxy_http; nothing from /etc/apache2.
+pub static APACHE: Program = Program {
+    name: "apache",
+    binary: "apache2",
+    env: "SSEGATE_APACHE",
+    package: "apache2",
+    ext: "conf",
+    default_config: "default",
+    matrix: &["default", "deflate"],
+    in_default: false,
+    argv: &["-DFOREGROUND", "-f", "{config}"],
+    logs: &["error.log"],
+    needs: &[],
+    owner_if_root: None,
+    child_env: &[],
+    version_args: &["-v"],
+    version_word: VersionWord::Prefix("Apache/"),
+    port_taken: "Address already in use",
+    known_cause: |config| match config {
+        "short-idle" => Some((
+            CauseId::IdleTimeout,
+            "apache: raise `ProxyTimeout` (or `timeout=` on the `ProxyPass`) above the stream's longest silence",
+        )),
+        // mod_deflate flushes with every event (measured): compressed, not held.
+        _ => None,
+    },
+};
+
+/// lighttpd 1.4 (`-D`: foreground, one process), mod_proxy.
+pub static LIGHTTPD: Program = Program {
+    name: "lighttpd",
+    binary: "lighttpd",
+    env: "SSEGATE_LIGHTTPD",
+    package: "lighttpd",
+    ext: "conf",
+    default_config: "default",
+    matrix: &["default", "streaming"],
+    in_default: false,
+    argv: &["-D", "-f", "{config}"],
+    logs: &["error.log"],
+    needs: &[],
+    owner_if_root: None,
+    child_env: &[],
+    version_args: &["-v"],
+    version_word: VersionWord::Prefix("lighttpd/"),
+    port_taken: "Address already in use",
+    known_cause: |config| match config {
+        "streaming" => None,
+        "short-idle" => Some((
+            CauseId::IdleTimeout,
+            "lighttpd: raise the backend's `read-timeout` in `proxy.server` above the stream's longest silence",
+        )),
+        _ => Some((
+            CauseId::WholeBodyBuffering,
+            "lighttpd: `server.stream-response-body = 2` (mod_proxy buffers the whole response by default)",
+        )),
+    },
+};
+
+/// h2o (`-m worker`: foreground), one thread; a perl crash handler runs in the same process group.
+pub static H2O: Program = Program {
+    name: "h2o",
+    binary: "h2o",
+    env: "SSEGATE_H2O",
+    package: "h2o",
+    ext: "conf",
+    default_config: "default",
+    matrix: &["default", "compress"],
+    in_default: false,
+    argv: &["-m", "worker", "-c", "{config}"],
+    logs: &["error.log"],
+    needs: &[],
+    owner_if_root: None,
+    child_env: &[],
+    version_args: &["-v"],
+    version_word: VersionWord::After("version"),
+    port_taken: "Address already in use",
+    known_cause: |config| match config {
+        "short-idle" => Some((
+            CauseId::IdleTimeout,
+            "h2o: raise `proxy.timeout.io` above the stream's longest silence",
+        )),
+        _ => Some((
+            CauseId::FirstByteDelay,
+            "h2o 2.2: the proxy sends the response head only with the first body bytes; have the origin write a `:ok` comment at once",
+        )),
+    },
+};
+
+/// Varnish Cache (`-F`: foreground manager plus its cache worker, one process group), the built-in VCL.
+pub static VARNISH: Program = Program {
+    name: "varnish",
+    binary: "varnishd",
+    env: "SSEGATE_VARNISHD",
+    package: "varnish",
+    ext: "vcl",
+    default_config: "default",
+    matrix: &["default"],
+    in_default: false,
+    argv: &[
+        "-F",
+        "-n",
+        "{prefix}/varnishd",
+        "-a",
+        "127.0.0.1:{port}",
+        "-f",
+        "{config}",
+        "-T",
+        "none",
+        "-j",
+        "none",
+        "-s",
+        "malloc,16m",
+    ],
+    logs: &[],
+    needs: &[],
+    owner_if_root: None,
+    child_env: &[],
+    version_args: &["-V"],
+    version_word: VersionWord::Prefix("varnish-"),
+    port_taken: "Address already in use",
+    known_cause: |config| match config {
+        "short-idle" => Some((
+            CauseId::IdleTimeout,
+            "varnish: raise `between_bytes_timeout` (backend definition or `bereq.between_bytes_timeout`) above the stream's longest silence",
+        )),
+        _ => Some((
+            CauseId::CachedStream,
+            "varnish: `return (pass)` for text/event-stream in `vcl_backend_response` (or `vcl_recv` for the route)",
+        )),
+    },
+};
+
+/// Squid as a reverse proxy (`-N`: no daemon, no kids), memory cache only; a service name per start
+/// (`-n`) so no shared-memory segment of a killed Squid is reused.
+pub static SQUID: Program = Program {
+    name: "squid",
+    binary: "squid",
+    env: "SSEGATE_SQUID",
+    package: "squid",
+    ext: "conf",
+    default_config: "accel",
+    matrix: &["accel"],
+    in_default: false,
+    argv: &["-N", "-n", "ssegate{port}", "-f", "{config}"],
+    logs: &["cache.log"],
+    needs: &[],
+    owner_if_root: Some("proxy"),
+    child_env: &[],
+    version_args: &["-v"],
+    version_word: VersionWord::After("Version"),
+    port_taken: "Address already in use",
+    known_cause: |config| match config {
+        "short-idle" => Some((
+            CauseId::IdleTimeout,
+            "squid: raise `read_timeout` above the stream's longest silence",
+        )),
+        _ => None,
+    },
+};
+
+/// Apache Traffic Server 9 (`traffic_server` alone, foreground). It reads a directory of configs, so the
+/// rendered file is a shell script that writes them into the prefix and `exec`s the server.
+pub static TRAFFICSERVER: Program = Program {
+    name: "trafficserver",
+    binary: "sh",
+    env: "SSEGATE_TRAFFICSERVER_SH",
+    package: "trafficserver",
+    ext: "sh",
+    default_config: "default",
+    matrix: &["default"],
+    in_default: false,
+    argv: &["{config}"],
+    logs: &["log/diags.log"],
+    needs: &["/usr/bin/traffic_server"],
+    owner_if_root: None,
+    child_env: &[],
+    version_args: &["{exe}", "traffic_server", "-V"],
+    version_word: VersionWord::After("Server"),
+    port_taken: "Address already in use",
+    known_cause: |_| {
+        Some((
+            CauseId::IdleTimeout,
+            "trafficserver: raise `proxy.config.http.transaction_no_activity_timeout_in` and `_out` (30 s) above the stream's longest silence",
+        ))
+    },
+};
+
+/// node-http-proxy (`createProxyServer`), the engine of webpack-dev-server and http-proxy-middleware.
+pub static HTTP_PROXY: Program = Program {
+    name: "http-proxy",
+    binary: "node",
+    env: "SSEGATE_NODE",
+    package: "node-http-proxy",
+    ext: "js",
+    default_config: "default",
+    matrix: &["default", "compression"],
+    in_default: false,
+    argv: &["{config}"],
+    logs: &[],
+    needs: &["/usr/share/nodejs/http-proxy/package.json"],
+    owner_if_root: None,
+    child_env: &[],
+    version_args: &[
+        "-e",
+        "console.log('http-proxy/' + require('/usr/share/nodejs/http-proxy/package.json').version)",
+    ],
+    version_word: VersionWord::Prefix("http-proxy/"),
+    port_taken: "EADDRINUSE",
+    known_cause: |config| match config {
+        "compression" => Some((
+            CauseId::CompressionBuffering,
+            "http-proxy: leave text/event-stream out of `compression()` (a `filter` option), or call `res.flush()` after each event",
+        )),
+        "short-idle" => Some((
+            CauseId::IdleTimeout,
+            "http-proxy: raise `proxyTimeout` above the stream's longest silence",
+        )),
+        _ => Some((
+            CauseId::FirstByteDelay,
+            "http-proxy: the proxy writes the response head with the first body bytes; have the origin write a `:ok` comment at once",
+        )),
+    },
+};
+
+/// An Express 4 app that forwards every request to the origin, behind `compression()` (no flush).
+pub static EXPRESS: Program = Program {
+    name: "express",
+    binary: "node",
+    env: "SSEGATE_NODE",
+    package: "node-express node-compression",
+    ext: "js",
+    default_config: "compression",
+    matrix: &["compression"],
+    in_default: false,
+    argv: &["{config}"],
+    logs: &[],
+    needs: &[
+        "/usr/share/nodejs/express/package.json",
+        "/usr/share/nodejs/compression/package.json",
+    ],
+    owner_if_root: None,
+    child_env: &[],
+    version_args: &[
+        "-e",
+        "console.log('express/' + require('/usr/share/nodejs/express/package.json').version)",
+    ],
+    version_word: VersionWord::Prefix("express/"),
+    port_taken: "EADDRINUSE",
+    known_cause: |config| match config {
+        "short-idle" => Some((
+            CauseId::IdleTimeout,
+            "express: raise the request's socket timeout (`req.setTimeout`) above the stream's longest silence",
+        )),
+        _ => Some((
+            CauseId::CompressionBuffering,
+            "express: leave text/event-stream out of `compression()` (its `filter` option), or call `res.flush()` after each event",
+        )),
     },
 };

@@ -17,6 +17,17 @@ use crate::runner::Outcome;
 use crate::text::human_duration;
 use crate::verdict::{Basis, Verdict};
 
+/// What comes before the version of each real program in reports (`nginx/`, `Apache/`).
+fn version_labels() -> &'static [String] {
+    static LABELS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    LABELS.get_or_init(|| {
+        crate::intermediary::programs::PROGRAMS
+            .iter()
+            .map(|p| p.version_label())
+            .collect()
+    })
+}
+
 /// Redact what varies between runs: durations, ports, temporary paths, program versions.
 pub fn normalize(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
@@ -37,17 +48,18 @@ pub fn normalize(text: &str) -> String {
             }
             continue;
         }
-        // nginx/1.22.1 and the versions of every other real program
-        if let Some(word) = crate::intermediary::programs::PROGRAMS
-            .iter()
-            .map(|p| p.version_word)
-            .find(|w| text_at(&chars, i, w))
-        {
+        // nginx/1.22.1, haproxy/2.6.12-1+deb12u4 and the versions of every other real program
+        if let Some(word) = version_labels().iter().find(|w| text_at(&chars, i, w)) {
             out.push_str(word);
             i += word.chars().count();
             let start = i;
-            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
-                i += 1;
+            if i < chars.len() && chars[i].is_ascii_digit() {
+                while i < chars.len()
+                    && (chars[i].is_ascii_alphanumeric()
+                        || matches!(chars[i], '.' | '-' | '+' | '~'))
+                {
+                    i += 1;
+                }
             }
             if i > start {
                 out.push_str("<version>");
