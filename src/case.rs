@@ -141,6 +141,15 @@ impl Case {
     }
 
     /// The chain written as `origin → hop → … → client`.
+    /// Why this case cannot run here: the first real program of its chain that is not installed, with
+    /// the package to install. Such a case is skipped with this reason, never passed.
+    pub fn missing_program(&self) -> Option<String> {
+        self.file.chain.iter().find_map(|h| match h {
+            HopSpec::Process(p) => p.program.executable().err().map(|e| e.to_string()),
+            HopSpec::Builtin(_) => None,
+        })
+    }
+
     pub fn chain_label(&self) -> String {
         chain_label(&self.file.chain)
     }

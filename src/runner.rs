@@ -89,6 +89,9 @@ pub fn probe_request(url: String, spec: &RequestSpec, profile: &Profile) -> Prob
     req
 }
 
+/// Cases with real programs in their chain run at most this many at once (see [`run_case`]).
+pub const REAL_AT_ONCE: usize = 4;
+
 /// Run one case's scenario: a fixture serving `profile` behind `chain`, probed with `request`.
 pub async fn run_scenario(
     profile: &Profile,
@@ -118,6 +121,20 @@ pub async fn run_scenario(
 
 /// Run a case and check its expectation.
 pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
+    // Real programs cost CPU to start (Varnish, Traffic Server, node, mitmproxy: up to a second each),
+    // and on a small machine dozens starting at once delay the events of the cases being measured
+    // meanwhile. At most REAL_AT_ONCE cases with real programs run at a time; the rest wait here.
+    static REAL: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(REAL_AT_ONCE);
+    let real = case
+        .file
+        .chain
+        .iter()
+        .any(|h| matches!(h, HopSpec::Process(_)));
+    let _real = if real {
+        REAL.acquire().await.ok()
+    } else {
+        None
+    };
     let started = Instant::now();
     let (recording, verdict, programs, origin_saw) =
         run_scenario(&case.profile, &case.file.chain, &case.file.request).await?;

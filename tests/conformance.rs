@@ -7,6 +7,8 @@
 //! review the diff of `reports/` like any other change.
 //!
 //! Cases mostly wait on timers, so they run many at once (`--test-threads` still wins when given).
+//! A case whose real program is not installed is listed as ignored, its kind naming the missing program
+//! and its package.
 
 use std::path::{Path, PathBuf};
 
@@ -29,7 +31,18 @@ fn main() {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            Trial::test(name, move || run(&path))
+            // A case whose program is not installed is skipped, with the reason in its listed kind
+            // (`[skipped: failed to find `caddy` …] caddy-default`), never passed.
+            let missing = Case::load(&path, &profile::builtin_dir())
+                .ok()
+                .and_then(|c| c.missing_program());
+            let trial = Trial::test(name, move || run(&path));
+            match missing {
+                Some(why) => trial
+                    .with_kind(format!("skipped: {why}"))
+                    .with_ignored_flag(true),
+                None => trial,
+            }
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();

@@ -41,12 +41,29 @@ pub struct RunArgs {
 pub(super) async fn run(a: RunArgs) -> CmdResult {
     let cases = select_cases(&a)?;
     let started = Instant::now();
-    let results = runner::run_cases(&cases, a.jobs, &Progress::stderr()).await;
-    let report = build_report(&cases, results, started.elapsed());
+    // A case whose program is not installed is skipped with the reason, visibly, and never passed.
+    let (runnable, skipped): (Vec<Case>, Vec<Case>) = cases
+        .into_iter()
+        .partition(|c| c.missing_program().is_none());
+    let results = runner::run_cases(&runnable, a.jobs, &Progress::stderr()).await;
+    let mut report = build_report(&runnable, results, started.elapsed());
+    for c in &skipped {
+        let why = c.missing_program().unwrap_or_default();
+        super::eprint_line(&format!("{}: skipped: {why}", c.name));
+        report.cases.push(RunRow {
+            case: c.name.clone(),
+            chain: c.chain_label(),
+            delivery: "-".into(),
+            result: "SKIP".into(),
+            findings: String::new(),
+            failures: vec![format!("skipped: {why}")],
+            took_ms: 0,
+        });
+    }
     write_outputs(&a, &report)?;
     Ok(if report.errors() > 0 {
         exit::SETUP
-    } else if report.passed() == report.cases.len() {
+    } else if report.passed() + report.skipped() == report.cases.len() {
         exit::OK
     } else {
         exit::FAILED

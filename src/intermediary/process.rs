@@ -354,7 +354,7 @@ impl ProcessHop {
             // A program that logs the lost port race and keeps running (Traffic Server) is not
             // waited for until the deadline.
             polls += 1;
-            if polls % 20 == 0 {
+            if polls.is_multiple_of(20) {
                 let log = self.log_tail(prefix.path());
                 if log
                     .to_ascii_lowercase()

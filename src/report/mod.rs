@@ -114,6 +114,10 @@ fn text_at(chars: &[char], i: usize, pat: &str) -> bool {
 /// Response headers whose values are noise for a report (dates) are left out of normalized reports.
 const UNSTABLE_HEADERS: &[&str] = &["date", "age", "expires", "last-modified", "etag"];
 
+/// Response headers that are worth showing but whose values change run to run (a cache's transaction
+/// ids, a proxy's own port): shown as `<varies>` in normalized reports.
+const VARYING_HEADERS: &[&str] = &["x-varnish", "x-cache-lookup"];
+
 fn end_label(end: &End) -> String {
     match end {
         End::Complete => "complete".into(),
@@ -168,6 +172,11 @@ pub fn normalized(o: &Outcome) -> String {
         .collect();
     headers.sort();
     for (k, v) in headers {
+        let v = if VARYING_HEADERS.contains(&k.as_str()) {
+            "<varies>"
+        } else {
+            v.as_str()
+        };
         let _ = writeln!(s, "    {k}: {v}");
     }
     let headers_state = match v.header_latency {

@@ -49,6 +49,11 @@ impl RunReport {
         self.cases.iter().filter(|r| r.result == "pass").count()
     }
 
+    /// Cases skipped because a program of their chain is not installed.
+    pub fn skipped(&self) -> usize {
+        self.cases.iter().filter(|r| r.result == "SKIP").count()
+    }
+
     /// Cases that could not run at all.
     pub fn errors(&self) -> usize {
         self.cases.iter().filter(|r| r.result == "ERROR").count()
@@ -64,12 +69,24 @@ pub fn run_human(r: &RunReport) -> String {
             let _ = writeln!(text, "  - {f}");
         }
     }
+    let skipped: Vec<&RunRow> = r.cases.iter().filter(|row| row.result == "SKIP").collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(text, "\nnot run (a program of their chain is missing):");
+        for row in &skipped {
+            let _ = writeln!(text, "  - {}: {}", row.case, row.failures.join("; "));
+        }
+    }
     let passed = r.passed();
     let longest = r.outcomes.iter().map(|o| o.took).max().unwrap_or_default();
     let _ = writeln!(
         text,
-        "\n{passed} passed, {} failed; wall {} (longest case {})",
-        r.cases.len() - passed,
+        "\n{passed} passed, {} failed{}; wall {} (longest case {})",
+        r.cases.len() - passed - skipped.len(),
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!(", {} skipped", skipped.len())
+        },
         human_duration(r.wall),
         human_duration(longest)
     );
@@ -89,6 +106,11 @@ pub fn run_junit(r: &RunReport) -> String {
     for row in &r.cases {
         let status = match row.result.as_str() {
             "pass" => TestCaseStatus::success(),
+            "SKIP" => {
+                let mut st = TestCaseStatus::skipped();
+                st.set_message(row.failures.first().cloned().unwrap_or_default());
+                st
+            }
             result => {
                 let kind = if result == "ERROR" {
                     NonSuccessKind::Error
@@ -123,7 +145,11 @@ pub fn run_html(r: &RunReport) -> String {
         let _ = write!(
             rows,
             "<tr class=\"{}\"><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-            if row.result == "pass" { "pass" } else { "fail" },
+            match row.result.as_str() {
+                "pass" => "pass",
+                "SKIP" => "skip",
+                _ => "fail",
+            },
             esc(&row.case),
             esc(&row.chain),
             esc(&row.delivery),
@@ -284,16 +310,21 @@ pub fn run_markdown(r: &RunReport) -> String {
             r.case,
             r.chain,
             r.delivery,
-            if r.result == "pass" {
-                "pass"
-            } else {
-                "**FAIL**"
+            match r.result.as_str() {
+                "pass" => "pass",
+                "SKIP" => "skipped",
+                _ => "**FAIL**",
             },
             r.findings
         );
     }
     for r in rows.iter().filter(|r| !r.failures.is_empty()) {
-        let _ = writeln!(s, "\n## {} failed\n", r.case);
+        let what = if r.result == "SKIP" {
+            "was not run"
+        } else {
+            "failed"
+        };
+        let _ = writeln!(s, "\n## {} {what}\n", r.case);
         for f in &r.failures {
             let _ = writeln!(s, "- {f}");
         }

@@ -606,3 +606,49 @@ fn a_line_longer_than_the_limit_is_counted_and_parsing_goes_on() {
     );
     assert_eq!(v["events"].as_array().unwrap().len(), 6);
 }
+
+#[test]
+fn a_case_whose_program_is_missing_is_skipped_with_the_reason_never_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("needs-caddy.yaml"),
+        "description: needs caddy\ntarget:\n  profile: plain\nchain:\n  - caddy: default\nexpect:\n  delivery: streamed\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("direct.yaml"),
+        "description: direct\ntarget:\n  profile: plain\nexpect:\n  delivery: streamed\n",
+    )
+    .unwrap();
+    let out = crate::util::bin()
+        .args(["run", "--no-report", "--format", "json"])
+        .arg(dir.path())
+        .env("SSEGATE_CADDY", "/nonexistent/caddy")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("needs-caddy: skipped: failed to use /nonexistent/caddy"),
+        "{stderr}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = doc["cases"].as_array().unwrap();
+    let skipped = rows.iter().find(|r| r["case"] == "needs-caddy").unwrap();
+    assert_eq!(skipped["result"], "SKIP");
+    let direct = rows.iter().find(|r| r["case"] == "direct").unwrap();
+    assert_eq!(direct["result"], "pass");
+    // The human table says it too, apart from the passes.
+    let out = crate::util::bin()
+        .args(["run", "--no-report"])
+        .arg(dir.path())
+        .env("SSEGATE_CADDY", "/nonexistent/caddy")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 passed, 0 failed, 1 skipped"), "{text}");
+    assert!(
+        text.contains("not run (a program of their chain is missing)"),
+        "{text}"
+    );
+}
