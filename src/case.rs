@@ -144,10 +144,7 @@ impl Case {
     /// Why this case cannot run here: the first real program of its chain that is not installed, with
     /// the package to install. Such a case is skipped with this reason, never passed.
     pub fn missing_program(&self) -> Option<String> {
-        self.file.chain.iter().find_map(|h| match h {
-            HopSpec::Process(p) => p.program.executable().err().map(|e| e.to_string()),
-            HopSpec::Builtin(_) => None,
-        })
+        self.file.chain.iter().find_map(HopSpec::missing)
     }
 
     pub fn chain_label(&self) -> String {

@@ -22,8 +22,9 @@ pub struct Config {
     pub target: TargetConfig,
     #[serde(default)]
     pub listen: Listen,
-    /// Named chains, origin side first. Absent = [`default_matrix`], which covers every hop.
-    pub matrix: Option<BTreeMap<String, Vec<HopSpec>>>,
+    /// Named chains, origin side first, or a selection of standard chains (`real`, `[nginx, caddy]`).
+    /// Absent = [`default_matrix`].
+    pub matrix: Option<MatrixSpec>,
     /// Chains of the matrix not to run: "I do not deploy behind this" (e.g. `[compression, content-length]`).
     #[serde(default)]
     pub skip: Vec<Spanned<String>>,
@@ -145,6 +146,71 @@ impl Default for GateExpect {
     }
 }
 
+/// `matrix:` in `ssegate.yaml`.
+#[derive(Debug, Clone)]
+pub enum MatrixSpec {
+    /// `{name: [hops…], …}`: the user's own chains.
+    Chains(BTreeMap<String, Vec<HopSpec>>),
+    /// `real`, `all`, `default`, `builtins`, a program's name, or a list of them: standard chains, one hop
+    /// each (see [`HopSpec::selection`]).
+    Select(Vec<String>),
+}
+
+impl MatrixSpec {
+    /// The chains it names, by chain name.
+    pub fn chains(&self) -> BTreeMap<String, Vec<HopSpec>> {
+        match self {
+            MatrixSpec::Chains(m) => m.clone(),
+            MatrixSpec::Select(names) => selected_matrix(names).unwrap_or_default(),
+        }
+    }
+}
+
+/// The chains of a selection (`real`, `caddy`, …) by name; an unknown selection is an error naming the
+/// valid ones.
+pub fn selected_matrix(names: &[String]) -> Result<BTreeMap<String, Vec<HopSpec>>, String> {
+    let mut m = BTreeMap::new();
+    for n in names {
+        for (name, hop) in HopSpec::selection(n.trim())? {
+            m.insert(name, vec![hop]);
+        }
+    }
+    Ok(m)
+}
+
+impl<'de> Deserialize<'de> for MatrixSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, MapAccess, SeqAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MatrixSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "named chains (`name: [hops]`), or a selection: `real`, `all`, `default`, `builtins`, a program's name, or a list of them",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MatrixSpec, E> {
+                let names = vec![v.to_string()];
+                selected_matrix(&names).map_err(E::custom)?;
+                Ok(MatrixSpec::Select(names))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MatrixSpec, A::Error> {
+                let mut names = Vec::new();
+                while let Some(n) = seq.next_element::<String>()? {
+                    selected_matrix(std::slice::from_ref(&n)).map_err(de::Error::custom)?;
+                    names.push(n);
+                }
+                Ok(MatrixSpec::Select(names))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MatrixSpec, A::Error> {
+                BTreeMap::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(MatrixSpec::Chains)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// The default matrix: one chain per hop, with options sized for real endpoints.
 pub fn default_matrix() -> BTreeMap<String, Vec<HopSpec>> {
     HopSpec::default_matrix()
@@ -212,7 +278,11 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
         }
     }
     check_values(&config, path, src)?;
-    let matrix = config.matrix.clone().unwrap_or_else(default_matrix);
+    let matrix = config
+        .matrix
+        .as_ref()
+        .map(MatrixSpec::chains)
+        .unwrap_or_else(default_matrix);
     let mut names: Vec<&str> = matrix.keys().map(String::as_str).collect();
     for chain in &config.skip {
         if !names.contains(&chain.value.as_str()) {
@@ -338,12 +408,16 @@ fn check_values(config: &Config, path: &Path, src: &str) -> Result<(), LoadError
             None,
         );
     }
-    if let Some(m) = &config.matrix {
+    if let Some(spec) = &config.matrix {
+        let m = spec.chains();
         if m.is_empty() {
             return err(
                 &["matrix"],
                 "`matrix` names no chain, so the gate would pass having measured nothing".into(),
-                Some("leave `matrix` out for the default matrix, or name a chain".into()),
+                Some(
+                    "leave `matrix` out for the default matrix, or name a chain or a selection (`real`)"
+                        .into(),
+                ),
             );
         }
         if let Some((name, _)) = m.iter().find(|(n, _)| n.trim().is_empty()) {
@@ -417,6 +491,8 @@ listen:
 # matrix:                       # chains to run, origin side first; default: one chain per hop
 #   nginx-default: [{nginx: default}]
 #   next-behind-nginx: [compression, {nginx: default}]
+# matrix: real                  # or a selection: real (every real proxy installed here), all, default,
+#                               # builtins, a program (caddy), or a list: [nginx, caddy, builtins]
 
 # I do not deploy behind these: drop chains of the (default) matrix by name.
 # skip: [compression, content-length]
@@ -439,6 +515,50 @@ mod tests {
         assert_eq!(l.config.target.command.as_ref().unwrap()[0], "node");
         assert_eq!(l.matrix.len(), default_matrix().len());
         assert_eq!(l.config.expect.fail_on, Severity::Error);
+    }
+
+    #[test]
+    fn a_matrix_may_be_a_selection_of_standard_chains() {
+        let parse_matrix = |m: &str| {
+            parse(
+                Path::new("s.yaml"),
+                &format!("target:\n  command: [x]\nmatrix: {m}\n"),
+            )
+        };
+        let real = parse_matrix("real").unwrap();
+        for name in [
+            "nginx-default",
+            "caddy-encode",
+            "haproxy-no-delay",
+            "varnish-default",
+        ] {
+            assert!(
+                real.matrix.contains_key(name),
+                "{name}: {:?}",
+                real.matrix.keys()
+            );
+        }
+        assert!(
+            !real.matrix.contains_key("compression"),
+            "real has no models"
+        );
+        let all = parse_matrix("all").unwrap();
+        assert_eq!(
+            all.matrix.len(),
+            real.matrix.len() + HopSpec::selection("builtins").unwrap().len()
+        );
+        let some = parse_matrix("[caddy, builtins]").unwrap();
+        assert!(
+            some.matrix.contains_key("caddy-default") && some.matrix.contains_key("compression")
+        );
+        assert!(!some.matrix.contains_key("nginx-default"));
+        let e = parse_matrix("[caddy, nginxx]").unwrap_err();
+        let text = format!("{e:?}") + &e.to_string();
+        assert!(
+            text.contains("unknown matrix selection `nginxx`") && text.contains("nginx"),
+            "{text}"
+        );
+        assert!(e.to_string().contains("s.yaml:3:"), "{e}");
     }
 
     #[test]

@@ -187,6 +187,11 @@ pub fn fingerprint(rec: &Recording) -> Vec<Platform> {
             "server" if lv.starts_with("awselb") => add("AWS ALB", kv),
             "server" if lv.starts_with("apache") => add("Apache httpd", kv),
             "via" if lv.contains("squid") => add("Squid", kv),
+            "x-cache" | "x-cache-lookup" if lv.contains("squid") => add("Squid", kv),
+            "server" if lv.starts_with("h2o") => add("h2o", kv),
+            "server" if lv.starts_with("lighttpd") => add("lighttpd", kv),
+            "server" if lv.starts_with("ats/") => add("Traffic Server", kv),
+            "x-powered-by" if lv == "express" => add("Express", kv),
             _ => {}
         }
     }
@@ -329,8 +334,57 @@ pub fn diagnose(
             }
         }
     }
+    for p in fingerprint(rec) {
+        measured_behaviour(&mut causes, &p);
+    }
     rank(&mut causes);
     causes
+}
+
+/// The real program a recognised platform is, when the conformance suite runs it.
+fn program_of(vendor: &str) -> Option<&'static crate::intermediary::process::Program> {
+    use crate::intermediary::programs as p;
+    Some(match vendor {
+        "nginx" => &p::NGINX,
+        "Caddy" => &p::CADDY,
+        "Apache httpd" => &p::APACHE,
+        "Varnish" => &p::VARNISH,
+        "Squid" => &p::SQUID,
+        "h2o" => &p::H2O,
+        "lighttpd" => &p::LIGHTTPD,
+        "Traffic Server" => &p::TRAFFICSERVER,
+        "Express" => &p::EXPRESS,
+        _ => return None,
+    })
+}
+
+/// A recognised program whose configs the suite measured causing one of `causes`: that cause gains the
+/// evidence and one step of confidence (it is what this program is known, by measurement, to do).
+fn measured_behaviour(causes: &mut [Cause], platform: &Platform) {
+    let Some(program) = program_of(platform.vendor) else {
+        return;
+    };
+    let configs = std::iter::once(&program.default_config).chain(program.matrix);
+    for config in configs {
+        let Some((id, fix)) = (program.known_cause)(config) else {
+            continue;
+        };
+        for c in causes.iter_mut().filter(|c| c.id == id) {
+            let note = format!(
+                "platform: {} ({}); the conformance suite measured `{}: {config}` doing this (fix: {fix})",
+                platform.vendor, platform.evidence, program.name
+            );
+            if c.evidence.contains(&note) {
+                continue;
+            }
+            c.evidence.push(note);
+            c.confidence = match c.confidence {
+                Confidence::Low => Confidence::Medium,
+                Confidence::Medium => Confidence::High,
+                other => other,
+            };
+        }
+    }
 }
 
 /// What the rules of the rule base look at in one recording.
@@ -1071,6 +1125,55 @@ mod tests {
         let c = diagnose(&r, &v, None, None, false);
         assert_eq!(c[0].id, CauseId::WholeBodyBuffering);
         assert_eq!(c[0].confidence, Confidence::High);
+    }
+
+    #[test]
+    fn a_recognised_program_ranks_the_cause_the_suite_measured_it_causing() {
+        let base = rec(&[SSE], &[400, 800, 1200, 1600], 1601, End::Complete);
+        let held = |server: &'static str| {
+            let r = rec(
+                &[SSE, ("content-length", "80"), ("server", server)],
+                &[1602, 1602, 1602, 1602],
+                1603,
+                End::Complete,
+            );
+            let v = judge(&r, Reference::Baseline(&base));
+            diagnose(&r, &v, None, None, false)
+        };
+        let c = held("lighttpd/1.4.69");
+        let whole = c
+            .iter()
+            .find(|c| c.id == CauseId::WholeBodyBuffering)
+            .unwrap();
+        assert!(
+            whole
+                .evidence
+                .iter()
+                .any(|e| e.contains("platform: lighttpd") && e.contains("`lighttpd: default`")),
+            "{:?}",
+            whole.evidence
+        );
+        // A server the suite does not run adds no such evidence.
+        let c = held("SomethingElse/1.0");
+        assert!(
+            c.iter()
+                .all(|c| !c.evidence.iter().any(|e| e.contains("conformance suite")))
+        );
+        let p: Vec<&str> = fingerprint(&rec(
+            &[
+                SSE,
+                ("server", "ATS/9.2.9"),
+                ("x-powered-by", "Express"),
+                ("server", "h2o/2.2.5"),
+            ],
+            &[10],
+            20,
+            End::Complete,
+        ))
+        .iter()
+        .map(|p| p.vendor)
+        .collect();
+        assert_eq!(p, ["Traffic Server", "Express", "h2o"]);
     }
 
     #[test]

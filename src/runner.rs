@@ -32,6 +32,8 @@ pub struct Outcome {
     pub name: String,
     pub description: String,
     pub profile: String,
+    /// The case changed the profile (`target.overrides`).
+    pub profile_changed: bool,
     /// `direct` or the hops, origin side first.
     pub chain: String,
     /// Versions of the real programs in the chain.
@@ -143,6 +145,7 @@ pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
         name: case.name.clone(),
         description: case.file.description.trim().to_string(),
         profile: case.file.target.profile.value.clone(),
+        profile_changed: !case.file.target.overrides.is_empty(),
         chain: case.chain_label(),
         programs,
         origin_saw,

@@ -68,6 +68,10 @@ pub enum CheckError {
     },
     #[error("failed to record the direct baseline")]
     Baseline(#[source] ProbeError),
+    #[error(
+        "failed to run any chain of the matrix: each needs a program that is not installed here\n{reasons}"
+    )]
+    NothingToRun { reasons: String },
     #[error("failed to probe chain `{chain}`")]
     Probe {
         chain: String,
@@ -211,6 +215,15 @@ pub struct Concurrency {
     pub longest_wait: Duration,
 }
 
+/// A chain of the matrix that was not run because a program of it is not installed here. Never a
+/// pass: every report shows it with the reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotRun {
+    pub name: String,
+    pub chain: String,
+    pub reason: String,
+}
+
 /// Everything `check` measured and decided.
 #[derive(Debug, Serialize)]
 pub struct CheckReport {
@@ -219,6 +232,8 @@ pub struct CheckReport {
     /// Likely causes of what the baseline itself shows (risks, when it streams).
     pub causes: Vec<Cause>,
     pub chains: Vec<ChainOutcome>,
+    /// Chains whose program is not installed: reported, not measured, never passed.
+    pub not_run: Vec<NotRun>,
     pub partition: Option<String>,
     /// Set when the origin answered only some requests at once.
     pub concurrency: Option<Concurrency>,
@@ -350,6 +365,27 @@ struct Ctx {
 /// Run the gate.
 pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, CheckError> {
     let started = Instant::now();
+    // A chain whose program is not installed is not run, and says so in every format.
+    let (selected, missing): (Vec<_>, Vec<_>) = select_chains(loaded, opts)
+        .into_iter()
+        .partition(|(_, hops)| hops.iter().all(|h| h.missing().is_none()));
+    let not_run: Vec<NotRun> = missing
+        .into_iter()
+        .map(|(name, hops)| NotRun {
+            reason: hops.iter().find_map(HopSpec::missing).unwrap_or_default(),
+            chain: crate::case::chain_label(&hops),
+            name,
+        })
+        .collect();
+    if selected.is_empty() && !not_run.is_empty() {
+        return Err(CheckError::NothingToRun {
+            reasons: not_run
+                .iter()
+                .map(|n| format!("{}: {}", n.name, n.reason))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
+    }
     let (command_target, base_url, target_label) = start_target(loaded, opts).await?;
     let target: Option<Target> = command_target.map(|t| Arc::new(std::sync::Mutex::new(t)));
     let base_req = probe_request(loaded, base_url.clone(), opts);
@@ -370,7 +406,6 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         Some(a) if base_url.starts_with("http://") => a,
         _ => upstream_addr(&base_url).await?,
     };
-    let selected = select_chains(loaded, opts);
     // A request that waits at the origin well beyond the baseline's own wait for its headers queued
     // behind other open streams (a single-worker server): its chain is run again, alone.
     let queue_limit =
@@ -406,6 +441,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         baseline,
         causes,
         chains,
+        not_run,
         partition: opts.partition.map(|(k, n)| format!("{k}/{n}")),
         concurrency,
         stack,

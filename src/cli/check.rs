@@ -35,6 +35,12 @@ pub struct CheckArgs {
     /// Also write a self-contained HTML report with a timeline picture.
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// The chains to run instead of the config's `matrix`: a selection, comma-separated: `real` (every
+    /// real program's configs), `all` (`real` and the built-in models), `default`, `builtins`, a
+    /// program's name (`nginx,caddy`) or a built-in's (`compression`). A chain whose program is not
+    /// installed is reported as not run, with the reason.
+    #[arg(long, value_name = "SELECTION")]
+    pub matrix: Option<String>,
     /// Run only part of the matrix: `K/N` runs every N-th chain starting at the K-th (sorted by name).
     #[arg(long, value_name = "K/N")]
     pub partition: Option<String>,
@@ -53,7 +59,12 @@ pub struct CheckArgs {
 }
 
 pub(super) async fn run(a: CheckArgs) -> CmdResult {
-    let loaded = load_config(&a)?;
+    let mut loaded = load_config(&a)?;
+    if let Some(sel) = &a.matrix {
+        let names: Vec<String> = sel.split(',').map(|n| n.trim().to_string()).collect();
+        loaded.matrix = crate::config::selected_matrix(&names)
+            .map_err(|e| CliError::Usage(format!("failed to use --matrix: {e}")))?;
+    }
     let partition = validate_flags(&a)?;
     let progress = Arc::new(Progress::stderr());
     let opts = crate::check::CheckOptions {

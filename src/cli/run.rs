@@ -12,6 +12,7 @@ use crate::origin::profile;
 use crate::probe::error_chain;
 use crate::report::progress::Progress;
 use crate::report::run::{self as run_report, RunReport, RunRow};
+use crate::report::table::{Observation, behaviour_table};
 use crate::runner::{self, Outcome, RunError};
 
 #[derive(Debug, Args)]
@@ -33,6 +34,10 @@ pub struct RunArgs {
     pub no_report: bool,
     #[command(flatten)]
     pub out: OutputArgs,
+    /// Print the behaviour table of the real programs (buffers? compresses? honours no-transform /
+    /// X-Accel-Buffering? holds the headers?) built from this run's results, instead of the report.
+    #[arg(long)]
+    pub table: bool,
     /// Also write a self-contained HTML report with a timeline of every case.
     #[arg(long)]
     pub html: Option<PathBuf>,
@@ -130,6 +135,14 @@ fn build_report(
 /// The chosen format to stdout or `-o`, the HTML report, and the report directory.
 fn write_outputs(a: &RunArgs, r: &RunReport) -> Result<(), CliError> {
     let formatted = match a.out.format {
+        _ if a.table => {
+            let seen: Vec<Observation> = r
+                .outcomes
+                .iter()
+                .filter_map(Observation::from_outcome)
+                .collect();
+            behaviour_table(&seen)
+        }
         ReportFormat::Human => run_report::run_human(r),
         ReportFormat::Json => run_report::run_json(r),
         ReportFormat::Junit => run_report::run_junit(r),

@@ -204,27 +204,65 @@ impl HopSpec {
         }
     }
 
-    /// `check`'s default matrix: each real program's matrix configs, then each built-in that models
-    /// infrastructure, one chain each.
+    /// `check`'s default matrix: the matrix configs of each real program in the default (nginx), then
+    /// each built-in that models infrastructure, one chain each.
     pub fn default_matrix() -> Vec<(String, HopSpec)> {
         let mut m = Vec::new();
         for p in programs::PROGRAMS.iter().filter(|p| p.in_default) {
-            for c in p.matrix {
-                m.push((
-                    format!("{}-{c}", p.name),
-                    HopSpec::Process(ProcessHop {
-                        program: p,
-                        config: (*c).to_string(),
-                    }),
-                ));
-            }
+            m.extend(program_chains(p));
         }
-        m.extend(
-            Builtin::matrix()
-                .into_iter()
-                .map(|(n, b)| (n.to_string(), HopSpec::Builtin(b))),
-        );
+        m.extend(builtin_chains());
         m
+    }
+
+    /// The chains a matrix selection names, one hop each: `default`, `real` (every real program's
+    /// matrix configs), `builtins` (the models of the default matrix), `all` (`real` and `builtins`),
+    /// a program's name (its matrix configs), or a built-in's name (its default-matrix chain). Chain names are `<program>-<config>` or the built-in's name.
+    pub fn selection(name: &str) -> Result<Vec<(String, HopSpec)>, String> {
+        Ok(match name {
+            "default" => HopSpec::default_matrix(),
+            "builtins" => builtin_chains(),
+            "real" => programs::PROGRAMS
+                .iter()
+                .flat_map(|p| program_chains(p))
+                .collect(),
+            "all" => {
+                let mut v: Vec<_> = programs::PROGRAMS
+                    .iter()
+                    .flat_map(|p| program_chains(p))
+                    .collect();
+                v.extend(builtin_chains());
+                v
+            }
+            _ => match programs::program(name) {
+                Some(p) => program_chains(p),
+                None if builtin_chains().iter().any(|(n, _)| n == name) => builtin_chains()
+                    .into_iter()
+                    .filter(|(n, _)| n == name)
+                    .collect(),
+                None => {
+                    let mut names = vec!["default", "real", "all", "builtins"];
+                    names.extend(programs::PROGRAMS.iter().map(|p| p.name));
+                    names.extend(builtin::NAMES.iter().copied());
+                    return Err(format!(
+                        "unknown matrix selection `{name}`, {}",
+                        crate::text::name_help(name, &names)
+                    ));
+                }
+            },
+        })
+    }
+
+    /// Why this hop cannot run here (its program is not installed), if so. A program pointed at by its
+    /// environment variable that is not there is no such case: that is a setup error, reported as one.
+    pub fn missing(&self) -> Option<String> {
+        match self {
+            HopSpec::Process(p) => match p.program.executable() {
+                Err(e @ HopError::Missing { .. }) => Some(e.to_string()),
+                _ => None,
+            },
+            HopSpec::Builtin(_) => None,
+        }
     }
 
     fn from_name(name: &str) -> Result<HopSpec, String> {
@@ -280,6 +318,30 @@ impl<'de> Deserialize<'de> for HopSpec {
         }
         d.deserialize_any(V)
     }
+}
+
+/// One chain per matrix config of a real program, named `<program>-<config>`.
+fn program_chains(p: &'static process::Program) -> Vec<(String, HopSpec)> {
+    p.matrix
+        .iter()
+        .map(|c| {
+            (
+                format!("{}-{c}", p.name),
+                HopSpec::Process(ProcessHop {
+                    program: p,
+                    config: (*c).to_string(),
+                }),
+            )
+        })
+        .collect()
+}
+
+/// One chain per built-in model that the default matrix runs, named after the built-in.
+fn builtin_chains() -> Vec<(String, HopSpec)> {
+    Builtin::matrix()
+        .into_iter()
+        .map(|(n, b)| (n.to_string(), HopSpec::Builtin(b)))
+        .collect()
 }
 
 /// The config a real program's hop names (`nginx: gzip`): a plain name, or the error says which exist.

@@ -73,6 +73,16 @@ pub fn check_human(r: &CheckReport, color: bool) -> String {
     for c in r.all() {
         chain_human(&mut s, c, &mark(c.status), w);
     }
+    for n in &r.not_run {
+        let _ = writeln!(
+            s,
+            "{}  {:<w$}  {}  not run: {}",
+            paint("SKIP", "2"),
+            n.name,
+            n.chain,
+            n.reason
+        );
+    }
     causes_human(&mut s, &r.causes);
     let findings: Vec<String> = r
         .baseline
@@ -90,15 +100,25 @@ pub fn check_human(r: &CheckReport, color: bool) -> String {
     }
     let _ = writeln!(
         s,
-        "\n{} in {}",
+        "\n{} in {}{}",
         if r.passed {
             paint("gate passed", "32")
         } else {
             paint("gate FAILED", "1;31")
         },
-        human_duration(r.took)
+        human_duration(r.took),
+        not_run_note(r)
     );
     s
+}
+
+/// `; 2 chains not run (their programs are not installed)`, or nothing.
+fn not_run_note(r: &CheckReport) -> String {
+    match r.not_run.len() {
+        0 => String::new(),
+        1 => "; 1 chain not run (its program is not installed)".into(),
+        n => format!("; {n} chains not run (their programs are not installed)"),
+    }
 }
 
 /// One chain's line, its reasons, and the fix line when it has something to say.
@@ -206,6 +226,13 @@ pub fn check_junit(r: &CheckReport) -> String {
         tc.set_system_out(out);
         suite.add_test_case(tc);
     }
+    for n in &r.not_run {
+        let mut st = TestCaseStatus::skipped();
+        st.set_message(format!("not run: {}", n.reason));
+        let mut tc = TestCase::new(format!("{} ({})", n.name, n.chain), st);
+        tc.set_classname("ssegate");
+        suite.add_test_case(tc);
+    }
     let mut report = Report::new("ssegate");
     report.set_time(r.took);
     report.add_test_suite(suite);
@@ -239,6 +266,15 @@ pub fn check_markdown(r: &CheckReport) -> String {
                 other => other.as_str(),
             },
             who_can_fix(c).replace('|', "\\|")
+        );
+    }
+    for n in &r.not_run {
+        let _ = writeln!(
+            s,
+            "| {} | {} | – | – | not run | {} |",
+            n.name,
+            n.chain,
+            n.reason.replace('|', "\\|")
         );
     }
     let failing: Vec<&ChainOutcome> = r.all().filter(|c| !c.reasons.is_empty()).collect();
@@ -388,6 +424,15 @@ pub fn check_html(r: &CheckReport) -> String {
             details_html(c)
         );
     }
+    for n in &r.not_run {
+        let _ = write!(
+            rows,
+            "<tr class=\"skip\"><td>{}</td><td>{}</td><td>–</td><td>–</td><td>not run</td><td>{}</td></tr>",
+            esc(&n.name),
+            esc(&n.chain),
+            esc(&n.reason)
+        );
+    }
     let mut findings = String::new();
     for f in &r.baseline.verdict.findings {
         let _ = write!(
@@ -405,7 +450,7 @@ pub fn check_html(r: &CheckReport) -> String {
 <style>
 body{{font-family:sans-serif;margin:2em;color:#222}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}}
-tr.fail td{{background:#fde8e8}} tr.warn td{{background:#fff6dd}} tr.pass td{{background:#eef9f1}}
+tr.fail td{{background:#fde8e8}} tr.warn td{{background:#fff6dd}} tr.pass td{{background:#eef9f1}} tr.skip td{{background:#eee;color:#666}}
 </style></head><body>
 <h1>ssegate check: {verdict}</h1>
 <p>Target: <code>{target}</code>. Took {took}.</p>

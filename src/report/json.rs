@@ -195,12 +195,15 @@ pub enum CheckLine<'a> {
     },
     Baseline(ChainDoc<'a>),
     Chain(ChainDoc<'a>),
+    /// A chain whose program is not installed: not measured, never a pass.
+    NotRun(&'a crate::check::NotRun),
     Summary {
         passed: bool,
         took_ms: u64,
         failed: Vec<&'a str>,
         warned: Vec<&'a str>,
         not_judged: Vec<&'a str>,
+        not_run: Vec<&'a str>,
         causes: &'a [Cause],
         stack: Option<Stack>,
         concurrency: &'a Option<Concurrency>,
@@ -226,12 +229,14 @@ impl<'a> CheckLine<'a> {
             CheckLine::Baseline(ChainDoc::new(&r.baseline)),
         ];
         lines.extend(r.chains.iter().map(|c| CheckLine::Chain(ChainDoc::new(c))));
+        lines.extend(r.not_run.iter().map(CheckLine::NotRun));
         lines.push(CheckLine::Summary {
             passed: r.passed,
             took_ms: r.took.as_millis() as u64,
             failed: named(Status::Fail),
             warned: named(Status::Warn),
             not_judged: named(Status::NotJudged),
+            not_run: r.not_run.iter().map(|n| n.name.as_str()).collect(),
             causes: &r.causes,
             stack: r.stack,
             concurrency: &r.concurrency,

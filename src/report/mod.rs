@@ -9,6 +9,7 @@ pub mod json;
 pub mod progress;
 pub mod run;
 pub mod stream;
+pub mod table;
 
 use std::fmt::Write as _;
 
@@ -151,7 +152,16 @@ pub fn normalized(o: &Outcome) -> String {
         let _ = writeln!(head, "  {line}");
     }
     // The description is the case author's text: it is not measured, so it is not normalized.
-    let _ = writeln!(s, "origin: fixture `{}`", o.profile);
+    let _ = writeln!(
+        s,
+        "origin: fixture `{}`{}",
+        o.profile,
+        if o.profile_changed {
+            " (changed by the case's overrides)"
+        } else {
+            ""
+        }
+    );
     let _ = writeln!(s, "chain: origin → {} → client", o.chain);
     if !o.programs.is_empty() {
         let _ = writeln!(s, "programs: {}", o.programs.join(", "));

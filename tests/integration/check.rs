@@ -801,3 +801,96 @@ fn a_grandchild_that_left_the_targets_session_does_not_outlive_check() {
         .status();
     panic!("the setsid worker {pid} outlived check");
 }
+
+#[test]
+fn a_chain_whose_program_is_missing_is_reported_as_not_run_in_every_format() {
+    let origin = crate::util::PythonOrigin::start(&["--events", "3", "--gap-ms", "300"]);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |format: &str| {
+        let out = bin()
+            .args([
+                "check",
+                "--url",
+                &origin.url("events"),
+                "--matrix",
+                "caddy,content-length",
+            ])
+            .args(["--format", format])
+            .env("PATH", "/nonexistent-bin")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (_, text, err) = run("json");
+    let lines = validate_lines(&text);
+    let not_run: Vec<&Value> = lines.iter().filter(|l| l["type"] == "not-run").collect();
+    let names: Vec<&str> = not_run
+        .iter()
+        .map(|l| l["data"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["caddy-default", "caddy-encode"], "{err}");
+    assert!(
+        not_run[0]["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("apt-get install -y caddy")
+    );
+    // The chain that can run ran.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "chain" && l["data"]["name"] == "content-length")
+    );
+    let summary = lines.last().unwrap();
+    assert_eq!(
+        summary["data"]["not_run"],
+        serde_json::json!(["caddy-default", "caddy-encode"])
+    );
+    let (_, human, _) = run("human");
+    assert!(
+        human.contains("SKIP  caddy-default") && human.contains("not run: failed to find `caddy`"),
+        "{human}"
+    );
+    assert!(human.contains("2 chains not run"), "{human}");
+    let (_, junit, _) = run("junit");
+    assert!(
+        junit.contains("<skipped message=\"not run: failed to find"),
+        "{junit}"
+    );
+    let (_, md, _) = run("markdown");
+    assert!(
+        md.contains("| caddy-default | caddy default | – | – | not run |"),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_matrix_of_only_missing_programs_is_a_setup_error_not_a_pass() {
+    let origin = crate::util::PythonOrigin::start(&["--events", "2", "--gap-ms", "200"]);
+    let out = bin()
+        .args(["check", "--url", &origin.url("events"), "--matrix", "caddy"])
+        .env("PATH", "/nonexistent-bin")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("failed to run any chain of the matrix"),
+        "{err}"
+    );
+    let out = bin()
+        .args(["check", "--url", &origin.url("events"), "--matrix", "cady"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("unknown matrix selection `cady`") && err.contains("caddy"),
+        "{err}"
+    );
+}
