@@ -76,10 +76,11 @@ impl Running {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HopError {
-    #[error("failed to find `{program}` on PATH; install it with `apt-get install -y {package}`")]
+    #[error("failed to find `{program}` on PATH; install it with `{install}`")]
     Missing {
         program: &'static str,
-        package: &'static str,
+        /// The command that installs it (`apt-get install -y nginx-light`).
+        install: String,
     },
     #[error("failed to use {} from ${variable}: it is not a file", path.display())]
     NotAFile {

@@ -46,6 +46,10 @@ pub struct Program {
     pub env: &'static str,
     /// The Debian package that provides the executable.
     pub package: &'static str,
+    /// How to install it when that is not `apt-get install -y <package>` (a venv from PyPI).
+    pub install: Option<&'static str>,
+    /// Where else the executable may be, after `PATH` (a venv the project creates).
+    pub also_at: fn() -> Option<PathBuf>,
     /// The extension of its templates (`conf`).
     pub ext: &'static str,
     /// The config a chain gets when it names the program alone.
@@ -144,15 +148,21 @@ impl Program {
                 path: PathBuf::from(p),
             }),
             None => {
-                let missing = HopError::Missing {
-                    program: self.binary,
-                    package: self.package,
+                let install = || {
+                    self.install
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("apt-get install -y {}", self.package))
                 };
-                let exe = crate::proc::which(self.binary).ok_or(missing)?;
+                let exe = crate::proc::which(self.binary)
+                    .or_else(|| (self.also_at)().filter(|p| p.is_file()))
+                    .ok_or_else(|| HopError::Missing {
+                        program: self.binary,
+                        install: install(),
+                    })?;
                 match self.needs.iter().find(|n| !Path::new(n).exists()) {
                     Some(n) => Err(HopError::Missing {
                         program: n,
-                        package: self.package,
+                        install: install(),
                     }),
                     None => Ok(exe),
                 }
@@ -539,7 +549,7 @@ mod tests {
     fn a_missing_program_names_the_debian_package() {
         let e = HopError::Missing {
             program: "nginx",
-            package: "nginx-light",
+            install: "apt-get install -y nginx-light".into(),
         };
         assert_eq!(
             e.to_string(),
@@ -570,6 +580,8 @@ mod tests {
             binary: "false",
             env: "SSEGATE_TEST_UNSET_BINARY",
             package: "coreutils",
+            install: None,
+            also_at: || None,
             ext: "conf",
             default_config: "default",
             matrix: &[],

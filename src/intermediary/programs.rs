@@ -18,6 +18,7 @@ pub static PROGRAMS: &[&Program] = &[
     &TRAFFICSERVER,
     &HTTP_PROXY,
     &EXPRESS,
+    &MITMPROXY,
 ];
 
 /// The program a chain names, if any.
@@ -33,6 +34,8 @@ pub static NGINX: Program = Program {
     binary: "nginx",
     env: "SSEGATE_NGINX",
     package: "nginx-light",
+    install: None,
+    also_at: || None,
     ext: "conf",
     default_config: "default",
     matrix: &["default", "unbuffered", "gzip", "http11"],
@@ -69,6 +72,8 @@ pub static CADDY: Program = Program {
     binary: "caddy",
     env: "SSEGATE_CADDY",
     package: "caddy",
+    install: None,
+    also_at: || None,
     ext: "caddyfile",
     default_config: "default",
     matrix: &["default", "encode"],
@@ -104,6 +109,8 @@ pub static HAPROXY: Program = Program {
     binary: "haproxy",
     env: "SSEGATE_HAPROXY",
     package: "haproxy",
+    install: None,
+    also_at: || None,
     ext: "cfg",
     default_config: "default",
     matrix: &["default", "compression", "no-delay"],
@@ -139,6 +146,8 @@ pub static APACHE: Program = Program {
     binary: "apache2",
     env: "SSEGATE_APACHE",
     package: "apache2",
+    install: None,
+    also_at: || None,
     ext: "conf",
     default_config: "default",
     matrix: &["default", "deflate"],
@@ -167,6 +176,8 @@ pub static LIGHTTPD: Program = Program {
     binary: "lighttpd",
     env: "SSEGATE_LIGHTTPD",
     package: "lighttpd",
+    install: None,
+    also_at: || None,
     ext: "conf",
     default_config: "default",
     matrix: &["default", "streaming"],
@@ -198,6 +209,8 @@ pub static H2O: Program = Program {
     binary: "h2o",
     env: "SSEGATE_H2O",
     package: "h2o",
+    install: None,
+    also_at: || None,
     ext: "conf",
     default_config: "default",
     matrix: &["default", "compress"],
@@ -228,6 +241,8 @@ pub static VARNISH: Program = Program {
     binary: "varnishd",
     env: "SSEGATE_VARNISHD",
     package: "varnish",
+    install: None,
+    also_at: || None,
     ext: "vcl",
     default_config: "default",
     matrix: &["default"],
@@ -273,6 +288,8 @@ pub static SQUID: Program = Program {
     binary: "squid",
     env: "SSEGATE_SQUID",
     package: "squid",
+    install: None,
+    also_at: || None,
     ext: "conf",
     default_config: "accel",
     matrix: &["accel"],
@@ -301,6 +318,8 @@ pub static TRAFFICSERVER: Program = Program {
     binary: "sh",
     env: "SSEGATE_TRAFFICSERVER_SH",
     package: "trafficserver",
+    install: None,
+    also_at: || None,
     ext: "sh",
     default_config: "default",
     matrix: &["default"],
@@ -327,6 +346,8 @@ pub static HTTP_PROXY: Program = Program {
     binary: "node",
     env: "SSEGATE_NODE",
     package: "node-http-proxy",
+    install: None,
+    also_at: || None,
     ext: "js",
     default_config: "default",
     matrix: &["default", "compression"],
@@ -364,6 +385,8 @@ pub static EXPRESS: Program = Program {
     binary: "node",
     env: "SSEGATE_NODE",
     package: "node-express node-compression",
+    install: None,
+    also_at: || None,
     ext: "js",
     default_config: "compression",
     matrix: &["compression"],
@@ -390,6 +413,58 @@ pub static EXPRESS: Program = Program {
         _ => Some((
             CauseId::CompressionBuffering,
             "express: leave text/event-stream out of `compression()` (its `filter` option), or call `res.flush()` after each event",
+        )),
+    },
+};
+
+/// Where `scripts/mitmproxy-venv.sh` puts mitmdump: `${XDG_CACHE_HOME:-~/.cache}/ssegate/mitmproxy`.
+fn mitmproxy_venv() -> Option<std::path::PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
+    Some(cache.join("ssegate/mitmproxy/bin/mitmdump"))
+}
+
+/// mitmproxy's `mitmdump` in reverse mode, from PyPI in a venv the project creates. The rendered file is
+/// an addon that sets the mode, port and options and answers the readiness check.
+pub static MITMPROXY: Program = Program {
+    name: "mitmproxy",
+    binary: "mitmdump",
+    env: "SSEGATE_MITMDUMP",
+    package: "mitmproxy",
+    install: Some("bash scripts/mitmproxy-venv.sh"),
+    also_at: mitmproxy_venv,
+    ext: "py",
+    default_config: "default",
+    matrix: &["default", "stream"],
+    in_default: false,
+    argv: &[
+        "--set",
+        "confdir={prefix}/confdir",
+        "--listen-host",
+        "127.0.0.1",
+        "-s",
+        "{config}",
+    ],
+    logs: &[],
+    needs: &[],
+    owner_if_root: None,
+    child_env: &[("HOME", "{prefix}")],
+    version_args: &["--version"],
+    version_word: VersionWord::After("Mitmproxy:"),
+    port_taken: "address already in use",
+    known_cause: |config| match config {
+        "stream" => Some((
+            CauseId::FirstByteDelay,
+            "mitmproxy: the response head waits for the first body bytes even with `stream_large_bodies`; have the origin write a `:ok` comment at once",
+        )),
+        "short-idle" => Some((
+            CauseId::IdleTimeout,
+            "mitmproxy: its 600 s idle cut (`TCP_TIMEOUT`) is fixed; send heartbeats",
+        )),
+        _ => Some((
+            CauseId::WholeBodyBuffering,
+            "mitmproxy: `--set stream_large_bodies=1` (by default it reads every body whole before passing it on)",
         )),
     },
 };
