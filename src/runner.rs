@@ -92,7 +92,7 @@ pub fn probe_request(url: String, spec: &RequestSpec, profile: &Profile) -> Prob
 }
 
 /// Cases with real programs in their chain run at most this many at once (see [`run_case`]).
-pub const REAL_AT_ONCE: usize = 4;
+pub const REAL_AT_ONCE: usize = 3;
 
 /// Run one case's scenario: a fixture serving `profile` behind `chain`, probed with `request`.
 pub async fn run_scenario(
