@@ -126,7 +126,7 @@ pub static HAPROXY: Program = Program {
     known_cause: |config| match config {
         "compression" => Some((
             CauseId::CompressionBuffering,
-            "haproxy: leave text/event-stream out of `compression type` (HAProxy honours `Cache-Control: no-transform`)",
+            "haproxy: `option http-no-delay` (stock HAProxy holds each small write about 200 ms), and leave text/event-stream out of `compression type` (HAProxy honours `Cache-Control: no-transform`)",
         )),
         "short-idle" => Some((
             CauseId::IdleTimeout,
