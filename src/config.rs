@@ -152,16 +152,15 @@ pub enum MatrixSpec {
     /// `{name: [hops…], …}`: the user's own chains.
     Chains(BTreeMap<String, Vec<HopSpec>>),
     /// `real`, `all`, `default`, `builtins`, a program's name, or a list of them: standard chains, one hop
-    /// each (see [`HopSpec::selection`]).
-    Select(Vec<String>),
+    /// each (see [`HopSpec::selection`]), resolved when the file is read.
+    Select(BTreeMap<String, Vec<HopSpec>>),
 }
 
 impl MatrixSpec {
     /// The chains it names, by chain name.
-    pub fn chains(&self) -> BTreeMap<String, Vec<HopSpec>> {
+    pub fn chains(&self) -> &BTreeMap<String, Vec<HopSpec>> {
         match self {
-            MatrixSpec::Chains(m) => m.clone(),
-            MatrixSpec::Select(names) => selected_matrix(names).unwrap_or_default(),
+            MatrixSpec::Chains(m) | MatrixSpec::Select(m) => m,
         }
     }
 }
@@ -190,17 +189,17 @@ impl<'de> Deserialize<'de> for MatrixSpec {
                 )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<MatrixSpec, E> {
-                let names = vec![v.to_string()];
-                selected_matrix(&names).map_err(E::custom)?;
-                Ok(MatrixSpec::Select(names))
+                selected_matrix(&[v.to_string()])
+                    .map(MatrixSpec::Select)
+                    .map_err(E::custom)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MatrixSpec, A::Error> {
-                let mut names = Vec::new();
+                let mut chains = BTreeMap::new();
                 while let Some(n) = seq.next_element::<String>()? {
-                    selected_matrix(std::slice::from_ref(&n)).map_err(de::Error::custom)?;
-                    names.push(n);
+                    // Each name resolved as it is read, so an unknown one is located at itself.
+                    chains.extend(selected_matrix(&[n]).map_err(de::Error::custom)?);
                 }
-                Ok(MatrixSpec::Select(names))
+                Ok(MatrixSpec::Select(chains))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MatrixSpec, A::Error> {
                 BTreeMap::deserialize(de::value::MapAccessDeserializer::new(map))
@@ -281,7 +280,7 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
     let matrix = config
         .matrix
         .as_ref()
-        .map(MatrixSpec::chains)
+        .map(|m| m.chains().clone())
         .unwrap_or_else(default_matrix);
     let mut names: Vec<&str> = matrix.keys().map(String::as_str).collect();
     for chain in &config.skip {

@@ -366,17 +366,18 @@ struct Ctx {
 pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, CheckError> {
     let started = Instant::now();
     // A chain whose program is not installed is not run, and says so in every format.
-    let (selected, missing): (Vec<_>, Vec<_>) = select_chains(loaded, opts)
-        .into_iter()
-        .partition(|(_, hops)| hops.iter().all(|h| h.missing().is_none()));
-    let not_run: Vec<NotRun> = missing
-        .into_iter()
-        .map(|(name, hops)| NotRun {
-            reason: hops.iter().find_map(HopSpec::missing).unwrap_or_default(),
-            chain: crate::case::chain_label(&hops),
-            name,
-        })
-        .collect();
+    let mut selected = Vec::new();
+    let mut not_run = Vec::new();
+    for (name, hops) in select_chains(loaded, opts) {
+        match hops.iter().find_map(HopSpec::missing) {
+            Some(reason) => not_run.push(NotRun {
+                reason,
+                chain: crate::case::chain_label(&hops),
+                name,
+            }),
+            None => selected.push((name, hops)),
+        }
+    }
     if selected.is_empty() && !not_run.is_empty() {
         return Err(CheckError::NothingToRun {
             reasons: not_run

@@ -228,10 +228,7 @@ impl HopSpec {
                 .flat_map(|p| program_chains(p))
                 .collect(),
             "all" => {
-                let mut v: Vec<_> = programs::PROGRAMS
-                    .iter()
-                    .flat_map(|p| program_chains(p))
-                    .collect();
+                let mut v = HopSpec::selection("real")?;
                 v.extend(builtin_chains());
                 v
             }
