@@ -19,7 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use super::profile::Profile;
+use super::profile::{Profile, Wire};
 use crate::{Body, BoxError};
 
 /// What the origin saw and did for one request.
@@ -103,6 +103,10 @@ async fn accept_loop(listener: TcpListener, profile: Arc<Profile>, log: Log) {
                 let _ = stream.set_nodelay(true);
                 let profile = profile.clone();
                 let log = log.clone();
+                if profile.wire != Wire::Chunked {
+                    conns.spawn(serve_raw(stream, profile, log));
+                    continue;
+                }
                 conns.spawn(async move {
                     let svc = service_fn(move |req| handle(req, profile.clone(), log.clone()));
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -124,36 +128,19 @@ async fn handle(
     profile: Arc<Profile>,
     log: Log,
 ) -> Result<Response<Body>, Infallible> {
-    let idx = {
-        let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
-        l.push(RequestLog {
-            received: Instant::now(),
-            method: req.method().to_string(),
-            target: req
-                .uri()
-                .path_and_query()
-                .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
-            version: version_str(req.version()),
-            headers: req
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
-                .collect(),
-            headers_sent: None,
-            sends: Vec::new(),
-            ended: None,
-            aborted: false,
-            client_gone: false,
-        });
-        l.len() - 1
-    };
-    if profile.delay_headers_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(profile.delay_headers_ms)).await;
-    }
-    let (tx, body) = Channel::<Bytes, BoxError>::new(64);
-    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
-    let start = Instant::now();
-    tokio::spawn(play(profile.clone(), tx, start, log.clone(), idx, first_tx));
+    let idx = log_request(
+        &log,
+        req.method().as_str(),
+        req.uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+        version_str(req.version()),
+        req.headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .collect(),
+    );
+    let (body, first_rx) = start_body(&profile, &log, idx).await;
     if profile.headers_with_first_event {
         // Returning the response is what lets hyper write the head: wait until the first write is queued.
         let _ = first_rx.await;
@@ -174,10 +161,151 @@ async fn handle(
         resp.headers_mut()
             .insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
     }
+    mark_headers_sent(&log, idx);
+    Ok(resp)
+}
+
+/// Add a request to the log; its index.
+fn log_request(
+    log: &Log,
+    method: &str,
+    target: String,
+    version: String,
+    headers: Vec<(String, String)>,
+) -> usize {
+    let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
+    l.push(RequestLog {
+        received: Instant::now(),
+        method: method.to_string(),
+        target,
+        version,
+        headers,
+        headers_sent: None,
+        sends: Vec::new(),
+        ended: None,
+        aborted: false,
+        client_gone: false,
+    });
+    l.len() - 1
+}
+
+fn mark_headers_sent(log: &Log, idx: usize) {
     if let Ok(mut l) = log.lock() {
         l[idx].headers_sent = Some(Instant::now());
     }
-    Ok(resp)
+}
+
+/// Wait out the profile's header delay, then start playing its body: the body, and a signal that the
+/// first write is queued.
+async fn start_body(
+    profile: &Arc<Profile>,
+    log: &Log,
+    idx: usize,
+) -> (
+    http_body_util::channel::Channel<Bytes, BoxError>,
+    tokio::sync::oneshot::Receiver<()>,
+) {
+    if profile.delay_headers_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(profile.delay_headers_ms)).await;
+    }
+    let (tx, body) = Channel::<Bytes, BoxError>::new(64);
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let start = Instant::now();
+    tokio::spawn(play(profile.clone(), tx, start, log.clone(), idx, first_tx));
+    (body, first_rx)
+}
+
+/// The largest request head the raw server reads.
+const MAX_REQUEST_HEAD: usize = 64 << 10;
+
+/// Serve one connection without hyper, for the framings hyper never writes: a close-delimited
+/// HTTP/1.1 body and an HTTP/1.0 response. One request per connection; the connection closes when the
+/// body ends (that close is what delimits it).
+async fn serve_raw(mut stream: tokio::net::TcpStream, profile: Arc<Profile>, log: Log) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::with_capacity(4096);
+    let head = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut req = httparse::Request::new(&mut headers);
+            match req.parse(&buf) {
+                Ok(httparse::Status::Complete(_)) => {
+                    return Some((
+                        req.method.unwrap_or("GET").to_string(),
+                        req.path.unwrap_or("/").to_string(),
+                        format!("HTTP/1.{}", req.version.unwrap_or(1)),
+                        req.headers
+                            .iter()
+                            .map(|h| {
+                                (
+                                    h.name.to_ascii_lowercase(),
+                                    String::from_utf8_lossy(h.value).into_owned(),
+                                )
+                            })
+                            .collect::<Vec<_>>(),
+                    ));
+                }
+                Ok(httparse::Status::Partial) if buf.len() < MAX_REQUEST_HEAD => {}
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    let Ok(Some((method, target, version, headers))) = head else {
+        return;
+    };
+    let idx = log_request(&log, &method, target, version, headers);
+    let (mut body, first_rx) = start_body(&profile, &log, idx).await;
+    if profile.headers_with_first_event {
+        let _ = first_rx.await;
+    }
+    let status = StatusCode::from_u16(profile.status).unwrap_or(StatusCode::OK);
+    let mut out = format!(
+        "{} {} {}\r\n",
+        if profile.wire == Wire::Http10 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        },
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    for (k, v) in &profile.headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if profile.content_length
+        && let Some(len) = profile.body_len()
+    {
+        out.push_str(&format!("Content-Length: {len}\r\n"));
+    }
+    if profile.wire == Wire::CloseDelimited {
+        out.push_str("Connection: close\r\n");
+    }
+    out.push_str("\r\n");
+    mark_headers_sent(&log, idx);
+    if stream.write_all(out.as_bytes()).await.is_err() {
+        return;
+    }
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            // `abort_after`: end the connection at once, with a reset rather than a clean close.
+            let _ = stream.set_zero_linger();
+            return;
+        };
+        if let Ok(data) = frame.into_data()
+            && stream.write_all(&data).await.is_err()
+        {
+            // The client went away: dropping the body tells the player.
+            return;
+        }
+    }
+    let _ = stream.shutdown().await;
 }
 
 enum Step {
@@ -342,5 +470,70 @@ mod tests {
         assert_eq!(reqs[0].sends.len(), 3);
         assert!(reqs[0].sends[2] > reqs[0].sends[0]);
         assert_eq!(reqs[0].version, "HTTP/1.1");
+    }
+
+    /// Everything a raw HTTP/1.1 client reads from `srv` for one request, until the server closes.
+    async fn raw_exchange(srv: &FixtureServer) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(srv.addr()).await.unwrap();
+        s.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+            .await
+            .expect("the server closes the connection when the body ends")
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[tokio::test]
+    async fn close_delimited_and_http10_bodies_end_with_the_connection() {
+        for (wire, status_line, connection) in [
+            (Wire::CloseDelimited, "HTTP/1.1 200 OK\r\n", true),
+            (Wire::Http10, "HTTP/1.0 200 OK\r\n", false),
+        ] {
+            let mut p = Profile::builtin("plain").unwrap();
+            p.events.count = 2;
+            p.events.gap_ms = 20;
+            p.wire = wire;
+            let srv = FixtureServer::start(p.clone()).await.unwrap();
+            let text = raw_exchange(&srv).await;
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(text.starts_with(status_line), "{text}");
+            let head = head.to_ascii_lowercase();
+            assert!(!head.contains("transfer-encoding"), "{head}");
+            assert!(!head.contains("content-length"), "{head}");
+            assert_eq!(head.contains("connection: close"), connection, "{head}");
+            assert!(head.contains("content-type: text/event-stream"), "{head}");
+            let expect: Vec<u8> = (1..=2).flat_map(|s| p.event_bytes(s)).collect();
+            assert_eq!(body.as_bytes(), expect.as_slice());
+            let reqs = srv.requests();
+            assert_eq!(reqs.len(), 1);
+            assert_eq!(
+                (reqs[0].method.as_str(), reqs[0].version.as_str()),
+                ("GET", "HTTP/1.1")
+            );
+            assert_eq!(reqs[0].sends.len(), 2);
+            assert!(reqs[0].headers_sent.is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_http10_body_may_carry_a_length() {
+        let mut p = Profile::builtin("plain").unwrap();
+        p.events.count = 1;
+        p.events.gap_ms = 10;
+        p.wire = Wire::Http10;
+        p.content_length = true;
+        let srv = FixtureServer::start(p.clone()).await.unwrap();
+        let text = raw_exchange(&srv).await;
+        let len = p.body_len().unwrap();
+        assert!(
+            text.contains(&format!("Content-Length: {len}\r\n")),
+            "{text}"
+        );
+        p.wire = Wire::CloseDelimited;
+        assert!(p.validate().unwrap_err().contains("close-delimited"));
     }
 }

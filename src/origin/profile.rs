@@ -36,6 +36,31 @@ impl LineEnding {
     }
 }
 
+/// How the response is delimited on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Wire {
+    /// HTTP/1.1, chunked (or `Content-Length` with `content_length`): what every modern server does.
+    #[default]
+    Chunked,
+    /// HTTP/1.1 with `Connection: close`, neither a length nor chunking: the body ends when the
+    /// connection closes (a hand-written server, or a framework writing to the raw socket).
+    CloseDelimited,
+    /// An `HTTP/1.0` status line, close-delimited (unless `content_length`): an old server, or an
+    /// upstream that answers in the version the proxy asked with.
+    Http10,
+}
+
+impl Wire {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wire::Chunked => "chunked",
+            Wire::CloseDelimited => "close-delimited",
+            Wire::Http10 => "http10",
+        }
+    }
+}
+
 /// The event schedule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,6 +176,9 @@ pub struct Profile {
     /// Set `Content-Length` to the exact body length (a buffered-body origin or a wrong header).
     #[serde(default)]
     pub content_length: bool,
+    /// How the body is delimited: `chunked` (default), `close-delimited` or `http10`.
+    #[serde(default)]
+    pub wire: Wire,
 }
 
 fn default_status() -> u16 {
@@ -178,6 +206,7 @@ pub struct ProfilePatch {
     pub hold_until_end: Option<bool>,
     pub linger_ms: Option<u64>,
     pub content_length: Option<bool>,
+    pub wire: Option<Wire>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,7 +261,8 @@ impl ProfilePatch {
             framing,
             hold_until_end,
             linger_ms,
-            content_length
+            content_length,
+            wire
         );
         if self.heartbeat_ms.is_some() {
             p.heartbeat_ms = self.heartbeat_ms;
@@ -310,6 +340,12 @@ impl Profile {
                     "content_length needs a fixed body and cannot go with heartbeat_ms".into(),
                 );
             }
+        }
+        if self.content_length && self.wire == Wire::CloseDelimited {
+            return Err(
+                "content_length cannot go with wire: close-delimited (the length would delimit the body)"
+                    .into(),
+            );
         }
         for (k, v) in &self.headers {
             if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
