@@ -14,6 +14,7 @@ use crate::error::LoadError;
 use crate::intermediary::HopSpec;
 use crate::origin::profile::{Profile, ProfilePatch};
 use crate::text::name_help;
+use crate::verdict::sharing::{SecondOpen, Sharing};
 use crate::verdict::{Delivery, FindingId};
 use crate::yaml::parse_yaml;
 
@@ -30,6 +31,8 @@ pub struct CaseFile {
     pub chain: Vec<HopSpec>,
     #[serde(default)]
     pub request: RequestSpec,
+    /// A second client on the same URL (does a cache share the stream?).
+    pub second_client: Option<Spanned<SecondOpen>>,
     pub expect: Expect,
 }
 
@@ -68,6 +71,8 @@ pub struct Expect {
     /// Finding ids that must not be reported.
     #[serde(default)]
     pub absent: Vec<Spanned<String>>,
+    /// What the second client got (required with `second_client`, refused without it).
+    pub sharing: Option<Spanned<Sharing>>,
 }
 
 /// A loaded, validated case.
@@ -120,6 +125,41 @@ impl Case {
             }
         }
         check_request(&file.request, path, &src)?;
+        match (&file.second_client, &file.expect.sharing) {
+            (Some(second), _) if second.value.validate().is_err() => {
+                let m = second.value.validate().unwrap_err();
+                return Err(LoadError::at(
+                    path,
+                    &src,
+                    second.referenced.line() as usize,
+                    second.referenced.column() as usize,
+                    m,
+                    None,
+                ));
+            }
+            (Some(second), None) => {
+                return Err(LoadError::at(
+                    path,
+                    &src,
+                    second.referenced.line() as usize,
+                    second.referenced.column() as usize,
+                    "a case with `second_client` must say what it gets: `expect.sharing`"
+                        .to_string(),
+                    Some("one of: separate, joined, replayed, unserved".into()),
+                ));
+            }
+            (None, Some(sharing)) => {
+                return Err(LoadError::at(
+                    path,
+                    &src,
+                    sharing.referenced.line() as usize,
+                    sharing.referenced.column() as usize,
+                    "`expect.sharing` needs a `second_client` to measure it".to_string(),
+                    None,
+                ));
+            }
+            _ => {}
+        }
         let base = Profile::load(profiles_dir, name)?;
         let profile = file.target.overrides.apply(&base);
         if let Err(m) = profile.validate() {
@@ -279,5 +319,51 @@ mod tests {
         };
         assert_eq!((inv.line, inv.column), (3, 12));
         assert!(inv.help.unwrap().contains("did you mean `plain`"));
+    }
+
+    #[test]
+    fn a_second_client_and_its_expectation_come_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.yaml");
+        let load = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            Case::load(&p, &crate::origin::profile::builtin_dir())
+        };
+        let head = "description: d\ntarget:\n  profile: cacheable\n";
+        let ok = load(&format!(
+            "{head}second_client: {{after_ms: 1500}}\nexpect:\n  delivery: streamed\n  sharing: joined\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.file.second_client.map(|s| s.value.after_ms),
+            Some(Some(1500))
+        );
+        let message = |e: LoadError| match e {
+            LoadError::Invalid(inv) => (inv.line, inv.message),
+            e => panic!("{e:?}"),
+        };
+        let (line, m) = message(
+            load(&format!(
+                "{head}second_client: {{after_ms: 1500}}\nexpect:\n  delivery: streamed\n"
+            ))
+            .unwrap_err(),
+        );
+        assert_eq!(line, 4);
+        assert!(m.contains("expect.sharing"), "{m}");
+        let (line, m) = message(
+            load(&format!(
+                "{head}expect:\n  delivery: streamed\n  sharing: separate\n"
+            ))
+            .unwrap_err(),
+        );
+        assert_eq!(line, 6);
+        assert!(m.contains("needs a `second_client`"), "{m}");
+        let (_, m) = message(
+            load(&format!(
+                "{head}second_client: {{after_ms: 1, after_end_ms: 1}}\nexpect:\n  delivery: streamed\n  sharing: separate\n"
+            ))
+            .unwrap_err(),
+        );
+        assert!(m.contains("exactly one"), "{m}");
     }
 }

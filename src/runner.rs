@@ -10,8 +10,9 @@ use crate::events::{Event, Reporter};
 use crate::intermediary::{HopError, HopSpec};
 use crate::origin::{FixtureServer, Profile};
 use crate::probe::{ProbeError, ProbeRequest, Recording};
-use crate::scenario::{self, Scenario, ScenarioError, Witness};
+use crate::scenario::{self, Measurement, Scenario, ScenarioError, Witness};
 use crate::verdict::Verdict;
+use crate::verdict::sharing::{SecondClient, SecondOpen, Sharing};
 
 /// Why a scenario could not be run (as opposed to running and failing its expectation).
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,8 @@ pub struct Outcome {
     pub profile: String,
     /// The case changed the profile (`target.overrides`).
     pub profile_changed: bool,
+    /// The override keys it set (`events`, `headers`, …).
+    pub profile_changes: Vec<&'static str>,
     /// `direct` or the hops, origin side first.
     pub chain: String,
     /// Versions of the real programs in the chain.
@@ -42,10 +45,20 @@ pub struct Outcome {
     pub origin_saw: Option<String>,
     pub recording: Recording,
     pub verdict: Verdict,
+    /// The second client, when the case has one.
+    pub second: Option<SecondReport>,
     pub expectation: Option<Expectation>,
     /// Wall time of the whole scenario.
     #[serde(serialize_with = "crate::probe::ser_ms")]
     pub took: Duration,
+}
+
+/// A case's second client: when it opened (as the case asked) and what it got.
+#[derive(Debug, Serialize)]
+pub struct SecondReport {
+    pub opened: String,
+    #[serde(flatten)]
+    pub measured: SecondClient,
 }
 
 /// The case's expectation and what did not hold.
@@ -54,6 +67,8 @@ pub struct Expectation {
     pub delivery: crate::verdict::Delivery,
     pub findings: Vec<String>,
     pub absent: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<Sharing>,
     /// Empty when the case passed.
     pub failures: Vec<String>,
 }
@@ -94,12 +109,14 @@ pub fn probe_request(url: String, spec: &RequestSpec, profile: &Profile) -> Prob
 /// Cases with real programs in their chain run at most this many at once (see [`run_case`]).
 pub const REAL_AT_ONCE: usize = 3;
 
-/// Run one case's scenario: a fixture serving `profile` behind `chain`, probed with `request`.
+/// Run one case's scenario: a fixture serving `profile` behind `chain`, probed with `request` (and by
+/// a second client when `second` says when).
 pub async fn run_scenario(
     profile: &Profile,
     chain: &[HopSpec],
     request: &RequestSpec,
-) -> Result<(Recording, Verdict, Vec<String>, Option<String>), RunError> {
+    second: Option<SecondOpen>,
+) -> Result<Measurement, RunError> {
     let origin = FixtureServer::start(profile.clone())
         .await
         .map_err(RunError::Fixture)?;
@@ -111,6 +128,7 @@ pub async fn run_scenario(
             server: &origin,
             profile,
         },
+        second,
     };
     let m = scenario::measure(&scenario).await.map_err(|e| match e {
         ScenarioError::Hop(e) => RunError::Hop(e),
@@ -118,7 +136,7 @@ pub async fn run_scenario(
         // The fixture needs no tap and is no started command.
         e @ (ScenarioError::Tap(_) | ScenarioError::TargetDied(_)) => RunError::Scenario(e),
     })?;
-    Ok((m.recording, m.verdict, m.programs, m.origin_saw))
+    Ok(m)
 }
 
 /// Run a case and check its expectation.
@@ -138,28 +156,47 @@ pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
         None
     };
     let started = Instant::now();
-    let (recording, verdict, programs, origin_saw) =
-        run_scenario(&case.profile, &case.file.chain, &case.file.request).await?;
-    let expectation = Some(check(case, &verdict));
+    let open = case.file.second_client.as_ref().map(|s| s.value);
+    let m = run_scenario(&case.profile, &case.file.chain, &case.file.request, open).await?;
+    let second = m.second.map(|measured| SecondReport {
+        opened: open.unwrap_or_default().label(),
+        measured,
+    });
+    let expectation = Some(check(case, &m.verdict, second.as_ref()));
     Ok(Outcome {
         name: case.name.clone(),
         description: case.file.description.trim().to_string(),
         profile: case.file.target.profile.value.clone(),
         profile_changed: !case.file.target.overrides.is_empty(),
+        profile_changes: case.file.target.overrides.changed_keys(),
         chain: case.chain_label(),
-        programs,
-        origin_saw,
-        recording,
-        verdict,
+        programs: m.programs,
+        origin_saw: m.origin_saw,
+        recording: m.recording,
+        verdict: m.verdict,
+        second,
         expectation,
         took: started.elapsed(),
     })
 }
 
-/// Compare a verdict with the case's `expect`.
-pub fn check(case: &Case, v: &Verdict) -> Expectation {
+/// Compare a verdict (and the second client's sharing) with the case's `expect`.
+pub fn check(case: &Case, v: &Verdict, second: Option<&SecondReport>) -> Expectation {
     let e = &case.file.expect;
     let mut failures = Vec::new();
+    let sharing = e.sharing.as_ref().map(|s| s.value);
+    if let Some(want) = sharing {
+        match second {
+            Some(got) if got.measured.sharing != want => failures.push(format!(
+                "expected sharing `{want}`, measured `{}`",
+                got.measured.sharing
+            )),
+            Some(_) => {}
+            None => failures.push(format!(
+                "expected sharing `{want}`, but no second client ran"
+            )),
+        }
+    }
     if v.delivery != e.delivery {
         failures.push(format!(
             "expected delivery `{}`, measured `{}`",
@@ -183,6 +220,7 @@ pub fn check(case: &Case, v: &Verdict) -> Expectation {
         delivery: e.delivery,
         findings: e.findings.iter().map(|s| s.value.clone()).collect(),
         absent: e.absent.iter().map(|s| s.value.clone()).collect(),
+        sharing,
         failures,
     }
 }

@@ -19,7 +19,8 @@ use crate::origin::command::{SharedTarget, TargetError};
 use crate::origin::{FixtureServer, Profile};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
 use crate::tap::Tap;
-use crate::verdict::{Reference, Schedule, Verdict, judge};
+use crate::verdict::sharing::{OriginSide, SecondClient, SecondOpen, judge_sharing};
+use crate::verdict::{Reference, Schedule, Verdict, judge, sort_findings};
 
 /// Why a scenario could not be measured (as opposed to measuring a broken stream).
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +57,9 @@ pub struct Scenario<'a> {
     pub chain: &'a [HopSpec],
     pub request: &'a ProbeRequest,
     pub witness: Witness<'a>,
+    /// A second client on the same URL through the same chain (fixture witness only: the fixture's log
+    /// tells whether its request reached the origin).
+    pub second: Option<SecondOpen>,
 }
 
 /// What one scenario measured.
@@ -71,6 +75,8 @@ pub struct Measurement {
     pub origin_wait: Option<Duration>,
     /// From the origin's response head to the end of the response or of the probe (tap only).
     pub open_at_origin: Option<(Instant, Instant)>,
+    /// What the second client got, when the scenario has one.
+    pub second: Option<SecondClient>,
 }
 
 /// Measure one scenario.
@@ -100,10 +106,24 @@ async fn measure_fixture(
     );
     let mut req = s.request.clone();
     req.url = format!("http://{}{path}", server.addr());
-    let (chain, rec, _) = probe_through(s.chain, server.addr(), &req, None).await?;
+    let (chain, rec, second) = match s.second {
+        None => {
+            let (chain, rec, _) = probe_through(s.chain, server.addr(), &req, None).await?;
+            (chain, rec, None)
+        }
+        Some(open) => {
+            let (chain, rec, second) = probe_twice(s.chain, server.addr(), &req, open).await?;
+            (chain, rec, Some(second))
+        }
+    };
     let requests = server.requests();
-    let ours = requests.iter().rfind(|r| r.target.starts_with(&path));
-    let schedule = ours
+    let ours: Vec<_> = requests
+        .iter()
+        .filter(|r| r.target.starts_with(&path))
+        .collect();
+    // The first client's request is the first to arrive (a second client's, if any, comes later).
+    let first = ours.first().copied();
+    let schedule = first
         .map(|r| Schedule {
             sends: r.sends.iter().map(|&t| rec.offset(t)).collect(),
             headers_sent: r.headers_sent.map(|t| rec.offset(t)),
@@ -113,14 +133,62 @@ async fn measure_fixture(
             by_position: false,
         })
         .unwrap_or_default();
+    let mut verdict = judge(&rec, Reference::Schedule(&schedule));
+    let second = second.map(|rec2| {
+        let origin = OriginSide {
+            requests: ours.len(),
+            first_sends: first.map(|r| r.sends.clone()).unwrap_or_default(),
+            first_ended: first.and_then(|r| r.ended),
+        };
+        let (second, finding) = judge_sharing(rec.start, &rec2, &origin);
+        verdict.findings.extend(finding);
+        sort_findings(&mut verdict.findings);
+        second
+    });
     Ok(Measurement {
-        verdict: judge(&rec, Reference::Schedule(&schedule)),
-        origin_saw: ours.map(|r| format!("{} {}", r.method, r.version)),
+        verdict,
+        origin_saw: first.map(|r| format!("{} {}", r.method, r.version)),
         programs: chain.programs(),
         recording: rec,
         origin_wait: None,
         open_at_origin: None,
+        second,
     })
+}
+
+/// Like [`probe_through`], with a second client on the same URL opening as `open` says; both
+/// recordings.
+async fn probe_twice(
+    hops: &[HopSpec],
+    upstream: SocketAddr,
+    req: &ProbeRequest,
+    open: SecondOpen,
+) -> Result<(Chain, Recording, Recording), ScenarioError> {
+    let mut chain = Chain::start(hops, upstream)
+        .await
+        .map_err(ScenarioError::Hop)?;
+    let req = retarget(req, chain.entry(upstream));
+    let wait = |ms: u64| tokio::time::sleep(Duration::from_millis(ms));
+    let (first, second) = match (open.after_ms, open.after_end_ms) {
+        (Some(ms), _) => {
+            tokio::join!(probe(&req), async {
+                wait(ms).await;
+                probe(&req).await
+            })
+        }
+        (None, ms) => {
+            let first = probe(&req).await;
+            wait(ms.unwrap_or(0)).await;
+            (first, probe(&req).await)
+        }
+    };
+    match (first, second) {
+        (Ok(a), Ok(b)) => Ok((chain, a, b)),
+        (Err(e), _) | (_, Err(e)) => {
+            chain.check_alive().map_err(ScenarioError::Hop)?;
+            Err(ScenarioError::Probe(e))
+        }
+    }
 }
 
 async fn measure_tapped(
@@ -153,6 +221,7 @@ async fn measure_tapped(
         origin_saw: None,
         origin_wait,
         open_at_origin,
+        second: None,
     })
 }
 

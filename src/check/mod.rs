@@ -641,6 +641,7 @@ async fn probe_chain(ctx: &Ctx, name: &str, hops: &[HopSpec]) -> Result<ChainRun
             fallback: Some(&ctx.baseline),
             target: ctx.target.as_ref(),
         },
+        second: None,
     };
     let chain = name.to_string();
     let m = scenario::measure(&scenario).await.map_err(|e| match e {

@@ -223,6 +223,34 @@ impl ProfilePatch {
         self == &ProfilePatch::default()
     }
 
+    /// The keys this patch sets, in the file format's order (`events`, `headers`, …).
+    pub fn changed_keys(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        let mut add = |set: bool, key| {
+            if set {
+                keys.push(key);
+            }
+        };
+        add(!self.headers.is_empty(), "headers");
+        add(!self.remove_headers.is_empty(), "remove_headers");
+        add(self.events.is_some(), "events");
+        add(self.padding.is_some(), "padding");
+        add(self.heartbeat_ms.is_some(), "heartbeat_ms");
+        add(self.delay_headers_ms.is_some(), "delay_headers_ms");
+        add(
+            self.headers_with_first_event.is_some(),
+            "headers_with_first_event",
+        );
+        add(self.framing.is_some(), "framing");
+        add(self.abort_after.is_some(), "abort_after");
+        add(self.hold_until_end.is_some(), "hold_until_end");
+        add(self.linger_ms.is_some(), "linger_ms");
+        add(self.content_length.is_some(), "content_length");
+        add(self.wire.is_some(), "wire");
+        add(self.status.is_some(), "status");
+        keys
+    }
+
     /// Apply the overrides to `base`.
     pub fn apply(&self, base: &Profile) -> Profile {
         let mut p = base.clone();
@@ -504,6 +532,11 @@ mod tests {
             }),
             ..Default::default()
         };
+        assert_eq!(
+            patch.changed_keys(),
+            ["headers", "remove_headers", "events"]
+        );
+        assert!(ProfilePatch::default().changed_keys().is_empty());
         let q = patch.apply(&p);
         assert_eq!(q.events.count, 2);
         assert_eq!(q.headers.len(), 1);

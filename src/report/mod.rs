@@ -157,9 +157,12 @@ pub fn normalized(o: &Outcome) -> String {
         "origin: fixture `{}`{}",
         o.profile,
         if o.profile_changed {
-            " (changed by the case's overrides)"
+            format!(
+                " (changed by the case's overrides: {})",
+                o.profile_changes.join(", ")
+            )
         } else {
-            ""
+            String::new()
         }
     );
     let _ = writeln!(s, "chain: origin → {} → client", o.chain);
@@ -216,6 +219,26 @@ pub fn normalized(o: &Outcome) -> String {
         let _ = writeln!(s, "  {:>3}  {state}", e.seq);
     }
     let _ = writeln!(s, "delivery: {}", v.delivery);
+    if let Some(second) = &o.second {
+        let m = &second.measured;
+        let _ = writeln!(s, "second client: opened {}", second.opened);
+        let _ = writeln!(
+            s,
+            "  origin requests: {} for both clients",
+            m.origin_requests
+        );
+        let _ = writeln!(s, "  status: {}", m.status);
+        if m.sharing.shared() {
+            let _ = writeln!(
+                s,
+                "  events: {}, {} of them sent before it opened",
+                m.events, m.sent_before_it_opened
+            );
+        } else {
+            let _ = writeln!(s, "  events: {} of its own stream", m.events);
+        }
+        let _ = writeln!(s, "  sharing: {}", m.sharing);
+    }
     let _ = writeln!(s, "findings:");
     if v.findings.is_empty() {
         let _ = writeln!(s, "  none");

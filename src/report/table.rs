@@ -23,10 +23,14 @@ pub struct Observation {
     /// The case changed the profile (larger events, padding, …): used only when no case of the same
     /// hop and profile left it as it is.
     pub changed: bool,
+    /// The override keys it changed (`events`, `headers`, …).
+    pub changes: Vec<String>,
     /// The delivery class (`streamed`, `held-until-end`, …).
     pub delivery: String,
     /// Finding ids.
     pub findings: Vec<String>,
+    /// What a second client got (`separate`, `joined`, `replayed`), when the case had one.
+    pub sharing: Option<String>,
 }
 
 impl Observation {
@@ -35,13 +39,16 @@ impl Observation {
         Observation::new(
             &o.chain,
             &o.profile,
-            o.profile_changed,
+            o.profile_changes.iter().map(|c| c.to_string()).collect(),
             o.verdict.delivery.as_str(),
             o.verdict
                 .findings
                 .iter()
                 .map(|f| f.id().as_str().to_string())
                 .collect(),
+            o.second
+                .as_ref()
+                .map(|s| s.measured.sharing.as_str().to_string()),
         )
     }
 
@@ -56,7 +63,15 @@ impl Observation {
             .strip_prefix("origin → ")?
             .strip_suffix(" → client")?;
         let origin = field("origin: fixture ")?;
-        let changed = origin.ends_with("(changed by the case's overrides)");
+        let changes: Vec<String> = origin
+            .split_once("(changed by the case's overrides: ")
+            .map(|(_, keys)| {
+                keys.trim_end_matches(')')
+                    .split(", ")
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
         let profile = origin.split('`').nth(1)?;
         let delivery = field("delivery: ")?;
         let mut findings = Vec::new();
@@ -70,15 +85,24 @@ impl Observation {
                 findings.push(id.trim_end_matches(':').to_string());
             }
         }
-        Observation::new(chain, profile, changed, delivery, findings)
+        // `  sharing: …` in the `second client:` block.
+        let sharing = text
+            .lines()
+            .skip_while(|l| !l.starts_with("second client: "))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .find_map(|l| l.strip_prefix("  sharing: "))
+            .map(|v| v.trim().to_string());
+        Observation::new(chain, profile, changes, delivery, findings, sharing)
     }
 
     fn new(
         chain: &str,
         profile: &str,
-        changed: bool,
+        changes: Vec<String>,
         delivery: &str,
         findings: Vec<String>,
+        sharing: Option<String>,
     ) -> Option<Observation> {
         // One hop (no arrow inside), of a real program, not a test config.
         let (program, config) = chain.split_once(' ')?;
@@ -86,9 +110,11 @@ impl Observation {
         (real && !chain.contains('→') && config != "short-idle").then(|| Observation {
             hop: chain.to_string(),
             profile: profile.to_string(),
-            changed,
+            changed: !changes.is_empty(),
+            changes,
             delivery: delivery.to_string(),
             findings,
+            sharing,
         })
     }
 
@@ -114,7 +140,22 @@ impl Observation {
 /// The Markdown table of every hop observed, in the program table's order.
 pub fn behaviour_table(observations: &[Observation]) -> String {
     let mut by_hop: BTreeMap<&str, (Option<&Observation>, Option<&Observation>)> = BTreeMap::new();
+    // What second clients got from a hop with the `cacheable` origin as it is (no `Cache-Control`).
+    let mut shares: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for o in observations {
+        // Another schedule is still the same question; other headers or another status are not.
+        if let Some(sh) = &o.sharing
+            && o.profile == "cacheable"
+            && !o
+                .changes
+                .iter()
+                .any(|c| matches!(c.as_str(), "headers" | "remove_headers" | "status"))
+        {
+            let v = shares.entry(o.hop.as_str()).or_default();
+            if !v.contains(&sh.as_str()) {
+                v.push(sh);
+            }
+        }
         let e = by_hop.entry(o.hop.as_str()).or_default();
         let slot = match o.profile.as_str() {
             "plain" => &mut e.0,
@@ -138,9 +179,9 @@ pub fn behaviour_table(observations: &[Observation]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| hop | buffers events | compresses | honours `no-transform` | honours `X-Accel-Buffering: no` | holds the headers |"
+        "| hop | buffers events | compresses | honours `no-transform` | honours `X-Accel-Buffering: no` | holds the headers | shares a stream without `Cache-Control` |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for hop in hops {
         let (plain, hardened) = by_hop[hop];
         let yes_no = |b: bool| if b { "yes" } else { "no" };
@@ -167,10 +208,23 @@ pub fn behaviour_table(observations: &[Observation]) -> String {
             (Some(p), _) if !p.holds_events() || p.compresses() => "–".into(),
             _ => q.clone(),
         };
-        let headers = plain.map_or(q, |p| yes_no(p.holds_headers()).into());
+        let headers = plain.map_or(q.clone(), |p| yes_no(p.holds_headers()).into());
+        let sharing = match shares.get(hop) {
+            None => q,
+            Some(seen) => {
+                let mut shared: Vec<&str> =
+                    seen.iter().copied().filter(|s| *s != "separate").collect();
+                shared.sort();
+                if shared.is_empty() {
+                    "no".into()
+                } else {
+                    format!("yes ({})", shared.join(", "))
+                }
+            }
+        };
         let _ = writeln!(
             s,
-            "| `{hop}` | {buffers} | {compresses} | {no_transform} | {x_accel} | {headers} |"
+            "| `{hop}` | {buffers} | {compresses} | {no_transform} | {x_accel} | {headers} | {sharing} |"
         );
     }
     s
@@ -184,9 +238,10 @@ mod tests {
         Observation::new(
             hop,
             profile,
-            false,
+            vec![],
             delivery,
             findings.iter().map(|f| f.to_string()).collect(),
+            None,
         )
         .unwrap()
     }
@@ -224,16 +279,65 @@ mod tests {
         assert_eq!(
             rows,
             [
-                "| `nginx default` | yes (held-until-end) | no | – | yes | no |",
-                "| `haproxy compression` | yes (batched) | yes | yes | – | no |",
-                "| `h2o default` | no | no | – | – | yes |",
+                "| `nginx default` | yes (held-until-end) | no | – | yes | no | ? |",
+                "| `haproxy compression` | yes (batched) | yes | yes | – | no | ? |",
+                "| `h2o default` | no | no | – | – | yes | ? |",
             ]
         );
     }
 
     #[test]
+    fn the_sharing_column_reads_second_clients_of_the_cacheable_origin_as_it_is() {
+        let second = |hop: &str, profile: &str, changed: &str, sharing: &str| {
+            let mut o = obs(hop, profile, "streamed", &[]);
+            if !changed.is_empty() {
+                o.changed = true;
+                o.changes = vec![changed.into()];
+            }
+            o.sharing = Some(sharing.into());
+            o
+        };
+        let t = behaviour_table(&[
+            second("varnish default", "cacheable", "", "joined"),
+            second("varnish default", "cacheable", "", "replayed"),
+            second("squid accel", "cacheable", "", "separate"),
+            // Other headers (an explicit max-age) do not answer the column's question…
+            second("squid accel", "cacheable", "headers", "replayed"),
+            // …another schedule does.
+            second("haproxy default", "cacheable", "events", "separate"),
+            second("nginx default", "plain", "", "separate"),
+        ]);
+        assert!(
+            t.contains("| `varnish default` | ? | ? | ? | ? | ? | yes (joined, replayed) |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| `squid accel` | ? | ? | ? | ? | ? | no |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| `haproxy default` | ? | ? | ? | ? | ? | no |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| `nginx default` | no | no | – | – | no | ? |"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn reads_the_second_clients_sharing_from_a_report() {
+        let text = "origin: fixture `cacheable`\nchain: origin → varnish default → client\n\
+                    delivery: streamed\nsecond client: opened 1500 ms after the first client opened\n  \
+                    origin requests: 1 for both clients\n  sharing: joined\nfindings:\n  none\n";
+        let o = Observation::from_report(text).unwrap();
+        assert_eq!(o.sharing.as_deref(), Some("joined"));
+    }
+
+    #[test]
     fn only_single_real_hops_make_rows() {
-        let new = |chain, delivery| Observation::new(chain, "plain", false, delivery, vec![]);
+        let new =
+            |chain, delivery| Observation::new(chain, "plain", vec![], delivery, vec![], None);
         assert!(new("compression", "streamed").is_none());
         assert!(new("nginx short-idle", "cut").is_none());
         assert!(new("compression → nginx default", "streamed").is_none());
@@ -261,7 +365,7 @@ mod tests {
 
     #[test]
     fn reads_a_normalized_report() {
-        let text = "case: x\norigin: fixture `plain` (changed by the case's overrides)\n\
+        let text = "case: x\norigin: fixture `plain` (changed by the case's overrides: events, padding)\n\
                     chain: origin → lighttpd default → client\n\
                     delivery: held-until-end\nfindings:\n  error   held-until-end: all\n  \
                     warning content-length-on-stream: Content-Length: 10\nexpectation: met\n";
@@ -269,6 +373,7 @@ mod tests {
         assert_eq!(o.hop, "lighttpd default");
         assert_eq!(o.profile, "plain");
         assert!(o.changed);
+        assert_eq!(o.changes, ["events", "padding"]);
         assert_eq!(o.delivery, "held-until-end");
         assert_eq!(o.findings, ["held-until-end", "content-length-on-stream"]);
         let none = "origin: fixture `hardened`\nchain: origin → nginx default → client\n\

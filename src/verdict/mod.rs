@@ -10,6 +10,7 @@
 //! separates holding from scheduler noise with a margin of hundreds of milliseconds at the default gap.
 
 pub mod rules;
+pub mod sharing;
 
 use std::time::Duration;
 
@@ -243,12 +244,17 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
     findings.extend(headers_with_first_event(rec, reference, &tm));
     header_findings(rec, &mut findings);
     framing_findings(rec, &mut findings);
+    sort_findings(&mut findings);
+    tm.into_verdict(delivery, findings)
+}
+
+/// The order findings are reported in: most severe first, then by id.
+pub fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
         b.severity()
             .cmp(&a.severity())
             .then(a.id().as_str().cmp(b.id().as_str()))
     });
-    tm.into_verdict(delivery, findings)
 }
 
 /// What the reference says about the stream.

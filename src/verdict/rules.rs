@@ -141,6 +141,10 @@ rules! {
         why "without `no-cache`, `no-store` or `private`, a cache may store the stream and replay it to later clients"
         fix "send `Cache-Control: no-cache` (or `no-store`)"
         operator "bypass the cache for text/event-stream";
+    StreamShared "stream-shared" Error "delivery"
+        why "a cache on the path served one origin response to two clients: a later subscriber gets events sent before it subscribed, and a reconnecting `EventSource` gets the old stream again instead of new events"
+        fix "send `Cache-Control: no-cache` (or `no-store` / `private`) on the stream"
+        operator "bypass the cache for text/event-stream (Varnish: `return (pass)` or `set beresp.uncacheable = true`)";
     HeadersWithFirstEvent "headers-with-first-event" Warning "headers"
         why "the response headers arrived only with the first event; platforms with a first-byte timeout (Heroku 30 s, CloudFront 30 s, Vercel Edge 25 s) cut such streams"
         fix "flush the headers at once (`res.flushHeaders()`) and send a `:ok` comment immediately";
