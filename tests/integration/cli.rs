@@ -691,3 +691,119 @@ fn the_readme_behaviour_table_is_the_suites_own() {
         );
     }
 }
+
+/// Every config of every installed real program starts through `ssegate proxy` and passes a stream
+/// (the head and one event arrive through it); a program that is not installed is named, not passed.
+#[test]
+fn proxy_starts_every_config_of_every_installed_program() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    // One event, then the stream ends: hops that hold to the end (or to the first byte) answer at once.
+    let origin = crate::util::PythonOrigin::start(&["--events", "1", "--gap-ms", "50"]);
+    let upstream = format!("http://127.0.0.1:{}", origin.port);
+    let mut jobs = Vec::new();
+    let mut not_installed = Vec::new();
+    for p in ssegate::intermediary::programs::PROGRAMS {
+        if p.executable().is_err() {
+            not_installed.push(p.name);
+            continue;
+        }
+        for config in p.configs() {
+            jobs.push(format!("{}: {config}", p.name));
+        }
+    }
+    eprintln!(
+        "{} configs; not installed here (not tested): {not_installed:?}",
+        jobs.len()
+    );
+    let check = |hop: &str| -> Result<(), String> {
+        let mut proxy = bin()
+            .args(["proxy", &upstream, "--hop", hop, "--duration", "60s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let _ = BufReader::new(proxy.stdout.take().unwrap()).read_line(&mut line);
+        let result = (|| {
+            let entry = line.trim().strip_prefix("http://").ok_or_else(|| {
+                let mut err = String::new();
+                let _ = proxy.stderr.take().unwrap().read_to_string(&mut err);
+                format!("`{hop}` printed no entry URL: {err}")
+            })?;
+            let mut s = std::net::TcpStream::connect(entry).map_err(|e| format!("{hop}: {e}"))?;
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            write!(
+                s,
+                "GET /events HTTP/1.1\r\nHost: {entry}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while Instant::now() < deadline {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+                if String::from_utf8_lossy(&got).contains("data: tick 1") {
+                    break;
+                }
+            }
+            let text = String::from_utf8_lossy(&got);
+            if !text.starts_with("HTTP/1.1 200") && !text.starts_with("HTTP/1.0 200") {
+                return Err(format!("`{hop}` answered: {:.200}", text));
+            }
+            // Compressing configs gzip the body: the head is enough there.
+            if !text.contains("data: tick 1")
+                && !text.to_ascii_lowercase().contains("content-encoding")
+            {
+                return Err(format!("`{hop}` passed no event: {:.300}", text));
+            }
+            Ok(())
+        })();
+        // SIGTERM, as a user's Ctrl-C or CI's timeout: ssegate stops the program and every descendant.
+        // (SIGKILL of ssegate cannot: a program that switched user lost its parent-death signal.)
+        let pid = proxy.id();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while proxy.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = proxy.kill();
+                return Err(format!("`{hop}`: ssegate proxy did not stop on SIGTERM"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = proxy.wait();
+        result?;
+        // Nothing that ran from this proxy's private prefix outlives it.
+        let marker = format!("-{pid}.");
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains("/ssegate-") && c.contains(&marker))
+            .collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("`{hop}` left processes behind: {left:?}"))
+        }
+    };
+    // Three at a time: real programs cost CPU to start.
+    let failures: Vec<String> = jobs
+        .chunks(3)
+        .flat_map(|chunk| {
+            std::thread::scope(|sc| {
+                let hs: Vec<_> = chunk.iter().map(|h| sc.spawn(|| check(h))).collect();
+                hs.into_iter()
+                    .filter_map(|h| h.join().unwrap().err())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}
