@@ -33,6 +33,9 @@ pub enum Delivery {
     FirstByteDelayed,
     /// The stream ended early.
     Cut,
+    /// Events arrived on time, then the ones sent after them never did, while the connection stayed
+    /// open until the probe stopped (a hop stopped forwarding without closing the client's side).
+    Stalled,
     /// No event was dispatched.
     NoEvents,
 }
@@ -45,6 +48,7 @@ impl Delivery {
             Delivery::HeldUntilEnd => "held-until-end",
             Delivery::FirstByteDelayed => "first-byte-delayed",
             Delivery::Cut => "cut",
+            Delivery::Stalled => "stalled",
             Delivery::NoEvents => "no-events",
         }
     }
@@ -265,6 +269,8 @@ struct RefPoints {
     /// When the headers were sent (or arrived in the baseline).
     headers: Option<Duration>,
     expected_events: Option<usize>,
+    /// When the origin's response ended (its last byte, or its connection closed), when known.
+    ended: Option<Duration>,
 }
 
 impl RefPoints {
@@ -279,18 +285,21 @@ impl RefPoints {
                 points: s.sends.clone(),
                 headers: s.headers_sent,
                 expected_events: Some(s.planned.unwrap_or(s.sends.len()).max(s.sends.len())),
+                ended: s.ended,
             },
             Reference::Baseline(b) => RefPoints {
                 basis: Basis::Baseline,
                 points: b.events.iter().map(|e| e.at).collect(),
                 headers: Some(b.headers_at),
                 expected_events: Some(b.events.len()),
+                ended: (b.end == End::Complete).then_some(b.ended_at),
             },
             Reference::None => RefPoints {
                 basis: Basis::Inferred,
                 points: Vec::new(),
                 headers: None,
                 expected_events: None,
+                ended: None,
             },
         }
     }
@@ -315,6 +324,8 @@ struct Timing {
     /// Events the reference has that had not arrived when the probe stopped at a limit, though due
     /// more than `T` before.
     missing: usize,
+    /// When the origin's response ended, on the recording's clock (shifted), when known.
+    origin_ended: Option<Duration>,
 }
 
 impl Timing {
@@ -348,7 +359,15 @@ impl Timing {
             bursts,
             header_latency,
             missing,
+            origin_ended: r.ended.map(|e| e + shift),
         }
+    }
+
+    /// The origin had ended well before the probe stopped (by two thresholds or a gap, whichever is
+    /// longer), so nothing was still on its way.
+    fn origin_long_done(&self, rec: &Recording) -> bool {
+        self.origin_ended
+            .is_some_and(|e| e + (self.t * 2).max(self.gap) < rec.ended_at)
     }
 
     /// The headers arrived more than `T` late. Without a response there are no headers to be late:
@@ -470,6 +489,10 @@ fn classify(rec: &Recording, tm: &Timing, findings: &mut Vec<Finding>) -> Delive
         Delivery::Cut
     } else if tm.basis == Basis::Inferred {
         infer(rec, &tm.bursts, tm.t, findings)
+    } else if n > 0 && missing > 0 && tm.held() == 0 && tm.origin_long_done(rec) {
+        // Everything that arrived was on time; what came after never did, though the origin was long
+        // done, and nothing closed the client's connection.
+        Delivery::Stalled
     } else if tm.held() == 0 && missing == 0 {
         if tm.headers_late(rec) {
             Delivery::FirstByteDelayed
@@ -503,6 +526,19 @@ fn delivery_finding(rec: &Recording, tm: &Timing, delivery: Delivery) -> Option<
         ""
     };
     Some(match delivery {
+        Delivery::Stalled => {
+            let last_byte = rec.reads.last().map_or(rec.headers_at, |r| r.at);
+            Finding::new(
+                FindingId::StreamStalled,
+                format!(
+                    "{n} of the {} events the origin sent arrived on time, then none: the origin's response ended at {}, no byte came after {}, and the connection was still open when the probe stopped at {}",
+                    n + missing,
+                    ms(tm.origin_ended.unwrap_or_default()),
+                    ms(last_byte),
+                    ms(rec.ended_at)
+                ),
+            )
+        }
         Delivery::HeldUntilEnd if missing > 0 && n == 0 => Finding::new(
             FindingId::HeldUntilEnd,
             format!(

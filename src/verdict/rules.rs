@@ -101,6 +101,10 @@ rules! {
         why "the stream ended before the origin finished it; the browser will reconnect and may lose events"
         fix "send a heartbeat comment (`:\\n\\n`) at least every 15 s so idle timeouts never fire"
         operator "raise the idle or total timeout for this route (nginx `proxy_read_timeout`)";
+    StreamStalled "stream-stalled" Error "delivery"
+        why "events stopped arriving while the connection stayed open: a hop gave up on the origin (an idle or proxy timeout) without closing the client's side, so the browser neither gets events nor reconnects"
+        fix "send a heartbeat comment (`:\\n\\n`) more often than every hop's idle timeout, and have clients reconnect after a silence longer than the heartbeat"
+        operator "end the client's response when the upstream request fails or times out (node-http-proxy: destroy `res` on `proxyTimeout` / `error`)";
     AddedLatency "added-latency" Warning "delivery"
         why "events arrive one by one but consistently late, as when something holds every write for a while (Nagle, a periodic flusher)"
         fix "set TCP_NODELAY on the origin socket and write each event in one call"

@@ -263,8 +263,11 @@ fn events_that_never_arrived_before_a_limit_are_held() {
         "{}",
         v.findings[0].evidence
     );
+    // The origin still sending when the probe stopped: the rest is held, not stalled.
     let r = rec(GOOD, &[402, 803], 3000, limit);
-    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    let mut open = sched(SENDS);
+    open.ended = None;
+    let v = judge(&r, Reference::Schedule(&open));
     assert_eq!(v.delivery, Delivery::Batched);
     // without a reference, nothing is known to be missing
     let r = rec(GOOD, &[], 3000, End::Complete);
@@ -471,4 +474,44 @@ fn a_long_wait_for_the_first_byte_then_a_live_stream_is_not_held() {
     r.headers_at = ms(2999);
     let v = judge(&r, Reference::None);
     assert_eq!(v.delivery, Delivery::Streamed, "{:?}", v.findings);
+}
+
+#[test]
+fn on_time_events_then_silence_on_an_open_connection_is_stalled() {
+    let limit = End::Limit {
+        limit: crate::probe::LimitKind::Duration,
+    };
+    // Two on time, then four the origin sent never arrive while the probe listens to 8 s.
+    let r = rec(GOOD, &[401, 801], 8000, limit.clone());
+    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    assert_eq!(v.delivery, Delivery::Stalled);
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.id() == FindingId::StreamStalled)
+        .unwrap();
+    assert!(
+        f.evidence
+            .starts_with("2 of the 6 events the origin sent arrived on time"),
+        "{}",
+        f.evidence
+    );
+    // A late event among those that came makes it a hold, not a stall.
+    let r = rec(GOOD, &[401, 1900], 8000, limit.clone());
+    assert_eq!(
+        judge(&r, Reference::Schedule(&sched(SENDS))).delivery,
+        Delivery::Batched
+    );
+    // Nor is an origin that had only just ended.
+    let r = rec(GOOD, &[401, 801], 2700, limit.clone());
+    assert_ne!(
+        judge(&r, Reference::Schedule(&sched(SENDS))).delivery,
+        Delivery::Stalled
+    );
+    // Events still in flight when the probe stopped are no stall.
+    let r = rec(GOOD, &[401, 801, 1201, 1601, 2001], 2410, limit);
+    assert_ne!(
+        judge(&r, Reference::Schedule(&sched(SENDS))).delivery,
+        Delivery::Stalled
+    );
 }
