@@ -28,8 +28,9 @@ async fn measure(label: &str, chain: &[HopSpec]) {
     let mut lat = Vec::new();
     let mut headers = Vec::new();
     for _ in 0..RUNS {
-        match run_scenario(&profile, chain, &RequestSpec::default()).await {
-            Ok((_, v, _, _)) => {
+        match run_scenario(&profile, chain, &RequestSpec::default(), None).await {
+            Ok(m) => {
+                let v = m.verdict;
                 lat.extend(v.events.iter().filter_map(|e| e.latency));
                 headers.extend(v.header_latency);
             }

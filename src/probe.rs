@@ -595,7 +595,9 @@ fn take_items(rec: &mut Recording, items: &mut Vec<Item>, at: Duration, read: us
                 event.truncated += cut_to(&mut event.data, DATA_KEPT);
                 // Parser buffers grow by doubling: keep only what is used.
                 event.data.shrink_to_fit();
-                event.event_type.shrink_to_fit();
+                if let std::borrow::Cow::Owned(t) = &mut event.event_type {
+                    t.shrink_to_fit();
+                }
                 rec.events.push(Arrival { at, read, event })
             }
             Item::Comment(_) => {
@@ -823,7 +825,7 @@ mod tests {
                 std::mem::size_of_val(a)
                     + a.event.data.capacity()
                     + a.event.id.capacity()
-                    + a.event.event_type.capacity()
+                    + a.event.event_type.len()
             })
             .sum();
         assert!(kept < 2 << 20, "{kept} bytes of event records");

@@ -62,8 +62,8 @@ const MAX_NAME_BYTES: usize = 64;
 /// One dispatched event (the MessageEvent a browser would fire).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
-    /// `event` field value; "message" when none was given.
-    pub event_type: String,
+    /// `event` field value; "message" when none was given (then borrowed, not allocated).
+    pub event_type: Cow<'static, str>,
     /// The data as dispatched, or its first bytes when it outgrew the line limit (see `truncated`).
     pub data: String,
     /// last event ID buffer at dispatch time ("" when none)
@@ -193,8 +193,18 @@ impl Default for Parser {
     }
 }
 
-fn is_eol(b: &u8) -> bool {
-    *b == b'\n' || *b == b'\r'
+/// `bytes` as text, and whether they were invalid UTF-8 (then replaced with U+FFFD). When the line was
+/// `cut` at the limit and the cut fell inside a character, that is ours, not the stream's: the text
+/// stops before it and nothing is invalid.
+fn utf8(bytes: &[u8], cut: bool) -> (Cow<'_, str>, bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (Cow::Borrowed(s), false),
+        Err(e) if cut && e.error_len().is_none() => (
+            Cow::Owned(String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned()),
+            false,
+        ),
+        Err(_) => (String::from_utf8_lossy(bytes), true),
+    }
 }
 
 impl Parser {
@@ -295,66 +305,85 @@ impl Parser {
     }
 
     /// Interpret bytes that follow the (possible) BOM.
-    fn consume(&mut self, mut input: &[u8], out: &mut Vec<Item>) {
-        while !input.is_empty() {
+    ///
+    /// Lines are found with a vectorized search for CR or LF. A line that lies whole inside `input` is
+    /// interpreted where it is; only a line that spans reads is gathered in `self.line`. The bytes after
+    /// the last dispatch point are copied to the kept tail once, when the input is used up.
+    fn consume(&mut self, input: &[u8], out: &mut Vec<Item>) {
+        let mut pos = 0;
+        // Bytes of `input` from here on are after the last dispatch point.
+        let mut tail_from = 0;
+        while pos < input.len() {
             if self.pending_cr {
                 self.pending_cr = false;
-                if let Some((&b'\n', rest)) = input.split_first() {
+                if input[pos] == b'\n' {
                     self.facts.line_endings.crlf += 1;
-                    if !self.cr_ended_blank {
-                        self.push_tail(b"\n");
+                    // The LF of a blank line's CRLF is part of that dispatch point, not of the tail.
+                    if self.cr_ended_blank && tail_from == pos {
+                        tail_from = pos + 1;
                     }
-                    input = rest;
+                    pos += 1;
                     continue;
                 }
                 self.facts.line_endings.cr += 1;
             }
-            let Some(pos) = input.iter().position(is_eol) else {
-                // No terminator: the whole input belongs to the current line, which may already be
-                // too long (and may never end: a stream of bytes without a line break).
-                self.append_line(input);
-                self.push_tail(input);
+            let rest = &input[pos..];
+            let Some(at) = memchr::memchr2(b'\n', b'\r', rest) else {
+                // No terminator: the rest belongs to the current line, which may already be too
+                // long (and may never end: a stream of bytes without a line break).
+                self.append_line(rest);
                 if self.line_len > self.max_line as u64 {
                     let longest = self.facts.line_too_long.unwrap_or(0).max(self.line_len);
                     self.facts.line_too_long = Some(longest);
                 }
-                return;
+                break;
             };
-            let (chunk, rest) = input.split_at(pos);
-            let Some((&term, after)) = rest.split_first() else {
-                return;
-            };
-            self.append_line(chunk);
-            let blank = self.line_len == 0;
-            if blank {
-                self.tail.clear();
-                self.tail_len = 0;
-            } else {
-                self.push_tail(chunk);
-                self.push_tail(&[term]);
-            }
+            let chunk = &rest[..at];
+            let term = rest[at];
+            let next = pos + at + 1;
+            let blank = self.line_len == 0 && chunk.is_empty();
             if term == b'\r' {
                 self.pending_cr = true;
                 self.cr_ended_blank = blank;
             } else {
                 self.facts.line_endings.lf += 1;
             }
-            let line = std::mem::take(&mut self.line);
-            let dropped = self.line_len - line.len() as u64;
-            if self.line_len > self.max_line as u64 {
-                let longest = self.facts.line_too_long.unwrap_or(0).max(self.line_len);
-                self.facts.line_too_long = Some(longest);
-                self.facts.lines_truncated += u64::from(dropped > 0);
+            if blank {
+                self.tail.clear();
+                self.tail_len = 0;
+                tail_from = next;
+                self.dispatch(out);
+            } else if self.line_len == 0 {
+                // The whole line is in this input: interpret it in place.
+                let kept = chunk.len().min(self.kept());
+                let dropped = (chunk.len() - kept) as u64;
+                if chunk.len() > self.max_line {
+                    self.long_line(chunk.len() as u64, dropped);
+                }
+                self.process_line(&chunk[..kept], dropped, out);
+            } else {
+                self.append_line(chunk);
+                let line = std::mem::take(&mut self.line);
+                let dropped = self.line_len - line.len() as u64;
+                if self.line_len > self.max_line as u64 {
+                    self.long_line(self.line_len, dropped);
+                }
+                self.process_line(&line, dropped, out);
+                // Keep the buffer (at most the limit): the next long line reuses it.
+                self.line = line;
+                self.line.clear();
+                self.line_len = 0;
             }
-            self.process_line(&line, dropped, out);
-            self.line = line;
-            self.line.clear();
-            self.line_len = 0;
-            if self.line.capacity() > 64 * 1024 {
-                self.line.shrink_to(4096);
-            }
-            input = after;
+            pos = next;
         }
+        self.push_tail(&input[tail_from..]);
+    }
+
+    /// A complete line of `len` bytes over the limit, of which `dropped` were not kept.
+    fn long_line(&mut self, len: u64, dropped: u64) {
+        let longest = self.facts.line_too_long.unwrap_or(0).max(len);
+        self.facts.line_too_long = Some(longest);
+        self.facts.lines_truncated += u64::from(dropped > 0);
     }
 
     /// How many bytes of a line, and of an event's data, are kept.
@@ -378,58 +407,74 @@ impl Parser {
             .extend_from_slice(bytes.get(..take).unwrap_or_default());
     }
 
-    /// Interpret one complete line (without its terminator), of which `dropped` bytes at the end were
-    /// not kept.
+    /// Interpret one complete, non-blank line (without its terminator), of which `dropped` bytes at the
+    /// end were not kept.
+    ///
+    /// The field name is matched as bytes; only the parts used are checked as UTF-8 (the terminators,
+    /// `:` and the space are ASCII, so the line is valid exactly when its parts are).
     fn process_line(&mut self, line: &[u8], dropped: u64, out: &mut Vec<Item>) {
         self.facts.longest_line = self.facts.longest_line.max(line.len() as u64 + dropped);
-        if line.is_empty() && dropped == 0 {
-            self.dispatch(out);
-            return;
-        }
         self.block_has_lines = true;
-        let text = match std::str::from_utf8(line) {
-            Ok(s) => Cow::Borrowed(s),
-            // The cut fell inside a character: that is ours, not the stream's.
-            Err(e) if dropped > 0 && e.error_len().is_none() => {
-                Cow::Owned(String::from_utf8_lossy(&line[..e.valid_up_to()]).into_owned())
-            }
-            Err(_) => {
-                self.facts.invalid_utf8_lines += 1;
-                String::from_utf8_lossy(line)
-            }
+        let cut = dropped > 0;
+        // The usual fields are recognised by their prefix; anything else looks for its colon.
+        let colon = match line {
+            [b'd', b'a', b't', b'a', b':', ..] => Some(4),
+            [b'i', b'd', b':', ..] => Some(2),
+            [b'e', b'v', b'e', b'n', b't', b':', ..] => Some(5),
+            _ => memchr::memchr(b':', line),
         };
-        if let Some(comment) = text.strip_prefix(':') {
-            self.facts.comments += 1;
-            out.push(Item::Comment(comment.to_owned()));
-            return;
-        }
-        let (name, value) = match text.split_once(':') {
-            Some((name, value)) => (name, value.strip_prefix(' ').unwrap_or(value)),
-            None => (&*text, ""),
+        let (name, value) = match colon {
+            Some(0) => {
+                let (text, bad) = utf8(&line[1..], cut);
+                self.facts.invalid_utf8_lines += u64::from(bad);
+                self.facts.comments += 1;
+                out.push(Item::Comment(text.into_owned()));
+                return;
+            }
+            Some(i) => {
+                let value = &line[i + 1..];
+                (&line[..i], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &[][..]),
         };
         match name {
-            "event" => {
-                self.event_type.clear();
-                self.event_type.push_str(value);
+            b"data" => {
+                let (value, bad) = utf8(value, cut);
+                self.facts.invalid_utf8_lines += u64::from(bad);
+                self.append_data(&value, dropped);
             }
-            "data" => self.append_data(value, dropped),
-            "id" => {
+            b"event" => {
+                let (value, bad) = utf8(value, cut);
+                self.facts.invalid_utf8_lines += u64::from(bad);
+                self.event_type.clear();
+                self.event_type.push_str(&value);
+            }
+            b"id" => {
+                let (value, bad) = utf8(value, cut);
+                self.facts.invalid_utf8_lines += u64::from(bad);
                 if !value.contains('\0') {
                     self.last_event_id.clear();
-                    self.last_event_id.push_str(value);
+                    self.last_event_id.push_str(&value);
                 }
             }
-            "retry" => {
-                if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-                    let ms = value.bytes().fold(0u64, |acc, b| {
+            b"retry" => {
+                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
+                    let ms = value.iter().fold(0u64, |acc, b| {
                         acc.saturating_mul(10)
                             .saturating_add(u64::from(b.wrapping_sub(b'0')))
                     });
                     out.push(Item::Retry(ms));
+                } else {
+                    let (_, bad) = utf8(value, cut);
+                    self.facts.invalid_utf8_lines += u64::from(bad);
                 }
             }
             other => {
-                let name = truncate_at_char_boundary(other, MAX_NAME_BYTES);
+                // With no colon the name is the line's end, where a cut may fall.
+                let (name, bad_name) = utf8(other, cut && colon.is_none());
+                let (_, bad_value) = utf8(value, cut);
+                self.facts.invalid_utf8_lines += u64::from(bad_name || bad_value);
+                let name = truncate_at_char_boundary(&name, MAX_NAME_BYTES);
                 if let Some(count) = self.facts.unknown_fields.get_mut(name) {
                     *count = count.saturating_add(1);
                 } else if self.facts.unknown_fields.len() < MAX_UNKNOWN_NAMES {
@@ -449,6 +494,8 @@ impl Parser {
         }
         let room = self.kept().saturating_sub(self.data.len());
         let take = truncate_at_char_boundary(value, room).len();
+        // One allocation for a one-line event's data, the value and its LF together.
+        self.data.reserve(take + 1);
         self.data.push_str(&value[..take]);
         if take == value.len() && dropped == 0 && self.data.len() < self.kept() {
             self.data.push('\n');
@@ -471,10 +518,11 @@ impl Parser {
             } else if self.data.ends_with('\n') {
                 self.data.pop();
             }
+            // The default type is a constant: no allocation for it.
             let event_type = if self.event_type.is_empty() {
-                "message".to_owned()
+                Cow::Borrowed("message")
             } else {
-                std::mem::take(&mut self.event_type)
+                Cow::Owned(std::mem::take(&mut self.event_type))
             };
             out.push(Item::Event(Event {
                 event_type,
@@ -1201,7 +1249,7 @@ mod tests {
             .0
             .into_iter()
             .filter_map(|item| match item {
-                Item::Event(e) => Some((e.event_type, e.data, e.id)),
+                Item::Event(e) => Some((e.event_type.into_owned(), e.data, e.id)),
                 Item::Comment(_) | Item::Retry(_) => None,
             })
             .collect()

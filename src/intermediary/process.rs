@@ -78,6 +78,10 @@ pub struct Program {
     pub version_word: VersionWord,
     /// Log text (any case) that means the reserved port was taken before the program bound it.
     pub port_taken: &'static str,
+    /// A log file (under the prefix) and the text it must contain, besides the nonce, before the program
+    /// counts as ready: Traffic Server answers its port before its cache is enabled, and a stream it
+    /// fetches meanwhile is never stored.
+    pub ready_log: Option<(&'static str, &'static str)>,
     /// The cause a config is known to produce when it breaks a stream, with the operator's fix.
     pub known_cause: fn(config: &str) -> Option<(CauseId, &'static str)>,
 }
@@ -358,7 +362,7 @@ impl ProcessHop {
                     log: self.log_tail(prefix.path()),
                 });
             }
-            if answers_nonce(addr, &prefix.nonce).await {
+            if answers_nonce(addr, &prefix.nonce).await && self.logged_ready(prefix.path()) {
                 return Ok(());
             }
             // A program that logs the lost port race and keeps running (Traffic Server) is not
@@ -386,6 +390,14 @@ impl ProcessHop {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Whether the program's log says it is fully up, for a program whose port answers before it is
+    /// (`Program::ready_log`); always true for the others.
+    fn logged_ready(&self, prefix: &Path) -> bool {
+        self.program.ready_log.is_none_or(|(file, text)| {
+            crate::proc::tail(&prefix.join(file), LOG_LINES * 4).contains(text)
+        })
     }
 
     /// The last lines of each of the program's logs, then of its stderr.
@@ -594,6 +606,7 @@ mod tests {
             version_args: &[],
             version_word: VersionWord::First,
             port_taken: "Address already in use",
+            ready_log: None,
             known_cause: |_| None,
         };
         let hop = ProcessHop {

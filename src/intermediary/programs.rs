@@ -55,6 +55,7 @@ pub static NGINX: Program = Program {
     version_args: &["-v"],
     version_word: VersionWord::Prefix("nginx/"),
     port_taken: "Address already in use",
+    ready_log: None,
     known_cause: |config| match config {
         "short-idle" => Some((
             CauseId::IdleTimeout,
@@ -90,6 +91,7 @@ pub static CADDY: Program = Program {
     version_args: &["version"],
     version_word: VersionWord::First,
     port_taken: "address already in use",
+    ready_log: None,
     known_cause: |config| match config {
         "encode" => Some((
             CauseId::CompressionBuffering,
@@ -123,6 +125,7 @@ pub static HAPROXY: Program = Program {
     version_args: &["-v"],
     version_word: VersionWord::After("version"),
     port_taken: "Address already in use",
+    ready_log: None,
     known_cause: |config| match config {
         "compression" => Some((
             CauseId::CompressionBuffering,
@@ -160,6 +163,7 @@ pub static APACHE: Program = Program {
     version_args: &["-v"],
     version_word: VersionWord::Prefix("Apache/"),
     port_taken: "Address already in use",
+    ready_log: None,
     known_cause: |config| match config {
         "short-idle" => Some((
             CauseId::IdleTimeout,
@@ -190,6 +194,7 @@ pub static LIGHTTPD: Program = Program {
     version_args: &["-v"],
     version_word: VersionWord::Prefix("lighttpd/"),
     port_taken: "Address already in use",
+    ready_log: None,
     known_cause: |config| match config {
         "streaming" => None,
         "short-idle" => Some((
@@ -223,6 +228,7 @@ pub static H2O: Program = Program {
     version_args: &["-v"],
     version_word: VersionWord::After("version"),
     port_taken: "Address already in use",
+    ready_log: None,
     known_cause: |config| match config {
         "short-idle" => Some((
             CauseId::IdleTimeout,
@@ -269,6 +275,7 @@ pub static VARNISH: Program = Program {
     version_args: &["-V"],
     version_word: VersionWord::Prefix("varnish-"),
     port_taken: "Address already in use",
+    ready_log: None,
     known_cause: |config| match config {
         "short-idle" => Some((
             CauseId::IdleTimeout,
@@ -302,6 +309,7 @@ pub static SQUID: Program = Program {
     version_args: &["-v"],
     version_word: VersionWord::After("Version"),
     port_taken: "Address already in use",
+    ready_log: None,
     known_cause: |config| match config {
         "short-idle" => Some((
             CauseId::IdleTimeout,
@@ -332,6 +340,7 @@ pub static TRAFFICSERVER: Program = Program {
     version_args: &["{exe}", "traffic_server", "-V"],
     version_word: VersionWord::After("Server"),
     port_taken: "Address already in use",
+    ready_log: Some(("log/diags.log", "cache enabled")),
     known_cause: |_| {
         Some((
             CauseId::IdleTimeout,
@@ -363,6 +372,7 @@ pub static HTTP_PROXY: Program = Program {
     ],
     version_word: VersionWord::Prefix("http-proxy/"),
     port_taken: "EADDRINUSE",
+    ready_log: None,
     known_cause: |config| match config {
         "compression" => Some((
             CauseId::CompressionBuffering,
@@ -405,6 +415,7 @@ pub static EXPRESS: Program = Program {
     ],
     version_word: VersionWord::Prefix("express/"),
     port_taken: "EADDRINUSE",
+    ready_log: None,
     known_cause: |config| match config {
         "short-idle" => Some((
             CauseId::IdleTimeout,
@@ -453,6 +464,7 @@ pub static MITMPROXY: Program = Program {
     version_args: &["--version"],
     version_word: VersionWord::After("Mitmproxy:"),
     port_taken: "address already in use",
+    ready_log: None,
     known_cause: |config| match config {
         "stream" => Some((
             CauseId::FirstByteDelay,
