@@ -149,7 +149,7 @@ fn main() {
         );
         for (i, (pname, _)) in PARSERS.iter().enumerate() {
             println!(
-                "  {pname:<20} {:>8.0} MB/s   ssegate is {:.2}x its speed",
+                "  {pname:<20} {:>8.0} MB/s   ssegate is {:.2}x as fast",
                 mb / best[i],
                 best[i] / best[0]
             );

@@ -168,6 +168,11 @@ pub struct Parser {
     line: Vec<u8>,
     /// bytes of the current line seen, kept or not
     line_len: u64,
+    /// a line spanning reads that began with `data:` is gathered without that prefix (this many
+    /// bytes, 5 or 6 with the space), so its value can become the event's data without a copy
+    line_skip: usize,
+    /// the length of the last such value (the next one reserves that much at once)
+    last_value: usize,
     /// the last byte interpreted was a CR ending a line (a following LF
     /// belongs to the same terminator)
     pending_cr: bool,
@@ -197,6 +202,18 @@ impl Default for Parser {
 /// `cut` at the limit and the cut fell inside a character, that is ours, not the stream's: the text
 /// stops before it and nothing is invalid.
 fn utf8(bytes: &[u8], cut: bool) -> (Cow<'_, str>, bool) {
+    // Short ASCII values (ids, small data) are the common case and the cheapest to check.
+    if bytes.len() <= 64 && bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        return (
+            Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) }),
+            false,
+        );
+    }
+    // The vectorized check answers the common case; std's says where an error lies.
+    if let Ok(s) = simdutf8::basic::from_utf8(bytes) {
+        return (Cow::Borrowed(s), false);
+    }
     match std::str::from_utf8(bytes) {
         Ok(s) => (Cow::Borrowed(s), false),
         Err(e) if cut && e.error_len().is_none() => (
@@ -223,6 +240,8 @@ impl Parser {
             bom_prefix: Some(0),
             line: Vec::new(),
             line_len: 0,
+            line_skip: 0,
+            last_value: 0,
             pending_cr: false,
             cr_ended_blank: false,
             data: String::new(),
@@ -364,9 +383,19 @@ impl Parser {
             } else {
                 self.append_line(chunk);
                 let line = std::mem::take(&mut self.line);
-                let dropped = self.line_len - line.len() as u64;
+                let dropped = self.line_len - (line.len() + self.line_skip) as u64;
                 if self.line_len > self.max_line as u64 {
                     self.long_line(self.line_len, dropped);
+                }
+                if self.line_skip > 0 {
+                    self.line_skip = 0;
+                    if let Some(line) = self.take_data_value(line, dropped) {
+                        self.line = line;
+                        self.line.clear();
+                    }
+                    self.line_len = 0;
+                    pos = next;
+                    continue;
                 }
                 self.process_line(&line, dropped, out);
                 // Keep the buffer (at most the limit): the next long line reuses it.
@@ -377,6 +406,36 @@ impl Parser {
             pos = next;
         }
         self.push_tail(&input[tail_from..]);
+    }
+
+    /// A data line gathered across reads without its `data:` prefix: `value` (of which `dropped`
+    /// bytes were not kept) becomes the event's data. When it is the event's first data line, whole and
+    /// valid UTF-8, its buffer is the data: no copy. Otherwise it is appended as any data line, and the
+    /// buffer comes back for reuse.
+    fn take_data_value(&mut self, value: Vec<u8>, dropped: u64) -> Option<Vec<u8>> {
+        self.facts.longest_line = self.facts.longest_line.max(self.line_len);
+        self.block_has_lines = true;
+        self.last_value = value.len();
+        let whole = dropped == 0 && value.len() < self.kept();
+        if whole
+            && self.data.is_empty()
+            && self.dropped == 0
+            && simdutf8::basic::from_utf8(&value).is_ok()
+        {
+            // SAFETY: `value` was just checked to be valid UTF-8.
+            self.data = unsafe { String::from_utf8_unchecked(value) };
+            self.data.push('\n');
+            return None;
+        }
+        self.append_data_bytes(&value, dropped);
+        Some(value)
+    }
+
+    /// Append a data value given as bytes (checked as UTF-8, counted when invalid).
+    fn append_data_bytes(&mut self, value: &[u8], dropped: u64) {
+        let (text, bad) = utf8(value, dropped > 0);
+        self.facts.invalid_utf8_lines += u64::from(bad);
+        self.append_data(&text, dropped);
     }
 
     /// A complete line of `len` bytes over the limit, of which `dropped` were not kept.
@@ -393,8 +452,23 @@ impl Parser {
 
     /// Add bytes to the current line, keeping at most [`Parser::kept`] of it.
     fn append_line(&mut self, chunk: &[u8]) {
+        let chunk = if self.line_len == 0 {
+            // A line starts here and spans reads. A data line keeps only its value.
+            self.line_skip = match chunk {
+                [b'd', b'a', b't', b'a', b':', b' ', ..] => 6,
+                [b'd', b'a', b't', b'a', b':', _, ..] => 5,
+                _ => 0,
+            };
+            if self.line_skip > 0 {
+                self.line.reserve(self.last_value + 1);
+            }
+            self.line_len = self.line_skip as u64;
+            &chunk[self.line_skip..]
+        } else {
+            chunk
+        };
         self.line_len = self.line_len.saturating_add(chunk.len() as u64);
-        let room = self.kept().saturating_sub(self.line.len());
+        let room = self.kept().saturating_sub(self.line.len() + self.line_skip);
         self.line
             .extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
     }
@@ -438,11 +512,7 @@ impl Parser {
             None => (line, &[][..]),
         };
         match name {
-            b"data" => {
-                let (value, bad) = utf8(value, cut);
-                self.facts.invalid_utf8_lines += u64::from(bad);
-                self.append_data(&value, dropped);
-            }
+            b"data" => self.append_data_bytes(value, dropped),
             b"event" => {
                 let (value, bad) = utf8(value, cut);
                 self.facts.invalid_utf8_lines += u64::from(bad);
@@ -782,6 +852,45 @@ mod tests {
     fn parse_bytewise(input: &[u8], max_line: usize) -> (Vec<Item>, FramingFacts) {
         let cuts: Vec<usize> = (0..=input.len()).collect();
         parse_pieces(input, &cuts, max_line)
+    }
+
+    /// Data lines that span reads are gathered without their prefix and handed over whole when they can
+    /// be: whatever the cut, the result is the one-read result, including invalid UTF-8, a second data
+    /// line, and a line over the limit.
+    #[test]
+    fn data_lines_spanning_reads_parse_as_in_one_read() {
+        let long = "y".repeat(300);
+        let inputs: Vec<Vec<u8>> = vec![
+            format!("data: {long}\n\n").into_bytes(),
+            format!("data:{long}\ndata: {long}\n\n").into_bytes(),
+            [b"data: ab".as_slice(), &[0xff, 0xfe], b"cd\n\n"].concat(),
+            [
+                b"data: \xe2\x82".as_slice(),
+                b"\xac ok\n\nid: 7\ndata: x\n\n",
+            ]
+            .concat(),
+            format!("id: 1\ndata: {long}\r\n\r\ndata: tail").into_bytes(),
+        ];
+        for input in &inputs {
+            for max_line in [DEFAULT_MAX_LINE, 100, 8] {
+                let whole = parse_pieces(input, &[], max_line);
+                for cut in 1..input.len().min(40) {
+                    let cuts: Vec<usize> = (cut..input.len()).step_by(cut * 7 + 1).collect();
+                    assert_eq!(
+                        parse_pieces(input, &cuts, max_line),
+                        whole,
+                        "max_line {max_line}, cuts {cuts:?}, input {:?}",
+                        String::from_utf8_lossy(input)
+                    );
+                }
+            }
+        }
+        let (items, facts) = parse_pieces(&inputs[2], &[3, 9], DEFAULT_MAX_LINE);
+        assert_eq!(facts.invalid_utf8_lines, 1);
+        let Item::Event(e) = &items[0] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(e.data, "ab\u{fffd}\u{fffd}cd");
     }
 
     #[test]
