@@ -125,40 +125,35 @@ impl Case {
             }
         }
         check_request(&file.request, path, &src)?;
+        // Where a value is, for a message about it.
+        let at_value = |line: u64, column: u64, msg: String, help: Option<String>| {
+            LoadError::at(path, &src, line as usize, column as usize, msg, help)
+        };
         match (&file.second_client, &file.expect.sharing) {
-            (Some(second), _) if second.value.validate().is_err() => {
-                let m = second.value.validate().unwrap_err();
-                return Err(LoadError::at(
-                    path,
-                    &src,
-                    second.referenced.line() as usize,
-                    second.referenced.column() as usize,
-                    m,
-                    None,
-                ));
-            }
-            (Some(second), None) => {
-                return Err(LoadError::at(
-                    path,
-                    &src,
-                    second.referenced.line() as usize,
-                    second.referenced.column() as usize,
-                    "a case with `second_client` must say what it gets: `expect.sharing`"
-                        .to_string(),
-                    Some("one of: separate, joined, replayed, unserved".into()),
-                ));
+            (Some(second), sharing) => {
+                let (line, column) = (second.referenced.line(), second.referenced.column());
+                if let Err(m) = second.value.validate() {
+                    return Err(at_value(line, column, m, None));
+                }
+                if sharing.is_none() {
+                    return Err(at_value(
+                        line,
+                        column,
+                        "a case with `second_client` must say what it gets: `expect.sharing`"
+                            .to_string(),
+                        Some("one of: separate, joined, replayed, unserved".into()),
+                    ));
+                }
             }
             (None, Some(sharing)) => {
-                return Err(LoadError::at(
-                    path,
-                    &src,
-                    sharing.referenced.line() as usize,
-                    sharing.referenced.column() as usize,
+                return Err(at_value(
+                    sharing.referenced.line(),
+                    sharing.referenced.column(),
                     "`expect.sharing` needs a `second_client` to measure it".to_string(),
                     None,
                 ));
             }
-            _ => {}
+            (None, None) => {}
         }
         let base = Profile::load(profiles_dir, name)?;
         let profile = file.target.overrides.apply(&base);

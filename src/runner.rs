@@ -163,12 +163,13 @@ pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
         measured,
     });
     let expectation = Some(check(case, &m.verdict, second.as_ref()));
+    let changes = case.file.target.overrides.changed_keys();
     Ok(Outcome {
         name: case.name.clone(),
         description: case.file.description.trim().to_string(),
         profile: case.file.target.profile.value.clone(),
-        profile_changed: !case.file.target.overrides.is_empty(),
-        profile_changes: case.file.target.overrides.changed_keys(),
+        profile_changed: !changes.is_empty(),
+        profile_changes: changes,
         chain: case.chain_label(),
         programs: m.programs,
         origin_saw: m.origin_saw,

@@ -106,16 +106,8 @@ async fn measure_fixture(
     );
     let mut req = s.request.clone();
     req.url = format!("http://{}{path}", server.addr());
-    let (chain, rec, second) = match s.second {
-        None => {
-            let (chain, rec, _) = probe_through(s.chain, server.addr(), &req, None).await?;
-            (chain, rec, None)
-        }
-        Some(open) => {
-            let (chain, rec, second) = probe_twice(s.chain, server.addr(), &req, open).await?;
-            (chain, rec, Some(second))
-        }
-    };
+    let (chain, rec, second, _) =
+        probe_through(s.chain, server.addr(), &req, None, s.second).await?;
     let requests = server.requests();
     let ours: Vec<_> = requests
         .iter()
@@ -156,41 +148,6 @@ async fn measure_fixture(
     })
 }
 
-/// Like [`probe_through`], with a second client on the same URL opening as `open` says; both
-/// recordings.
-async fn probe_twice(
-    hops: &[HopSpec],
-    upstream: SocketAddr,
-    req: &ProbeRequest,
-    open: SecondOpen,
-) -> Result<(Chain, Recording, Recording), ScenarioError> {
-    let mut chain = Chain::start(hops, upstream)
-        .await
-        .map_err(ScenarioError::Hop)?;
-    let req = retarget(req, chain.entry(upstream));
-    let wait = |ms: u64| tokio::time::sleep(Duration::from_millis(ms));
-    let (first, second) = match (open.after_ms, open.after_end_ms) {
-        (Some(ms), _) => {
-            tokio::join!(probe(&req), async {
-                wait(ms).await;
-                probe(&req).await
-            })
-        }
-        (None, ms) => {
-            let first = probe(&req).await;
-            wait(ms.unwrap_or(0)).await;
-            (first, probe(&req).await)
-        }
-    };
-    match (first, second) {
-        (Ok(a), Ok(b)) => Ok((chain, a, b)),
-        (Err(e), _) | (_, Err(e)) => {
-            chain.check_alive().map_err(ScenarioError::Hop)?;
-            Err(ScenarioError::Probe(e))
-        }
-    }
-}
-
 async fn measure_tapped(
     s: &Scenario<'_>,
     upstream: SocketAddr,
@@ -198,7 +155,7 @@ async fn measure_tapped(
     target: Option<&SharedTarget>,
 ) -> Result<Measurement, ScenarioError> {
     let tap = Tap::start(upstream).await.map_err(ScenarioError::Tap)?;
-    let (chain, rec, sent) = probe_through(s.chain, tap.addr(), s.request, target).await?;
+    let (chain, rec, _, sent) = probe_through(s.chain, tap.addr(), s.request, target, None).await?;
     // A chain that answered an error, or whose tap could not reach the origin, may have lost its origin.
     if !(200..300).contains(&rec.status) || tap.connect_error().is_some() {
         target_alive(target)?;
@@ -225,21 +182,43 @@ async fn measure_tapped(
     })
 }
 
-/// Start `hops` in front of `upstream`, send `req` to the chain's entry, and record. A failed probe is
-/// explained by a dead target or a dead hop first, when there is one.
+/// Start `hops` in front of `upstream`, send `req` to the chain's entry, and record (and, when `second`
+/// says when, a second client on the same URL). A failed probe is explained by a dead target or a dead
+/// hop first, when there is one.
 async fn probe_through(
     hops: &[HopSpec],
     upstream: SocketAddr,
     req: &ProbeRequest,
     target: Option<&SharedTarget>,
-) -> Result<(Chain, Recording, ProbeRequest), ScenarioError> {
+    second: Option<SecondOpen>,
+) -> Result<(Chain, Recording, Option<Recording>, ProbeRequest), ScenarioError> {
     let mut chain = Chain::start(hops, upstream)
         .await
         .map_err(ScenarioError::Hop)?;
     let req = retarget(req, chain.entry(upstream));
-    match probe(&req).await {
-        Ok(rec) => Ok((chain, rec, req)),
-        Err(e) => {
+    let wait = |ms: u64| tokio::time::sleep(Duration::from_millis(ms));
+    let (first, second) = match second {
+        None => (probe(&req).await, None),
+        // The second client opens while the first listens…
+        Some(SecondOpen {
+            after_ms: Some(ms), ..
+        }) => {
+            let (a, b) = tokio::join!(probe(&req), async {
+                wait(ms).await;
+                probe(&req).await
+            });
+            (a, Some(b))
+        }
+        // …or once the first stream has ended.
+        Some(open) => {
+            let a = probe(&req).await;
+            wait(open.after_end_ms.unwrap_or(0)).await;
+            (a, Some(probe(&req).await))
+        }
+    };
+    match (first, second.transpose()) {
+        (Ok(rec), Ok(second)) => Ok((chain, rec, second, req)),
+        (Err(e), _) | (_, Err(e)) => {
             target_alive(target)?;
             chain.check_alive().map_err(ScenarioError::Hop)?;
             Err(ScenarioError::Probe(e))

@@ -219,10 +219,6 @@ pub struct SchedulePatch {
 }
 
 impl ProfilePatch {
-    pub fn is_empty(&self) -> bool {
-        self == &ProfilePatch::default()
-    }
-
     /// The keys this patch sets, in the file format's order (`events`, `headers`, …).
     pub fn changed_keys(&self) -> Vec<&'static str> {
         let mut keys = Vec::new();

@@ -20,10 +20,8 @@ pub struct Observation {
     pub hop: String,
     /// The fixture profile (`plain`, `hardened`).
     pub profile: String,
-    /// The case changed the profile (larger events, padding, …): used only when no case of the same
-    /// hop and profile left it as it is.
-    pub changed: bool,
-    /// The override keys it changed (`events`, `headers`, …).
+    /// The override keys the case changed (`events`, `headers`, …; empty: the profile as it is). A
+    /// changed profile is used only when no case of the same hop and profile left it as it is.
     pub changes: Vec<String>,
     /// The delivery class (`streamed`, `held-until-end`, …).
     pub delivery: String,
@@ -110,12 +108,16 @@ impl Observation {
         (real && !chain.contains('→') && config != "short-idle").then(|| Observation {
             hop: chain.to_string(),
             profile: profile.to_string(),
-            changed: !changes.is_empty(),
             changes,
             delivery: delivery.to_string(),
             findings,
             sharing,
         })
+    }
+
+    /// The case changed the profile.
+    pub fn changed(&self) -> bool {
+        !self.changes.is_empty()
     }
 
     fn has(&self, id: &str) -> bool {
@@ -163,7 +165,7 @@ pub fn behaviour_table(observations: &[Observation]) -> String {
             _ => continue,
         };
         // The profile as it is wins over one a case changed.
-        if slot.is_none_or(|had| had.changed && !o.changed) {
+        if slot.is_none_or(|had| had.changed() && !o.changed()) {
             *slot = Some(o);
         }
     }
@@ -291,7 +293,6 @@ mod tests {
         let second = |hop: &str, profile: &str, changed: &str, sharing: &str| {
             let mut o = obs(hop, profile, "streamed", &[]);
             if !changed.is_empty() {
-                o.changed = true;
                 o.changes = vec![changed.into()];
             }
             o.sharing = Some(sharing.into());
@@ -346,7 +347,7 @@ mod tests {
     #[test]
     fn a_case_that_changed_the_profile_yields_to_one_that_did_not() {
         let mut changed = obs("nginx default", "plain", "batched", &["events-held"]);
-        changed.changed = true;
+        changed.changes = vec!["events".into()];
         let t = behaviour_table(&[
             changed.clone(),
             obs(
@@ -372,13 +373,13 @@ mod tests {
         let o = Observation::from_report(text).unwrap();
         assert_eq!(o.hop, "lighttpd default");
         assert_eq!(o.profile, "plain");
-        assert!(o.changed);
+        assert!(o.changed());
         assert_eq!(o.changes, ["events", "padding"]);
         assert_eq!(o.delivery, "held-until-end");
         assert_eq!(o.findings, ["held-until-end", "content-length-on-stream"]);
         let none = "origin: fixture `hardened`\nchain: origin → nginx default → client\n\
                     delivery: streamed\nfindings:\n  none\nexpectation: met\n";
         let o = Observation::from_report(none).unwrap();
-        assert!(o.findings.is_empty() && !o.changed);
+        assert!(o.findings.is_empty() && !o.changed());
     }
 }
