@@ -12,8 +12,10 @@ use serde_saphyr::Spanned;
 
 use crate::error::LoadError;
 use crate::intermediary::HopSpec;
+use crate::load::LoadPlan;
 use crate::origin::profile::{Profile, ProfilePatch};
 use crate::text::name_help;
+use crate::verdict::capacity::Capacity;
 use crate::verdict::sharing::{SecondOpen, Sharing};
 use crate::verdict::{Delivery, FindingId};
 use crate::yaml::parse_yaml;
@@ -33,6 +35,8 @@ pub struct CaseFile {
     pub request: RequestSpec,
     /// A second client on the same URL (does a cache share the stream?).
     pub second_client: Option<Spanned<SecondOpen>>,
+    /// Many concurrent streams through the same chain after the probe (does the chain hold them?).
+    pub load: Option<Spanned<LoadPlan>>,
     pub expect: Expect,
 }
 
@@ -73,6 +77,8 @@ pub struct Expect {
     pub absent: Vec<Spanned<String>>,
     /// What the second client got (required with `second_client`, refused without it).
     pub sharing: Option<Spanned<Sharing>>,
+    /// Whether the chain held the load (required with `load`, refused without it).
+    pub capacity: Option<Spanned<Capacity>>,
 }
 
 /// A loaded, validated case.
@@ -150,6 +156,32 @@ impl Case {
                     sharing.referenced.line(),
                     sharing.referenced.column(),
                     "`expect.sharing` needs a `second_client` to measure it".to_string(),
+                    None,
+                ));
+            }
+            (None, None) => {}
+        }
+        match (&file.load, &file.expect.capacity) {
+            (Some(load), capacity) => {
+                let (line, column) = (load.referenced.line(), load.referenced.column());
+                if let Err(m) = load.value.validate() {
+                    return Err(at_value(line, column, m, None));
+                }
+                if capacity.is_none() {
+                    return Err(at_value(
+                        line,
+                        column,
+                        "a case with `load` must say whether the chain holds it: `expect.capacity`"
+                            .to_string(),
+                        Some("one of: full, limited".into()),
+                    ));
+                }
+            }
+            (None, Some(capacity)) => {
+                return Err(at_value(
+                    capacity.referenced.line(),
+                    capacity.referenced.column(),
+                    "`expect.capacity` needs a `load` to measure it".to_string(),
                     None,
                 ));
             }

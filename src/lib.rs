@@ -16,6 +16,7 @@ pub mod doctor;
 pub mod error;
 pub mod events;
 pub mod intermediary;
+pub mod load;
 pub mod origin;
 pub mod probe;
 pub mod proc;
@@ -43,7 +44,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["yaml", "sse"],
     &["probe"],
-    &["verdict", "intermediary", "origin"],
+    &["verdict", "intermediary", "origin", "load"],
     &["tap"],
     &["scenario", "doctor", "case"],
     &["config", "runner"],

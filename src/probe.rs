@@ -328,6 +328,9 @@ pub enum ProbeError {
     },
 }
 
+/// The `User-Agent` every request of ssegate's sends.
+pub const USER_AGENT: &str = concat!("ssegate/", env!("CARGO_PKG_VERSION"));
+
 fn build_client(connect: Duration) -> Result<reqwest::Client, ProbeError> {
     reqwest::Client::builder()
         .no_proxy()
@@ -337,25 +340,31 @@ fn build_client(connect: Duration) -> Result<reqwest::Client, ProbeError> {
         .pool_max_idle_per_host(0)
         // A redirect is a finding, not something to follow silently: the probe measures what answers.
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("ssegate/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
         .build()
         .map_err(ProbeError::Client)
 }
 
-/// The process's one HTTP client for the default limits. Building a client loads and parses every system
-/// CA certificate (milliseconds of CPU); built per probe, dozens of concurrent scenarios starting at once
-/// kept the runtime's workers busy long enough to delay other scenarios' headers by hundreds of
-/// milliseconds on a loaded machine. Connections are not pooled, so sharing it shares no connection.
-fn client_for(connect: Duration) -> Result<reqwest::Client, ProbeError> {
-    static SHARED: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    if connect != Limits::default().connect {
-        return build_client(connect);
-    }
-    if let Some(c) = SHARED.get() {
+/// The process's HTTP clients, one per connect deadline, built once and shared by every probe, check,
+/// doctor run and load stream. Building a client loads and parses every system CA certificate
+/// (milliseconds of CPU and over 100 KiB each); built per probe, dozens of concurrent scenarios starting
+/// at once kept the runtime's workers busy long enough to delay other scenarios' headers by hundreds of
+/// milliseconds on a loaded machine, and thousands of load streams took 6× the memory. Connections are
+/// not pooled (`pool_max_idle_per_host(0)`), so sharing a client shares no connection: every
+/// measurement still opens its own.
+pub(crate) fn client_for(connect: Duration) -> Result<reqwest::Client, ProbeError> {
+    static SHARED: std::sync::Mutex<Vec<(Duration, reqwest::Client)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut clients = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, c)) = clients.iter().find(|(d, _)| *d == connect) {
         return Ok(c.clone());
     }
     let c = build_client(connect)?;
-    Ok(SHARED.get_or_init(|| c).clone())
+    // A handful of distinct deadlines at most in one process (flags and case files set them).
+    if clients.len() < 16 {
+        clients.push((connect, c.clone()));
+    }
+    Ok(c)
 }
 
 /// Send the request and record the response until it ends or a limit is reached.
@@ -436,7 +445,7 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
 }
 
 /// The request with the browser-like headers and the body, or why it cannot be sent.
-fn build_request(
+pub(crate) fn build_request(
     client: &reqwest::Client,
     req: &ProbeRequest,
     headers: &[(String, String)],

@@ -8,10 +8,12 @@ use serde::Serialize;
 use crate::case::{Case, RequestSpec};
 use crate::events::{Event, Reporter};
 use crate::intermediary::{HopError, HopSpec};
+use crate::load::LoadPlan;
 use crate::origin::{FixtureServer, Profile};
 use crate::probe::{ProbeError, ProbeRequest, Recording};
-use crate::scenario::{self, Measurement, Scenario, ScenarioError, Witness};
+use crate::scenario::{self, LoadMeasured, Measurement, Scenario, ScenarioError, Witness};
 use crate::verdict::Verdict;
+use crate::verdict::capacity::Capacity;
 use crate::verdict::sharing::{SecondClient, SecondOpen, Sharing};
 
 /// Why a scenario could not be run (as opposed to running and failing its expectation).
@@ -47,6 +49,9 @@ pub struct Outcome {
     pub verdict: Verdict,
     /// The second client, when the case has one.
     pub second: Option<SecondReport>,
+    /// The load, when the case has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadMeasured>,
     pub expectation: Option<Expectation>,
     /// Wall time of the whole scenario.
     #[serde(serialize_with = "crate::probe::ser_ms")]
@@ -69,6 +74,8 @@ pub struct Expectation {
     pub absent: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sharing: Option<Sharing>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
     /// Empty when the case passed.
     pub failures: Vec<String>,
 }
@@ -116,6 +123,7 @@ pub async fn run_scenario(
     chain: &[HopSpec],
     request: &RequestSpec,
     second: Option<SecondOpen>,
+    load: Option<LoadPlan>,
 ) -> Result<Measurement, RunError> {
     let origin = FixtureServer::start(profile.clone())
         .await
@@ -129,12 +137,15 @@ pub async fn run_scenario(
             profile,
         },
         second,
+        load,
     };
     let m = scenario::measure(&scenario).await.map_err(|e| match e {
         ScenarioError::Hop(e) => RunError::Hop(e),
         ScenarioError::Probe(e) => RunError::Probe(e),
         // The fixture needs no tap and is no started command.
-        e @ (ScenarioError::Tap(_) | ScenarioError::TargetDied(_)) => RunError::Scenario(e),
+        e @ (ScenarioError::Tap(_) | ScenarioError::TargetDied(_) | ScenarioError::Load(_)) => {
+            RunError::Scenario(e)
+        }
     })?;
     Ok(m)
 }
@@ -157,12 +168,20 @@ pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
     };
     let started = Instant::now();
     let open = case.file.second_client.as_ref().map(|s| s.value);
-    let m = run_scenario(&case.profile, &case.file.chain, &case.file.request, open).await?;
+    let load = case.file.load.as_ref().map(|l| l.value);
+    let m = run_scenario(
+        &case.profile,
+        &case.file.chain,
+        &case.file.request,
+        open,
+        load,
+    )
+    .await?;
     let second = m.second.map(|measured| SecondReport {
         opened: open.unwrap_or_default().label(),
         measured,
     });
-    let expectation = Some(check(case, &m.verdict, second.as_ref()));
+    let expectation = Some(check(case, &m.verdict, second.as_ref(), m.load.as_ref()));
     let changes = case.file.target.overrides.changed_keys();
     Ok(Outcome {
         name: case.name.clone(),
@@ -176,15 +195,32 @@ pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
         recording: m.recording,
         verdict: m.verdict,
         second,
+        load: m.load,
         expectation,
         took: started.elapsed(),
     })
 }
 
 /// Compare a verdict (and the second client's sharing) with the case's `expect`.
-pub fn check(case: &Case, v: &Verdict, second: Option<&SecondReport>) -> Expectation {
+pub fn check(
+    case: &Case,
+    v: &Verdict,
+    second: Option<&SecondReport>,
+    load: Option<&LoadMeasured>,
+) -> Expectation {
     let e = &case.file.expect;
     let mut failures = Vec::new();
+    let capacity = e.capacity.as_ref().map(|c| c.value);
+    if let Some(want) = capacity {
+        match load {
+            Some(got) if got.capacity != want => failures.push(format!(
+                "expected capacity `{want}`, measured `{}`",
+                got.capacity
+            )),
+            Some(_) => {}
+            None => failures.push(format!("expected capacity `{want}`, but no load ran")),
+        }
+    }
     let sharing = e.sharing.as_ref().map(|s| s.value);
     if let Some(want) = sharing {
         match second {
@@ -222,6 +258,7 @@ pub fn check(case: &Case, v: &Verdict, second: Option<&SecondReport>) -> Expecta
         findings: e.findings.iter().map(|s| s.value.clone()).collect(),
         absent: e.absent.iter().map(|s| s.value.clone()).collect(),
         sharing,
+        capacity,
         failures,
     }
 }

@@ -10,15 +10,18 @@
 //!   the origin through the tap (a hop answered by itself), the fallback recording (the direct baseline)
 //!   is the reference, and the verdict's basis says so.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::intermediary::{Chain, HopError, HopSpec};
+use crate::load::{LoadPlan, LoadSpec, LoadSummary};
 use crate::origin::command::{SharedTarget, TargetError};
 use crate::origin::{FixtureServer, Profile};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
 use crate::tap::Tap;
+use crate::verdict::capacity::{Capacity, LoadCounts, judge_capacity};
 use crate::verdict::sharing::{OriginSide, SecondClient, SecondOpen, judge_sharing};
 use crate::verdict::{Reference, Schedule, Verdict, judge, sort_findings};
 
@@ -31,6 +34,9 @@ pub enum ScenarioError {
     Hop(#[source] HopError),
     #[error("failed to probe the stream")]
     Probe(#[source] ProbeError),
+    /// A load could not start (the descriptor limit).
+    #[error("failed to start the load")]
+    Load(#[source] crate::load::LoadError),
     /// The origin ssegate started exited while the scenario ran.
     #[error("the target died")]
     TargetDied(#[source] TargetError),
@@ -60,6 +66,19 @@ pub struct Scenario<'a> {
     /// A second client on the same URL through the same chain (fixture witness only: the fixture's log
     /// tells whether its request reached the origin).
     pub second: Option<SecondOpen>,
+    /// Many concurrent streams through the same chain once the probe has ended (fixture witness only:
+    /// its log has every stream's send instants).
+    pub load: Option<LoadPlan>,
+}
+
+/// What a scenario's load measured, judged.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadMeasured {
+    pub capacity: Capacity,
+    #[serde(flatten)]
+    pub summary: LoadSummary,
+    /// The first message of each failure reason.
+    pub failure_examples: BTreeMap<&'static str, String>,
 }
 
 /// What one scenario measured.
@@ -77,6 +96,8 @@ pub struct Measurement {
     pub open_at_origin: Option<(Instant, Instant)>,
     /// What the second client got, when the scenario has one.
     pub second: Option<SecondClient>,
+    /// What the load got, when the scenario has one.
+    pub load: Option<LoadMeasured>,
 }
 
 /// Measure one scenario.
@@ -137,6 +158,21 @@ async fn measure_fixture(
         sort_findings(&mut verdict.findings);
         second
     });
+    let load = match s.load {
+        Some(plan) => {
+            let measured = load_through(&chain, server, s.request, plan).await?;
+            let (_, finding) = judge_capacity(LoadCounts {
+                streams: measured.summary.streams,
+                connected: measured.summary.connected,
+                failed: &measured.summary.failed,
+                cut: measured.summary.cut,
+            });
+            verdict.findings.extend(finding);
+            sort_findings(&mut verdict.findings);
+            Some(measured)
+        }
+        None => None,
+    };
     Ok(Measurement {
         verdict,
         origin_saw: first.map(|r| format!("{} {}", r.method, r.version)),
@@ -145,6 +181,74 @@ async fn measure_fixture(
         origin_wait: None,
         open_at_origin: None,
         second,
+        load,
+    })
+}
+
+/// `plan.streams` concurrent streams through the running chain to the fixture, each on a path of the
+/// load's own and judged against the fixture's send instants for it.
+async fn load_through(
+    chain: &Chain,
+    server: &FixtureServer,
+    req: &ProbeRequest,
+    plan: LoadPlan,
+) -> Result<LoadMeasured, ScenarioError> {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let path = format!(
+        "/load/{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut request = req.clone();
+    request.url = format!("http://{}{path}", server.addr());
+    let spec = LoadSpec {
+        request: retarget(&request, chain.entry(server.addr())),
+        streams: plan.streams,
+        ramp: plan.ramp(),
+        schedule: crate::load::Schedule::PerStream,
+        tag_streams: true,
+        // Both ends of every stream are in this process (the hops are other processes).
+        fds_per_stream: 2,
+    };
+    let run = crate::load::run(&spec, std::sync::Arc::default())
+        .await
+        .map_err(|e| match e {
+            crate::load::LoadError::Probe(p) => ScenarioError::Probe(p),
+            e @ crate::load::LoadError::FdLimit { .. } => ScenarioError::Load(e),
+        })?;
+    let sends: HashMap<String, Vec<Instant>> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.target.starts_with(&path))
+        .filter_map(|r| {
+            let tag = r
+                .target
+                .rsplit_once(&format!("{}=", crate::load::STREAM_PARAM))?
+                .1;
+            Some((tag.to_string(), r.sends))
+        })
+        .collect();
+    let sent = |i: usize, seq: u32| {
+        sends
+            .get(&i.to_string())?
+            .get(seq.checked_sub(1)? as usize)
+            .copied()
+    };
+    let summary = run.summarize(&crate::load::Reference::Sends(&sent));
+    let (capacity, _) = judge_capacity(LoadCounts {
+        streams: summary.streams,
+        connected: summary.connected,
+        failed: &summary.failed,
+        cut: summary.cut,
+    });
+    Ok(LoadMeasured {
+        capacity,
+        summary,
+        failure_examples: run
+            .examples
+            .iter()
+            .map(|(f, m)| (f.as_str(), m.clone()))
+            .collect(),
     })
 }
 
@@ -179,6 +283,7 @@ async fn measure_tapped(
         origin_wait,
         open_at_origin,
         second: None,
+        load: None,
     })
 }
 

@@ -72,6 +72,12 @@ pub enum CheckError {
         "failed to run any chain of the matrix: each needs a program that is not installed here\n{reasons}"
     )]
     NothingToRun { reasons: String },
+    #[error("failed to load chain `{chain}`")]
+    Load {
+        chain: String,
+        #[source]
+        source: crate::load::LoadError,
+    },
     #[error("failed to probe chain `{chain}`")]
     Probe {
         chain: String,
@@ -642,6 +648,7 @@ async fn probe_chain(ctx: &Ctx, name: &str, hops: &[HopSpec]) -> Result<ChainRun
             target: ctx.target.as_ref(),
         },
         second: None,
+        load: None,
     };
     let chain = name.to_string();
     let m = scenario::measure(&scenario).await.map_err(|e| match e {
@@ -649,6 +656,7 @@ async fn probe_chain(ctx: &Ctx, name: &str, hops: &[HopSpec]) -> Result<ChainRun
         ScenarioError::Hop(source) => CheckError::Hop { chain, source },
         ScenarioError::Probe(source) => CheckError::Probe { chain, source },
         ScenarioError::TargetDied(source) => CheckError::TargetDied { chain, source },
+        ScenarioError::Load(source) => CheckError::Load { chain, source },
     })?;
     Ok(ChainRun {
         recording: m.recording,

@@ -7,6 +7,7 @@ mod check;
 mod doctor;
 mod fixture;
 mod init;
+mod load;
 mod probe;
 mod proxy;
 mod run;
@@ -15,6 +16,7 @@ pub use check::CheckArgs;
 pub use doctor::DoctorArgs;
 pub use fixture::FixtureArgs;
 pub use init::InitArgs;
+pub use load::LoadArgs;
 pub use probe::{FailOn, ProbeArgs};
 pub use proxy::ProxyArgs;
 pub use run::RunArgs;
@@ -141,6 +143,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Write a commented starter `ssegate.yaml`.
     Init(InitArgs),
+    /// Open many concurrent streams and measure how many connect, fail (and why) and how late events come.
+    Load(LoadArgs),
     /// Put a chain of hops in front of a running server and print its URL, for manual experiments.
     Proxy(ProxyArgs),
     /// List every finding id with its severity, reason and fixes (Markdown).
@@ -410,6 +414,7 @@ async fn dispatch(cli: Cli) -> i32 {
         Command::Doctor(a) => doctor::run(a).await,
         Command::Init(a) => init::run(a),
         Command::Proxy(a) => proxy::run(a).await,
+        Command::Load(a) => load::run(a).await,
         Command::Findings => {
             out(&findings_markdown());
             Ok(exit::OK)

@@ -35,10 +35,9 @@ async fn first_reachable(host_port: (String, u16)) -> Option<std::net::SocketAdd
     None
 }
 
-pub(super) async fn run(a: ProxyArgs) -> CmdResult {
-    let hops = a
-        .hops
-        .iter()
+/// Hops as `--hop` gives them, or a usage error naming the bad one.
+pub(super) fn parse_hops(hops: &[String]) -> Result<Vec<crate::intermediary::HopSpec>, CliError> {
+    hops.iter()
         .map(|h| {
             serde_saphyr::from_str::<crate::intermediary::HopSpec>(h).map_err(|e| {
                 CliError::Usage(format!(
@@ -47,16 +46,25 @@ pub(super) async fn run(a: ProxyArgs) -> CmdResult {
                 ))
             })
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let shown = crate::secrets::redact_url(&a.upstream);
-    let host_port = reqwest::Url::parse(&a.upstream)
+        .collect()
+}
+
+/// The address an http:// URL's server answers on, or why not.
+pub(super) async fn upstream_of(url: &str) -> Result<std::net::SocketAddr, CliError> {
+    let shown = crate::secrets::redact_url(url);
+    let host_port = reqwest::Url::parse(url)
         .ok()
         .filter(|u| u.scheme() == "http")
         .and_then(|u| Some((u.host_str()?.to_string(), u.port_or_known_default()?)))
         .ok_or_else(|| CliError::Usage(format!("failed to use `{shown}`: not an http:// URL")))?;
-    let upstream = first_reachable(host_port)
+    first_reachable(host_port)
         .await
-        .ok_or_else(|| CliError::Setup(format!("failed to reach {shown}")))?;
+        .ok_or_else(|| CliError::Setup(format!("failed to reach {shown}")))
+}
+
+pub(super) async fn run(a: ProxyArgs) -> CmdResult {
+    let hops = parse_hops(&a.hops)?;
+    let upstream = upstream_of(&a.upstream).await?;
     let chain = crate::intermediary::Chain::start(&hops, upstream)
         .await
         .map_err(|e| CliError::Setup(error_chain(&e)))?;

@@ -214,21 +214,55 @@ impl Program {
         let dir = self.templates();
         let base = std::fs::read_to_string(dir.join(format!("_base.{}", self.ext)))?;
         let own = std::fs::read_to_string(dir.join(format!("{config}.{}", self.ext)))?;
+        let sections = config_sections(&own);
         let mut out = String::with_capacity(base.len() + own.len());
-        for line in base.lines() {
-            match line.split_once("{{config}}") {
-                Some((indent, "")) if indent.trim().is_empty() => {
-                    for l in own.lines() {
-                        out.push_str(indent);
-                        out.push_str(l);
-                        out.push('\n');
-                    }
-                }
-                _ => {
-                    out.push_str(line);
-                    out.push('\n');
-                }
+        let mut used = vec![""];
+        let put = |out: &mut String, indent: &str, text: &str| {
+            for l in text.lines() {
+                out.push_str(indent);
+                out.push_str(l);
+                out.push('\n');
             }
+        };
+        let mut lines = base.lines();
+        while let Some(line) = lines.next() {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            if trimmed == "{{config}}" {
+                put(
+                    &mut out,
+                    indent,
+                    sections.get("").map_or("", String::as_str),
+                );
+            } else if let Some(name) = trimmed
+                .strip_prefix("{{config:")
+                .and_then(|r| r.strip_suffix("}}"))
+            {
+                // The base's default text for the section runs to `{{end}}`.
+                let mut default = String::new();
+                for l in lines.by_ref() {
+                    if l.trim() == "{{end}}" {
+                        break;
+                    }
+                    default.push_str(l.trim_start());
+                    default.push('\n');
+                }
+                used.push(name);
+                put(&mut out, indent, sections.get(name).unwrap_or(&default));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        if let Some(name) = sections.keys().find(|k| !used.contains(&k.as_str())) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "failed to render {}.{}: its section `#> {name}` has no `{{{{config:{name}}}}}` \
+                     place in _base.{}",
+                    config, self.ext, self.ext
+                ),
+            ));
         }
         Ok(out
             .replace("{{port}}", &port.to_string())
@@ -238,6 +272,26 @@ impl Program {
             .replace("{{prefix}}", &prefix.display().to_string())
             .replace("{{nonce}}", nonce))
     }
+}
+
+/// A config's text split at its `#> NAME` lines: what comes first goes in place of the base's
+/// `{{config}}` line (key ""), each named section in place of `{{config:NAME}}` (whose base text up to
+/// `{{end}}` is the default when the config has no such section).
+fn config_sections(own: &str) -> BTreeMap<String, String> {
+    let mut sections = BTreeMap::new();
+    let mut name = String::new();
+    let mut text = String::new();
+    for l in own.lines() {
+        if let Some(n) = l.strip_prefix("#> ") {
+            sections.insert(std::mem::take(&mut name), std::mem::take(&mut text));
+            name = n.trim().to_string();
+            continue;
+        }
+        text.push_str(l);
+        text.push('\n');
+    }
+    sections.insert(name, text);
+    sections
 }
 
 /// A real program with one of its configs, as a chain names it (`nginx: gzip`).
@@ -529,6 +583,39 @@ mod tests {
         assert!(conf.contains("\n            proxy_buffering off;\n"));
         assert!(conf.contains("pid /tmp/x/nginx.pid;"));
         assert!(!conf.contains("{{"));
+    }
+
+    #[test]
+    fn a_config_section_replaces_the_bases_default_text_and_other_configs_keep_it() {
+        let render = |config| {
+            NGINX
+                .render(
+                    config,
+                    8080,
+                    "127.0.0.1:9".parse().unwrap(),
+                    Path::new("/tmp/x"),
+                    "n",
+                )
+                .unwrap()
+        };
+        let stock = render("default");
+        assert!(stock.contains("\n    worker_connections 768;\n"), "{stock}");
+        assert!(!stock.contains("worker_rlimit_nofile"));
+        let roomy = render("connections");
+        assert!(
+            roomy.contains("\n    worker_connections 8192;\n"),
+            "{roomy}"
+        );
+        assert!(!roomy.contains("worker_connections 768"));
+        assert!(roomy.contains("\nworker_rlimit_nofile 16384;\n"));
+        // The text before the first section still goes inside `location /`.
+        assert!(roomy.contains("\n            proxy_buffering off;\n"));
+        assert!(!roomy.contains("{{") && !roomy.contains("#> "));
+        let s = config_sections("a\n#> events\nb\n#> main\nc\n");
+        assert_eq!(
+            (s[""].as_str(), s["events"].as_str(), s["main"].as_str()),
+            ("a\n", "b\n", "c\n")
+        );
     }
 
     #[test]

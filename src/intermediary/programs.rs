@@ -61,7 +61,7 @@ pub static NGINX: Program = Program {
             CauseId::IdleTimeout,
             "nginx: raise `proxy_read_timeout` for the SSE location above the stream's longest silence",
         )),
-        "unbuffered" => None,
+        "unbuffered" | "connections" => None,
         _ => Some((CauseId::ProxyBuffering, NGINX_BUFFERING)),
     },
 };

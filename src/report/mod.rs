@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod json;
+pub mod load;
 pub mod progress;
 pub mod run;
 pub mod stream;
@@ -238,6 +239,25 @@ pub fn normalized(o: &Outcome) -> String {
             let _ = writeln!(s, "  events: {} of its own stream", m.events);
         }
         let _ = writeln!(s, "  sharing: {}", m.sharing);
+    }
+    if let Some(l) = &o.load {
+        let m = &l.summary;
+        let _ = writeln!(s, "load: {} concurrent streams after the probe", m.streams);
+        let _ = writeln!(s, "  connected: {} of {}", m.connected, m.streams);
+        if m.failed.is_empty() {
+            let _ = writeln!(s, "  failed: 0");
+        }
+        for (reason, n) in &m.failed {
+            let example = l
+                .failure_examples
+                .get(reason)
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            let _ = writeln!(s, "  failed: {reason} {n}{example}");
+        }
+        let _ = writeln!(s, "  cut: {}", m.cut);
+        let _ = writeln!(s, "  events: {}", m.events);
+        let _ = writeln!(s, "  capacity: {}", l.capacity);
     }
     let _ = writeln!(s, "findings:");
     if v.findings.is_empty() {

@@ -105,6 +105,10 @@ rules! {
         why "events stopped arriving while the connection stayed open: a hop gave up on the origin (an idle or proxy timeout) without closing the client's side, so the browser neither gets events nor reconnects"
         fix "send a heartbeat comment (`:\\n\\n`) more often than every hop's idle timeout, and have clients reconnect after a silence longer than the heartbeat"
         operator "end the client's response when the upstream request fails or times out (node-http-proxy: destroy `res` on `proxyTimeout` / `error`)";
+    StreamsRefused "streams-refused" Error "capacity"
+        why "under many concurrent streams some clients got no response (reset, refused, timed out or an error status) or lost their stream: the chain ran out of connections, descriptors or workers, and every EventSource that fails retries, adding load"
+        fix "keep one stream per browser tab (share it across components, or use a SharedWorker), and serve SSE over HTTP/2 so one connection carries many streams"
+        operator "give the proxy room for two connections per stream (nginx: `worker_connections` at least twice the concurrent streams per worker, and `worker_rlimit_nofile` above it), and raise the process's descriptor limit";
     AddedLatency "added-latency" Warning "delivery"
         why "events arrive one by one but consistently late, as when something holds every write for a while (Nagle, a periodic flusher)"
         fix "set TCP_NODELAY on the origin socket and write each event in one call"

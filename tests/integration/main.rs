@@ -4,5 +4,6 @@ mod check;
 mod cli;
 mod hostile;
 mod invalid;
+mod load;
 mod secrets;
 mod util;
