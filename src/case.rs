@@ -135,58 +135,46 @@ impl Case {
         let at_value = |line: u64, column: u64, msg: String, help: Option<String>| {
             LoadError::at(path, &src, line as usize, column as usize, msg, help)
         };
-        match (&file.second_client, &file.expect.sharing) {
-            (Some(second), sharing) => {
-                let (line, column) = (second.referenced.line(), second.referenced.column());
-                if let Err(m) = second.value.validate() {
-                    return Err(at_value(line, column, m, None));
+        // A measurement key and its expectation come together: each is refused without the other.
+        let paired = |given: Option<(&serde_saphyr::Location, Result<(), String>)>,
+                      expected: Option<&serde_saphyr::Location>,
+                      missing: &str,
+                      alone: &str,
+                      values: &str|
+         -> Result<(), LoadError> {
+            match (given, expected) {
+                (Some((at, valid)), expected) => {
+                    if let Err(m) = valid {
+                        return Err(at_value(at.line(), at.column(), m, None));
+                    }
+                    if expected.is_none() {
+                        let help = Some(format!("one of: {values}"));
+                        return Err(at_value(at.line(), at.column(), missing.into(), help));
+                    }
+                    Ok(())
                 }
-                if sharing.is_none() {
-                    return Err(at_value(
-                        line,
-                        column,
-                        "a case with `second_client` must say what it gets: `expect.sharing`"
-                            .to_string(),
-                        Some("one of: separate, joined, replayed, unserved".into()),
-                    ));
-                }
+                (None, Some(at)) => Err(at_value(at.line(), at.column(), alone.into(), None)),
+                (None, None) => Ok(()),
             }
-            (None, Some(sharing)) => {
-                return Err(at_value(
-                    sharing.referenced.line(),
-                    sharing.referenced.column(),
-                    "`expect.sharing` needs a `second_client` to measure it".to_string(),
-                    None,
-                ));
-            }
-            (None, None) => {}
-        }
-        match (&file.load, &file.expect.capacity) {
-            (Some(load), capacity) => {
-                let (line, column) = (load.referenced.line(), load.referenced.column());
-                if let Err(m) = load.value.validate() {
-                    return Err(at_value(line, column, m, None));
-                }
-                if capacity.is_none() {
-                    return Err(at_value(
-                        line,
-                        column,
-                        "a case with `load` must say whether the chain holds it: `expect.capacity`"
-                            .to_string(),
-                        Some("one of: full, limited".into()),
-                    ));
-                }
-            }
-            (None, Some(capacity)) => {
-                return Err(at_value(
-                    capacity.referenced.line(),
-                    capacity.referenced.column(),
-                    "`expect.capacity` needs a `load` to measure it".to_string(),
-                    None,
-                ));
-            }
-            (None, None) => {}
-        }
+        };
+        paired(
+            file.second_client
+                .as_ref()
+                .map(|s| (&s.referenced, s.value.validate())),
+            file.expect.sharing.as_ref().map(|s| &s.referenced),
+            "a case with `second_client` must say what it gets: `expect.sharing`",
+            "`expect.sharing` needs a `second_client` to measure it",
+            "separate, joined, replayed, unserved",
+        )?;
+        paired(
+            file.load
+                .as_ref()
+                .map(|l| (&l.referenced, l.value.validate())),
+            file.expect.capacity.as_ref().map(|c| &c.referenced),
+            "a case with `load` must say whether the chain holds it: `expect.capacity`",
+            "`expect.capacity` needs a `load` to measure it",
+            "full, limited",
+        )?;
         let base = Profile::load(profiles_dir, name)?;
         let profile = file.target.overrides.apply(&base);
         if let Err(m) = profile.validate() {
