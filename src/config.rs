@@ -97,6 +97,24 @@ pub struct Listen {
     /// Stop after this long at most.
     #[serde(default = "default_listen_ms")]
     pub duration_ms: u64,
+    /// Also open this many concurrent streams through the direct stream and every chain, one load at a
+    /// time (`ssegate load`'s measurement): does each hold them?
+    pub streams: Option<usize>,
+    /// Open the load's streams evenly over this long (default: 2 ms per stream).
+    pub ramp_ms: Option<u64>,
+}
+
+impl Listen {
+    /// The most streams `listen.streams` may ask for.
+    pub const MAX_STREAMS: usize = 20_000;
+
+    /// The load every chain gets, when `listen.streams` asks for one.
+    pub fn load(&self) -> Option<crate::load::LoadPlan> {
+        self.streams.map(|streams| crate::load::LoadPlan {
+            streams,
+            ramp_ms: self.ramp_ms,
+        })
+    }
 }
 
 fn default_listen_ms() -> u64 {
@@ -108,6 +126,8 @@ impl Default for Listen {
         Listen {
             events: None,
             duration_ms: default_listen_ms(),
+            streams: None,
+            ramp_ms: None,
         }
     }
 }
@@ -407,6 +427,32 @@ fn check_values(config: &Config, path: &Path, src: &str) -> Result<(), LoadError
             None,
         );
     }
+    if let Some(n) = config.listen.streams
+        && (n == 0 || n > Listen::MAX_STREAMS)
+    {
+        return err(
+            &["listen", "streams"],
+            format!(
+                "`listen.streams` must be 1 to {}, not {n}",
+                Listen::MAX_STREAMS
+            ),
+            Some("leave it out to measure one stream per chain".into()),
+        );
+    }
+    if config.listen.ramp_ms.is_some() && config.listen.streams.is_none() {
+        return err(
+            &["listen", "ramp_ms"],
+            "`listen.ramp_ms` needs `listen.streams`".into(),
+            None,
+        );
+    }
+    if config.listen.ramp_ms.is_some_and(|r| r > 60_000) {
+        return err(
+            &["listen", "ramp_ms"],
+            "`listen.ramp_ms` is at most 60000".into(),
+            None,
+        );
+    }
     if let Some(spec) = &config.matrix {
         let m = spec.chains();
         if m.is_empty() {
@@ -486,6 +532,8 @@ target:
 listen:
   # events: 10                  # stop after this many events (endless streams)
   duration_ms: 20000            # and never listen longer than this
+  # streams: 500                # also open this many concurrent streams per chain: does it hold them?
+  # ramp_ms: 1000               # opened evenly over this long (default: 2 ms per stream)
 
 # matrix:                       # chains to run, origin side first; default: one chain per hop
 #   nginx-default: [{nginx: default}]

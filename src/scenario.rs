@@ -81,6 +81,36 @@ pub struct LoadMeasured {
     pub failure_examples: BTreeMap<&'static str, String>,
 }
 
+/// The counts the capacity verdict reads.
+fn counts(s: &LoadSummary) -> LoadCounts<'_> {
+    LoadCounts {
+        streams: s.streams,
+        connected: s.connected,
+        failed: &s.failed,
+        cut: s.cut,
+    }
+}
+
+impl LoadMeasured {
+    /// Judge a load run's summary.
+    pub fn new(summary: LoadSummary, examples: &BTreeMap<crate::load::Failure, String>) -> Self {
+        let (capacity, _) = judge_capacity(counts(&summary));
+        LoadMeasured {
+            capacity,
+            failure_examples: examples
+                .iter()
+                .map(|(f, m)| (f.as_str(), m.clone()))
+                .collect(),
+            summary,
+        }
+    }
+
+    /// `streams-refused` when the chain did not hold the load.
+    pub fn finding(&self) -> Option<crate::verdict::Finding> {
+        judge_capacity(counts(&self.summary)).1
+    }
+}
+
 /// What one scenario measured.
 #[derive(Debug)]
 pub struct Measurement {
@@ -160,14 +190,9 @@ async fn measure_fixture(
     });
     let load = match s.load {
         Some(plan) => {
-            let measured = load_through(&chain, server, s.request, plan).await?;
-            let (_, finding) = judge_capacity(LoadCounts {
-                streams: measured.summary.streams,
-                connected: measured.summary.connected,
-                failed: &measured.summary.failed,
-                cut: measured.summary.cut,
-            });
-            verdict.findings.extend(finding);
+            let measured =
+                load_through(&chain, server.addr(), s.request, plan, Some(server)).await?;
+            verdict.findings.extend(measured.finding());
             sort_findings(&mut verdict.findings);
             Some(measured)
         }
@@ -185,14 +210,52 @@ async fn measure_fixture(
     })
 }
 
-/// `plan.streams` concurrent streams through the running chain to the fixture, each on a path of the
-/// load's own and judged against the fixture's send instants for it.
-async fn load_through(
-    chain: &Chain,
-    server: &FixtureServer,
+/// One load at a time in the process: two at once would measure each other.
+static LOAD_TURN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// `plan.streams` concurrent streams straight to the origin with the probe's request (`check`'s direct
+/// stream), the fastest stream per event as the reference.
+pub async fn load_direct(
     req: &ProbeRequest,
     plan: LoadPlan,
 ) -> Result<LoadMeasured, ScenarioError> {
+    let _turn = LOAD_TURN.acquire().await.ok();
+    let spec = LoadSpec {
+        request: req.clone(),
+        streams: plan.streams,
+        ramp: plan.ramp(),
+        schedule: crate::load::Schedule::PerStream,
+        tag_streams: false,
+        fds_per_stream: 1,
+    };
+    let run = crate::load::run(&spec, std::sync::Arc::default())
+        .await
+        .map_err(load_error)?;
+    let summary = run.summarize(&crate::load::Reference::Baseline(
+        crate::load::Schedule::PerStream,
+    ));
+    Ok(LoadMeasured::new(summary, &run.examples))
+}
+
+fn load_error(e: crate::load::LoadError) -> ScenarioError {
+    match e {
+        crate::load::LoadError::Probe(p) => ScenarioError::Probe(p),
+        e @ crate::load::LoadError::FdLimit { .. } => ScenarioError::Load(e),
+    }
+}
+
+/// `plan.streams` concurrent streams through the running chain, one load at a time in the process (two
+/// loads at once would measure each other). To the fixture, each stream has its own tagged path and is
+/// judged against the fixture's send instants for it; to any other origin (through the tap), the request
+/// is the probe's and the fastest stream per event is the reference.
+async fn load_through(
+    chain: &Chain,
+    upstream: SocketAddr,
+    req: &ProbeRequest,
+    plan: LoadPlan,
+    fixture: Option<&FixtureServer>,
+) -> Result<LoadMeasured, ScenarioError> {
+    let _turn = LOAD_TURN.acquire().await.ok();
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let path = format!(
         "/load/{}-{}",
@@ -200,56 +263,49 @@ async fn load_through(
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
     let mut request = req.clone();
-    request.url = format!("http://{}{path}", server.addr());
+    if fixture.is_some() {
+        request.url = format!("http://{upstream}{path}");
+    }
     let spec = LoadSpec {
-        request: retarget(&request, chain.entry(server.addr())),
+        request: retarget(&request, chain.entry(upstream)),
         streams: plan.streams,
         ramp: plan.ramp(),
         schedule: crate::load::Schedule::PerStream,
-        tag_streams: true,
-        // Both ends of every stream are in this process (the hops are other processes).
-        fds_per_stream: 2,
+        tag_streams: fixture.is_some(),
+        // With the fixture both ends of every stream are in this process (hops are other processes);
+        // with the tap, its relay holds two descriptors per stream here.
+        fds_per_stream: if fixture.is_some() { 2 } else { 3 },
     };
     let run = crate::load::run(&spec, std::sync::Arc::default())
         .await
-        .map_err(|e| match e {
-            crate::load::LoadError::Probe(p) => ScenarioError::Probe(p),
-            e @ crate::load::LoadError::FdLimit { .. } => ScenarioError::Load(e),
-        })?;
-    let sends: HashMap<String, Vec<Instant>> = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.target.starts_with(&path))
-        .filter_map(|r| {
-            let tag = r
-                .target
-                .rsplit_once(&format!("{}=", crate::load::STREAM_PARAM))?
-                .1;
-            Some((tag.to_string(), r.sends))
-        })
-        .collect();
-    let sent = |i: usize, seq: u32| {
-        sends
-            .get(&i.to_string())?
-            .get(seq.checked_sub(1)? as usize)
-            .copied()
+        .map_err(load_error)?;
+    let summary = match fixture {
+        Some(server) => {
+            let sends: HashMap<String, Vec<Instant>> = server
+                .requests()
+                .into_iter()
+                .filter(|r| r.target.starts_with(&path))
+                .filter_map(|r| {
+                    let tag = r
+                        .target
+                        .rsplit_once(&format!("{}=", crate::load::STREAM_PARAM))?
+                        .1;
+                    Some((tag.to_string(), r.sends))
+                })
+                .collect();
+            let sent = |i: usize, seq: u32| {
+                sends
+                    .get(&i.to_string())?
+                    .get(seq.checked_sub(1)? as usize)
+                    .copied()
+            };
+            run.summarize(&crate::load::Reference::Sends(&sent))
+        }
+        None => run.summarize(&crate::load::Reference::Baseline(
+            crate::load::Schedule::PerStream,
+        )),
     };
-    let summary = run.summarize(&crate::load::Reference::Sends(&sent));
-    let (capacity, _) = judge_capacity(LoadCounts {
-        streams: summary.streams,
-        connected: summary.connected,
-        failed: &summary.failed,
-        cut: summary.cut,
-    });
-    Ok(LoadMeasured {
-        capacity,
-        summary,
-        failure_examples: run
-            .examples
-            .iter()
-            .map(|(f, m)| (f.as_str(), m.clone()))
-            .collect(),
-    })
+    Ok(LoadMeasured::new(summary, &run.examples))
 }
 
 async fn measure_tapped(
@@ -275,6 +331,16 @@ async fn measure_tapped(
         (None, Some(baseline)) => (judge(&rec, Reference::Baseline(baseline)), None, None),
         (None, None) => (judge(&rec, Reference::None), None, None),
     };
+    let mut verdict = verdict;
+    let load = match s.load {
+        Some(plan) => {
+            let measured = load_through(&chain, tap.addr(), s.request, plan, None).await?;
+            verdict.findings.extend(measured.finding());
+            sort_findings(&mut verdict.findings);
+            Some(measured)
+        }
+        None => None,
+    };
     Ok(Measurement {
         recording: rec,
         verdict,
@@ -283,7 +349,7 @@ async fn measure_tapped(
         origin_wait,
         open_at_origin,
         second: None,
-        load: None,
+        load,
     })
 }
 

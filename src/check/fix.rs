@@ -49,7 +49,7 @@ pub(super) async fn run_chain(
     hops: &[HopSpec],
     alone: bool,
 ) -> Result<Measured, CheckError> {
-    let first = probe_chain(ctx, name, hops).await?;
+    let first = probe_chain(ctx, name, hops, ctx.load).await?;
     let mut m = Measured {
         name: name.to_string(),
         label: crate::case::chain_label(hops),
@@ -62,6 +62,7 @@ pub(super) async fn run_chain(
         fix: None,
         recording: first.recording,
         verdict: first.verdict,
+        load: first.load,
     };
     let judge = !m.queued && ctx.judge_fix && m.verdict.delivery != Delivery::Streamed;
     if judge {
@@ -93,7 +94,7 @@ async fn measure_fix(
         // A cut is an idle limit's doing: try heartbeats alone first, so the claim names only what helps.
         let mut with_heartbeat = vec![HopSpec::from(Heartbeat { every_ms })];
         with_heartbeat.extend(hops.iter().cloned());
-        let run = probe_chain(ctx, name, &with_heartbeat).await?;
+        let run = probe_chain(ctx, name, &with_heartbeat, None).await?;
         if !alone && ctx.queued(&run) {
             return Ok(None);
         }
@@ -117,7 +118,7 @@ async fn measure_fix(
     }
     let nothing_to_try = fixed.is_empty();
     fixed.extend(hops.iter().cloned());
-    let again = probe_chain(ctx, name, &fixed).await?;
+    let again = probe_chain(ctx, name, &fixed, None).await?;
     if !alone && ctx.queued(&again) {
         return Ok(None);
     }

@@ -103,6 +103,7 @@ impl<'a> Gate<'a> {
             reasons,
             origin_wait: None,
             serial: false,
+            load: None,
         }
     }
 
@@ -144,6 +145,41 @@ impl<'a> Gate<'a> {
                 reasons.push(format!("{} through this chain: {}", f.id(), f.evidence));
             }
         }
+        // A chain that does not hold the load is the operator's to fix (its limits), unless allowed.
+        if let Some(l) = &m.load
+            && l.capacity == crate::verdict::capacity::Capacity::Limited
+            && !self.allowed(crate::verdict::FindingId::StreamsRefused)
+        {
+            let s = &l.summary;
+            let why: Vec<String> = s.failed.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            let mut r = format!("holds {} of {} concurrent streams", s.connected, s.streams);
+            if !why.is_empty() {
+                r.push_str(&format!(" (failed: {})", why.join(", ")));
+            }
+            if s.cut > 0 {
+                r.push_str(&format!(", {} cut", s.cut));
+            }
+            match &baseline.load {
+                Some(d) if d.capacity == crate::verdict::capacity::Capacity::Limited => {
+                    r.push_str(&format!(
+                        "; the direct stream held only {} of {} too: the origin's limit first",
+                        d.summary.connected, d.summary.streams
+                    ));
+                }
+                _ => {
+                    if let Some(op) = crate::verdict::FindingId::StreamsRefused
+                        .rule()
+                        .operator_fix
+                    {
+                        r.push_str(&format!("; operator fix: {op}"));
+                    }
+                }
+            }
+            reasons.push(r);
+            if status == Status::Pass {
+                status = Status::Warn;
+            }
+        }
         let d = self.denied(&m.verdict);
         if !d.is_empty() {
             status = Status::Fail;
@@ -162,6 +198,7 @@ impl<'a> Gate<'a> {
             reasons,
             origin_wait: m.origin_wait,
             serial: m.serial,
+            load: m.load,
         }
     }
 

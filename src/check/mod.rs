@@ -207,6 +207,9 @@ pub struct ChainOutcome {
     pub origin_wait: Option<Duration>,
     /// Run again alone, because the origin kept its request waiting while other chains ran.
     pub serial: bool,
+    /// `listen.streams` concurrent streams through this chain, when the config asks for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<crate::scenario::LoadMeasured>,
 }
 
 /// The origin kept requests waiting while others were open: it answers only so many at once.
@@ -366,6 +369,8 @@ struct Ctx {
     target: Option<Target>,
     /// An origin wait longer than this means the request queued at the origin.
     queue_limit: Duration,
+    /// `listen.streams`: a load through every chain.
+    load: Option<crate::load::LoadPlan>,
 }
 
 /// Run the gate.
@@ -397,7 +402,33 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     let target: Option<Target> = command_target.map(|t| Arc::new(std::sync::Mutex::new(t)));
     let base_req = probe_request(loaded, base_url.clone(), opts);
     let baseline_rec = record_baseline(&base_req, target.as_ref()).await?;
-    let baseline_verdict = judge(&baseline_rec, Reference::None);
+    let mut baseline_verdict = judge(&baseline_rec, Reference::None);
+    // The origin's own capacity first, so a chain's is read against it.
+    let direct_load = match loaded.config.listen.load() {
+        Some(plan) => {
+            let l = scenario::load_direct(&base_req, plan)
+                .await
+                .map_err(|e| match e {
+                    ScenarioError::Load(source) => CheckError::Load {
+                        chain: "direct".into(),
+                        source,
+                    },
+                    ScenarioError::Probe(source) => CheckError::Baseline(source),
+                    other => CheckError::Load {
+                        chain: "direct".into(),
+                        source: crate::load::LoadError::Probe(
+                            crate::probe::ProbeError::InvalidRequest(crate::probe::error_chain(
+                                &other,
+                            )),
+                        ),
+                    },
+                })?;
+            baseline_verdict.findings.extend(l.finding());
+            crate::verdict::sort_findings(&mut baseline_verdict.findings);
+            Some(l)
+        }
+        None => None,
+    };
     let stack =
         loaded.config.target.stack.or_else(|| {
             Stack::detect(&baseline_rec, loaded.command(opts.command.clone()).as_ref())
@@ -424,6 +455,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         judge_fix: origin_ok,
         target: target.clone(),
         queue_limit,
+        load: loaded.config.listen.load(),
     });
     let (measured, concurrency) = run_matrix(&ctx, selected, opts).await?;
     if let Some(t) = &target {
@@ -437,7 +469,8 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     }
     drop(target);
     let gate = Gate::new(loaded);
-    let baseline = gate.baseline(baseline_rec, baseline_verdict, &causes);
+    let mut baseline = gate.baseline(baseline_rec, baseline_verdict, &causes);
+    baseline.load = direct_load;
     let chains: Vec<ChainOutcome> = measured
         .into_iter()
         .map(|m| gate.chain(m, &baseline, origin_ok))
@@ -620,6 +653,7 @@ pub struct Measured {
     /// Run alone, and the origin still kept the request waiting.
     queued_alone: bool,
     serial: bool,
+    load: Option<crate::scenario::LoadMeasured>,
 }
 
 /// One probe of one chain.
@@ -629,6 +663,7 @@ struct ChainRun {
     programs: Vec<String>,
     origin_wait: Option<Duration>,
     open_at_origin: Option<(Instant, Instant)>,
+    load: Option<crate::scenario::LoadMeasured>,
 }
 
 impl Ctx {
@@ -637,8 +672,14 @@ impl Ctx {
     }
 }
 
-/// Measure `hops` in front of the origin, through a tap that stamps the origin's real send instants.
-async fn probe_chain(ctx: &Ctx, name: &str, hops: &[HopSpec]) -> Result<ChainRun, CheckError> {
+/// Measure `hops` in front of the origin, through a tap that stamps the origin's real send instants (and,
+/// when `load` says so, many streams through the same chain after the probe; fix experiments run none).
+async fn probe_chain(
+    ctx: &Ctx,
+    name: &str,
+    hops: &[HopSpec],
+    load: Option<crate::load::LoadPlan>,
+) -> Result<ChainRun, CheckError> {
     let scenario = Scenario {
         chain: hops,
         request: &ctx.req,
@@ -648,7 +689,7 @@ async fn probe_chain(ctx: &Ctx, name: &str, hops: &[HopSpec]) -> Result<ChainRun
             target: ctx.target.as_ref(),
         },
         second: None,
-        load: None,
+        load,
     };
     let chain = name.to_string();
     let m = scenario::measure(&scenario).await.map_err(|e| match e {
@@ -664,6 +705,7 @@ async fn probe_chain(ctx: &Ctx, name: &str, hops: &[HopSpec]) -> Result<ChainRun
         programs: m.programs,
         origin_wait: m.origin_wait,
         open_at_origin: m.open_at_origin,
+        load: m.load,
     })
 }
 

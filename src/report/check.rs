@@ -129,6 +129,32 @@ fn chain_human(s: &mut String, c: &ChainOutcome, mark: &str, w: usize) {
         c.verdict.delivery.as_str()
     };
     let _ = writeln!(s, "{mark}  {:<w$}  {:<18} {}", c.name, shown, c.chain);
+    if let Some(l) = &c.load {
+        let m = &l.summary;
+        let failed: Vec<String> = m.failed.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let latency = m
+            .latency
+            .map(|p| {
+                format!(
+                    "; event latency p50 {} p99 {}",
+                    human_duration(p.p50),
+                    human_duration(p.p99)
+                )
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "      load: {} of {} concurrent streams connected, failed {}, cut {}{latency}",
+            m.connected,
+            m.streams,
+            if failed.is_empty() {
+                "0".to_string()
+            } else {
+                failed.join(", ")
+            },
+            m.cut
+        );
+    }
     for reason in &c.reasons {
         let _ = writeln!(s, "      {reason}");
     }

@@ -164,6 +164,9 @@ pub struct ChainDoc<'a> {
     #[serde(rename = "origin_wait_ms", serialize_with = "ser_opt_ms")]
     pub origin_wait: Option<Duration>,
     pub serial: bool,
+    /// `listen.streams` concurrent streams through this chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<&'a crate::scenario::LoadMeasured>,
 }
 
 impl<'a> ChainDoc<'a> {
@@ -179,6 +182,7 @@ impl<'a> ChainDoc<'a> {
             fix: &c.fix,
             origin_wait: c.origin_wait,
             serial: c.serial,
+            load: c.load.as_ref(),
         }
     }
 }

@@ -606,6 +606,13 @@ fn chain<'a>(lines: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no chain {name} in {lines:?}"))["data"]
 }
 
+fn baseline(lines: &[Value]) -> &Value {
+    &lines
+        .iter()
+        .find(|l| l["type"] == "baseline")
+        .expect("a baseline line")["data"]
+}
+
 fn summary(lines: &[Value]) -> &Value {
     &lines
         .iter()
@@ -892,5 +899,62 @@ fn a_matrix_of_only_missing_programs_is_a_setup_error_not_a_pass() {
     assert!(
         err.contains("unknown matrix selection `cady`") && err.contains("caddy"),
         "{err}"
+    );
+}
+
+#[test]
+fn listen_streams_loads_the_direct_stream_and_every_chain_and_a_threaded_origin_holds_them() {
+    let (code, lines, human) = check_python(
+        "listen: {streams: 30, ramp_ms: 300}\nmatrix:\n  a: [http10]\n  b: [{headers: {set: {x-a: '1'}}}]\n",
+        &["--events", "3", "--gap-ms", "300"],
+        &[],
+    );
+    assert_eq!(code, 0, "{human}");
+    for name in ["direct", "a", "b"] {
+        let c = if name == "direct" {
+            baseline(&lines)
+        } else {
+            chain(&lines, name)
+        };
+        let load = &c["load"];
+        assert_eq!(load["capacity"], "full", "{name}: {load}");
+        assert_eq!(load["streams"], 30, "{name}: {load}");
+        assert_eq!(load["connected"], 30, "{name}: {load}");
+        assert_eq!(load["events"], 90, "{name}: {load}");
+        assert_eq!(load["latency"]["count"], 90, "{name}: {load}");
+        assert_eq!(c["result"], "pass", "{name}: {c}");
+    }
+    assert!(
+        human.contains("load: 30 of 30 concurrent streams connected, failed 0, cut 0"),
+        "{human}"
+    );
+}
+
+#[test]
+fn an_origin_that_cannot_hold_listen_streams_fails_the_direct_stream_with_streams_refused() {
+    // One request at a time, 1.2 s each: of 4 concurrent streams listening 2.5 s, the last ones time out.
+    let (code, lines, human) = check_python(
+        "listen: {duration_ms: 2500, streams: 4, ramp_ms: 0}\nmatrix:\n  a: [http10]\n",
+        &["--single", "--events", "4", "--gap-ms", "300"],
+        &[],
+    );
+    assert_eq!(code, 4, "{human}");
+    let direct = baseline(&lines);
+    assert_eq!(direct["load"]["capacity"], "limited", "{direct}");
+    assert!(
+        direct["load"]["failed"]["timeout"].as_u64().unwrap() >= 1,
+        "{direct}"
+    );
+    assert_eq!(direct["result"], "fail", "{direct}");
+    let reasons = direct["reasons"].to_string();
+    assert!(reasons.contains("streams-refused"), "{reasons}");
+    // The chain in front of it inherits the origin's limit: a warning that says so, not a failure.
+    let a = chain(&lines, "a");
+    assert_eq!(a["result"], "warn", "{a}");
+    assert!(
+        a["reasons"]
+            .to_string()
+            .contains("the origin's limit first"),
+        "{a}"
     );
 }
