@@ -30,6 +30,9 @@ use crate::sse::{Item, Parser};
 pub const ARRIVALS_KEPT: usize = 64;
 /// Descriptors kept free beyond one per stream (listeners, logs, the runtime, children's pipes).
 const FD_SLACK: u64 = 256;
+/// The soft descriptor limit a load raises to at least, within the hard limit: concurrent cases and
+/// children (which inherit it) need room beyond one load's own streams.
+const FD_ROOMY: u64 = 65_536;
 /// Query parameter that tells streams apart at an in-process origin.
 pub const STREAM_PARAM: &str = "ssegate_stream";
 
@@ -197,8 +200,9 @@ impl FdLimit {
     }
 }
 
-/// Raise the soft `RLIMIT_NOFILE` toward the hard limit so that `streams` connections of `per_stream`
-/// descriptors each fit; never lowers it.
+/// Raise the soft `RLIMIT_NOFILE` so that `streams` connections of `per_stream` descriptors each fit,
+/// with room to spare for whatever else the process runs meanwhile (up to [`FD_ROOMY`] when the hard
+/// limit allows); never lowers it.
 pub fn raise_fd_limit(streams: usize, per_stream: u64) -> FdLimit {
     let needed = streams as u64 * per_stream + FD_SLACK;
     let mut lim = libc::rlimit {
@@ -217,7 +221,7 @@ pub fn raise_fd_limit(streams: usize, per_stream: u64) -> FdLimit {
     let before = lim.rlim_cur;
     if lim.rlim_cur < needed {
         let want = libc::rlimit {
-            rlim_cur: needed.min(lim.rlim_max),
+            rlim_cur: needed.max(FD_ROOMY).min(lim.rlim_max),
             rlim_max: lim.rlim_max,
         };
         // SAFETY: setrlimit reads the struct we own; lowering nothing, raising within the hard limit.
