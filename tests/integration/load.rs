@@ -139,3 +139,16 @@ fn the_human_report_names_counts_and_percentiles() {
         assert!(text.contains(want), "{want:?} in\n{text}");
     }
 }
+
+#[test]
+fn a_hop_in_front_of_the_fixture_carries_every_stream_and_is_named() {
+    let (code, v, stderr) =
+        load_json(&["--fixture", "plain", "--hop", "http10", "--streams", "10"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(v["chain"], "http10");
+    assert_eq!(v["connected"], 10);
+    assert_eq!(v["events"], 60);
+    // Through the hop each stream still matches its own send instants at the fixture.
+    assert_eq!(v["unmatched"], 0);
+    assert_eq!(v["latency"]["count"], 60);
+}
