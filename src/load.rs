@@ -13,7 +13,8 @@
 //!   minus the smallest such offset of event *n* over all streams (the fastest stream is the baseline);
 //! - [`Schedule::Shared`]: one broadcast that every stream joins; events are matched by id and an event's
 //!   latency is its arrival minus the earliest arrival of that id on any stream. Events without an id
-//!   cannot be matched and are counted.
+//!   of their own (the stream's last-event id unchanged since the event before) cannot be matched and
+//!   are counted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -167,7 +168,8 @@ pub struct Connected {
     /// From the request: (arrival offset in µs, event key); key = id hash for [`Schedule::Shared`],
     /// else the event's 1-based index. At most [`ARRIVALS_KEPT`].
     pub arrivals: Vec<(u32, u32)>,
-    /// Events without an id (matter for [`Schedule::Shared`]).
+    /// Events without an id of their own (the last-event id unchanged; they matter for
+    /// [`Schedule::Shared`]).
     pub without_id: u32,
     pub events: u64,
     pub end: StreamEnd,
@@ -235,6 +237,12 @@ pub fn raise_fd_limit(streams: usize, per_stream: u64) -> FdLimit {
         hard: lim.rlim_max,
         needed,
     }
+}
+
+/// Descriptors one stream costs this process: its client socket, the origin's side when the origin is
+/// in-process, the tap's two when it relays, and two per in-process (built-in) hop.
+pub fn fds_per_stream(in_process_origin: bool, tapped: bool, builtin_hops: usize) -> u64 {
+    1 + u64::from(in_process_origin) + 2 * u64::from(tapped) + 2 * builtin_hops as u64
 }
 
 /// Live counters (for a progress bar).
@@ -432,11 +440,16 @@ impl Http1Target {
         if u.scheme() != "http" || !u.username().is_empty() || u.password().is_some() {
             return None;
         }
-        let host = u.host_str()?.to_string();
+        // `[::1]` in the URL and the Host header, `::1` to connect to.
+        let shown = u.host_str()?.to_string();
+        let host = shown
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let port = u.port_or_known_default()?;
         let authority = match u.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.clone(),
+            Some(p) => format!("{shown}:{p}"),
+            None => shown,
         };
         let path = match u.query() {
             Some(q) => format!("{}?{q}", u.path()),
@@ -493,12 +506,19 @@ async fn one_http1(
             return failed(counters, opened, classify_hyper(&e), None, m);
         }
     };
+    let headers = req.effective_headers();
+    let given = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
     let mut request = http::Request::builder()
         .method(req.method.as_str())
-        .uri(t.path.as_str())
-        .header(http::header::HOST, t.authority.as_str())
-        .header(http::header::USER_AGENT, crate::probe::USER_AGENT);
-    for (k, v) in req.effective_headers() {
+        .uri(t.path.as_str());
+    // The defaults reqwest would send, unless the request sets them itself (as `probe` does).
+    if !given("host") {
+        request = request.header(http::header::HOST, t.authority.as_str());
+    }
+    if !given("user-agent") {
+        request = request.header(http::header::USER_AGENT, crate::probe::USER_AGENT);
+    }
+    for (k, v) in &headers {
         request = request.header(k, v);
     }
     let body = http_body_util::Full::new(bytes::Bytes::from(req.body.clone().unwrap_or_default()));
@@ -514,23 +534,25 @@ async fn one_http1(
     let mut conn_done = false;
     let until = tokio::time::sleep_until(deadline.into());
     let mut until = std::pin::pin!(until);
-    let response = tokio::select! {
-        r = sender.send_request(request) => Some(r),
-        _ = &mut conn => None,
-        _ = &mut until => {
-            let m = "no response head within the listening time".to_string();
-            return failed(counters, opened, Failure::Timeout, None, m);
+    let sending = sender.send_request(request);
+    let mut sending = std::pin::pin!(sending);
+    let response = loop {
+        tokio::select! {
+            r = &mut sending => break r,
+            // The connection may finish first (a head it could not parse hands its error to the
+            // request): keep waiting for the request's own result, which says what went wrong.
+            _ = &mut conn, if !conn_done => conn_done = true,
+            _ = &mut until => {
+                let m = "no response head within the listening time".to_string();
+                return failed(counters, opened, Failure::Timeout, None, m);
+            }
         }
     };
     let response = match response {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => {
+        Ok(r) => r,
+        Err(e) => {
             let m = crate::probe::error_chain(&e);
             return failed(counters, opened, classify_hyper(&e), None, m);
-        }
-        None => {
-            let m = "connection closed before a response head".to_string();
-            return failed(counters, opened, Failure::Reset, None, m);
         }
     };
     let status = response.status();
@@ -578,6 +600,8 @@ struct StreamBody {
     c: Connected,
     /// Set when the stream must stop (a limit, an undecodable body).
     end: Option<StreamEnd>,
+    /// The id of the last event that had one of its own (kept for a shared schedule only).
+    last_id: Option<String>,
 }
 
 impl StreamBody {
@@ -603,6 +627,7 @@ impl StreamBody {
             parser: Parser::with_max_line(req.limits.max_line.min(64 << 10)),
             items: Vec::new(),
             wire: 0,
+            last_id: None,
             c: Connected {
                 headers: sent.elapsed(),
                 arrivals: Vec::new(),
@@ -632,14 +657,20 @@ impl StreamBody {
             for item in self.items.drain(..) {
                 if let Item::Event(e) = item {
                     c.events += 1;
-                    if e.id.is_empty() {
+                    // An event's id is the last one the stream set: an event that carries the same
+                    // as the one before (or none yet) has no id of its own.
+                    let own_id = !e.id.is_empty() && self.last_id.as_deref() != Some(e.id.as_str());
+                    if !own_id {
                         c.without_id += 1;
                     }
                     let key = match self.schedule {
                         Schedule::PerStream => Some(c.events.min(u32::MAX as u64) as u32),
-                        // An event without an id cannot be matched across streams.
-                        Schedule::Shared => (!e.id.is_empty()).then(|| id_key(&e.id)),
+                        // An event without an id of its own cannot be matched across streams.
+                        Schedule::Shared => own_id.then(|| id_key(&e.id)),
                     };
+                    if own_id && self.schedule == Schedule::Shared {
+                        self.last_id = Some(e.id.clone());
+                    }
                     if let Some(key) = key
                         && c.arrivals.len() < ARRIVALS_KEPT
                     {
@@ -1037,10 +1068,43 @@ mod tests {
 
     #[test]
     fn the_fd_limit_is_raised_to_what_the_streams_need_within_the_hard_limit() {
+        assert_eq!(fds_per_stream(true, false, 0), 2);
+        assert_eq!(fds_per_stream(false, true, 2), 7);
         let f = raise_fd_limit(100, 2);
         assert_eq!(f.needed, 200 + FD_SLACK);
         assert!(f.now >= f.before);
         assert!(f.enough() || f.now == f.hard);
+    }
+
+    #[test]
+    fn under_a_shared_schedule_only_events_with_an_id_of_their_own_are_matched() {
+        let req = ProbeRequest::new("http://127.0.0.1:1/");
+        let counters = Counters::default();
+        let mut body = StreamBody::new(
+            &req,
+            Instant::now(),
+            Schedule::Shared,
+            &http::HeaderMap::new(),
+            &counters,
+        );
+        // The second event inherits `x` as its last-event id: it has none of its own.
+        body.absorb(b"id: x\ndata: a\n\ndata: b\n\nid: y\ndata: c\n\n", &req);
+        let rec = body.finish(Duration::ZERO, StreamEnd::Complete);
+        let c = rec.result.unwrap();
+        assert_eq!((c.events, c.without_id), (3, 1));
+        let keys: Vec<u32> = c.arrivals.iter().map(|a| a.1).collect();
+        assert_eq!(keys, vec![id_key("x"), id_key("y")]);
+        assert_eq!(counters.connected.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn an_ipv6_url_connects_to_the_bare_address_and_keeps_brackets_in_the_host_header() {
+        let t = Http1Target::of("http://[::1]:8080/a?b=1").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 8080));
+        assert_eq!(t.authority, "[::1]:8080");
+        assert_eq!(t.path, "/a?b=1");
+        assert!(Http1Target::of("https://127.0.0.1/").is_none());
+        assert!(Http1Target::of("http://u:p@127.0.0.1/").is_none());
     }
 
     #[test]

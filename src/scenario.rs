@@ -132,6 +132,13 @@ pub struct Measurement {
 
 /// Measure one scenario.
 pub async fn measure(s: &Scenario<'_>) -> Result<Measurement, ScenarioError> {
+    if let Some(plan) = s.load {
+        // Before the chain starts, so that its programs inherit the raised limit (nginx's
+        // `worker_connections` needs descriptors too; with `master_process off` it never raises its own).
+        let fixture = matches!(s.witness, Witness::Fixture { .. });
+        let per = crate::load::fds_per_stream(fixture, !fixture, builtin_hops(s.chain));
+        crate::load::raise_fd_limit(plan.streams, per);
+    }
     match s.witness {
         Witness::Fixture { server, profile } => measure_fixture(s, server, profile).await,
         Witness::Tap {
@@ -190,8 +197,15 @@ async fn measure_fixture(
     });
     let load = match s.load {
         Some(plan) => {
-            let measured =
-                load_through(&chain, server.addr(), s.request, plan, Some(server)).await?;
+            let measured = load_through(
+                s.chain,
+                &chain,
+                server.addr(),
+                s.request,
+                plan,
+                Some(server),
+            )
+            .await?;
             verdict.findings.extend(measured.finding());
             sort_findings(&mut verdict.findings);
             Some(measured)
@@ -208,6 +222,13 @@ async fn measure_fixture(
         second,
         load,
     })
+}
+
+/// In-process hops of a chain (each relays a stream on two descriptors of this process).
+pub fn builtin_hops(hops: &[HopSpec]) -> usize {
+    hops.iter()
+        .filter(|h| matches!(h, HopSpec::Builtin(_)))
+        .count()
 }
 
 /// One load at a time in the process: two at once would measure each other.
@@ -249,6 +270,7 @@ fn load_error(e: crate::load::LoadError) -> ScenarioError {
 /// judged against the fixture's send instants for it; to any other origin (through the tap), the request
 /// is the probe's and the fastest stream per event is the reference.
 async fn load_through(
+    hops: &[HopSpec],
     chain: &Chain,
     upstream: SocketAddr,
     req: &ProbeRequest,
@@ -272,9 +294,11 @@ async fn load_through(
         ramp: plan.ramp(),
         schedule: crate::load::Schedule::PerStream,
         tag_streams: fixture.is_some(),
-        // With the fixture both ends of every stream are in this process (hops are other processes);
-        // with the tap, its relay holds two descriptors per stream here.
-        fds_per_stream: if fixture.is_some() { 2 } else { 3 },
+        fds_per_stream: crate::load::fds_per_stream(
+            fixture.is_some(),
+            fixture.is_none(),
+            builtin_hops(hops),
+        ),
     };
     let run = crate::load::run(&spec, std::sync::Arc::default())
         .await
@@ -334,7 +358,7 @@ async fn measure_tapped(
     let mut verdict = verdict;
     let load = match s.load {
         Some(plan) => {
-            let measured = load_through(&chain, tap.addr(), s.request, plan, None).await?;
+            let measured = load_through(s.chain, &chain, tap.addr(), s.request, plan, None).await?;
             verdict.findings.extend(measured.finding());
             sort_findings(&mut verdict.findings);
             Some(measured)

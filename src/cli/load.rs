@@ -84,6 +84,14 @@ pub(super) async fn run(a: LoadArgs) -> CmdResult {
     if a.request.duration.is_none() {
         req.limits.duration = Duration::from_secs(10);
     }
+    let builtins = hops
+        .iter()
+        .filter(|h| matches!(h, crate::intermediary::HopSpec::Builtin(_)))
+        .count();
+    let fds_per_stream = load::fds_per_stream(fixture.is_some(), false, builtins);
+    // Before the chain starts: the hops inherit the raised limit (nginx's `worker_connections` needs
+    // the descriptors too).
+    load::raise_fd_limit(a.streams, fds_per_stream);
     let chain = if hops.is_empty() {
         None
     } else {
@@ -103,7 +111,7 @@ pub(super) async fn run(a: LoadArgs) -> CmdResult {
             ScheduleArg::Shared => Schedule::Shared,
         },
         tag_streams: fixture.is_some(),
-        fds_per_stream: if fixture.is_some() { 2 } else { 1 },
+        fds_per_stream,
     };
     let counters = Arc::new(Counters::default());
     let bar = progress(a.streams, counters.clone());
@@ -115,14 +123,19 @@ pub(super) async fn run(a: LoadArgs) -> CmdResult {
     let run = result.map_err(|e| CliError::Setup(error_chain(&e)))?;
     let summary = match &fixture {
         Some(f) => {
-            let log = f.requests();
-            let sends = move |i: usize, seq: u32| {
-                let tag = format!("{}={i}", load::STREAM_PARAM);
-                log.iter()
-                    .find(|r| r.target.split(['?', '&']).skip(1).any(|p| p == tag))
-                    .and_then(|r| r.sends.get(seq.checked_sub(1)? as usize).copied())
-            };
-            run.summarize(&Reference::Sends(&sends))
+            // Each stream's send instants by its tag, looked up once per arrival.
+            let prefix = format!("{}=", load::STREAM_PARAM);
+            let sends: std::collections::HashMap<usize, Vec<std::time::Instant>> = f
+                .requests()
+                .into_iter()
+                .filter_map(|r| {
+                    let tag = r.target.rsplit_once(prefix.as_str())?.1.parse().ok()?;
+                    Some((tag, r.sends))
+                })
+                .collect();
+            let sent =
+                |i: usize, seq: u32| sends.get(&i)?.get(seq.checked_sub(1)? as usize).copied();
+            run.summarize(&Reference::Sends(&sent))
         }
         None => run.summarize(&Reference::Baseline(spec.schedule)),
     };

@@ -607,7 +607,6 @@ mod tests {
             "{roomy}"
         );
         assert!(!roomy.contains("worker_connections 768"));
-        assert!(roomy.contains("\nworker_rlimit_nofile 16384;\n"));
         // The text before the first section still goes inside `location /`.
         assert!(roomy.contains("\n            proxy_buffering off;\n"));
         assert!(!roomy.contains("{{"));

@@ -152,3 +152,14 @@ fn a_hop_in_front_of_the_fixture_carries_every_stream_and_is_named() {
     assert_eq!(v["unmatched"], 0);
     assert_eq!(v["latency"]["count"], 60);
 }
+
+#[test]
+fn a_response_that_is_not_http_is_an_other_failure_with_the_parsers_message() {
+    let origin = PythonOrigin::hostile();
+    let (code, v, _) = load_json(&[&origin.url("garbage-status"), "--streams", "2"]);
+    assert_eq!(code, Some(4));
+    // Not `reset`: that is what a proxy out of connections does.
+    assert_eq!(v["failed"], serde_json::json!({"other": 2}), "{v}");
+    let msg = v["failure_examples"]["other"].as_str().unwrap();
+    assert!(msg.contains("invalid HTTP"), "{msg}");
+}
