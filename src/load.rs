@@ -712,16 +712,17 @@ fn classify_io(io: &std::io::Error) -> Option<Failure> {
     }
 }
 
+/// The first I/O error in an error's source chain that names a reason.
+fn io_failure(e: &(dyn std::error::Error + 'static)) -> Option<Failure> {
+    std::iter::successors(Some(e), |err| err.source())
+        .find_map(|err| err.downcast_ref::<std::io::Error>().and_then(classify_io))
+}
+
 /// The failure reason of a hyper error before the response head.
 fn classify_hyper(e: &hyper::Error) -> Failure {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(f) = err.downcast_ref::<std::io::Error>().and_then(classify_io) {
-            return f;
-        }
-        cur = err.source();
-    }
-    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+    if let Some(f) = io_failure(e) {
+        f
+    } else if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
         Failure::Reset
     } else if e.is_timeout() {
         Failure::Timeout
@@ -732,20 +733,14 @@ fn classify_hyper(e: &hyper::Error) -> Failure {
 
 /// The failure reason of a request that got no response head.
 fn classify(e: &reqwest::Error) -> Failure {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    let mut incomplete = false;
-    while let Some(err) = cur {
-        if let Some(f) = err.downcast_ref::<std::io::Error>().and_then(classify_io) {
-            return f;
-        }
-        if let Some(h) = err.downcast_ref::<hyper::Error>()
-            && (h.is_incomplete_message() || h.is_canceled())
-        {
-            incomplete = true;
-        }
-        cur = err.source();
-    }
-    if e.is_timeout() {
+    let incomplete = std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |err| {
+        err.source()
+    })
+    .filter_map(|err| err.downcast_ref::<hyper::Error>())
+    .any(|h| h.is_incomplete_message() || h.is_canceled());
+    if let Some(f) = io_failure(e) {
+        f
+    } else if e.is_timeout() {
         Failure::Timeout
     } else if incomplete {
         Failure::Reset
@@ -843,6 +838,16 @@ pub struct LoadSummary {
 impl LoadSummary {
     pub fn failed_total(&self) -> usize {
         self.failed.values().sum()
+    }
+
+    /// The failures per reason, `reset 117, status 3` (empty when none failed).
+    pub fn failed_label(&self) -> String {
+        let reasons: Vec<String> = self
+            .failed
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        reasons.join(", ")
     }
 }
 

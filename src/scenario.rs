@@ -224,6 +224,31 @@ async fn measure_fixture(
     })
 }
 
+/// The fixture's send instants of each load stream, by the stream's number (its `ssegate_stream` tag).
+pub struct StreamSends(HashMap<usize, Vec<Instant>>);
+
+impl StreamSends {
+    /// The streams whose path starts with `path`.
+    pub fn of(server: &FixtureServer, path: &str) -> StreamSends {
+        let tag = format!("{}=", crate::load::STREAM_PARAM);
+        StreamSends(
+            server
+                .requests()
+                .into_iter()
+                .filter(|r| r.target.starts_with(path))
+                .filter_map(|r| {
+                    Some((r.target.rsplit_once(tag.as_str())?.1.parse().ok()?, r.sends))
+                })
+                .collect(),
+        )
+    }
+
+    /// When stream `i` was sent its event `seq` (1-based).
+    pub fn get(&self, i: usize, seq: u32) -> Option<Instant> {
+        self.0.get(&i)?.get(seq.checked_sub(1)? as usize).copied()
+    }
+}
+
 /// In-process hops of a chain (each relays a stream on two descriptors of this process).
 pub fn builtin_hops(hops: &[HopSpec]) -> usize {
     hops.iter()
@@ -305,24 +330,8 @@ async fn load_through(
         .map_err(load_error)?;
     let summary = match fixture {
         Some(server) => {
-            let sends: HashMap<String, Vec<Instant>> = server
-                .requests()
-                .into_iter()
-                .filter(|r| r.target.starts_with(&path))
-                .filter_map(|r| {
-                    let tag = r
-                        .target
-                        .rsplit_once(&format!("{}=", crate::load::STREAM_PARAM))?
-                        .1;
-                    Some((tag.to_string(), r.sends))
-                })
-                .collect();
-            let sent = |i: usize, seq: u32| {
-                sends
-                    .get(&i.to_string())?
-                    .get(seq.checked_sub(1)? as usize)
-                    .copied()
-            };
+            let sends = StreamSends::of(server, &path);
+            let sent = |i, seq| sends.get(i, seq);
             run.summarize(&crate::load::Reference::Sends(&sent))
         }
         None => run.summarize(&crate::load::Reference::Baseline(

@@ -151,10 +151,10 @@ impl<'a> Gate<'a> {
             && !self.allowed(crate::verdict::FindingId::StreamsRefused)
         {
             let s = &l.summary;
-            let why: Vec<String> = s.failed.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            let why = s.failed_label();
             let mut r = format!("holds {} of {} concurrent streams", s.connected, s.streams);
             if !why.is_empty() {
-                r.push_str(&format!(" (failed: {})", why.join(", ")));
+                r.push_str(&format!(" (failed: {why})"));
             }
             if s.cut > 0 {
                 r.push_str(&format!(", {} cut", s.cut));

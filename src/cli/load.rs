@@ -123,18 +123,8 @@ pub(super) async fn run(a: LoadArgs) -> CmdResult {
     let run = result.map_err(|e| CliError::Setup(error_chain(&e)))?;
     let summary = match &fixture {
         Some(f) => {
-            // Each stream's send instants by its tag, looked up once per arrival.
-            let prefix = format!("{}=", load::STREAM_PARAM);
-            let sends: std::collections::HashMap<usize, Vec<std::time::Instant>> = f
-                .requests()
-                .into_iter()
-                .filter_map(|r| {
-                    let tag = r.target.rsplit_once(prefix.as_str())?.1.parse().ok()?;
-                    Some((tag, r.sends))
-                })
-                .collect();
-            let sent =
-                |i: usize, seq: u32| sends.get(&i)?.get(seq.checked_sub(1)? as usize).copied();
+            let sends = crate::scenario::StreamSends::of(f, "/");
+            let sent = |i, seq| sends.get(i, seq);
             run.summarize(&Reference::Sends(&sent))
         }
         None => run.summarize(&Reference::Baseline(spec.schedule)),

@@ -131,7 +131,7 @@ fn chain_human(s: &mut String, c: &ChainOutcome, mark: &str, w: usize) {
     let _ = writeln!(s, "{mark}  {:<w$}  {:<18} {}", c.name, shown, c.chain);
     if let Some(l) = &c.load {
         let m = &l.summary;
-        let failed: Vec<String> = m.failed.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let failed = m.failed_label();
         let latency = m
             .latency
             .map(|p| {
@@ -147,11 +147,7 @@ fn chain_human(s: &mut String, c: &ChainOutcome, mark: &str, w: usize) {
             "      load: {} of {} concurrent streams connected, failed {}, cut {}{latency}",
             m.connected,
             m.streams,
-            if failed.is_empty() {
-                "0".to_string()
-            } else {
-                failed.join(", ")
-            },
+            if failed.is_empty() { "0" } else { &failed },
             m.cut
         );
     }

@@ -49,8 +49,7 @@ pub fn human(
     if failed == 0 {
         let _ = writeln!(o, "{:<20} 0", "failed");
     } else {
-        let reasons: Vec<String> = s.failed.iter().map(|(r, n)| format!("{r} {n}")).collect();
-        let _ = writeln!(o, "{:<20} {failed}: {}", "failed", reasons.join(", "));
+        let _ = writeln!(o, "{:<20} {failed}: {}", "failed", s.failed_label());
         for (f, m) in examples {
             let _ = writeln!(o, "{:<20}   {}: {}", "", f.as_str(), m);
         }
