@@ -11,7 +11,7 @@
 # use the host's network: every hop listens on 127.0.0.1 only), and waits until it answers. Then it
 # builds, once, an image of each program the tests run from the host's installed program: the binary, the
 # shared libraries `ldd` names, and nothing else, through `docker import`. Each is tagged with the
-# program's upstream image name and the exact version it holds (`nginx:1.22.1`, `haproxy:2.6.12`), so a
+# program's upstream image name and the exact version it holds (`nginx:1.22.1`, `haproxy:2.6.12`, `caddy:2.6.2`), so a
 # hop written `nginx: default@nginx:1.22.1` finds it here and pulls the upstream image where a registry
 # exists; the label `ssegate.local-build` marks them.
 set -euo pipefail
@@ -109,6 +109,13 @@ if command -v haproxy > /dev/null; then
     image haproxy "$v" "$(command -v haproxy)"
 else
     say "haproxy is not installed here: no haproxy image (apt-get install -y haproxy)"
+fi
+
+if command -v caddy > /dev/null; then
+    v=$(caddy version 2>&1 | head -1 | cut -d' ' -f1 | sed 's/^v//')
+    image caddy "$v" "$(command -v caddy)"
+else
+    say "caddy is not installed here: no caddy image (apt-get install -y caddy)"
 fi
 
 echo "export DOCKER_HOST=unix://$sock"

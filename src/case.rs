@@ -202,6 +202,19 @@ impl Case {
         self.file.chain.iter().find_map(HopSpec::missing)
     }
 
+    /// This case with its chain placed on `backend` ([`HopSpec::on_backend`]); an error says which hop
+    /// has no place there, and the case is skipped with it.
+    pub fn on_backend(&self, backend: crate::intermediary::Backend) -> Result<Case, String> {
+        let mut c = self.clone();
+        c.file.chain = self
+            .file
+            .chain
+            .iter()
+            .map(|h| h.on_backend(backend))
+            .collect::<Result<_, _>>()?;
+        Ok(c)
+    }
+
     pub fn chain_label(&self) -> String {
         chain_label(&self.file.chain)
     }

@@ -252,13 +252,28 @@ pub fn private_dir(kind: &str) -> io::Result<tempfile::TempDir> {
         sweep_stale(&std::env::temp_dir());
     });
     tempfile::Builder::new()
-        .prefix(&format!(
-            "ssegate-{kind}-{}.{}-",
-            std::process::id(),
-            start_time(std::process::id() as i32).unwrap_or(0)
-        ))
+        .prefix(&format!("ssegate-{kind}-{}-", owner_tag()))
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
+}
+
+/// This process as an owner tag, `<pid>.<start time>`: what names its private directories and labels its
+/// containers, so that what a killed ssegate left behind can be told from what a live one holds.
+pub fn owner_tag() -> String {
+    let pid = std::process::id();
+    format!("{pid}.{}", start_time(pid as i32).unwrap_or(0))
+}
+
+/// Whether the process an [`owner_tag`] names still runs (the same pid with the same start time). A tag
+/// that does not parse counts as alive: what it labels is not ours to remove.
+pub fn owner_alive(tag: &str) -> bool {
+    let Some((pid, start)) = tag.split_once('.') else {
+        return true;
+    };
+    match (pid.parse::<i32>(), start.parse::<u64>()) {
+        (Ok(pid), Ok(start)) => start_time(pid).is_some_and(|s| s == start),
+        _ => true,
+    }
 }
 
 /// The start time of a process (clock ticks after boot, `/proc/PID/stat` field 22); None once it is gone.

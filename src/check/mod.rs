@@ -123,6 +123,8 @@ pub struct CheckOptions {
     /// Request flags from the command line (`-H`, `--method`, `--data`, `--duration`, …), applied to the
     /// configured request.
     pub request: Option<RequestOverride>,
+    /// Where the chains' real programs run when a hop names no image.
+    pub backend: crate::intermediary::Backend,
 }
 
 /// Changes the command line makes to the configured request.
@@ -380,7 +382,13 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     let mut selected = Vec::new();
     let mut not_run = Vec::new();
     for (name, hops) in select_chains(loaded, opts) {
-        match hops.iter().find_map(HopSpec::missing) {
+        let placed: Result<Vec<HopSpec>, String> =
+            hops.iter().map(|h| h.on_backend(opts.backend)).collect();
+        let (hops, misplaced) = match placed {
+            Ok(placed) => (placed, None),
+            Err(why) => (hops, Some(why)),
+        };
+        match misplaced.or_else(|| hops.iter().find_map(HopSpec::missing)) {
             Some(reason) => not_run.push(NotRun {
                 reason,
                 chain: crate::case::chain_label(&hops),

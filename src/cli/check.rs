@@ -50,6 +50,8 @@ pub struct CheckArgs {
     pub jobs: usize,
     #[command(flatten)]
     pub request: RequestArgs,
+    #[command(flatten)]
+    pub backend: super::BackendArgs,
     /// Colour in human output: auto (a terminal without NO_COLOR), always, never.
     #[arg(long, value_enum, default_value = "auto")]
     pub color: ColorChoice,
@@ -78,6 +80,7 @@ pub(super) async fn run(a: CheckArgs) -> CmdResult {
             let flags = a.request.clone();
             Some(Arc::new(move |r: &mut ProbeRequest| flags.apply(r)))
         },
+        backend: a.backend.backend()?,
     };
     let result = crate::check::check(&loaded, &opts).await;
     progress.event(Event::RunFinished);

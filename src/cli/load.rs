@@ -37,6 +37,8 @@ pub struct LoadArgs {
     #[arg(long = "hop", value_name = "HOP")]
     pub hops: Vec<String>,
     #[command(flatten)]
+    pub backend: super::BackendArgs,
+    #[command(flatten)]
     pub request: RequestArgs,
     #[command(flatten)]
     pub out: OutputArgs,
@@ -63,7 +65,7 @@ pub(super) async fn run(a: LoadArgs) -> CmdResult {
             "failed to use --format: `load` writes human or json".into(),
         ));
     }
-    let hops = super::proxy::parse_hops(&a.hops)?;
+    let hops = super::proxy::parse_hops(&a.hops, &a.backend)?;
     // The origin: the in-process fixture, or the URL's server.
     let fixture = match &a.fixture {
         Some(name) => {

@@ -82,6 +82,46 @@ impl CliError {
 /// What a subcommand returns: its exit code when it reached a verdict.
 pub type CmdResult = Result<i32, CliError>;
 
+/// Where real programs run, for the commands that start hops.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct BackendArgs {
+    /// Where a real program runs when its hop names no image (`nginx: default@nginx:1.27` always runs
+    /// that image): `local`, the installed program; `containers`, the program's image through the Docker
+    /// engine at $DOCKER_HOST (needs ssegate built with `--features containers`); `auto`, the installed
+    /// program, else its image when the engine answers. A hop that cannot run on the backend is skipped
+    /// with the reason.
+    #[arg(long, value_enum, default_value = "local", env = "SSEGATE_BACKEND")]
+    pub backend: BackendChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    Local,
+    Containers,
+    Auto,
+}
+
+impl BackendArgs {
+    /// The backend, or a setup error when it needs the `containers` feature this build lacks.
+    pub fn backend(&self) -> Result<crate::intermediary::Backend, CliError> {
+        use crate::intermediary::Backend;
+        Ok(match self.backend {
+            BackendChoice::Local => Backend::Local,
+            BackendChoice::Auto => Backend::Auto,
+            BackendChoice::Containers if crate::intermediary::CONTAINERS_BUILT => {
+                Backend::Containers
+            }
+            BackendChoice::Containers => {
+                return Err(CliError::Setup(
+                    "failed to use --backend containers: this ssegate was built without the \
+                     `containers` feature (cargo install ssegate --features containers)"
+                        .into(),
+                ));
+            }
+        })
+    }
+}
+
 /// The report options every measuring command shares.
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
@@ -393,16 +433,29 @@ pub fn run(cli: Cli) -> i32 {
             code = &mut command => code,
             _ = interrupted => {
                 let n = crate::proc::kill_all();
-                eprint_error(&format!("interrupted; stopped {n} child process group(s)"));
+                eprint_error(&format!("interrupted; stopped {n} child process group(s){}", removed_containers()));
                 exit::INTERRUPTED
             }
             _ = terminated => {
                 let n = crate::proc::kill_all();
-                eprint_error(&format!("terminated; stopped {n} child process group(s)"));
+                eprint_error(&format!("terminated; stopped {n} child process group(s){}", removed_containers()));
                 exit::TERMINATED
             }
         }
     })
+}
+
+/// On a signal: remove this process's hop containers (`, removed N container(s)`), or nothing.
+fn removed_containers() -> String {
+    #[cfg(feature = "containers")]
+    {
+        match crate::intermediary::container::remove_owned() {
+            0 => String::new(),
+            n => format!(", removed {n} container(s)"),
+        }
+    }
+    #[cfg(not(feature = "containers"))]
+    String::new()
 }
 
 async fn dispatch(cli: Cli) -> i32 {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{CliError, CmdResult, out, parse_duration};
+use super::{BackendArgs, CliError, CmdResult, out, parse_duration};
 use crate::error::exit;
 use crate::probe::error_chain;
 
@@ -19,6 +19,8 @@ pub struct ProxyArgs {
     /// Serve for this long and exit (default: until Ctrl-C).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 /// The first resolved address that accepts a connection (`localhost` may resolve to ::1 first while the
@@ -35,16 +37,22 @@ async fn first_reachable(host_port: (String, u16)) -> Option<std::net::SocketAdd
     None
 }
 
-/// Hops as `--hop` gives them, or a usage error naming the bad one.
-pub(super) fn parse_hops(hops: &[String]) -> Result<Vec<crate::intermediary::HopSpec>, CliError> {
+/// Hops as `--hop` gives them, placed on the backend, or a usage error naming the bad one.
+pub(super) fn parse_hops(
+    hops: &[String],
+    backend: &BackendArgs,
+) -> Result<Vec<crate::intermediary::HopSpec>, CliError> {
+    let backend = backend.backend()?;
     hops.iter()
         .map(|h| {
-            serde_saphyr::from_str::<crate::intermediary::HopSpec>(h).map_err(|e| {
+            let hop = serde_saphyr::from_str::<crate::intermediary::HopSpec>(h).map_err(|e| {
                 CliError::Usage(format!(
                     "invalid --hop `{h}`: {}",
                     e.without_snippet().to_string().lines().next().unwrap_or("")
                 ))
-            })
+            })?;
+            hop.on_backend(backend)
+                .map_err(|e| CliError::Usage(format!("failed to place --hop `{h}`: {e}")))
         })
         .collect()
 }
@@ -63,7 +71,7 @@ pub(super) async fn upstream_of(url: &str) -> Result<std::net::SocketAddr, CliEr
 }
 
 pub(super) async fn run(a: ProxyArgs) -> CmdResult {
-    let hops = parse_hops(&a.hops)?;
+    let hops = parse_hops(&a.hops, &a.backend)?;
     let upstream = upstream_of(&a.upstream).await?;
     let chain = crate::intermediary::Chain::start(&hops, upstream)
         .await

@@ -41,19 +41,30 @@ pub struct RunArgs {
     /// Also write a self-contained HTML report with a timeline of every case.
     #[arg(long)]
     pub html: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: super::BackendArgs,
 }
 
 pub(super) async fn run(a: RunArgs) -> CmdResult {
+    let backend = a.backend.backend()?;
     let cases = select_cases(&a)?;
     let started = Instant::now();
-    // A case whose program is not installed is skipped with the reason, visibly, and never passed.
-    let (runnable, skipped): (Vec<Case>, Vec<Case>) = cases
-        .into_iter()
-        .partition(|c| c.missing_program().is_none());
+    // A case whose program is not installed (or whose image cannot run) is skipped with the reason,
+    // visibly, and never passed.
+    let mut runnable = Vec::new();
+    let mut skipped = Vec::new();
+    for c in cases {
+        match c.on_backend(backend) {
+            Ok(placed) => match placed.missing_program() {
+                None => runnable.push(placed),
+                Some(why) => skipped.push((placed, why)),
+            },
+            Err(why) => skipped.push((c, why)),
+        }
+    }
     let results = runner::run_cases(&runnable, a.jobs, &Progress::stderr()).await;
     let mut report = build_report(&runnable, results, started.elapsed());
-    for c in &skipped {
-        let why = c.missing_program().unwrap_or_default();
+    for (c, why) in &skipped {
         super::eprint_line(&format!("{}: skipped: {why}", c.name));
         report.cases.push(RunRow {
             case: c.name.clone(),

@@ -11,6 +11,8 @@
 //! Every hop binds 127.0.0.1 only.
 
 pub mod builtin;
+#[cfg(feature = "containers")]
+pub mod container;
 pub mod process;
 pub mod programs;
 
@@ -38,6 +40,9 @@ pub enum StopHandle {
         log: PathBuf,
         _dir: tempfile::TempDir,
     },
+    /// A container (removed when dropped) and the directory mounted into it.
+    #[cfg(feature = "containers")]
+    Container(container::Handle),
 }
 
 impl Drop for StopHandle {
@@ -61,16 +66,19 @@ pub struct Running {
 impl Running {
     /// Whether the hop is still alive (a real hop's process has not exited).
     pub fn check_alive(&mut self) -> Result<(), HopError> {
-        if let StopHandle::Child { guard, log, .. } = &mut self.stop
-            && let Some(status) = guard.try_wait()
-        {
-            return Err(HopError::Exited {
-                program: guard.name().to_string(),
-                status: status.to_string(),
-                log: crate::proc::tail(log, 20),
-            });
+        match &mut self.stop {
+            StopHandle::Child { guard, log, .. } => match guard.try_wait() {
+                Some(status) => Err(HopError::Exited {
+                    program: guard.name().to_string(),
+                    status: status.to_string(),
+                    log: crate::proc::tail(log, 20),
+                }),
+                None => Ok(()),
+            },
+            #[cfg(feature = "containers")]
+            StopHandle::Container(c) => c.check_alive(),
+            StopHandle::Task(_) => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -113,6 +121,14 @@ pub enum HopError {
         waited_ms: u64,
         log: String,
     },
+    #[error("failed to run {program} from its image")]
+    Container {
+        program: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("failed to run {program}: {why}")]
+    Unavailable { program: String, why: String },
     #[error("failed to render the {program} config")]
     Config {
         program: String,
@@ -136,6 +152,36 @@ impl<T: Into<Builtin>> From<T> for HopSpec {
     }
 }
 
+/// Where a chain's real programs run when a hop names no image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// The installed program (the default).
+    #[default]
+    Local,
+    /// The program's image ([`process::Program::image`]) through a Docker engine.
+    Containers,
+    /// The installed program when there is one, else its image when a Docker engine answers.
+    Auto,
+}
+
+/// Whether this ssegate can run hops from images (it was built with the `containers` feature).
+pub const CONTAINERS_BUILT: bool = cfg!(feature = "containers");
+
+/// Why an image hop cannot run here, for a skip: not built with the feature, no engine, no image.
+pub fn image_unavailable(image: &str) -> Option<String> {
+    #[cfg(feature = "containers")]
+    {
+        container::unavailable(image)
+    }
+    #[cfg(not(feature = "containers"))]
+    {
+        Some(format!(
+            "image `{image}` needs the `containers` feature, and this ssegate was built without it \
+             (cargo install ssegate --features containers)"
+        ))
+    }
+}
+
 /// Every hop name a chain accepts: the real programs, then the built-ins.
 pub fn hop_names() -> Vec<&'static str> {
     programs::PROGRAMS
@@ -146,8 +192,16 @@ pub fn hop_names() -> Vec<&'static str> {
 }
 
 impl HopSpec {
-    /// The real program `name` with `config`; an error names the valid programs or configs.
+    /// The real program `name` with `config` (`gzip`, or `gzip@nginx:1.27` to run it from that image); an
+    /// error names the valid programs or configs.
     pub fn real(name: &str, config: &str) -> Result<HopSpec, String> {
+        let (config, image) = match config.split_once('@') {
+            Some((c, i)) => {
+                process::split_image(i).map_err(|e| format!("{name}: {e}"))?;
+                (c, Some(i.to_string()))
+            }
+            None => (config, None),
+        };
         let Some(program) = programs::program(name) else {
             return Err(format!(
                 "unknown program `{name}`, {}",
@@ -170,7 +224,45 @@ impl HopSpec {
         Ok(HopSpec::Process(ProcessHop {
             program,
             config: config.to_string(),
+            image,
         }))
+    }
+
+    /// This hop on `backend`: a real program that names no image runs from its default image under
+    /// [`Backend::Containers`], and under [`Backend::Auto`] when it is not installed and its image can run
+    /// here. A hop that names an image, and every built-in, is unchanged. An error says why the hop has no
+    /// place on the backend (a program without an image definition under `containers`).
+    pub fn on_backend(&self, backend: Backend) -> Result<HopSpec, String> {
+        let HopSpec::Process(p) = self else {
+            return Ok(self.clone());
+        };
+        if p.image.is_some() || backend == Backend::Local {
+            return Ok(self.clone());
+        }
+        let with_image = |image: &str| {
+            HopSpec::Process(ProcessHop {
+                image: Some(image.to_string()),
+                ..p.clone()
+            })
+        };
+        match (backend, p.program.image) {
+            (Backend::Containers, Some(image)) => Ok(with_image(image)),
+            (Backend::Containers, None) => Err(format!(
+                "{} has no image definition (images: {}); run it with --backend local or auto",
+                p.program.name,
+                programs::PROGRAMS
+                    .iter()
+                    .filter_map(|q| q.image)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            (Backend::Auto, Some(image))
+                if p.program.executable().is_err() && image_unavailable(image).is_none() =>
+            {
+                Ok(with_image(image))
+            }
+            _ => Ok(self.clone()),
+        }
     }
 
     /// A label for reports (`nginx default`, `coalesce 4096B`).
@@ -255,6 +347,9 @@ impl HopSpec {
     /// environment variable that is not there is no such case: that is a setup error, reported as one.
     pub fn missing(&self) -> Option<String> {
         match self {
+            HopSpec::Process(ProcessHop {
+                image: Some(image), ..
+            }) => image_unavailable(image),
             HopSpec::Process(p) => match p.program.executable() {
                 Err(e @ HopError::Missing { .. }) => Some(e.to_string()),
                 _ => None,
@@ -328,6 +423,7 @@ fn program_chains(p: &'static process::Program) -> Vec<(String, HopSpec)> {
                 HopSpec::Process(ProcessHop {
                     program: p,
                     config: (*c).to_string(),
+                    image: None,
                 }),
             )
         })

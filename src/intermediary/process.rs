@@ -84,6 +84,11 @@ pub struct Program {
     pub ready_log: Option<(&'static str, &'static str)>,
     /// The cause a config is known to produce when it breaks a stream, with the operator's fix.
     pub known_cause: fn(config: &str) -> Option<(CauseId, &'static str)>,
+    /// The image `--backend containers` runs when a hop names none (`nginx:1.22.1`: the version Debian
+    /// ships, so both backends measure the same program by default), or None when the program has no
+    /// image definition. In an image the program is [`Program::binary`] on the image's `PATH`, started with
+    /// [`Program::argv`] and [`Program::child_env`] as a local one is.
+    pub image: Option<&'static str>,
 }
 
 /// Where a program's version output carries the version.
@@ -294,11 +299,37 @@ fn config_sections(own: &str) -> BTreeMap<String, String> {
     sections
 }
 
-/// A real program with one of its configs, as a chain names it (`nginx: gzip`).
+/// A real program with one of its configs, as a chain names it (`nginx: gzip`), run from the local
+/// install or, with `@IMAGE` (`nginx: gzip@nginx:1.27`), from a container image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessHop {
     pub program: &'static Program,
     pub config: String,
+    /// The image to run the program from (`nginx:1.27`); None runs the installed program.
+    pub image: Option<String>,
+}
+
+/// An image reference as a hop names it, split into the name and the tag testcontainers takes
+/// (`nginx:1.27` → `nginx`, `1.27`; `registry:5000/team/nginx` → tag `latest`). Digests are refused: a
+/// hop pins an image by tag.
+pub fn split_image(image: &str) -> Result<(&str, &str), String> {
+    if image.is_empty() {
+        return Err("an image after `@` (`nginx: default@nginx:1.27`)".into());
+    }
+    if image.contains('@') {
+        return Err(format!(
+            "image `{image}`: pin by tag (`name:tag`); digests are not supported"
+        ));
+    }
+    if image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("image `{image}` contains whitespace"));
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    Ok(match last.rsplit_once(':') {
+        Some((_, tag)) if !tag.is_empty() => (&image[..image.len() - tag.len() - 1], tag),
+        Some(_) => return Err(format!("image `{image}` has an empty tag")),
+        None => (image, "latest"),
+    })
 }
 
 impl PartialEq for Program {
@@ -309,17 +340,25 @@ impl PartialEq for Program {
 impl Eq for Program {}
 
 impl ProcessHop {
+    /// `nginx default`, or `nginx default@nginx:1.27` when it runs from an image.
     pub fn label(&self) -> String {
-        format!("{} {}", self.program.name, self.config)
+        match &self.image {
+            Some(image) => format!("{} {}@{image}", self.program.name, self.config),
+            None => format!("{} {}", self.program.name, self.config),
+        }
     }
 
-    /// Start the program in front of `upstream`, retrying when the reserved port was taken meanwhile.
+    /// Start the program in front of `upstream` (the installed one, or from [`ProcessHop::image`]),
+    /// retrying when the reserved port was taken meanwhile.
     pub async fn start(&self, upstream: SocketAddr) -> Result<Running, HopError> {
-        let bin = self.program.executable()?;
+        let from = match &self.image {
+            None => From::Local(self.program.executable()?),
+            Some(image) => self.from_image(image)?,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.start_once(upstream, &bin).await {
+            match self.start_once(upstream, &from).await {
                 Err(HopError::Exited { log, .. } | HopError::NotReady { log, .. })
                     if attempt < PORT_ATTEMPTS
                         && log
@@ -333,12 +372,24 @@ impl ProcessHop {
         }
     }
 
-    async fn start_once(&self, upstream: SocketAddr, bin: &Path) -> Result<Running, HopError> {
+    #[cfg(feature = "containers")]
+    fn from_image(&self, image: &str) -> Result<From, HopError> {
+        Ok(From::Image(image.to_string()))
+    }
+
+    #[cfg(not(feature = "containers"))]
+    fn from_image(&self, image: &str) -> Result<From, HopError> {
+        Err(HopError::Unavailable {
+            program: self.label(),
+            why: super::image_unavailable(image).unwrap_or_default(),
+        })
+    }
+
+    async fn start_once(&self, upstream: SocketAddr, from: &From) -> Result<Running, HopError> {
         let name = format!("{} ({})", self.program.name, self.config);
         let prefix = Prefix::create(self.program.name, &name)?;
         let port = reserve_port(&name)?;
         let conf = self.write_config(&prefix, port, upstream, &name)?;
-        let mut cmd = Command::new(bin);
         let fill = |s: &str| {
             s.replace("{prefix}", &prefix.path().display().to_string())
                 .replace("{config}", &conf.display().to_string())
@@ -347,32 +398,74 @@ impl ProcessHop {
         if let Some(user) = self.program.owner_if_root {
             give_to(prefix.path(), user).map_err(|source| spawn_error(&name, source))?;
         }
-        for arg in self.program.argv {
-            cmd.arg(fill(arg));
-        }
-        for (k, v) in self.program.child_env {
-            cmd.env(k, fill(v));
-        }
-        let stderr = std::fs::File::create(prefix.path().join("stderr.log"))
-            .map_err(|source| spawn_error(&name, source))?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        let mut guard = ChildGuard::spawn(&mut cmd, name.clone())
-            .map_err(|source| spawn_error(&name, source))?;
+        let args: Vec<String> = self.program.argv.iter().map(|a| fill(a)).collect();
+        let env: Vec<(String, String)> = self
+            .program
+            .child_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), fill(v)))
+            .collect();
+        let mut live = match from {
+            From::Local(bin) => {
+                let mut cmd = Command::new(bin);
+                cmd.args(&args).envs(env);
+                let stderr = std::fs::File::create(prefix.path().join("stderr.log"))
+                    .map_err(|source| spawn_error(&name, source))?;
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(stderr);
+                Live::Child(
+                    ChildGuard::spawn(&mut cmd, name.clone())
+                        .map_err(|source| spawn_error(&name, source))?,
+                )
+            }
+            #[cfg(feature = "containers")]
+            From::Image(image) => Live::Container(
+                super::container::start(super::container::Spec {
+                    image,
+                    program: self.program,
+                    label: &self.label(),
+                    name: &name,
+                    args,
+                    env,
+                    prefix: prefix.path(),
+                })
+                .await?,
+            ),
+        };
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        self.await_ready(&mut guard, addr, &prefix, &name).await?;
+        self.await_ready(&mut live, addr, &prefix, &name).await?;
+        let log = prefix
+            .path()
+            .join(self.program.logs.first().copied().unwrap_or("stderr.log"));
+        let (program, stop) = match live {
+            Live::Child(guard) => (
+                self.program.version(),
+                StopHandle::Child {
+                    guard,
+                    log,
+                    _dir: prefix.dir,
+                },
+            ),
+            #[cfg(feature = "containers")]
+            Live::Container(started) => {
+                let image = self.image.as_deref().unwrap_or_default();
+                (
+                    super::container::version(self.program, image).await,
+                    StopHandle::Container(super::container::Handle {
+                        started,
+                        name,
+                        log,
+                        _dir: prefix.dir,
+                    }),
+                )
+            }
+        };
         Ok(Running {
             label: self.label(),
             addr,
-            program: self.program.version(),
-            stop: StopHandle::Child {
-                guard,
-                log: prefix
-                    .path()
-                    .join(self.program.logs.first().copied().unwrap_or("stderr.log")),
-                _dir: prefix.dir,
-            },
+            program,
+            stop,
         })
     }
 
@@ -401,7 +494,7 @@ impl ProcessHop {
     /// Wait until the program answers its nonce, exits, or runs out of time.
     async fn await_ready(
         &self,
-        guard: &mut ChildGuard,
+        live: &mut Live,
         addr: SocketAddr,
         prefix: &Prefix,
         name: &str,
@@ -409,10 +502,11 @@ impl ProcessHop {
         let started = Instant::now();
         let mut polls = 0u32;
         loop {
-            if let Some(status) = guard.try_wait() {
+            if let Some(status) = live.exited() {
+                live.save_logs().await;
                 return Err(HopError::Exited {
                     program: name.to_string(),
-                    status: status.to_string(),
+                    status,
                     log: self.log_tail(prefix.path()),
                 });
             }
@@ -423,6 +517,7 @@ impl ProcessHop {
             // waited for until the deadline.
             polls += 1;
             if polls.is_multiple_of(20) {
+                live.save_logs().await;
                 let log = self.log_tail(prefix.path());
                 if log
                     .to_ascii_lowercase()
@@ -436,6 +531,7 @@ impl ProcessHop {
                 }
             }
             if started.elapsed() > READY_WITHIN {
+                live.save_logs().await;
                 return Err(HopError::NotReady {
                     program: name.to_string(),
                     waited_ms: READY_WITHIN.as_millis() as u64,
@@ -469,6 +565,39 @@ impl ProcessHop {
     /// The cause this config is known to produce when it breaks a stream.
     pub fn known_cause(&self) -> Option<(CauseId, &'static str)> {
         (self.program.known_cause)(&self.config)
+    }
+}
+
+/// Where a program runs from.
+enum From {
+    Local(PathBuf),
+    #[cfg(feature = "containers")]
+    Image(String),
+}
+
+/// A program being started: a child process group, or a container.
+enum Live {
+    Child(ChildGuard),
+    #[cfg(feature = "containers")]
+    Container(super::container::Started),
+}
+
+impl Live {
+    /// The exit status once the program has exited.
+    fn exited(&mut self) -> Option<String> {
+        match self {
+            Live::Child(g) => g.try_wait().map(|s| s.to_string()),
+            #[cfg(feature = "containers")]
+            Live::Container(c) => c.exited(),
+        }
+    }
+
+    /// Put what the program wrote to its stderr in `<prefix>/stderr.log` (a child writes there itself).
+    async fn save_logs(&self) {
+        #[cfg(feature = "containers")]
+        if let Live::Container(c) = self {
+            c.save_logs().await;
+        }
     }
 }
 
@@ -695,10 +824,12 @@ mod tests {
             port_taken: "Address already in use",
             ready_log: None,
             known_cause: |_| None,
+            image: None,
         };
         let hop = ProcessHop {
             program: &FAILING,
             config: "default".into(),
+            image: None,
         };
         let e = hop.start("127.0.0.1:9".parse().unwrap()).await.unwrap_err();
         let text = e.to_string();

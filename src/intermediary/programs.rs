@@ -64,6 +64,7 @@ pub static NGINX: Program = Program {
         "unbuffered" | "connections" => None,
         _ => Some((CauseId::ProxyBuffering, NGINX_BUFFERING)),
     },
+    image: Some("nginx:1.22.1"),
 };
 
 /// Caddy 2 (`caddy run`), admin endpoint and automatic HTTPS off; its state (`autosave.json`, `~/.step`)
@@ -103,6 +104,7 @@ pub static CADDY: Program = Program {
         )),
         _ => None,
     },
+    image: Some("caddy:2.6.2"),
 };
 
 /// HAProxy in the foreground (`-db`: no daemon, no master), one thread, Debian's packaged timeouts.
@@ -141,6 +143,7 @@ pub static HAPROXY: Program = Program {
         )),
         _ => None,
     },
+    image: Some("haproxy:2.6.12"),
 };
 
 /// Apache httpd 2.4 (`-DFOREGROUND`, event MPM, one child), mod_proxy_http; nothing from /etc/apache2.
@@ -172,6 +175,7 @@ pub static APACHE: Program = Program {
         // mod_deflate flushes with every event (measured): compressed, not held.
         _ => None,
     },
+    image: None,
 };
 
 /// lighttpd 1.4 (`-D`: foreground, one process), mod_proxy.
@@ -206,6 +210,7 @@ pub static LIGHTTPD: Program = Program {
             "lighttpd: `server.stream-response-body = 2` (mod_proxy buffers the whole response by default)",
         )),
     },
+    image: None,
 };
 
 /// h2o (`-m worker`: foreground), one thread; a perl crash handler runs in the same process group.
@@ -239,6 +244,7 @@ pub static H2O: Program = Program {
             "h2o 2.2: the proxy sends the response head only with the first body bytes; have the origin write a `:ok` comment at once",
         )),
     },
+    image: None,
 };
 
 /// Varnish Cache (`-F`: foreground manager plus its cache worker, one process group), the built-in VCL.
@@ -286,6 +292,7 @@ pub static VARNISH: Program = Program {
             "varnish: `return (pass)` for text/event-stream in `vcl_backend_response` (or `vcl_recv` for the route)",
         )),
     },
+    image: None,
 };
 
 /// Squid as a reverse proxy (`-N`: no daemon, no kids), memory cache only; a service name per start
@@ -317,6 +324,7 @@ pub static SQUID: Program = Program {
         )),
         _ => None,
     },
+    image: None,
 };
 
 /// Apache Traffic Server 9 (`traffic_server` alone, foreground). It reads a directory of configs, so the
@@ -347,6 +355,7 @@ pub static TRAFFICSERVER: Program = Program {
             "trafficserver: raise `proxy.config.http.transaction_no_activity_timeout_in` and `_out` (30 s) above the stream's longest silence",
         ))
     },
+    image: None,
 };
 
 /// node-http-proxy (`createProxyServer`), the engine of webpack-dev-server and http-proxy-middleware.
@@ -387,6 +396,7 @@ pub static HTTP_PROXY: Program = Program {
             "http-proxy: the proxy writes the response head with the first body bytes; have the origin write a `:ok` comment at once",
         )),
     },
+    image: None,
 };
 
 /// An Express 4 app that forwards every request to the origin, behind `compression()` (no flush).
@@ -426,6 +436,7 @@ pub static EXPRESS: Program = Program {
             "express: leave text/event-stream out of `compression()` (its `filter` option), or call `res.flush()` after each event",
         )),
     },
+    image: None,
 };
 
 /// Where `scripts/mitmproxy-venv.sh` puts mitmdump: `${XDG_CACHE_HOME:-~/.cache}/ssegate/mitmproxy`.
@@ -479,4 +490,5 @@ pub static MITMPROXY: Program = Program {
             "mitmproxy: `--set stream_large_bodies=1` (by default it reads every body whole before passing it on)",
         )),
     },
+    image: None,
 };
