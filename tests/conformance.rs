@@ -9,11 +9,18 @@
 //! Cases mostly wait on timers, so they run many at once (`--test-threads` still wins when given).
 //! A case whose real program is not installed is listed as ignored, its kind naming the missing program
 //! and its package.
+//!
+//! Built with the `containers` feature, every case whose real programs all have an image definition runs
+//! a second time as `containers::<case>`, each program from its image (`--backend containers`), with its
+//! snapshot in `reports/containers/`: the same measurement from the image, which differs from the local
+//! snapshot only where the chain names the image. Without a Docker engine (or the image) those trials are
+//! listed as ignored with the reason.
 
 use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use ssegate::case::{self, Case};
+use ssegate::intermediary::Backend;
 use ssegate::origin::profile;
 use ssegate::probe::error_chain;
 
@@ -24,7 +31,8 @@ fn main() {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let files = case::discover(&[root.join("cases")]).expect("cases/ is readable");
-    let trials = files
+    let mut trials: Vec<Trial> = files
+        .clone()
         .into_iter()
         .map(|path| {
             let name = path
@@ -36,21 +44,41 @@ fn main() {
             let missing = Case::load(&path, &profile::builtin_dir())
                 .ok()
                 .and_then(|c| c.missing_program());
-            let trial = Trial::test(name, move || run(&path));
-            match missing {
-                Some(why) => trial
-                    .with_kind(format!("skipped: {why}"))
-                    .with_ignored_flag(true),
-                None => trial,
-            }
+            let trial = Trial::test(name, move || run(&path, Backend::Local));
+            skipped_if(trial, missing)
         })
         .collect();
+    if cfg!(feature = "containers") {
+        trials.extend(files.into_iter().filter_map(|path| {
+            let local = Case::load(&path, &profile::builtin_dir()).ok()?;
+            let placed = local.on_backend(Backend::Containers).ok()?;
+            if placed.file.chain == local.file.chain {
+                return None;
+            }
+            let missing = placed.missing_program();
+            let trial = Trial::test(format!("containers::{}", local.name), move || {
+                run(&path, Backend::Containers)
+            });
+            Some(skipped_if(trial, missing))
+        }));
+    }
     libtest_mimic::run(&args, trials).exit();
 }
 
-fn run(path: &PathBuf) -> Result<(), Failed> {
+/// A trial that cannot run here is ignored, its kind giving the reason (`[skipped: …] name`).
+fn skipped_if(trial: Trial, missing: Option<String>) -> Trial {
+    match missing {
+        Some(why) => trial
+            .with_kind(format!("skipped: {why}"))
+            .with_ignored_flag(true),
+        None => trial,
+    }
+}
+
+fn run(path: &PathBuf, backend: Backend) -> Result<(), Failed> {
     let case = Case::load(path, &profile::builtin_dir())
-        .map_err(|e| format!("{:?}", miette::Report::new(e)))?;
+        .map_err(|e| format!("{:?}", miette::Report::new(e)))?
+        .on_backend(backend)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -63,7 +91,11 @@ fn run(path: &PathBuf) -> Result<(), Failed> {
         return Err(format!("{} did not meet its expectation:\n{report}", case.name).into());
     }
     let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("reports"));
+    let reports = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports");
+    settings.set_snapshot_path(match backend {
+        Backend::Local => reports,
+        _ => reports.join("containers"),
+    });
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
     settings.set_input_file(path);

@@ -123,23 +123,11 @@ async fn ensure(image: &str) -> Result<(), String> {
     }
     let (name, tag) = split_image(image)?;
     let docker = client()?;
-    match tokio::time::timeout(PING_WITHIN, docker.ping()).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            return Err(format!(
-                "the Docker engine at {} does not answer: {e}",
-                docker_host()
-            ));
-        }
-        Err(_) => {
-            return Err(format!(
-                "the Docker engine at {} did not answer within {} s",
-                docker_host(),
-                PING_WITHIN.as_secs()
-            ));
-        }
-    }
-    if docker.inspect_image(image).await.is_ok() {
+    engine(&docker).await?;
+    if matches!(
+        tokio::time::timeout(PING_WITHIN, docker.inspect_image(image)).await,
+        Ok(Ok(_))
+    ) {
         return Ok(());
     }
     let pull = GenericImage::new(name, tag).pull_image();
@@ -156,6 +144,28 @@ async fn ensure(image: &str) -> Result<(), String> {
             PULL_WITHIN.as_secs()
         )),
     }
+}
+
+/// The engine answers a ping (asked once per process: a dead engine costs one [`PING_WITHIN`]).
+async fn engine(docker: &Docker) -> Result<(), String> {
+    static ANSWER: tokio::sync::OnceCell<Result<(), String>> = tokio::sync::OnceCell::const_new();
+    ANSWER
+        .get_or_init(|| async {
+            match tokio::time::timeout(PING_WITHIN, docker.ping()).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(format!(
+                    "the Docker engine at {} does not answer: {e}",
+                    docker_host()
+                )),
+                Err(_) => Err(format!(
+                    "the Docker engine at {} did not answer within {} s",
+                    docker_host(),
+                    PING_WITHIN.as_secs()
+                )),
+            }
+        })
+        .await
+        .clone()
 }
 
 /// `<name>/<version>` of the program in `image`, from its version command run in a one-off container

@@ -42,7 +42,7 @@ pub enum StopHandle {
     },
     /// A container (removed when dropped) and the directory mounted into it.
     #[cfg(feature = "containers")]
-    Container(container::Handle),
+    Container(Box<container::Handle>),
 }
 
 impl Drop for StopHandle {
@@ -532,6 +532,82 @@ mod tests {
         assert!(e.contains("one `name: options` pair"), "{e}");
         let e = parse("- headers: {set: {\"bad name\": x}}\n").unwrap_err();
         assert!(e.contains("is not a valid header"), "{e}");
+    }
+
+    #[test]
+    fn a_real_hop_may_name_the_image_it_runs_from() {
+        let hops = parse("[{nginx: 'gzip@nginx:1.27'}, {haproxy: 'default@haproxy:3.0'}]").unwrap();
+        let HopSpec::Process(p) = &hops[0] else {
+            panic!("{hops:?}")
+        };
+        assert_eq!(
+            (p.config.as_str(), p.image.as_deref()),
+            ("gzip", Some("nginx:1.27"))
+        );
+        assert_eq!(hops[0].label(), "nginx gzip@nginx:1.27");
+        assert_eq!(hops[1].label(), "haproxy default@haproxy:3.0");
+        for (bad, says) in [
+            ("[{nginx: 'gzip@'}]", "an image after `@`"),
+            (
+                "[{nginx: 'gzpi@nginx:1.27'}]",
+                "unknown nginx config `gzpi`",
+            ),
+            (
+                "[{nginx: 'gzip@nginx@sha256:00'}]",
+                "digests are not supported",
+            ),
+        ] {
+            let e = serde_saphyr::from_str::<Vec<HopSpec>>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_backend_places_hops_that_name_no_image() {
+        let [nginx, squid, pinned, builtin]: [HopSpec; 4] =
+            parse("[nginx, squid, {nginx: 'default@nginx:1.27'}, compression]")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let image = |h: &HopSpec| match h {
+            HopSpec::Process(p) => p.image.clone(),
+            HopSpec::Builtin(_) => None,
+        };
+        let on = |h: &HopSpec, b| h.on_backend(b).map(|h| image(&h));
+        // Local leaves every hop as written; a pinned image is kept on every backend.
+        assert_eq!(on(&nginx, Backend::Local), Ok(None));
+        assert_eq!(on(&pinned, Backend::Local), Ok(Some("nginx:1.27".into())));
+        assert_eq!(
+            on(&pinned, Backend::Containers),
+            Ok(Some("nginx:1.27".into()))
+        );
+        // Containers gives a program its default image: the version Debian ships.
+        assert_eq!(
+            on(&nginx, Backend::Containers),
+            Ok(Some("nginx:1.22.1".into()))
+        );
+        assert_eq!(on(&builtin, Backend::Containers), Ok(None));
+        // A program without an image definition has no place there, and the error says so.
+        let e = on(&squid, Backend::Containers).unwrap_err();
+        assert!(e.contains("squid has no image definition"), "{e}");
+        // Auto keeps an installed program local (nginx is installed wherever these tests run).
+        if programs::NGINX.executable().is_ok() {
+            assert_eq!(on(&nginx, Backend::Auto), Ok(None));
+        }
+        assert_eq!(on(&squid, Backend::Auto), Ok(None));
+    }
+
+    #[test]
+    #[cfg(not(feature = "containers"))]
+    fn without_the_feature_an_image_hop_is_missing_with_the_reason() {
+        let [pinned]: [HopSpec; 1] = parse("[{nginx: 'default@nginx:1.27'}]")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let why = pinned.missing().unwrap();
+        assert!(why.contains("`containers` feature"), "{why}");
     }
 
     #[test]

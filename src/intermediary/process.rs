@@ -352,8 +352,8 @@ impl ProcessHop {
     /// retrying when the reserved port was taken meanwhile.
     pub async fn start(&self, upstream: SocketAddr) -> Result<Running, HopError> {
         let from = match &self.image {
-            None => From::Local(self.program.executable()?),
-            Some(image) => self.from_image(image)?,
+            None => Source::Local(self.program.executable()?),
+            Some(image) => self.image_source(image)?,
         };
         let mut attempt = 0;
         loop {
@@ -373,19 +373,19 @@ impl ProcessHop {
     }
 
     #[cfg(feature = "containers")]
-    fn from_image(&self, image: &str) -> Result<From, HopError> {
-        Ok(From::Image(image.to_string()))
+    fn image_source(&self, image: &str) -> Result<Source, HopError> {
+        Ok(Source::Image(image.to_string()))
     }
 
     #[cfg(not(feature = "containers"))]
-    fn from_image(&self, image: &str) -> Result<From, HopError> {
+    fn image_source(&self, image: &str) -> Result<Source, HopError> {
         Err(HopError::Unavailable {
             program: self.label(),
             why: super::image_unavailable(image).unwrap_or_default(),
         })
     }
 
-    async fn start_once(&self, upstream: SocketAddr, from: &From) -> Result<Running, HopError> {
+    async fn start_once(&self, upstream: SocketAddr, from: &Source) -> Result<Running, HopError> {
         let name = format!("{} ({})", self.program.name, self.config);
         let prefix = Prefix::create(self.program.name, &name)?;
         let port = reserve_port(&name)?;
@@ -406,7 +406,7 @@ impl ProcessHop {
             .map(|(k, v)| (k.to_string(), fill(v)))
             .collect();
         let mut live = match from {
-            From::Local(bin) => {
+            Source::Local(bin) => {
                 let mut cmd = Command::new(bin);
                 cmd.args(&args).envs(env);
                 let stderr = std::fs::File::create(prefix.path().join("stderr.log"))
@@ -420,7 +420,7 @@ impl ProcessHop {
                 )
             }
             #[cfg(feature = "containers")]
-            From::Image(image) => Live::Container(
+            Source::Image(image) => Live::Container(Box::new(
                 super::container::start(super::container::Spec {
                     image,
                     program: self.program,
@@ -431,7 +431,7 @@ impl ProcessHop {
                     prefix: prefix.path(),
                 })
                 .await?,
-            ),
+            )),
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         self.await_ready(&mut live, addr, &prefix, &name).await?;
@@ -452,12 +452,12 @@ impl ProcessHop {
                 let image = self.image.as_deref().unwrap_or_default();
                 (
                     super::container::version(self.program, image).await,
-                    StopHandle::Container(super::container::Handle {
-                        started,
+                    StopHandle::Container(Box::new(super::container::Handle {
+                        started: *started,
                         name,
                         log,
                         _dir: prefix.dir,
-                    }),
+                    })),
                 )
             }
         };
@@ -569,7 +569,7 @@ impl ProcessHop {
 }
 
 /// Where a program runs from.
-enum From {
+enum Source {
     Local(PathBuf),
     #[cfg(feature = "containers")]
     Image(String),
@@ -579,7 +579,7 @@ enum From {
 enum Live {
     Child(ChildGuard),
     #[cfg(feature = "containers")]
-    Container(super::container::Started),
+    Container(Box<super::container::Started>),
 }
 
 impl Live {
@@ -783,6 +783,28 @@ mod tests {
             e.to_string(),
             "failed to find `nginx` on PATH; install it with `apt-get install -y nginx-light`"
         );
+    }
+
+    #[test]
+    fn image_references_split_into_name_and_tag() {
+        assert_eq!(split_image("nginx:1.27"), Ok(("nginx", "1.27")));
+        assert_eq!(split_image("nginx"), Ok(("nginx", "latest")));
+        assert_eq!(
+            split_image("envoyproxy/envoy:v1.31-latest"),
+            Ok(("envoyproxy/envoy", "v1.31-latest"))
+        );
+        // A registry's port is not a tag.
+        assert_eq!(
+            split_image("registry.local:5000/team/nginx"),
+            Ok(("registry.local:5000/team/nginx", "latest"))
+        );
+        assert_eq!(
+            split_image("registry.local:5000/nginx:1.27"),
+            Ok(("registry.local:5000/nginx", "1.27"))
+        );
+        for bad in ["", "nginx:", "nginx@sha256:abc", "ngi nx:1"] {
+            assert!(split_image(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

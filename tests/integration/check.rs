@@ -36,9 +36,15 @@ fn validate_lines(text: &str) -> Vec<Value> {
 }
 
 fn check_json(args: &[&str]) -> (i32, Vec<Value>, String) {
+    check_json_with(&[], args)
+}
+
+/// [`check_json`] with environment variables set for `check`.
+fn check_json_with(env: &[(&str, &str)], args: &[&str]) -> (i32, Vec<Value>, String) {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("check.jsonl");
     let out = bin()
+        .envs(env.iter().copied())
         .current_dir(root())
         .args(["check", "--format", "json", "-o"])
         .arg(&out_path)
@@ -56,7 +62,21 @@ fn check_json(args: &[&str]) -> (i32, Vec<Value>, String) {
 }
 
 /// `check` with `config` (YAML text) against `ssegate fixture PROFILE` as the command; `extra` goes before `--`.
-fn check_fixture(config: &str, profile: &str, extra: &[&str]) -> (i32, Vec<Value>, String) {
+pub(crate) fn check_fixture(
+    config: &str,
+    profile: &str,
+    extra: &[&str],
+) -> (i32, Vec<Value>, String) {
+    check_fixture_with(&[], config, profile, extra)
+}
+
+/// [`check_fixture`] with environment variables set for `check`.
+pub(crate) fn check_fixture_with(
+    env: &[(&str, &str)],
+    config: &str,
+    profile: &str,
+    extra: &[&str],
+) -> (i32, Vec<Value>, String) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("ssegate.yaml");
     std::fs::write(&cfg, config).unwrap();
@@ -70,7 +90,7 @@ fn check_fixture(config: &str, profile: &str, extra: &[&str]) -> (i32, Vec<Value
         "--port",
         "{port}",
     ]);
-    check_json(&args)
+    check_json_with(env, &args)
 }
 
 fn cause_ids(lines: &[Value]) -> Vec<String> {
@@ -599,21 +619,21 @@ fn check_python(config: &str, server_args: &[&str], extra: &[&str]) -> (i32, Vec
     check_json(&args)
 }
 
-fn chain<'a>(lines: &'a [Value], name: &str) -> &'a Value {
+pub(crate) fn chain<'a>(lines: &'a [Value], name: &str) -> &'a Value {
     &lines
         .iter()
         .find(|l| l["type"] == "chain" && l["data"]["name"] == name)
         .unwrap_or_else(|| panic!("no chain {name} in {lines:?}"))["data"]
 }
 
-fn baseline(lines: &[Value]) -> &Value {
+pub(crate) fn baseline(lines: &[Value]) -> &Value {
     &lines
         .iter()
         .find(|l| l["type"] == "baseline")
         .expect("a baseline line")["data"]
 }
 
-fn summary(lines: &[Value]) -> &Value {
+pub(crate) fn summary(lines: &[Value]) -> &Value {
     &lines
         .iter()
         .find(|l| l["type"] == "summary")

@@ -8,13 +8,13 @@ use serde_json::Value;
 use crate::util::{bin, code_and_stderr};
 
 /// `ssegate fixture PROFILE` as a separate process, killed on drop.
-struct Fixture {
+pub(crate) struct Fixture {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Fixture {
-    fn start(profile: &str) -> Fixture {
+    pub(crate) fn start(profile: &str) -> Fixture {
         let mut child = bin()
             .args(["fixture", profile, "--duration", "60s"])
             .stdout(Stdio::piped())
@@ -39,7 +39,7 @@ impl Drop for Fixture {
     }
 }
 
-fn probe_json(url: &str, extra: &[&str]) -> Value {
+pub(crate) fn probe_json(url: &str, extra: &[&str]) -> Value {
     let out = bin()
         .args(["probe", url, "--format", "json", "--duration", "20s"])
         .args(extra)

@@ -2,6 +2,7 @@
 
 mod check;
 mod cli;
+mod containers;
 mod hostile;
 mod invalid;
 mod load;
