@@ -71,7 +71,10 @@ pub fn run_human(r: &RunReport) -> String {
     }
     let skipped: Vec<&RunRow> = r.cases.iter().filter(|row| row.result == "SKIP").collect();
     if !skipped.is_empty() {
-        let _ = writeln!(text, "\nnot run (a program of their chain is missing):");
+        let _ = writeln!(
+            text,
+            "\nnot run (a program or image of their chain cannot run here):"
+        );
         for row in &skipped {
             let _ = writeln!(text, "  - {}: {}", row.case, row.failures.join("; "));
         }

@@ -648,7 +648,7 @@ fn a_case_whose_program_is_missing_is_skipped_with_the_reason_never_passed() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("1 passed, 0 failed, 1 skipped"), "{text}");
     assert!(
-        text.contains("not run (a program of their chain is missing)"),
+        text.contains("not run (a program or image of their chain cannot run here)"),
         "{text}"
     );
 }
