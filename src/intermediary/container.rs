@@ -265,6 +265,16 @@ pub async fn start(spec: Spec<'_>) -> Result<Started, HopError> {
         .with_user(ids)
         .with_labels(labels(spec.label))
         .with_startup_timeout(START_WITHIN);
+    // The descriptor limit a local program inherits (a load raises it before the chain starts), not the
+    // engine's default.
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        req = req.with_ulimit("nofile", lim.rlim_cur as i64, Some(lim.rlim_max as i64));
+    }
     for (k, v) in &spec.env {
         req = req.with_env_var(k.clone(), v.clone());
     }
