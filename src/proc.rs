@@ -264,6 +264,27 @@ pub fn owner_tag() -> String {
     format!("{pid}.{}", start_time(pid as i32).unwrap_or(0))
 }
 
+/// Where the pids of [`owner_tag`] mean something: this boot (`/proc/sys/kernel/random/boot_id`) and
+/// this process's PID namespace (the inode of `/proc/self/ns/pid`), as `<boot id>.<namespace>`. Another
+/// host or container sharing a Docker engine has another, so its owners are not judged by this `/proc`.
+pub fn space_tag() -> String {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|b| b.trim().to_string())
+            .unwrap_or_else(|_| "unknown-boot".into());
+        let ns = std::fs::read_link("/proc/self/ns/pid")
+            .ok()
+            .and_then(|l| {
+                let l = l.to_string_lossy().into_owned();
+                Some(l.strip_prefix("pid:[")?.strip_suffix(']')?.to_string())
+            })
+            .unwrap_or_else(|| "unknown-ns".into());
+        format!("{boot}.{ns}")
+    })
+    .clone()
+}
+
 /// Whether the process an [`owner_tag`] names still runs (the same pid with the same start time). A tag
 /// that does not parse counts as alive: what it labels is not ours to remove.
 pub fn owner_alive(tag: &str) -> bool {
@@ -429,6 +450,15 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_space_tag_is_this_boot_and_pid_namespace() {
+        let tag = space_tag();
+        let (boot, ns) = tag.rsplit_once('.').unwrap();
+        assert_eq!(boot.len(), 36, "{tag}");
+        assert!(ns.parse::<u64>().is_ok(), "{tag}");
+        assert_eq!(tag, space_tag());
+    }
 
     /// Alive and not a zombie (a killed orphan stays a zombie until init reaps it).
     fn running(pid: u32) -> bool {

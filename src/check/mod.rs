@@ -521,18 +521,20 @@ async fn run_matrix(
     opts: &CheckOptions,
 ) -> Result<(Vec<Measured>, Option<Concurrency>), CheckError> {
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
-    let mut tasks = Vec::new();
+    // A set, so that the chains still running when one fails are stopped with it, not left detached.
+    let mut tasks = tokio::task::JoinSet::new();
+    let total = selected.len();
     let reporter: Arc<dyn Reporter> = opts.reporter.clone().unwrap_or_else(|| Arc::new(Silent));
     reporter.event(Event::RunStarted {
         what: "chains",
-        total: selected.len(),
+        total,
     });
-    for (name, hops) in selected {
+    for (i, (name, hops)) in selected.into_iter().enumerate() {
         let sem = sem.clone();
         let ctx = ctx.clone();
         let reporter = reporter.clone();
         let alone = opts.jobs <= 1;
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             let _permit = sem.acquire_owned().await;
             reporter.event(Event::ScenarioStarted { name: &name });
             let r = run_chain(&ctx, &name, &hops, alone).await;
@@ -547,16 +549,18 @@ async fn run_matrix(
                     result: "ERROR",
                 }),
             }
-            r.map(|m| (m, hops))
-        }));
+            (i, r.map(|m| (m, hops)))
+        });
     }
-    let mut measured = Vec::new();
-    for t in tasks {
-        match t.await {
-            Ok(r) => measured.push(r?),
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+    let mut done: Vec<Option<(Measured, Vec<HopSpec>)>> = (0..total).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((i, r)) => done[i] = Some(r?),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => {}
         }
     }
+    let mut measured: Vec<(Measured, Vec<HopSpec>)> = done.into_iter().flatten().collect();
     let queued: Vec<usize> = (0..measured.len())
         .filter(|&i| measured[i].0.queued)
         .collect();

@@ -407,7 +407,7 @@ pub fn run(cli: Cli) -> i32 {
             return exit::SETUP;
         }
     };
-    rt.block_on(async {
+    let code = rt.block_on(async {
         // Both listeners exist before anything starts, so a signal can never arrive between a child's
         // start and the handler's registration. SIGTERM (CI cancelling a job) is handled like Ctrl-C: the
         // scenario is dropped, which stops every hop and target, and any group still registered is killed.
@@ -442,14 +442,24 @@ pub fn run(cli: Cli) -> i32 {
                 exit::TERMINATED
             }
         }
-    })
+    });
+    // Tasks still spawned are dropped here (their hops stop, their containers go to the reaper); one
+    // that does not let go within the bound is left, never waited for without one.
+    rt.shutdown_timeout(SHUTDOWN_WITHIN);
+    #[cfg(feature = "containers")]
+    crate::intermediary::container::finish();
+    code
 }
+
+/// How long the runtime's leftover tasks get to stop at exit.
+const SHUTDOWN_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// On a signal: remove this process's hop containers (`, removed N container(s)`), or nothing.
 fn removed_containers() -> String {
     #[cfg(feature = "containers")]
     {
-        match crate::intermediary::container::remove_owned() {
+        use crate::intermediary::container;
+        match container::remove_owned(container::REMOVE_WITHIN) {
             0 => String::new(),
             n => format!(", removed {n} container(s)"),
         }

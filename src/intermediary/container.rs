@@ -9,35 +9,51 @@
 //! - the container shares the host's network (`--network host`, Linux), so the config's
 //!   `listen 127.0.0.1:PORT` is the hop's port on the host's loopback, and the upstream `127.0.0.1:PORT`
 //!   is the origin or the hop behind it; nothing is published on any other address;
-//! - it runs as ssegate's own user and group, so what it writes in the prefix stays removable;
-//! - it carries the labels `ssegate.hop` (the hop's label) and `ssegate.owner` (`<pid>.<start time>` of
-//!   this ssegate). Dropping the hop removes the container; Ctrl-C and SIGTERM remove every container of
-//!   this process ([`remove_owned`]); containers a killed ssegate left behind are removed by the next one
-//!   that starts a container ([`sweep_stale`]), and can be found with
-//!   `docker ps -a --filter label=ssegate.hop`.
+//! - it runs as ssegate's own user and group, so what it writes in the prefix stays removable.
+//!
+//! **Lifecycle.** testcontainers creates and starts the container; removing it is ssegate's own, because
+//! testcontainers' removal on drop blocks a runtime thread with no deadline (a hang when a runtime shuts
+//! down) and is turned off by `TESTCONTAINERS_COMMAND=keep`. Every container carries four labels:
+//! `ssegate.hop` (the hop's label), `ssegate.owner` (`<pid>.<start time>` of this ssegate),
+//! `ssegate.space` (the boot and PID namespace that pid belongs to) and `ssegate.start` (one start).
+//!
+//! - Dropping a hop hands its container to the reaper, a thread with its own runtime that removes it
+//!   (each removal has a deadline), so a drop never blocks, inside a runtime or outside one.
+//! - A start that fails or is cancelled after the engine created the container (a missing binary, a
+//!   deadline) hands its `ssegate.start` label to the reaper, which removes whatever carries it.
+//! - At every exit [`finish`] waits for the reaper (at most [`REMOVE_WITHIN`]), then removes anything
+//!   still labelled with this process; Ctrl-C and SIGTERM do the same ([`remove_owned`]).
+//! - What a killed ssegate left behind is removed by the next one that starts a container
+//!   ([`sweep_stale`]): only containers of its own boot and PID namespace whose owner is gone, never
+//!   those of another host or PID namespace sharing the engine. `docker ps -a --filter
+//!   label=ssegate.hop` finds them all.
 //!
 //! Before a case or chain runs, [`unavailable`] says why it cannot: the engine does not answer within
-//! [`PING_WITHIN`], or the image is neither present nor pullable. Such a case is skipped with that reason.
+//! [`PING_WITHIN`] (asked twice), it cannot reach this machine's loopback (rootless, Docker Desktop, a
+//! remote engine), or the image is neither present nor pullable. Such a case is skipped with that
+//! reason.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use testcontainers::bollard::Docker;
+use testcontainers::bollard::errors::Error as DockerError;
 use testcontainers::bollard::query_parameters::{
     ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use testcontainers::core::wait::ExitWaitStrategy;
 use testcontainers::core::{Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use testcontainers::{GenericImage, ImageExt};
 
 use super::HopError;
 use super::process::{Program, split_image};
 
-/// How long the engine has to answer a ping.
+/// How long the engine has to answer a ping (a ping that runs out of time is asked once more).
 pub const PING_WITHIN: Duration = Duration::from_secs(5);
 /// How long pulling an image that is not present may take.
 const PULL_WITHIN: Duration = Duration::from_secs(300);
@@ -45,8 +61,10 @@ const PULL_WITHIN: Duration = Duration::from_secs(300);
 const START_WITHIN: Duration = Duration::from_secs(60);
 /// How long asking an image's program for its version may take.
 const VERSION_WITHIN: Duration = Duration::from_secs(30);
-/// How long removing this process's containers may take on Ctrl-C.
-const REMOVE_WITHIN: Duration = Duration::from_secs(15);
+/// How long removing one container may take.
+const REMOVE_ONE_WITHIN: Duration = Duration::from_secs(10);
+/// How long removing what this process still owns may take at exit, on Ctrl-C or SIGTERM.
+pub const REMOVE_WITHIN: Duration = Duration::from_secs(15);
 /// Bytes of a container's output kept for its log tail.
 const LOG_BYTES: usize = 64 << 10;
 
@@ -54,40 +72,48 @@ const LOG_BYTES: usize = 64 << 10;
 pub const HOP_LABEL: &str = "ssegate.hop";
 /// The label naming the ssegate process that owns a container (`<pid>.<start time>`).
 pub const OWNER_LABEL: &str = "ssegate.owner";
+/// The label naming the boot and PID namespace the owner's pid belongs to ([`crate::proc::space_tag`]).
+pub const SPACE_LABEL: &str = "ssegate.space";
+/// The label naming one start, so that a start cut short can remove what the engine created for it.
+pub const START_LABEL: &str = "ssegate.start";
 
 /// The engine ssegate talks to, for messages: `$DOCKER_HOST`, or Docker's default socket.
 pub fn docker_host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
 
-fn client() -> Result<Docker, String> {
-    Docker::connect_with_defaults().map_err(|e| {
-        format!(
-            "failed to reach the Docker engine at {}: {e}",
-            docker_host()
-        )
-    })
+/// The engine client: testcontainers' own (the one that creates the containers), so that every request
+/// goes to the engine it chose. Its connections are not pooled, so it serves any runtime.
+async fn client() -> Result<Docker, String> {
+    testcontainers::core::client::docker_client_instance()
+        .await
+        .map_err(|e| {
+            format!(
+                "failed to reach the Docker engine at {}: {}",
+                docker_host(),
+                crate::probe::error_chain(&e)
+            )
+        })
 }
 
-/// Why `image` cannot run here (no engine, or the image is neither present nor pullable), or None.
-/// Asked once per image per process; usable from sync code and from inside a runtime.
+/// Why `image` cannot run here (no engine, an engine that cannot reach this machine's loopback, or the
+/// image is neither present nor pullable), or None. Asked once per image per process; usable from sync
+/// code and from inside a runtime.
 pub fn unavailable(image: &str) -> Option<String> {
     if let Some(known) = cached(image) {
         return known;
     }
     let owned = image.to_string();
-    let found = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("failed to start a runtime to ask the Docker engine: {e}"))?;
-        rt.block_on(ensure(&owned))
+        Ok::<_, String>(rt.block_on(unavailable_async(&owned)))
     })
     .join()
     .unwrap_or_else(|_| Err("failed to ask the Docker engine: its thread panicked".into()))
-    .err();
-    remember(image, found.clone());
-    found
+    .unwrap_or_else(Some)
 }
 
 /// [`unavailable`] for async code.
@@ -96,7 +122,9 @@ pub async fn unavailable_async(image: &str) -> Option<String> {
         return known;
     }
     let found = ensure(image).await.err();
-    remember(image, found.clone());
+    if let Ok(mut m) = AVAILABILITY.lock() {
+        m.insert(image.to_string(), found.clone());
+    }
     found
 }
 
@@ -106,13 +134,7 @@ fn cached(image: &str) -> Option<Option<String>> {
     AVAILABILITY.lock().ok()?.get(image).cloned()
 }
 
-fn remember(image: &str, why: Option<String>) {
-    if let Ok(mut m) = AVAILABILITY.lock() {
-        m.insert(image.to_string(), why);
-    }
-}
-
-/// The engine answers, and `image` is present or has just been pulled.
+/// The engine answers and can run a hop here, and `image` is present or has just been pulled.
 async fn ensure(image: &str) -> Result<(), String> {
     if !cfg!(target_os = "linux") {
         return Err(
@@ -122,13 +144,27 @@ async fn ensure(image: &str) -> Result<(), String> {
         );
     }
     let (name, tag) = split_image(image)?;
-    let docker = client()?;
+    let docker = client().await?;
     engine(&docker).await?;
-    if matches!(
-        tokio::time::timeout(PING_WITHIN, docker.inspect_image(image)).await,
-        Ok(Ok(_))
-    ) {
-        return Ok(());
+    match tokio::time::timeout(PING_WITHIN, docker.inspect_image(image)).await {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        })) => {}
+        Ok(Err(e)) => {
+            return Err(format!(
+                "failed to look up image `{image}` at {}: {}",
+                docker_host(),
+                crate::probe::error_chain(&e)
+            ));
+        }
+        Err(_) => {
+            return Err(format!(
+                "failed to look up image `{image}` at {}: no answer within {} s",
+                docker_host(),
+                PING_WITHIN.as_secs()
+            ));
+        }
     }
     let pull = GenericImage::new(name, tag).pull_image();
     match tokio::time::timeout(PULL_WITHIN, pull).await {
@@ -146,26 +182,98 @@ async fn ensure(image: &str) -> Result<(), String> {
     }
 }
 
-/// The engine answers a ping (asked once per process: a dead engine costs one [`PING_WITHIN`]).
+/// The engine answers a ping and runs containers on this machine's own network (asked once per process:
+/// a dead engine costs at most two [`PING_WITHIN`]).
 async fn engine(docker: &Docker) -> Result<(), String> {
     static ANSWER: tokio::sync::OnceCell<Result<(), String>> = tokio::sync::OnceCell::const_new();
     ANSWER
         .get_or_init(|| async {
-            match tokio::time::timeout(PING_WITHIN, docker.ping()).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(format!(
-                    "the Docker engine at {} does not answer: {e}",
-                    docker_host()
-                )),
-                Err(_) => Err(format!(
-                    "the Docker engine at {} did not answer within {} s",
-                    docker_host(),
-                    PING_WITHIN.as_secs()
-                )),
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match tokio::time::timeout(PING_WITHIN, docker.ping()).await {
+                    Ok(Ok(_)) => break,
+                    Ok(Err(e)) => {
+                        return Err(format!(
+                            "the Docker engine at {} does not answer: {}",
+                            docker_host(),
+                            crate::probe::error_chain(&e)
+                        ));
+                    }
+                    Err(_) if tries < 2 => continue,
+                    Err(_) => {
+                        return Err(format!(
+                            "the Docker engine at {} did not answer twice within {} s",
+                            docker_host(),
+                            PING_WITHIN.as_secs()
+                        ));
+                    }
+                }
             }
+            let info = match tokio::time::timeout(PING_WITHIN, docker.info()).await {
+                Ok(Ok(info)) => info,
+                Ok(Err(e)) => {
+                    return Err(format!(
+                        "failed to ask the Docker engine at {} about itself: {}",
+                        docker_host(),
+                        crate::probe::error_chain(&e)
+                    ));
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "failed to ask the Docker engine at {} about itself: no answer within {} s",
+                        docker_host(),
+                        PING_WITHIN.as_secs()
+                    ));
+                }
+            };
+            let options = info.security_options.unwrap_or_default();
+            cannot_reach_loopback(
+                &docker_host(),
+                info.operating_system.as_deref().unwrap_or_default(),
+                &options,
+            )
+            .map_or(Ok(()), Err)
         })
         .await
         .clone()
+}
+
+/// Why an engine cannot run a hop on this machine's loopback (its containers' host network is another
+/// one), from the engine's address, its operating system and its security options; None when it can.
+fn cannot_reach_loopback(host: &str, os: &str, security: &[String]) -> Option<String> {
+    let why = if security.iter().any(|o| o.contains("name=rootless")) {
+        "is rootless: its containers' host network is the engine's own namespace, not this machine's \
+         loopback"
+    } else if os.contains("Docker Desktop") {
+        "is Docker Desktop: its containers run in a virtual machine whose host network is not this \
+         machine's loopback"
+    } else if is_remote(host) {
+        "is on another machine: its containers' host network is that machine's"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "the Docker engine at {host} {why}, where ssegate's origin and hops listen; the container \
+         backend needs a rootful engine on this machine (or use --backend local)"
+    ))
+}
+
+/// Whether an engine address (`tcp://…`, `ssh://…`) names another machine.
+fn is_remote(host: &str) -> bool {
+    let Some((scheme, rest)) = host.split_once("://") else {
+        return false;
+    };
+    if !matches!(scheme, "tcp" | "http" | "https" | "ssh") {
+        return false;
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let name = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    !(name == "localhost" || name == "::1" || name.starts_with("127."))
 }
 
 /// `<name>/<version>` of the program in `image`, from its version command run in a one-off container
@@ -175,39 +283,81 @@ pub async fn version(program: &Program, image: &str) -> Option<String> {
     if let Some(v) = SEEN.lock().ok().and_then(|m| m.get(image).cloned()) {
         return v;
     }
+    // Removed at once once it has answered; by its start label when it failed or ran out of time.
+    let start = StartGuard::new();
     let ask = async {
         let (name, tag) = split_image(image).ok()?;
+        let docker = client().await.ok()?;
         let c = GenericImage::new(name, tag)
             .with_entrypoint(program.binary)
             .with_wait_for(WaitFor::Exit(ExitWaitStrategy::new()))
             .with_cmd(program.version_args.iter().copied())
             .with_network("host")
-            .with_labels(labels(&format!("{} version", program.name)))
+            .with_labels(labels(&format!("{} version", program.name), &start.tag))
             .start()
             .await
             .ok()?;
-        let text = String::from_utf8_lossy(&c.stderr_to_vec().await.unwrap_or_default())
-            .into_owned()
-            + " "
-            + &String::from_utf8_lossy(&c.stdout_to_vec().await.unwrap_or_default());
-        let _ = c.rm().await;
-        program.version_word.find(program.name, &text)
+        let id = c.id().to_string();
+        // Removal is ours (the module's doc): testcontainers' would block on drop.
+        std::mem::forget(c);
+        let text = String::from_utf8_lossy(&collect_logs(&docker, &id).await).into_owned();
+        Some((text, remove(&docker, &id).await))
     };
-    let found = tokio::time::timeout(VERSION_WITHIN, ask)
-        .await
-        .ok()
-        .flatten();
+    let found = match tokio::time::timeout(VERSION_WITHIN, ask).await {
+        Ok(Some((text, removed))) => {
+            if removed {
+                start.disarm();
+            }
+            program.version_word.find(program.name, &text)
+        }
+        _ => None,
+    };
     if let Ok(mut m) = SEEN.lock() {
         m.insert(image.to_string(), found.clone());
     }
     found
 }
 
-fn labels(hop: &str) -> [(String, String); 2] {
+fn labels(hop: &str, start: &str) -> [(String, String); 4] {
     [
         (HOP_LABEL.to_string(), hop.to_string()),
         (OWNER_LABEL.to_string(), crate::proc::owner_tag()),
+        (SPACE_LABEL.to_string(), crate::proc::space_tag()),
+        (START_LABEL.to_string(), start.to_string()),
     ]
+}
+
+/// One start's label value; dropped armed, it has the reaper remove whatever carries it.
+struct StartGuard {
+    tag: String,
+    armed: bool,
+}
+
+impl StartGuard {
+    fn new() -> StartGuard {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        USED.store(true, Ordering::SeqCst);
+        StartGuard {
+            tag: format!(
+                "{}.{}",
+                crate::proc::owner_tag(),
+                NEXT.fetch_add(1, Ordering::SeqCst)
+            ),
+            armed: true,
+        }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for StartGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            reap(Target::Start(std::mem::take(&mut self.tag)));
+        }
+    }
 }
 
 /// What the container backend needs to start one program.
@@ -224,10 +374,10 @@ pub struct Spec<'a> {
     pub prefix: &'a Path,
 }
 
-/// A started container, watched for its exit.
+/// A started container, watched for its exit; dropping it hands the container to the reaper.
 pub struct Started {
-    container: Option<ContainerAsync<GenericImage>>,
     id: String,
+    docker: Docker,
     exited: Arc<Mutex<Option<String>>>,
     watcher: tokio::task::JoinHandle<()>,
     stderr_log: PathBuf,
@@ -249,10 +399,12 @@ pub async fn start(spec: Spec<'_>) -> Result<Started, HopError> {
     if let Some(why) = unavailable_async(spec.image).await {
         return Err(fail(why));
     }
-    USED.store(true, std::sync::atomic::Ordering::SeqCst);
+    let docker = client().await.map_err(fail)?;
     sweep_stale().await;
     let (name, tag) = split_image(spec.image).map_err(fail)?;
+    let start = StartGuard::new();
     let prefix = spec.prefix.display().to_string();
+    // SAFETY: geteuid and getegid cannot fail.
     let ids = format!("{}:{}", unsafe { libc::geteuid() }, unsafe {
         libc::getegid()
     });
@@ -263,7 +415,7 @@ pub async fn start(spec: Spec<'_>) -> Result<Started, HopError> {
         .with_network("host")
         .with_mount(Mount::bind_mount(prefix.clone(), prefix))
         .with_user(ids)
-        .with_labels(labels(spec.label))
+        .with_labels(labels(spec.label, &start.tag))
         .with_startup_timeout(START_WITHIN);
     // The descriptor limit a local program inherits (a load raises it before the chain starts), not the
     // engine's default.
@@ -278,17 +430,26 @@ pub async fn start(spec: Spec<'_>) -> Result<Started, HopError> {
     for (k, v) in &spec.env {
         req = req.with_env_var(k.clone(), v.clone());
     }
+    // A failed or cancelled start leaves `start` armed: what the engine created is removed by its label.
     let container = req.start().await.map_err(|e| HopError::Container {
         program: spec.name.to_string(),
         source: Box::new(e),
     })?;
     let id = container.id().to_string();
+    // Removal is ours from here on (the module's doc): testcontainers' handle is let go without its drop.
+    std::mem::forget(container);
+    start.disarm();
     let exited = Arc::new(Mutex::new(None));
     let stderr_log = spec.prefix.join("stderr.log");
-    let watcher = tokio::spawn(watch(id.clone(), Arc::clone(&exited), stderr_log.clone()));
+    let watcher = tokio::spawn(watch(
+        docker.clone(),
+        id.clone(),
+        Arc::clone(&exited),
+        stderr_log.clone(),
+    ));
     Ok(Started {
-        container: Some(container),
         id,
+        docker,
         exited,
         watcher,
         stderr_log,
@@ -296,26 +457,30 @@ pub async fn start(spec: Spec<'_>) -> Result<Started, HopError> {
 }
 
 /// Wait for the container's exit; then save its output and record its status.
-async fn watch(id: String, exited: Arc<Mutex<Option<String>>>, log: PathBuf) {
-    let Ok(docker) = client() else {
-        return;
-    };
+async fn watch(docker: Docker, id: String, exited: Arc<Mutex<Option<String>>>, log: PathBuf) {
     let status = match docker.wait_container(&id, None).next().await {
         Some(Ok(r)) => format!("exit status: {}", r.status_code),
-        Some(Err(testcontainers::bollard::errors::Error::DockerContainerWaitError {
-            code,
-            ..
-        })) => format!("exit status: {code}"),
-        Some(Err(e)) => format!("an unknown status (the engine said: {e})"),
-        None => "an unknown status".into(),
+        Some(Err(DockerError::DockerContainerWaitError { code, .. })) => {
+            format!("exit status: {code}")
+        }
+        Some(Err(e)) => format!(
+            "an unknown status (the engine said: {})",
+            crate::probe::error_chain(&e)
+        ),
+        None => "an unknown status (the engine ended the wait without one)".into(),
     };
-    save_logs(&docker, &id, &log).await;
+    let out = collect_logs(&docker, &id).await;
+    if !out.is_empty() {
+        let _ = std::fs::write(&log, &out);
+    }
     if let Ok(mut e) = exited.lock() {
         *e = Some(status);
     }
 }
 
-async fn save_logs(docker: &Docker, id: &str, to: &Path) {
+/// The container's output so far, stdout and stderr as they came, the last [`LOG_BYTES`] of it (asked
+/// for at most 5 s).
+async fn collect_logs(docker: &Docker, id: &str) -> Vec<u8> {
     let opts = LogsOptionsBuilder::new().stdout(true).stderr(true).build();
     let mut out = Vec::new();
     let mut logs = docker.logs(id, Some(opts));
@@ -329,9 +494,7 @@ async fn save_logs(docker: &Docker, id: &str, to: &Path) {
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), collect).await;
-    if !out.is_empty() {
-        let _ = std::fs::write(to, &out);
-    }
+    out
 }
 
 impl Started {
@@ -342,8 +505,9 @@ impl Started {
 
     /// Write the container's output so far to `<prefix>/stderr.log`, for a log tail.
     pub async fn save_logs(&self) {
-        if let Ok(docker) = client() {
-            save_logs(&docker, &self.id, &self.stderr_log).await;
+        let out = collect_logs(&self.docker, &self.id).await;
+        if !out.is_empty() {
+            let _ = std::fs::write(&self.stderr_log, &out);
         }
     }
 }
@@ -351,25 +515,12 @@ impl Started {
 impl Drop for Started {
     fn drop(&mut self) {
         self.watcher.abort();
-        let Some(c) = self.container.take() else {
-            return;
-        };
-        // testcontainers removes the container when it is dropped, which needs a runtime: inside one it
-        // blocks this thread until the removal is done; outside one, a runtime is entered for it.
-        if tokio::runtime::Handle::try_current().is_ok() {
-            drop(c);
-        } else if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            let _entered = rt.enter();
-            drop(c);
-        }
+        reap(Target::Id(std::mem::take(&mut self.id)));
     }
 }
 
-/// A running hop's container and the prefix mounted into it; dropping it removes the container, then
-/// the prefix.
+/// A running hop's container and the prefix mounted into it; dropping it removes the container (through
+/// the reaper), then the prefix.
 #[derive(Debug)]
 pub struct Handle {
     pub(super) started: Started,
@@ -392,16 +543,108 @@ impl Handle {
     }
 }
 
+/// What the reaper removes: one container, or whatever carries one start's label.
+enum Target {
+    Id(String),
+    Start(String),
+}
+
+enum Job {
+    Remove(Target),
+    /// Answer once every removal asked before this one has ended.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// The reaper: one thread with its own runtime, started with the first removal, that removes containers
+/// concurrently, each within [`REMOVE_ONE_WITHIN`]. None when it could not start (then [`finish`]'s
+/// removal by owner label is what removes them).
+fn reaper() -> Option<&'static tokio::sync::mpsc::UnboundedSender<Job>> {
+    static REAPER: OnceLock<Option<tokio::sync::mpsc::UnboundedSender<Job>>> = OnceLock::new();
+    REAPER
+        .get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            std::thread::Builder::new()
+                .name("ssegate-reaper".into())
+                .spawn(move || rt.block_on(reaper_loop(rx)))
+                .ok()?;
+            Some(tx)
+        })
+        .as_ref()
+}
+
+fn reap(target: Target) {
+    if let Some(tx) = reaper() {
+        let _ = tx.send(Job::Remove(target));
+    }
+}
+
+async fn reaper_loop(mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>) {
+    let mut work = tokio::task::JoinSet::new();
+    let mut waiting: Vec<std::sync::mpsc::SyncSender<()>> = Vec::new();
+    loop {
+        tokio::select! {
+            job = jobs.recv() => match job {
+                None => break,
+                Some(Job::Remove(target)) => {
+                    work.spawn(remove_target(target));
+                }
+                Some(Job::Flush(done)) if work.is_empty() => {
+                    let _ = done.send(());
+                }
+                Some(Job::Flush(done)) => waiting.push(done),
+            },
+            Some(_) = work.join_next(), if !work.is_empty() => {
+                if work.is_empty() {
+                    for done in waiting.drain(..) {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn remove_target(target: Target) {
+    let Ok(docker) = client().await else {
+        return;
+    };
+    match target {
+        Target::Id(id) => {
+            remove(&docker, &id).await;
+        }
+        // The engine may still be creating the container when the start is given up: look twice.
+        Target::Start(tag) => {
+            for pause in [Duration::ZERO, Duration::from_secs(1)] {
+                tokio::time::sleep(pause).await;
+                for (id, _) in labelled(&docker, &[format!("{START_LABEL}={tag}")]).await {
+                    remove(&docker, &id).await;
+                }
+            }
+        }
+    }
+}
+
 /// Remove the hop containers that an ssegate which is no longer running left behind (it was killed
-/// before it could remove them). Done once per process, before its first container starts.
+/// before it could remove them): only those of this boot and PID namespace, where its pid means what it
+/// meant to it. Done once per process, before its first container starts.
 pub async fn sweep_stale() {
     static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     SWEPT
         .get_or_init(|| async {
-            let Ok(docker) = client() else {
+            let Ok(docker) = client().await else {
                 return;
             };
-            for (id, owner) in owned_containers(&docker, None).await {
+            let space = crate::proc::space_tag();
+            // Without a boot id and namespace to tell spaces apart, no owner can be judged gone.
+            if space.contains("unknown") {
+                return;
+            }
+            let here = [format!("{SPACE_LABEL}={space}")];
+            for (id, owner) in labelled(&docker, &here).await {
                 if !crate::proc::owner_alive(&owner) {
                     remove(&docker, &id).await;
                 }
@@ -410,13 +653,11 @@ pub async fn sweep_stale() {
         .await;
 }
 
-/// `(id, owner)` of every hop container (`owner`: only this owner's).
-async fn owned_containers(docker: &Docker, owner: Option<&str>) -> Vec<(String, String)> {
-    let label = match owner {
-        Some(o) => format!("{OWNER_LABEL}={o}"),
-        None => OWNER_LABEL.to_string(),
-    };
-    let filters = HashMap::from([("label", vec![label])]);
+/// `(id, owner)` of every hop container that carries all of `labels` (`key=value`).
+async fn labelled(docker: &Docker, labels: &[String]) -> Vec<(String, String)> {
+    let mut wanted = vec![OWNER_LABEL.to_string()];
+    wanted.extend(labels.iter().cloned());
+    let filters = HashMap::from([("label", wanted)]);
     let opts = ListContainersOptionsBuilder::new()
         .all(true)
         .filters(&filters)
@@ -433,39 +674,116 @@ async fn owned_containers(docker: &Docker, owner: Option<&str>) -> Vec<(String, 
         .collect()
 }
 
-async fn remove(docker: &Docker, id: &str) {
+/// Remove a container, running or not, with its anonymous volumes; whether the engine removed it.
+async fn remove(docker: &Docker, id: &str) -> bool {
     let opts = RemoveContainerOptionsBuilder::new()
         .force(true)
         .v(true)
         .build();
-    let _ = tokio::time::timeout(PING_WITHIN, docker.remove_container(id, Some(opts))).await;
+    matches!(
+        tokio::time::timeout(REMOVE_ONE_WITHIN, docker.remove_container(id, Some(opts))).await,
+        Ok(Ok(()))
+    )
 }
 
-/// Whether this process has started a container (only then does Ctrl-C ask the engine for its own).
-static USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Whether this process has created a container (only then is the engine asked at exit).
+static USED: AtomicBool = AtomicBool::new(false);
 
-/// Remove every container this process owns, at once (Ctrl-C, SIGTERM: a start cut short may have left
-/// one that no hop holds yet). Returns how many were removed. Blocks for at most [`REMOVE_WITHIN`].
-pub fn remove_owned() -> usize {
-    if !USED.load(std::sync::atomic::Ordering::SeqCst) {
+/// Remove every container this process still owns, at once (Ctrl-C, SIGTERM: containers that hops still
+/// hold, and a start cut short). Returns how many the engine removed. Blocks for at most `within`.
+pub fn remove_owned(within: Duration) -> usize {
+    if !USED.load(Ordering::SeqCst) {
         return 0;
     }
-    let run = || {
+    let run = move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .ok()?;
         rt.block_on(async {
-            let docker = client().ok()?;
             let job = async {
-                let mine = owned_containers(&docker, Some(&crate::proc::owner_tag())).await;
-                for (id, _) in &mine {
-                    remove(&docker, id).await;
-                }
-                mine.len()
+                let docker = client().await.ok()?;
+                let mine = labelled(
+                    &docker,
+                    &[format!("{OWNER_LABEL}={}", crate::proc::owner_tag())],
+                )
+                .await;
+                let removed =
+                    futures_util::future::join_all(mine.iter().map(|(id, _)| remove(&docker, id)))
+                        .await;
+                Some(removed.into_iter().filter(|r| *r).count())
             };
-            tokio::time::timeout(REMOVE_WITHIN, job).await.ok()
+            tokio::time::timeout(within, job).await.ok().flatten()
         })
     };
     std::thread::spawn(run).join().ok().flatten().unwrap_or(0)
+}
+
+/// At exit: wait for the removals already handed to the reaper, then remove whatever this process still
+/// owns; at most [`REMOVE_WITHIN`] in all. Returns how many the second step removed (containers no hop
+/// had let go of yet). The CLI calls it on every exit; a program using the library calls it before it
+/// exits, or leaves what remains to the next ssegate's [`sweep_stale`].
+pub fn finish() -> usize {
+    if !USED.load(Ordering::SeqCst) {
+        return 0;
+    }
+    let deadline = Instant::now() + REMOVE_WITHIN;
+    if let Some(tx) = reaper() {
+        let (done, flushed) = std::sync::mpsc::sync_channel(1);
+        if tx.send(Job::Flush(done)).is_ok() {
+            let _ = flushed.recv_timeout(REMOVE_WITHIN);
+        }
+    }
+    remove_owned(deadline.saturating_duration_since(Instant::now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_elsewhere_or_rootless_or_in_a_vm_is_refused_with_the_reason() {
+        let local = "unix:///tmp/ssegate-docker/docker.sock";
+        assert_eq!(
+            cannot_reach_loopback(local, "Debian GNU/Linux 12", &[]),
+            None
+        );
+        let rootless = vec![
+            "name=seccomp,profile=builtin".into(),
+            "name=rootless".into(),
+        ];
+        let why = cannot_reach_loopback(local, "Debian", &rootless).unwrap();
+        assert!(why.contains("is rootless"), "{why}");
+        assert!(why.contains(local), "{why}");
+        let desktop = cannot_reach_loopback(local, "Docker Desktop", &[]).unwrap();
+        assert!(desktop.contains("virtual machine"), "{desktop}");
+        let remote = cannot_reach_loopback("tcp://10.1.2.3:2376", "Ubuntu", &[]).unwrap();
+        assert!(remote.contains("another machine"), "{remote}");
+        for here in [
+            "tcp://127.0.0.1:2375",
+            "tcp://localhost:2375",
+            "tcp://[::1]:2375",
+            "ssh://me@127.0.0.1",
+        ] {
+            assert!(!is_remote(here), "{here}");
+        }
+        for there in [
+            "tcp://docker:2375",
+            "ssh://me@build-host",
+            "tcp://[fd00::1]:2375",
+        ] {
+            assert!(is_remote(there), "{there}");
+        }
+    }
+
+    #[test]
+    fn labels_name_the_hop_its_owner_its_space_and_its_start() {
+        let l = labels("nginx default@nginx:1.27", "x.1");
+        let keys: Vec<&str> = l.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, [HOP_LABEL, OWNER_LABEL, SPACE_LABEL, START_LABEL]);
+        assert_eq!(l[0].1, "nginx default@nginx:1.27");
+        assert_eq!(l[1].1, crate::proc::owner_tag());
+        assert_eq!(l[2].1, crate::proc::space_tag());
+        assert_eq!(l[3].1, "x.1");
+    }
 }

@@ -257,7 +257,8 @@ impl HopSpec {
                     .join(", ")
             )),
             (Backend::Auto, Some(image))
-                if p.program.executable().is_err() && image_unavailable(image).is_none() =>
+                if matches!(p.program.executable(), Err(HopError::Missing { .. }))
+                    && image_unavailable(image).is_none() =>
             {
                 Ok(with_image(image))
             }

@@ -1,41 +1,26 @@
 //! The `ssegate` binary end to end: `fixture` + `probe`, `run`, errors and exit codes.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::util::{bin, code_and_stderr};
+use crate::util::{READY_WITHIN, Spawned, bin, code_and_stderr};
 
 /// `ssegate fixture PROFILE` as a separate process, killed on drop.
 pub(crate) struct Fixture {
-    child: Child,
+    _child: Spawned,
     pub(crate) url: String,
 }
 
 impl Fixture {
     pub(crate) fn start(profile: &str) -> Fixture {
-        let mut child = bin()
-            .args(["fixture", profile, "--duration", "60s"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn ssegate fixture");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
-        Fixture {
-            child,
-            url: line.trim().to_string(),
-        }
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let (child, url) = Spawned::first_line(
+            bin().args(["fixture", profile, "--duration", "60s"]),
+            READY_WITHIN,
+        );
+        assert!(url.starts_with("http://127.0.0.1:"), "{url:?}");
+        Fixture { _child: child, url }
     }
 }
 
@@ -547,31 +532,26 @@ fn probe_fail_on_gates_a_single_url() {
 fn proxy_puts_a_chain_in_front_of_a_server() {
     let f = Fixture::start("plain");
     let upstream = f.url.trim_end_matches("/events").to_string();
-    let mut proxy = bin()
-        .args([
-            "proxy",
-            &upstream,
-            "--hop",
-            "coalesce: {bytes: 4096}",
-            "--duration",
-            "30s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(proxy.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let entry = format!("{}/events", line.trim());
+    let (proxy, line) = Spawned::first_line(
+        bin()
+            .args([
+                "proxy",
+                &upstream,
+                "--hop",
+                "coalesce: {bytes: 4096}",
+                "--duration",
+                "30s",
+            ])
+            .stderr(Stdio::null()),
+        READY_WITHIN,
+    );
+    let entry = format!("{line}/events");
     let v = probe_json(&entry, &[]);
     assert_eq!(
         v["delivery"], "held-until-end",
         "a 4 KiB buffer holds six small events"
     );
-    let _ = proxy.kill();
-    let _ = proxy.wait();
+    drop(proxy);
     let out = bin()
         .args(["proxy", &upstream, "--hop", "compresion"])
         .output()

@@ -5,11 +5,26 @@
 //! programs). Without an engine they print why and return, except under `SSEGATE_REQUIRE_DOCKER=1`
 //! (`.ci/run` sets it), where a missing engine fails them: CI never passes them unrun. The skip path
 //! itself is tested against an engine that is not there, which needs nothing.
+//!
+//! The tests that start containers hold [`engine`] while they run: one ssegate's sweep of a dead
+//! owner's containers must not race another test's assertion about them.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
-use crate::util::{bin, code_and_stderr};
+use crate::util::{READY_WITHIN, RUN_WITHIN, Spawned, bin, code_and_stderr, output_within};
+
+/// How long one `docker` command may take.
+const DOCKER_WITHIN: Duration = Duration::from_secs(30);
+
+/// One engine test at a time.
+fn engine() -> MutexGuard<'static, ()> {
+    static ENGINE: Mutex<()> = Mutex::new(());
+    ENGINE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// A `DOCKER_HOST` where no engine answers.
 const NOWHERE: &str = "unix:///nonexistent/ssegate-test-docker.sock";
@@ -117,11 +132,14 @@ fn engine_answers() -> Option<String> {
     if host.is_empty() || host == NOWHERE {
         return Some("DOCKER_HOST is not set".into());
     }
-    let out = Command::new("docker").arg("info").output();
-    match out {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(String::from_utf8_lossy(&o.stderr).into_owned()),
-        Err(e) => Some(e.to_string()),
+    if Command::new("docker").arg("--version").output().is_err() {
+        return Some("the docker client is not installed".into());
+    }
+    let o = output_within(Command::new("docker").arg("info"), DOCKER_WITHIN);
+    if o.status.success() {
+        None
+    } else {
+        Some(String::from_utf8_lossy(&o.stderr).into_owned())
     }
 }
 
@@ -144,14 +162,15 @@ fn skip_without_engine(test: &str) -> bool {
 
 /// The hop containers of one ssegate process, by its pid: `(id, hop label)`.
 fn containers_of(pid: u32) -> Vec<(String, String)> {
-    let out = Command::new("docker")
-        .args(["ps", "-a", "--filter", "label=ssegate.owner"])
-        .args([
-            "--format",
-            "{{.ID}}\t{{.Label \"ssegate.owner\"}}\t{{.Label \"ssegate.hop\"}}",
-        ])
-        .output()
-        .expect("the docker client runs");
+    let out = output_within(
+        Command::new("docker")
+            .args(["ps", "-a", "--filter", "label=ssegate.owner"])
+            .args([
+                "--format",
+                "{{.ID}}\t{{.Label \"ssegate.owner\"}}\t{{.Label \"ssegate.hop\"}}",
+            ]),
+        DOCKER_WITHIN,
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -168,24 +187,9 @@ fn containers_of(pid: u32) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `ssegate proxy UPSTREAM --hop …`, and the entry URL it printed.
-fn proxy(upstream: &str, hops: &[&str]) -> (std::process::Child, String) {
-    let mut cmd = bin();
-    cmd.args(["proxy", upstream, "--duration", "60s"]);
-    for h in hops {
-        cmd.args(["--hop", h]);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
-    (child, line.trim().to_string())
+/// `ssegate proxy UPSTREAM --hop …` (killed on drop), and the entry URL it printed.
+fn proxy(upstream: &str, hops: &[&str]) -> (Spawned, String) {
+    proxy_with(upstream, hops, &[], "60s")
 }
 
 #[test]
@@ -193,6 +197,7 @@ fn hops_run_from_images_and_ctrl_c_removes_their_containers() {
     if skip_without_engine("hops_run_from_images_and_ctrl_c_removes_their_containers") {
         return;
     }
+    let _engine = engine();
     let f = crate::cli::Fixture::start("hardened");
     let upstream = f.url.trim_end_matches("/events").to_string();
     let (child, entry) = proxy(
@@ -222,7 +227,7 @@ fn hops_run_from_images_and_ctrl_c_removes_their_containers() {
     );
     let pid = child.id();
     unsafe { libc::kill(pid as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait_within(RUN_WITHIN);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("removed 2 container(s)"), "{stderr}");
@@ -234,13 +239,28 @@ fn a_killed_ssegates_container_is_removed_by_the_next_one() {
     if skip_without_engine("a_killed_ssegates_container_is_removed_by_the_next_one") {
         return;
     }
+    let _engine = engine();
     let f = crate::cli::Fixture::start("hardened");
     let upstream = f.url.trim_end_matches("/events").to_string();
-    let (mut killed, _) = proxy(&upstream, &["caddy: default@caddy:2.6.2"]);
+    let (killed, _) = proxy(&upstream, &["caddy: default@caddy:2.6.2"]);
     let pid = killed.id();
-    killed.kill().unwrap();
-    killed.wait().unwrap();
+    drop(killed);
     assert_eq!(containers_of(pid).len(), 1, "SIGKILL leaves the container");
+    // Two containers of an owner that is gone: one from this boot and PID namespace, one from another
+    // host or PID namespace sharing the engine, where that pid means something else.
+    let here = format!(
+        "{}.{}",
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .unwrap()
+            .trim(),
+        std::fs::read_link("/proc/self/ns/pid")
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("pid:[")
+            .trim_end_matches(']')
+    );
+    let dead_here = create_labelled("dead-here", &here);
+    let elsewhere = create_labelled("elsewhere", "another-boot.4026531836");
     let (code, stderr) = code_and_stderr(
         bin()
             .args(["proxy", &upstream, "--duration", "100ms"])
@@ -248,6 +268,36 @@ fn a_killed_ssegates_container_is_removed_by_the_next_one() {
     );
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(containers_of(pid), vec![], "the next ssegate swept it");
+    assert_eq!(containers_for_hop("dead-here"), Vec::<String>::new());
+    assert_eq!(
+        containers_for_hop("elsewhere"),
+        vec![elsewhere.clone()],
+        "another space's containers are not judged by this /proc"
+    );
+    let _ = output_within(
+        Command::new("docker").args(["rm", "-f", &elsewhere, &dead_here]),
+        DOCKER_WITHIN,
+    );
+}
+
+/// A created (not started) container labelled as an ssegate's hop whose owner, pid 999999999, is gone
+/// here; its short id.
+fn create_labelled(hop: &str, space: &str) -> String {
+    let out = output_within(
+        Command::new("docker")
+            .arg("create")
+            .args(["--label", &format!("ssegate.hop={hop}")])
+            .args(["--label", "ssegate.owner=999999999.1"])
+            .args(["--label", &format!("ssegate.space={space}")])
+            .arg("nginx:1.22.1"),
+        DOCKER_WITHIN,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim()[..12].to_string()
 }
 
 #[test]
@@ -257,6 +307,7 @@ fn check_measures_the_same_chains_from_images_as_from_the_installed_programs() {
     ) {
         return;
     }
+    let _engine = engine();
     let config = "target:\n  url: {path: /events}\nmatrix: [nginx, haproxy]\n";
     let (local_code, local, human) = crate::check::check_fixture(config, "plain", &[]);
     let (code, images, human_images) =
@@ -291,4 +342,111 @@ fn check_measures_the_same_chains_from_images_as_from_the_installed_programs() {
             "same verdict from the image: {i:?}\n{human_images}"
         );
     }
+}
+
+#[test]
+fn a_start_cut_short_and_testcontainers_keep_leave_no_container() {
+    if skip_without_engine("a_start_cut_short_and_testcontainers_keep_leave_no_container") {
+        return;
+    }
+    let _engine = engine();
+    let f = crate::cli::Fixture::start("hardened");
+    let upstream = f.url.trim_end_matches("/events").to_string();
+    // The engine creates the container, then cannot start it: the nginx image has no haproxy.
+    let failed = output_within(
+        bin()
+            .args(["proxy", &upstream, "--duration", "1s"])
+            .args(["--hop", "haproxy: default@nginx:1.22.1"]),
+        RUN_WITHIN,
+    );
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("failed to run haproxy (default) from its image"),
+        "{stderr}"
+    );
+    // Its pid is gone, but its containers would still carry it: none does.
+    assert_eq!(
+        containers_for_hop("haproxy default@nginx:1.22.1"),
+        Vec::<String>::new(),
+        "the created container was removed"
+    );
+    // testcontainers' own setting to keep containers does not keep ssegate's.
+    let (kept, _) = proxy_with(
+        &upstream,
+        &["nginx: default@nginx:1.22.1"],
+        &[("TESTCONTAINERS_COMMAND", "keep")],
+        "1s",
+    );
+    let pid = kept.id();
+    let out = kept.wait_within(RUN_WITHIN);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(containers_of(pid), vec![], "removed at exit");
+}
+
+#[test]
+fn auto_reports_a_wrong_program_variable_instead_of_running_the_image() {
+    if skip_without_engine("auto_reports_a_wrong_program_variable_instead_of_running_the_image") {
+        return;
+    }
+    let _engine = engine();
+    let f = crate::cli::Fixture::start("hardened");
+    let upstream = f.url.trim_end_matches("/events").to_string();
+    let (code, stderr) = code_and_stderr(
+        bin()
+            .env("SSEGATE_NGINX", "/nonexistent/nginx")
+            .args(["proxy", &upstream, "--duration", "1s", "--backend", "auto"])
+            .args(["--hop", "nginx: default"]),
+    );
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("failed to use /nonexistent/nginx from $SSEGATE_NGINX"),
+        "{stderr}"
+    );
+    assert_eq!(
+        containers_for_hop("nginx default@nginx:1.22.1"),
+        Vec::<String>::new()
+    );
+}
+
+/// [`proxy`] with extra environment and a duration.
+fn proxy_with(
+    upstream: &str,
+    hops: &[&str],
+    env: &[(&str, &str)],
+    duration: &str,
+) -> (Spawned, String) {
+    let mut cmd = bin();
+    cmd.args(["proxy", upstream, "--duration", duration]);
+    for h in hops {
+        cmd.args(["--hop", h]);
+    }
+    cmd.envs(env.iter().copied());
+    let (child, line) = Spawned::first_line(cmd.stderr(Stdio::piped()), READY_WITHIN);
+    assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
+    (child, line)
+}
+
+/// The ids of every hop container with this `ssegate.hop` label, whoever owns it.
+fn containers_for_hop(hop: &str) -> Vec<String> {
+    let out = output_within(
+        Command::new("docker")
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label=ssegate.hop={hop}")),
+        DOCKER_WITHIN,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }

@@ -1,24 +1,135 @@
 //! Helpers every module of the integration binary shares.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long one run of the binary (or of `docker`) may take in a test before it is killed and the test
+/// fails: every wait has a deadline.
+pub const RUN_WITHIN: Duration = Duration::from_secs(300);
+/// How long a server started for a test has to print its first line.
+pub const READY_WITHIN: Duration = Duration::from_secs(60);
 
 /// The built `ssegate` binary.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ssegate"))
 }
 
-/// Run `cmd`; its exit code and its stderr as text.
+/// Run `cmd` (at most [`RUN_WITHIN`]); its exit code and its stderr as text.
 pub fn code_and_stderr(cmd: &mut Command) -> (Option<i32>, String) {
-    let out = cmd.output().expect("the command runs");
+    let out = output_within(cmd, RUN_WITHIN);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
+/// Run `cmd` to its end with its output collected, as `Command::output` does, but kill it and fail the
+/// test when it has not ended within `within`.
+pub fn output_within(cmd: &mut Command, within: Duration) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("failed to start {cmd:?}: {e}"));
+    Spawned { child: Some(child) }.wait_within(within)
+}
+
+/// A child process that is killed and reaped on drop, so that a failing assertion never leaves it
+/// running.
+pub struct Spawned {
+    child: Option<Child>,
+}
+
+impl Spawned {
+    /// Start `cmd` with its stdout piped and wait at most `within` for its first line (which it returns
+    /// without the line end).
+    pub fn first_line(cmd: &mut Command, within: Duration) -> (Spawned, String) {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("failed to start {cmd:?}: {e}"));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let spawned = Spawned { child: Some(child) };
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        match rx.recv_timeout(within) {
+            Ok(line) => (spawned, line.trim_end().to_string()),
+            Err(_) => panic!("{cmd:?} printed no line within {within:?}"),
+        }
+    }
+
+    /// Its pid.
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Wait at most `within` for it to end, with what it writes to its piped stdout and stderr from
+    /// now on; past the deadline it is killed and the test fails.
+    pub fn wait_within(mut self, within: Duration) -> Output {
+        let mut child = self.child.take().expect("not waited for yet");
+        let read = |pipe: Option<Box<dyn Read + Send>>| {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut buf);
+                }
+                let _ = tx.send(buf);
+            });
+            rx
+        };
+        let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+        let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+        let deadline = Instant::now() + within;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("the child can be waited for") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let err = stderr
+                    .recv_timeout(Duration::from_secs(1))
+                    .unwrap_or_default();
+                panic!(
+                    "pid {} did not end within {within:?}; its stderr:\n{}",
+                    child.id(),
+                    String::from_utf8_lossy(&err)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // A grandchild that kept a pipe open does not hold the test: what came within a second is kept.
+        let take = |rx: mpsc::Receiver<Vec<u8>>| {
+            rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default()
+        };
+        Output {
+            status,
+            stdout: take(stdout),
+            stderr: take(stderr),
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// A server from `tests/servers/` on a free port, started and listening; killed on drop.
 pub struct PythonOrigin {
-    child: std::process::Child,
+    _child: Spawned,
     pub port: u16,
 }
 
@@ -39,32 +150,23 @@ impl PythonOrigin {
     }
 
     fn script(name: &str, args: &[&str]) -> PythonOrigin {
-        use std::io::BufRead;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let script = format!("{}/tests/servers/{name}", env!("CARGO_MANIFEST_DIR"));
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 runs");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (child, line) = Spawned::first_line(
+            Command::new("python3")
+                .arg(script)
+                .arg(port.to_string())
+                .args(args),
+            READY_WITHIN,
+        );
         assert!(line.contains("listening"), "{line}");
-        PythonOrigin { child, port }
-    }
-}
-
-impl Drop for PythonOrigin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        PythonOrigin {
+            _child: child,
+            port,
+        }
     }
 }
