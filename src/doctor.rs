@@ -354,6 +354,7 @@ fn program_of(vendor: &str) -> Option<&'static crate::intermediary::process::Pro
         "lighttpd" => &p::LIGHTTPD,
         "Traffic Server" => &p::TRAFFICSERVER,
         "Express" => &p::EXPRESS,
+        "Envoy" => &p::ENVOY,
         _ => return None,
     })
 }

@@ -100,6 +100,9 @@ pub enum VersionWord {
     After(&'static str),
     /// The first word of the output (`2.6.2`), shown as `<name>/<word>`.
     First,
+    /// Part N (from 0) of the `/`-separated word after this one (`1.40.0`, part 2 of the word after
+    /// `version:` in `envoy  version: 9e55…/1.40.0/Clean/RELEASE/BoringSSL`), shown as `<name>/<part>`.
+    AfterPart(&'static str, usize),
 }
 
 impl VersionWord {
@@ -113,6 +116,11 @@ impl VersionWord {
                 words.next().map(|w| format!("{name}/{w}"))
             }
             VersionWord::First => words.next().map(|w| format!("{name}/{w}")),
+            VersionWord::AfterPart(a, n) => {
+                words.find(|w| *w == a)?;
+                let part = words.next()?.split('/').nth(n)?;
+                Some(format!("{name}/{part}"))
+            }
         }
     }
 }
@@ -122,7 +130,9 @@ impl Program {
     pub fn version_label(&self) -> String {
         match self.version_word {
             VersionWord::Prefix(p) => p.to_string(),
-            VersionWord::After(_) | VersionWord::First => format!("{}/", self.name),
+            VersionWord::After(_) | VersionWord::First | VersionWord::AfterPart(..) => {
+                format!("{}/", self.name)
+            }
         }
     }
 
@@ -676,9 +686,12 @@ async fn answers_nonce(addr: SocketAddr, nonce: &str) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let attempt = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(b"GET /__ssegate_ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .await
-            .ok()?;
+        // HTTP/1.1: Envoy answers HTTP/1.0 with 426 unless told to accept it.
+        s.write_all(
+            b"GET /__ssegate_ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .ok()?;
         let mut buf = Vec::new();
         s.take(4096).read_to_end(&mut buf).await.ok()?;
         Some(String::from_utf8_lossy(&buf).contains(nonce))

