@@ -552,15 +552,29 @@ async fn run_matrix(
             (i, r.map(|m| (m, hops)))
         });
     }
+    // On the first error the other chains are stopped; of the errors that came, the first chain's (in
+    // the selection's order) is the one reported, whichever finished first.
     let mut done: Vec<Option<(Measured, Vec<HopSpec>)>> = (0..total).map(|_| None).collect();
+    let mut failed: Option<(usize, CheckError)> = None;
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((i, r)) => done[i] = Some(r?),
+            Ok((i, Ok(m))) => done[i] = Some(m),
+            Ok((i, Err(e))) => {
+                tasks.abort_all();
+                if failed.as_ref().is_none_or(|(j, _)| i < *j) {
+                    failed = Some((i, e));
+                }
+            }
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: only by abort_all above, after an error.
             Err(_) => {}
         }
     }
+    if let Some((_, e)) = failed {
+        return Err(e);
+    }
     let mut measured: Vec<(Measured, Vec<HopSpec>)> = done.into_iter().flatten().collect();
+    debug_assert_eq!(measured.len(), total, "every chain measured or an error");
     let queued: Vec<usize> = (0..measured.len())
         .filter(|&i| measured[i].0.queued)
         .collect();

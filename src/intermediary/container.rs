@@ -45,7 +45,6 @@ use testcontainers::bollard::errors::Error as DockerError;
 use testcontainers::bollard::query_parameters::{
     ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
 };
-use testcontainers::core::wait::ExitWaitStrategy;
 use testcontainers::core::{Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
@@ -288,9 +287,11 @@ pub async fn version(program: &Program, image: &str) -> Option<String> {
     let ask = async {
         let (name, tag) = split_image(image).ok()?;
         let docker = client().await.ok()?;
+        // Not waited for by testcontainers: a handle it drops itself (a wait that fails or is cut
+        // short) would block on its removal. Removal is ours (the module's doc).
         let c = GenericImage::new(name, tag)
             .with_entrypoint(program.binary)
-            .with_wait_for(WaitFor::Exit(ExitWaitStrategy::new()))
+            .with_wait_for(WaitFor::Nothing)
             .with_cmd(program.version_args.iter().copied())
             .with_network("host")
             .with_labels(labels(&format!("{} version", program.name), &start.tag))
@@ -298,8 +299,8 @@ pub async fn version(program: &Program, image: &str) -> Option<String> {
             .await
             .ok()?;
         let id = c.id().to_string();
-        // Removal is ours (the module's doc): testcontainers' would block on drop.
         std::mem::forget(c);
+        let _ = docker.wait_container(&id, None).next().await;
         let text = String::from_utf8_lossy(&collect_logs(&docker, &id).await).into_owned();
         Some((text, remove(&docker, &id).await))
     };
@@ -374,9 +375,11 @@ pub struct Spec<'a> {
     pub prefix: &'a Path,
 }
 
-/// A started container, watched for its exit; dropping it hands the container to the reaper.
+/// A started container, watched for its exit; dropping it hands the container to the reaper (with the
+/// hop's prefix, once [`Handle`] holds it: deleted after the container is gone, not under it).
 pub struct Started {
     id: String,
+    prefix: Option<tempfile::TempDir>,
     docker: Docker,
     exited: Arc<Mutex<Option<String>>>,
     watcher: tokio::task::JoinHandle<()>,
@@ -449,6 +452,7 @@ pub async fn start(spec: Spec<'_>) -> Result<Started, HopError> {
     ));
     Ok(Started {
         id,
+        prefix: None,
         docker,
         exited,
         watcher,
@@ -515,18 +519,24 @@ impl Started {
 impl Drop for Started {
     fn drop(&mut self) {
         self.watcher.abort();
-        reap(Target::Id(std::mem::take(&mut self.id)));
+        reap(Target::Id(std::mem::take(&mut self.id), self.prefix.take()));
     }
 }
 
-/// A running hop's container and the prefix mounted into it; dropping it removes the container (through
-/// the reaper), then the prefix.
+/// A running hop's container and the prefix mounted into it; dropping it has the reaper remove the
+/// container, then the prefix.
 #[derive(Debug)]
 pub struct Handle {
     pub(super) started: Started,
     pub(super) name: String,
     pub(super) log: PathBuf,
-    pub(super) _dir: tempfile::TempDir,
+    pub(super) dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.started.prefix = self.dir.take();
+    }
 }
 
 impl Handle {
@@ -543,9 +553,10 @@ impl Handle {
     }
 }
 
-/// What the reaper removes: one container, or whatever carries one start's label.
+/// What the reaper removes: one container (then the directory mounted into it), or whatever carries one
+/// start's label.
 enum Target {
-    Id(String),
+    Id(String, Option<tempfile::TempDir>),
     Start(String),
 }
 
@@ -613,8 +624,9 @@ async fn remove_target(target: Target) {
         return;
     };
     match target {
-        Target::Id(id) => {
+        Target::Id(id, prefix) => {
             remove(&docker, &id).await;
+            drop(prefix);
         }
         // The engine may still be creating the container when the start is given up: look twice.
         Target::Start(tag) => {

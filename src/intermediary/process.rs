@@ -100,7 +100,7 @@ pub enum VersionWord {
     After(&'static str),
     /// The first word of the output (`2.6.2`), shown as `<name>/<word>`.
     First,
-    /// Part N (from 0) of the `/`-separated word after this one (`1.40.0`, part 2 of the word after
+    /// Part N (from 0) of the `/`-separated word after this one (`1.40.0`, part 1 of the word after
     /// `version:` in `envoy  version: 9e55…/1.40.0/Clean/RELEASE/BoringSSL`), shown as `<name>/<part>`.
     AfterPart(&'static str, usize),
 }
@@ -466,7 +466,7 @@ impl ProcessHop {
                         started: *started,
                         name,
                         log,
-                        _dir: prefix.dir,
+                        dir: Some(prefix.dir),
                     })),
                 )
             }
@@ -692,9 +692,20 @@ async fn answers_nonce(addr: SocketAddr, nonce: &str) -> bool {
         )
         .await
         .ok()?;
+        // Done as soon as the nonce is in, without waiting for the server to close.
         let mut buf = Vec::new();
-        s.take(4096).read_to_end(&mut buf).await.ok()?;
-        Some(String::from_utf8_lossy(&buf).contains(nonce))
+        let mut chunk = [0u8; 1024];
+        while buf.len() < 4096 {
+            let n = s.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if memchr::memmem::find(&buf, nonce.as_bytes()).is_some() {
+                return Some(true);
+            }
+        }
+        Some(false)
     };
     tokio::time::timeout(Duration::from_secs(1), attempt)
         .await

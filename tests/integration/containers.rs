@@ -143,20 +143,41 @@ fn engine_answers() -> Option<String> {
     }
 }
 
-/// Skip (return true) when no engine answers, unless CI requires one.
-fn skip_without_engine(test: &str) -> bool {
+/// The engine, held for the test (None: skip, when no engine answers and CI does not require one).
+fn engine_for(test: &str) -> Option<MutexGuard<'static, ()>> {
     if !cfg!(feature = "containers") {
-        return true;
+        return None;
     }
     match engine_answers() {
-        None => false,
+        None => Some(engine()),
         Some(why) if std::env::var("SSEGATE_REQUIRE_DOCKER").as_deref() == Ok("1") => {
             panic!("{test} needs a Docker engine (SSEGATE_REQUIRE_DOCKER=1): {why}")
         }
         Some(why) => {
             eprintln!("{test}: skipped: no Docker engine: {why}");
-            true
+            None
         }
+    }
+}
+
+/// What most engine tests start with: the engine held, and a hardened fixture as the upstream.
+struct EngineTest {
+    _engine: MutexGuard<'static, ()>,
+    _fixture: crate::cli::Fixture,
+    /// The fixture's `http://127.0.0.1:PORT`.
+    upstream: String,
+}
+
+impl EngineTest {
+    fn start(test: &str) -> Option<EngineTest> {
+        let engine = engine_for(test)?;
+        let fixture = crate::cli::Fixture::start("hardened");
+        let upstream = fixture.url.trim_end_matches("/events").to_string();
+        Some(EngineTest {
+            _engine: engine,
+            _fixture: fixture,
+            upstream,
+        })
     }
 }
 
@@ -194,12 +215,11 @@ fn proxy(upstream: &str, hops: &[&str]) -> (Spawned, String) {
 
 #[test]
 fn hops_run_from_images_and_ctrl_c_removes_their_containers() {
-    if skip_without_engine("hops_run_from_images_and_ctrl_c_removes_their_containers") {
+    let Some(t) = EngineTest::start("hops_run_from_images_and_ctrl_c_removes_their_containers")
+    else {
         return;
-    }
-    let _engine = engine();
-    let f = crate::cli::Fixture::start("hardened");
-    let upstream = f.url.trim_end_matches("/events").to_string();
+    };
+    let upstream = t.upstream.clone();
     let (child, entry) = proxy(
         &upstream,
         &[
@@ -236,12 +256,11 @@ fn hops_run_from_images_and_ctrl_c_removes_their_containers() {
 
 #[test]
 fn a_killed_ssegates_container_is_removed_by_the_next_one() {
-    if skip_without_engine("a_killed_ssegates_container_is_removed_by_the_next_one") {
+    let Some(t) = EngineTest::start("a_killed_ssegates_container_is_removed_by_the_next_one")
+    else {
         return;
-    }
-    let _engine = engine();
-    let f = crate::cli::Fixture::start("hardened");
-    let upstream = f.url.trim_end_matches("/events").to_string();
+    };
+    let upstream = t.upstream.clone();
     let (killed, _) = proxy(&upstream, &["caddy: default@caddy:2.6.2"]);
     let pid = killed.id();
     drop(killed);
@@ -302,12 +321,11 @@ fn create_labelled(hop: &str, space: &str) -> String {
 
 #[test]
 fn check_measures_the_same_chains_from_images_as_from_the_installed_programs() {
-    if skip_without_engine(
-        "check_measures_the_same_chains_from_images_as_from_the_installed_programs",
-    ) {
+    let Some(_engine) =
+        engine_for("check_measures_the_same_chains_from_images_as_from_the_installed_programs")
+    else {
         return;
-    }
-    let _engine = engine();
+    };
     let config = "target:\n  url: {path: /events}\nmatrix: [nginx, haproxy]\n";
     let (local_code, local, human) = crate::check::check_fixture(config, "plain", &[]);
     let (code, images, human_images) =
@@ -346,12 +364,11 @@ fn check_measures_the_same_chains_from_images_as_from_the_installed_programs() {
 
 #[test]
 fn a_start_cut_short_and_testcontainers_keep_leave_no_container() {
-    if skip_without_engine("a_start_cut_short_and_testcontainers_keep_leave_no_container") {
+    let Some(t) = EngineTest::start("a_start_cut_short_and_testcontainers_keep_leave_no_container")
+    else {
         return;
-    }
-    let _engine = engine();
-    let f = crate::cli::Fixture::start("hardened");
-    let upstream = f.url.trim_end_matches("/events").to_string();
+    };
+    let upstream = t.upstream.clone();
     // The engine creates the container, then cannot start it: the nginx image has no haproxy.
     let failed = output_within(
         bin()
@@ -391,12 +408,12 @@ fn a_start_cut_short_and_testcontainers_keep_leave_no_container() {
 
 #[test]
 fn auto_reports_a_wrong_program_variable_instead_of_running_the_image() {
-    if skip_without_engine("auto_reports_a_wrong_program_variable_instead_of_running_the_image") {
+    let Some(t) =
+        EngineTest::start("auto_reports_a_wrong_program_variable_instead_of_running_the_image")
+    else {
         return;
-    }
-    let _engine = engine();
-    let f = crate::cli::Fixture::start("hardened");
-    let upstream = f.url.trim_end_matches("/events").to_string();
+    };
+    let upstream = t.upstream.clone();
     let (code, stderr) = code_and_stderr(
         bin()
             .env("SSEGATE_NGINX", "/nonexistent/nginx")
@@ -407,10 +424,6 @@ fn auto_reports_a_wrong_program_variable_instead_of_running_the_image() {
     assert!(
         stderr.contains("failed to use /nonexistent/nginx from $SSEGATE_NGINX"),
         "{stderr}"
-    );
-    assert_eq!(
-        containers_for_hop("nginx default@nginx:1.22.1"),
-        Vec::<String>::new()
     );
 }
 
@@ -449,4 +462,48 @@ fn containers_for_hop(hop: &str) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+#[test]
+fn containers_go_while_the_run_goes_on_not_only_at_its_exit() {
+    let Some(_engine) = engine_for("containers_go_while_the_run_goes_on_not_only_at_its_exit")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let case = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    // A start the engine creates, then cannot run (the nginx image has no haproxy): its start label.
+    case(
+        "bad.yaml",
+        "description: x\ntarget: {profile: plain}\nchain: [{haproxy: 'default@nginx:1.22.1'}]\nexpect: {delivery: streamed}\n",
+    );
+    // A hop that ends with its case: the reaper.
+    case(
+        "quick.yaml",
+        "description: x\ntarget: {profile: plain}\nchain: [{nginx: 'default@nginx:1.22.1'}]\nexpect: {delivery: held-until-end}\n",
+    );
+    // 30 s without a container, so that the run is still going when the others are long done.
+    case(
+        "long.yaml",
+        "description: x\ntarget: {profile: plain, overrides: {events: {count: 60, gap_ms: 500}}}\nexpect: {delivery: streamed}\n",
+    );
+    let mut cmd = bin();
+    cmd.args(["run", "--no-report", "-j", "3"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = Spawned::start(&mut cmd);
+    let pid = child.id();
+    std::thread::sleep(Duration::from_secs(15));
+    let mid_run = containers_of(pid);
+    assert!(child.running(), "the long case still runs");
+    let out = child.wait_within(RUN_WITHIN);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    // Both ran: one container started and measured, one created and refused.
+    assert!(text.contains("quick") && text.contains("pass"), "{text}");
+    assert!(text.contains("executable file not found"), "{text}");
+    assert_eq!(mid_run, vec![], "removed while the run went on\n{text}");
+    assert_eq!(containers_of(pid), vec![]);
 }

@@ -28,13 +28,12 @@ pub fn code_and_stderr(cmd: &mut Command) -> (Option<i32>, String) {
 /// Run `cmd` to its end with its output collected, as `Command::output` does, but kill it and fail the
 /// test when it has not ended within `within`.
 pub fn output_within(cmd: &mut Command, within: Duration) -> Output {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("failed to start {cmd:?}: {e}"));
-    Spawned { child: Some(child) }.wait_within(within)
+    Spawned::start(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .wait_within(within)
 }
 
 /// A child process that is killed and reaped on drop, so that a failing assertion never leaves it
@@ -47,12 +46,12 @@ impl Spawned {
     /// Start `cmd` with its stdout piped and wait at most `within` for its first line (which it returns
     /// without the line end).
     pub fn first_line(cmd: &mut Command, within: Duration) -> (Spawned, String) {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("failed to start {cmd:?}: {e}"));
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let spawned = Spawned { child: Some(child) };
+        let mut spawned = Spawned::start(cmd.stdout(Stdio::piped()));
+        let stdout = spawned
+            .child
+            .as_mut()
+            .and_then(|c| c.stdout.take())
+            .expect("stdout is piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut line = String::new();
@@ -63,6 +62,21 @@ impl Spawned {
             Ok(line) => (spawned, line.trim_end().to_string()),
             Err(_) => panic!("{cmd:?} printed no line within {within:?}"),
         }
+    }
+
+    /// Start `cmd` as it is set up (pipe what the test reads).
+    pub fn start(cmd: &mut Command) -> Spawned {
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("failed to start {cmd:?}: {e}"));
+        Spawned { child: Some(child) }
+    }
+
+    /// Whether it has not exited yet.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Its pid.
