@@ -145,25 +145,13 @@ async fn ensure(image: &str) -> Result<(), String> {
     let (name, tag) = split_image(image)?;
     let docker = client().await?;
     engine(&docker).await?;
-    match tokio::time::timeout(PING_WITHIN, docker.inspect_image(image)).await {
-        Ok(Ok(_)) => return Ok(()),
-        Ok(Err(DockerError::DockerResponseServerError {
+    let look_up = format!("look up image `{image}`");
+    match asked(&look_up, docker.inspect_image(image)).await? {
+        Ok(_) => return Ok(()),
+        Err(DockerError::DockerResponseServerError {
             status_code: 404, ..
-        })) => {}
-        Ok(Err(e)) => {
-            return Err(format!(
-                "failed to look up image `{image}` at {}: {}",
-                docker_host(),
-                crate::probe::error_chain(&e)
-            ));
-        }
-        Err(_) => {
-            return Err(format!(
-                "failed to look up image `{image}` at {}: no answer within {} s",
-                docker_host(),
-                PING_WITHIN.as_secs()
-            ));
-        }
+        }) => {}
+        Err(e) => return Err(failed(&look_up, &e)),
     }
     let pull = GenericImage::new(name, tag).pull_image();
     match tokio::time::timeout(PULL_WITHIN, pull).await {
@@ -181,12 +169,42 @@ async fn ensure(image: &str) -> Result<(), String> {
     }
 }
 
+/// `request`'s own answer within [`PING_WITHIN`], or `failed to WHAT at HOST: no answer within N s`.
+async fn asked<T>(
+    what: &str,
+    request: impl std::future::Future<Output = Result<T, DockerError>>,
+) -> Result<Result<T, DockerError>, String> {
+    tokio::time::timeout(PING_WITHIN, request)
+        .await
+        .map_err(|_| {
+            format!(
+                "failed to {what} at {}: no answer within {} s",
+                docker_host(),
+                PING_WITHIN.as_secs()
+            )
+        })
+}
+
+/// `failed to WHAT at HOST: CAUSE`.
+fn failed(what: &str, e: &DockerError) -> String {
+    format!(
+        "failed to {what} at {}: {}",
+        docker_host(),
+        crate::probe::error_chain(e)
+    )
+}
+
 /// The engine answers a ping and runs containers on this machine's own network (asked once per process:
 /// a dead engine costs at most two [`PING_WITHIN`]).
 async fn engine(docker: &Docker) -> Result<(), String> {
     static ANSWER: tokio::sync::OnceCell<Result<(), String>> = tokio::sync::OnceCell::const_new();
     ANSWER
         .get_or_init(|| async {
+            // An engine on another machine is refused before anything is sent to it.
+            let host = docker_host();
+            if is_remote(&host) {
+                return Err(cannot_reach_loopback(&host, "", &[]).unwrap_or_default());
+            }
             let mut tries = 0;
             loop {
                 tries += 1;
@@ -209,26 +227,13 @@ async fn engine(docker: &Docker) -> Result<(), String> {
                     }
                 }
             }
-            let info = match tokio::time::timeout(PING_WITHIN, docker.info()).await {
-                Ok(Ok(info)) => info,
-                Ok(Err(e)) => {
-                    return Err(format!(
-                        "failed to ask the Docker engine at {} about itself: {}",
-                        docker_host(),
-                        crate::probe::error_chain(&e)
-                    ));
-                }
-                Err(_) => {
-                    return Err(format!(
-                        "failed to ask the Docker engine at {} about itself: no answer within {} s",
-                        docker_host(),
-                        PING_WITHIN.as_secs()
-                    ));
-                }
-            };
+            let about = "ask the Docker engine about itself";
+            let info = asked(about, docker.info())
+                .await?
+                .map_err(|e| failed(about, &e))?;
             let options = info.security_options.unwrap_or_default();
             cannot_reach_loopback(
-                &docker_host(),
+                &host,
                 info.operating_system.as_deref().unwrap_or_default(),
                 &options,
             )
@@ -242,19 +247,18 @@ async fn engine(docker: &Docker) -> Result<(), String> {
 /// one), from the engine's address, its operating system and its security options; None when it can.
 fn cannot_reach_loopback(host: &str, os: &str, security: &[String]) -> Option<String> {
     let why = if security.iter().any(|o| o.contains("name=rootless")) {
-        "is rootless: its containers' host network is the engine's own namespace, not this machine's \
-         loopback"
+        "is rootless: its containers' host network is the engine's own namespace"
     } else if os.contains("Docker Desktop") {
-        "is Docker Desktop: its containers run in a virtual machine whose host network is not this \
-         machine's loopback"
+        "is Docker Desktop: its containers run in a virtual machine with a network of its own"
     } else if is_remote(host) {
-        "is on another machine: its containers' host network is that machine's"
+        "is on another machine, and so is its containers' host network"
     } else {
         return None;
     };
     Some(format!(
-        "the Docker engine at {host} {why}, where ssegate's origin and hops listen; the container \
-         backend needs a rootful engine on this machine (or use --backend local)"
+        "the Docker engine at {host} {why}; ssegate's origin and hops listen on this machine's \
+         loopback, so the container backend needs a rootful engine on this machine (or use --backend \
+         local)"
     ))
 }
 
@@ -769,6 +773,7 @@ mod tests {
         assert!(why.contains(local), "{why}");
         let desktop = cannot_reach_loopback(local, "Docker Desktop", &[]).unwrap();
         assert!(desktop.contains("virtual machine"), "{desktop}");
+        assert!(desktop.contains("this machine's loopback"), "{desktop}");
         let remote = cannot_reach_loopback("tcp://10.1.2.3:2376", "Ubuntu", &[]).unwrap();
         assert!(remote.contains("another machine"), "{remote}");
         for here in [
