@@ -183,29 +183,22 @@ impl EngineTest {
 
 /// The hop containers of one ssegate process, by its pid: `(id, hop label)`.
 fn containers_of(pid: u32) -> Vec<(String, String)> {
-    let out = output_within(
-        Command::new("docker")
-            .args(["ps", "-a", "--filter", "label=ssegate.owner"])
-            .args([
-                "--format",
-                "{{.ID}}\t{{.Label \"ssegate.owner\"}}\t{{.Label \"ssegate.hop\"}}",
-            ]),
-        DOCKER_WITHIN,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split('\t');
-            let (id, owner, hop) = (f.next()?, f.next()?, f.next()?);
-            (owner.split('.').next() == Some(&pid.to_string()))
-                .then(|| (id.to_string(), hop.to_string()))
-        })
-        .collect()
+    docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=ssegate.owner",
+        "--format",
+        "{{.ID}}\t{{.Label \"ssegate.owner\"}}\t{{.Label \"ssegate.hop\"}}",
+    ])
+    .lines()
+    .filter_map(|l| {
+        let mut f = l.split('\t');
+        let (id, owner, hop) = (f.next()?, f.next()?, f.next()?);
+        (owner.split('.').next() == Some(&pid.to_string()))
+            .then(|| (id.to_string(), hop.to_string()))
+    })
+    .collect()
 }
 
 /// `ssegate proxy UPSTREAM --hop …` (killed on drop), and the entry URL it printed.
@@ -302,21 +295,28 @@ fn a_killed_ssegates_container_is_removed_by_the_next_one() {
 /// A created (not started) container labelled as an ssegate's hop whose owner, pid 999999999, is gone
 /// here; its short id.
 fn create_labelled(hop: &str, space: &str) -> String {
-    let out = output_within(
-        Command::new("docker")
-            .arg("create")
-            .args(["--label", &format!("ssegate.hop={hop}")])
-            .args(["--label", "ssegate.owner=999999999.1"])
-            .args(["--label", &format!("ssegate.space={space}")])
-            .arg("nginx:1.22.1"),
-        DOCKER_WITHIN,
-    );
+    let id = docker(&[
+        "create",
+        "--label",
+        &format!("ssegate.hop={hop}"),
+        "--label",
+        "ssegate.owner=999999999.1",
+        "--label",
+        &format!("ssegate.space={space}"),
+        "nginx:1.22.1",
+    ]);
+    id.trim()[..12].to_string()
+}
+
+/// `docker ARGS` (within [`DOCKER_WITHIN`]), which must succeed; its stdout.
+fn docker(args: &[&str]) -> String {
+    let out = output_within(Command::new("docker").args(args), DOCKER_WITHIN);
     assert!(
         out.status.success(),
-        "{}",
+        "docker {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).trim()[..12].to_string()
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -447,18 +447,7 @@ fn proxy_with(
 
 /// The ids of every hop container with this `ssegate.hop` label, whoever owns it.
 fn containers_for_hop(hop: &str) -> Vec<String> {
-    let out = output_within(
-        Command::new("docker")
-            .args(["ps", "-aq", "--filter"])
-            .arg(format!("label=ssegate.hop={hop}")),
-        DOCKER_WITHIN,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    docker(&["ps", "-aq", "--filter", &format!("label=ssegate.hop={hop}")])
         .lines()
         .map(str::to_string)
         .collect()
