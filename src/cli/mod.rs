@@ -401,16 +401,15 @@ pub fn run(cli: Cli) -> i32 {
         .enable_all()
         .build()
     {
-        Ok(rt) => ExitSteps(Some(rt)),
+        Ok(rt) => rt,
         Err(e) => {
             eprint_error(&format!("failed to start the async runtime: {e}"));
             return exit::SETUP;
         }
     };
-    let Some(runtime) = rt.0.as_ref() else {
-        return exit::SETUP;
-    };
-    runtime.block_on(async {
+    // A panic is held until the exit steps below have run, then goes on.
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
         // Both listeners exist before anything starts, so a signal can never arrive between a child's
         // start and the handler's registration. SIGTERM (CI cancelling a job) is handled like Ctrl-C: the
         // scenario is dropped, which stops every hop and target, and any group still registered is killed.
@@ -446,23 +445,14 @@ pub fn run(cli: Cli) -> i32 {
             }
         }
     })
-    // `rt` goes here, and with it the exit steps, on a return and on a panic alike.
-}
-
-/// The runtime, and what every exit does once the command is over, whether it returned or panicked:
-/// the tasks still spawned are dropped (their hops stop, their containers go to the reaper), one that
-/// does not let go within [`SHUTDOWN_WITHIN`] is left rather than waited for without a bound; then the
-/// containers this process still owns are removed.
-struct ExitSteps(Option<tokio::runtime::Runtime>);
-
-impl Drop for ExitSteps {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_timeout(SHUTDOWN_WITHIN);
-        }
-        #[cfg(feature = "containers")]
-        crate::intermediary::container::finish();
-    }
+    }));
+    // Every exit, a return or a panic: the tasks still spawned are dropped (their hops stop, their
+    // containers go to the reaper), one that does not let go within the bound is left rather than waited
+    // for without one; then the containers this process still owns are removed.
+    rt.shutdown_timeout(SHUTDOWN_WITHIN);
+    #[cfg(feature = "containers")]
+    crate::intermediary::container::finish();
+    code.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// How long the runtime's leftover tasks get to stop at exit.

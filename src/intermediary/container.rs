@@ -33,7 +33,7 @@
 //! remote engine), or the image is neither present nor pullable. Such a case is skipped with that
 //! reason.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -50,7 +50,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 
 use super::HopError;
-use super::process::{Program, split_image};
+use super::process::{Answers, Program, split_image};
 
 /// How long the engine has to answer a ping (a ping that runs out of time is asked once more).
 pub const PING_WITHIN: Duration = Duration::from_secs(5);
@@ -82,10 +82,14 @@ pub fn docker_host() -> String {
 }
 
 /// The engine client: testcontainers' own (the one that creates the containers), so that every request
-/// goes to the engine it chose. Its connections are not pooled, so it serves any runtime.
+/// goes to the engine it chose; made once per process. Its connections are not pooled, so it serves any
+/// runtime.
 async fn client() -> Result<Docker, String> {
-    testcontainers::core::client::docker_client_instance()
+    static CLIENT: tokio::sync::OnceCell<Docker> = tokio::sync::OnceCell::const_new();
+    CLIENT
+        .get_or_try_init(testcontainers::core::client::docker_client_instance)
         .await
+        .cloned()
         .map_err(|e| {
             format!(
                 "failed to reach the Docker engine at {}: {}",
@@ -99,7 +103,7 @@ async fn client() -> Result<Docker, String> {
 /// image is neither present nor pullable), or None. Asked once per image per process; usable from sync
 /// code and from inside a runtime.
 pub fn unavailable(image: &str) -> Option<String> {
-    if let Some(known) = cached(image) {
+    if let Some(known) = AVAILABILITY.get(image) {
         return known;
     }
     let owned = image.to_string();
@@ -117,21 +121,13 @@ pub fn unavailable(image: &str) -> Option<String> {
 
 /// [`unavailable`] for async code.
 pub async fn unavailable_async(image: &str) -> Option<String> {
-    if let Some(known) = cached(image) {
+    if let Some(known) = AVAILABILITY.get(image) {
         return known;
     }
-    let found = ensure(image).await.err();
-    if let Ok(mut m) = AVAILABILITY.lock() {
-        m.insert(image.to_string(), found.clone());
-    }
-    found
+    AVAILABILITY.put(image, ensure(image).await.err())
 }
 
-static AVAILABILITY: Mutex<BTreeMap<String, Option<String>>> = Mutex::new(BTreeMap::new());
-
-fn cached(image: &str) -> Option<Option<String>> {
-    AVAILABILITY.lock().ok()?.get(image).cloned()
-}
+static AVAILABILITY: Answers = Answers::new();
 
 /// The engine answers and can run a hop here, and `image` is present or has just been pulled.
 async fn ensure(image: &str) -> Result<(), String> {
@@ -282,8 +278,8 @@ fn is_remote(host: &str) -> bool {
 /// `<name>/<version>` of the program in `image`, from its version command run in a one-off container
 /// (asked once per image per process), or None when it cannot be told.
 pub async fn version(program: &Program, image: &str) -> Option<String> {
-    static SEEN: Mutex<BTreeMap<String, Option<String>>> = Mutex::new(BTreeMap::new());
-    if let Some(v) = SEEN.lock().ok().and_then(|m| m.get(image).cloned()) {
+    static SEEN: Answers = Answers::new();
+    if let Some(v) = SEEN.get(image) {
         return v;
     }
     // Removed at once once it has answered; by its start label when it failed or ran out of time.
@@ -317,10 +313,7 @@ pub async fn version(program: &Program, image: &str) -> Option<String> {
         }
         _ => None,
     };
-    if let Ok(mut m) = SEEN.lock() {
-        m.insert(image.to_string(), found.clone());
-    }
-    found
+    SEEN.put(image, found)
 }
 
 fn labels(hop: &str, start: &str) -> [(String, String); 4] {

@@ -91,6 +91,29 @@ pub struct Program {
     pub image: Option<&'static str>,
 }
 
+/// Answers asked once per process, by key: a version, why an image cannot run (None: nothing known, or
+/// nothing to say, is an answer too).
+pub(crate) struct Answers(Mutex<BTreeMap<String, Option<String>>>);
+
+impl Answers {
+    pub(crate) const fn new() -> Answers {
+        Answers(Mutex::new(BTreeMap::new()))
+    }
+
+    /// The answer for `key`, once one was put.
+    pub(crate) fn get(&self, key: &str) -> Option<Option<String>> {
+        self.0.lock().ok()?.get(key).cloned()
+    }
+
+    /// Keep `answer` for `key`, and give it back.
+    pub(crate) fn put(&self, key: &str, answer: Option<String>) -> Option<String> {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(key.to_string(), answer.clone());
+        }
+        answer
+    }
+}
+
 /// Where a program's version output carries the version.
 #[derive(Debug, Clone, Copy)]
 pub enum VersionWord {
@@ -191,8 +214,8 @@ impl Program {
 
     /// `<name>/<version>` of the installed program (asked once per process), or None when it is missing.
     pub fn version(&self) -> Option<String> {
-        static SEEN: Mutex<BTreeMap<&'static str, Option<String>>> = Mutex::new(BTreeMap::new());
-        if let Some(v) = SEEN.lock().ok().and_then(|m| m.get(self.name).cloned()) {
+        static SEEN: Answers = Answers::new();
+        if let Some(v) = SEEN.get(self.name) {
             return v;
         }
         let found = self.executable().ok().and_then(|bin| {
@@ -211,10 +234,7 @@ impl Program {
                 + &String::from_utf8_lossy(&out.stdout);
             self.version_word.find(self.name, &text)
         });
-        if let Ok(mut m) = SEEN.lock() {
-            m.insert(self.name, found.clone());
-        }
-        found
+        SEEN.put(self.name, found)
     }
 
     /// Render the full config of `config` for a port, upstream, prefix and readiness nonce.
