@@ -36,7 +36,7 @@ failed_runs=0
 worst=0
 for i in $(seq "$runs"); do
     out=$("$bin" run --no-report "$@" 2>&1) || true
-    summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed; wall' <<<"$out" || echo "no summary")
+    summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?; wall' <<<"$out" || echo "no summary")
     bad=$(grep -E '^\S+ did not meet its expectation:$' <<<"$out" | sed 's/ did not meet.*//' || true)
     errs=$(grep -E '^error: ' <<<"$out" || true)
     # wall and longest case, in ms, for the ratio
