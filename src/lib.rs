@@ -27,6 +27,7 @@ pub mod secrets;
 pub mod sse;
 pub mod tap;
 pub mod text;
+pub mod tls;
 pub mod verdict;
 pub mod yaml;
 
@@ -40,7 +41,7 @@ pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
 #[cfg(test)]
 const LAYERS: &[&[&str]] = &[
     &[
-        "text", "error", "events", "cause_id", "assets", "proc", "decode", "secrets",
+        "text", "error", "events", "cause_id", "assets", "proc", "decode", "secrets", "tls",
     ],
     &["yaml", "sse"],
     &["probe"],

@@ -198,6 +198,9 @@ pub struct Recording {
     pub request_headers: Vec<(String, String)>,
     pub status: u16,
     pub version: String,
+    /// For `https://`: what TLS negotiated (absent for plain HTTP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFacts>,
     /// Response headers in arrival order, names lowercase (secrets redacted).
     pub headers: Vec<(String, String)>,
     #[serde(serialize_with = "ser_ms")]
@@ -226,6 +229,17 @@ pub struct Recording {
     pub body_truncated: bool,
 }
 
+/// What a TLS connection negotiated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsFacts {
+    /// `TLSv1.3`, `TLSv1.2`, or `unknown`.
+    pub version: String,
+    /// The protocol ALPN settled on: `h2` when the response came over HTTP/2 (the client offers `h2` and
+    /// `http/1.1`, and speaks HTTP/2 over TLS only when the server picked it), else `http/1.1` (which
+    /// also covers a server that ignored ALPN).
+    pub alpn: String,
+}
+
 /// How much of the decoded body a recording keeps.
 pub const BODY_KEPT: usize = 64 << 10;
 
@@ -242,6 +256,7 @@ impl Recording {
             request_headers: redact(headers, &req.secret_headers),
             status: 0,
             version: String::new(),
+            tls: None,
             headers: Vec::new(),
             headers_at: ended_at,
             reads: Vec::new(),
@@ -332,8 +347,16 @@ pub enum ProbeError {
 pub const USER_AGENT: &str = concat!("ssegate/", env!("CARGO_PKG_VERSION"));
 
 fn build_client(connect: Duration) -> Result<reqwest::Client, ProbeError> {
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    // The system's roots, and the process's own authority (the certificates of its TLS hops, see
+    // [`crate::tls`]) when it can be made; a hop that needs it fails on its own when it cannot.
+    if let Ok(local) = crate::tls::local() {
+        builder = builder.tls_certs_merge([reqwest::Certificate::from_der(&local.root_der)
+            .map_err(ProbeError::Client)?]);
+    }
+    builder
         .no_proxy()
+        .tls_info(true)
         .connect_timeout(connect)
         .tcp_nodelay(true)
         // A fresh connection per probe: nothing measured rides on a connection another probe opened.
@@ -502,6 +525,23 @@ fn record_head(
     rec.remote_addr = resp.remote_addr();
     rec.status = resp.status().as_u16();
     rec.version = format!("{:?}", resp.version());
+    rec.tls = resp.extensions().get::<reqwest::tls::TlsInfo>().map(|info| {
+        let version = match info.version() {
+            Some(reqwest::tls::Version::TLS_1_3) => "TLSv1.3",
+            Some(reqwest::tls::Version::TLS_1_2) => "TLSv1.2",
+            Some(_) => "older than TLSv1.2",
+            None => "unknown",
+        };
+        TlsFacts {
+            version: version.to_string(),
+            alpn: if resp.version() == reqwest::Version::HTTP_2 {
+                "h2"
+            } else {
+                "http/1.1"
+            }
+            .to_string(),
+        }
+    });
     rec.headers = redact(&resp_headers, &req.secret_headers);
     rec.headers_at = headers_at;
     rec.ended_at = headers_at;
@@ -703,6 +743,7 @@ pub(crate) mod testing {
             request_headers: vec![],
             status: 200,
             version: "HTTP/1.1".into(),
+            tls: None,
             headers: headers
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

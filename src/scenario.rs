@@ -314,7 +314,7 @@ async fn load_through(
         request.url = format!("http://{upstream}{path}");
     }
     let spec = LoadSpec {
-        request: retarget(&request, chain.entry(upstream)),
+        request: retarget(&request, chain.entry(upstream), chain.tls()),
         streams: plan.streams,
         ramp: plan.ramp(),
         schedule: crate::load::Schedule::PerStream,
@@ -399,7 +399,7 @@ async fn probe_through(
     let mut chain = Chain::start(hops, upstream)
         .await
         .map_err(ScenarioError::Hop)?;
-    let req = retarget(req, chain.entry(upstream));
+    let req = retarget(req, chain.entry(upstream), chain.tls());
     let wait = |ms: u64| tokio::time::sleep(Duration::from_millis(ms));
     let (first, second) = match second {
         None => (probe(&req).await, None),
@@ -441,12 +441,12 @@ pub fn target_alive(target: Option<&SharedTarget>) -> Result<(), ScenarioError> 
 }
 
 /// The same request sent to another host:port.
-pub fn retarget(req: &ProbeRequest, entry: SocketAddr) -> ProbeRequest {
+pub fn retarget(req: &ProbeRequest, entry: SocketAddr, tls: bool) -> ProbeRequest {
     let mut r = req.clone();
     if let Ok(mut u) = reqwest::Url::parse(&req.url) {
         let _ = u.set_ip_host(entry.ip());
         let _ = u.set_port(Some(entry.port()));
-        let _ = u.set_scheme("http");
+        let _ = u.set_scheme(if tls { "https" } else { "http" });
         r.url = u.to_string();
     }
     r
@@ -469,8 +469,10 @@ mod tests {
     #[test]
     fn retarget_keeps_path_and_query() {
         let r = ProbeRequest::new("http://127.0.0.1:3000/events?x=1");
-        let r2 = retarget(&r, "127.0.0.1:4000".parse().unwrap());
+        let r2 = retarget(&r, "127.0.0.1:4000".parse().unwrap(), false);
         assert_eq!(r2.url, "http://127.0.0.1:4000/events?x=1");
         assert_eq!(request_target(&r2.url), "/events?x=1");
+        let r3 = retarget(&r, "127.0.0.1:4001".parse().unwrap(), true);
+        assert_eq!(r3.url, "https://127.0.0.1:4001/events?x=1");
     }
 }

@@ -101,7 +101,7 @@ pub(super) async fn run(a: LoadArgs) -> CmdResult {
         let chain = crate::intermediary::Chain::start(&hops, upstream)
             .await
             .map_err(|e| CliError::Setup(error_chain(&e)))?;
-        req = crate::scenario::retarget(&req, chain.entry(upstream));
+        req = crate::scenario::retarget(&req, chain.entry(upstream), chain.tls());
         Some(chain)
     };
     let spec = LoadSpec {

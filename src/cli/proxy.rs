@@ -76,11 +76,31 @@ pub(super) async fn run(a: ProxyArgs) -> CmdResult {
     let chain = crate::intermediary::Chain::start(&hops, upstream)
         .await
         .map_err(|e| CliError::Setup(error_chain(&e)))?;
-    out(&format!("http://{}\n", chain.entry(upstream)));
+    let scheme = if chain.tls() { "https" } else { "http" };
+    out(&format!("{scheme}://{}\n", chain.entry(upstream)));
     super::eprint_line(&format!(
         "chain: origin → {} → client",
         crate::case::chain_label(&hops)
     ));
+    // The entry's certificate is issued by this process's own authority: write its (public) certificate
+    // where another client can be told to trust it, for as long as the chain runs.
+    let _ca = if chain.tls() {
+        let dir = crate::proc::private_dir("tls").map_err(|e| CliError::Setup(error_chain(&e)))?;
+        let path = dir.path().join("ca.pem");
+        let pem = crate::tls::local()
+            .map_err(|e| CliError::Setup(error_chain(&e)))?
+            .root_pem
+            .clone();
+        std::fs::write(&path, pem).map_err(|e| CliError::Setup(error_chain(&e)))?;
+        super::eprint_line(&format!(
+            "the entry's certificate is issued by a local authority for this run only: \
+             curl --cacert {} …",
+            path.display()
+        ));
+        Some(dir)
+    } else {
+        None
+    };
     match a.duration {
         Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending::<()>().await,

@@ -58,6 +58,8 @@ impl Drop for StopHandle {
 pub struct Running {
     pub label: String,
     pub addr: SocketAddr,
+    /// Whether clients speak TLS to it (`https://`, with the process's certificate: [`crate::tls`]).
+    pub tls: bool,
     /// Program and version for real hops (`nginx/1.22.1`).
     pub program: Option<String>,
     pub stop: StopHandle,
@@ -274,6 +276,14 @@ impl HopSpec {
         }
     }
 
+    /// Whether the hop serves TLS to its clients (`nginx: h2`).
+    pub fn uses_tls(&self) -> bool {
+        match self {
+            HopSpec::Process(p) => p.program.uses_tls(&p.config),
+            HopSpec::Builtin(_) => false,
+        }
+    }
+
     /// Start listening on 127.0.0.1 and forward to `upstream`.
     pub async fn start(&self, upstream: SocketAddr) -> Result<Running, HopError> {
         match self {
@@ -477,6 +487,14 @@ impl Chain {
     /// Start `specs` (origin side first) in front of `origin`: back to front, each hop given the address
     /// of the one behind it.
     pub async fn start(specs: &[HopSpec], origin: SocketAddr) -> Result<Chain, HopError> {
+        if let Some(inner) = specs.iter().rev().skip(1).find(|s| s.uses_tls()) {
+            return Err(HopError::Unavailable {
+                program: inner.label(),
+                why: "it serves TLS, so it can only be the chain's last hop (the one clients talk to): \
+                      the hops in front of it speak plain HTTP to their upstream"
+                    .into(),
+            });
+        }
         let mut chain = Chain::default();
         let mut upstream = origin;
         for spec in specs {
@@ -490,6 +508,11 @@ impl Chain {
     /// The address the client talks to (`origin` when the chain is empty).
     pub fn entry(&self, origin: SocketAddr) -> SocketAddr {
         self.hops.last().map_or(origin, |h| h.addr)
+    }
+
+    /// Whether clients speak TLS to the entry (its last hop serves `https://`).
+    pub fn tls(&self) -> bool {
+        self.hops.last().is_some_and(|h| h.tls)
     }
 
     /// Fail if a real hop has died.

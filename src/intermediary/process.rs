@@ -237,6 +237,18 @@ impl Program {
         SEEN.put(self.name, found)
     }
 
+    /// Whether `config` terminates TLS: its text (or the base's) names `{{tls_cert}}`. Such a hop gets
+    /// the process's certificate ([`crate::tls`]) in its prefix, is asked for readiness over TLS, and
+    /// can only be the chain's entry (its clients speak `https://`).
+    pub fn uses_tls(&self, config: &str) -> bool {
+        let dir = self.templates();
+        [format!("_base.{}", self.ext), format!("{config}.{}", self.ext)]
+            .iter()
+            .any(|f| {
+                std::fs::read_to_string(dir.join(f)).is_ok_and(|t| t.contains("{{tls_cert}}"))
+            })
+    }
+
     /// Render the full config of `config` for a port, upstream, prefix and readiness nonce.
     pub fn render(
         &self,
@@ -300,6 +312,8 @@ impl Program {
             ));
         }
         Ok(out
+            .replace("{{tls_cert}}", "{{prefix}}/tls/cert.pem")
+            .replace("{{tls_key}}", "{{prefix}}/tls/key.pem")
             .replace("{{port}}", &port.to_string())
             .replace("{{upstream}}", &upstream.to_string())
             .replace("{{upstream_host}}", &upstream.ip().to_string())
@@ -419,6 +433,13 @@ impl ProcessHop {
         let name = format!("{} ({})", self.program.name, self.config);
         let prefix = Prefix::create(self.program.name, &name)?;
         let port = reserve_port(&name)?;
+        let tls = self.program.uses_tls(&self.config);
+        if tls {
+            crate::tls::write_into(prefix.path()).map_err(|source| HopError::Config {
+                program: name.clone(),
+                source,
+            })?;
+        }
         let conf = self.write_config(&prefix, port, upstream, &name)?;
         let fill = |s: &str| {
             s.replace("{prefix}", &prefix.path().display().to_string())
@@ -464,7 +485,7 @@ impl ProcessHop {
             )),
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        self.await_ready(&mut live, addr, &prefix, &name).await?;
+        self.await_ready(&mut live, addr, tls, &prefix, &name).await?;
         let log = prefix
             .path()
             .join(self.program.logs.first().copied().unwrap_or("stderr.log"));
@@ -494,6 +515,7 @@ impl ProcessHop {
         Ok(Running {
             label: self.label(),
             addr,
+            tls,
             program,
             stop,
         })
@@ -526,6 +548,7 @@ impl ProcessHop {
         &self,
         live: &mut Live,
         addr: SocketAddr,
+        tls: bool,
         prefix: &Prefix,
         name: &str,
     ) -> Result<(), HopError> {
@@ -540,7 +563,12 @@ impl ProcessHop {
                     log: self.log_tail(prefix.path()),
                 });
             }
-            if answers_nonce(addr, &prefix.nonce).await && self.logged_ready(prefix.path()) {
+            let answered = if tls {
+                answers_nonce_tls(addr, &prefix.nonce).await
+            } else {
+                answers_nonce(addr, &prefix.nonce).await
+            };
+            if answered && self.logged_ready(prefix.path()) {
                 return Ok(());
             }
             // A program that logs the lost port race and keeps running (Traffic Server) is not
@@ -699,6 +727,23 @@ fn reserve_port(name: &str) -> Result<u16, HopError> {
     };
     let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(bind_error)?;
     Ok(l.local_addr().map_err(bind_error)?.port())
+}
+
+/// [`answers_nonce`] over TLS, verified against the process's own authority (a port thief has not got its
+/// key), with ssegate's HTTP client.
+async fn answers_nonce_tls(addr: SocketAddr, nonce: &str) -> bool {
+    let Ok(client) = crate::probe::client_for(Duration::from_secs(2)) else {
+        return false;
+    };
+    let url = format!("https://{addr}/__ssegate_ready");
+    let ask = async {
+        let resp = client.get(url).send().await.ok()?;
+        resp.text().await.ok()
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), ask).await,
+        Ok(Some(body)) if body.contains(nonce)
+    )
 }
 
 /// Whether `addr` answers `GET /__ssegate_ready` with `nonce` (so it is our program, not a port thief).

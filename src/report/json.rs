@@ -46,6 +46,9 @@ pub struct ProbeDoc<'a> {
     pub request_headers: &'a [(String, String)],
     pub status: u16,
     pub http_version: &'a str,
+    /// TLS version and the ALPN protocol, for `https://`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<&'a crate::probe::TlsFacts>,
     pub headers: &'a [(String, String)],
     #[serde(rename = "headers_ms", serialize_with = "ser_ms")]
     pub headers_at: Duration,
@@ -103,6 +106,7 @@ impl<'a> ProbeDoc<'a> {
             request_headers: &r.request_headers,
             status: r.status,
             http_version: &r.version,
+            tls: r.tls.as_ref(),
             headers: &r.headers,
             headers_at: r.headers_at,
             framing: &r.framing,

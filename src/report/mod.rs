@@ -179,7 +179,7 @@ pub fn normalized(o: &Outcome) -> String {
         let _ = writeln!(s, "origin received: {saw}");
     }
     let _ = writeln!(s, "response:");
-    let _ = writeln!(s, "  status: {} {}", r.status, r.version);
+    let _ = writeln!(s, "  status: {} {}", r.status, protocol(r));
     let _ = writeln!(s, "  framing: {}", r.framing.as_str());
     let _ = writeln!(s, "  coding: {}", r.coding);
     let _ = writeln!(s, "  end: {}", end_label(&r.end));
@@ -337,6 +337,14 @@ fn textwrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// The HTTP version, and over TLS the TLS version and what ALPN chose (`HTTP/2.0 over TLSv1.2, ALPN h2`).
+pub fn protocol(r: &Recording) -> String {
+    match &r.tls {
+        Some(t) => format!("{} over {}, ALPN {}", r.version, t.version, t.alpn),
+        None => r.version.clone(),
+    }
+}
+
 /// `probe`'s human output.
 pub fn probe_human(r: &Recording, v: &Verdict) -> String {
     let mut s = String::new();
@@ -351,7 +359,7 @@ pub fn probe_human(r: &Recording, v: &Verdict) -> String {
         let _ = writeln!(
             s,
             "{} {} — headers after {}",
-            r.version,
+            protocol(r),
             r.status,
             human_duration(r.headers_at)
         );

@@ -22,7 +22,7 @@ pub fn stream_markdown(r: &Recording, v: &Verdict) -> String {
         let _ = writeln!(
             s,
             "{} {}, headers after {}; {} events; delivery **`{}`** ({}).\n",
-            r.version,
+            super::protocol(r),
             r.status,
             human_duration(r.headers_at),
             r.events.len(),

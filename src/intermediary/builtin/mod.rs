@@ -184,6 +184,7 @@ impl Builtin {
         Ok(Running {
             label: self.label(),
             addr,
+            tls: false,
             program: None,
             stop: StopHandle::Task(task),
         })
