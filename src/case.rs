@@ -16,6 +16,7 @@ use crate::load::LoadPlan;
 use crate::origin::profile::{Profile, ProfilePatch};
 use crate::text::name_help;
 use crate::verdict::capacity::Capacity;
+use crate::verdict::lifecycle::{DisconnectOutcome, ReconnectOutcome};
 use crate::verdict::sharing::{SecondOpen, Sharing};
 use crate::verdict::{Delivery, FindingId};
 use crate::yaml::parse_yaml;
@@ -37,6 +38,9 @@ pub struct CaseFile {
     pub second_client: Option<Spanned<SecondOpen>>,
     /// Many concurrent streams through the same chain after the probe (does the chain hold them?).
     pub load: Option<Spanned<LoadPlan>>,
+    /// After the probe, the lifecycle phases through the same chain: a reconnect with `Last-Event-ID`
+    /// and a client that leaves after its first event (`expect.reconnect` / `expect.disconnect`).
+    pub lifecycle: Option<Spanned<bool>>,
     pub expect: Expect,
 }
 
@@ -79,6 +83,10 @@ pub struct Expect {
     pub sharing: Option<Spanned<Sharing>>,
     /// Whether the chain held the load (required with `load`, refused without it).
     pub capacity: Option<Spanned<Capacity>>,
+    /// What the reconnect phase found (with `lifecycle: true`).
+    pub reconnect: Option<Spanned<ReconnectOutcome>>,
+    /// What the disconnect phase found (with `lifecycle: true`).
+    pub disconnect: Option<Spanned<DisconnectOutcome>>,
 }
 
 /// A loaded, validated case.
@@ -174,6 +182,20 @@ impl Case {
             "a case with `load` must say whether the chain holds it: `expect.capacity`",
             "`expect.capacity` needs a `load` to measure it",
             "full, limited",
+        )?;
+        let lifecycle = file.lifecycle.as_ref().filter(|l| l.value);
+        let phase = file
+            .expect
+            .reconnect
+            .as_ref()
+            .map(|r| &r.referenced)
+            .or(file.expect.disconnect.as_ref().map(|d| &d.referenced));
+        paired(
+            lifecycle.map(|l| (&l.referenced, Ok(()))),
+            phase,
+            "a case with `lifecycle: true` must say what a phase finds: `expect.reconnect` or `expect.disconnect`",
+            "`expect.reconnect` and `expect.disconnect` need `lifecycle: true` to measure them",
+            "reconnect: resumed, replayed, not-forwarded, no-ids, stopped, gave-up, undetermined; disconnect: propagated, not-propagated, undetermined, not-measured",
         )?;
         let base = Profile::load(profiles_dir, name)?;
         let profile = file.target.overrides.apply(&base);

@@ -351,8 +351,9 @@ fn build_client(connect: Duration) -> Result<reqwest::Client, ProbeError> {
     // The system's roots, and the process's own authority (the certificates of its TLS hops, see
     // [`crate::tls`]) when it can be made; a hop that needs it fails on its own when it cannot.
     if let Ok(local) = crate::tls::local() {
-        builder = builder.tls_certs_merge([reqwest::Certificate::from_der(&local.root_der)
-            .map_err(ProbeError::Client)?]);
+        builder = builder.tls_certs_merge([
+            reqwest::Certificate::from_der(&local.root_der).map_err(ProbeError::Client)?
+        ]);
     }
     builder
         .no_proxy()
@@ -525,23 +526,26 @@ fn record_head(
     rec.remote_addr = resp.remote_addr();
     rec.status = resp.status().as_u16();
     rec.version = format!("{:?}", resp.version());
-    rec.tls = resp.extensions().get::<reqwest::tls::TlsInfo>().map(|info| {
-        let version = match info.version() {
-            Some(reqwest::tls::Version::TLS_1_3) => "TLSv1.3",
-            Some(reqwest::tls::Version::TLS_1_2) => "TLSv1.2",
-            Some(_) => "older than TLSv1.2",
-            None => "unknown",
-        };
-        TlsFacts {
-            version: version.to_string(),
-            alpn: if resp.version() == reqwest::Version::HTTP_2 {
-                "h2"
-            } else {
-                "http/1.1"
+    rec.tls = resp
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .map(|info| {
+            let version = match info.version() {
+                Some(reqwest::tls::Version::TLS_1_3) => "TLSv1.3",
+                Some(reqwest::tls::Version::TLS_1_2) => "TLSv1.2",
+                Some(_) => "older than TLSv1.2",
+                None => "unknown",
+            };
+            TlsFacts {
+                version: version.to_string(),
+                alpn: if resp.version() == reqwest::Version::HTTP_2 {
+                    "h2"
+                } else {
+                    "http/1.1"
+                }
+                .to_string(),
             }
-            .to_string(),
-        }
-    });
+        });
     rec.headers = redact(&resp_headers, &req.secret_headers);
     rec.headers_at = headers_at;
     rec.ended_at = headers_at;

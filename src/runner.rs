@@ -14,6 +14,7 @@ use crate::probe::{ProbeError, ProbeRequest, Recording};
 use crate::scenario::{self, LoadMeasured, Measurement, Scenario, ScenarioError, Witness};
 use crate::verdict::Verdict;
 use crate::verdict::capacity::Capacity;
+use crate::verdict::lifecycle::{DisconnectOutcome, Lifecycle, ReconnectOutcome, kebab};
 use crate::verdict::sharing::{SecondClient, SecondOpen, Sharing};
 
 /// Why a scenario could not be run (as opposed to running and failing its expectation).
@@ -52,6 +53,9 @@ pub struct Outcome {
     /// The load, when the case has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadMeasured>,
+    /// The lifecycle phases, when the case asks for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
     pub expectation: Option<Expectation>,
     /// Wall time of the whole scenario.
     #[serde(serialize_with = "crate::probe::ser_ms")]
@@ -76,6 +80,10 @@ pub struct Expectation {
     pub sharing: Option<Sharing>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Capacity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconnect: Option<ReconnectOutcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disconnect: Option<DisconnectOutcome>,
     /// Empty when the case passed.
     pub failures: Vec<String>,
 }
@@ -124,6 +132,7 @@ pub async fn run_scenario(
     request: &RequestSpec,
     second: Option<SecondOpen>,
     load: Option<LoadPlan>,
+    lifecycle: bool,
 ) -> Result<Measurement, RunError> {
     let origin = FixtureServer::start(profile.clone())
         .await
@@ -138,6 +147,7 @@ pub async fn run_scenario(
         },
         second,
         load,
+        lifecycle,
     };
     let m = scenario::measure(&scenario).await.map_err(|e| match e {
         ScenarioError::Hop(e) => RunError::Hop(e),
@@ -175,13 +185,26 @@ pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
         &case.file.request,
         open,
         load,
+        case.file.lifecycle.as_ref().is_some_and(|l| l.value),
     )
     .await?;
+    let mut verdict = m.verdict;
+    // A case's expectation reads the phases' findings with the stream's.
+    if let Some(l) = &m.lifecycle {
+        verdict.findings.extend(l.findings.iter().cloned());
+        crate::verdict::sort_findings(&mut verdict.findings);
+    }
     let second = m.second.map(|measured| SecondReport {
         opened: open.unwrap_or_default().label(),
         measured,
     });
-    let expectation = Some(check(case, &m.verdict, second.as_ref(), m.load.as_ref()));
+    let expectation = Some(check(
+        case,
+        &verdict,
+        second.as_ref(),
+        m.load.as_ref(),
+        m.lifecycle.as_ref(),
+    ));
     let changes = case.file.target.overrides.changed_keys();
     Ok(Outcome {
         name: case.name.clone(),
@@ -193,9 +216,10 @@ pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
         programs: m.programs,
         origin_saw: m.origin_saw,
         recording: m.recording,
-        verdict: m.verdict,
+        verdict,
         second,
         load: m.load,
+        lifecycle: m.lifecycle,
         expectation,
         took: started.elapsed(),
     })
@@ -207,9 +231,36 @@ pub fn check(
     v: &Verdict,
     second: Option<&SecondReport>,
     load: Option<&LoadMeasured>,
+    lifecycle: Option<&Lifecycle>,
 ) -> Expectation {
     let e = &case.file.expect;
     let mut failures = Vec::new();
+    let reconnect = e.reconnect.as_ref().map(|r| r.value);
+    let disconnect = e.disconnect.as_ref().map(|d| d.value);
+    if let Some(want) = reconnect {
+        match lifecycle {
+            Some(l) if l.reconnect.outcome != want => failures.push(format!(
+                "expected reconnect `{}`, measured `{}` ({})",
+                kebab(&want),
+                kebab(&l.reconnect.outcome),
+                l.reconnect.summary
+            )),
+            Some(_) => {}
+            None => failures.push("expected a reconnect phase, but none ran".into()),
+        }
+    }
+    if let Some(want) = disconnect {
+        match lifecycle {
+            Some(l) if l.disconnect.outcome != want => failures.push(format!(
+                "expected disconnect `{}`, measured `{}` ({})",
+                kebab(&want),
+                kebab(&l.disconnect.outcome),
+                l.disconnect.summary
+            )),
+            Some(_) => {}
+            None => failures.push("expected a disconnect phase, but none ran".into()),
+        }
+    }
     let capacity = e.capacity.as_ref().map(|c| c.value);
     if let Some(want) = capacity {
         match load {
@@ -259,6 +310,8 @@ pub fn check(
         absent: e.absent.iter().map(|s| s.value.clone()).collect(),
         sharing,
         capacity,
+        reconnect,
+        disconnect,
         failures,
     }
 }

@@ -22,6 +22,7 @@ use crate::origin::{FixtureServer, Profile};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
 use crate::tap::Tap;
 use crate::verdict::capacity::{Capacity, LoadCounts, judge_capacity};
+use crate::verdict::lifecycle::Lifecycle;
 use crate::verdict::sharing::{OriginSide, SecondClient, SecondOpen, judge_sharing};
 use crate::verdict::{Reference, Schedule, Verdict, judge, sort_findings};
 
@@ -69,6 +70,9 @@ pub struct Scenario<'a> {
     /// Many concurrent streams through the same chain once the probe has ended (fixture witness only:
     /// its log has every stream's send instants).
     pub load: Option<LoadPlan>,
+    /// After the probe, the lifecycle phases through the same chain (tap witness only: the tap sees
+    /// what reaches the origin): a reconnect with `Last-Event-ID`, and a client that leaves early.
+    pub lifecycle: bool,
 }
 
 /// What a scenario's load measured, judged.
@@ -128,6 +132,8 @@ pub struct Measurement {
     pub second: Option<SecondClient>,
     /// What the load got, when the scenario has one.
     pub load: Option<LoadMeasured>,
+    /// The lifecycle phases, when the scenario asks for them.
+    pub lifecycle: Option<Lifecycle>,
 }
 
 /// Measure one scenario.
@@ -164,7 +170,7 @@ async fn measure_fixture(
     );
     let mut req = s.request.clone();
     req.url = format!("http://{}{path}", server.addr());
-    let (chain, rec, second, _) =
+    let (chain, rec, second, sent) =
         probe_through(s.chain, server.addr(), &req, None, s.second).await?;
     let requests = server.requests();
     let ours: Vec<_> = requests
@@ -184,6 +190,31 @@ async fn measure_fixture(
         })
         .unwrap_or_default();
     let mut verdict = judge(&rec, Reference::Schedule(&schedule));
+    let lifecycle = if s.lifecycle {
+        let seen = |rec: &Recording, req: &ProbeRequest| {
+            let end = rec.start + rec.ended_at;
+            let log = server.requests();
+            let r = log.iter().rfind(|r| {
+                r.target.starts_with(&path)
+                    && r.method.eq_ignore_ascii_case(&req.method)
+                    && r.received >= rec.start
+                    && r.received <= end
+            })?;
+            Some(OriginView {
+                last_event_id: r
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("last-event-id"))
+                    .map(|(_, v)| v.clone()),
+                sends: r.sends.clone(),
+                closed: r.ended.filter(|_| r.client_gone),
+                ended: r.ended.filter(|_| !r.client_gone),
+            })
+        };
+        Some(lifecycle(&seen, &sent, &rec, None).await?)
+    } else {
+        None
+    };
     let second = second.map(|rec2| {
         let origin = OriginSide {
             requests: ours.len(),
@@ -213,6 +244,7 @@ async fn measure_fixture(
         None => None,
     };
     Ok(Measurement {
+        lifecycle,
         verdict,
         origin_saw: first.map(|r| format!("{} {}", r.method, r.version)),
         programs: chain.programs(),
@@ -365,6 +397,20 @@ async fn measure_tapped(
         (None, None) => (judge(&rec, Reference::None), None, None),
     };
     let mut verdict = verdict;
+    let lifecycle = if s.lifecycle {
+        let seen = |rec: &Recording, req: &ProbeRequest| {
+            let e = tap.exchange_for(rec, &req.method, &request_target(&req.url))?;
+            Some(OriginView {
+                last_event_id: e.last_event_id,
+                sends: e.sends,
+                closed: e.client_closed,
+                ended: e.ended.filter(|_| e.end != crate::tap::TapEnd::ClientGone),
+            })
+        };
+        Some(lifecycle(&seen, &sent, &rec, target).await?)
+    } else {
+        None
+    };
     let load = match s.load {
         Some(plan) => {
             let measured = load_through(s.chain, &chain, tap.addr(), s.request, plan, None).await?;
@@ -383,6 +429,118 @@ async fn measure_tapped(
         open_at_origin,
         second: None,
         load,
+        lifecycle,
+    })
+}
+
+/// What the origin saw of one request of the lifecycle phases, from the tap or the fixture's log.
+pub struct OriginView {
+    /// The request's `Last-Event-ID`.
+    pub last_event_id: Option<String>,
+    /// When each event left the origin.
+    pub sends: Vec<Instant>,
+    /// When the origin's side learnt the client (the hop in front) was gone: the tap's end of file or
+    /// failed write, the fixture's failed write.
+    pub closed: Option<Instant>,
+    /// When the origin ended the response by itself.
+    pub ended: Option<Instant>,
+}
+
+/// Finds what the origin saw of the request `req` that `rec` recorded.
+type Witnessed<'a> = &'a (dyn Fn(&Recording, &ProbeRequest) -> Option<OriginView> + Sync);
+
+/// The lifecycle phases through a running chain after its probe `first` (sent as `sent`): the client
+/// reconnects as a browser would (after `retry:` or the browser's default, with `Last-Event-ID`), then
+/// another client leaves after its first event while the origin's side is watched for the close.
+async fn lifecycle(
+    origin: Witnessed<'_>,
+    sent: &ProbeRequest,
+    first: &Recording,
+    target: Option<&SharedTarget>,
+) -> Result<Lifecycle, ScenarioError> {
+    use crate::verdict::lifecycle::{
+        DISCONNECT_BOUND, DISCONNECT_WATCH, DisconnectFacts, ReconnectFacts, judge_disconnect,
+        judge_reconnect, last_event_id, reconnect_delay, stops_reconnecting,
+    };
+    let failed = |e| {
+        target_alive(target)?;
+        Err(ScenarioError::Probe(e))
+    };
+    // Reconnect.
+    let waited = reconnect_delay(first);
+    let mut again = None;
+    let mut origin_received = None;
+    if stops_reconnecting(first).is_none() && !first.events.is_empty() {
+        tokio::time::sleep(waited).await;
+        let mut req = sent.clone();
+        if let Some(id) = last_event_id(first) {
+            req.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("last-event-id"));
+            req.headers.push(("Last-Event-ID".into(), id));
+        }
+        // The first event after reconnecting is all it takes; the stream's own length bounds the wait.
+        req.limits.max_events = Some(1);
+        let rec = match probe(&req).await {
+            Ok(r) => r,
+            Err(e) => return failed(e),
+        };
+        origin_received = origin(&rec, &req).map(|v| v.last_event_id);
+        again = Some(rec);
+    }
+    let (reconnect, mut findings) = judge_reconnect(&ReconnectFacts {
+        first,
+        waited,
+        again: again.as_ref(),
+        origin_received,
+    });
+    // Disconnect: leave after the first event, then watch the origin's side until the hop closes the
+    // request or the origin ends it, at most until the bound after the origin's next write (a hop may
+    // notice only then), or DISCONNECT_WATCH.
+    let mut req = sent.clone();
+    req.limits.max_events = Some(1);
+    let rec = match probe(&req).await {
+        Ok(r) => r,
+        Err(e) => return failed(e),
+    };
+    let left = (!rec.events.is_empty()).then_some(rec.start + rec.ended_at);
+    let mut seen = origin(&rec, &req);
+    let next_send = |v: &OriginView, left: Instant| v.sends.iter().copied().find(|&t| t > left);
+    let mut watched = Duration::ZERO;
+    if let Some(left) = left {
+        while let Some(v) = seen.as_ref() {
+            if v.closed.is_some() || v.ended.is_some() {
+                break;
+            }
+            let until = match next_send(v, left) {
+                Some(n) => (n + DISCONNECT_BOUND).min(left + DISCONNECT_WATCH),
+                None => left + DISCONNECT_WATCH,
+            };
+            if Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            seen = origin(&rec, &req);
+        }
+        watched = left.elapsed();
+    }
+    let after = |t: Option<Instant>| Some(t?.saturating_duration_since(left?));
+    let (disconnect, more) = judge_disconnect(&DisconnectFacts {
+        client_left: left.map(|l| rec.offset(l)),
+        seen_at_origin: seen.is_some(),
+        ended_before_left: seen
+            .as_ref()
+            .zip(left)
+            .is_some_and(|(v, l)| v.ended.is_some_and(|t| t <= l)),
+        closed_after: after(seen.as_ref().and_then(|v| v.closed)),
+        origin_ended_after: after(seen.as_ref().and_then(|v| v.ended)),
+        next_send_after: after(seen.as_ref().zip(left).and_then(|(v, l)| next_send(v, l))),
+        watched,
+    });
+    findings.extend(more);
+    Ok(Lifecycle {
+        reconnect,
+        disconnect,
+        findings,
     })
 }
 

@@ -69,6 +69,11 @@ pub struct Exchange {
     pub sends: Vec<Instant>,
     pub ended: Option<Instant>,
     pub end: TapEnd,
+    /// The request's `Last-Event-ID` as it reached the origin.
+    pub last_event_id: Option<String>,
+    /// When the client side (the hop in front) closed this exchange's connection, read as end of
+    /// file on the request side, or as a failed write of the response.
+    pub client_closed: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -217,6 +222,8 @@ struct Pending {
     queue: VecDeque<(Option<usize>, String)>,
     /// The request side lost track (a chunked body, an oversized head): stop pairing responses.
     lost: bool,
+    /// Every logged exchange of this connection.
+    all: Vec<usize>,
 }
 
 /// What the request side is following.
@@ -249,6 +256,7 @@ impl Requests {
                     method,
                     target,
                     body,
+                    last_event_id,
                 } => {
                     let idx = {
                         let mut l = lock(log);
@@ -262,16 +270,18 @@ impl Requests {
                                 sends: Vec::new(),
                                 ended: None,
                                 end: TapEnd::Open,
+                                last_event_id,
+                                client_closed: None,
                             });
                             Some(l.exchanges.len() - 1)
                         } else {
                             None
                         }
                     };
-                    p.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .queue
-                        .push_back((idx, method));
+                    let mut pending = p.lock().unwrap_or_else(|e| e.into_inner());
+                    pending.queue.push_back((idx, method));
+                    pending.all.extend(idx);
+                    drop(pending);
                     // Whatever followed the head is its body, then the next request.
                     input = self.head.split_off(len);
                     self.head.clear();
@@ -297,6 +307,15 @@ async fn requests(from: OwnedReadHalf, to: OwnedWriteHalf, log: SharedLog, p: Ar
         }
     })
     .await;
+    // The client side closed (or reset) the connection: every exchange on it has lost its client.
+    let at = Instant::now();
+    let all = std::mem::take(&mut p.lock().unwrap_or_else(|e| e.into_inner()).all);
+    let mut l = lock(&log);
+    for i in all {
+        if let Some(e) = l.exchanges.get_mut(i) {
+            e.client_closed.get_or_insert(at);
+        }
+    }
 }
 
 /// Copy `from` to `to` until EOF, showing each read and its instant to `watch` before writing it on.
@@ -331,6 +350,7 @@ enum Parsed {
         target: String,
         /// Body length (0 without one); `None` for a body the tap cannot delimit (chunked).
         body: Option<u64>,
+        last_event_id: Option<String>,
     },
 }
 
@@ -342,7 +362,11 @@ fn parse_request(head: &[u8]) -> Parsed {
         Err(_) => Parsed::Invalid,
         Ok(httparse::Status::Complete(len)) => {
             let mut body = Some(0);
+            let mut last_event_id = None;
             for h in req.headers.iter() {
+                if h.name.eq_ignore_ascii_case("last-event-id") {
+                    last_event_id = Some(String::from_utf8_lossy(h.value).into_owned());
+                }
                 if h.name.eq_ignore_ascii_case("transfer-encoding") {
                     body = None;
                 } else if h.name.eq_ignore_ascii_case("content-length") && body.is_some() {
@@ -356,6 +380,7 @@ fn parse_request(head: &[u8]) -> Parsed {
                 method: req.method.unwrap_or("GET").to_string(),
                 target: req.path.unwrap_or("/").to_string(),
                 body,
+                last_event_id,
             }
         }
     }
@@ -626,6 +651,9 @@ fn finish(log: &SharedLog, idx: Option<usize>, at: Instant, end: TapEnd) {
     {
         e.ended = Some(at);
         e.end = end;
+        if end == TapEnd::ClientGone {
+            e.client_closed.get_or_insert(at);
+        }
     }
 }
 
@@ -738,15 +766,21 @@ mod tests {
                 method,
                 target,
                 body,
+                last_event_id,
             } => {
                 assert_eq!(
                     (method.as_str(), target.as_str(), body),
                     ("POST", "/s?x=1", Some(3))
                 );
                 assert_eq!(len, 52);
+                assert_eq!(last_event_id, None);
             }
             _ => panic!("not parsed"),
         }
+        assert!(matches!(
+            parse_request(b"GET / HTTP/1.1\r\nlast-event-id: 7\r\n\r\n"),
+            Parsed::Request { last_event_id: Some(id), .. } if id == "7"
+        ));
         assert!(matches!(
             parse_request(b"GET / HTTP/1.1\r\nHo"),
             Parsed::Partial

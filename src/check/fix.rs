@@ -49,7 +49,7 @@ pub(super) async fn run_chain(
     hops: &[HopSpec],
     alone: bool,
 ) -> Result<Measured, CheckError> {
-    let first = probe_chain(ctx, name, hops, ctx.load).await?;
+    let first = probe_chain(ctx, name, hops, ctx.load, ctx.lifecycle).await?;
     let mut m = Measured {
         name: name.to_string(),
         label: crate::case::chain_label(hops),
@@ -63,6 +63,7 @@ pub(super) async fn run_chain(
         recording: first.recording,
         verdict: first.verdict,
         load: first.load,
+        lifecycle: first.lifecycle,
     };
     let judge = !m.queued && ctx.judge_fix && m.verdict.delivery != Delivery::Streamed;
     if judge {
@@ -94,7 +95,7 @@ async fn measure_fix(
         // A cut is an idle limit's doing: try heartbeats alone first, so the claim names only what helps.
         let mut with_heartbeat = vec![HopSpec::from(Heartbeat { every_ms })];
         with_heartbeat.extend(hops.iter().cloned());
-        let run = probe_chain(ctx, name, &with_heartbeat, None).await?;
+        let run = probe_chain(ctx, name, &with_heartbeat, None, false).await?;
         if !alone && ctx.queued(&run) {
             return Ok(None);
         }
@@ -118,7 +119,7 @@ async fn measure_fix(
     }
     let nothing_to_try = fixed.is_empty();
     fixed.extend(hops.iter().cloned());
-    let again = probe_chain(ctx, name, &fixed, None).await?;
+    let again = probe_chain(ctx, name, &fixed, None, false).await?;
     if !alone && ctx.queued(&again) {
         return Ok(None);
     }

@@ -104,6 +104,7 @@ impl<'a> Gate<'a> {
             origin_wait: None,
             serial: false,
             load: None,
+            lifecycle: None,
         }
     }
 
@@ -180,6 +181,47 @@ impl<'a> Gate<'a> {
                 status = Status::Warn;
             }
         }
+        // The lifecycle phases: an origin's own (no ids, a replay) fails the gate at `fail_on`; a hop's
+        // (a dropped header, a disconnect kept from the origin) is the operator's, so it warns unless
+        // `expect` names the chain.
+        if let Some(l) = &m.lifecycle {
+            for f in &l.findings {
+                let denied = self.expect.deny.iter().any(|d| d.value == f.id().as_str());
+                if !denied && (self.allowed(f.id()) || f.severity() < self.expect.fail_on) {
+                    continue;
+                }
+                let mut r = format!(
+                    "{} `{}` ({}): {} — fix: {}",
+                    f.severity().as_str(),
+                    f.id(),
+                    if f.id() == FindingId::DisconnectNotPropagated {
+                        "disconnect"
+                    } else {
+                        "reconnect"
+                    },
+                    f.evidence,
+                    f.rule.fix
+                );
+                let operator = f
+                    .rule
+                    .operator_fix
+                    .filter(|_| f.id() != FindingId::NoEventIds);
+                if let Some(op) = operator {
+                    r.push_str(&format!("; operator fix: {op}"));
+                }
+                reasons.push(r);
+                let s = if denied || explicit || operator.is_none() {
+                    Status::Fail
+                } else {
+                    Status::Warn
+                };
+                status = match (status, s) {
+                    (Status::Fail, _) | (_, Status::Fail) => Status::Fail,
+                    (Status::NotJudged, _) => Status::NotJudged,
+                    _ => Status::Warn,
+                };
+            }
+        }
         let d = self.denied(&m.verdict);
         if !d.is_empty() {
             status = Status::Fail;
@@ -199,6 +241,7 @@ impl<'a> Gate<'a> {
             origin_wait: m.origin_wait,
             serial: m.serial,
             load: m.load,
+            lifecycle: m.lifecycle,
         }
     }
 

@@ -212,6 +212,9 @@ pub struct ChainOutcome {
     /// `listen.streams` concurrent streams through this chain, when the config asks for them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load: Option<crate::scenario::LoadMeasured>,
+    /// The reconnect and disconnect phases through this chain (`listen.lifecycle`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<crate::verdict::lifecycle::Lifecycle>,
 }
 
 /// The origin kept requests waiting while others were open: it answers only so many at once.
@@ -373,6 +376,8 @@ struct Ctx {
     queue_limit: Duration,
     /// `listen.streams`: a load through every chain.
     load: Option<crate::load::LoadPlan>,
+    /// `listen.lifecycle`: the reconnect and disconnect phases through every chain.
+    lifecycle: bool,
 }
 
 /// Run the gate.
@@ -464,6 +469,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         target: target.clone(),
         queue_limit,
         load: loaded.config.listen.load(),
+        lifecycle: loaded.config.listen.lifecycle,
     });
     let (measured, concurrency) = run_matrix(&ctx, selected, opts).await?;
     if let Some(t) = &target {
@@ -680,6 +686,7 @@ pub struct Measured {
     queued_alone: bool,
     serial: bool,
     load: Option<crate::scenario::LoadMeasured>,
+    lifecycle: Option<crate::verdict::lifecycle::Lifecycle>,
 }
 
 /// One probe of one chain.
@@ -690,6 +697,7 @@ struct ChainRun {
     origin_wait: Option<Duration>,
     open_at_origin: Option<(Instant, Instant)>,
     load: Option<crate::scenario::LoadMeasured>,
+    lifecycle: Option<crate::verdict::lifecycle::Lifecycle>,
 }
 
 impl Ctx {
@@ -705,6 +713,7 @@ async fn probe_chain(
     name: &str,
     hops: &[HopSpec],
     load: Option<crate::load::LoadPlan>,
+    lifecycle: bool,
 ) -> Result<ChainRun, CheckError> {
     let scenario = Scenario {
         chain: hops,
@@ -716,6 +725,7 @@ async fn probe_chain(
         },
         second: None,
         load,
+        lifecycle,
     };
     let chain = name.to_string();
     let m = scenario::measure(&scenario).await.map_err(|e| match e {
@@ -732,6 +742,7 @@ async fn probe_chain(
         origin_wait: m.origin_wait,
         open_at_origin: m.open_at_origin,
         load: m.load,
+        lifecycle: m.lifecycle,
     })
 }
 

@@ -242,11 +242,12 @@ impl Program {
     /// can only be the chain's entry (its clients speak `https://`).
     pub fn uses_tls(&self, config: &str) -> bool {
         let dir = self.templates();
-        [format!("_base.{}", self.ext), format!("{config}.{}", self.ext)]
-            .iter()
-            .any(|f| {
-                std::fs::read_to_string(dir.join(f)).is_ok_and(|t| t.contains("{{tls_cert}}"))
-            })
+        [
+            format!("_base.{}", self.ext),
+            format!("{config}.{}", self.ext),
+        ]
+        .iter()
+        .any(|f| std::fs::read_to_string(dir.join(f)).is_ok_and(|t| t.contains("{{tls_cert}}")))
     }
 
     /// Render the full config of `config` for a port, upstream, prefix and readiness nonce.
@@ -485,7 +486,8 @@ impl ProcessHop {
             )),
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        self.await_ready(&mut live, addr, tls, &prefix, &name).await?;
+        self.await_ready(&mut live, addr, tls, &prefix, &name)
+            .await?;
         let log = prefix
             .path()
             .join(self.program.logs.first().copied().unwrap_or("stderr.log"));

@@ -140,7 +140,17 @@ async fn handle(
             .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
             .collect(),
     );
-    let (body, first_rx) = start_body(&profile, &log, idx).await;
+    // A resuming origin numbers its events after the id the client last saw.
+    let after = if profile.resume {
+        req.headers()
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let (body, first_rx) = start_body(&profile, &log, idx, after).await;
     if profile.headers_with_first_event {
         // Returning the response is what lets hyper write the head: wait until the first write is queued.
         let _ = first_rx.await;
@@ -201,6 +211,7 @@ async fn start_body(
     profile: &Arc<Profile>,
     log: &Log,
     idx: usize,
+    after: u32,
 ) -> (
     http_body_util::channel::Channel<Bytes, BoxError>,
     tokio::sync::oneshot::Receiver<()>,
@@ -211,7 +222,15 @@ async fn start_body(
     let (tx, body) = Channel::<Bytes, BoxError>::new(64);
     let (first_tx, first_rx) = tokio::sync::oneshot::channel();
     let start = Instant::now();
-    tokio::spawn(play(profile.clone(), tx, start, log.clone(), idx, first_tx));
+    tokio::spawn(play(
+        profile.clone(),
+        tx,
+        start,
+        log.clone(),
+        idx,
+        first_tx,
+        after,
+    ));
     (body, first_rx)
 }
 
@@ -261,7 +280,7 @@ async fn serve_raw(mut stream: tokio::net::TcpStream, profile: Arc<Profile>, log
         return;
     };
     let idx = log_request(&log, &method, target, version, headers);
-    let (mut body, first_rx) = start_body(&profile, &log, idx).await;
+    let (mut body, first_rx) = start_body(&profile, &log, idx, 0).await;
     if profile.headers_with_first_event {
         let _ = first_rx.await;
     }
@@ -349,6 +368,7 @@ async fn play(
     log: Log,
     idx: usize,
     first_tx: tokio::sync::oneshot::Sender<()>,
+    after: u32,
 ) {
     let mut first_tx = Some(first_tx);
     let mut pending: Vec<u8> = Vec::new();
@@ -376,7 +396,7 @@ async fn play(
                 if let Ok(mut l) = log.lock() {
                     l[idx].sends.push(now);
                 }
-                pending.extend(p.event_bytes(seq));
+                pending.extend(p.event_bytes(seq.saturating_add(after)));
                 events_done += 1;
             }
             Step::Heartbeat => pending.extend(p.heartbeat_bytes()),

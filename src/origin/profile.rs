@@ -179,10 +179,21 @@ pub struct Profile {
     /// How the body is delimited: `chunked` (default), `close-delimited` or `http10`.
     #[serde(default)]
     pub wire: Wire,
+    /// Give every event an `id:` (its sequence number; default true).
+    #[serde(default = "default_true")]
+    pub ids: bool,
+    /// On a request with a numeric `Last-Event-ID: N`, continue after it: the events are numbered from
+    /// N + 1 (default false: every request starts again at 1, as most servers do). Chunked wire only.
+    #[serde(default)]
+    pub resume: bool,
 }
 
 fn default_status() -> u16 {
     200
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Overrides a case applies on top of a profile. Every field is optional.
@@ -207,6 +218,8 @@ pub struct ProfilePatch {
     pub linger_ms: Option<u64>,
     pub content_length: Option<bool>,
     pub wire: Option<Wire>,
+    pub ids: Option<bool>,
+    pub resume: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,6 +256,8 @@ impl ProfilePatch {
         add(self.linger_ms.is_some(), "linger_ms");
         add(self.content_length.is_some(), "content_length");
         add(self.wire.is_some(), "wire");
+        add(self.ids.is_some(), "ids");
+        add(self.resume.is_some(), "resume");
         add(self.status.is_some(), "status");
         keys
     }
@@ -286,7 +301,9 @@ impl ProfilePatch {
             hold_until_end,
             linger_ms,
             content_length,
-            wire
+            wire,
+            ids,
+            resume
         );
         if self.heartbeat_ms.is_some() {
             p.heartbeat_ms = self.heartbeat_ms;
@@ -402,7 +419,11 @@ impl Profile {
     /// The bytes of event `seq`, framed as the profile says.
     pub fn event_bytes(&self, seq: u32) -> Vec<u8> {
         let nl = self.framing.line_ending.as_str();
-        let mut s = format!("id: {seq}{nl}data: {}{nl}", self.event_data(seq));
+        let mut s = if self.ids {
+            format!("id: {seq}{nl}data: {}{nl}", self.event_data(seq))
+        } else {
+            format!("data: {}{nl}", self.event_data(seq))
+        };
         if self.framing.terminator {
             s.push_str(nl);
         }

@@ -2,6 +2,8 @@
 //! with a timeline picture. All of them read the same [`CheckReport`]; none measures anything.
 
 use std::fmt::Write as _;
+
+use crate::verdict::lifecycle::kebab;
 use std::time::Duration;
 
 use crate::check::{ChainOutcome, CheckReport, Fixability, Status};
@@ -149,6 +151,20 @@ fn chain_human(s: &mut String, c: &ChainOutcome, mark: &str, w: usize) {
             m.streams,
             if failed.is_empty() { "0" } else { &failed },
             m.cut
+        );
+    }
+    if let Some(l) = &c.lifecycle {
+        let _ = writeln!(
+            s,
+            "      reconnect: {}: {}",
+            kebab(&l.reconnect.outcome),
+            l.reconnect.summary
+        );
+        let _ = writeln!(
+            s,
+            "      disconnect: {}: {}",
+            kebab(&l.disconnect.outcome),
+            l.disconnect.summary
         );
     }
     for reason in &c.reasons {
@@ -305,6 +321,26 @@ pub fn check_markdown(r: &CheckReport) -> String {
         for c in failing {
             for reason in &c.reasons {
                 let _ = writeln!(s, "- **{}**: {}", c.name, reason.replace('|', "\\|"));
+            }
+        }
+    }
+    let phases: Vec<&ChainOutcome> = r.all().filter(|c| c.lifecycle.is_some()).collect();
+    if !phases.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n### Lifecycle\n\n| chain | reconnect | disconnect |\n|---|---|---|"
+        );
+        for c in phases {
+            if let Some(l) = &c.lifecycle {
+                let _ = writeln!(
+                    s,
+                    "| {} | `{}`: {} | `{}`: {} |",
+                    c.name,
+                    kebab(&l.reconnect.outcome),
+                    l.reconnect.summary.replace('|', "\\|"),
+                    kebab(&l.disconnect.outcome),
+                    l.disconnect.summary.replace('|', "\\|")
+                );
             }
         }
     }

@@ -171,6 +171,9 @@ pub struct ChainDoc<'a> {
     /// `listen.streams` concurrent streams through this chain.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load: Option<&'a crate::scenario::LoadMeasured>,
+    /// The reconnect and disconnect phases through this chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<&'a crate::verdict::lifecycle::Lifecycle>,
 }
 
 impl<'a> ChainDoc<'a> {
@@ -187,6 +190,7 @@ impl<'a> ChainDoc<'a> {
             origin_wait: c.origin_wait,
             serial: c.serial,
             load: c.load.as_ref(),
+            lifecycle: c.lifecycle.as_ref(),
         }
     }
 }

@@ -245,6 +245,41 @@ pub fn normalized(o: &Outcome) -> String {
         }
         let _ = writeln!(s, "  sharing: {}", m.sharing);
     }
+    if let Some(l) = &o.lifecycle {
+        // Outcomes and ids only: the phases' timings vary with the machine.
+        let r = &l.reconnect;
+        let id = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+        let _ = writeln!(s, "lifecycle:");
+        let _ = writeln!(
+            s,
+            "  reconnect: {}",
+            crate::verdict::lifecycle::kebab(&r.outcome)
+        );
+        if r.status != 0 {
+            let _ = writeln!(
+                s,
+                "    after {} ms{}, sent Last-Event-ID {}; origin received {}; status {}; first id after: {}",
+                r.waited.as_millis(),
+                if r.retry_ms.is_some() {
+                    " (retry:)"
+                } else {
+                    " (a browser's default)"
+                },
+                id(&r.last_event_id),
+                match &r.origin_received {
+                    Some(got) => id(got),
+                    None => "no request".into(),
+                },
+                r.status,
+                id(&r.first_id_after)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  disconnect: {}",
+            crate::verdict::lifecycle::kebab(&l.disconnect.outcome)
+        );
+    }
     if let Some(l) = &o.load {
         let m = &l.summary;
         let _ = writeln!(s, "load: {} concurrent streams after the probe", m.streams);

@@ -10,6 +10,7 @@
 //! separates holding from scheduler noise with a margin of hundreds of milliseconds at the default gap.
 
 pub mod capacity;
+pub mod lifecycle;
 pub mod rules;
 pub mod sharing;
 

@@ -186,6 +186,20 @@ rules! {
     LineTooLong "line-too-long" Warning "framing"
         why "a line exceeded the probe's line limit (`--max-line`, 1 MiB by default): browsers have no limit and dispatch it, but clients and proxies with line buffers fail on it, and the record keeps only its first bytes"
         fix "split long data into several `data:` lines or events";
+    NoEventIds "no-event-ids" Warning "lifecycle"
+        why "no event carries an `id:`, so a browser that reconnects sends no `Last-Event-ID` and the origin cannot tell where it left off: what was sent meanwhile is lost, or everything is sent again"
+        fix "give every event an `id:`, and on a request with `Last-Event-ID` send only the events after it";
+    LastEventIdNotForwarded "last-event-id-not-forwarded" Error "lifecycle"
+        why "the reconnecting client sent `Last-Event-ID`, but the request reached the origin without it: a hop dropped the header, so the origin cannot resume"
+        fix "also send the last id in the URL on reconnect (`?lastEventId=`), which hops forward"
+        operator "forward the `Last-Event-ID` request header to the upstream";
+    ResumeReplaysFromStart "resume-replays-from-start" Warning "lifecycle"
+        why "on reconnect with `Last-Event-ID` the origin sent again events the client already had, so browsers show them twice (or the page has to de-duplicate)"
+        fix "read the `Last-Event-ID` request header and send only the events after that id (keep a short replay buffer)";
+    DisconnectNotPropagated "disconnect-not-propagated" Warning "lifecycle"
+        why "the client went away, but the origin's response stayed open behind a hop: the origin keeps producing for nobody, and every closed tab leaves a stream (memory, connections, upstream work) until the origin ends it"
+        fix "bound each stream's life (end it after a while; `EventSource` reconnects) and stop producing on the request's close event"
+        operator "have the proxy close the upstream request when the client disconnects (nginx: keep `proxy_ignore_client_abort off`; caches: pass streams through instead of fetching them)";
     ByteLimitReached "byte-limit-reached" Info "probe"
         why "the probe stopped at its byte limit; what followed was not measured"
         fix "raise the limit if the stream is meant to be that large";

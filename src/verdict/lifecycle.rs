@@ -1,0 +1,617 @@
+//! The stream's lifecycle across a chain, judged: what happens when the client reconnects, and when it
+//! goes away.
+//!
+//! `check` measures two phases per chain after its main probe, through the same running chain and tap
+//! (`scenario`): a **reconnect** (the client waits as a browser would, honouring `retry:`, and asks again
+//! with `Last-Event-ID`), and a **disconnect** (a client that leaves after its first event). This module
+//! only judges the facts those phases gathered; it starts nothing.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{Finding, FindingId};
+use crate::probe::{Recording, ser_ms};
+
+/// How long a browser waits before it reconnects when the stream sets no `retry:` (Chromium's default).
+pub const BROWSER_RETRY: Duration = Duration::from_secs(3);
+/// The longest `retry:` the measuring client waits; a longer one is reported, and the wait is this.
+pub const RETRY_WAIT_CAP: Duration = Duration::from_secs(10);
+/// How soon after the client left its hop must close the origin's request to count as propagated. On
+/// loopback a proxy that notices the close acts in milliseconds; a second leaves room for a loaded
+/// machine.
+pub const DISCONNECT_BOUND: Duration = Duration::from_secs(1);
+/// The longest the disconnect phase watches after the client left.
+pub const DISCONNECT_WATCH: Duration = Duration::from_secs(5);
+
+/// A unit enum's kebab-case name, as files and reports write it (`not-propagated`).
+pub fn kebab<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|j| j.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Both phases of one chain, and the findings they raised.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lifecycle {
+    pub reconnect: Reconnect,
+    pub disconnect: Disconnect,
+    pub findings: Vec<Finding>,
+}
+
+/// What the reconnect phase found, in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReconnectOutcome {
+    /// The origin got `Last-Event-ID` and sent only later events.
+    Resumed,
+    /// The origin got `Last-Event-ID` and sent events the client already had.
+    Replayed,
+    /// A hop dropped `Last-Event-ID` on its way to the origin.
+    NotForwarded,
+    /// No event had an id: the client had nothing to resume from.
+    NoIds,
+    /// The first response was 204 (or the reconnect's was): a browser stops reconnecting, as meant.
+    Stopped,
+    /// The first response was not a valid stream (status, type): a browser fails for good, no reconnect.
+    GaveUp,
+    /// The reconnect answered, but no event came while the client listened (or no event had an id to
+    /// compare): resuming could not be judged.
+    Undetermined,
+}
+
+/// The reconnect phase of one chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reconnect {
+    pub outcome: ReconnectOutcome,
+    /// `retry:` as the first stream set it.
+    pub retry_ms: Option<u64>,
+    /// How long the client waited before reconnecting.
+    #[serde(rename = "waited_ms", serialize_with = "ser_ms")]
+    pub waited: Duration,
+    /// The `Last-Event-ID` the client sent (the last id it received).
+    pub last_event_id: Option<String>,
+    /// Whether the origin's request carried `Last-Event-ID`, and with what value (None: no request of
+    /// the reconnect reached the origin; a hop answered by itself).
+    pub origin_received: Option<Option<String>>,
+    /// Status of the reconnect's response (0: none came).
+    pub status: u16,
+    /// The id of the first event after reconnecting.
+    pub first_id_after: Option<String>,
+    /// One sentence for reports.
+    pub summary: String,
+}
+
+/// The facts the reconnect phase gathered.
+pub struct ReconnectFacts<'a> {
+    /// The chain's main recording (the stream the client reconnects after).
+    pub first: &'a Recording,
+    /// The wait before reconnecting.
+    pub waited: Duration,
+    /// The reconnect's recording, when the client reconnected.
+    pub again: Option<&'a Recording>,
+    /// What reached the origin of the reconnect's request (see [`Reconnect::origin_received`]).
+    pub origin_received: Option<Option<String>>,
+}
+
+/// The delay a browser waits before reconnecting after `rec`, and whether ssegate waits less than that
+/// (a `retry:` above [`RETRY_WAIT_CAP`]).
+pub fn reconnect_delay(rec: &Recording) -> Duration {
+    rec.retry
+        .map_or(BROWSER_RETRY, Duration::from_millis)
+        .min(RETRY_WAIT_CAP)
+}
+
+/// Whether a browser reconnects after this response at all: None when it does, else why not (and
+/// whether that is the origin saying stop, a 204).
+pub fn stops_reconnecting(rec: &Recording) -> Option<(ReconnectOutcome, String)> {
+    if rec.status == 204 {
+        return Some((
+            ReconnectOutcome::Stopped,
+            "the response was 204 No Content: a browser stops reconnecting, as the origin meant"
+                .into(),
+        ));
+    }
+    if rec.status == 0 {
+        return Some((
+            ReconnectOutcome::Undetermined,
+            "no response headers came, so there was no stream to reconnect after".into(),
+        ));
+    }
+    if rec.status != 200 {
+        return Some((
+            ReconnectOutcome::GaveUp,
+            format!(
+                "the response was {}: a browser fails the EventSource for good and never reconnects",
+                rec.status
+            ),
+        ));
+    }
+    let ct = rec.header("content-type").unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("text/event-stream") {
+        return Some((
+            ReconnectOutcome::GaveUp,
+            format!(
+                "the response's Content-Type was `{ct}`: a browser fails the EventSource for good and never reconnects"
+            ),
+        ));
+    }
+    None
+}
+
+/// The last id a browser would send as `Last-Event-ID`: the id field of the last event that set one.
+pub fn last_event_id(rec: &Recording) -> Option<String> {
+    // The id buffer persists across events, so the last event carries it.
+    rec.events
+        .last()
+        .map(|a| a.event.id.clone())
+        .filter(|id| !id.is_empty())
+}
+
+/// Judge the reconnect phase.
+pub fn judge_reconnect(f: &ReconnectFacts<'_>) -> (Reconnect, Vec<Finding>) {
+    let last = last_event_id(f.first);
+    let mut r = Reconnect {
+        outcome: ReconnectOutcome::Undetermined,
+        retry_ms: f.first.retry,
+        waited: f.waited,
+        last_event_id: last.clone(),
+        origin_received: f.origin_received.clone(),
+        status: f.again.map_or(0, |a| a.status),
+        first_id_after: f
+            .again
+            .and_then(|a| a.events.first())
+            .map(|e| e.event.id.clone())
+            .filter(|id| !id.is_empty()),
+        summary: String::new(),
+    };
+    let mut findings = Vec::new();
+    let wait = format!(
+        "waited {}{}",
+        crate::text::human_duration(f.waited),
+        match f.first.retry {
+            Some(ms) if Duration::from_millis(ms) > RETRY_WAIT_CAP => format!(
+                " (the stream asked for `retry: {ms}`; ssegate waits at most {} s)",
+                RETRY_WAIT_CAP.as_secs()
+            ),
+            Some(ms) => format!(" as the stream's `retry: {ms}` asks"),
+            None => " (no `retry:`, a browser's default)".into(),
+        }
+    );
+    if let Some((outcome, why)) = stops_reconnecting(f.first) {
+        r.outcome = outcome;
+        r.summary = why;
+        return (r, findings);
+    }
+    if f.first.events.is_empty() {
+        r.summary = "no event arrived before the stream ended: nothing to resume from".into();
+        return (r, findings);
+    }
+    let Some(again) = f.again else {
+        r.summary = format!("{wait}; the client did not reconnect");
+        return (r, findings);
+    };
+    let Some(last) = last else {
+        r.outcome = ReconnectOutcome::NoIds;
+        r.summary = format!(
+            "no event had an id, so the client reconnected ({wait}) without `Last-Event-ID`"
+        );
+        findings.push(Finding::new(
+            FindingId::NoEventIds,
+            format!("{} events, none with an `id:`", f.first.events.len()),
+        ));
+        return (r, findings);
+    };
+    if again.status == 204 {
+        r.outcome = ReconnectOutcome::Stopped;
+        r.summary = format!(
+            "{wait}, sent `Last-Event-ID: {last}`; the reconnect was answered 204: a browser stops reconnecting"
+        );
+        return (r, findings);
+    }
+    if let Some((_, why)) = stops_reconnecting(again) {
+        r.outcome = ReconnectOutcome::GaveUp;
+        r.summary = format!("{wait}, sent `Last-Event-ID: {last}`; on reconnect {why}");
+        if again.status != 200 && again.status != 0 {
+            findings.push(Finding::new(
+                FindingId::ErrorStatus,
+                format!("{} on reconnect with Last-Event-ID", again.status),
+            ));
+        }
+        return (r, findings);
+    }
+    match &f.origin_received {
+        Some(None) => {
+            r.outcome = ReconnectOutcome::NotForwarded;
+            r.summary = format!(
+                "{wait}, sent `Last-Event-ID: {last}`; the request reached the origin without it"
+            );
+            findings.push(Finding::new(
+                FindingId::LastEventIdNotForwarded,
+                format!("sent `Last-Event-ID: {last}`, the origin's request had none"),
+            ));
+            return (r, findings);
+        }
+        Some(Some(got)) if got.trim() != last => {
+            r.outcome = ReconnectOutcome::NotForwarded;
+            r.summary = format!(
+                "{wait}, sent `Last-Event-ID: {last}`; the origin received `{got}` instead"
+            );
+            findings.push(Finding::new(
+                FindingId::LastEventIdNotForwarded,
+                format!("sent `Last-Event-ID: {last}`, the origin received `{got}`"),
+            ));
+            return (r, findings);
+        }
+        _ => {}
+    }
+    let reached = match &f.origin_received {
+        Some(_) => "the origin received it",
+        None => "no request reached the origin (a hop answered)",
+    };
+    let Some(next) = r.first_id_after.clone() else {
+        r.summary = format!(
+            "{wait}, sent `Last-Event-ID: {last}` ({reached}); no event with an id came while the client listened, so resuming is not judged"
+        );
+        return (r, findings);
+    };
+    let seen: Vec<&str> = f
+        .first
+        .events
+        .iter()
+        .map(|a| a.event.id.as_str())
+        .filter(|id| !id.is_empty())
+        .collect();
+    let replayed = match (next.parse::<u64>(), last.parse::<u64>()) {
+        (Ok(n), Ok(l)) => n <= l,
+        _ => seen.contains(&next.as_str()),
+    };
+    if replayed {
+        r.outcome = ReconnectOutcome::Replayed;
+        let from_start = seen.first().is_some_and(|s| *s == next);
+        r.summary = format!(
+            "{wait}, sent `Last-Event-ID: {last}` ({reached}); the first event after it was id `{next}`{}",
+            if from_start {
+                ", the stream's first: it started over"
+            } else {
+                ", one the client already had"
+            }
+        );
+        findings.push(Finding::new(
+            FindingId::ResumeReplaysFromStart,
+            format!("after `Last-Event-ID: {last}` the next event was id `{next}`"),
+        ));
+    } else {
+        r.outcome = ReconnectOutcome::Resumed;
+        r.summary = format!(
+            "{wait}, sent `Last-Event-ID: {last}` ({reached}); it resumed with id `{next}`"
+        );
+    }
+    (r, findings)
+}
+
+/// What the disconnect phase found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DisconnectOutcome {
+    /// The origin's request was closed within [`DISCONNECT_BOUND`] of the client leaving.
+    Propagated,
+    /// It stayed open past the bound while the origin was still sending.
+    NotPropagated,
+    /// The origin ended the response by itself before the bound, so whether the hop would have closed
+    /// it is not known.
+    Undetermined,
+    /// The phase could not run (no event to leave after, no exchange seen at the origin).
+    NotMeasured,
+}
+
+/// The disconnect phase of one chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct Disconnect {
+    pub outcome: DisconnectOutcome,
+    /// When the client left, from its request.
+    #[serde(
+        rename = "client_left_ms",
+        serialize_with = "crate::verdict::ser_opt_ms"
+    )]
+    pub client_left: Option<Duration>,
+    /// How long after the client left the origin's request was closed by the hop in front of it.
+    #[serde(
+        rename = "closed_after_ms",
+        serialize_with = "crate::verdict::ser_opt_ms"
+    )]
+    pub closed_after: Option<Duration>,
+    /// How long after the client left the origin ended its response by itself (when it did first).
+    #[serde(
+        rename = "origin_ended_after_ms",
+        serialize_with = "crate::verdict::ser_opt_ms"
+    )]
+    pub origin_ended_after: Option<Duration>,
+    pub summary: String,
+}
+
+/// The facts the disconnect phase gathered, as offsets from the client leaving.
+pub struct DisconnectFacts {
+    /// When the client left (None: it never got an event to leave after).
+    pub client_left: Option<Duration>,
+    /// Whether an exchange of that request was seen at the origin.
+    pub seen_at_origin: bool,
+    /// The origin had ended its response before the client left (a hop that held it all).
+    pub ended_before_left: bool,
+    /// When the hop closed the origin's connection, after the client left.
+    pub closed_after: Option<Duration>,
+    /// When the origin ended its response by itself, after the client left.
+    pub origin_ended_after: Option<Duration>,
+    /// When the origin next sent an event after the client left: a hop that notices a closed client
+    /// only when it writes to it notices then.
+    pub next_send_after: Option<Duration>,
+    /// How long the phase watched after the client left.
+    pub watched: Duration,
+}
+
+/// Judge the disconnect phase. The origin's request counts as closed in time when the hop closed it
+/// within [`DISCONNECT_BOUND`] of the client leaving, or of the origin's next write after that (a hop
+/// that only notices when it writes still stops the stream); it leaks when the origin wrote on and the
+/// bound passed with the request still open.
+pub fn judge_disconnect(f: &DisconnectFacts) -> (Disconnect, Vec<Finding>) {
+    let h = crate::text::human_duration;
+    let mut d = Disconnect {
+        outcome: DisconnectOutcome::NotMeasured,
+        client_left: f.client_left,
+        closed_after: f.closed_after,
+        origin_ended_after: f.origin_ended_after,
+        summary: String::new(),
+    };
+    let mut findings = Vec::new();
+    let Some(left) = f.client_left else {
+        d.summary = "no event came to leave after".into();
+        return (d, findings);
+    };
+    if !f.seen_at_origin {
+        d.summary = "the request never reached the origin (a hop answered)".into();
+        return (d, findings);
+    }
+    if f.ended_before_left {
+        d.summary = format!(
+            "the client's first event came only after the origin had ended its response ({}): nothing left to stop",
+            h(left)
+        );
+        return (d, findings);
+    }
+    let left_at = format!("the client left after its first event ({})", h(left));
+    // The latest instant a close still counts as propagated.
+    let limit = f
+        .next_send_after
+        .map_or(DISCONNECT_BOUND, |n| n + DISCONNECT_BOUND)
+        .max(DISCONNECT_BOUND);
+    let ended_first = |c: Duration| f.origin_ended_after.is_some_and(|e| e < c);
+    match f.closed_after {
+        Some(c) if c <= limit && !ended_first(c) => {
+            d.outcome = DisconnectOutcome::Propagated;
+            let how = match f.next_send_after {
+                Some(n) if c >= n => " (the hop noticed when the origin next wrote)",
+                _ => "",
+            };
+            d.summary = format!(
+                "{left_at}; the origin's request was closed {} later{how}",
+                h(c)
+            );
+            return (d, findings);
+        }
+        _ => {}
+    }
+    // Not closed in time: a leak only if the origin wrote on and the bound passed with it open.
+    let wrote_on = f.next_send_after.filter(|n| {
+        f.origin_ended_after
+            .is_none_or(|e| e > *n + DISCONNECT_BOUND)
+    });
+    match (wrote_on, f.origin_ended_after) {
+        (Some(n), _) => {
+            d.outcome = DisconnectOutcome::NotPropagated;
+            let still = match (f.closed_after, f.origin_ended_after) {
+                (Some(c), e) if e.is_none_or(|e| c <= e) => {
+                    format!("was closed only {} later", h(c))
+                }
+                (_, Some(e)) => format!("stayed open until the origin ended it {} later", h(e)),
+                _ => format!("was still open {} later", h(f.watched)),
+            };
+            d.summary = format!(
+                "{left_at}; the origin wrote again {} later, and its request {still}",
+                h(n)
+            );
+            findings.push(Finding::new(
+                FindingId::DisconnectNotPropagated,
+                format!(
+                    "the client left at {}; the origin kept writing, and its request {still}",
+                    h(left)
+                ),
+            ));
+        }
+        (None, Some(e)) => {
+            d.outcome = DisconnectOutcome::Undetermined;
+            d.summary = format!(
+                "{left_at}; the origin ended its response by itself {} later, before a hop had to close it",
+                h(e)
+            );
+        }
+        (None, None) => {
+            d.outcome = DisconnectOutcome::Undetermined;
+            d.summary = format!(
+                "{left_at}; the origin wrote nothing in the {} watched, and the request stayed open (a hop that notices a closed client only when it writes could not notice yet)",
+                h(f.watched)
+            );
+        }
+    }
+    (d, findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::End;
+    use crate::probe::testing::recording;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn stream(ids: &[Option<&str>]) -> Recording {
+        let arrivals: Vec<u64> = (1..=ids.len() as u64).map(|i| 100 * i).collect();
+        let mut r = recording(
+            &[("content-type", "text/event-stream")],
+            &arrivals,
+            1000,
+            End::Complete,
+        );
+        for (a, id) in r.events.iter_mut().zip(ids) {
+            a.event.id = id.unwrap_or("").to_string();
+        }
+        r
+    }
+
+    fn facts<'a>(
+        first: &'a Recording,
+        again: &'a Recording,
+        got: Option<Option<&str>>,
+    ) -> ReconnectFacts<'a> {
+        ReconnectFacts {
+            first,
+            waited: ms(3000),
+            again: Some(again),
+            origin_received: got.map(|g| g.map(str::to_string)),
+        }
+    }
+
+    #[test]
+    fn a_resume_after_the_last_id_is_resumed_and_a_restart_is_a_replay() {
+        let first = stream(&[Some("1"), Some("2"), Some("3")]);
+        let resumed = stream(&[Some("4")]);
+        let (r, f) = judge_reconnect(&facts(&first, &resumed, Some(Some("3"))));
+        assert_eq!(r.outcome, ReconnectOutcome::Resumed, "{}", r.summary);
+        assert!(f.is_empty());
+        let restarted = stream(&[Some("1")]);
+        let (r, f) = judge_reconnect(&facts(&first, &restarted, Some(Some("3"))));
+        assert_eq!(r.outcome, ReconnectOutcome::Replayed);
+        assert_eq!(f[0].id(), FindingId::ResumeReplaysFromStart);
+        assert!(r.summary.contains("started over"), "{}", r.summary);
+    }
+
+    #[test]
+    fn a_header_lost_on_the_way_is_not_forwarded() {
+        let first = stream(&[Some("a"), Some("b")]);
+        let again = stream(&[Some("c")]);
+        let (r, f) = judge_reconnect(&facts(&first, &again, Some(None)));
+        assert_eq!(r.outcome, ReconnectOutcome::NotForwarded);
+        assert_eq!(f[0].id(), FindingId::LastEventIdNotForwarded);
+        // Non-numeric ids: replay means an id already seen.
+        let (r, _) = judge_reconnect(&facts(&first, &stream(&[Some("a")]), Some(Some("b"))));
+        assert_eq!(r.outcome, ReconnectOutcome::Replayed);
+        let (r, _) = judge_reconnect(&facts(&first, &again, Some(Some("b"))));
+        assert_eq!(r.outcome, ReconnectOutcome::Resumed);
+    }
+
+    #[test]
+    fn no_ids_204_and_errors_are_told_apart() {
+        let first = stream(&[None, None]);
+        let again = stream(&[None]);
+        let (r, f) = judge_reconnect(&facts(&first, &again, Some(None)));
+        assert_eq!(r.outcome, ReconnectOutcome::NoIds);
+        assert_eq!(f[0].id(), FindingId::NoEventIds);
+        let mut no_content = stream(&[]);
+        no_content.status = 204;
+        let (r, f) = judge_reconnect(&facts(&no_content, &again, None));
+        assert_eq!(r.outcome, ReconnectOutcome::Stopped);
+        assert!(f.is_empty());
+        let mut wrong = stream(&[Some("1")]);
+        wrong.headers = vec![("content-type".into(), "text/plain".into())];
+        let (r, _) = judge_reconnect(&facts(&wrong, &again, None));
+        assert_eq!(r.outcome, ReconnectOutcome::GaveUp);
+        let first = stream(&[Some("1")]);
+        let mut failing = stream(&[]);
+        failing.status = 503;
+        let (r, f) = judge_reconnect(&facts(&first, &failing, Some(Some("1"))));
+        assert_eq!(r.outcome, ReconnectOutcome::GaveUp);
+        assert_eq!(f[0].id(), FindingId::ErrorStatus);
+    }
+
+    #[test]
+    fn retry_sets_the_wait_within_a_cap() {
+        let mut r = stream(&[Some("1")]);
+        assert_eq!(reconnect_delay(&r), BROWSER_RETRY);
+        r.retry = Some(250);
+        assert_eq!(reconnect_delay(&r), ms(250));
+        r.retry = Some(600_000);
+        assert_eq!(reconnect_delay(&r), RETRY_WAIT_CAP);
+    }
+
+    #[test]
+    fn a_disconnect_is_propagated_when_the_hop_closes_at_once_or_on_the_next_write() {
+        let base = DisconnectFacts {
+            client_left: Some(ms(300)),
+            seen_at_origin: true,
+            ended_before_left: false,
+            closed_after: Some(ms(5)),
+            origin_ended_after: None,
+            next_send_after: Some(ms(300)),
+            watched: ms(1300),
+        };
+        assert_eq!(
+            judge_disconnect(&base).0.outcome,
+            DisconnectOutcome::Propagated
+        );
+        let on_write = DisconnectFacts {
+            closed_after: Some(ms(301)),
+            ..base
+        };
+        let (d, _) = judge_disconnect(&on_write);
+        assert_eq!(d.outcome, DisconnectOutcome::Propagated);
+        assert!(d.summary.contains("next wrote"), "{}", d.summary);
+        let kept = DisconnectFacts {
+            closed_after: None,
+            ..base
+        };
+        let (d, f) = judge_disconnect(&kept);
+        assert_eq!(d.outcome, DisconnectOutcome::NotPropagated);
+        assert_eq!(f[0].id(), FindingId::DisconnectNotPropagated);
+        // The origin ended by itself before a write could tell: nothing to judge.
+        let ended_soon = DisconnectFacts {
+            closed_after: None,
+            next_send_after: None,
+            origin_ended_after: Some(ms(400)),
+            ..base
+        };
+        assert_eq!(
+            judge_disconnect(&ended_soon).0.outcome,
+            DisconnectOutcome::Undetermined
+        );
+        // It wrote on for longer than the bound, then ended: the hop held it open.
+        let ended_late = DisconnectFacts {
+            closed_after: Some(ms(2600)),
+            origin_ended_after: Some(ms(2500)),
+            ..base
+        };
+        assert_eq!(
+            judge_disconnect(&ended_late).0.outcome,
+            DisconnectOutcome::NotPropagated
+        );
+        let silent = DisconnectFacts {
+            closed_after: None,
+            next_send_after: None,
+            ..base
+        };
+        assert_eq!(
+            judge_disconnect(&silent).0.outcome,
+            DisconnectOutcome::Undetermined
+        );
+        let held = DisconnectFacts {
+            ended_before_left: true,
+            ..base
+        };
+        assert_eq!(
+            judge_disconnect(&held).0.outcome,
+            DisconnectOutcome::NotMeasured
+        );
+    }
+}
