@@ -672,6 +672,53 @@ fn the_readme_behaviour_table_is_the_suites_own() {
     }
 }
 
+/// A TLS entry (`nginx: h2`) answers over HTTPS with the certificate of the authority `proxy` printed
+/// (read from its stderr), and passes the event on.
+fn tls_entry_streams(
+    hop: &str,
+    entry: &str,
+    stderr: std::process::ChildStderr,
+) -> Result<(), String> {
+    let mut ca = None;
+    for l in BufReader::new(stderr).lines().take(10) {
+        let l = l.map_err(|e| format!("{hop}: {e}"))?;
+        if let Some(at) = l.find("--cacert ") {
+            ca = l[at + 9..].split_whitespace().next().map(str::to_string);
+            break;
+        }
+    }
+    let ca = ca.ok_or_else(|| format!("`{hop}` printed no authority to trust"))?;
+    let pem = std::fs::read(&ca).map_err(|e| format!("{hop}: {ca}: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string())?])
+            .build()
+            .map_err(|e| e.to_string())?;
+        let ask = async {
+            let resp = client
+                .get(format!("https://{entry}/events"))
+                .header("Accept", "text/event-stream")
+                .send()
+                .await?;
+            let version = resp.version();
+            let body = resp.text().await?;
+            Ok::<_, reqwest::Error>((version, body))
+        };
+        let (version, body) = tokio::time::timeout(std::time::Duration::from_secs(20), ask)
+            .await
+            .map_err(|_| format!("`{hop}`: no answer over TLS within 20 s"))?
+            .map_err(|e| format!("`{hop}` over TLS: {e}"))?;
+        if version != reqwest::Version::HTTP_2 || !body.contains("data: tick 1") {
+            return Err(format!("`{hop}` answered {version:?}: {body:.200}"));
+        }
+        Ok(())
+    })
+}
+
 /// Every config of every installed real program starts through `ssegate proxy` and passes a stream
 /// (the head and one event arrive through it); a program that is not installed is named, not passed.
 #[test]
@@ -706,6 +753,9 @@ fn proxy_starts_every_config_of_every_installed_program() {
         let mut line = String::new();
         let _ = BufReader::new(proxy.stdout.take().unwrap()).read_line(&mut line);
         let result = (|| {
+            if let Some(entry) = line.trim().strip_prefix("https://") {
+                return tls_entry_streams(hop, entry, proxy.stderr.take().unwrap());
+            }
             let entry = line.trim().strip_prefix("http://").ok_or_else(|| {
                 let mut err = String::new();
                 let _ = proxy.stderr.take().unwrap().read_to_string(&mut err);
