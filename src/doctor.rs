@@ -890,6 +890,8 @@ pub struct DoctorReport {
     pub platforms: Vec<Platform>,
     pub causes: Vec<Cause>,
     pub active: Vec<ActiveProbe>,
+    /// A real browser's view of the same URL (`doctor --browser`, filled in by the command).
+    pub browser: Option<crate::verdict::browser::BrowserVerdict>,
 }
 
 /// Probe (and compare), classify, fingerprint, rank causes, and optionally re-probe to prove them.
@@ -931,6 +933,7 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
         platforms,
         causes,
         active,
+        browser: None,
     })
 }
 

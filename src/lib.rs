@@ -6,6 +6,7 @@
 //! event; [`verdict`] judges the recording; [`report`] renders the outcome.
 
 pub mod assets;
+pub mod browser;
 pub mod case;
 pub mod cause_id;
 pub mod check;
@@ -43,7 +44,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "text", "error", "events", "cause_id", "assets", "proc", "decode", "secrets", "tls",
     ],
-    &["yaml", "sse"],
+    &["yaml", "sse", "browser"],
     &["probe"],
     &["verdict", "intermediary", "origin", "load"],
     &["tap"],

@@ -15,12 +15,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::browser::{Browser, BrowserError, PageRequest};
 use crate::intermediary::{Chain, HopError, HopSpec};
 use crate::load::{LoadPlan, LoadSpec, LoadSummary};
 use crate::origin::command::{SharedTarget, TargetError};
 use crate::origin::{FixtureServer, Profile};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
 use crate::tap::Tap;
+use crate::verdict::browser::{
+    BrowserVerdict, LIMIT_STREAMS, judge_browser, judge_connection_limit, page_recording,
+};
 use crate::verdict::capacity::{Capacity, LoadCounts, judge_capacity};
 use crate::verdict::lifecycle::Lifecycle;
 use crate::verdict::sharing::{OriginSide, SecondClient, SecondOpen, judge_sharing};
@@ -431,6 +435,75 @@ async fn measure_tapped(
         load,
         lifecycle,
     })
+}
+
+/// How long the connection-limit measurement watches seven `EventSource`s at most.
+pub const LIMIT_WATCH: Duration = Duration::from_secs(12);
+
+/// A real browser's view of `url` beside ssegate's `ours`: one `EventSource` watched for `duration` (or
+/// `max_events`), judged against `reference(instant the page was asked to open it)` when the origin's
+/// sends are known (else inferred, as ssegate's probe of a URL is), and compared; with `limit`, seven
+/// `EventSource`s on the URL for the per-host connection limit.
+pub async fn browser_view(
+    url: &str,
+    ours: (&Recording, &Verdict),
+    duration: Duration,
+    max_events: Option<usize>,
+    limit: bool,
+    reference: &(dyn Fn(Instant) -> Option<Schedule> + Sync),
+) -> Result<BrowserVerdict, BrowserError> {
+    let browser = Browser::start().await?;
+    let result = async {
+        let mut types: Vec<String> = ours
+            .0
+            .events
+            .iter()
+            .map(|a| a.event.event_type.to_string())
+            .filter(|t| t != "message")
+            .collect();
+        types.sort();
+        types.dedup();
+        let asked = Instant::now();
+        let streams = browser
+            .watch(&PageRequest {
+                url: url.to_string(),
+                streams: 1,
+                types: types.clone(),
+                duration,
+                max_events,
+            })
+            .await?;
+        let page = streams.into_iter().next().unwrap_or_default();
+        let page_rec = page_recording(&page, url, asked.elapsed());
+        let schedule = reference(asked);
+        let mut view = judge_browser(
+            &browser.version,
+            &page,
+            &page_rec,
+            schedule
+                .as_ref()
+                .map_or(Reference::None, Reference::Schedule),
+            ours,
+        );
+        if limit {
+            let streams = browser
+                .watch(&PageRequest {
+                    url: url.to_string(),
+                    streams: LIMIT_STREAMS,
+                    types,
+                    duration: duration.min(LIMIT_WATCH),
+                    max_events: None,
+                })
+                .await?;
+            let (l, finding) = judge_connection_limit(&streams, &ours.0.version);
+            view.findings.extend(finding);
+            view.connection_limit = Some(l);
+        }
+        Ok(view)
+    }
+    .await;
+    browser.close().await;
+    result
 }
 
 /// What the origin saw of one request of the lifecycle phases, from the tap or the fixture's log.

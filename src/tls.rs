@@ -68,6 +68,16 @@ fn generate() -> Result<LocalTls, rcgen::Error> {
     })
 }
 
+impl LocalTls {
+    /// The base64 SHA-256 of the server certificate's public key, as Chromium's
+    /// `--ignore-certificate-errors-spki-list` takes it.
+    pub fn spki_sha256_base64(&self) -> String {
+        use base64::Engine as _;
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.spki_der);
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    }
+}
+
 /// Write the certificate chain and key a TLS hop serves into `dir` (`tls/cert.pem`, `tls/key.pem`, the
 /// key readable by its owner only).
 pub fn write_into(dir: &std::path::Path) -> std::io::Result<()> {

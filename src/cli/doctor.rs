@@ -21,6 +21,10 @@ pub struct DoctorArgs {
     /// Run discriminating re-probes (e.g. again with `Accept-Encoding: identity`) and report what they prove.
     #[arg(long)]
     pub active: bool,
+    /// Also open the URL in a real browser (headless Chromium over WebDriver): its delivery beside
+    /// ssegate's, whether they agree, and the HTTP/1.1 connection limit (see `probe --browser`).
+    #[arg(long)]
+    pub browser: bool,
     /// The origin's web stack, for the fix snippets (recognised from the headers when absent).
     #[arg(long, value_enum)]
     pub stack: Option<crate::doctor::Stack>,
@@ -45,9 +49,15 @@ pub(super) async fn run(a: DoctorArgs) -> CmdResult {
         active: a.active,
         stack: a.stack,
     };
-    let d = crate::doctor::doctor(&req)
+    let mut d = crate::doctor::doctor(&req)
         .await
         .map_err(|e| CliError::Setup(error_chain(&e)))?;
+    if a.browser {
+        let b = super::probe::browser_beside(&req.target, &d.recording, &d.verdict).await?;
+        d.verdict.findings.extend(b.findings.iter().cloned());
+        crate::verdict::sort_findings(&mut d.verdict.findings);
+        d.browser = Some(b);
+    }
     let human = || report::check::doctor_human(&d);
     let text = match a.out.format {
         ReportFormat::Human => human(),

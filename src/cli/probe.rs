@@ -18,6 +18,11 @@ pub struct ProbeArgs {
     /// Stop after this many body bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_bytes: u64,
+    /// Also open the URL in a real browser (headless Chromium from Debian, driven over WebDriver by
+    /// chromedriver): its `EventSource`'s delivery beside ssegate's, whether they agree, and whether a
+    /// 7th `EventSource` on the URL opens (HTTP/1.1's six connections per host).
+    #[arg(long)]
+    pub browser: bool,
     /// Exit 4 when a finding of this severity or worse is reported (a one-URL gate).
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,
@@ -48,12 +53,23 @@ pub(super) async fn run(a: ProbeArgs) -> CmdResult {
     let rec = probe(&req)
         .await
         .map_err(|e| CliError::Setup(error_chain(&e)))?;
-    let v = judge(&rec, Reference::None);
-    let human = || report::probe_human(&rec, &v);
+    let mut v = judge(&rec, Reference::None);
+    let browser = if a.browser {
+        Some(browser_beside(&req, &rec, &v).await?)
+    } else {
+        None
+    };
+    if let Some(b) = &browser {
+        v.findings.extend(b.findings.iter().cloned());
+        crate::verdict::sort_findings(&mut v.findings);
+    }
+    let human = || report::probe_human(&rec, &v, browser.as_ref());
     let fail_on = a.fail_on.unwrap_or(FailOn::Error).severity();
     let text = match a.out.format {
         ReportFormat::Human => human(),
-        ReportFormat::Json => report::json::pretty(&report::json::ProbeDoc::new(&rec, &v)),
+        ReportFormat::Json => report::json::pretty(
+            &report::json::ProbeDoc::new(&rec, &v).with_browser(browser.as_ref()),
+        ),
         ReportFormat::Junit => report::stream::stream_junit(&rec, &v, fail_on, human()),
         ReportFormat::Markdown => report::stream::stream_markdown(&rec, &v),
     };
@@ -62,4 +78,36 @@ pub(super) async fn run(a: ProbeArgs) -> CmdResult {
         Some(f) if v.findings.iter().any(|x| x.severity() >= f.severity()) => Ok(exit::FAILED),
         _ => Ok(exit::OK),
     }
+}
+
+/// The browser probe of the same request, or why it cannot run (a usage error when Chromium is missing:
+/// the user asked for it).
+pub(super) async fn browser_beside(
+    req: &crate::probe::ProbeRequest,
+    rec: &crate::probe::Recording,
+    v: &crate::verdict::Verdict,
+) -> Result<crate::verdict::browser::BrowserVerdict, CliError> {
+    if let Some(why) = crate::browser::missing() {
+        return Err(CliError::Setup(format!("failed to run --browser: {why}")));
+    }
+    if req.method != "GET" || req.body.is_some() {
+        return Err(CliError::Usage(
+            "failed to run --browser: EventSource only sends GET without a body (a fetch() reader for POST endpoints is not measured yet)".into(),
+        ));
+    }
+    if let Some((name, _)) = req.headers.iter().find(|(_, v)| !v.is_empty()) {
+        return Err(CliError::Usage(format!(
+            "failed to run --browser: EventSource cannot send the header `{name}` given with -H, so the browser would not make the same request"
+        )));
+    }
+    crate::scenario::browser_view(
+        &req.url,
+        (rec, v),
+        req.limits.duration,
+        req.limits.max_events,
+        true,
+        &|_| None,
+    )
+    .await
+    .map_err(|e| CliError::Setup(error_chain(&e)))
 }

@@ -529,7 +529,7 @@ tr.fail td{{background:#fde8e8}} tr.warn td{{background:#fff6dd}} tr.pass td{{ba
 
 /// Human output for `doctor`.
 pub fn doctor_human(d: &DoctorReport) -> String {
-    let mut s = super::probe_human(&d.recording, &d.verdict);
+    let mut s = super::probe_human(&d.recording, &d.verdict, d.browser.as_ref());
     if !d.platforms.is_empty() {
         let _ = writeln!(s, "\nplatforms:");
         for p in &d.platforms {

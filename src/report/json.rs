@@ -72,6 +72,9 @@ pub struct ProbeDoc<'a> {
     pub events: Vec<EventDoc<'a>>,
     pub bursts: &'a [Burst],
     pub findings: &'a [Finding],
+    /// A real browser's view of the same URL (`--browser`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub browser: Option<&'a crate::verdict::browser::BrowserVerdict>,
 }
 
 /// One event: its identity, size, timing, and its data (whole when short, else its head).
@@ -98,6 +101,15 @@ pub struct EventDoc<'a> {
 }
 
 impl<'a> ProbeDoc<'a> {
+    /// With the browser's view beside ssegate's.
+    pub fn with_browser(
+        mut self,
+        b: Option<&'a crate::verdict::browser::BrowserVerdict>,
+    ) -> ProbeDoc<'a> {
+        self.browser = b;
+        self
+    }
+
     pub fn new(r: &'a Recording, v: &'a Verdict) -> ProbeDoc<'a> {
         ProbeDoc {
             version: 1,
@@ -149,6 +161,7 @@ impl<'a> ProbeDoc<'a> {
                 .collect(),
             bursts: &v.bursts,
             findings: &v.findings,
+            browser: None,
         }
     }
 }
@@ -279,7 +292,7 @@ pub struct CompareDoc<'a> {
 impl<'a> DoctorDoc<'a> {
     pub fn new(d: &'a DoctorReport) -> DoctorDoc<'a> {
         DoctorDoc {
-            probe: ProbeDoc::new(&d.recording, &d.verdict),
+            probe: ProbeDoc::new(&d.recording, &d.verdict).with_browser(d.browser.as_ref()),
             causes: &d.causes,
             platforms: &d.platforms,
             active: &d.active,

@@ -372,6 +372,41 @@ fn textwrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// The browser's lines: its delivery and events, the agreement, and the connection limit.
+pub fn browser_human(s: &mut String, b: &crate::verdict::browser::BrowserVerdict) {
+    let at = |d: Option<std::time::Duration>| d.map_or_else(|| "never".into(), human_duration);
+    let _ = writeln!(
+        s,
+        "browser: {}: delivery {}, {} events (opened {}, first at {}, last at {}){}",
+        b.program,
+        b.delivery,
+        b.events.len(),
+        at(b.opened),
+        at(b.events.first().map(|e| e.at)),
+        at(b.events.last().map(|e| e.at)),
+        if b.gave_up {
+            "; it gave up for good (no reconnect)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(s, "agreement: {}", b.agreement);
+    if let Some(l) = &b.connection_limit {
+        let _ = writeln!(
+            s,
+            "connection limit: {} of {} EventSources on this {} URL opened at once{}",
+            l.opened_at_once,
+            l.streams,
+            l.version,
+            match (l.limited, l.last_opened) {
+                (false, _) => String::new(),
+                (true, Some(o)) => format!("; the last waited until {}", human_duration(o)),
+                (true, None) => "; the last never opened while watched".into(),
+            }
+        );
+    }
+}
+
 /// The HTTP version, and over TLS the TLS version and what ALPN chose (`HTTP/2.0 over TLSv1.2, ALPN h2`).
 pub fn protocol(r: &Recording) -> String {
     match &r.tls {
@@ -381,7 +416,11 @@ pub fn protocol(r: &Recording) -> String {
 }
 
 /// `probe`'s human output.
-pub fn probe_human(r: &Recording, v: &Verdict) -> String {
+pub fn probe_human(
+    r: &Recording,
+    v: &Verdict,
+    browser: Option<&crate::verdict::browser::BrowserVerdict>,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{} {}", r.method, r.url);
     if r.status == 0 {
@@ -433,6 +472,9 @@ pub fn probe_human(r: &Recording, v: &Verdict) -> String {
         human_duration(r.ended_at)
     );
     let _ = writeln!(s, "delivery: {} ({})", v.delivery, basis_label(v.basis));
+    if let Some(b) = browser {
+        browser_human(&mut s, b);
+    }
     if v.findings.is_empty() {
         let _ = writeln!(s, "findings: none");
     } else {

@@ -9,6 +9,7 @@
 //! reference. Anything a buffer holds waits at least until the next write, one gap later, so `gap / 2`
 //! separates holding from scheduler noise with a margin of hundreds of milliseconds at the default gap.
 
+pub mod browser;
 pub mod capacity;
 pub mod lifecycle;
 pub mod rules;

@@ -200,6 +200,13 @@ rules! {
         why "the client went away, but the origin's response stayed open behind a hop: the origin keeps producing for nobody, and every closed tab leaves a stream (memory, connections, upstream work) until the origin ends it"
         fix "bound each stream's life (end it after a while; `EventSource` reconnects) and stop producing on the request's close event"
         operator "have the proxy close the upstream request when the client disconnects (nginx: keep `proxy_ignore_client_abort off`; caches: pass streams through instead of fetching them)";
+    BrowserDisagrees "browser-disagrees" Warning "browser"
+        why "a real browser's EventSource saw the stream differently from ssegate's probe (another delivery, or another number of events): what users get is the browser's"
+        fix "read the browser's events beside the probe's; a browser dispatches only terminated events of the types a page listens to, and fails on what it does not accept";
+    BrowserConnectionLimit "browser-connection-limit" Warning "browser"
+        why "over HTTP/1.1 a browser opens at most 6 connections per host, and each EventSource holds one for its whole life: a 7th stream (a 7th tab, or one more component) stays pending until another ends, and the page's other requests to that host queue too"
+        fix "keep one EventSource per browser (share it across tabs with a SharedWorker or BroadcastChannel), or serve the stream over HTTP/2"
+        operator "serve the endpoint over HTTP/2 (TLS with ALPN `h2` at the edge), where one connection carries every stream";
     ByteLimitReached "byte-limit-reached" Info "probe"
         why "the probe stopped at its byte limit; what followed was not measured"
         fix "raise the limit if the stream is meant to be that large";

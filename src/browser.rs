@@ -1,0 +1,335 @@
+//! A real browser as a second probe: headless Chromium, driven over WebDriver (chromedriver, with the
+//! `fantoccini` client), opens the stream with `new EventSource(url)` and records, on the page's own
+//! clock, when it opened, when each event was dispatched and when it failed or ended.
+//!
+//! Chromium and chromedriver come from Debian (`chromium`, `chromium-driver`). chromedriver runs as a
+//! child of ssegate in its own process group on a reserved 127.0.0.1 port, and starts Chromium as its own
+//! child in that group, so dropping [`Browser`] stops both by the group's id on every exit path. Chromium
+//! runs with a private, empty profile (`--user-data-dir` in a private temp dir), headless, without a
+//! sandbox (ssegate may run as root), GPU, background networking, first-run UI, component updates,
+//! sync or QUIC, and with no proxy.
+//!
+//! The page is `about:blank`, and Chromium's same-origin checks are off in that private profile
+//! (`--disable-web-security`), so the page may open an `EventSource` on any endpoint without the
+//! endpoint sending CORS headers (the endpoint's own page, which is same-origin, needs none either). The
+//! network stack is unchanged: HTTP/1.1 keeps its six connections per host, HTTP/2 is negotiated by ALPN
+//! over TLS, and a certificate of ssegate's own authority ([`crate::tls`]) is trusted by its key's hash
+//! (`--ignore-certificate-errors-spki-list`), nothing else.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::proc::ChildGuard;
+
+/// How long chromedriver has to answer, and a session to open.
+const START_WITHIN: Duration = Duration::from_secs(30);
+/// How often the page's record is read while a stream is open.
+const POLL_EVERY: Duration = Duration::from_millis(100);
+/// Events kept per stream on the page.
+pub const EVENTS_KEPT: usize = 1_000;
+/// Log lines shown when chromedriver fails.
+const LOG_LINES: usize = 20;
+
+/// The command that installs what the browser probe needs.
+pub const INSTALL: &str = "apt-get install -y chromium chromium-driver";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrowserError {
+    #[error("failed to find {what}; install it with `{INSTALL}`")]
+    Missing { what: &'static str },
+    #[error("failed to start chromedriver")]
+    Spawn(#[source] std::io::Error),
+    #[error("failed to start a Chromium session through chromedriver within {}s; last log lines:\n{log}", START_WITHIN.as_secs())]
+    Session { log: String },
+    #[error("failed to drive Chromium: {0}")]
+    Drive(String),
+}
+
+/// Why the browser probe cannot run here, or None when Chromium and chromedriver are installed.
+pub fn missing() -> Option<String> {
+    match (chromium(), chromedriver()) {
+        (Some(_), Some(_)) => None,
+        (None, _) => Some(format!(
+            "Chromium is not installed (`chromium`); install it with `{INSTALL}`"
+        )),
+        (_, None) => Some(format!(
+            "chromedriver is not installed (`chromium-driver`); install it with `{INSTALL}`"
+        )),
+    }
+}
+
+fn chromium() -> Option<PathBuf> {
+    std::env::var_os("SSEGATE_CHROMIUM")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .or_else(|| crate::proc::which("chromium"))
+        .or_else(|| crate::proc::which("chromium-browser"))
+}
+
+fn chromedriver() -> Option<PathBuf> {
+    std::env::var_os("SSEGATE_CHROMEDRIVER")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .or_else(|| crate::proc::which("chromedriver"))
+}
+
+/// One `EventSource` as the page saw it; offsets from the instant the page created it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PageStream {
+    /// When `open` fired (the response headers were accepted).
+    #[serde(with = "opt_ms")]
+    pub opened: Option<Duration>,
+    /// Each dispatched event: when, its `lastEventId`, its type and its data length.
+    pub events: Vec<PageEvent>,
+    /// Events beyond [`EVENTS_KEPT`], dispatched but not kept.
+    pub events_dropped: u64,
+    /// When `error` first fired: the stream ended or failed (the browser then reconnects, or gives up).
+    #[serde(with = "opt_ms")]
+    pub failed: Option<Duration>,
+    /// Whether the browser gave up for good (`readyState` CLOSED: a non-200, a wrong type, a 204).
+    pub gave_up: bool,
+}
+
+/// One event dispatched on the page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PageEvent {
+    #[serde(with = "ms")]
+    pub at: Duration,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub data_len: usize,
+}
+
+mod ms {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v: f64 = serde::Deserialize::deserialize(d)?;
+        Ok(Duration::from_secs_f64(v.max(0.0) / 1e3))
+    }
+}
+
+mod opt_ms {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::ms::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let v: Option<f64> = serde::Deserialize::deserialize(d)?;
+        Ok(v.map(|v| Duration::from_secs_f64(v.max(0.0) / 1e3)))
+    }
+}
+
+/// What to open and for how long.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub url: String,
+    /// `EventSource`s opened on the URL at once (one, or seven for the connection limit).
+    pub streams: usize,
+    /// Event types to listen for besides `message` (the types ssegate's own probe saw).
+    pub types: Vec<String>,
+    /// How long to watch at most.
+    pub duration: Duration,
+    /// Stop once the first stream has this many events.
+    pub max_events: Option<usize>,
+}
+
+/// A running chromedriver and its Chromium; dropping it stops both.
+pub struct Browser {
+    client: Option<fantoccini::Client>,
+    driver: ChildGuard,
+    /// chromedriver's log, and Chromium's profile.
+    _dir: tempfile::TempDir,
+    /// `Chromium 156.0.8078.114`, as the session reported it.
+    pub version: String,
+}
+
+impl Browser {
+    /// Start chromedriver and open a headless Chromium session.
+    pub async fn start() -> Result<Browser, BrowserError> {
+        let chrome = chromium().ok_or(BrowserError::Missing {
+            what: "Chromium (`chromium`)",
+        })?;
+        let driver_bin = chromedriver().ok_or(BrowserError::Missing {
+            what: "chromedriver (`chromium-driver`)",
+        })?;
+        let dir = crate::proc::private_dir("chromium").map_err(BrowserError::Spawn)?;
+        let log = dir.path().join("chromedriver.log");
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .map_err(BrowserError::Spawn)?
+            .port();
+        let mut cmd = Command::new(driver_bin);
+        cmd.arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .arg(format!("--log-path={}", log.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let driver = ChildGuard::spawn(&mut cmd, "chromedriver").map_err(BrowserError::Spawn)?;
+        let mut args = vec![
+            "--headless".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--no-default-browser-check".into(),
+            "--no-proxy-server".into(),
+            "--disable-web-security".into(),
+            format!("--user-data-dir={}", dir.path().join("profile").display()),
+        ];
+        if let Some(spki) = crate::tls::local().ok().map(|t| t.spki_sha256_base64()) {
+            args.push(format!("--ignore-certificate-errors-spki-list={spki}"));
+        }
+        let caps: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_value(serde_json::json!({
+                "browserName": "chrome",
+                "goog:chromeOptions": {"binary": chrome, "args": args},
+            }))
+            .map_err(|e| BrowserError::Drive(e.to_string()))?;
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + START_WITHIN;
+        let mut builder =
+            fantoccini::ClientBuilder::rustls().map_err(|e| BrowserError::Drive(e.to_string()))?;
+        builder.capabilities(caps);
+        let mut browser = Browser {
+            client: None,
+            driver,
+            _dir: dir,
+            version: String::new(),
+        };
+        let client = loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, builder.connect(&url)).await {
+                Ok(Ok(c)) => break c,
+                // Not listening yet: ask again, until the deadline.
+                Ok(Err(_)) if Instant::now() < deadline && browser.driver.try_wait().is_none() => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => {
+                    return Err(BrowserError::Session {
+                        log: crate::proc::tail(&log, LOG_LINES),
+                    });
+                }
+            }
+        };
+        browser.version = match client.capabilities() {
+            Some(c) => format!(
+                "Chromium {}",
+                c.get("browserVersion")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("(version unknown)")
+            ),
+            None => "Chromium".into(),
+        };
+        browser.client = Some(client);
+        Ok(browser)
+    }
+
+    fn client(&self) -> Result<&fantoccini::Client, BrowserError> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| BrowserError::Drive("no session".into()))
+    }
+
+    /// Open `req.streams` `EventSource`s on `req.url` from `about:blank` and record them until the first
+    /// has ended or failed (with more than one: until every one opened or failed), `max_events` came,
+    /// or `duration` passed; then close them.
+    pub async fn watch(&self, req: &PageRequest) -> Result<Vec<PageStream>, BrowserError> {
+        let c = self.client()?;
+        let drive = |e: fantoccini::error::CmdError| BrowserError::Drive(e.to_string());
+        c.goto("about:blank").await.map_err(drive)?;
+        c.execute(
+            OPEN_SCRIPT,
+            vec![
+                req.url.clone().into(),
+                req.streams.into(),
+                serde_json::json!(req.types),
+                EVENTS_KEPT.into(),
+            ],
+        )
+        .await
+        .map_err(drive)?;
+        let started = Instant::now();
+        let mut streams: Vec<PageStream>;
+        loop {
+            tokio::time::sleep(POLL_EVERY).await;
+            let raw = c
+                .execute("return JSON.stringify(window.__ssegate.streams);", vec![])
+                .await
+                .map_err(drive)?;
+            streams = serde_json::from_str(raw.as_str().unwrap_or("[]"))
+                .map_err(|e| BrowserError::Drive(format!("the page's record: {e}")))?;
+            let first = streams.first();
+            let done = if req.streams <= 1 {
+                first.is_some_and(|s| {
+                    s.failed.is_some() || req.max_events.is_some_and(|m| s.events.len() >= m)
+                })
+            } else {
+                streams
+                    .iter()
+                    .all(|s| s.opened.is_some() || s.failed.is_some())
+            };
+            if done || started.elapsed() >= req.duration {
+                break;
+            }
+        }
+        let _ = c.execute(CLOSE_SCRIPT, vec![]).await;
+        Ok(streams)
+    }
+
+    /// End the session (Chromium exits), then stop chromedriver's group.
+    pub async fn close(mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), c.close()).await;
+        }
+    }
+}
+
+/// The page's side: open the streams, note `open`, every event of the listened types, `error`.
+const OPEN_SCRIPT: &str = r#"
+const [url, n, types, kept] = arguments;
+const t0 = performance.now();
+const now = () => Math.round((performance.now() - t0) * 1000) / 1000;
+window.__ssegate = {streams: [], sources: []};
+for (let i = 0; i < n; i++) {
+  const s = {opened: null, events: [], events_dropped: 0, failed: null, gave_up: false};
+  window.__ssegate.streams.push(s);
+  const es = new EventSource(url);
+  window.__ssegate.sources.push(es);
+  es.onopen = () => { if (s.opened === null) s.opened = now(); };
+  const on = (e) => {
+    if (s.events.length < kept) {
+      s.events.push({at: now(), id: e.lastEventId, type: e.type, data_len: e.data.length});
+    } else {
+      s.events_dropped += 1;
+    }
+  };
+  for (const t of new Set(["message", ...types])) es.addEventListener(t, on);
+  es.onerror = () => {
+    if (s.failed === null) s.failed = now();
+    if (es.readyState === 2) s.gave_up = true;
+  };
+}
+return true;
+"#;
+
+const CLOSE_SCRIPT: &str = r#"
+for (const es of (window.__ssegate || {sources: []}).sources) es.close();
+return true;
+"#;
