@@ -41,7 +41,33 @@ pub struct CaseFile {
     /// After the probe, the lifecycle phases through the same chain: a reconnect with `Last-Event-ID`
     /// and a client that leaves after its first event (`expect.reconnect` / `expect.disconnect`).
     pub lifecycle: Option<Spanned<bool>>,
+    /// After the probe, a real browser (headless Chromium) opens the same URL through the same chain:
+    /// `true`, or `{limit: true}` to also open seven `EventSource`s (the HTTP/1.1 connection limit).
+    /// `expect.browser` says what the browser's `EventSource` gets.
+    pub browser: Option<Spanned<BrowserSpec>>,
     pub expect: Expect,
+}
+
+/// A case's browser probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum BrowserSpec {
+    On(bool),
+    With {
+        /// Also open seven `EventSource`s on the URL.
+        limit: bool,
+    },
+}
+
+impl BrowserSpec {
+    /// Whether the browser runs, and whether it measures the connection limit.
+    pub fn plan(self) -> Option<bool> {
+        match self {
+            BrowserSpec::On(false) => None,
+            BrowserSpec::On(true) => Some(false),
+            BrowserSpec::With { limit } => Some(limit),
+        }
+    }
 }
 
 /// The origin: a fixture profile plus overrides.
@@ -87,6 +113,8 @@ pub struct Expect {
     pub reconnect: Option<Spanned<ReconnectOutcome>>,
     /// What the disconnect phase found (with `lifecycle: true`).
     pub disconnect: Option<Spanned<DisconnectOutcome>>,
+    /// The browser's delivery (with `browser`).
+    pub browser: Option<Spanned<Delivery>>,
 }
 
 /// A loaded, validated case.
@@ -197,6 +225,16 @@ impl Case {
             "`expect.reconnect` and `expect.disconnect` need `lifecycle: true` to measure them",
             "reconnect: resumed, replayed, not-forwarded, no-ids, stopped, gave-up, undetermined; disconnect: propagated, not-propagated, undetermined, not-measured",
         )?;
+        paired(
+            file.browser
+                .as_ref()
+                .filter(|b| b.value.plan().is_some())
+                .map(|b| (&b.referenced, Ok(()))),
+            file.expect.browser.as_ref().map(|b| &b.referenced),
+            "a case with `browser` must say what the browser's EventSource gets: `expect.browser`",
+            "`expect.browser` needs `browser: true` to measure it",
+            "streamed, batched, held-until-end, first-byte-delayed, cut, stalled, no-events",
+        )?;
         let base = Profile::load(profiles_dir, name)?;
         let profile = file.target.overrides.apply(&base);
         if let Err(m) = profile.validate() {
@@ -221,7 +259,16 @@ impl Case {
     /// Why this case cannot run here: the first real program of its chain that is not installed, with
     /// the package to install. Such a case is skipped with this reason, never passed.
     pub fn missing_program(&self) -> Option<String> {
-        self.file.chain.iter().find_map(HopSpec::missing)
+        self.file.chain.iter().find_map(HopSpec::missing).or_else(|| {
+            self.browser_plan()
+                .and_then(|_| crate::browser::missing())
+                .map(|why| format!("the browser probe needs it: {why}"))
+        })
+    }
+
+    /// Whether the case runs the browser probe, and whether with the connection limit.
+    pub fn browser_plan(&self) -> Option<bool> {
+        self.file.browser.as_ref().and_then(|b| b.value.plan())
     }
 
     /// This case with its chain placed on `backend` ([`HopSpec::on_backend`]); an error says which hop

@@ -56,6 +56,9 @@ pub struct Outcome {
     /// The lifecycle phases, when the case asks for them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Lifecycle>,
+    /// The browser's view, when the case asks for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub browser: Option<crate::verdict::browser::BrowserVerdict>,
     pub expectation: Option<Expectation>,
     /// Wall time of the whole scenario.
     #[serde(serialize_with = "crate::probe::ser_ms")]
@@ -84,6 +87,8 @@ pub struct Expectation {
     pub reconnect: Option<ReconnectOutcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disconnect: Option<DisconnectOutcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub browser: Option<crate::verdict::Delivery>,
     /// Empty when the case passed.
     pub failures: Vec<String>,
 }
@@ -133,6 +138,7 @@ pub async fn run_scenario(
     second: Option<SecondOpen>,
     load: Option<LoadPlan>,
     lifecycle: bool,
+    browser: Option<bool>,
 ) -> Result<Measurement, RunError> {
     let origin = FixtureServer::start(profile.clone())
         .await
@@ -148,12 +154,16 @@ pub async fn run_scenario(
         second,
         load,
         lifecycle,
+        browser,
     };
     let m = scenario::measure(&scenario).await.map_err(|e| match e {
         ScenarioError::Hop(e) => RunError::Hop(e),
         ScenarioError::Probe(e) => RunError::Probe(e),
         // The fixture needs no tap and is no started command.
-        e @ (ScenarioError::Tap(_) | ScenarioError::TargetDied(_) | ScenarioError::Load(_)) => {
+        e @ (ScenarioError::Tap(_)
+        | ScenarioError::TargetDied(_)
+        | ScenarioError::Load(_)
+        | ScenarioError::Browser(_)) => {
             RunError::Scenario(e)
         }
     })?;
@@ -186,14 +196,18 @@ pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
         open,
         load,
         case.file.lifecycle.as_ref().is_some_and(|l| l.value),
+        case.browser_plan(),
     )
     .await?;
     let mut verdict = m.verdict;
     // A case's expectation reads the phases' findings with the stream's.
     if let Some(l) = &m.lifecycle {
         verdict.findings.extend(l.findings.iter().cloned());
-        crate::verdict::sort_findings(&mut verdict.findings);
     }
+    if let Some(b) = &m.browser {
+        verdict.findings.extend(b.findings.iter().cloned());
+    }
+    crate::verdict::sort_findings(&mut verdict.findings);
     let second = m.second.map(|measured| SecondReport {
         opened: open.unwrap_or_default().label(),
         measured,
@@ -204,6 +218,7 @@ pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
         second.as_ref(),
         m.load.as_ref(),
         m.lifecycle.as_ref(),
+        m.browser.as_ref(),
     ));
     let changes = case.file.target.overrides.changed_keys();
     Ok(Outcome {
@@ -220,6 +235,7 @@ pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
         second,
         load: m.load,
         lifecycle: m.lifecycle,
+        browser: m.browser,
         expectation,
         took: started.elapsed(),
     })
@@ -232,9 +248,21 @@ pub fn check(
     second: Option<&SecondReport>,
     load: Option<&LoadMeasured>,
     lifecycle: Option<&Lifecycle>,
+    browser: Option<&crate::verdict::browser::BrowserVerdict>,
 ) -> Expectation {
     let e = &case.file.expect;
     let mut failures = Vec::new();
+    let browser_delivery = e.browser.as_ref().map(|b| b.value);
+    if let Some(want) = browser_delivery {
+        match browser {
+            Some(b) if b.delivery != want => failures.push(format!(
+                "expected the browser's delivery `{want}`, measured `{}` ({})",
+                b.delivery, b.agreement
+            )),
+            Some(_) => {}
+            None => failures.push("expected a browser probe, but none ran".into()),
+        }
+    }
     let reconnect = e.reconnect.as_ref().map(|r| r.value);
     let disconnect = e.disconnect.as_ref().map(|d| d.value);
     if let Some(want) = reconnect {
@@ -312,6 +340,7 @@ pub fn check(
         capacity,
         reconnect,
         disconnect,
+        browser: browser_delivery,
         failures,
     }
 }

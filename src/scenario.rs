@@ -45,6 +45,8 @@ pub enum ScenarioError {
     /// The origin ssegate started exited while the scenario ran.
     #[error("the target died")]
     TargetDied(#[source] TargetError),
+    #[error("failed to run the browser probe")]
+    Browser(#[source] BrowserError),
 }
 
 /// Who tells what the origin sent, and when.
@@ -77,6 +79,9 @@ pub struct Scenario<'a> {
     /// After the probe, the lifecycle phases through the same chain (tap witness only: the tap sees
     /// what reaches the origin): a reconnect with `Last-Event-ID`, and a client that leaves early.
     pub lifecycle: bool,
+    /// After the probe, a real browser on the same URL through the same chain (fixture witness only);
+    /// `Some(true)` also measures the connection limit.
+    pub browser: Option<bool>,
 }
 
 /// What a scenario's load measured, judged.
@@ -138,6 +143,8 @@ pub struct Measurement {
     pub load: Option<LoadMeasured>,
     /// The lifecycle phases, when the scenario asks for them.
     pub lifecycle: Option<Lifecycle>,
+    /// The browser's view, when the scenario asks for it.
+    pub browser: Option<BrowserVerdict>,
 }
 
 /// Measure one scenario.
@@ -219,6 +226,40 @@ async fn measure_fixture(
     } else {
         None
     };
+    let browser = match s.browser {
+        Some(limit) => {
+            // The browser's request is the first on this path after it was asked to open it; its sends
+            // are offsets from the instant the fixture received it (the page's clock starts a moment
+            // before, when it created the EventSource).
+            let reference = |asked: Instant| {
+                let log = server.requests();
+                let r = log
+                    .iter()
+                    .find(|r| r.target.starts_with(&path) && r.received >= asked)?;
+                let at = |t: Instant| t.saturating_duration_since(r.received);
+                Some(Schedule {
+                    sends: r.sends.iter().map(|&t| at(t)).collect(),
+                    headers_sent: r.headers_sent.map(at),
+                    ended: r.ended.map(at),
+                    gap: Some(profile.events.gap()),
+                    planned: Some(profile.events.count as usize),
+                    by_position: false,
+                })
+            };
+            let view = browser_view(
+                &sent.url,
+                (&rec, &verdict),
+                sent.limits.duration,
+                sent.limits.max_events,
+                limit,
+                &reference,
+            )
+            .await
+            .map_err(ScenarioError::Browser)?;
+            Some(view)
+        }
+        None => None,
+    };
     let second = second.map(|rec2| {
         let origin = OriginSide {
             requests: ours.len(),
@@ -249,6 +290,7 @@ async fn measure_fixture(
     };
     Ok(Measurement {
         lifecycle,
+        browser,
         verdict,
         origin_saw: first.map(|r| format!("{} {}", r.method, r.version)),
         programs: chain.programs(),
@@ -434,6 +476,7 @@ async fn measure_tapped(
         second: None,
         load,
         lifecycle,
+        browser: None,
     })
 }
 

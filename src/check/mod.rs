@@ -726,6 +726,7 @@ async fn probe_chain(
         second: None,
         load,
         lifecycle,
+        browser: None,
     };
     let chain = name.to_string();
     let m = scenario::measure(&scenario).await.map_err(|e| match e {
@@ -734,6 +735,10 @@ async fn probe_chain(
         ScenarioError::Probe(source) => CheckError::Probe { chain, source },
         ScenarioError::TargetDied(source) => CheckError::TargetDied { chain, source },
         ScenarioError::Load(source) => CheckError::Load { chain, source },
+        ScenarioError::Browser(source) => CheckError::Probe {
+            chain,
+            source: ProbeError::InvalidRequest(crate::probe::error_chain(&source)),
+        },
     })?;
     Ok(ChainRun {
         recording: m.recording,

@@ -280,6 +280,25 @@ pub fn normalized(o: &Outcome) -> String {
             crate::verdict::lifecycle::kebab(&l.disconnect.outcome)
         );
     }
+    if let Some(b) = &o.browser {
+        // The browser's version and timings vary; its delivery, events and agreement do not.
+        let _ = writeln!(s, "browser: {} events, delivery {}", b.events.len(), b.delivery);
+        let _ = writeln!(
+            s,
+            "  agrees with ssegate: {}",
+            if b.agrees { "yes" } else { "no" }
+        );
+        if let Some(l) = &b.connection_limit {
+            let _ = writeln!(
+                s,
+                "  connection limit: {} of {} EventSources opened at once over {}; limited: {}",
+                l.opened_at_once,
+                l.streams,
+                l.version,
+                if l.limited { "yes" } else { "no" }
+            );
+        }
+    }
     if let Some(l) = &o.load {
         let m = &l.summary;
         let _ = writeln!(s, "load: {} concurrent streams after the probe", m.streams);
