@@ -443,6 +443,24 @@ async fn measure_tapped(
         (None, None) => (judge(&rec, Reference::None), None, None),
     };
     let mut verdict = verdict;
+    let browser = match s.browser {
+        Some(limit) => {
+            let path = request_target(&sent.url);
+            let reference = |asked: Instant| tap.first_since(asked, &path).map(|e| e.own_schedule());
+            let view = browser_view(
+                &sent.url,
+                (&rec, &verdict),
+                sent.limits.duration,
+                sent.limits.max_events,
+                limit,
+                &reference,
+            )
+            .await
+            .map_err(ScenarioError::Browser)?;
+            Some(view)
+        }
+        None => None,
+    };
     let lifecycle = if s.lifecycle {
         let seen = |rec: &Recording, req: &ProbeRequest| {
             let e = tap.exchange_for(rec, &req.method, &request_target(&req.url))?;
@@ -476,7 +494,7 @@ async fn measure_tapped(
         second: None,
         load,
         lifecycle,
-        browser: None,
+        browser,
     })
 }
 
@@ -495,6 +513,10 @@ pub async fn browser_view(
     limit: bool,
     reference: &(dyn Fn(Instant) -> Option<Schedule> + Sync),
 ) -> Result<BrowserVerdict, BrowserError> {
+    // One browser at a time in the process: Chromium's start costs a core for a second, and two pages
+    // would share the machine with each other's streams.
+    static BROWSER_TURN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let _turn = BROWSER_TURN.acquire().await.ok();
     let browser = Browser::start().await?;
     let result = async {
         let mut types: Vec<String> = ours

@@ -148,7 +148,32 @@ impl Tap {
     }
 }
 
+impl Tap {
+    /// The first exchange for `target` whose request passed the tap at or after `since`.
+    pub fn first_since(&self, since: Instant, target: &str) -> Option<Exchange> {
+        lock(&self.log)
+            .exchanges
+            .iter()
+            .find(|e| e.request_at >= since && e.target == target)
+            .cloned()
+    }
+}
+
 impl Exchange {
+    /// The origin's send instants as offsets from the instant its request passed the tap (for a client
+    /// whose clock is not ssegate's, such as a browser's page, whose request left a moment before).
+    pub fn own_schedule(&self) -> Schedule {
+        let at = |t: Instant| t.saturating_duration_since(self.request_at);
+        Schedule {
+            sends: self.sends.iter().map(|&t| at(t)).collect(),
+            headers_sent: self.headers_at.map(at),
+            ended: self.ended.map(at),
+            gap: None,
+            planned: None,
+            by_position: true,
+        }
+    }
+
     /// The origin's send instants as offsets on `rec`'s clock, up to the instant the probe stopped.
     pub fn schedule(&self, rec: &Recording) -> Schedule {
         let end = rec.start + rec.ended_at;

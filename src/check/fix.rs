@@ -49,7 +49,7 @@ pub(super) async fn run_chain(
     hops: &[HopSpec],
     alone: bool,
 ) -> Result<Measured, CheckError> {
-    let first = probe_chain(ctx, name, hops, ctx.load, ctx.lifecycle).await?;
+    let first = probe_chain(ctx, name, hops, ctx.load, true).await?;
     let mut m = Measured {
         name: name.to_string(),
         label: crate::case::chain_label(hops),
@@ -64,6 +64,7 @@ pub(super) async fn run_chain(
         verdict: first.verdict,
         load: first.load,
         lifecycle: first.lifecycle,
+        browser: first.browser,
     };
     let judge = !m.queued && ctx.judge_fix && m.verdict.delivery != Delivery::Streamed;
     if judge {

@@ -105,6 +105,7 @@ impl<'a> Gate<'a> {
             serial: false,
             load: None,
             lifecycle: None,
+            browser: None,
         }
     }
 
@@ -242,6 +243,7 @@ impl<'a> Gate<'a> {
             serial: m.serial,
             load: m.load,
             lifecycle: m.lifecycle,
+            browser: m.browser,
         }
     }
 

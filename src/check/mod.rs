@@ -125,6 +125,8 @@ pub struct CheckOptions {
     pub request: Option<RequestOverride>,
     /// Where the chains' real programs run when a hop names no image.
     pub backend: crate::intermediary::Backend,
+    /// A real browser beside the probe of the direct stream and of every chain (`--browser`).
+    pub browser: bool,
 }
 
 /// Changes the command line makes to the configured request.
@@ -215,6 +217,9 @@ pub struct ChainOutcome {
     /// The reconnect and disconnect phases through this chain (`listen.lifecycle`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<crate::verdict::lifecycle::Lifecycle>,
+    /// A real browser's view of this chain (`--browser`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub browser: Option<crate::verdict::browser::BrowserVerdict>,
 }
 
 /// The origin kept requests waiting while others were open: it answers only so many at once.
@@ -378,6 +383,8 @@ struct Ctx {
     load: Option<crate::load::LoadPlan>,
     /// `listen.lifecycle`: the reconnect and disconnect phases through every chain.
     lifecycle: bool,
+    /// `--browser`: a real browser on every chain.
+    browser: bool,
 }
 
 /// Run the gate.
@@ -416,6 +423,26 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     let base_req = probe_request(loaded, base_url.clone(), opts);
     let baseline_rec = record_baseline(&base_req, target.as_ref()).await?;
     let mut baseline_verdict = judge(&baseline_rec, Reference::None);
+    let baseline_browser = if opts.browser {
+        let b = scenario::browser_view(
+            &base_req.url,
+            (&baseline_rec, &baseline_verdict),
+            base_req.limits.duration,
+            base_req.limits.max_events,
+            false,
+            &|_| None,
+        )
+        .await
+        .map_err(|e| CheckError::Probe {
+            chain: "direct".into(),
+            source: ProbeError::InvalidRequest(crate::probe::error_chain(&e)),
+        })?;
+        baseline_verdict.findings.extend(b.findings.iter().cloned());
+        crate::verdict::sort_findings(&mut baseline_verdict.findings);
+        Some(b)
+    } else {
+        None
+    };
     // The origin's own capacity first, so a chain's is read against it.
     let direct_load = match loaded.config.listen.load() {
         Some(plan) => {
@@ -470,6 +497,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         queue_limit,
         load: loaded.config.listen.load(),
         lifecycle: loaded.config.listen.lifecycle,
+        browser: opts.browser,
     });
     let (measured, concurrency) = run_matrix(&ctx, selected, opts).await?;
     if let Some(t) = &target {
@@ -485,6 +513,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     let gate = Gate::new(loaded);
     let mut baseline = gate.baseline(baseline_rec, baseline_verdict, &causes);
     baseline.load = direct_load;
+    baseline.browser = baseline_browser;
     let chains: Vec<ChainOutcome> = measured
         .into_iter()
         .map(|m| gate.chain(m, &baseline, origin_ok))
@@ -687,6 +716,7 @@ pub struct Measured {
     serial: bool,
     load: Option<crate::scenario::LoadMeasured>,
     lifecycle: Option<crate::verdict::lifecycle::Lifecycle>,
+    browser: Option<crate::verdict::browser::BrowserVerdict>,
 }
 
 /// One probe of one chain.
@@ -698,6 +728,7 @@ struct ChainRun {
     open_at_origin: Option<(Instant, Instant)>,
     load: Option<crate::scenario::LoadMeasured>,
     lifecycle: Option<crate::verdict::lifecycle::Lifecycle>,
+    browser: Option<crate::verdict::browser::BrowserVerdict>,
 }
 
 impl Ctx {
@@ -713,8 +744,12 @@ async fn probe_chain(
     name: &str,
     hops: &[HopSpec],
     load: Option<crate::load::LoadPlan>,
-    lifecycle: bool,
+    main: bool,
 ) -> Result<ChainRun, CheckError> {
+    // The lifecycle phases and the browser go with the chain's own measurement (`main`), never with a
+    // fix experiment.
+    let lifecycle = main && ctx.lifecycle;
+    let browser = (main && ctx.browser).then_some(false);
     let scenario = Scenario {
         chain: hops,
         request: &ctx.req,
@@ -726,7 +761,7 @@ async fn probe_chain(
         second: None,
         load,
         lifecycle,
-        browser: None,
+        browser,
     };
     let chain = name.to_string();
     let m = scenario::measure(&scenario).await.map_err(|e| match e {
@@ -748,6 +783,7 @@ async fn probe_chain(
         open_at_origin: m.open_at_origin,
         load: m.load,
         lifecycle: m.lifecycle,
+        browser: m.browser,
     })
 }
 

@@ -48,6 +48,10 @@ pub struct CheckArgs {
     /// chains re-run alone; `-j 1` runs every chain alone from the start.
     #[arg(long, short = 'j', default_value_t = 16)]
     pub jobs: usize,
+    /// Also open the direct stream and every chain in a real browser (headless Chromium over WebDriver,
+    /// one at a time): its delivery beside ssegate's, and whether they agree (see `probe --browser`).
+    #[arg(long)]
+    pub browser: bool,
     #[command(flatten)]
     pub request: RequestArgs,
     #[command(flatten)]
@@ -81,6 +85,7 @@ pub(super) async fn run(a: CheckArgs) -> CmdResult {
             Some(Arc::new(move |r: &mut ProbeRequest| flags.apply(r)))
         },
         backend: a.backend.backend()?,
+        browser: a.browser,
     };
     let result = crate::check::check(&loaded, &opts).await;
     progress.event(Event::RunFinished);

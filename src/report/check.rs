@@ -153,6 +153,13 @@ fn chain_human(s: &mut String, c: &ChainOutcome, mark: &str, w: usize) {
             m.cut
         );
     }
+    if let Some(b) = &c.browser {
+        let mut lines = String::new();
+        super::browser_human(&mut lines, b);
+        for l in lines.lines() {
+            let _ = writeln!(s, "      {l}");
+        }
+    }
     if let Some(l) = &c.lifecycle {
         let _ = writeln!(
             s,

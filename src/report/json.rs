@@ -192,7 +192,7 @@ pub struct ChainDoc<'a> {
 impl<'a> ChainDoc<'a> {
     pub fn new(c: &'a ChainOutcome) -> ChainDoc<'a> {
         ChainDoc {
-            probe: ProbeDoc::new(&c.recording, &c.verdict),
+            probe: ProbeDoc::new(&c.recording, &c.verdict).with_browser(c.browser.as_ref()),
             name: &c.name,
             chain: &c.chain,
             programs: &c.programs,
