@@ -28,7 +28,17 @@ async fn measure(label: &str, chain: &[HopSpec]) {
     let mut lat = Vec::new();
     let mut headers = Vec::new();
     for _ in 0..RUNS {
-        match run_scenario(&profile, chain, &RequestSpec::default(), None, None, false, None).await {
+        match run_scenario(
+            &profile,
+            chain,
+            &RequestSpec::default(),
+            None,
+            None,
+            false,
+            None,
+        )
+        .await
+        {
             Ok(m) => {
                 let v = m.verdict;
                 lat.extend(v.events.iter().filter_map(|e| e.latency));

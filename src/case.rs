@@ -259,11 +259,15 @@ impl Case {
     /// Why this case cannot run here: the first real program of its chain that is not installed, with
     /// the package to install. Such a case is skipped with this reason, never passed.
     pub fn missing_program(&self) -> Option<String> {
-        self.file.chain.iter().find_map(HopSpec::missing).or_else(|| {
-            self.browser_plan()
-                .and_then(|_| crate::browser::missing())
-                .map(|why| format!("the browser probe needs it: {why}"))
-        })
+        self.file
+            .chain
+            .iter()
+            .find_map(HopSpec::missing)
+            .or_else(|| {
+                self.browser_plan()
+                    .and_then(|_| crate::browser::missing())
+                    .map(|why| format!("the browser probe needs it: {why}"))
+            })
     }
 
     /// Whether the case runs the browser probe, and whether with the connection limit.

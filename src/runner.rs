@@ -163,9 +163,7 @@ pub async fn run_scenario(
         e @ (ScenarioError::Tap(_)
         | ScenarioError::TargetDied(_)
         | ScenarioError::Load(_)
-        | ScenarioError::Browser(_)) => {
-            RunError::Scenario(e)
-        }
+        | ScenarioError::Browser(_)) => RunError::Scenario(e),
     })?;
     Ok(m)
 }

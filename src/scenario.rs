@@ -446,7 +446,8 @@ async fn measure_tapped(
     let browser = match s.browser {
         Some(limit) => {
             let path = request_target(&sent.url);
-            let reference = |asked: Instant| tap.first_since(asked, &path).map(|e| e.own_schedule());
+            let reference =
+                |asked: Instant| tap.first_since(asked, &path).map(|e| e.own_schedule());
             let view = browser_view(
                 &sent.url,
                 (&rec, &verdict),
@@ -678,6 +679,7 @@ async fn lifecycle(
     Ok(Lifecycle {
         reconnect,
         disconnect,
+        heartbeat: None,
         findings,
     })
 }

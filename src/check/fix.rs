@@ -66,6 +66,18 @@ pub(super) async fn run_chain(
         lifecycle: first.lifecycle,
         browser: first.browser,
     };
+    // Heartbeat adequacy: the origin's silences (on the direct stream) against this chain's shortest idle
+    // limit, with the lifecycle phases.
+    if let Some(l) = m.lifecycle.as_mut()
+        && let Some(idle) = hops
+            .iter()
+            .filter_map(HopSpec::idle)
+            .min_by_key(|(d, _)| *d)
+    {
+        let (hb, finding) = crate::verdict::lifecycle::judge_heartbeat(&ctx.baseline, idle);
+        l.heartbeat = Some(hb);
+        l.findings.extend(finding);
+    }
     let judge = !m.queued && ctx.judge_fix && m.verdict.delivery != Delivery::Streamed;
     if judge {
         match measure_fix(ctx, &m, hops, alone).await? {

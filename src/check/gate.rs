@@ -195,10 +195,10 @@ impl<'a> Gate<'a> {
                     "{} `{}` ({}): {} — fix: {}",
                     f.severity().as_str(),
                     f.id(),
-                    if f.id() == FindingId::DisconnectNotPropagated {
-                        "disconnect"
-                    } else {
-                        "reconnect"
+                    match f.id() {
+                        FindingId::DisconnectNotPropagated => "disconnect",
+                        FindingId::HeartbeatTooSparse => "heartbeat",
+                        _ => "reconnect",
                     },
                     f.evidence,
                     f.rule.fix

@@ -302,9 +302,19 @@ impl HopSpec {
 
     /// The silence after which this hop cuts a response, when it models an idle timeout.
     pub fn idle_limit(&self) -> Option<Duration> {
+        self.idle().map(|(d, _)| d)
+    }
+
+    /// The silence after which this hop cuts a stream, and the setting that says so: a real program's
+    /// config ([`process::Program::idle_limit`]) or a built-in model's idle cut.
+    pub fn idle(&self) -> Option<(Duration, String)> {
         match self {
-            HopSpec::Process(_) => None,
-            HopSpec::Builtin(b) => b.idle_limit(),
+            HopSpec::Process(p) => {
+                (p.program.idle_limit)(&p.config).map(|(d, what)| (d, what.to_string()))
+            }
+            HopSpec::Builtin(b) => b
+                .idle_limit()
+                .map(|d| (d, format!("the built-in `{}` model's idle cut", b.label()))),
         }
     }
 

@@ -89,6 +89,10 @@ pub struct Program {
     /// image definition. In an image the program is [`Program::binary`] on the image's `PATH`, started with
     /// [`Program::argv`] and [`Program::child_env`] as a local one is.
     pub image: Option<&'static str>,
+    /// The silence after which a config cuts a stream, and the setting that says so (measured here for
+    /// every default except nginx's and Squid's, which are the documented values; each `short-idle`
+    /// config scales it to 1 s and its case measures the cut), or None when it never cuts an idle stream.
+    pub idle_limit: fn(config: &str) -> Option<(Duration, &'static str)>,
 }
 
 /// Answers asked once per process, by key: a version, why an image cannot run (None: nothing known, or
@@ -938,6 +942,7 @@ mod tests {
             ready_log: None,
             known_cause: |_| None,
             image: None,
+            idle_limit: |_| None,
         };
         let hop = ProcessHop {
             program: &FAILING,

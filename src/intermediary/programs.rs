@@ -2,6 +2,8 @@
 //! `proxies/<name>/`. Adding a program is an entry here plus its templates; the mechanism is
 //! [`process`](super::process).
 
+use std::time::Duration;
+
 use super::process::{Program, VersionWord};
 use crate::cause_id::CauseId;
 
@@ -65,6 +67,16 @@ pub static NGINX: Program = Program {
         "unbuffered" | "connections" => None,
         _ => Some((CauseId::ProxyBuffering, NGINX_BUFFERING)),
     },
+    idle_limit: |config| match config {
+        "short-idle" => Some((
+            Duration::from_secs(1),
+            "nginx `proxy_read_timeout 1s` (short-idle)",
+        )),
+        _ => Some((
+            Duration::from_secs(60),
+            "nginx `proxy_read_timeout` (60 s by default)",
+        )),
+    },
     image: Some("nginx:1.22.1"),
 };
 
@@ -102,6 +114,13 @@ pub static CADDY: Program = Program {
         "short-idle" => Some((
             CauseId::IdleTimeout,
             "caddy: raise `transport http { read_timeout }` above the stream's longest silence",
+        )),
+        _ => None,
+    },
+    idle_limit: |config| match config {
+        "short-idle" => Some((
+            Duration::from_secs(1),
+            "Caddy `read_timeout 1s` (short-idle)",
         )),
         _ => None,
     },
@@ -144,6 +163,16 @@ pub static HAPROXY: Program = Program {
         )),
         _ => None,
     },
+    idle_limit: |config| match config {
+        "short-idle" => Some((
+            Duration::from_secs(1),
+            "HAProxy `timeout server 1s` (short-idle)",
+        )),
+        _ => Some((
+            Duration::from_secs(50),
+            "HAProxy `timeout server` (50 s in Debian's haproxy.cfg)",
+        )),
+    },
     image: Some("haproxy:2.6.12"),
 };
 
@@ -175,6 +204,16 @@ pub static APACHE: Program = Program {
         )),
         // mod_deflate flushes with every event (measured): compressed, not held.
         _ => None,
+    },
+    idle_limit: |config| match config {
+        "short-idle" => Some((
+            Duration::from_secs(1),
+            "Apache `ProxyTimeout 1` (short-idle)",
+        )),
+        _ => Some((
+            Duration::from_secs(60),
+            "Apache `Timeout`/`ProxyTimeout` (60 s compiled in)",
+        )),
     },
     image: None,
 };
@@ -211,6 +250,13 @@ pub static LIGHTTPD: Program = Program {
             "lighttpd: `server.stream-response-body = 2` (mod_proxy buffers the whole response by default)",
         )),
     },
+    idle_limit: |config| match config {
+        "short-idle" => Some((
+            Duration::from_secs(1),
+            "lighttpd `read-timeout` 1 (short-idle)",
+        )),
+        _ => None,
+    },
     image: None,
 };
 
@@ -243,6 +289,16 @@ pub static H2O: Program = Program {
         _ => Some((
             CauseId::FirstByteDelay,
             "h2o 2.2: the proxy sends the response head only with the first body bytes; have the origin write a `:ok` comment at once",
+        )),
+    },
+    idle_limit: |config| match config {
+        "short-idle" => Some((
+            Duration::from_secs(1),
+            "h2o `proxy.timeout.io: 1000` (short-idle)",
+        )),
+        _ => Some((
+            Duration::from_secs(30),
+            "h2o `proxy.timeout.io` (30 s by default)",
         )),
     },
     image: None,
@@ -293,6 +349,16 @@ pub static VARNISH: Program = Program {
             "varnish: `return (pass)` for text/event-stream in `vcl_backend_response` (or `vcl_recv` for the route)",
         )),
     },
+    idle_limit: |config| match config {
+        "short-idle" => Some((
+            Duration::from_secs(1),
+            "Varnish `between_bytes_timeout` 1 s (short-idle)",
+        )),
+        _ => Some((
+            Duration::from_secs(60),
+            "Varnish `between_bytes_timeout` (60 s by default)",
+        )),
+    },
     image: None,
 };
 
@@ -325,6 +391,16 @@ pub static SQUID: Program = Program {
         )),
         _ => None,
     },
+    idle_limit: |config| match config {
+        "short-idle" => Some((
+            Duration::from_secs(1),
+            "Squid `read_timeout 1 seconds` (short-idle)",
+        )),
+        _ => Some((
+            Duration::from_secs(900),
+            "Squid `read_timeout` (15 min by default)",
+        )),
+    },
     image: None,
 };
 
@@ -355,6 +431,16 @@ pub static TRAFFICSERVER: Program = Program {
             CauseId::IdleTimeout,
             "trafficserver: raise `proxy.config.http.transaction_no_activity_timeout_in` and `_out` (30 s) above the stream's longest silence",
         ))
+    },
+    idle_limit: |config| match config {
+        "short-idle" => Some((
+            Duration::from_secs(1),
+            "Traffic Server `transaction_no_activity_timeout_out` 1 (short-idle)",
+        )),
+        _ => Some((
+            Duration::from_secs(30),
+            "Traffic Server `transaction_no_activity_timeout_in`/`_out` (30 s by default)",
+        )),
     },
     image: None,
 };
@@ -397,6 +483,13 @@ pub static HTTP_PROXY: Program = Program {
             "http-proxy: the proxy writes the response head with the first body bytes; have the origin write a `:ok` comment at once",
         )),
     },
+    idle_limit: |config| match config {
+        "short-idle" => Some((
+            Duration::from_secs(1),
+            "node-http-proxy `proxyTimeout: 1000` (short-idle)",
+        )),
+        _ => None,
+    },
     image: None,
 };
 
@@ -436,6 +529,13 @@ pub static EXPRESS: Program = Program {
             CauseId::CompressionBuffering,
             "express: leave text/event-stream out of `compression()` (its `filter` option), or call `res.flush()` after each event",
         )),
+    },
+    idle_limit: |config| match config {
+        "short-idle" => Some((
+            Duration::from_secs(1),
+            "Node `req.setTimeout(1000)` (short-idle)",
+        )),
+        _ => None,
     },
     image: None,
 };
@@ -496,6 +596,16 @@ pub static MITMPROXY: Program = Program {
             "mitmproxy: `--set stream_large_bodies=1` (by default it reads every body whole before passing it on)",
         )),
     },
+    idle_limit: |config| match config {
+        "short-idle" => Some((
+            Duration::from_secs(1),
+            "mitmproxy `TCP_TIMEOUT = 1` (short-idle)",
+        )),
+        _ => Some((
+            Duration::from_secs(600),
+            "mitmproxy `proxy.server.TCP_TIMEOUT` (600 s)",
+        )),
+    },
     image: None,
 };
 
@@ -535,6 +645,12 @@ pub static ENVOY: Program = Program {
         // Measured: the gzip compressor flushes every chunk it is given (envoy-compressor-plain).
         "stream" | "compressor" => None,
         _ => Some((CauseId::DurationCap, ENVOY_ROUTE_TIMEOUT)),
+    },
+    idle_limit: |_| {
+        Some((
+            Duration::from_secs(300),
+            "Envoy `stream_idle_timeout` (5 min by default)",
+        ))
     },
     image: Some("envoyproxy/envoy:v1.40.0"),
 };

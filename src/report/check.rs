@@ -173,6 +173,9 @@ fn chain_human(s: &mut String, c: &ChainOutcome, mark: &str, w: usize) {
             kebab(&l.disconnect.outcome),
             l.disconnect.summary
         );
+        if let Some(hb) = &l.heartbeat {
+            let _ = writeln!(s, "      heartbeat: {}", hb.summary);
+        }
     }
     for reason in &c.reasons {
         let _ = writeln!(s, "      {reason}");
@@ -335,18 +338,23 @@ pub fn check_markdown(r: &CheckReport) -> String {
     if !phases.is_empty() {
         let _ = writeln!(
             s,
-            "\n### Lifecycle\n\n| chain | reconnect | disconnect |\n|---|---|---|"
+            "\n### Lifecycle\n\n| chain | reconnect | disconnect | heartbeat |\n|---|---|---|---|"
         );
         for c in phases {
             if let Some(l) = &c.lifecycle {
                 let _ = writeln!(
                     s,
-                    "| {} | `{}`: {} | `{}`: {} |",
+                    "| {} | `{}`: {} | `{}`: {} | {} |",
                     c.name,
                     kebab(&l.reconnect.outcome),
                     l.reconnect.summary.replace('|', "\\|"),
                     kebab(&l.disconnect.outcome),
-                    l.disconnect.summary.replace('|', "\\|")
+                    l.disconnect.summary.replace('|', "\\|"),
+                    l.heartbeat
+                        .as_ref()
+                        .map_or("no idle limit known".into(), |h| h
+                            .summary
+                            .replace('|', "\\|"))
                 );
             }
         }

@@ -282,7 +282,12 @@ pub fn normalized(o: &Outcome) -> String {
     }
     if let Some(b) = &o.browser {
         // The browser's version and timings vary; its delivery, events and agreement do not.
-        let _ = writeln!(s, "browser: {} events, delivery {}", b.events.len(), b.delivery);
+        let _ = writeln!(
+            s,
+            "browser: {} events, delivery {}",
+            b.events.len(),
+            b.delivery
+        );
         let _ = writeln!(
             s,
             "  agrees with ssegate: {}",

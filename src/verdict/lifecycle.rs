@@ -37,7 +37,96 @@ pub fn kebab<T: Serialize>(v: &T) -> String {
 pub struct Lifecycle {
     pub reconnect: Reconnect,
     pub disconnect: Disconnect,
+    /// The origin's longest silence against the chain's idle limit (`check`, when a hop has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<Heartbeat>,
     pub findings: Vec<Finding>,
+}
+
+/// The origin's silences against the shortest idle limit of a chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct Heartbeat {
+    /// The longest time without a byte on the direct stream (headers to first byte, between reads, and
+    /// after the last byte while the stream was still open).
+    #[serde(rename = "longest_silence_ms", serialize_with = "ser_ms")]
+    pub longest_silence: Duration,
+    /// The shortest idle limit of the chain's hops.
+    #[serde(rename = "idle_limit_ms", serialize_with = "ser_ms")]
+    pub idle_limit: Duration,
+    /// The setting behind it (`nginx `proxy_read_timeout` (60 s by default)`).
+    pub setting: String,
+    /// The heartbeat interval that keeps the stream alive through it: half the limit.
+    #[serde(rename = "heartbeat_every_ms", serialize_with = "ser_ms")]
+    pub heartbeat_every: Duration,
+    /// The longest silence is under half the limit.
+    pub adequate: bool,
+    pub summary: String,
+}
+
+/// The longest silence of a stream: from the headers to the first byte, between reads, and from the last
+/// byte to the end of the recording when the stream was still open then (a cut or an end is not a silence).
+pub fn longest_silence(rec: &Recording) -> Duration {
+    let mut last = rec.headers_at;
+    let mut longest = Duration::ZERO;
+    for r in &rec.reads {
+        longest = longest.max(r.at.saturating_sub(last));
+        last = r.at;
+    }
+    if matches!(rec.end, crate::probe::End::Limit { .. }) {
+        longest = longest.max(rec.ended_at.saturating_sub(last));
+    }
+    longest
+}
+
+/// Judge the origin's silences (on `direct`, the stream without the chain) against the chain's shortest
+/// idle limit: adequate when the longest is under half of it.
+pub fn judge_heartbeat(
+    direct: &Recording,
+    idle: (Duration, String),
+) -> (Heartbeat, Option<Finding>) {
+    let h = crate::text::human_duration;
+    let (limit, setting) = idle;
+    let longest = longest_silence(direct);
+    let every = limit / 2;
+    let adequate = longest < every;
+    let heartbeats = if direct.comments.is_empty() {
+        "no heartbeat comment seen".to_string()
+    } else {
+        let n = direct.comments.len();
+        format!("{n} comment{} seen", if n == 1 { "" } else { "s" })
+    };
+    let summary = format!(
+        "longest silence {} ({heartbeats}); {setting} cuts after {}: {}",
+        h(longest),
+        h(limit),
+        if adequate {
+            "enough".to_string()
+        } else {
+            format!("send a heartbeat at least every {}", h(every))
+        }
+    );
+    let finding = (!adequate).then(|| {
+        Finding::new(
+            FindingId::HeartbeatTooSparse,
+            format!(
+                "silences of {} on the direct stream; {setting} cuts after {}: send a `:` comment at least every {}",
+                h(longest),
+                h(limit),
+                h(every)
+            ),
+        )
+    });
+    (
+        Heartbeat {
+            longest_silence: longest,
+            idle_limit: limit,
+            setting,
+            heartbeat_every: every,
+            adequate,
+            summary,
+        },
+        finding,
+    )
 }
 
 /// What the reconnect phase found, in one word.
@@ -534,6 +623,25 @@ mod tests {
         let (r, f) = judge_reconnect(&facts(&first, &failing, Some(Some("1"))));
         assert_eq!(r.outcome, ReconnectOutcome::GaveUp);
         assert_eq!(f[0].id(), FindingId::ErrorStatus);
+    }
+
+    #[test]
+    fn silences_are_judged_against_half_the_idle_limit() {
+        // Events 100 ms apart, then open and silent until the recording ended at 1000 ms.
+        let mut r = stream(&[Some("1"), Some("2"), Some("3")]);
+        r.end = End::Limit {
+            limit: crate::probe::LimitKind::Duration,
+        };
+        assert_eq!(longest_silence(&r), ms(700));
+        let (hb, f) = judge_heartbeat(&r, (ms(2000), "x".into()));
+        assert!(hb.adequate && f.is_none());
+        let (hb, f) = judge_heartbeat(&r, (ms(1000), "x".into()));
+        assert!(!hb.adequate);
+        assert_eq!(hb.heartbeat_every, ms(500));
+        assert_eq!(f.unwrap().id(), FindingId::HeartbeatTooSparse);
+        // A stream that ended is not silent after its end.
+        r.end = End::Complete;
+        assert_eq!(longest_silence(&r), ms(100));
     }
 
     #[test]

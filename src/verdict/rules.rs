@@ -200,6 +200,10 @@ rules! {
         why "the client went away, but the origin's response stayed open behind a hop: the origin keeps producing for nobody, and every closed tab leaves a stream (memory, connections, upstream work) until the origin ends it"
         fix "bound each stream's life (end it after a while; `EventSource` reconnects) and stop producing on the request's close event"
         operator "have the proxy close the upstream request when the client disconnects (nginx: keep `proxy_ignore_client_abort off`; caches: pass streams through instead of fetching them)";
+    HeartbeatTooSparse "heartbeat-too-sparse" Warning "lifecycle"
+        why "the origin stays silent for more than half of a hop's idle timeout: a longer pause (a slow model, a quiet feed) gets the stream cut, and the browser reconnects and may lose events"
+        fix "send a heartbeat comment (`:\\n\\n`) at least every half of the shortest idle timeout on the path"
+        operator "raise the hop's idle timeout for the SSE route above the stream's longest silence";
     BrowserDisagrees "browser-disagrees" Warning "browser"
         why "a real browser's EventSource saw the stream differently from ssegate's probe (another delivery, or another number of events): what users get is the browser's"
         fix "read the browser's events beside the probe's; a browser dispatches only terminated events of the types a page listens to, and fails on what it does not accept";
