@@ -204,6 +204,10 @@ impl Browser {
             .map_err(|e| BrowserError::Drive(e.to_string()))?;
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + START_WITHIN;
+        // The WebDriver client's TLS stack takes the process's default crypto provider, which rustls
+        // cannot pick by itself when two are compiled in (the container feature brings `ring`): say
+        // which (a second call finds it installed, which is fine).
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let mut builder =
             fantoccini::ClientBuilder::rustls().map_err(|e| BrowserError::Drive(e.to_string()))?;
         builder.capabilities(caps);
