@@ -15,6 +15,8 @@
 //! snapshot in `reports/containers/`: the same measurement from the image, which differs from the local
 //! snapshot only where the chain names the image. Without a Docker engine (or the image) those trials are
 //! listed as ignored with the reason; under `SSEGATE_REQUIRE_DOCKER=1` (CI) they fail with it instead.
+//! A case with `browser:` is skipped when Chromium or chromedriver is missing, and fails under
+//! `SSEGATE_REQUIRE_BROWSER=1`.
 
 use std::path::{Path, PathBuf};
 
@@ -41,9 +43,16 @@ fn main() {
                 .unwrap_or_default();
             // A case whose program is not installed is skipped, with the reason in its listed kind
             // (`[skipped: failed to find `caddy` …] caddy-default`), never passed.
-            let missing = Case::load(&path, &profile::builtin_dir())
-                .ok()
-                .and_then(|c| c.missing_program());
+            let case = Case::load(&path, &profile::builtin_dir()).ok();
+            let missing = case.as_ref().and_then(Case::missing_program);
+            // CI installs Chromium: there, a browser case that cannot run fails.
+            let browser = case.as_ref().is_some_and(|c| c.browser_plan().is_some());
+            if let Some(why) = missing.as_ref().filter(|_| browser && required_browser()) {
+                let why = why.clone();
+                return Trial::test(name, move || {
+                    Err(format!("SSEGATE_REQUIRE_BROWSER is set, and {why}").into())
+                });
+            }
             let trial = Trial::test(name, move || run(&path, Backend::Local));
             skipped_if(trial, missing)
         })
@@ -73,6 +82,11 @@ fn main() {
     #[cfg(feature = "containers")]
     ssegate::intermediary::container::finish();
     conclusion.exit();
+}
+
+/// Whether the browser cases must run (`SSEGATE_REQUIRE_BROWSER=1`, as `.ci/run` sets it).
+fn required_browser() -> bool {
+    std::env::var("SSEGATE_REQUIRE_BROWSER").is_ok_and(|v| v == "1")
 }
 
 /// Whether the container trials must run (`SSEGATE_REQUIRE_DOCKER=1`, as `.ci/run` sets it).

@@ -49,6 +49,9 @@ pub(super) async fn run(a: DoctorArgs) -> CmdResult {
         active: a.active,
         stack: a.stack,
     };
+    if a.browser {
+        super::probe::browser_preflight(&req.target)?;
+    }
     let mut d = crate::doctor::doctor(&req)
         .await
         .map_err(|e| CliError::Setup(error_chain(&e)))?;

@@ -50,6 +50,9 @@ impl FailOn {
 pub(super) async fn run(a: ProbeArgs) -> CmdResult {
     let mut req = a.request.request(&a.url).map_err(CliError::Usage)?;
     req.limits.max_bytes = a.max_bytes;
+    if a.browser {
+        browser_preflight(&req)?;
+    }
     let rec = probe(&req)
         .await
         .map_err(|e| CliError::Setup(error_chain(&e)))?;
@@ -80,13 +83,9 @@ pub(super) async fn run(a: ProbeArgs) -> CmdResult {
     }
 }
 
-/// The browser probe of the same request, or why it cannot run (a usage error when Chromium is missing:
-/// the user asked for it).
-pub(super) async fn browser_beside(
-    req: &crate::probe::ProbeRequest,
-    rec: &crate::probe::Recording,
-    v: &crate::verdict::Verdict,
-) -> Result<crate::verdict::browser::BrowserVerdict, CliError> {
+/// Why `--browser` cannot run this request, before anything is measured: Chromium missing (a setup
+/// error, with the install command), or a request `EventSource` cannot make (a usage error).
+pub(super) fn browser_preflight(req: &crate::probe::ProbeRequest) -> Result<(), CliError> {
     if let Some(why) = crate::browser::missing() {
         return Err(CliError::Setup(format!("failed to run --browser: {why}")));
     }
@@ -100,6 +99,16 @@ pub(super) async fn browser_beside(
             "failed to run --browser: EventSource cannot send the header `{name}` given with -H, so the browser would not make the same request"
         )));
     }
+    Ok(())
+}
+
+/// The browser probe of the same request beside ssegate's recording of it.
+pub(super) async fn browser_beside(
+    req: &crate::probe::ProbeRequest,
+    rec: &crate::probe::Recording,
+    v: &crate::verdict::Verdict,
+) -> Result<crate::verdict::browser::BrowserVerdict, CliError> {
+    browser_preflight(req)?;
     crate::scenario::browser_view(
         &req.url,
         (rec, v),

@@ -167,6 +167,21 @@ fn the_fixed_express_app_passes_and_operator_only_chains_only_warn() {
         "streamed",
         "no-transform honoured"
     );
+    // The lifecycle phases, per chain: the app ignores Last-Event-ID (every proxy forwards it), nginx
+    // closes the origin's request as soon as the client leaves, and a 300 ms stream is far from nginx's
+    // 60 s idle limit.
+    for c in &chains {
+        let l = &c["lifecycle"];
+        assert_eq!(l["reconnect"]["outcome"], "replayed", "{}: {l}", c["name"]);
+        assert_eq!(l["reconnect"]["last_event_id"], "6", "{l}");
+        assert_eq!(l["reconnect"]["origin_received"], "6", "{l}");
+    }
+    let nginx = &by_name("nginx-default")["lifecycle"];
+    assert_eq!(nginx["disconnect"]["outcome"], "propagated", "{nginx}");
+    assert_eq!(nginx["heartbeat"]["adequate"], true, "{nginx}");
+    assert_eq!(nginx["heartbeat"]["idle_limit_ms"], 60000.0, "{nginx}");
+    assert!(human.contains("reconnect: replayed"), "{human}");
+    assert!(human.contains("disconnect: propagated"), "{human}");
     let cl = by_name("content-length");
     assert_eq!(cl["result"], "warn");
     assert_eq!(cl["fix"]["kind"], "operator");

@@ -1,5 +1,6 @@
 //! ssegate's integration tests: one binary, one module per area.
 
+mod browser;
 mod check;
 mod cli;
 mod containers;
