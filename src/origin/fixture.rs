@@ -376,6 +376,7 @@ async fn play(
         pending.extend_from_slice(b"\xEF\xBB\xBF");
     }
     pending.extend(p.padding_bytes());
+    pending.extend(p.retry_bytes());
     // Without the early-flush quirk, the preamble (BOM, padding) goes out with the headers.
     if !p.headers_with_first_event
         && !pending.is_empty()

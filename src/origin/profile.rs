@@ -186,6 +186,9 @@ pub struct Profile {
     /// N + 1 (default false: every request starts again at 1, as most servers do). Chunked wire only.
     #[serde(default)]
     pub resume: bool,
+    /// A `retry: N` line right after the headers: how long a browser waits before it reconnects.
+    #[serde(default)]
+    pub retry_ms: Option<u64>,
 }
 
 fn default_status() -> u16 {
@@ -220,6 +223,7 @@ pub struct ProfilePatch {
     pub wire: Option<Wire>,
     pub ids: Option<bool>,
     pub resume: Option<bool>,
+    pub retry_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,6 +262,7 @@ impl ProfilePatch {
         add(self.wire.is_some(), "wire");
         add(self.ids.is_some(), "ids");
         add(self.resume.is_some(), "resume");
+        add(self.retry_ms.is_some(), "retry_ms");
         add(self.status.is_some(), "status");
         keys
     }
@@ -311,6 +316,9 @@ impl ProfilePatch {
         if self.abort_after.is_some() {
             p.abort_after = self.abort_after;
         }
+        if self.retry_ms.is_some() {
+            p.retry_ms = self.retry_ms;
+        }
         p
     }
 }
@@ -346,6 +354,7 @@ impl Profile {
             ("events.first_ms", e.first_ms),
             ("linger_ms", Some(self.linger_ms)),
             ("delay_headers_ms", Some(self.delay_headers_ms)),
+            ("retry_ms", self.retry_ms),
         ] {
             if v.is_some_and(|v| v > MAX_MS) {
                 return Err(format!("{name} is over {MAX_MS} ms"));
@@ -446,6 +455,14 @@ impl Profile {
         s.into_bytes()
     }
 
+    /// The `retry:` field, if any, as its own block (it dispatches no event).
+    pub fn retry_bytes(&self) -> Vec<u8> {
+        let nl = self.framing.line_ending.as_str();
+        self.retry_ms
+            .map(|ms| format!("retry: {ms}{nl}{nl}").into_bytes())
+            .unwrap_or_default()
+    }
+
     pub fn heartbeat_bytes(&self) -> Vec<u8> {
         let nl = self.framing.line_ending.as_str();
         format!(":{nl}{nl}").into_bytes()
@@ -466,7 +483,7 @@ impl Profile {
         let events: usize = (1..=self.events_sent())
             .map(|s| self.event_bytes(s).len())
             .sum();
-        Some(bom + self.padding_bytes().len() + events)
+        Some(bom + self.padding_bytes().len() + self.retry_bytes().len() + events)
     }
 }
 

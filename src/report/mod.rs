@@ -260,10 +260,9 @@ pub fn normalized(o: &Outcome) -> String {
                 s,
                 "    after {} ms{}, sent Last-Event-ID {}; origin received {}; status {}; first id after: {}",
                 r.waited.as_millis(),
-                if r.retry_ms.is_some() {
-                    " (retry:)"
-                } else {
-                    " (a browser's default)"
+                match r.retry_ms {
+                    Some(ms) => format!(" (the stream's `retry: {ms}`)"),
+                    None => " (a browser's default)".into(),
                 },
                 id(&r.last_event_id),
                 match &r.origin_received {
