@@ -30,6 +30,8 @@ const START_WITHIN: Duration = Duration::from_secs(30);
 const POLL_EVERY: Duration = Duration::from_millis(100);
 /// Events kept per stream on the page.
 pub const EVENTS_KEPT: usize = 1_000;
+/// The longest one WebDriver command may take (a navigation to `about:blank`, a script).
+const COMMAND_WITHIN: Duration = Duration::from_secs(30);
 /// Log lines shown when chromedriver fails.
 const LOG_LINES: usize = 20;
 
@@ -256,27 +258,44 @@ impl Browser {
     /// or `duration` passed; then close them.
     pub async fn watch(&self, req: &PageRequest) -> Result<Vec<PageStream>, BrowserError> {
         let c = self.client()?;
-        let drive = |e: fantoccini::error::CmdError| BrowserError::Drive(e.to_string());
-        c.goto("about:blank").await.map_err(drive)?;
-        c.execute(
-            OPEN_SCRIPT,
-            vec![
-                req.url.clone().into(),
-                req.streams.into(),
-                serde_json::json!(req.types),
-                EVENTS_KEPT.into(),
-            ],
+        // Every WebDriver command within its deadline: a browser that stops answering is an error, not
+        // a hang.
+        async fn within<T>(
+            what: &str,
+            f: impl std::future::Future<Output = Result<T, fantoccini::error::CmdError>>,
+        ) -> Result<T, BrowserError> {
+            match tokio::time::timeout(COMMAND_WITHIN, f).await {
+                Ok(r) => r.map_err(|e| BrowserError::Drive(format!("{what}: {e}"))),
+                Err(_) => Err(BrowserError::Drive(format!(
+                    "{what}: no answer within {} s",
+                    COMMAND_WITHIN.as_secs()
+                ))),
+            }
+        }
+        within("open about:blank", c.goto("about:blank")).await?;
+        within(
+            "open the EventSources",
+            c.execute(
+                OPEN_SCRIPT,
+                vec![
+                    req.url.clone().into(),
+                    req.streams.into(),
+                    serde_json::json!(req.types),
+                    EVENTS_KEPT.into(),
+                    serde_json::json!(req.max_events),
+                ],
+            ),
         )
-        .await
-        .map_err(drive)?;
+        .await?;
         let started = Instant::now();
         let mut streams: Vec<PageStream>;
         loop {
             tokio::time::sleep(POLL_EVERY).await;
-            let raw = c
-                .execute("return JSON.stringify(window.__ssegate.streams);", vec![])
-                .await
-                .map_err(drive)?;
+            let raw = within(
+                "read the page's record",
+                c.execute("return JSON.stringify(window.__ssegate.streams);", vec![]),
+            )
+            .await?;
             streams = serde_json::from_str(raw.as_str().unwrap_or("[]"))
                 .map_err(|e| BrowserError::Drive(format!("the page's record: {e}")))?;
             let first = streams.first();
@@ -293,7 +312,7 @@ impl Browser {
                 break;
             }
         }
-        let _ = c.execute(CLOSE_SCRIPT, vec![]).await;
+        let _ = within("close the EventSources", c.execute(CLOSE_SCRIPT, vec![])).await;
         Ok(streams)
     }
 
@@ -307,7 +326,7 @@ impl Browser {
 
 /// The page's side: open the streams, note `open`, every event of the listened types, `error`.
 const OPEN_SCRIPT: &str = r#"
-const [url, n, types, kept] = arguments;
+const [url, n, types, kept, max] = arguments;
 const t0 = performance.now();
 const now = () => Math.round((performance.now() - t0) * 1000) / 1000;
 window.__ssegate = {streams: [], sources: []};
@@ -318,6 +337,7 @@ for (let i = 0; i < n; i++) {
   window.__ssegate.sources.push(es);
   es.onopen = () => { if (s.opened === null) s.opened = now(); };
   const on = (e) => {
+    if (max !== null && s.events.length + s.events_dropped >= max) return;
     if (s.events.length < kept) {
       s.events.push({at: now(), id: e.lastEventId, type: e.type, data_len: e.data.length});
     } else {

@@ -222,7 +222,7 @@ async fn measure_fixture(
                 ended: r.ended.filter(|_| !r.client_gone),
             })
         };
-        Some(lifecycle(&seen, &sent, &rec, None).await?)
+        Some(lifecycle(&seen, &sent, &rec, None, true).await?)
     } else {
         None
     };
@@ -472,7 +472,7 @@ async fn measure_tapped(
                 ended: e.ended.filter(|_| e.end != crate::tap::TapEnd::ClientGone),
             })
         };
-        Some(lifecycle(&seen, &sent, &rec, target).await?)
+        Some(lifecycle(&seen, &sent, &rec, target, false).await?)
     } else {
         None
     };
@@ -551,7 +551,8 @@ pub async fn browser_view(
                 .map_or(Reference::None, Reference::Schedule),
             ours,
         );
-        if limit {
+        // Seven streams can show the limit only on a URL that opens a stream and keeps it.
+        if limit && page.opened.is_some() && !page.gave_up {
             let streams = browser
                 .watch(&PageRequest {
                     url: url.to_string(),
@@ -591,90 +592,152 @@ type Witnessed<'a> = &'a (dyn Fn(&Recording, &ProbeRequest) -> Option<OriginView
 /// The lifecycle phases through a running chain after its probe `first` (sent as `sent`): the client
 /// reconnects as a browser would (after `retry:` or the browser's default, with `Last-Event-ID`), then
 /// another client leaves after its first event while the origin's side is watched for the close.
+/// `seen_on_write`: the witness learns of a close only when the origin writes (the fixture). A phase
+/// whose probe fails is reported as not measured, with the error; only a dead target stops the run.
 async fn lifecycle(
     origin: Witnessed<'_>,
     sent: &ProbeRequest,
     first: &Recording,
     target: Option<&SharedTarget>,
+    seen_on_write: bool,
 ) -> Result<Lifecycle, ScenarioError> {
     use crate::verdict::lifecycle::{
-        DISCONNECT_BOUND, DISCONNECT_WATCH, DisconnectFacts, ReconnectFacts, judge_disconnect,
-        judge_reconnect, last_event_id, reconnect_delay, stops_reconnecting,
+        DISCONNECT_WATCH, DISCONNECT_WRITES, DisconnectFacts, DisconnectOutcome, ReconnectFacts,
+        ReconnectOutcome, disconnect_limit, judge_disconnect, judge_reconnect, last_event_id,
+        reconnect_delay, stops_reconnecting,
     };
-    let failed = |e| {
-        target_alive(target)?;
-        Err(ScenarioError::Probe(e))
+    // Each phase listens until its first event: as long as the chain took to deliver one, plus 5 s,
+    // within the probe's own limit.
+    let phase_limit = first
+        .events
+        .first()
+        .map(|e| (e.at + Duration::from_secs(5)).min(sent.limits.duration));
+    let phase_request = |limit: Duration| {
+        let mut req = sent.clone();
+        req.limits.max_events = Some(1);
+        req.limits.duration = limit;
+        req
     };
     // Reconnect.
     let waited = reconnect_delay(first);
     let mut again = None;
     let mut origin_received = None;
-    if stops_reconnecting(first).is_none() && !first.events.is_empty() {
+    let mut reconnect_error = None;
+    if let Some(limit) = phase_limit.filter(|_| stops_reconnecting(first).is_none()) {
         tokio::time::sleep(waited).await;
-        let mut req = sent.clone();
+        let mut req = phase_request(limit);
         if let Some(id) = last_event_id(first) {
             req.headers
                 .retain(|(k, _)| !k.eq_ignore_ascii_case("last-event-id"));
             req.headers.push(("Last-Event-ID".into(), id));
         }
-        // The first event after reconnecting is all it takes; the stream's own length bounds the wait.
-        req.limits.max_events = Some(1);
-        let rec = match probe(&req).await {
-            Ok(r) => r,
-            Err(e) => return failed(e),
-        };
-        origin_received = origin(&rec, &req).map(|v| v.last_event_id);
-        again = Some(rec);
+        match probe(&req).await {
+            Ok(rec) => {
+                origin_received = origin(&rec, &req).map(|v| v.last_event_id);
+                again = Some(rec);
+            }
+            Err(e) => {
+                target_alive(target)?;
+                reconnect_error = Some(crate::probe::error_chain(&e));
+            }
+        }
     }
-    let (reconnect, mut findings) = judge_reconnect(&ReconnectFacts {
+    let (mut reconnect, mut findings) = judge_reconnect(&ReconnectFacts {
         first,
         waited,
         again: again.as_ref(),
         origin_received,
     });
-    // Disconnect: leave after the first event, then watch the origin's side until the hop closes the
-    // request or the origin ends it, at most until the bound after the origin's next write (a hop may
-    // notice only then), or DISCONNECT_WATCH.
-    let mut req = sent.clone();
-    req.limits.max_events = Some(1);
-    let rec = match probe(&req).await {
-        Ok(r) => r,
-        Err(e) => return failed(e),
-    };
-    let left = (!rec.events.is_empty()).then_some(rec.start + rec.ended_at);
-    let mut seen = origin(&rec, &req);
-    let next_send = |v: &OriginView, left: Instant| v.sends.iter().copied().find(|&t| t > left);
-    let mut watched = Duration::ZERO;
-    if let Some(left) = left {
-        while let Some(v) = seen.as_ref() {
-            if v.closed.is_some() || v.ended.is_some() {
-                break;
-            }
-            let until = match next_send(v, left) {
-                Some(n) => (n + DISCONNECT_BOUND).min(left + DISCONNECT_WATCH),
-                None => left + DISCONNECT_WATCH,
-            };
-            if Instant::now() >= until {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            seen = origin(&rec, &req);
-        }
-        watched = left.elapsed();
+    if let Some(e) = reconnect_error {
+        reconnect.outcome = ReconnectOutcome::Undetermined;
+        reconnect.summary = format!("the reconnect failed: {e}");
     }
-    let after = |t: Option<Instant>| Some(t?.saturating_duration_since(left?));
-    let (disconnect, more) = judge_disconnect(&DisconnectFacts {
-        client_left: left.map(|l| rec.offset(l)),
-        seen_at_origin: seen.is_some(),
-        ended_before_left: seen
-            .as_ref()
-            .zip(left)
-            .is_some_and(|(v, l)| v.ended.is_some_and(|t| t <= l)),
-        closed_after: after(seen.as_ref().and_then(|v| v.closed)),
-        origin_ended_after: after(seen.as_ref().and_then(|v| v.ended)),
-        next_send_after: after(seen.as_ref().zip(left).and_then(|(v, l)| next_send(v, l))),
-        watched,
-    });
+    // Disconnect: leave after the first event, then watch the origin's side until the hop closes the
+    // request or the origin ends it, at most until the bound after the origin's third write (a hop may
+    // notice only when it writes), or DISCONNECT_WATCH.
+    let (disconnect, more) = match phase_limit {
+        None => judge_disconnect(&DisconnectFacts {
+            client_left: None,
+            seen_at_origin: false,
+            ended_before_left: false,
+            closed_after: None,
+            origin_ended_after: None,
+            sends_after: Vec::new(),
+            seen_on_write,
+            watched: Duration::ZERO,
+        }),
+        Some(limit) => {
+            let req = phase_request(limit);
+            match probe(&req).await {
+                Err(e) => {
+                    target_alive(target)?;
+                    let (mut d, _) = judge_disconnect(&DisconnectFacts {
+                        client_left: None,
+                        seen_at_origin: false,
+                        ended_before_left: false,
+                        closed_after: None,
+                        origin_ended_after: None,
+                        sends_after: Vec::new(),
+                        seen_on_write,
+                        watched: Duration::ZERO,
+                    });
+                    d.outcome = DisconnectOutcome::NotMeasured;
+                    d.summary = format!("the probe failed: {}", crate::probe::error_chain(&e));
+                    (d, Vec::new())
+                }
+                Ok(rec) => {
+                    let left = (!rec.events.is_empty()).then_some(rec.start + rec.ended_at);
+                    let sends_after = |v: &OriginView, left: Instant| -> Vec<Duration> {
+                        v.sends
+                            .iter()
+                            .filter(|&&t| t > left)
+                            .take(DISCONNECT_WRITES)
+                            .map(|&t| t - left)
+                            .collect()
+                    };
+                    let mut seen = origin(&rec, &req);
+                    let mut watched = Duration::ZERO;
+                    if let Some(left) = left {
+                        while let Some(v) = seen.as_ref() {
+                            if v.closed.is_some() || v.ended.is_some() {
+                                break;
+                            }
+                            let after = sends_after(v, left);
+                            let until = if after.len() >= DISCONNECT_WRITES {
+                                left + disconnect_limit(&after).min(DISCONNECT_WATCH)
+                            } else {
+                                left + DISCONNECT_WATCH
+                            };
+                            if Instant::now() >= until {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            seen = origin(&rec, &req);
+                        }
+                        watched = left.elapsed();
+                    }
+                    let after = |t: Option<Instant>| Some(t?.saturating_duration_since(left?));
+                    judge_disconnect(&DisconnectFacts {
+                        client_left: left.map(|l| rec.offset(l)),
+                        seen_at_origin: seen.is_some(),
+                        ended_before_left: seen
+                            .as_ref()
+                            .zip(left)
+                            .is_some_and(|(v, l)| v.ended.is_some_and(|t| t <= l)),
+                        closed_after: after(seen.as_ref().and_then(|v| v.closed)),
+                        origin_ended_after: after(seen.as_ref().and_then(|v| v.ended)),
+                        sends_after: seen
+                            .as_ref()
+                            .zip(left)
+                            .map(|(v, l)| sends_after(v, l))
+                            .unwrap_or_default(),
+                        seen_on_write,
+                        watched,
+                    })
+                }
+            }
+        }
+    };
     findings.extend(more);
     Ok(Lifecycle {
         reconnect,

@@ -84,6 +84,8 @@ pub enum CheckError {
         #[source]
         source: ProbeError,
     },
+    #[error("failed to run the browser probe: {0}")]
+    Browser(String),
     #[error("invalid --partition `{0}`: expected K/N with 1 ≤ K ≤ N")]
     Partition(String),
     #[error("failed to use the direct stream: {method} {url} answered {status}; {hint}")]
@@ -418,6 +420,21 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
                 .join("\n"),
         });
     }
+    if opts.browser {
+        // Before anything starts: the browser must be there, and able to make the same request.
+        if let Some(why) = crate::browser::missing() {
+            return Err(CheckError::Browser(why));
+        }
+        let spec = &loaded.config.target.url;
+        if !spec.method.eq_ignore_ascii_case("GET")
+            || spec.body.is_some()
+            || !spec.headers.is_empty()
+        {
+            return Err(CheckError::Browser(
+                "EventSource sends only a GET without a body or extra headers, and `target.url` asks for more".into(),
+            ));
+        }
+    }
     let (command_target, base_url, target_label) = start_target(loaded, opts).await?;
     let target: Option<Target> = command_target.map(|t| Arc::new(std::sync::Mutex::new(t)));
     let base_req = probe_request(loaded, base_url.clone(), opts);
@@ -433,10 +450,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
             &|_| None,
         )
         .await
-        .map_err(|e| CheckError::Probe {
-            chain: "direct".into(),
-            source: ProbeError::InvalidRequest(crate::probe::error_chain(&e)),
-        })?;
+        .map_err(|e| CheckError::Browser(format!("direct: {}", crate::probe::error_chain(&e))))?;
         baseline_verdict.findings.extend(b.findings.iter().cloned());
         crate::verdict::sort_findings(&mut baseline_verdict.findings);
         Some(b)
@@ -770,14 +784,19 @@ async fn probe_chain(
         ScenarioError::Probe(source) => CheckError::Probe { chain, source },
         ScenarioError::TargetDied(source) => CheckError::TargetDied { chain, source },
         ScenarioError::Load(source) => CheckError::Load { chain, source },
-        ScenarioError::Browser(source) => CheckError::Probe {
-            chain,
-            source: ProbeError::InvalidRequest(crate::probe::error_chain(&source)),
-        },
+        ScenarioError::Browser(source) => {
+            CheckError::Browser(format!("{chain}: {}", crate::probe::error_chain(&source)))
+        }
     })?;
+    let mut verdict = m.verdict;
+    // The browser's findings are the chain's (its lifecycle findings stay with its phases).
+    if let Some(b) = &m.browser {
+        verdict.findings.extend(b.findings.iter().cloned());
+        crate::verdict::sort_findings(&mut verdict.findings);
+    }
     Ok(ChainRun {
         recording: m.recording,
-        verdict: m.verdict,
+        verdict,
         programs: m.programs,
         origin_wait: m.origin_wait,
         open_at_origin: m.open_at_origin,

@@ -374,6 +374,12 @@ impl Profile {
                 MAX_BODY >> 20
             ));
         }
+        if self.resume && (self.wire != Wire::Chunked || self.content_length) {
+            return Err(
+                "resume works on the chunked wire without content_length (the ids change the body's length)"
+                    .into(),
+            );
+        }
         if !(100..=999).contains(&self.status) {
             return Err(format!("status {} is not an HTTP status", self.status));
         }

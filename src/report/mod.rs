@@ -265,9 +265,10 @@ pub fn normalized(o: &Outcome) -> String {
                     None => " (a browser's default)".into(),
                 },
                 id(&r.last_event_id),
-                match &r.origin_received {
-                    Some(got) => id(got),
-                    None => "no request".into(),
+                if r.reached_origin {
+                    id(&r.origin_received)
+                } else {
+                    "no request".into()
                 },
                 r.status,
                 id(&r.first_id_after)
@@ -299,7 +300,11 @@ pub fn normalized(o: &Outcome) -> String {
                 l.opened_at_once,
                 l.streams,
                 l.version,
-                if l.limited { "yes" } else { "no" }
+                match (l.measured, l.limited) {
+                    (false, _) => "not measured",
+                    (true, true) => "yes",
+                    (true, false) => "no",
+                }
             );
         }
     }
@@ -421,10 +426,12 @@ pub fn browser_human(s: &mut String, b: &crate::verdict::browser::BrowserVerdict
             l.opened_at_once,
             l.streams,
             l.version,
-            match (l.limited, l.last_opened) {
-                (false, _) => String::new(),
-                (true, Some(o)) => format!("; the last waited until {}", human_duration(o)),
-                (true, None) => "; the last never opened while watched".into(),
+            match (l.measured, l.limited, l.last_opened) {
+                (false, _, _) =>
+                    "; not measured: the streams did not stay open long enough to show it".into(),
+                (true, false, _) => String::new(),
+                (true, true, Some(o)) => format!("; the last waited until {}", human_duration(o)),
+                (true, true, None) => "; the last never opened while watched".into(),
             }
         );
     }

@@ -59,6 +59,9 @@ pub struct ConnectionLimit {
     /// When the last one opened, if it did.
     #[serde(rename = "last_opened_ms", serialize_with = "super::ser_opt_ms")]
     pub last_opened: Option<Duration>,
+    /// Six streams opened at once and stayed open, so the limit could show (streams that fail, end at
+    /// once, or have their headers held to the end cannot show it).
+    pub measured: bool,
     /// The last one waited for a slot: it opened only after another stream ended, or never.
     pub limited: bool,
     /// The HTTP version the streams used (as ssegate's probe negotiated it).
@@ -147,9 +150,24 @@ pub fn judge_browser(
         v.delivery
     };
     let same_delivery = delivery == verdict.delivery;
-    let agrees = same_delivery && n_page == n_ours;
-    let agreement = match (same_delivery, n_page == n_ours) {
-        (true, true) => format!("the browser agrees: `{delivery}`, {n_page} events"),
+    // The counts are comparable only when both saw the whole stream: each stopped listening on its own
+    // clock (a duration or event limit), so on an endless stream they cover different windows.
+    let whole = page.failed.is_some()
+        && matches!(
+            rec.end,
+            crate::probe::End::Complete | crate::probe::End::Aborted { .. }
+        );
+    let same_count = !whole || n_page == n_ours;
+    let agrees = same_delivery && same_count;
+    let counted = if whole {
+        format!("{n_page} events")
+    } else {
+        format!(
+            "{n_page} events in its own window (counts not compared: the stream outlived a limit)"
+        )
+    };
+    let agreement = match (same_delivery, same_count) {
+        (true, true) => format!("the browser agrees: `{delivery}`, {counted}"),
         (true, false) => format!(
             "the browser disagrees: both `{delivery}`, but it dispatched {n_page} events where ssegate parsed {n_ours}"
         ),
@@ -196,30 +214,28 @@ pub fn judge_connection_limit(
         .count();
     let last = streams.last();
     let last_opened = last.and_then(|s| s.opened);
-    let limited = streams.len() >= LIMIT_STREAMS && opened_at_once < streams.len();
+    let measured = streams.len() >= LIMIT_STREAMS && opened_at_once >= CONNECTIONS_PER_HOST;
+    let limited = measured && opened_at_once < streams.len();
     let limit = ConnectionLimit {
         streams: streams.len(),
         opened_at_once,
+        measured,
         last_opened,
         limited,
         version: version.to_string(),
     };
+    // Evidence without timings: it is what the case reports show.
     let finding = limited.then(|| {
-        let h = crate::text::human_duration;
-        let seventh = match (last_opened, first_end) {
-            (Some(o), Some(e)) if o >= e => format!(
-                "the last opened only at {}, after another stream ended at {}",
-                h(o),
-                h(e)
-            ),
-            (Some(o), _) => format!("the last opened only at {}", h(o)),
-            (None, _) => "the last never opened while watched".into(),
-        };
         Finding::new(
             FindingId::BrowserConnectionLimit,
             format!(
-                "{opened_at_once} of {} EventSources on one {version} URL opened at once; {seventh}",
-                streams.len()
+                "{opened_at_once} of {} EventSources on one {version} URL opened at once; the last {}",
+                streams.len(),
+                if last_opened.is_some() {
+                    "opened only after another stream ended"
+                } else {
+                    "never opened while watched"
+                }
             ),
         )
     });
@@ -284,6 +300,11 @@ mod tests {
         let b = judge_browser("Chromium", &fewer, &frec, Reference::None, (&rec, &ours));
         assert!(!b.agrees);
         assert_eq!(b.findings[0].id(), FindingId::BrowserDisagrees);
+        // A page still open at its limit: the counts cover another window and are not compared.
+        let open = page(Some(5), &[400, 800, 1200, 1600, 2000], None);
+        let orec = page_recording(&open, "http://127.0.0.1:1/", ms(2200));
+        let b = judge_browser("Chromium", &open, &orec, Reference::None, (&rec, &ours));
+        assert!(b.agrees, "{}", b.agreement);
     }
 
     #[test]
@@ -292,9 +313,17 @@ mod tests {
             (0..6).map(|_| page(Some(5), &[400], Some(2400))).collect();
         seven.push(page(Some(2410), &[2800], None));
         let (l, f) = judge_connection_limit(&seven, "HTTP/1.1");
-        assert!(l.limited);
+        assert!(l.limited && l.measured);
         assert_eq!(l.opened_at_once, 6);
         assert!(f.unwrap().evidence.contains("after another stream ended"));
+        // Seven error responses, or headers held to each stream's end: nothing shows the limit.
+        let failed: Vec<PageStream> = (0..7).map(|_| page(None, &[], Some(10))).collect();
+        let (l, f) = judge_connection_limit(&failed, "HTTP/1.1");
+        assert!(!l.measured && !l.limited && f.is_none());
+        let held: Vec<PageStream> = (0..7)
+            .map(|i| page(Some(2400 * (i / 6 + 1)), &[2400], Some(2400 * (i / 6 + 1))))
+            .collect();
+        assert!(!judge_connection_limit(&held, "HTTP/2.0").0.limited);
         seven[6] = page(Some(6), &[400], Some(2400));
         let (l, f) = judge_connection_limit(&seven, "HTTP/2.0");
         assert!(!l.limited);

@@ -21,6 +21,10 @@ pub const RETRY_WAIT_CAP: Duration = Duration::from_secs(10);
 /// loopback a proxy that notices the close acts in milliseconds; a second leaves room for a loaded
 /// machine.
 pub const DISCONNECT_BOUND: Duration = Duration::from_secs(1);
+/// Writes of the origin after the client left within which a hop that notices a closed client only
+/// when it writes must have closed the origin's request (measured: Apache, h2o, HAProxy, Traffic Server
+/// close at the 2nd, Varnish at the 3rd).
+pub const DISCONNECT_WRITES: usize = 3;
 /// The longest the disconnect phase watches after the client left.
 pub const DISCONNECT_WATCH: Duration = Duration::from_secs(5);
 
@@ -58,8 +62,9 @@ pub struct Heartbeat {
     /// The heartbeat interval that keeps the stream alive through it: half the limit.
     #[serde(rename = "heartbeat_every_ms", serialize_with = "ser_ms")]
     pub heartbeat_every: Duration,
-    /// The longest silence is under half the limit.
-    pub adequate: bool,
+    /// The longest silence is under half the limit (None: not judged, the stream was still open when
+    /// the direct probe stopped, before half the limit had passed).
+    pub adequate: Option<bool>,
     pub summary: String,
 }
 
@@ -88,7 +93,15 @@ pub fn judge_heartbeat(
     let (limit, setting) = idle;
     let longest = longest_silence(direct);
     let every = limit / 2;
-    let adequate = longest < every;
+    let still_open = matches!(direct.end, crate::probe::End::Limit { .. });
+    let adequate = if longest >= every {
+        Some(false)
+    } else if still_open && direct.ended_at < every {
+        // A longer silence after the probe stopped listening would not have shown.
+        None
+    } else {
+        Some(true)
+    };
     let heartbeats = if direct.comments.is_empty() {
         "no heartbeat comment seen".to_string()
     } else {
@@ -99,13 +112,16 @@ pub fn judge_heartbeat(
         "longest silence {} ({heartbeats}); {setting} cuts after {}: {}",
         h(longest),
         h(limit),
-        if adequate {
-            "enough".to_string()
-        } else {
-            format!("send a heartbeat at least every {}", h(every))
+        match adequate {
+            Some(true) => "enough".to_string(),
+            Some(false) => format!("send a heartbeat at least every {}", h(every)),
+            None => format!(
+                "not judged: the direct stream was watched for {} only, less than half of that",
+                h(direct.ended_at)
+            ),
         }
     );
-    let finding = (!adequate).then(|| {
+    let finding = (adequate == Some(false)).then(|| {
         Finding::new(
             FindingId::HeartbeatTooSparse,
             format!(
@@ -161,9 +177,10 @@ pub struct Reconnect {
     pub waited: Duration,
     /// The `Last-Event-ID` the client sent (the last id it received).
     pub last_event_id: Option<String>,
-    /// Whether the origin's request carried `Last-Event-ID`, and with what value (None: no request of
-    /// the reconnect reached the origin; a hop answered by itself).
-    pub origin_received: Option<Option<String>>,
+    /// Whether a request of the reconnect reached the origin (false: a hop answered by itself).
+    pub reached_origin: bool,
+    /// The `Last-Event-ID` that request carried (None: none, or no request reached the origin).
+    pub origin_received: Option<String>,
     /// Status of the reconnect's response (0: none came).
     pub status: u16,
     /// The id of the first event after reconnecting.
@@ -208,6 +225,15 @@ pub fn stops_reconnecting(rec: &Recording) -> Option<(ReconnectOutcome, String)>
             "no response headers came, so there was no stream to reconnect after".into(),
         ));
     }
+    if (300..400).contains(&rec.status) {
+        return Some((
+            ReconnectOutcome::Undetermined,
+            format!(
+                "the response was a {} redirect: EventSource follows it, ssegate's client does not, so reconnecting is not measured",
+                rec.status
+            ),
+        ));
+    }
     if rec.status != 200 {
         return Some((
             ReconnectOutcome::GaveUp,
@@ -247,7 +273,8 @@ pub fn judge_reconnect(f: &ReconnectFacts<'_>) -> (Reconnect, Vec<Finding>) {
         retry_ms: f.first.retry,
         waited: f.waited,
         last_event_id: last.clone(),
-        origin_received: f.origin_received.clone(),
+        reached_origin: f.origin_received.is_some(),
+        origin_received: f.origin_received.clone().flatten(),
         status: f.again.map_or(0, |a| a.status),
         first_id_after: f
             .again
@@ -300,10 +327,10 @@ pub fn judge_reconnect(f: &ReconnectFacts<'_>) -> (Reconnect, Vec<Finding>) {
         );
         return (r, findings);
     }
-    if let Some((_, why)) = stops_reconnecting(again) {
-        r.outcome = ReconnectOutcome::GaveUp;
+    if let Some((outcome, why)) = stops_reconnecting(again) {
+        r.outcome = outcome;
         r.summary = format!("{wait}, sent `Last-Event-ID: {last}`; on reconnect {why}");
-        if again.status != 200 && again.status != 0 {
+        if outcome == ReconnectOutcome::GaveUp && again.status != 200 {
             findings.push(Finding::new(
                 FindingId::ErrorStatus,
                 format!("{} on reconnect with Last-Event-ID", again.status),
@@ -336,10 +363,14 @@ pub fn judge_reconnect(f: &ReconnectFacts<'_>) -> (Reconnect, Vec<Finding>) {
         }
         _ => {}
     }
-    let reached = match &f.origin_received {
-        Some(_) => "the origin received it",
-        None => "no request reached the origin (a hop answered)",
-    };
+    if f.origin_received.is_none() {
+        // A cache or a hop answered: what came back says nothing about the origin.
+        r.summary = format!(
+            "{wait}, sent `Last-Event-ID: {last}`; no request reached the origin (a hop answered the reconnect by itself)"
+        );
+        return (r, findings);
+    }
+    let reached = "the origin received it";
     let Some(next) = r.first_id_after.clone() else {
         r.summary = format!(
             "{wait}, sent `Last-Event-ID: {last}` ({reached}); no event with an id came while the client listened, so resuming is not judged"
@@ -422,6 +453,7 @@ pub struct Disconnect {
 }
 
 /// The facts the disconnect phase gathered, as offsets from the client leaving.
+#[derive(Debug, Clone)]
 pub struct DisconnectFacts {
     /// When the client left (None: it never got an event to leave after).
     pub client_left: Option<Duration>,
@@ -433,17 +465,30 @@ pub struct DisconnectFacts {
     pub closed_after: Option<Duration>,
     /// When the origin ended its response by itself, after the client left.
     pub origin_ended_after: Option<Duration>,
-    /// When the origin next sent an event after the client left: a hop that notices a closed client
-    /// only when it writes to it notices then.
-    pub next_send_after: Option<Duration>,
+    /// When the origin sent events after the client left (the first [`DISCONNECT_WRITES`] of them): a hop
+    /// that notices a closed client only when it writes to it notices then.
+    pub sends_after: Vec<Duration>,
+    /// The witness learns of a close only when the origin writes (the fixture), so a close is seen at a
+    /// write even when the hop closed at once.
+    pub seen_on_write: bool,
     /// How long the phase watched after the client left.
     pub watched: Duration,
 }
 
+/// When the origin's request must have been closed, after the client left: within the bound of the
+/// client leaving, or of the origin's [`DISCONNECT_WRITES`]-th write after that (fewer writes: the last).
+pub fn disconnect_limit(sends_after: &[Duration]) -> Duration {
+    sends_after
+        .get(DISCONNECT_WRITES - 1)
+        .or(sends_after.last())
+        .map_or(DISCONNECT_BOUND, |n| *n + DISCONNECT_BOUND)
+        .max(DISCONNECT_BOUND)
+}
+
 /// Judge the disconnect phase. The origin's request counts as closed in time when the hop closed it
-/// within [`DISCONNECT_BOUND`] of the client leaving, or of the origin's next write after that (a hop
-/// that only notices when it writes still stops the stream); it leaks when the origin wrote on and the
-/// bound passed with the request still open.
+/// within [`DISCONNECT_BOUND`] of the client leaving, or of one of the origin's first
+/// [`DISCONNECT_WRITES`] writes after that (a hop that only notices when it writes still stops the
+/// stream); it leaks when the origin wrote that often and the bound passed with the request still open.
 pub fn judge_disconnect(f: &DisconnectFacts) -> (Disconnect, Vec<Finding>) {
     let h = crate::text::human_duration;
     let mut d = Disconnect {
@@ -470,69 +515,60 @@ pub fn judge_disconnect(f: &DisconnectFacts) -> (Disconnect, Vec<Finding>) {
         return (d, findings);
     }
     let left_at = format!("the client left after its first event ({})", h(left));
-    // The latest instant a close still counts as propagated.
-    let limit = f
-        .next_send_after
-        .map_or(DISCONNECT_BOUND, |n| n + DISCONNECT_BOUND)
-        .max(DISCONNECT_BOUND);
+    let limit = disconnect_limit(&f.sends_after);
     let ended_first = |c: Duration| f.origin_ended_after.is_some_and(|e| e < c);
-    match f.closed_after {
-        Some(c) if c <= limit && !ended_first(c) => {
-            d.outcome = DisconnectOutcome::Propagated;
-            let how = match f.next_send_after {
-                Some(n) if c >= n => " (the hop noticed when the origin next wrote)",
-                _ => "",
-            };
-            d.summary = format!(
-                "{left_at}; the origin's request was closed {} later{how}",
-                h(c)
-            );
-            return (d, findings);
-        }
-        _ => {}
+    if let Some(c) = f.closed_after.filter(|c| *c <= limit && !ended_first(*c)) {
+        d.outcome = DisconnectOutcome::Propagated;
+        let writes = f.sends_after.iter().filter(|s| **s <= c).count();
+        let how = match (writes, f.seen_on_write) {
+            (0, _) => String::new(),
+            (_, true) => " (the origin saw it when it next wrote)".into(),
+            (1, false) => " (the hop noticed when the origin next wrote)".into(),
+            (n, false) => format!(" (the hop noticed after {n} more writes of the origin)"),
+        };
+        d.summary = format!(
+            "{left_at}; the origin's request was closed {} later{how}",
+            h(c)
+        );
+        return (d, findings);
     }
-    // Not closed in time: a leak only if the origin wrote on and the bound passed with it open.
-    let wrote_on = f.next_send_after.filter(|n| {
-        f.origin_ended_after
-            .is_none_or(|e| e > *n + DISCONNECT_BOUND)
-    });
-    match (wrote_on, f.origin_ended_after) {
-        (Some(n), _) => {
-            d.outcome = DisconnectOutcome::NotPropagated;
-            let still = match (f.closed_after, f.origin_ended_after) {
-                (Some(c), e) if e.is_none_or(|e| c <= e) => {
-                    format!("was closed only {} later", h(c))
-                }
-                (_, Some(e)) => format!("stayed open until the origin ended it {} later", h(e)),
-                _ => format!("was still open {} later", h(f.watched)),
-            };
-            d.summary = format!(
-                "{left_at}; the origin wrote again {} later, and its request {still}",
-                h(n)
-            );
-            findings.push(Finding::new(
-                FindingId::DisconnectNotPropagated,
-                format!(
-                    "the client left at {}; the origin kept writing, and its request {still}",
-                    h(left)
-                ),
-            ));
-        }
-        (None, Some(e)) => {
-            d.outcome = DisconnectOutcome::Undetermined;
-            d.summary = format!(
-                "{left_at}; the origin ended its response by itself {} later, before a hop had to close it",
-                h(e)
-            );
-        }
-        (None, None) => {
-            d.outcome = DisconnectOutcome::Undetermined;
-            d.summary = format!(
-                "{left_at}; the origin wrote nothing in the {} watched, and the request stayed open (a hop that notices a closed client only when it writes could not notice yet)",
-                h(f.watched)
-            );
-        }
+    // Not closed in time: a leak only if the origin wrote that often and the bound passed with its
+    // request open.
+    let wrote_on =
+        f.sends_after.len() >= DISCONNECT_WRITES && f.origin_ended_after.is_none_or(|e| e > limit);
+    if wrote_on {
+        d.outcome = DisconnectOutcome::NotPropagated;
+        let still = match (f.closed_after, f.origin_ended_after) {
+            (Some(c), e) if e.is_none_or(|e| c <= e) => format!("was closed only {} later", h(c)),
+            (_, Some(e)) => format!("stayed open until the origin ended it {} later", h(e)),
+            _ => format!("was still open {} later", h(f.watched)),
+        };
+        d.summary = format!(
+            "{left_at}; the origin wrote {} more events, and its request {still}",
+            f.sends_after.len()
+        );
+        // Evidence without timings: it is what the case reports show.
+        findings.push(Finding::new(
+            FindingId::DisconnectNotPropagated,
+            format!(
+                "the client left after its first event; the origin wrote {DISCONNECT_WRITES} more events and its request was still open {} after the last",
+                h(DISCONNECT_BOUND)
+            ),
+        ));
+        return (d, findings);
     }
+    d.outcome = DisconnectOutcome::Undetermined;
+    d.summary = match f.origin_ended_after {
+        Some(e) => format!(
+            "{left_at}; the origin ended its response by itself {} later, before a hop had to close it",
+            h(e)
+        ),
+        None => format!(
+            "{left_at}; the origin wrote {} events in the {} watched, and the request stayed open (a hop that notices a closed client only when it writes may not have noticed yet)",
+            f.sends_after.len(),
+            h(f.watched)
+        ),
+    };
     (d, findings)
 }
 
@@ -633,10 +669,15 @@ mod tests {
             limit: crate::probe::LimitKind::Duration,
         };
         assert_eq!(longest_silence(&r), ms(700));
-        let (hb, f) = judge_heartbeat(&r, (ms(2000), "x".into()));
-        assert!(hb.adequate && f.is_none());
+        let (hb, f) = judge_heartbeat(&r, (ms(1600), "x".into()));
+        assert_eq!(hb.adequate, Some(true));
+        assert!(f.is_none());
+        // Watched for 1 s, still open: a silence of up to 1.5 s could have followed.
+        let (hb, f) = judge_heartbeat(&r, (ms(3000), "x".into()));
+        assert_eq!(hb.adequate, None, "{}", hb.summary);
+        assert!(f.is_none());
         let (hb, f) = judge_heartbeat(&r, (ms(1000), "x".into()));
-        assert!(!hb.adequate);
+        assert_eq!(hb.adequate, Some(false));
         assert_eq!(hb.heartbeat_every, ms(500));
         assert_eq!(f.unwrap().id(), FindingId::HeartbeatTooSparse);
         // A stream that ended is not silent after its end.
@@ -655,40 +696,63 @@ mod tests {
     }
 
     #[test]
-    fn a_disconnect_is_propagated_when_the_hop_closes_at_once_or_on_the_next_write() {
+    fn a_disconnect_is_propagated_when_the_hop_closes_at_once_or_within_three_writes() {
         let base = DisconnectFacts {
             client_left: Some(ms(300)),
             seen_at_origin: true,
             ended_before_left: false,
             closed_after: Some(ms(5)),
             origin_ended_after: None,
-            next_send_after: Some(ms(300)),
-            watched: ms(1300),
+            sends_after: vec![ms(300), ms(600), ms(900)],
+            seen_on_write: false,
+            watched: ms(1900),
         };
         assert_eq!(
             judge_disconnect(&base).0.outcome,
             DisconnectOutcome::Propagated
         );
-        let on_write = DisconnectFacts {
-            closed_after: Some(ms(301)),
-            ..base
+        // Varnish: closed at the third write after the client left.
+        let third = DisconnectFacts {
+            closed_after: Some(ms(901)),
+            ..base.clone()
         };
-        let (d, _) = judge_disconnect(&on_write);
+        let (d, _) = judge_disconnect(&third);
         assert_eq!(d.outcome, DisconnectOutcome::Propagated);
-        assert!(d.summary.contains("next wrote"), "{}", d.summary);
+        assert!(d.summary.contains("3 more writes"), "{}", d.summary);
+        let seen = DisconnectFacts {
+            closed_after: Some(ms(301)),
+            seen_on_write: true,
+            ..base.clone()
+        };
+        assert!(
+            judge_disconnect(&seen)
+                .0
+                .summary
+                .contains("the origin saw it")
+        );
         let kept = DisconnectFacts {
             closed_after: None,
-            ..base
+            ..base.clone()
         };
         let (d, f) = judge_disconnect(&kept);
         assert_eq!(d.outcome, DisconnectOutcome::NotPropagated);
         assert_eq!(f[0].id(), FindingId::DisconnectNotPropagated);
-        // The origin ended by itself before a write could tell: nothing to judge.
+        // Fewer than three writes and no close: not yet a leak.
+        let quiet = DisconnectFacts {
+            closed_after: None,
+            sends_after: vec![ms(300)],
+            ..base.clone()
+        };
+        assert_eq!(
+            judge_disconnect(&quiet).0.outcome,
+            DisconnectOutcome::Undetermined
+        );
+        // The origin ended by itself before a write could tell.
         let ended_soon = DisconnectFacts {
             closed_after: None,
-            next_send_after: None,
+            sends_after: vec![],
             origin_ended_after: Some(ms(400)),
-            ..base
+            ..base.clone()
         };
         assert_eq!(
             judge_disconnect(&ended_soon).0.outcome,
@@ -698,20 +762,11 @@ mod tests {
         let ended_late = DisconnectFacts {
             closed_after: Some(ms(2600)),
             origin_ended_after: Some(ms(2500)),
-            ..base
+            ..base.clone()
         };
         assert_eq!(
             judge_disconnect(&ended_late).0.outcome,
             DisconnectOutcome::NotPropagated
-        );
-        let silent = DisconnectFacts {
-            closed_after: None,
-            next_send_after: None,
-            ..base
-        };
-        assert_eq!(
-            judge_disconnect(&silent).0.outcome,
-            DisconnectOutcome::Undetermined
         );
         let held = DisconnectFacts {
             ended_before_left: true,
@@ -721,5 +776,28 @@ mod tests {
             judge_disconnect(&held).0.outcome,
             DisconnectOutcome::NotMeasured
         );
+        assert_eq!(
+            disconnect_limit(&[ms(300), ms(600), ms(900), ms(1200)]),
+            ms(1900)
+        );
+        assert_eq!(disconnect_limit(&[]), DISCONNECT_BOUND);
+    }
+
+    #[test]
+    fn a_reconnect_a_hop_answered_or_redirected_is_undetermined() {
+        let first = stream(&[Some("1"), Some("2")]);
+        let again = stream(&[Some("1")]);
+        let (r, f) = judge_reconnect(&facts(&first, &again, None));
+        assert_eq!(r.outcome, ReconnectOutcome::Undetermined, "{}", r.summary);
+        assert!(f.is_empty());
+        let mut moved = stream(&[]);
+        moved.status = 307;
+        let (r, f) = judge_reconnect(&facts(&first, &moved, Some(Some("2"))));
+        assert_eq!(r.outcome, ReconnectOutcome::Undetermined, "{}", r.summary);
+        assert!(f.is_empty());
+        let mut silent = stream(&[]);
+        silent.status = 0;
+        let (r, _) = judge_reconnect(&facts(&first, &silent, Some(Some("2"))));
+        assert_eq!(r.outcome, ReconnectOutcome::Undetermined);
     }
 }
