@@ -263,30 +263,27 @@ pub fn check(
     }
     let reconnect = e.reconnect.as_ref().map(|r| r.value);
     let disconnect = e.disconnect.as_ref().map(|d| d.value);
-    if let Some(want) = reconnect {
-        match lifecycle {
-            Some(l) if l.reconnect.outcome != want => failures.push(format!(
-                "expected reconnect `{}`, measured `{}` ({})",
-                kebab(&want),
-                kebab(&l.reconnect.outcome),
-                l.reconnect.summary
+    // A phase's outcome against the expected one, by their names.
+    let mut phase = |name: &str, want: Option<String>, got: Option<(String, &str)>| {
+        let Some(want) = want else { return };
+        match got {
+            Some((got, why)) if got != want => failures.push(format!(
+                "expected {name} `{want}`, measured `{got}` ({why})"
             )),
             Some(_) => {}
-            None => failures.push("expected a reconnect phase, but none ran".into()),
+            None => failures.push(format!("expected a {name} phase, but none ran")),
         }
-    }
-    if let Some(want) = disconnect {
-        match lifecycle {
-            Some(l) if l.disconnect.outcome != want => failures.push(format!(
-                "expected disconnect `{}`, measured `{}` ({})",
-                kebab(&want),
-                kebab(&l.disconnect.outcome),
-                l.disconnect.summary
-            )),
-            Some(_) => {}
-            None => failures.push("expected a disconnect phase, but none ran".into()),
-        }
-    }
+    };
+    phase(
+        "reconnect",
+        reconnect.map(|r| kebab(&r)),
+        lifecycle.map(|l| (kebab(&l.reconnect.outcome), l.reconnect.summary.as_str())),
+    );
+    phase(
+        "disconnect",
+        disconnect.map(|d| kebab(&d)),
+        lifecycle.map(|l| (kebab(&l.disconnect.outcome), l.disconnect.summary.as_str())),
+    );
     let capacity = e.capacity.as_ref().map(|c| c.value);
     if let Some(want) = capacity {
         match load {

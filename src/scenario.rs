@@ -246,17 +246,7 @@ async fn measure_fixture(
                     by_position: false,
                 })
             };
-            let view = browser_view(
-                &sent.url,
-                (&rec, &verdict),
-                sent.limits.duration,
-                sent.limits.max_events,
-                limit,
-                &reference,
-            )
-            .await
-            .map_err(ScenarioError::Browser)?;
-            Some(view)
+            Some(browser_for(&sent, (&rec, &verdict), limit, &reference).await?)
         }
         None => None,
     };
@@ -448,17 +438,7 @@ async fn measure_tapped(
             let path = request_target(&sent.url);
             let reference =
                 |asked: Instant| tap.first_since(asked, &path).map(|e| e.own_schedule());
-            let view = browser_view(
-                &sent.url,
-                (&rec, &verdict),
-                sent.limits.duration,
-                sent.limits.max_events,
-                limit,
-                &reference,
-            )
-            .await
-            .map_err(ScenarioError::Browser)?;
-            Some(view)
+            Some(browser_for(&sent, (&rec, &verdict), limit, &reference).await?)
         }
         None => None,
     };
@@ -573,6 +553,25 @@ pub async fn browser_view(
     result
 }
 
+/// [`browser_view`] of the request a scenario sent, through its running chain.
+async fn browser_for(
+    sent: &ProbeRequest,
+    ours: (&Recording, &Verdict),
+    limit: bool,
+    reference: &(dyn Fn(Instant) -> Option<Schedule> + Sync),
+) -> Result<BrowserVerdict, ScenarioError> {
+    browser_view(
+        &sent.url,
+        ours,
+        sent.limits.duration,
+        sent.limits.max_events,
+        limit,
+        reference,
+    )
+    .await
+    .map_err(ScenarioError::Browser)
+}
+
 /// What the origin saw of one request of the lifecycle phases, from the tap or the fixture's log.
 pub struct OriginView {
     /// The request's `Last-Event-ID`.
@@ -656,31 +655,13 @@ async fn lifecycle(
     // request or the origin ends it, at most until the bound after the origin's third write (a hop may
     // notice only when it writes), or DISCONNECT_WATCH.
     let (disconnect, more) = match phase_limit {
-        None => judge_disconnect(&DisconnectFacts {
-            client_left: None,
-            seen_at_origin: false,
-            ended_before_left: false,
-            closed_after: None,
-            origin_ended_after: None,
-            sends_after: Vec::new(),
-            seen_on_write,
-            watched: Duration::ZERO,
-        }),
+        None => judge_disconnect(&DisconnectFacts::nothing(seen_on_write)),
         Some(limit) => {
             let req = phase_request(limit);
             match probe(&req).await {
                 Err(e) => {
                     target_alive(target)?;
-                    let (mut d, _) = judge_disconnect(&DisconnectFacts {
-                        client_left: None,
-                        seen_at_origin: false,
-                        ended_before_left: false,
-                        closed_after: None,
-                        origin_ended_after: None,
-                        sends_after: Vec::new(),
-                        seen_on_write,
-                        watched: Duration::ZERO,
-                    });
+                    let (mut d, _) = judge_disconnect(&DisconnectFacts::nothing(seen_on_write));
                     d.outcome = DisconnectOutcome::NotMeasured;
                     d.summary = format!("the probe failed: {}", crate::probe::error_chain(&e));
                     (d, Vec::new())

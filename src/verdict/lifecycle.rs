@@ -475,6 +475,22 @@ pub struct DisconnectFacts {
     pub watched: Duration,
 }
 
+impl DisconnectFacts {
+    /// No client left (no event came, or the phase's probe failed): nothing was watched.
+    pub fn nothing(seen_on_write: bool) -> DisconnectFacts {
+        DisconnectFacts {
+            client_left: None,
+            seen_at_origin: false,
+            ended_before_left: false,
+            closed_after: None,
+            origin_ended_after: None,
+            sends_after: Vec::new(),
+            seen_on_write,
+            watched: Duration::ZERO,
+        }
+    }
+}
+
 /// When the origin's request must have been closed, after the client left: within the bound of the
 /// client leaving, or of the origin's [`DISCONNECT_WRITES`]-th write after that (fewer writes: the last).
 pub fn disconnect_limit(sends_after: &[Duration]) -> Duration {
