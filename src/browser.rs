@@ -1,6 +1,8 @@
 //! A real browser as a second probe: headless Chromium, driven over WebDriver (chromedriver, with the
-//! `fantoccini` client), opens the stream with `new EventSource(url)` and records, on the page's own
-//! clock, when it opened, when each event was dispatched and when it failed or ended.
+//! `fantoccini` client), opens the stream with `new EventSource(url)` (or, for a request EventSource
+//! cannot make, a POST, a body, headers, with `fetch()` and a reader that parses the body as the HTML
+//! standard says) and records, on the page's own clock, when it opened, when each event was dispatched
+//! and when it failed or ended.
 //!
 //! Chromium and chromedriver come from Debian (`chromium`, `chromium-driver`). chromedriver runs as a
 //! child of ssegate in its own process group on a reserved 127.0.0.1 port, and starts Chromium as its own
@@ -145,6 +147,27 @@ pub struct PageRequest {
     pub duration: Duration,
     /// Stop once the first stream has this many events.
     pub max_events: Option<usize>,
+    /// A request `EventSource` cannot make (another method, a body, headers): the page reads the
+    /// stream with `fetch()` and parses it itself, as pages that POST for a stream do.
+    pub fetch: Option<FetchInit>,
+}
+
+/// The request a page's `fetch()` reader sends.
+#[derive(Debug, Clone, Serialize)]
+pub struct FetchInit {
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+/// How the page read the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reader {
+    /// `new EventSource(url)`: a GET, as browsers send it.
+    EventSource,
+    /// `fetch()` with the request's method, headers and body, its body read and parsed by the page.
+    Fetch,
 }
 
 /// A running chromedriver and its Chromium; dropping it stops both.
@@ -283,6 +306,8 @@ impl Browser {
                     serde_json::json!(req.types),
                     EVENTS_KEPT.into(),
                     serde_json::json!(req.max_events),
+                    serde_json::to_value(&req.fetch)
+                        .map_err(|e| BrowserError::Drive(e.to_string()))?,
                 ],
             ),
         )
@@ -326,24 +351,70 @@ impl Browser {
 
 /// The page's side: open the streams, note `open`, every event of the listened types, `error`.
 const OPEN_SCRIPT: &str = r#"
-const [url, n, types, kept, max] = arguments;
+const [url, n, types, kept, max, init] = arguments;
 const t0 = performance.now();
 const now = () => Math.round((performance.now() - t0) * 1000) / 1000;
 window.__ssegate = {streams: [], sources: []};
+const record = (s, type, id, len) => {
+  if (max !== null && s.events.length + s.events_dropped >= max) return;
+  if (s.events.length < kept) {
+    s.events.push({at: now(), id: id, type: type, data_len: len});
+  } else {
+    s.events_dropped += 1;
+  }
+};
+// A fetch() reader: the request as given, the body parsed as the HTML standard's event-stream
+// interpretation says (lines on CR, LF or CRLF; data, event, id; a blank line dispatches).
+const readWithFetch = (s) => {
+  const ctrl = new AbortController();
+  window.__ssegate.sources.push({close: () => ctrl.abort()});
+  const headers = new Headers();
+  for (const [k, v] of init.headers) headers.append(k, v);
+  fetch(url, {method: init.method, headers, body: init.body, signal: ctrl.signal, cache: "no-store"})
+    .then(async (resp) => {
+      s.opened = now();
+      if (!resp.ok) { s.failed = now(); s.gave_up = true; return; }
+      const reader = resp.body.getReader();
+      const dec = new TextDecoder();
+      let buf = "", data = [], type = "", id = "", first = true;
+      for (;;) {
+        const {value, done} = await reader.read();
+        if (done) break;
+        let text = dec.decode(value, {stream: true});
+        if (first && text.length > 0) { if (text.charCodeAt(0) === 0xFEFF) text = text.slice(1); first = false; }
+        buf += text;
+        for (;;) {
+          const i = buf.search(/\r|\n/);
+          if (i < 0 || (buf[i] === "\r" && i === buf.length - 1)) break;
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + (buf.startsWith("\r\n", i) ? 2 : 1));
+          if (line === "") {
+            if (data.length > 0) record(s, type || "message", id, data.join("\n").length);
+            data = []; type = "";
+            continue;
+          }
+          if (line[0] === ":") continue;
+          const c = line.indexOf(":");
+          const field = c < 0 ? line : line.slice(0, c);
+          let v = c < 0 ? "" : line.slice(c + 1);
+          if (v[0] === " ") v = v.slice(1);
+          if (field === "data") data.push(v);
+          else if (field === "event") type = v;
+          else if (field === "id" && !v.includes("\0")) id = v;
+        }
+      }
+      if (s.failed === null) s.failed = now();
+    })
+    .catch(() => { if (s.failed === null) s.failed = now(); });
+};
 for (let i = 0; i < n; i++) {
   const s = {opened: null, events: [], events_dropped: 0, failed: null, gave_up: false};
   window.__ssegate.streams.push(s);
+  if (init !== null) { readWithFetch(s); continue; }
   const es = new EventSource(url);
   window.__ssegate.sources.push(es);
   es.onopen = () => { if (s.opened === null) s.opened = now(); };
-  const on = (e) => {
-    if (max !== null && s.events.length + s.events_dropped >= max) return;
-    if (s.events.length < kept) {
-      s.events.push({at: now(), id: e.lastEventId, type: e.type, data_len: e.data.length});
-    } else {
-      s.events_dropped += 1;
-    }
-  };
+  const on = (e) => record(s, e.type, e.lastEventId, e.data.length);
   for (const t of new Set(["message", ...types])) es.addEventListener(t, on);
   es.onerror = () => {
     if (s.failed === null) s.failed = now();

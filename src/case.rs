@@ -225,22 +225,6 @@ impl Case {
             "`expect.reconnect` and `expect.disconnect` need `lifecycle: true` to measure them",
             "reconnect: resumed, replayed, not-forwarded, no-ids, stopped, gave-up, undetermined; disconnect: propagated, not-propagated, undetermined, not-measured",
         )?;
-        if let Some(b) = file.browser.as_ref().filter(|b| b.value.plan().is_some()) {
-            let r = &file.request;
-            if r.method
-                .as_deref()
-                .is_some_and(|m| !m.eq_ignore_ascii_case("GET"))
-                || r.body.is_some()
-                || r.headers.values().any(|v| !v.is_empty())
-            {
-                return Err(at_value(
-                    b.referenced.line(),
-                    b.referenced.column(),
-                    "`browser` needs a request EventSource can make: GET, no body, no extra headers".into(),
-                    None,
-                ));
-            }
-        }
         paired(
             file.browser
                 .as_ref()

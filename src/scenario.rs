@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::browser::{Browser, BrowserError, PageRequest};
+use crate::browser::{Browser, BrowserError, FetchInit, PageRequest, Reader};
 use crate::intermediary::{Chain, HopError, HopSpec};
 use crate::load::{LoadPlan, LoadSpec, LoadSummary};
 use crate::origin::command::{SharedTarget, TargetError};
@@ -487,13 +487,34 @@ pub const LIMIT_WATCH: Duration = Duration::from_secs(12);
 /// sends are known (else inferred, as ssegate's probe of a URL is), and compared; with `limit`, seven
 /// `EventSource`s on the URL for the per-host connection limit.
 pub async fn browser_view(
-    url: &str,
+    req: &ProbeRequest,
     ours: (&Recording, &Verdict),
-    duration: Duration,
-    max_events: Option<usize>,
     limit: bool,
     reference: &(dyn Fn(Instant) -> Option<Schedule> + Sync),
 ) -> Result<BrowserVerdict, BrowserError> {
+    let url = req.url.as_str();
+    let (duration, max_events) = (req.limits.duration, req.limits.max_events);
+    // EventSource sends a GET with no body and no headers of the page's: anything else is a page that
+    // reads the stream with fetch().
+    let extra: Vec<(String, String)> = req
+        .headers
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .cloned()
+        .collect();
+    let fetch = (!req.method.eq_ignore_ascii_case("GET")
+        || req.body.is_some()
+        || !extra.is_empty())
+    .then(|| FetchInit {
+        method: req.method.clone(),
+        headers: extra,
+        body: req.body.clone(),
+    });
+    let reader = if fetch.is_some() {
+        Reader::Fetch
+    } else {
+        Reader::EventSource
+    };
     // One browser at a time in the process: Chromium's start costs a core for a second, and two pages
     // would share the machine with each other's streams.
     static BROWSER_TURN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
@@ -517,6 +538,7 @@ pub async fn browser_view(
                 types: types.clone(),
                 duration,
                 max_events,
+                fetch: fetch.clone(),
             })
             .await?;
         let page = streams.into_iter().next().unwrap_or_default();
@@ -531,6 +553,7 @@ pub async fn browser_view(
                 .map_or(Reference::None, Reference::Schedule),
             ours,
         );
+        view.reader = reader;
         // Seven streams can show the limit only on a URL that opens a stream and keeps it.
         if limit && page.opened.is_some() && !page.gave_up {
             let streams = browser
@@ -540,6 +563,7 @@ pub async fn browser_view(
                     types,
                     duration: duration.min(LIMIT_WATCH),
                     max_events: None,
+                    fetch,
                 })
                 .await?;
             let (l, finding) = judge_connection_limit(&streams, &ours.0.version);
@@ -560,16 +584,9 @@ async fn browser_for(
     limit: bool,
     reference: &(dyn Fn(Instant) -> Option<Schedule> + Sync),
 ) -> Result<BrowserVerdict, ScenarioError> {
-    browser_view(
-        &sent.url,
-        ours,
-        sent.limits.duration,
-        sent.limits.max_events,
-        limit,
-        reference,
-    )
-    .await
-    .map_err(ScenarioError::Browser)
+    browser_view(sent, ours, limit, reference)
+        .await
+        .map_err(ScenarioError::Browser)
 }
 
 /// What the origin saw of one request of the lifecycle phases, from the tap or the fixture's log.

@@ -420,20 +420,9 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
                 .join("\n"),
         });
     }
-    if opts.browser {
-        // Before anything starts: the browser must be there, and able to make the same request.
-        if let Some(why) = crate::browser::missing() {
-            return Err(CheckError::Browser(why));
-        }
-        let spec = &loaded.config.target.url;
-        if !spec.method.eq_ignore_ascii_case("GET")
-            || spec.body.is_some()
-            || !spec.headers.is_empty()
-        {
-            return Err(CheckError::Browser(
-                "EventSource sends only a GET without a body or extra headers, and `target.url` asks for more".into(),
-            ));
-        }
+    // Before anything starts: the browser must be there.
+    if let Some(why) = crate::browser::missing().filter(|_| opts.browser) {
+        return Err(CheckError::Browser(why));
     }
     let (command_target, base_url, target_label) = start_target(loaded, opts).await?;
     let target: Option<Target> = command_target.map(|t| Arc::new(std::sync::Mutex::new(t)));
@@ -442,10 +431,8 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     let mut baseline_verdict = judge(&baseline_rec, Reference::None);
     let baseline_browser = if opts.browser {
         let b = scenario::browser_view(
-            &base_req.url,
+            &base_req,
             (&baseline_rec, &baseline_verdict),
-            base_req.limits.duration,
-            base_req.limits.max_events,
             false,
             &|_| None,
         )

@@ -50,7 +50,7 @@ pub(super) async fn run(a: DoctorArgs) -> CmdResult {
         stack: a.stack,
     };
     if a.browser {
-        super::probe::browser_preflight(&req.target)?;
+        super::probe::browser_preflight()?;
     }
     let mut d = crate::doctor::doctor(&req)
         .await

@@ -51,7 +51,7 @@ pub(super) async fn run(a: ProbeArgs) -> CmdResult {
     let mut req = a.request.request(&a.url).map_err(CliError::Usage)?;
     req.limits.max_bytes = a.max_bytes;
     if a.browser {
-        browser_preflight(&req)?;
+        browser_preflight()?;
     }
     let rec = probe(&req)
         .await
@@ -83,23 +83,13 @@ pub(super) async fn run(a: ProbeArgs) -> CmdResult {
     }
 }
 
-/// Why `--browser` cannot run this request, before anything is measured: Chromium missing (a setup
-/// error, with the install command), or a request `EventSource` cannot make (a usage error).
-pub(super) fn browser_preflight(req: &crate::probe::ProbeRequest) -> Result<(), CliError> {
-    if let Some(why) = crate::browser::missing() {
-        return Err(CliError::Setup(format!("failed to run --browser: {why}")));
+/// Why `--browser` cannot run, before anything is measured: Chromium missing (a setup error, with the
+/// install command). A request `EventSource` cannot make is read with `fetch()` instead.
+pub(super) fn browser_preflight() -> Result<(), CliError> {
+    match crate::browser::missing() {
+        Some(why) => Err(CliError::Setup(format!("failed to run --browser: {why}"))),
+        None => Ok(()),
     }
-    if req.method != "GET" || req.body.is_some() {
-        return Err(CliError::Usage(
-            "failed to run --browser: EventSource only sends GET without a body (a fetch() reader for POST endpoints is not measured yet)".into(),
-        ));
-    }
-    if let Some((name, _)) = req.headers.iter().find(|(_, v)| !v.is_empty()) {
-        return Err(CliError::Usage(format!(
-            "failed to run --browser: EventSource cannot send the header `{name}` given with -H, so the browser would not make the same request"
-        )));
-    }
-    Ok(())
 }
 
 /// The browser probe of the same request beside ssegate's recording of it.
@@ -108,15 +98,8 @@ pub(super) async fn browser_beside(
     rec: &crate::probe::Recording,
     v: &crate::verdict::Verdict,
 ) -> Result<crate::verdict::browser::BrowserVerdict, CliError> {
-    browser_preflight(req)?;
-    crate::scenario::browser_view(
-        &req.url,
-        (rec, v),
-        req.limits.duration,
-        req.limits.max_events,
-        true,
-        &|_| None,
-    )
-    .await
-    .map_err(|e| CliError::Setup(error_chain(&e)))
+    browser_preflight()?;
+    crate::scenario::browser_view(req, (rec, v), true, &|_| None)
+        .await
+        .map_err(|e| CliError::Setup(error_chain(&e)))
 }

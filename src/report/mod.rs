@@ -284,9 +284,13 @@ pub fn normalized(o: &Outcome) -> String {
         // The browser's version and timings vary; its delivery, events and agreement do not.
         let _ = writeln!(
             s,
-            "browser: {} events, delivery {}",
+            "browser: {} events, delivery {}{}",
             b.events.len(),
-            b.delivery
+            b.delivery,
+            match b.reader {
+                crate::browser::Reader::EventSource => "",
+                crate::browser::Reader::Fetch => " (fetch() reader)",
+            }
         );
         let _ = writeln!(
             s,
@@ -405,8 +409,13 @@ pub fn browser_human(s: &mut String, b: &crate::verdict::browser::BrowserVerdict
     let at = |d: Option<std::time::Duration>| d.map_or_else(|| "never".into(), human_duration);
     let _ = writeln!(
         s,
-        "browser: {}: delivery {}, {} events (opened {}, first at {}, last at {}){}",
+        "browser: {}{}: delivery {}, {} events (opened {}, first at {}, last at {}){}",
         b.program,
+        match b.reader {
+            crate::browser::Reader::EventSource => "",
+            crate::browser::Reader::Fetch =>
+                " (a fetch() reader: the request is not one EventSource can make)",
+        },
         b.delivery,
         b.events.len(),
         at(b.opened),

@@ -29,6 +29,8 @@ pub struct PageArrival {
 pub struct BrowserVerdict {
     /// `Chromium 156.0.8078.114`.
     pub program: String,
+    /// How the page read the stream: `EventSource`, or `fetch()` for a request it cannot make.
+    pub reader: crate::browser::Reader,
     pub delivery: Delivery,
     /// When `open` fired, from the page creating the `EventSource`.
     #[serde(rename = "opened_ms", serialize_with = "super::ser_opt_ms")]
@@ -182,6 +184,7 @@ pub fn judge_browser(
     }
     BrowserVerdict {
         program: program.to_string(),
+        reader: crate::browser::Reader::EventSource,
         delivery,
         opened: page.opened,
         events: page

@@ -119,22 +119,27 @@ fn without_chromium_browser_says_what_to_install() {
 }
 
 #[test]
-fn browser_refuses_what_eventsource_cannot_send() {
+fn a_post_with_headers_is_read_with_fetch_and_agrees() {
+    if !browser_here() {
+        return;
+    }
     let f = Fixture::start("plain");
-    let out = output_within(
-        bin().args([
-            "probe",
-            &f.url,
+    let doc = crate::cli::probe_json(
+        &f.url,
+        &[
             "--browser",
+            "--method",
+            "POST",
+            "--data",
+            "{\"q\":1}",
             "-H",
-            "Authorization: Bearer x",
-        ]),
-        RUN_WITHIN,
+            "Authorization: Bearer not-a-real-token",
+        ],
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("EventSource cannot send the header `Authorization`"),
-        "{err}"
-    );
+    let b = &doc["browser"];
+    assert_eq!(b["reader"], "fetch", "{b}");
+    assert_eq!(b["delivery"], "streamed", "{b}");
+    assert_eq!(b["agrees"], true, "{b}");
+    assert_eq!(b["events"].as_array().unwrap().len(), 6, "{b}");
+    assert_eq!(b["events"][5]["id"], "6", "{b}");
 }
