@@ -338,30 +338,21 @@ pub fn judge_reconnect(f: &ReconnectFacts<'_>) -> (Reconnect, Vec<Finding>) {
         }
         return (r, findings);
     }
-    match &f.origin_received {
-        Some(None) => {
-            r.outcome = ReconnectOutcome::NotForwarded;
-            r.summary = format!(
-                "{wait}, sent `Last-Event-ID: {last}`; the request reached the origin without it"
-            );
-            findings.push(Finding::new(
-                FindingId::LastEventIdNotForwarded,
-                format!("sent `Last-Event-ID: {last}`, the origin's request had none"),
-            ));
-            return (r, findings);
-        }
-        Some(Some(got)) if got.trim() != last => {
-            r.outcome = ReconnectOutcome::NotForwarded;
-            r.summary = format!(
-                "{wait}, sent `Last-Event-ID: {last}`; the origin received `{got}` instead"
-            );
-            findings.push(Finding::new(
-                FindingId::LastEventIdNotForwarded,
-                format!("sent `Last-Event-ID: {last}`, the origin received `{got}`"),
-            ));
-            return (r, findings);
-        }
-        _ => {}
+    // What the origin got instead of the id the client sent, if the header was lost or changed.
+    let lost = match &f.origin_received {
+        Some(None) => Some("none".to_string()),
+        Some(Some(got)) if got.trim() != last => Some(format!("`{got}`")),
+        _ => None,
+    };
+    if let Some(got) = lost {
+        r.outcome = ReconnectOutcome::NotForwarded;
+        r.summary =
+            format!("{wait}, sent `Last-Event-ID: {last}`; the origin's request carried {got}");
+        findings.push(Finding::new(
+            FindingId::LastEventIdNotForwarded,
+            format!("sent `Last-Event-ID: {last}`, the origin's request carried {got}"),
+        ));
+        return (r, findings);
     }
     if f.origin_received.is_none() {
         // A cache or a hop answered: what came back says nothing about the origin.
