@@ -28,24 +28,14 @@ async fn measure(label: &str, chain: &[HopSpec]) {
     let mut lat = Vec::new();
     let mut headers = Vec::new();
     for _ in 0..RUNS {
-        match run_scenario(
-            &profile,
-            chain,
-            &RequestSpec::default(),
-            None,
-            None,
-            false,
-            None,
-        )
-        .await
-        {
+        match run_scenario(&profile, chain, &RequestSpec::default(), &[]).await {
             Ok(m) => {
                 let v = m.verdict;
                 lat.extend(v.events.iter().filter_map(|e| e.latency));
                 headers.extend(v.header_latency);
             }
             Err(e) => {
-                println!("{label:<28} skipped: {}", ssegate::probe::error_chain(&e));
+                println!("{label:<28} skipped: {}", ssegate::error::error_chain(&e));
                 return;
             }
         }

@@ -10,63 +10,33 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use crate::error::LoadError;
+use crate::error::FileError;
 use crate::intermediary::HopSpec;
-use crate::load::LoadPlan;
 use crate::origin::profile::{Profile, ProfilePatch};
 use crate::text::name_help;
-use crate::verdict::capacity::Capacity;
-use crate::verdict::lifecycle::{DisconnectOutcome, ReconnectOutcome};
-use crate::verdict::sharing::{SecondOpen, Sharing};
 use crate::verdict::{Delivery, FindingId};
 use crate::yaml::parse_yaml;
 
-/// One conformance case (`cases/NAME.yaml`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CaseFile {
-    /// What this case proves, and where the measurement disagrees with the rule base.
-    pub description: String,
-    pub target: TargetSpec,
-    /// Hops in the order the response passes through them: the first is next to the origin, the last is
-    /// what the client talks to. Empty = direct.
-    #[serde(default)]
-    pub chain: Vec<HopSpec>,
-    #[serde(default)]
-    pub request: RequestSpec,
-    /// A second client on the same URL (does a cache share the stream?).
-    pub second_client: Option<Spanned<SecondOpen>>,
-    /// Many concurrent streams through the same chain after the probe (does the chain hold them?).
-    pub load: Option<Spanned<LoadPlan>>,
-    /// After the probe, the lifecycle phases through the same chain: a reconnect with `Last-Event-ID`
-    /// and a client that leaves after its first event (`expect.reconnect` / `expect.disconnect`).
-    pub lifecycle: Option<Spanned<bool>>,
-    /// After the probe, a real browser (headless Chromium) opens the same URL through the same chain:
-    /// `true`, or `{limit: true}` to also open seven `EventSource`s (the HTTP/1.1 connection limit).
-    /// `expect.browser` says what the browser's `EventSource` gets.
-    pub browser: Option<Spanned<BrowserSpec>>,
-    pub expect: Expect,
-}
-
-/// A case's browser probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum BrowserSpec {
-    On(bool),
-    With {
-        /// Also open seven `EventSource`s on the URL.
-        limit: bool,
-    },
-}
-
-impl BrowserSpec {
-    /// Whether the browser runs, and whether it measures the connection limit.
-    pub fn plan(self) -> Option<bool> {
-        match self {
-            BrowserSpec::On(false) => None,
-            BrowserSpec::On(true) => Some(false),
-            BrowserSpec::With { limit } => Some(limit),
-        }
+crate::phase::case_plans! {
+    /// One conformance case (`cases/NAME.yaml`); the phases' keys (`second_client`, `load`, `lifecycle`,
+    /// `browser`) come from the table in [`crate::phase`], between `request` and `expect`.
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CaseFile {
+        [
+            /// What this case proves, and where the measurement disagrees with the rule base.
+            pub description: String,
+            pub target: TargetSpec,
+            /// Hops in the order the response passes through them: the first is next to the origin, the
+            /// last is what the client talks to. Empty = direct.
+            #[serde(default)]
+            pub chain: Vec<HopSpec>,
+            #[serde(default)]
+            pub request: RequestSpec,
+        ]
+        [
+            pub expect: Expect,
+        ]
     }
 }
 
@@ -94,27 +64,20 @@ pub struct RequestSpec {
     pub duration_ms: Option<u64>,
 }
 
-/// What must hold.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expect {
-    pub delivery: Delivery,
-    /// Finding ids that must be reported.
-    #[serde(default)]
-    pub findings: Vec<Spanned<String>>,
-    /// Finding ids that must not be reported.
-    #[serde(default)]
-    pub absent: Vec<Spanned<String>>,
-    /// What the second client got (required with `second_client`, refused without it).
-    pub sharing: Option<Spanned<Sharing>>,
-    /// Whether the chain held the load (required with `load`, refused without it).
-    pub capacity: Option<Spanned<Capacity>>,
-    /// What the reconnect phase found (with `lifecycle: true`).
-    pub reconnect: Option<Spanned<ReconnectOutcome>>,
-    /// What the disconnect phase found (with `lifecycle: true`).
-    pub disconnect: Option<Spanned<DisconnectOutcome>>,
-    /// The browser's delivery (with `browser`).
-    pub browser: Option<Spanned<Delivery>>,
+crate::phase::case_expect! {
+    /// What must hold; what the phases must find comes after these keys (`sharing`, `capacity`,
+    /// `reconnect`, `disconnect`, `browser`).
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Expect {
+        pub delivery: Delivery,
+        /// Finding ids that must be reported.
+        #[serde(default)]
+        pub findings: Vec<Spanned<String>>,
+        /// Finding ids that must not be reported.
+        #[serde(default)]
+        pub absent: Vec<Spanned<String>>,
+    }
 }
 
 /// A loaded, validated case.
@@ -130,11 +93,11 @@ pub struct Case {
 
 impl Case {
     /// Load and validate one case; profiles come from `profiles_dir`.
-    pub fn load(path: &Path, profiles_dir: &Path) -> Result<Case, LoadError> {
+    pub fn load(path: &Path, profiles_dir: &Path) -> Result<Case, FileError> {
         let src = read(path)?;
         let file: CaseFile = parse_yaml(path, &src)?;
         let at = |s: &Spanned<String>, msg: String, help: Option<String>| {
-            LoadError::at(
+            FileError::at(
                 path,
                 &src,
                 s.referenced.line() as usize,
@@ -169,72 +132,26 @@ impl Case {
         check_request(&file.request, path, &src)?;
         // Where a value is, for a message about it.
         let at_value = |line: u64, column: u64, msg: String, help: Option<String>| {
-            LoadError::at(path, &src, line as usize, column as usize, msg, help)
+            FileError::at(path, &src, line as usize, column as usize, msg, help)
         };
-        // A measurement key and its expectation come together: each is refused without the other.
-        let paired = |given: Option<(&serde_saphyr::Location, Result<(), String>)>,
-                      expected: Option<&serde_saphyr::Location>,
-                      missing: &str,
-                      alone: &str,
-                      values: &str|
-         -> Result<(), LoadError> {
-            match (given, expected) {
+        // A phase's key and its expectation come together: each is refused without the other.
+        for p in file.paired_phases() {
+            match (p.given, p.expected) {
                 (Some((at, valid)), expected) => {
                     if let Err(m) = valid {
                         return Err(at_value(at.line(), at.column(), m, None));
                     }
                     if expected.is_none() {
-                        let help = Some(format!("one of: {values}"));
-                        return Err(at_value(at.line(), at.column(), missing.into(), help));
+                        let help = Some(format!("one of: {}", p.values));
+                        return Err(at_value(at.line(), at.column(), p.missing.into(), help));
                     }
-                    Ok(())
                 }
-                (None, Some(at)) => Err(at_value(at.line(), at.column(), alone.into(), None)),
-                (None, None) => Ok(()),
+                (None, Some(at)) => {
+                    return Err(at_value(at.line(), at.column(), p.alone.into(), None));
+                }
+                (None, None) => {}
             }
-        };
-        paired(
-            file.second_client
-                .as_ref()
-                .map(|s| (&s.referenced, s.value.validate())),
-            file.expect.sharing.as_ref().map(|s| &s.referenced),
-            "a case with `second_client` must say what it gets: `expect.sharing`",
-            "`expect.sharing` needs a `second_client` to measure it",
-            "separate, joined, replayed, unserved",
-        )?;
-        paired(
-            file.load
-                .as_ref()
-                .map(|l| (&l.referenced, l.value.validate())),
-            file.expect.capacity.as_ref().map(|c| &c.referenced),
-            "a case with `load` must say whether the chain holds it: `expect.capacity`",
-            "`expect.capacity` needs a `load` to measure it",
-            "full, limited",
-        )?;
-        let lifecycle = file.lifecycle.as_ref().filter(|l| l.value);
-        let phase = file
-            .expect
-            .reconnect
-            .as_ref()
-            .map(|r| &r.referenced)
-            .or(file.expect.disconnect.as_ref().map(|d| &d.referenced));
-        paired(
-            lifecycle.map(|l| (&l.referenced, Ok(()))),
-            phase,
-            "a case with `lifecycle: true` must say what a phase finds: `expect.reconnect` or `expect.disconnect`",
-            "`expect.reconnect` and `expect.disconnect` need `lifecycle: true` to measure them",
-            "reconnect: resumed, replayed, not-forwarded, no-ids, stopped, gave-up, undetermined; disconnect: propagated, not-propagated, undetermined, not-measured",
-        )?;
-        paired(
-            file.browser
-                .as_ref()
-                .filter(|b| b.value.plan().is_some())
-                .map(|b| (&b.referenced, Ok(()))),
-            file.expect.browser.as_ref().map(|b| &b.referenced),
-            "a case with `browser` must say what the browser's EventSource gets: `expect.browser`",
-            "`expect.browser` needs `browser: true` to measure it",
-            "streamed, batched, held-until-end, first-byte-delayed, cut, stalled, no-events",
-        )?;
+        }
         let base = Profile::load(profiles_dir, name)?;
         let profile = file.target.overrides.apply(&base);
         if let Err(m) = profile.validate() {
@@ -307,11 +224,11 @@ pub fn chain_label(chain: &[HopSpec]) -> String {
 }
 
 /// The case files under `paths` (files as given, directories searched for `*.yaml`, sorted by name).
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, FileError> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let entries = std::fs::read_dir(p).map_err(|source| LoadError::Io {
+            let entries = std::fs::read_dir(p).map_err(|source| FileError::Io {
                 path: p.clone(),
                 source,
             })?;
@@ -325,7 +242,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
         } else if p.is_file() {
             out.push(p.clone());
         } else {
-            return Err(LoadError::Io {
+            return Err(FileError::Io {
                 path: p.clone(),
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
@@ -338,7 +255,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
 }
 
 /// Load every case; returns the valid ones and every error (so a run can list them all).
-pub fn load_all(files: &[PathBuf], profiles_dir: &Path) -> (Vec<Case>, Vec<LoadError>) {
+pub fn load_all(files: &[PathBuf], profiles_dir: &Path) -> (Vec<Case>, Vec<FileError>) {
     let mut cases = Vec::new();
     let mut errors = Vec::new();
     for f in files {
@@ -351,10 +268,10 @@ pub fn load_all(files: &[PathBuf], profiles_dir: &Path) -> (Vec<Case>, Vec<LoadE
 }
 
 /// A request method or header that could never be sent, with its place in the file.
-fn check_request(r: &RequestSpec, path: &Path, src: &str) -> Result<(), LoadError> {
+fn check_request(r: &RequestSpec, path: &Path, src: &str) -> Result<(), FileError> {
     let err = |keys: &[&str], msg: String| {
         let (line, column) = crate::yaml::key_location(src, keys);
-        Err(LoadError::at(path, src, line, column, msg, None))
+        Err(FileError::at(path, src, line, column, msg, None))
     };
     if let Some(m) = &r.method
         && http::Method::from_bytes(m.as_bytes()).is_err()
@@ -387,7 +304,7 @@ fn check_request(r: &RequestSpec, path: &Path, src: &str) -> Result<(), LoadErro
     Ok(())
 }
 
-fn read(path: &Path) -> Result<String, LoadError> {
+fn read(path: &Path) -> Result<String, FileError> {
     crate::yaml::read_file(path)
 }
 
@@ -415,7 +332,7 @@ mod tests {
         )
         .unwrap();
         let e = Case::load(&p, &crate::origin::profile::builtin_dir()).unwrap_err();
-        let LoadError::Invalid(inv) = e else {
+        let FileError::Invalid(inv) = e else {
             panic!("{e:?}")
         };
         assert_eq!((inv.line, inv.column), (3, 12));
@@ -439,8 +356,8 @@ mod tests {
             ok.file.second_client.map(|s| s.value.after_ms),
             Some(Some(1500))
         );
-        let message = |e: LoadError| match e {
-            LoadError::Invalid(inv) => (inv.line, inv.message),
+        let message = |e: FileError| match e {
+            FileError::Invalid(inv) => (inv.line, inv.message),
             e => panic!("{e:?}"),
         };
         let (line, m) = message(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::error::LoadError;
+use crate::error::FileError;
 use crate::intermediary::HopSpec;
 use crate::origin::command::{CommandSpec, ReadySpec};
 use crate::text::name_help;
@@ -114,9 +114,6 @@ fn yes() -> bool {
 }
 
 impl Listen {
-    /// The most streams `listen.streams` may ask for.
-    pub const MAX_STREAMS: usize = 20_000;
-
     /// The load every chain gets, when `listen.streams` asks for one.
     pub fn load(&self) -> Option<crate::load::LoadPlan> {
         self.streams.map(|streams| crate::load::LoadPlan {
@@ -289,10 +286,10 @@ impl Loaded {
 }
 
 /// Parse and validate `ssegate.yaml` text.
-pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
+pub fn parse(path: &Path, src: &str) -> Result<Loaded, FileError> {
     let config: Config = parse_yaml(path, src)?;
     let at = |s: &Spanned<String>, msg: String, help: Option<String>| {
-        LoadError::at(
+        FileError::at(
             path,
             src,
             s.referenced.line() as usize,
@@ -327,7 +324,7 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
         if !names.contains(&key.as_str()) {
             // A map keeps no key locations: find the key inside `expect:` → `delivery:`.
             let (line, column) = key_location(src, &["expect", "delivery", key]);
-            return Err(LoadError::at(
+            return Err(FileError::at(
                 path,
                 src,
                 line,
@@ -339,7 +336,7 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
     }
     if config.target.ready.http.is_some() && config.target.ready.log.is_some() {
         let (line, column) = key_location(src, &["target", "ready", "log"]);
-        return Err(LoadError::at(
+        return Err(FileError::at(
             path,
             src,
             line,
@@ -351,7 +348,7 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
     if let Some(cmd) = &config.target.command
         && cmd.is_empty()
     {
-        return Err(LoadError::at(
+        return Err(FileError::at(
             path,
             src,
             key_location(src, &["target", "command"]).0,
@@ -368,10 +365,10 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, LoadError> {
 }
 
 /// A `target.cwd` that does not exist (checked on load from a file: it is relative to the file).
-fn check_cwd(config: &Config, path: &Path, src: &str) -> Result<(), LoadError> {
+fn check_cwd(config: &Config, path: &Path, src: &str) -> Result<(), FileError> {
     let err = |keys: &[&str], msg: String, help: Option<String>| {
         let (line, column) = key_location(src, keys);
-        Err(LoadError::at(path, src, line, column, msg, help))
+        Err(FileError::at(path, src, line, column, msg, help))
     };
     if let Some(cwd) = &config.target.cwd {
         let dir = path.parent().unwrap_or(Path::new(".")).join(cwd);
@@ -387,10 +384,10 @@ fn check_cwd(config: &Config, path: &Path, src: &str) -> Result<(), LoadError> {
 }
 
 /// Values that parse but cannot work: caught here, with their place, instead of failing at run time.
-fn check_values(config: &Config, path: &Path, src: &str) -> Result<(), LoadError> {
+fn check_values(config: &Config, path: &Path, src: &str) -> Result<(), FileError> {
     let err = |keys: &[&str], msg: String, help: Option<String>| {
         let (line, column) = key_location(src, keys);
-        Err(LoadError::at(path, src, line, column, msg, help))
+        Err(FileError::at(path, src, line, column, msg, help))
     };
     let url = &config.target.url;
     if !url.path.starts_with('/') {
@@ -438,13 +435,13 @@ fn check_values(config: &Config, path: &Path, src: &str) -> Result<(), LoadError
         );
     }
     if let Some(n) = config.listen.streams
-        && (n == 0 || n > Listen::MAX_STREAMS)
+        && (n == 0 || n > crate::load::MAX_STREAMS)
     {
         return err(
             &["listen", "streams"],
             format!(
                 "`listen.streams` must be 1 to {}, not {n}",
-                Listen::MAX_STREAMS
+                crate::load::MAX_STREAMS
             ),
             Some("leave it out to measure one stream per chain".into()),
         );
@@ -487,7 +484,7 @@ fn check_values(config: &Config, path: &Path, src: &str) -> Result<(), LoadError
 }
 
 /// Read and validate a config file.
-pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+pub fn load(path: &Path) -> Result<Loaded, FileError> {
     let src = crate::yaml::read_file(path)?;
     let loaded = parse(path, &src)?;
     check_cwd(&loaded.config, path, &src)?;
@@ -622,12 +619,12 @@ mod tests {
     fn errors_point_at_the_place() {
         let src = "target:\n  command: [x]\nexpect:\n  deny: [held-until-edn]\n";
         let e = parse(Path::new("s.yaml"), src).unwrap_err();
-        let LoadError::Invalid(inv) = e else { panic!() };
+        let FileError::Invalid(inv) = e else { panic!() };
         assert_eq!(inv.line, 4);
         assert!(inv.help.unwrap().contains("held-until-end"));
         let src = "target:\n  command: [x]\nexpect:\n  delivery:\n    nginx-defualt: streamed\n";
         let e = parse(Path::new("s.yaml"), src).unwrap_err();
-        let LoadError::Invalid(inv) = e else { panic!() };
+        let FileError::Invalid(inv) = e else { panic!() };
         assert_eq!(inv.line, 5);
         assert!(inv.help.unwrap().contains("did you mean `nginx-default`"));
         let src = "target:\n  comand: [x]\n";
@@ -641,7 +638,7 @@ mod tests {
         assert_eq!(key_location(src, &["target", "ready", "log"]), (5, 5));
         assert_eq!(key_location(src, &["expect", "delivery", "path"]), (7, 14));
         let e = parse(Path::new("s.yaml"), src).unwrap_err();
-        let LoadError::Invalid(inv) = e else { panic!() };
+        let FileError::Invalid(inv) = e else { panic!() };
         assert_eq!((inv.line, inv.column), (7, 14), "{}", inv.message);
     }
 

@@ -342,7 +342,7 @@ pub fn diagnose(
 }
 
 /// The real program a recognised platform is, when the conformance suite runs it.
-fn program_of(vendor: &str) -> Option<&'static crate::intermediary::process::Program> {
+fn program_of(vendor: &str) -> Option<&'static crate::intermediary::program::Program> {
     use crate::intermediary::programs as p;
     Some(match vendor {
         "nginx" => &p::NGINX,
@@ -1375,7 +1375,7 @@ mod tests {
         );
         let v = judge(
             &r,
-            Reference::Schedule(&crate::verdict::Schedule {
+            Reference::Sends(&crate::verdict::SendInstants {
                 sends: [400u64, 800, 1200, 1600, 2000]
                     .iter()
                     .map(|&m| Duration::from_millis(m))
@@ -1405,15 +1405,15 @@ mod tests {
             .iter()
             .map(|&m| Duration::from_millis(m))
             .collect();
-        let sched = crate::verdict::Schedule {
+        let sched = crate::verdict::SendInstants {
             sends,
             headers_sent: Some(Duration::ZERO),
             ..Default::default()
         };
         let lagging = rec(&[SSE], &[800, 1200, 1600, 1700], 1701, End::Complete);
         let live = rec(&[SSE], &[401, 801, 1201, 1601], 1602, End::Complete);
-        let a = judge(&lagging, Reference::Schedule(&sched));
-        let b = judge(&live, Reference::Schedule(&sched));
+        let a = judge(&lagging, Reference::Sends(&sched));
+        let b = judge(&live, Reference::Sends(&sched));
         let lag = arrival_lag(&a, &b).unwrap();
         assert!(lag >= Duration::from_millis(390), "{lag:?}");
     }

@@ -26,7 +26,7 @@ pub mod exit {
 
 /// A YAML file or a name in it is invalid.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum LoadError {
+pub enum FileError {
     #[error("failed to read {}", path.display())]
     #[diagnostic(code(ssegate::io))]
     Io {
@@ -65,7 +65,7 @@ pub struct InvalidFile {
     pub help: Option<String>,
 }
 
-impl LoadError {
+impl FileError {
     /// An error at `line`:`column` (1-based) of `src`, read from `path`.
     pub fn at(
         path: &std::path::Path,
@@ -74,7 +74,7 @@ impl LoadError {
         column: usize,
         message: impl Into<String>,
         help: Option<String>,
-    ) -> LoadError {
+    ) -> FileError {
         let offset = offset_of(src, line, column);
         let len = src[offset..]
             .find(['\n', ':', ','])
@@ -82,7 +82,7 @@ impl LoadError {
             .max(1)
             .min(src.len().saturating_sub(offset).max(1));
         let message = message.into();
-        LoadError::Invalid(Box::new(InvalidFile {
+        FileError::Invalid(Box::new(InvalidFile {
             path: path.to_path_buf(),
             line,
             column,
@@ -117,6 +117,21 @@ pub fn offset_of(src: &str, line: usize, column: usize) -> usize {
     src.len()
 }
 
+/// `err` and its sources joined with ": ".
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let m = e.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = e.source();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,7 +147,7 @@ mod tests {
 
     #[test]
     fn errors_point_at_the_place() {
-        let e = LoadError::at(
+        let e = FileError::at(
             std::path::Path::new("x.yaml"),
             "a: 1\nbad: 2\n",
             2,
@@ -144,7 +159,7 @@ mod tests {
             e.to_string(),
             "invalid x.yaml:2:1: unknown field `bad`, expected `a`"
         );
-        let LoadError::Invalid(inv) = e else { panic!() };
+        let FileError::Invalid(inv) = e else { panic!() };
         assert_eq!(inv.span.offset(), 5);
         assert_eq!(inv.span.len(), 3);
         assert_eq!(inv.label, "unknown field `bad`");

@@ -5,22 +5,46 @@
 
 /// One step of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event<'a> {
+pub enum RunEvent<'a> {
     /// The run starts `total` scenarios (cases or chains).
     RunStarted { what: &'a str, total: usize },
     /// A scenario started.
     ScenarioStarted { name: &'a str },
-    /// A scenario finished with this result (`pass`, `FAIL`, `ERROR`, `measured`).
-    ScenarioFinished { name: &'a str, result: &'a str },
+    /// A scenario finished with this result.
+    ScenarioFinished { name: &'a str, result: Finished<'a> },
     /// A scenario will run again, alone (its request queued at the origin).
     ScenarioRequeued { name: &'a str },
     /// Every scenario has finished.
     RunFinished,
 }
 
+/// How a scenario finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished<'a> {
+    /// A case met its expectation.
+    Passed,
+    /// A case did not meet its expectation.
+    Failed,
+    /// The scenario could not be measured.
+    Error,
+    /// A chain was measured with this delivery (the gate judges it later).
+    Delivered(&'a str),
+}
+
+impl std::fmt::Display for Finished<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Finished::Passed => "pass",
+            Finished::Failed => "FAIL",
+            Finished::Error => "ERROR",
+            Finished::Delivered(d) => d,
+        })
+    }
+}
+
 /// Something that follows a run.
 pub trait Reporter: Send + Sync {
-    fn event(&self, event: Event<'_>);
+    fn event(&self, event: RunEvent<'_>);
 }
 
 /// A reporter that ignores everything (library use, tests).
@@ -28,5 +52,5 @@ pub trait Reporter: Send + Sync {
 pub struct Silent;
 
 impl Reporter for Silent {
-    fn event(&self, _: Event<'_>) {}
+    fn event(&self, _: RunEvent<'_>) {}
 }

@@ -19,6 +19,7 @@ pub mod events;
 pub mod intermediary;
 pub mod load;
 pub mod origin;
+pub mod phase;
 pub mod probe;
 pub mod proc;
 pub mod report;
@@ -28,6 +29,7 @@ pub mod secrets;
 pub mod sse;
 pub mod tap;
 pub mod text;
+pub mod through;
 pub mod tls;
 pub mod verdict;
 pub mod yaml;
@@ -48,6 +50,8 @@ const LAYERS: &[&[&str]] = &[
     &["probe"],
     &["verdict", "intermediary", "origin", "load"],
     &["tap"],
+    &["through"],
+    &["phase"],
     &["scenario", "doctor", "case"],
     &["config", "runner"],
     &["check"],

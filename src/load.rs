@@ -7,11 +7,11 @@
 //! parser as the probe's and then dropped, so memory per stream stays a few KiB whatever the stream sends.
 //!
 //! Per-event latency needs a reference for when each event was sent:
-//! - [`Reference::Sends`]: the send instants the in-process fixture recorded for each stream (cases);
-//! - [`Schedule::PerStream`] (the default for a URL): every connection gets its own schedule, as the
+//! - [`LatencyBase::Sends`]: the send instants the in-process fixture recorded for each stream (cases);
+//! - [`Fanout::PerStream`] (the default for a URL): every connection gets its own schedule, as the
 //!   fixture and most streaming APIs do; event *n*'s latency is its offset from its stream's request
 //!   minus the smallest such offset of event *n* over all streams (the fastest stream is the baseline);
-//! - [`Schedule::Shared`]: one broadcast that every stream joins; events are matched by id and an event's
+//! - [`Fanout::Shared`]: one broadcast that every stream joins; events are matched by id and an event's
 //!   latency is its arrival minus the earliest arrival of that id on any stream. Events without an id
 //!   of their own (the stream's last-event id unchanged since the event before) cannot be matched and
 //!   are counted.
@@ -41,7 +41,7 @@ pub const STREAM_PARAM: &str = "ssegate_stream";
 /// instants).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
-pub enum Schedule {
+pub enum Fanout {
     /// Each connection gets its own events on its own schedule.
     #[default]
     PerStream,
@@ -56,7 +56,7 @@ pub struct LoadSpec {
     pub streams: usize,
     /// Stream *i* opens at `ramp × i / streams` after the start.
     pub ramp: Duration,
-    pub schedule: Schedule,
+    pub schedule: Fanout,
     /// Append `?ssegate_stream=I` to each stream's URL (for an origin that records its requests).
     pub tag_streams: bool,
     /// Descriptors each stream costs this process: 1, or 2 when its origin runs in the process too.
@@ -72,15 +72,16 @@ pub struct LoadPlan {
     pub ramp_ms: Option<u64>,
 }
 
-impl LoadPlan {
-    /// The most streams a case may open (the suite runs several cases at once on a small machine).
-    pub const MAX_STREAMS: usize = 2_000;
+/// The most streams one load opens, wherever it is asked for (`ssegate load --streams`, `listen.streams`,
+/// a case's `load.streams`): loopback runs out of ports near 28 000 connections per destination, and a
+/// chain's hop needs a second connection per stream.
+pub const MAX_STREAMS: usize = 20_000;
 
+impl LoadPlan {
     pub fn validate(&self) -> Result<(), String> {
-        if self.streams == 0 || self.streams > Self::MAX_STREAMS {
+        if self.streams == 0 || self.streams > MAX_STREAMS {
             return Err(format!(
-                "`load.streams` must be 1 to {}, not {}",
-                Self::MAX_STREAMS,
+                "`load.streams` must be 1 to {MAX_STREAMS}, not {}",
                 self.streams
             ));
         }
@@ -165,11 +166,11 @@ pub struct StreamRecord {
 pub struct Connected {
     /// From the request to the head.
     pub headers: Duration,
-    /// From the request: (arrival offset in µs, event key); key = id hash for [`Schedule::Shared`],
+    /// From the request: (arrival offset in µs, event key); key = id hash for [`Fanout::Shared`],
     /// else the event's 1-based index. At most [`ARRIVALS_KEPT`].
     pub arrivals: Vec<(u32, u32)>,
     /// Events without an id of their own (the last-event id unchanged; they matter for
-    /// [`Schedule::Shared`]).
+    /// [`Fanout::Shared`]).
     pub without_id: u32,
     pub events: u64,
     pub end: StreamEnd,
@@ -376,7 +377,7 @@ async fn one(
     client: &reqwest::Client,
     req: &ProbeRequest,
     run_start: Instant,
-    schedule: Schedule,
+    schedule: Fanout,
     counters: &Counters,
 ) -> (StreamRecord, Option<String>) {
     if let Some(target) = Http1Target::of(&req.url) {
@@ -387,7 +388,7 @@ async fn one(
     let request = match build_request(client, req, &req.effective_headers()) {
         Ok(r) => r,
         Err(e) => {
-            let m = crate::probe::error_chain(&e);
+            let m = crate::error::error_chain(&e);
             return failed(counters, opened, Failure::Other, None, m);
         }
     };
@@ -399,7 +400,7 @@ async fn one(
         }
         Ok(Err(e)) => {
             let f = classify(&e);
-            let m = crate::probe::error_chain(&e.without_url());
+            let m = crate::error::error_chain(&e.without_url());
             return failed(counters, opened, f, None, m);
         }
         Ok(Ok(r)) => r,
@@ -467,45 +468,11 @@ impl Http1Target {
 /// Read buffer of a direct HTTP/1.1 stream.
 const HTTP1_READ_BUF: usize = 4096;
 
-async fn one_http1(
+/// The request of one direct HTTP/1.1 stream, with the headers reqwest would add unless it sets them.
+fn http1_request(
     t: &Http1Target,
     req: &ProbeRequest,
-    run_start: Instant,
-    schedule: Schedule,
-    counters: &Counters,
-) -> (StreamRecord, Option<String>) {
-    use http_body_util::BodyExt;
-    let sent = Instant::now();
-    let opened = sent - run_start;
-    let deadline = sent + req.limits.duration;
-    let connect = tokio::time::timeout(
-        req.limits.connect,
-        tokio::net::TcpStream::connect((t.host.as_str(), t.port)),
-    );
-    let stream = match connect.await {
-        Err(_) => {
-            let m = format!("no connection within {:?}", req.limits.connect);
-            return failed(counters, opened, Failure::Timeout, None, m);
-        }
-        Ok(Err(e)) => {
-            let f = classify_io(&e).unwrap_or(Failure::Other);
-            return failed(counters, opened, f, None, format!("failed to connect: {e}"));
-        }
-        Ok(Ok(s)) => s,
-    };
-    let _ = stream.set_nodelay(true);
-    let mut builder = hyper::client::conn::http1::Builder::new();
-    builder.read_buf_exact_size(Some(HTTP1_READ_BUF));
-    let (mut sender, conn) = match builder
-        .handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-    {
-        Ok(x) => x,
-        Err(e) => {
-            let m = crate::probe::error_chain(&e);
-            return failed(counters, opened, classify_hyper(&e), None, m);
-        }
-    };
+) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, http::Error> {
     let headers = req.effective_headers();
     let given = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
     let mut request = http::Request::builder()
@@ -522,7 +489,60 @@ async fn one_http1(
         request = request.header(k, v);
     }
     let body = http_body_util::Full::new(bytes::Bytes::from(req.body.clone().unwrap_or_default()));
-    let request = match request.body(body) {
+    request.body(body)
+}
+
+/// A connection to the target within the request's connect deadline.
+async fn connect_http1(
+    t: &Http1Target,
+    req: &ProbeRequest,
+) -> Result<tokio::net::TcpStream, (Failure, String)> {
+    let connect = tokio::time::timeout(
+        req.limits.connect,
+        tokio::net::TcpStream::connect((t.host.as_str(), t.port)),
+    );
+    match connect.await {
+        Err(_) => Err((
+            Failure::Timeout,
+            format!("no connection within {:?}", req.limits.connect),
+        )),
+        Ok(Err(e)) => Err((
+            classify_io(&e).unwrap_or(Failure::Other),
+            format!("failed to connect: {e}"),
+        )),
+        Ok(Ok(s)) => Ok(s),
+    }
+}
+
+async fn one_http1(
+    t: &Http1Target,
+    req: &ProbeRequest,
+    run_start: Instant,
+    schedule: Fanout,
+    counters: &Counters,
+) -> (StreamRecord, Option<String>) {
+    use http_body_util::BodyExt;
+    let sent = Instant::now();
+    let opened = sent - run_start;
+    let deadline = sent + req.limits.duration;
+    let stream = match connect_http1(t, req).await {
+        Ok(s) => s,
+        Err((f, m)) => return failed(counters, opened, f, None, m),
+    };
+    let _ = stream.set_nodelay(true);
+    let mut builder = hyper::client::conn::http1::Builder::new();
+    builder.read_buf_exact_size(Some(HTTP1_READ_BUF));
+    let (mut sender, conn) = match builder
+        .handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+    {
+        Ok(x) => x,
+        Err(e) => {
+            let m = crate::error::error_chain(&e);
+            return failed(counters, opened, classify_hyper(&e), None, m);
+        }
+    };
+    let request = match http1_request(t, req) {
         Ok(r) => r,
         Err(e) => {
             let m = format!("invalid request: {e}");
@@ -551,7 +571,7 @@ async fn one_http1(
     let response = match response {
         Ok(r) => r,
         Err(e) => {
-            let m = crate::probe::error_chain(&e);
+            let m = crate::error::error_chain(&e);
             return failed(counters, opened, classify_hyper(&e), None, m);
         }
     };
@@ -592,7 +612,7 @@ async fn one_http1(
 /// A connected stream's body as it comes: decoded, parsed, and reduced to arrivals.
 struct StreamBody {
     sent: Instant,
-    schedule: Schedule,
+    schedule: Fanout,
     decoder: Option<Decoder>,
     parser: Parser,
     items: Vec<Item>,
@@ -608,7 +628,7 @@ impl StreamBody {
     fn new(
         req: &ProbeRequest,
         sent: Instant,
-        schedule: Schedule,
+        schedule: Fanout,
         headers: &http::HeaderMap,
         counters: &Counters,
     ) -> StreamBody {
@@ -664,11 +684,11 @@ impl StreamBody {
                         c.without_id += 1;
                     }
                     let key = match self.schedule {
-                        Schedule::PerStream => Some(c.events.min(u32::MAX as u64) as u32),
+                        Fanout::PerStream => Some(c.events.min(u32::MAX as u64) as u32),
                         // An event without an id of its own cannot be matched across streams.
-                        Schedule::Shared => own_id.then(|| id_key(&e.id)),
+                        Fanout::Shared => own_id.then(|| id_key(&e.id)),
                     };
-                    if own_id && self.schedule == Schedule::Shared {
+                    if own_id && self.schedule == Fanout::Shared {
                         self.last_id = Some(e.id.clone());
                     }
                     if let Some(key) = key
@@ -785,23 +805,23 @@ impl Percentiles {
 }
 
 /// What each event's latency is measured against.
-pub enum Reference<'a> {
+pub enum LatencyBase<'a> {
     /// The run's own streams (see the module docs).
-    Baseline(Schedule),
+    Baseline(Fanout),
     /// Send instant of event `seq` (1-based) on stream `i`, from the in-process origin's record.
     Sends(&'a dyn Fn(usize, u32) -> Option<Instant>),
 }
 
-impl Reference<'_> {
+impl LatencyBase<'_> {
     pub fn label(&self) -> &'static str {
         match self {
-            Reference::Baseline(Schedule::PerStream) => {
+            LatencyBase::Baseline(Fanout::PerStream) => {
                 "against the fastest stream's offset of the same event"
             }
-            Reference::Baseline(Schedule::Shared) => {
+            LatencyBase::Baseline(Fanout::Shared) => {
                 "against the earliest arrival of the same event id"
             }
-            Reference::Sends(_) => "against the origin's send instants",
+            LatencyBase::Sends(_) => "against the origin's send instants",
         }
     }
 }
@@ -852,7 +872,69 @@ impl LoadSummary {
 }
 
 impl LoadRun {
-    pub fn summarize(&self, reference: &Reference<'_>) -> LoadSummary {
+    /// Each event's latency against `reference`, and how many arrivals had no send to compare with.
+    fn latencies(&self, reference: &LatencyBase<'_>) -> (Vec<Duration>, u64) {
+        let mut unmatched = 0u64;
+        let latency = match reference {
+            LatencyBase::Baseline(Fanout::PerStream) => {
+                let mut best: HashMap<u32, u32> = HashMap::new();
+                for c in self.connected() {
+                    for &(at, k) in &c.arrivals {
+                        let b = best.entry(k).or_insert(at);
+                        *b = (*b).min(at);
+                    }
+                }
+                self.connected()
+                    .flat_map(|c| c.arrivals.iter())
+                    .map(|&(at, k)| Duration::from_micros((at - best[&k]) as u64))
+                    .collect()
+            }
+            LatencyBase::Baseline(Fanout::Shared) => {
+                // Absolute arrival (from the run's start) of each id, earliest over streams.
+                let mut best: HashMap<u32, u64> = HashMap::new();
+                let abs = |s: &StreamRecord, at: u32| s.opened.as_micros() as u64 + at as u64;
+                for s in &self.streams {
+                    if let Ok(c) = &s.result {
+                        unmatched += c.without_id as u64;
+                        for &(at, k) in &c.arrivals {
+                            let b = best.entry(k).or_insert(u64::MAX);
+                            *b = (*b).min(abs(s, at));
+                        }
+                    }
+                }
+                let mut v = Vec::new();
+                for s in &self.streams {
+                    if let Ok(c) = &s.result {
+                        for &(at, k) in &c.arrivals {
+                            v.push(Duration::from_micros(abs(s, at) - best[&k]));
+                        }
+                    }
+                }
+                v
+            }
+            LatencyBase::Sends(sent) => {
+                let mut v = Vec::new();
+                for (i, s) in self.streams.iter().enumerate() {
+                    if let Ok(c) = &s.result {
+                        let req_at = self.start + s.opened;
+                        for &(at, seq) in &c.arrivals {
+                            match sent(i, seq) {
+                                Some(t) => v.push(
+                                    (req_at + Duration::from_micros(at as u64))
+                                        .saturating_duration_since(t),
+                                ),
+                                None => unmatched += 1,
+                            }
+                        }
+                    }
+                }
+                v
+            }
+        };
+        (latency, unmatched)
+    }
+
+    pub fn summarize(&self, reference: &LatencyBase<'_>) -> LoadSummary {
         let mut failed: BTreeMap<&'static str, usize> = BTreeMap::new();
         let mut statuses = BTreeMap::new();
         let (mut cut, mut listening, mut events, mut unmatched) = (0, 0, 0u64, 0u64);
@@ -884,62 +966,8 @@ impl LoadRun {
                 }
             }
         }
-        let latency = match reference {
-            Reference::Baseline(Schedule::PerStream) => {
-                let mut best: HashMap<u32, u32> = HashMap::new();
-                for c in self.connected() {
-                    for &(at, k) in &c.arrivals {
-                        let b = best.entry(k).or_insert(at);
-                        *b = (*b).min(at);
-                    }
-                }
-                self.connected()
-                    .flat_map(|c| c.arrivals.iter())
-                    .map(|&(at, k)| Duration::from_micros((at - best[&k]) as u64))
-                    .collect()
-            }
-            Reference::Baseline(Schedule::Shared) => {
-                // Absolute arrival (from the run's start) of each id, earliest over streams.
-                let mut best: HashMap<u32, u64> = HashMap::new();
-                let abs = |s: &StreamRecord, at: u32| s.opened.as_micros() as u64 + at as u64;
-                for s in &self.streams {
-                    if let Ok(c) = &s.result {
-                        unmatched += c.without_id as u64;
-                        for &(at, k) in &c.arrivals {
-                            let b = best.entry(k).or_insert(u64::MAX);
-                            *b = (*b).min(abs(s, at));
-                        }
-                    }
-                }
-                let mut v = Vec::new();
-                for s in &self.streams {
-                    if let Ok(c) = &s.result {
-                        for &(at, k) in &c.arrivals {
-                            v.push(Duration::from_micros(abs(s, at) - best[&k]));
-                        }
-                    }
-                }
-                v
-            }
-            Reference::Sends(sent) => {
-                let mut v = Vec::new();
-                for (i, s) in self.streams.iter().enumerate() {
-                    if let Ok(c) = &s.result {
-                        let req_at = self.start + s.opened;
-                        for &(at, seq) in &c.arrivals {
-                            match sent(i, seq) {
-                                Some(t) => v.push(
-                                    (req_at + Duration::from_micros(at as u64))
-                                        .saturating_duration_since(t),
-                                ),
-                                None => unmatched += 1,
-                            }
-                        }
-                    }
-                }
-                v
-            }
-        };
+        let (latency, unmatched_sends) = self.latencies(reference);
+        unmatched += unmatched_sends;
         LoadSummary {
             streams: self.streams.len(),
             connected,
@@ -1029,7 +1057,7 @@ mod tests {
                 result: Err((Failure::Status, Some(503))),
             },
         ]);
-        let s = run.summarize(&Reference::Baseline(Schedule::PerStream));
+        let s = run.summarize(&LatencyBase::Baseline(Fanout::PerStream));
         assert_eq!((s.streams, s.connected, s.failed_total()), (4, 2, 2));
         assert_eq!(s.failed["refused"], 1);
         assert_eq!(s.statuses[&503], 1);
@@ -1053,7 +1081,7 @@ mod tests {
                 result: connected(&[(50_000, a), (1_000_000, b)]),
             },
         ]);
-        let s = run.summarize(&Reference::Baseline(Schedule::Shared));
+        let s = run.summarize(&LatencyBase::Baseline(Fanout::Shared));
         let l = s.latency.unwrap();
         assert_eq!((l.count, l.max), (4, ms(50)));
     }
@@ -1066,7 +1094,7 @@ mod tests {
         }]);
         let start = run.start;
         let sends = move |i: usize, seq: u32| (i == 0 && seq == 1).then(|| start + ms(10) + ms(90));
-        let s = run.summarize(&Reference::Sends(&sends));
+        let s = run.summarize(&LatencyBase::Sends(&sends));
         let l = s.latency.unwrap();
         assert_eq!((l.count, l.max, s.unmatched), (1, ms(10), 1));
     }
@@ -1088,7 +1116,7 @@ mod tests {
         let mut body = StreamBody::new(
             &req,
             Instant::now(),
-            Schedule::Shared,
+            Fanout::Shared,
             &http::HeaderMap::new(),
             &counters,
         );

@@ -439,7 +439,7 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
                     }
                     Ok(Err(e)) => {
                         break End::Aborted {
-                            reason: error_chain(&e),
+                            reason: crate::error::error_chain(&e),
                         };
                     }
                     Ok(Ok(None)) => break End::Complete,
@@ -485,7 +485,7 @@ pub(crate) fn build_request(
     }
     builder
         .build()
-        .map_err(|e| ProbeError::InvalidRequest(error_chain(&e)))
+        .map_err(|e| ProbeError::InvalidRequest(crate::error::error_chain(&e)))
 }
 
 /// Record the response head (status, version, redacted headers, framing, coding); returns the declared
@@ -581,7 +581,7 @@ impl Body {
             }
             Err(e) => {
                 return Some(End::Undecodable {
-                    reason: error_chain(&e),
+                    reason: crate::error::error_chain(&e),
                 });
             }
         };
@@ -665,7 +665,7 @@ fn take_items(rec: &mut Recording, items: &mut Vec<Item>, at: Duration, read: us
 
 /// Known failure shapes get an explanation.
 fn connect_hint(e: &reqwest::Error) -> String {
-    let chain = error_chain(e).to_ascii_lowercase();
+    let chain = crate::error::error_chain(e).to_ascii_lowercase();
     if chain.contains("protocol_error") || chain.contains("malformed") {
         " (an HTTP/2 response carrying connection-specific headers such as Connection, Keep-Alive or \
          Transfer-Encoding is rejected as malformed: see the finding hop-by-hop-header-on-h2)"
@@ -679,21 +679,6 @@ fn connect_hint(e: &reqwest::Error) -> String {
     } else {
         String::new()
     }
-}
-
-/// `err` and its sources joined with ": ".
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut s = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let m = e.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = e.source();
-    }
-    s
 }
 
 /// Recordings built by hand, for unit tests of the modules that judge them.

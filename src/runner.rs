@@ -6,16 +6,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::case::{Case, RequestSpec};
-use crate::events::{Event, Reporter};
+use crate::events::{Finished, Reporter, RunEvent};
 use crate::intermediary::{HopError, HopSpec};
-use crate::load::LoadPlan;
 use crate::origin::{FixtureServer, Profile};
+use crate::phase::{PhaseExpect, PhasePlan, Phases};
 use crate::probe::{ProbeError, ProbeRequest, Recording};
-use crate::scenario::{self, LoadMeasured, Measurement, Scenario, ScenarioError, Witness};
+use crate::scenario::{self, Measurement, Scenario, ScenarioError, Witness};
 use crate::verdict::Verdict;
-use crate::verdict::capacity::Capacity;
-use crate::verdict::lifecycle::{DisconnectOutcome, Lifecycle, ReconnectOutcome, kebab};
-use crate::verdict::sharing::{SecondClient, SecondOpen, Sharing};
 
 /// Why a scenario could not be run (as opposed to running and failing its expectation).
 #[derive(Debug, thiserror::Error)]
@@ -48,29 +45,13 @@ pub struct Outcome {
     pub origin_saw: Option<String>,
     pub recording: Recording,
     pub verdict: Verdict,
-    /// The second client, when the case has one.
-    pub second: Option<SecondReport>,
-    /// The load, when the case has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub load: Option<LoadMeasured>,
-    /// The lifecycle phases, when the case asks for them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lifecycle: Option<Lifecycle>,
-    /// The browser's view, when the case asks for it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub browser: Option<crate::verdict::browser::BrowserVerdict>,
+    /// What the case's phases measured, one key each (`second`, `load`, `lifecycle`, `browser`).
+    #[serde(flatten)]
+    pub phases: Phases,
     pub expectation: Option<Expectation>,
     /// Wall time of the whole scenario.
     #[serde(serialize_with = "crate::probe::ser_ms")]
     pub took: Duration,
-}
-
-/// A case's second client: when it opened (as the case asked) and what it got.
-#[derive(Debug, Serialize)]
-pub struct SecondReport {
-    pub opened: String,
-    #[serde(flatten)]
-    pub measured: SecondClient,
 }
 
 /// The case's expectation and what did not hold.
@@ -79,16 +60,9 @@ pub struct Expectation {
     pub delivery: crate::verdict::Delivery,
     pub findings: Vec<String>,
     pub absent: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sharing: Option<Sharing>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub capacity: Option<Capacity>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reconnect: Option<ReconnectOutcome>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub disconnect: Option<DisconnectOutcome>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub browser: Option<crate::verdict::Delivery>,
+    /// What it expects of its phases.
+    #[serde(flatten)]
+    pub phases: PhaseExpect,
     /// Empty when the case passed.
     pub failures: Vec<String>,
 }
@@ -129,16 +103,13 @@ pub fn probe_request(url: String, spec: &RequestSpec, profile: &Profile) -> Prob
 /// Cases with real programs in their chain run at most this many at once (see [`run_case`]).
 pub const REAL_AT_ONCE: usize = 3;
 
-/// Run one case's scenario: a fixture serving `profile` behind `chain`, probed with `request` (and by
-/// a second client when `second` says when).
+/// Run one case's scenario: a fixture serving `profile` behind `chain`, probed with `request`, then
+/// measured by `phases`.
 pub async fn run_scenario(
     profile: &Profile,
     chain: &[HopSpec],
     request: &RequestSpec,
-    second: Option<SecondOpen>,
-    load: Option<LoadPlan>,
-    lifecycle: bool,
-    browser: Option<bool>,
+    phases: &[PhasePlan],
 ) -> Result<Measurement, RunError> {
     let origin = FixtureServer::start(profile.clone())
         .await
@@ -151,10 +122,7 @@ pub async fn run_scenario(
             server: &origin,
             profile,
         },
-        second,
-        load,
-        lifecycle,
-        browser,
+        phases,
     };
     let m = scenario::measure(&scenario).await.map_err(|e| match e {
         ScenarioError::Hop(e) => RunError::Hop(e),
@@ -185,39 +153,18 @@ pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
         None
     };
     let started = Instant::now();
-    let open = case.file.second_client.as_ref().map(|s| s.value);
-    let load = case.file.load.as_ref().map(|l| l.value);
     let m = run_scenario(
         &case.profile,
         &case.file.chain,
         &case.file.request,
-        open,
-        load,
-        case.file.lifecycle.as_ref().is_some_and(|l| l.value),
-        case.browser_plan(),
+        &case.file.phase_plans(),
     )
     .await?;
     let mut verdict = m.verdict;
-    // A case's expectation reads the phases' findings with the stream's.
-    if let Some(l) = &m.lifecycle {
-        verdict.findings.extend(l.findings.iter().cloned());
-    }
-    if let Some(b) = &m.browser {
-        verdict.findings.extend(b.findings.iter().cloned());
-    }
+    // A case's expectation reads the phases' own findings with the stream's.
+    verdict.findings.extend(m.phases.own_findings());
     crate::verdict::sort_findings(&mut verdict.findings);
-    let second = m.second.map(|measured| SecondReport {
-        opened: open.unwrap_or_default().label(),
-        measured,
-    });
-    let expectation = Some(check(
-        case,
-        &verdict,
-        second.as_ref(),
-        m.load.as_ref(),
-        m.lifecycle.as_ref(),
-        m.browser.as_ref(),
-    ));
+    let expectation = Some(check(case, &verdict, &m.phases));
     let changes = case.file.target.overrides.changed_keys();
     Ok(Outcome {
         name: case.name.clone(),
@@ -230,84 +177,18 @@ pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
         origin_saw: m.origin_saw,
         recording: m.recording,
         verdict,
-        second,
-        load: m.load,
-        lifecycle: m.lifecycle,
-        browser: m.browser,
+        phases: m.phases,
         expectation,
         took: started.elapsed(),
     })
 }
 
-/// Compare a verdict (and the second client's sharing) with the case's `expect`.
-pub fn check(
-    case: &Case,
-    v: &Verdict,
-    second: Option<&SecondReport>,
-    load: Option<&LoadMeasured>,
-    lifecycle: Option<&Lifecycle>,
-    browser: Option<&crate::verdict::browser::BrowserVerdict>,
-) -> Expectation {
+/// Compare a verdict (and the phases' results) with the case's `expect`.
+pub fn check(case: &Case, v: &Verdict, phases: &Phases) -> Expectation {
     let e = &case.file.expect;
     let mut failures = Vec::new();
-    let browser_delivery = e.browser.as_ref().map(|b| b.value);
-    if let Some(want) = browser_delivery {
-        match browser {
-            Some(b) if b.delivery != want => failures.push(format!(
-                "expected the browser's delivery `{want}`, measured `{}` ({})",
-                b.delivery, b.agreement
-            )),
-            Some(_) => {}
-            None => failures.push("expected a browser probe, but none ran".into()),
-        }
-    }
-    let reconnect = e.reconnect.as_ref().map(|r| r.value);
-    let disconnect = e.disconnect.as_ref().map(|d| d.value);
-    // A phase's outcome against the expected one, by their names.
-    let mut phase = |name: &str, want: Option<String>, got: Option<(String, &str)>| {
-        let Some(want) = want else { return };
-        match got {
-            Some((got, why)) if got != want => failures.push(format!(
-                "expected {name} `{want}`, measured `{got}` ({why})"
-            )),
-            Some(_) => {}
-            None => failures.push(format!("expected a {name} phase, but none ran")),
-        }
-    };
-    phase(
-        "reconnect",
-        reconnect.map(|r| kebab(&r)),
-        lifecycle.map(|l| (kebab(&l.reconnect.outcome), l.reconnect.summary.as_str())),
-    );
-    phase(
-        "disconnect",
-        disconnect.map(|d| kebab(&d)),
-        lifecycle.map(|l| (kebab(&l.disconnect.outcome), l.disconnect.summary.as_str())),
-    );
-    let capacity = e.capacity.as_ref().map(|c| c.value);
-    if let Some(want) = capacity {
-        match load {
-            Some(got) if got.capacity != want => failures.push(format!(
-                "expected capacity `{want}`, measured `{}`",
-                got.capacity
-            )),
-            Some(_) => {}
-            None => failures.push(format!("expected capacity `{want}`, but no load ran")),
-        }
-    }
-    let sharing = e.sharing.as_ref().map(|s| s.value);
-    if let Some(want) = sharing {
-        match second {
-            Some(got) if got.measured.sharing != want => failures.push(format!(
-                "expected sharing `{want}`, measured `{}`",
-                got.measured.sharing
-            )),
-            Some(_) => {}
-            None => failures.push(format!(
-                "expected sharing `{want}`, but no second client ran"
-            )),
-        }
-    }
+    let expected = e.phases();
+    phases.expectation(&expected, &mut failures);
     if v.delivery != e.delivery {
         failures.push(format!(
             "expected delivery `{}`, measured `{}`",
@@ -331,11 +212,7 @@ pub fn check(
         delivery: e.delivery,
         findings: e.findings.iter().map(|s| s.value.clone()).collect(),
         absent: e.absent.iter().map(|s| s.value.clone()).collect(),
-        sharing,
-        capacity,
-        reconnect,
-        disconnect,
-        browser: browser_delivery,
+        phases: expected,
         failures,
     }
 }
@@ -348,7 +225,7 @@ pub async fn run_cases(
     reporter: &dyn Reporter,
 ) -> Vec<Result<Outcome, RunError>> {
     use futures_util::StreamExt;
-    reporter.event(Event::RunStarted {
+    reporter.event(RunEvent::RunStarted {
         what: "cases",
         total: cases.len(),
     });
@@ -357,14 +234,14 @@ pub async fn run_cases(
         let sem = sem.clone();
         async move {
             let _permit = sem.acquire().await;
-            reporter.event(Event::ScenarioStarted { name: &case.name });
+            reporter.event(RunEvent::ScenarioStarted { name: &case.name });
             let r = run_case(case).await;
             let result = match &r {
-                Ok(o) if o.passed() => "pass",
-                Ok(_) => "FAIL",
-                Err(_) => "ERROR",
+                Ok(o) if o.passed() => Finished::Passed,
+                Ok(_) => Finished::Failed,
+                Err(_) => Finished::Error,
             };
-            reporter.event(Event::ScenarioFinished {
+            reporter.event(RunEvent::ScenarioFinished {
                 name: &case.name,
                 result,
             });
@@ -375,6 +252,6 @@ pub async fn run_cases(
         .buffered(cases.len().max(1))
         .collect()
         .await;
-    reporter.event(Event::RunFinished);
+    reporter.event(RunEvent::RunFinished);
     results
 }

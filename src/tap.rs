@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use crate::decode::{Coding, Decoder};
 use crate::probe::Recording;
 use crate::sse::{Item, Parser};
-use crate::verdict::Schedule;
+use crate::verdict::SendInstants;
 
 /// Exchanges kept per tap (later ones are counted, not kept).
 pub const MAX_EXCHANGES: usize = 256;
@@ -162,9 +162,9 @@ impl Tap {
 impl Exchange {
     /// The origin's send instants as offsets from the instant its request passed the tap (for a client
     /// whose clock is not ssegate's, such as a browser's page, whose request left a moment before).
-    pub fn own_schedule(&self) -> Schedule {
+    pub fn own_schedule(&self) -> SendInstants {
         let at = |t: Instant| t.saturating_duration_since(self.request_at);
-        Schedule {
+        SendInstants {
             sends: self.sends.iter().map(|&t| at(t)).collect(),
             headers_sent: self.headers_at.map(at),
             ended: self.ended.map(at),
@@ -175,9 +175,9 @@ impl Exchange {
     }
 
     /// The origin's send instants as offsets on `rec`'s clock, up to the instant the probe stopped.
-    pub fn schedule(&self, rec: &Recording) -> Schedule {
+    pub fn schedule(&self, rec: &Recording) -> SendInstants {
         let end = rec.start + rec.ended_at;
-        Schedule {
+        SendInstants {
             sends: self
                 .sends
                 .iter()

@@ -5,12 +5,12 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
-use crate::error::LoadError;
+use crate::error::FileError;
 use crate::text::name_help;
 
 /// Read a YAML file as text: a directory, or bytes that are not UTF-8, say what they are.
-pub fn read_file(path: &Path) -> Result<String, LoadError> {
-    let io = |source| LoadError::Io {
+pub fn read_file(path: &Path) -> Result<String, FileError> {
+    let io = |source| FileError::Io {
         path: path.to_path_buf(),
         source,
     };
@@ -30,7 +30,7 @@ pub fn read_file(path: &Path) -> Result<String, LoadError> {
 }
 
 /// Parse YAML text read from `path`, turning errors into located diagnostics with a did-you-mean.
-pub fn parse_yaml<T: DeserializeOwned>(path: &Path, src: &str) -> Result<T, LoadError> {
+pub fn parse_yaml<T: DeserializeOwned>(path: &Path, src: &str) -> Result<T, FileError> {
     serde_saphyr::from_str::<T>(src).map_err(|e| {
         let (line, column) = e
             .location()
@@ -38,7 +38,7 @@ pub fn parse_yaml<T: DeserializeOwned>(path: &Path, src: &str) -> Result<T, Load
         let theirs = clean_message(&e.without_snippet().to_string());
         let help = suggest_from_message(&theirs);
         let message = in_our_words(&theirs, key_at(src, line, column));
-        LoadError::at(path, src, line, column, message, help)
+        FileError::at(path, src, line, column, message, help)
     })
 }
 
@@ -181,12 +181,12 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let e = read_file(d.path()).unwrap_err();
         assert!(
-            crate::probe::error_chain(&e).contains("it is a directory"),
+            crate::error::error_chain(&e).contains("it is a directory"),
             "{e}"
         );
         let f = d.path().join("x.yaml");
         std::fs::write(&f, b"a: 1\nb: \xff\n").unwrap();
-        let e = crate::probe::error_chain(&read_file(&f).unwrap_err());
+        let e = crate::error::error_chain(&read_file(&f).unwrap_err());
         assert!(e.contains("not UTF-8 text") && e.contains("line 2"), "{e}");
     }
 

@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use ssegate::case::{self, Case};
+use ssegate::error::error_chain;
 use ssegate::intermediary::Backend;
 use ssegate::origin::profile;
-use ssegate::probe::error_chain;
 
 fn main() {
     let mut args = Arguments::from_args();

@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 
 use super::{
-    ChainRun, CheckError, Ctx, FIX_HEARTBEAT_MS, Fixability, Measured, ORIGIN_FIX_HEADERS,
-    probe_chain,
+    CheckError, Ctx, FIX_HEARTBEAT_MS, Fixability, Measured, ORIGIN_FIX_HEADERS, probe_chain,
 };
 use crate::cause_id::CauseId;
 use crate::doctor::diagnose;
 use crate::intermediary::HopSpec;
 use crate::intermediary::builtin::{Headers, Heartbeat};
+use crate::phase::lifecycle::LifecyclePhase;
 use crate::probe::Recording;
 use crate::verdict::{Delivery, Verdict};
 
@@ -49,7 +49,7 @@ pub(super) async fn run_chain(
     hops: &[HopSpec],
     alone: bool,
 ) -> Result<Measured, CheckError> {
-    let first = probe_chain(ctx, name, hops, ctx.load, true).await?;
+    let first = probe_chain(ctx, name, hops, &ctx.phases).await?;
     let mut m = Measured {
         name: name.to_string(),
         label: crate::case::chain_label(hops),
@@ -62,13 +62,11 @@ pub(super) async fn run_chain(
         fix: None,
         recording: first.recording,
         verdict: first.verdict,
-        load: first.load,
-        lifecycle: first.lifecycle,
-        browser: first.browser,
+        phases: first.phases,
     };
     // Heartbeat adequacy: the origin's silences (on the direct stream) against this chain's shortest idle
     // limit, with the lifecycle phases.
-    if let Some(l) = m.lifecycle.as_mut()
+    if let Some(l) = m.phases.get_mut::<LifecyclePhase>()
         && let Some(idle) = hops
             .iter()
             .filter_map(HopSpec::idle)
@@ -108,7 +106,7 @@ async fn measure_fix(
         // A cut is an idle limit's doing: try heartbeats alone first, so the claim names only what helps.
         let mut with_heartbeat = vec![HopSpec::from(Heartbeat { every_ms })];
         with_heartbeat.extend(hops.iter().cloned());
-        let run = probe_chain(ctx, name, &with_heartbeat, None, false).await?;
+        let run = probe_chain(ctx, name, &with_heartbeat, &[]).await?;
         if !alone && ctx.queued(&run) {
             return Ok(None);
         }
@@ -132,7 +130,7 @@ async fn measure_fix(
     }
     let nothing_to_try = fixed.is_empty();
     fixed.extend(hops.iter().cloned());
-    let again = probe_chain(ctx, name, &fixed, None, false).await?;
+    let again = probe_chain(ctx, name, &fixed, &[]).await?;
     if !alone && ctx.queued(&again) {
         return Ok(None);
     }
@@ -159,7 +157,7 @@ fn fixability(
     m: &Measured,
     hops: &[HopSpec],
     tried: Tried,
-    again: &ChainRun,
+    again: &crate::scenario::Measurement,
 ) -> Fixability {
     let (rec2, v2) = (&again.recording, &again.verdict);
     if rec2.status != m.recording.status {

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::{ChainOutcome, Fixability, Measured, Status};
 use crate::config::Loaded;
 use crate::doctor::Cause;
+use crate::phase::{GatePolicy, Level};
 use crate::probe::Recording;
 use crate::verdict::{Delivery, FindingId, Verdict};
 
@@ -103,9 +104,7 @@ impl<'a> Gate<'a> {
             reasons,
             origin_wait: None,
             serial: false,
-            load: None,
-            lifecycle: None,
-            browser: None,
+            phases: Default::default(),
         }
     }
 
@@ -147,77 +146,20 @@ impl<'a> Gate<'a> {
                 reasons.push(format!("{} through this chain: {}", f.id(), f.evidence));
             }
         }
-        // A chain that does not hold the load is the operator's to fix (its limits), unless allowed.
-        if let Some(l) = &m.load
-            && l.capacity == crate::verdict::capacity::Capacity::Limited
-            && !self.allowed(crate::verdict::FindingId::StreamsRefused)
-        {
-            let s = &l.summary;
-            let why = s.failed_label();
-            let mut r = format!("holds {} of {} concurrent streams", s.connected, s.streams);
-            if !why.is_empty() {
-                r.push_str(&format!(" (failed: {why})"));
-            }
-            if s.cut > 0 {
-                r.push_str(&format!(", {} cut", s.cut));
-            }
-            match &baseline.load {
-                Some(d) if d.capacity == crate::verdict::capacity::Capacity::Limited => {
-                    r.push_str(&format!(
-                        "; the direct stream held only {} of {} too: the origin's limit first",
-                        d.summary.connected, d.summary.streams
-                    ));
-                }
-                _ => {
-                    if let Some(op) = crate::verdict::FindingId::StreamsRefused
-                        .rule()
-                        .operator_fix
-                    {
-                        r.push_str(&format!("; operator fix: {op}"));
-                    }
-                }
-            }
-            reasons.push(r);
-            if status == Status::Pass {
-                status = Status::Warn;
-            }
-        }
-        // The lifecycle phases: an origin's own (no ids, a replay) fails the gate at `fail_on`; a hop's
-        // (a dropped header, a disconnect kept from the origin) is the operator's, so it warns unless
-        // `expect` names the chain.
-        if let Some(l) = &m.lifecycle {
-            for f in &l.findings {
-                let denied = self.expect.deny.iter().any(|d| d.value == f.id().as_str());
-                if !denied && (self.allowed(f.id()) || f.severity() < self.expect.fail_on) {
-                    continue;
-                }
-                let mut r = format!(
-                    "{} `{}` ({}): {} — fix: {}",
-                    f.severity().as_str(),
-                    f.id(),
-                    match f.id() {
-                        FindingId::DisconnectNotPropagated => "disconnect",
-                        FindingId::HeartbeatTooSparse => "heartbeat",
-                        _ => "reconnect",
-                    },
-                    f.evidence,
-                    f.rule.fix
-                );
-                let operator = f
-                    .rule
-                    .operator_fix
-                    .filter(|_| f.id() != FindingId::NoEventIds);
-                if let Some(op) = operator {
-                    r.push_str(&format!("; operator fix: {op}"));
-                }
-                reasons.push(r);
-                let s = if denied || explicit || operator.is_none() {
-                    Status::Fail
-                } else {
-                    Status::Warn
-                };
-                status = match (status, s) {
-                    (Status::Fail, _) | (_, Status::Fail) => Status::Fail,
+        // Each phase's own policy: who can fix what it found, and whether that fails or warns.
+        let allowed = |id: FindingId| self.allowed(id);
+        let denied = |id: FindingId| self.expect.deny.iter().any(|d| d.value == id.as_str());
+        let policy = GatePolicy {
+            allowed: &allowed,
+            denied: &denied,
+            fail_on: self.expect.fail_on,
+            explicit,
+        };
+        for phase in m.phases.iter() {
+            for (level, reason) in phase.gate(&policy, &baseline.phases) {
+                reasons.push(reason);
+                status = match (status, level) {
+                    (Status::Fail, _) | (_, Level::Fail) => Status::Fail,
                     (Status::NotJudged, _) => Status::NotJudged,
                     _ => Status::Warn,
                 };
@@ -241,9 +183,7 @@ impl<'a> Gate<'a> {
             reasons,
             origin_wait: m.origin_wait,
             serial: m.serial,
-            load: m.load,
-            lifecycle: m.lifecycle,
-            browser: m.browser,
+            phases: m.phases,
         }
     }
 

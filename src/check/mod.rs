@@ -17,11 +17,12 @@ use serde::Serialize;
 
 use crate::config::Loaded;
 use crate::doctor::{Cause, Stack, diagnose};
-use crate::events::{Event, Reporter, Silent};
+use crate::events::{Finished, Reporter, RunEvent, Silent};
 use crate::intermediary::{HopError, HopSpec};
 use crate::origin::command::{CommandTarget, SharedTarget as Target, TargetError};
+use crate::phase::{PhasePlan, PhaseResult, Phases};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
-use crate::scenario::{self, Scenario, ScenarioError, Witness};
+use crate::scenario::{self, Measurement, Scenario, ScenarioError, Witness};
 use crate::verdict::{Delivery, Reference, Verdict, judge};
 
 mod fix;
@@ -213,15 +214,10 @@ pub struct ChainOutcome {
     pub origin_wait: Option<Duration>,
     /// Run again alone, because the origin kept its request waiting while other chains ran.
     pub serial: bool,
-    /// `listen.streams` concurrent streams through this chain, when the config asks for them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub load: Option<crate::scenario::LoadMeasured>,
-    /// The reconnect and disconnect phases through this chain (`listen.lifecycle`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lifecycle: Option<crate::verdict::lifecycle::Lifecycle>,
-    /// A real browser's view of this chain (`--browser`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub browser: Option<crate::verdict::browser::BrowserVerdict>,
+    /// The phases measured through this chain: `listen.streams` (`load`), `listen.lifecycle`
+    /// (`lifecycle`), `--browser` (`browser`).
+    #[serde(flatten)]
+    pub phases: Phases,
 }
 
 /// The origin kept requests waiting while others were open: it answers only so many at once.
@@ -381,18 +377,119 @@ struct Ctx {
     target: Option<Target>,
     /// An origin wait longer than this means the request queued at the origin.
     queue_limit: Duration,
-    /// `listen.streams`: a load through every chain.
-    load: Option<crate::load::LoadPlan>,
-    /// `listen.lifecycle`: the reconnect and disconnect phases through every chain.
-    lifecycle: bool,
-    /// `--browser`: a real browser on every chain.
-    browser: bool,
+    /// The phases through every chain's own measurement (never a fix experiment's).
+    phases: Vec<PhasePlan>,
+}
+
+/// The phases every chain's own measurement gets: `listen.streams` (a load), `listen.lifecycle` (the
+/// reconnect and disconnect phases) and `--browser`.
+fn chain_phases(loaded: &Loaded, opts: &CheckOptions) -> Vec<PhasePlan> {
+    let mut plans = Vec::new();
+    if let Some(plan) = loaded.config.listen.load() {
+        plans.push(PhasePlan::Load(plan));
+    }
+    if loaded.config.listen.lifecycle {
+        plans.push(PhasePlan::Lifecycle(true));
+    }
+    if opts.browser {
+        plans.push(PhasePlan::Browser(crate::phase::browser::BrowserSpec::On(
+            true,
+        )));
+    }
+    plans
 }
 
 /// Run the gate.
 pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, CheckError> {
     let started = Instant::now();
-    // A chain whose program is not installed is not run, and says so in every format.
+    let (selected, not_run) = runnable_chains(loaded, opts)?;
+    // Before anything starts: the browser must be there.
+    if let Some(why) = crate::browser::missing().filter(|_| opts.browser) {
+        return Err(CheckError::Browser(why));
+    }
+    let (command_target, base_url, target_label) = start_target(loaded, opts).await?;
+    let target: Option<Target> = command_target.map(|t| Arc::new(std::sync::Mutex::new(t)));
+    let base_req = probe_request(loaded, base_url.clone(), opts);
+    let baseline_rec = record_baseline(&base_req, target.as_ref()).await?;
+    let mut baseline_verdict = judge(&baseline_rec, Reference::None);
+    let direct_phases = measure_direct(
+        loaded,
+        opts,
+        &base_req,
+        &baseline_rec,
+        &mut baseline_verdict,
+    )
+    .await?;
+    let stack =
+        loaded.config.target.stack.or_else(|| {
+            Stack::detect(&baseline_rec, loaded.command(opts.command.clone()).as_ref())
+        });
+    let local = target.is_some();
+    let causes = diagnose(&baseline_rec, &baseline_verdict, None, stack, local);
+    // Chains are only judged for who-can-fix-it when the origin itself streams.
+    let origin_ok = baseline_verdict.delivery == Delivery::Streamed;
+
+    // Put the chains in front of the address that actually answered (`localhost` may resolve to ::1
+    // first while the server listens on 127.0.0.1 only).
+    let upstream = match baseline_rec.remote_addr {
+        Some(a) if base_url.starts_with("http://") => a,
+        _ => upstream_addr(&base_url).await?,
+    };
+    // A request that waits at the origin well beyond the baseline's own wait for its headers queued
+    // behind other open streams (a single-worker server): its chain is run again, alone.
+    let queue_limit =
+        baseline_rec.headers_at + baseline_rec.headers_at.max(Duration::from_millis(500));
+    let ctx = Arc::new(Ctx {
+        upstream,
+        req: base_req,
+        baseline: baseline_rec.clone(),
+        judge_fix: origin_ok,
+        target: target.clone(),
+        queue_limit,
+        phases: chain_phases(loaded, opts),
+    });
+    let (measured, concurrency) = run_matrix(&ctx, selected, opts).await?;
+    if let Some(t) = &target {
+        // A target that died while the last chains ran measured nothing trustworthy either.
+        crate::origin::command::lock(t)
+            .check_alive()
+            .map_err(|source| CheckError::TargetDied {
+                chain: "(after the matrix)".into(),
+                source,
+            })?;
+    }
+    drop(target);
+    let gate = Gate::new(loaded);
+    let mut baseline = gate.baseline(baseline_rec, baseline_verdict, &causes);
+    baseline.phases = direct_phases;
+    let chains: Vec<ChainOutcome> = measured
+        .into_iter()
+        .map(|m| gate.chain(m, &baseline, origin_ok))
+        .collect();
+    let passed = baseline.status != Status::Fail && chains.iter().all(|c| c.status != Status::Fail);
+    Ok(CheckReport {
+        target: target_label,
+        baseline,
+        causes,
+        chains,
+        not_run,
+        partition: opts.partition.map(|(k, n)| format!("{k}/{n}")),
+        concurrency,
+        stack,
+        passed,
+        took: started.elapsed(),
+    })
+}
+
+/// A chain of the matrix: its name and hops.
+type NamedChain = (String, Vec<HopSpec>);
+
+/// The chains of this run that can run here, and those that cannot (a program not installed, a hop with
+/// no place on the backend): reported, never passed. None runnable is an error.
+fn runnable_chains(
+    loaded: &Loaded,
+    opts: &CheckOptions,
+) -> Result<(Vec<NamedChain>, Vec<NotRun>), CheckError> {
     let mut selected = Vec::new();
     let mut not_run = Vec::new();
     for (name, hops) in select_chains(loaded, opts) {
@@ -420,118 +517,51 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
                 .join("\n"),
         });
     }
-    // Before anything starts: the browser must be there.
-    if let Some(why) = crate::browser::missing().filter(|_| opts.browser) {
-        return Err(CheckError::Browser(why));
-    }
-    let (command_target, base_url, target_label) = start_target(loaded, opts).await?;
-    let target: Option<Target> = command_target.map(|t| Arc::new(std::sync::Mutex::new(t)));
-    let base_req = probe_request(loaded, base_url.clone(), opts);
-    let baseline_rec = record_baseline(&base_req, target.as_ref()).await?;
-    let mut baseline_verdict = judge(&baseline_rec, Reference::None);
-    let baseline_browser = if opts.browser {
-        let b = scenario::browser_view(
-            &base_req,
-            (&baseline_rec, &baseline_verdict),
-            false,
-            &|_| None,
-        )
-        .await
-        .map_err(|e| CheckError::Browser(format!("direct: {}", crate::probe::error_chain(&e))))?;
-        baseline_verdict.findings.extend(b.findings.iter().cloned());
-        crate::verdict::sort_findings(&mut baseline_verdict.findings);
-        Some(b)
-    } else {
-        None
-    };
-    // The origin's own capacity first, so a chain's is read against it.
-    let direct_load = match loaded.config.listen.load() {
-        Some(plan) => {
-            let l = scenario::load_direct(&base_req, plan)
-                .await
-                .map_err(|e| match e {
-                    ScenarioError::Load(source) => CheckError::Load {
-                        chain: "direct".into(),
-                        source,
-                    },
-                    ScenarioError::Probe(source) => CheckError::Baseline(source),
-                    other => CheckError::Load {
-                        chain: "direct".into(),
-                        source: crate::load::LoadError::Probe(
-                            crate::probe::ProbeError::InvalidRequest(crate::probe::error_chain(
-                                &other,
-                            )),
-                        ),
-                    },
-                })?;
-            baseline_verdict.findings.extend(l.finding());
-            crate::verdict::sort_findings(&mut baseline_verdict.findings);
-            Some(l)
-        }
-        None => None,
-    };
-    let stack =
-        loaded.config.target.stack.or_else(|| {
-            Stack::detect(&baseline_rec, loaded.command(opts.command.clone()).as_ref())
-        });
-    let local = target.is_some();
-    let causes = diagnose(&baseline_rec, &baseline_verdict, None, stack, local);
-    // Chains are only judged for who-can-fix-it when the origin itself streams.
-    let origin_ok = baseline_verdict.delivery == Delivery::Streamed;
+    Ok((selected, not_run))
+}
 
-    // Put the chains in front of the address that actually answered (`localhost` may resolve to ::1
-    // first while the server listens on 127.0.0.1 only).
-    let upstream = match baseline_rec.remote_addr {
-        Some(a) if base_url.starts_with("http://") => a,
-        _ => upstream_addr(&base_url).await?,
-    };
-    // A request that waits at the origin well beyond the baseline's own wait for its headers queued
-    // behind other open streams (a single-worker server): its chain is run again, alone.
-    let queue_limit =
-        baseline_rec.headers_at + baseline_rec.headers_at.max(Duration::from_millis(500));
-    let ctx = Arc::new(Ctx {
-        upstream,
-        req: base_req,
-        baseline: baseline_rec.clone(),
-        judge_fix: origin_ok,
-        target: target.clone(),
-        queue_limit,
-        load: loaded.config.listen.load(),
-        lifecycle: loaded.config.listen.lifecycle,
-        browser: opts.browser,
-    });
-    let (measured, concurrency) = run_matrix(&ctx, selected, opts).await?;
-    if let Some(t) = &target {
-        // A target that died while the last chains ran measured nothing trustworthy either.
-        crate::origin::command::lock(t)
-            .check_alive()
-            .map_err(|source| CheckError::TargetDied {
-                chain: "(after the matrix)".into(),
-                source,
+/// The phases of the direct stream: the browser beside it (`--browser`) and the origin's own capacity
+/// (`listen.streams`), so a chain's is read against it; their findings join the direct verdict.
+async fn measure_direct(
+    loaded: &Loaded,
+    opts: &CheckOptions,
+    req: &ProbeRequest,
+    rec: &Recording,
+    verdict: &mut Verdict,
+) -> Result<Phases, CheckError> {
+    let mut phases = Phases::default();
+    if opts.browser {
+        let b = crate::phase::browser::view(req, (rec, verdict), false, &|_| None)
+            .await
+            .map_err(|e| {
+                CheckError::Browser(format!("direct: {}", crate::error::error_chain(&e)))
             })?;
+        verdict.findings.extend(b.findings.iter().cloned());
+        crate::verdict::sort_findings(&mut verdict.findings);
+        phases.push(PhaseResult::Browser(b));
     }
-    drop(target);
-    let gate = Gate::new(loaded);
-    let mut baseline = gate.baseline(baseline_rec, baseline_verdict, &causes);
-    baseline.load = direct_load;
-    baseline.browser = baseline_browser;
-    let chains: Vec<ChainOutcome> = measured
-        .into_iter()
-        .map(|m| gate.chain(m, &baseline, origin_ok))
-        .collect();
-    let passed = baseline.status != Status::Fail && chains.iter().all(|c| c.status != Status::Fail);
-    Ok(CheckReport {
-        target: target_label,
-        baseline,
-        causes,
-        chains,
-        not_run,
-        partition: opts.partition.map(|(k, n)| format!("{k}/{n}")),
-        concurrency,
-        stack,
-        passed,
-        took: started.elapsed(),
-    })
+    // The origin's own capacity first, so a chain's is read against it.
+    if let Some(plan) = loaded.config.listen.load() {
+        let l = crate::phase::load::load_direct(req, plan)
+            .await
+            .map_err(|e| match e {
+                ScenarioError::Load(source) => CheckError::Load {
+                    chain: "direct".into(),
+                    source,
+                },
+                ScenarioError::Probe(source) => CheckError::Baseline(source),
+                other => CheckError::Load {
+                    chain: "direct".into(),
+                    source: crate::load::LoadError::Probe(
+                        crate::probe::ProbeError::InvalidRequest(crate::error::error_chain(&other)),
+                    ),
+                },
+            })?;
+        verdict.findings.extend(l.finding());
+        crate::verdict::sort_findings(&mut verdict.findings);
+        phases.push(PhaseResult::Load(l));
+    }
+    Ok(phases)
 }
 
 /// The chains of the matrix this run covers: minus `skip`, sorted by name, this partition's share.
@@ -561,7 +591,7 @@ async fn run_matrix(
     let mut tasks = tokio::task::JoinSet::new();
     let total = selected.len();
     let reporter: Arc<dyn Reporter> = opts.reporter.clone().unwrap_or_else(|| Arc::new(Silent));
-    reporter.event(Event::RunStarted {
+    reporter.event(RunEvent::RunStarted {
         what: "chains",
         total,
     });
@@ -572,17 +602,17 @@ async fn run_matrix(
         let alone = opts.jobs <= 1;
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            reporter.event(Event::ScenarioStarted { name: &name });
+            reporter.event(RunEvent::ScenarioStarted { name: &name });
             let r = run_chain(&ctx, &name, &hops, alone).await;
             match &r {
-                Ok(m) if m.queued => reporter.event(Event::ScenarioRequeued { name: &name }),
-                Ok(m) => reporter.event(Event::ScenarioFinished {
+                Ok(m) if m.queued => reporter.event(RunEvent::ScenarioRequeued { name: &name }),
+                Ok(m) => reporter.event(RunEvent::ScenarioFinished {
                     name: &name,
-                    result: m.verdict.delivery.as_str(),
+                    result: Finished::Delivered(m.verdict.delivery.as_str()),
                 }),
-                Err(_) => reporter.event(Event::ScenarioFinished {
+                Err(_) => reporter.event(RunEvent::ScenarioFinished {
                     name: &name,
-                    result: "ERROR",
+                    result: Finished::Error,
                 }),
             }
             (i, r.map(|m| (m, hops)))
@@ -615,7 +645,7 @@ async fn run_matrix(
         .filter(|&i| measured[i].0.queued)
         .collect();
     if queued.is_empty() {
-        reporter.event(Event::RunFinished);
+        reporter.event(RunEvent::RunFinished);
         return Ok((measured.into_iter().map(|(m, _)| m).collect(), None));
     }
     let answered_at_once = most_open_at_once(measured.iter().map(|(m, _)| m));
@@ -630,14 +660,14 @@ async fn run_matrix(
         let name = first.name.clone();
         let mut again = run_chain(ctx, &name, hops, true).await?;
         again.serial = true;
-        reporter.event(Event::ScenarioFinished {
+        reporter.event(RunEvent::ScenarioFinished {
             name: &name,
-            result: again.verdict.delivery.as_str(),
+            result: Finished::Delivered(again.verdict.delivery.as_str()),
         });
         measured[i].0 = again;
         names.push(name);
     }
-    reporter.event(Event::RunFinished);
+    reporter.event(RunEvent::RunFinished);
     let concurrency = Concurrency {
         answered_at_once,
         queued: names,
@@ -715,42 +745,23 @@ pub struct Measured {
     /// Run alone, and the origin still kept the request waiting.
     queued_alone: bool,
     serial: bool,
-    load: Option<crate::scenario::LoadMeasured>,
-    lifecycle: Option<crate::verdict::lifecycle::Lifecycle>,
-    browser: Option<crate::verdict::browser::BrowserVerdict>,
-}
-
-/// One probe of one chain.
-struct ChainRun {
-    recording: Recording,
-    verdict: Verdict,
-    programs: Vec<String>,
-    origin_wait: Option<Duration>,
-    open_at_origin: Option<(Instant, Instant)>,
-    load: Option<crate::scenario::LoadMeasured>,
-    lifecycle: Option<crate::verdict::lifecycle::Lifecycle>,
-    browser: Option<crate::verdict::browser::BrowserVerdict>,
+    phases: Phases,
 }
 
 impl Ctx {
-    fn queued(&self, run: &ChainRun) -> bool {
+    fn queued(&self, run: &Measurement) -> bool {
         run.origin_wait.is_some_and(|w| w > self.queue_limit)
     }
 }
 
-/// Measure `hops` in front of the origin, through a tap that stamps the origin's real send instants (and,
-/// when `load` says so, many streams through the same chain after the probe; fix experiments run none).
+/// Measure `hops` in front of the origin, through a tap that stamps the origin's real send instants,
+/// then `phases` through the same chain (the chain's own measurement; a fix experiment runs none).
 async fn probe_chain(
     ctx: &Ctx,
     name: &str,
     hops: &[HopSpec],
-    load: Option<crate::load::LoadPlan>,
-    main: bool,
-) -> Result<ChainRun, CheckError> {
-    // The lifecycle phases and the browser go with the chain's own measurement (`main`), never with a
-    // fix experiment.
-    let lifecycle = main && ctx.lifecycle;
-    let browser = (main && ctx.browser).then_some(false);
+    phases: &[PhasePlan],
+) -> Result<Measurement, CheckError> {
     let scenario = Scenario {
         chain: hops,
         request: &ctx.req,
@@ -759,37 +770,18 @@ async fn probe_chain(
             fallback: Some(&ctx.baseline),
             target: ctx.target.as_ref(),
         },
-        second: None,
-        load,
-        lifecycle,
-        browser,
+        phases,
     };
     let chain = name.to_string();
-    let m = scenario::measure(&scenario).await.map_err(|e| match e {
+    scenario::measure(&scenario).await.map_err(|e| match e {
         ScenarioError::Tap(source) => CheckError::Tap(source),
         ScenarioError::Hop(source) => CheckError::Hop { chain, source },
         ScenarioError::Probe(source) => CheckError::Probe { chain, source },
         ScenarioError::TargetDied(source) => CheckError::TargetDied { chain, source },
         ScenarioError::Load(source) => CheckError::Load { chain, source },
         ScenarioError::Browser(source) => {
-            CheckError::Browser(format!("{chain}: {}", crate::probe::error_chain(&source)))
+            CheckError::Browser(format!("{chain}: {}", crate::error::error_chain(&source)))
         }
-    })?;
-    let mut verdict = m.verdict;
-    // The browser's findings are the chain's (its lifecycle findings stay with its phases).
-    if let Some(b) = &m.browser {
-        verdict.findings.extend(b.findings.iter().cloned());
-        crate::verdict::sort_findings(&mut verdict.findings);
-    }
-    Ok(ChainRun {
-        recording: m.recording,
-        verdict,
-        programs: m.programs,
-        origin_wait: m.origin_wait,
-        open_at_origin: m.open_at_origin,
-        load: m.load,
-        lifecycle: m.lifecycle,
-        browser: m.browser,
     })
 }
 

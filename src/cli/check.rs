@@ -11,9 +11,10 @@ use super::{
 };
 use crate::check::CheckReport;
 use crate::config::Loaded;
+use crate::error::error_chain;
 use crate::error::exit;
-use crate::events::{Event, Reporter};
-use crate::probe::{ProbeRequest, error_chain};
+use crate::events::{Reporter, RunEvent};
+use crate::probe::ProbeRequest;
 use crate::report::{self, progress::Progress};
 
 #[derive(Debug, Args)]
@@ -88,7 +89,7 @@ pub(super) async fn run(a: CheckArgs) -> CmdResult {
         browser: a.browser,
     };
     let result = crate::check::check(&loaded, &opts).await;
-    progress.event(Event::RunFinished);
+    progress.event(RunEvent::RunFinished);
     let r = result.map_err(|e| CliError::Setup(error_chain(&e)))?;
     write_outputs(&a, &r)?;
     Ok(if r.passed { exit::OK } else { exit::FAILED })

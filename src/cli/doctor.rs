@@ -3,8 +3,8 @@
 use clap::Args;
 
 use super::{CliError, CmdResult, OutputArgs, ReportFormat, RequestArgs};
+use crate::error::error_chain;
 use crate::error::exit;
-use crate::probe::error_chain;
 use crate::report;
 
 #[derive(Debug, Args)]

@@ -8,10 +8,12 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::{CliError, CmdResult, OutputArgs, ReportFormat, RequestArgs, parse_duration};
+use crate::error::error_chain;
 use crate::error::exit;
-use crate::load::{self, Counters, LoadSpec, Reference, Schedule};
+use crate::load::{self, Counters, Fanout, LoadPlan};
 use crate::origin::{FixtureServer, Profile};
-use crate::probe::error_chain;
+use crate::phase::load::{LoadTarget, run_load};
+use crate::verdict::capacity::Capacity;
 
 #[derive(Debug, Args)]
 #[command(args_override_self = true)]
@@ -50,14 +52,12 @@ pub enum ScheduleArg {
     Shared,
 }
 
-/// The most streams one run opens (ports on loopback run out near 28 000 per destination).
-const MAX_STREAMS: usize = 20_000;
-
 pub(super) async fn run(a: LoadArgs) -> CmdResult {
-    if a.streams == 0 || a.streams > MAX_STREAMS {
+    if a.streams == 0 || a.streams > load::MAX_STREAMS {
         return Err(CliError::Usage(format!(
-            "failed to use --streams {}: give 1 to {MAX_STREAMS}",
-            a.streams
+            "failed to use --streams {}: give 1 to {}",
+            a.streams,
+            load::MAX_STREAMS
         )));
     }
     if matches!(a.out.format, ReportFormat::Junit | ReportFormat::Markdown) {
@@ -86,11 +86,11 @@ pub(super) async fn run(a: LoadArgs) -> CmdResult {
     if a.request.duration.is_none() {
         req.limits.duration = Duration::from_secs(10);
     }
-    let builtins = hops
-        .iter()
-        .filter(|h| matches!(h, crate::intermediary::HopSpec::Builtin(_)))
-        .count();
-    let fds_per_stream = load::fds_per_stream(fixture.is_some(), false, builtins);
+    let fds_per_stream = load::fds_per_stream(
+        fixture.is_some(),
+        false,
+        crate::phase::load::builtin_hops(&hops),
+    );
     // Before the chain starts: the hops inherit the raised limit (nginx's `worker_connections` needs
     // the descriptors too).
     load::raise_fd_limit(a.streams, fds_per_stream);
@@ -104,48 +104,41 @@ pub(super) async fn run(a: LoadArgs) -> CmdResult {
         req = crate::scenario::retarget(&req, chain.entry(upstream), chain.tls());
         Some(chain)
     };
-    let spec = LoadSpec {
+    let ramp = a.ramp.unwrap_or(Duration::from_millis(a.streams as u64));
+    let target = LoadTarget {
         request: req,
-        streams: a.streams,
-        ramp: a.ramp.unwrap_or(Duration::from_millis(a.streams as u64)),
-        schedule: match a.schedule {
-            ScheduleArg::PerStream => Schedule::PerStream,
-            ScheduleArg::Shared => Schedule::Shared,
+        plan: LoadPlan {
+            streams: a.streams,
+            ramp_ms: Some(ramp.as_millis() as u64),
         },
-        tag_streams: fixture.is_some(),
+        fanout: match a.schedule {
+            ScheduleArg::PerStream => Fanout::PerStream,
+            ScheduleArg::Shared => Fanout::Shared,
+        },
+        fixture: fixture.as_ref().map(|f| (f, "/")),
         fds_per_stream,
     };
     let counters = Arc::new(Counters::default());
     let bar = progress(a.streams, counters.clone());
-    let result = load::run(&spec, counters).await;
+    let result = run_load(&target, counters).await;
     if let Some((bar, ticker)) = bar {
         ticker.abort();
         bar.finish_and_clear();
     }
-    let run = result.map_err(|e| CliError::Setup(error_chain(&e)))?;
-    let summary = match &fixture {
-        Some(f) => {
-            let sends = crate::scenario::StreamSends::of(f, "/");
-            let sent = |i, seq| sends.get(i, seq);
-            run.summarize(&Reference::Sends(&sent))
-        }
-        None => run.summarize(&Reference::Baseline(spec.schedule)),
-    };
+    let measured = result.map_err(|e| CliError::Setup(error_chain(&e)))?;
     drop(chain);
     let chain_label = crate::case::chain_label(&hops);
     let shown = crate::secrets::redact_url(&url);
-    let human = || crate::report::load::human(&shown, &chain_label, &summary, &run.examples);
+    let human = || crate::report::load::human(&shown, &chain_label, &measured);
     let text = match a.out.format {
-        ReportFormat::Json => {
-            crate::report::load::json(&shown, &chain_label, &summary, &run.examples)
-        }
+        ReportFormat::Json => crate::report::load::json(&shown, &chain_label, &measured),
         _ => human(),
     };
     a.out.emit(&text, human)?;
-    Ok(if summary.failed_total() == 0 && summary.cut == 0 {
-        exit::OK
-    } else {
-        exit::FAILED
+    // The load phase's own judgement: the chain held every stream, or it did not.
+    Ok(match measured.capacity {
+        Capacity::Full => exit::OK,
+        Capacity::Limited => exit::FAILED,
     })
 }
 

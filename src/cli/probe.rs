@@ -3,8 +3,9 @@
 use clap::{Args, ValueEnum};
 
 use super::{CliError, CmdResult, OutputArgs, ReportFormat, RequestArgs};
+use crate::error::error_chain;
 use crate::error::exit;
-use crate::probe::{error_chain, probe};
+use crate::probe::probe;
 use crate::report;
 use crate::verdict::{Reference, judge};
 
@@ -99,7 +100,7 @@ pub(super) async fn browser_beside(
     v: &crate::verdict::Verdict,
 ) -> Result<crate::verdict::browser::BrowserVerdict, CliError> {
     browser_preflight()?;
-    crate::scenario::browser_view(req, (rec, v), true, &|_| None)
+    crate::phase::browser::view(req, (rec, v), true, &|_| None)
         .await
         .map_err(|e| CliError::Setup(error_chain(&e)))
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{BackendArgs, CliError, CmdResult, out, parse_duration};
+use crate::error::error_chain;
 use crate::error::exit;
-use crate::probe::error_chain;
 
 #[derive(Debug, Args)]
 pub struct ProxyArgs {

@@ -7,11 +7,11 @@ use clap::Args;
 
 use super::{CliError, CmdResult, OutputArgs, ReportFormat, write_file};
 use crate::case::{self, Case};
+use crate::error::error_chain;
 use crate::error::exit;
 use crate::origin::profile;
-use crate::probe::error_chain;
 use crate::report::progress::Progress;
-use crate::report::run::{self as run_report, RunReport, RunRow};
+use crate::report::run::{self as run_report, CaseResult, RunReport, RunRow};
 use crate::report::table::{Observation, behaviour_table};
 use crate::runner::{self, Outcome, RunError};
 
@@ -70,7 +70,7 @@ pub(super) async fn run(a: RunArgs) -> CmdResult {
             case: c.name.clone(),
             chain: c.chain_label(),
             delivery: "-".into(),
-            result: "SKIP".into(),
+            result: CaseResult::Skip,
             findings: String::new(),
             failures: vec![format!("skipped: {why}")],
             took_ms: 0,
@@ -132,7 +132,7 @@ fn build_report(
                     case: c.name.clone(),
                     chain: c.chain_label(),
                     delivery: "-".into(),
-                    result: "ERROR".into(),
+                    result: CaseResult::Error,
                     findings: String::new(),
                     failures: vec![error_chain(&e)],
                     took_ms: 0,

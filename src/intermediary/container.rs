@@ -50,7 +50,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 
 use super::HopError;
-use super::process::{Answers, Program, split_image};
+use super::program::{Answers, Program, split_image};
 
 /// How long the engine has to answer a ping (a ping that runs out of time is asked once more).
 pub const PING_WITHIN: Duration = Duration::from_secs(5);
@@ -94,7 +94,7 @@ async fn client() -> Result<Docker, String> {
             format!(
                 "failed to reach the Docker engine at {}: {}",
                 docker_host(),
-                crate::probe::error_chain(&e)
+                crate::error::error_chain(&e)
             )
         })
 }
@@ -155,7 +155,7 @@ async fn ensure(image: &str) -> Result<(), String> {
         Ok(Err(e)) => Err(format!(
             "image `{image}` is not present at {} and pulling it failed: {}",
             docker_host(),
-            crate::probe::error_chain(&e)
+            crate::error::error_chain(&e)
         )),
         Err(_) => Err(format!(
             "image `{image}` is not present at {} and pulling it took more than {} s",
@@ -186,7 +186,7 @@ fn failed(what: &str, e: &DockerError) -> String {
     format!(
         "failed to {what} at {}: {}",
         docker_host(),
-        crate::probe::error_chain(e)
+        crate::error::error_chain(e)
     )
 }
 
@@ -210,7 +210,7 @@ async fn engine(docker: &Docker) -> Result<(), String> {
                         return Err(format!(
                             "the Docker engine at {} does not answer: {}",
                             docker_host(),
-                            crate::probe::error_chain(&e)
+                            crate::error::error_chain(&e)
                         ));
                     }
                     Err(_) if tries < 2 => continue,
@@ -466,7 +466,7 @@ async fn watch(docker: Docker, id: String, exited: Arc<Mutex<Option<String>>>, l
         }
         Some(Err(e)) => format!(
             "an unknown status (the engine said: {})",
-            crate::probe::error_chain(&e)
+            crate::error::error_chain(&e)
         ),
         None => "an unknown status (the engine ended the wait without one)".into(),
     };

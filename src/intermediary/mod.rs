@@ -14,6 +14,7 @@ pub mod builtin;
 #[cfg(feature = "containers")]
 pub mod container;
 pub mod process;
+pub mod program;
 pub mod programs;
 
 use crate::cause_id::CauseId;
@@ -160,7 +161,7 @@ pub enum Backend {
     /// The installed program (the default).
     #[default]
     Local,
-    /// The program's image ([`process::Program::image`]) through a Docker engine.
+    /// The program's image ([`program::Program::image`]) through a Docker engine.
     Containers,
     /// The installed program when there is one, else its image when a Docker engine answers.
     Auto,
@@ -199,7 +200,7 @@ impl HopSpec {
     pub fn real(name: &str, config: &str) -> Result<HopSpec, String> {
         let (config, image) = match config.split_once('@') {
             Some((c, i)) => {
-                process::split_image(i).map_err(|e| format!("{name}: {e}"))?;
+                program::split_image(i).map_err(|e| format!("{name}: {e}"))?;
                 (c, Some(i.to_string()))
             }
             None => (config, None),
@@ -306,7 +307,7 @@ impl HopSpec {
     }
 
     /// The silence after which this hop cuts a stream, and the setting that says so: a real program's
-    /// config ([`process::Program::idle_limit`]) or a built-in model's idle cut.
+    /// config ([`program::Program::idle_limit`]) or a built-in model's idle cut.
     pub fn idle(&self) -> Option<(Duration, String)> {
         match self {
             HopSpec::Process(p) => {
@@ -435,7 +436,7 @@ impl<'de> Deserialize<'de> for HopSpec {
 }
 
 /// One chain per matrix config of a real program, named `<program>-<config>`.
-fn program_chains(p: &'static process::Program) -> Vec<(String, HopSpec)> {
+fn program_chains(p: &'static program::Program) -> Vec<(String, HopSpec)> {
     p.matrix
         .iter()
         .map(|c| {
@@ -462,7 +463,7 @@ fn builtin_chains() -> Vec<(String, HopSpec)> {
 /// The config a real program's hop names (`nginx: gzip`): a plain name, or the error says which exist.
 struct ConfigName(String);
 
-struct ConfigOf(&'static process::Program);
+struct ConfigOf(&'static program::Program);
 
 impl<'de> de::DeserializeSeed<'de> for ConfigOf {
     type Value = ConfigName;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::process::{Program, VersionWord};
+use super::program::{Program, VersionWord};
 use crate::cause_id::CauseId;
 
 /// Every real program, by chain name.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::LoadError;
+use crate::error::FileError;
 
 /// The directory that holds the built-in profiles, inside the source tree.
 pub fn builtin_dir() -> PathBuf {
@@ -325,11 +325,11 @@ impl ProfilePatch {
 
 impl Profile {
     /// Load a profile by name from a directory of `NAME.yaml` files.
-    pub fn load(dir: &Path, name: &str) -> Result<Profile, LoadError> {
+    pub fn load(dir: &Path, name: &str) -> Result<Profile, FileError> {
         let path = dir.join(format!("{name}.yaml"));
         if !path.is_file() {
             let known = list(dir);
-            return Err(LoadError::UnknownName {
+            return Err(FileError::UnknownName {
                 what: "fixture profile",
                 name: name.to_string(),
                 help: crate::text::name_help(name, &known),
@@ -338,7 +338,7 @@ impl Profile {
         let src = crate::yaml::read_file(&path)?;
         let p: Profile = crate::yaml::parse_yaml(&path, &src)?;
         p.validate()
-            .map_err(|m| LoadError::at(&path, &src, 1, 1, m, None))?;
+            .map_err(|m| FileError::at(&path, &src, 1, 1, m, None))?;
         Ok(p)
     }
 
@@ -415,7 +415,7 @@ impl Profile {
     }
 
     /// Load a built-in profile.
-    pub fn builtin(name: &str) -> Result<Profile, LoadError> {
+    pub fn builtin(name: &str) -> Result<Profile, FileError> {
         Profile::load(&builtin_dir(), name)
     }
 

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::phase::lifecycle::LifecyclePhase;
 use crate::verdict::lifecycle::kebab;
 use std::time::Duration;
 
@@ -131,50 +132,11 @@ fn chain_human(s: &mut String, c: &ChainOutcome, mark: &str, w: usize) {
         c.verdict.delivery.as_str()
     };
     let _ = writeln!(s, "{mark}  {:<w$}  {:<18} {}", c.name, shown, c.chain);
-    if let Some(l) = &c.load {
-        let m = &l.summary;
-        let failed = m.failed_label();
-        let latency = m
-            .latency
-            .map(|p| {
-                format!(
-                    "; event latency p50 {} p99 {}",
-                    human_duration(p.p50),
-                    human_duration(p.p99)
-                )
-            })
-            .unwrap_or_default();
-        let _ = writeln!(
-            s,
-            "      load: {} of {} concurrent streams connected, failed {}, cut {}{latency}",
-            m.connected,
-            m.streams,
-            if failed.is_empty() { "0" } else { &failed },
-            m.cut
-        );
-    }
-    if let Some(b) = &c.browser {
+    for phase in c.phases.iter() {
         let mut lines = String::new();
-        super::browser_human(&mut lines, b);
+        phase.human(&mut lines);
         for l in lines.lines() {
             let _ = writeln!(s, "      {l}");
-        }
-    }
-    if let Some(l) = &c.lifecycle {
-        let _ = writeln!(
-            s,
-            "      reconnect: {}: {}",
-            kebab(&l.reconnect.outcome),
-            l.reconnect.summary
-        );
-        let _ = writeln!(
-            s,
-            "      disconnect: {}: {}",
-            kebab(&l.disconnect.outcome),
-            l.disconnect.summary
-        );
-        if let Some(hb) = &l.heartbeat {
-            let _ = writeln!(s, "      heartbeat: {}", hb.summary);
         }
     }
     for reason in &c.reasons {
@@ -334,14 +296,17 @@ pub fn check_markdown(r: &CheckReport) -> String {
             }
         }
     }
-    let phases: Vec<&ChainOutcome> = r.all().filter(|c| c.lifecycle.is_some()).collect();
+    let phases: Vec<&ChainOutcome> = r
+        .all()
+        .filter(|c| c.phases.get::<LifecyclePhase>().is_some())
+        .collect();
     if !phases.is_empty() {
         let _ = writeln!(
             s,
             "\n### Lifecycle\n\n| chain | reconnect | disconnect | heartbeat |\n|---|---|---|---|"
         );
         for c in phases {
-            if let Some(l) = &c.lifecycle {
+            if let Some(l) = c.phases.get::<LifecyclePhase>() {
                 let _ = writeln!(
                     s,
                     "| {} | `{}`: {} | `{}`: {} | {} |",

@@ -181,18 +181,15 @@ pub struct ChainDoc<'a> {
     #[serde(rename = "origin_wait_ms", serialize_with = "ser_opt_ms")]
     pub origin_wait: Option<Duration>,
     pub serial: bool,
-    /// `listen.streams` concurrent streams through this chain.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub load: Option<&'a crate::scenario::LoadMeasured>,
-    /// The reconnect and disconnect phases through this chain.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lifecycle: Option<&'a crate::verdict::lifecycle::Lifecycle>,
+    /// The phases through this chain, one key each (`load`, `lifecycle`, `browser`).
+    #[serde(flatten)]
+    pub phases: &'a crate::phase::Phases,
 }
 
 impl<'a> ChainDoc<'a> {
     pub fn new(c: &'a ChainOutcome) -> ChainDoc<'a> {
         ChainDoc {
-            probe: ProbeDoc::new(&c.recording, &c.verdict).with_browser(c.browser.as_ref()),
+            probe: ProbeDoc::new(&c.recording, &c.verdict),
             name: &c.name,
             chain: &c.chain,
             programs: &c.programs,
@@ -202,8 +199,7 @@ impl<'a> ChainDoc<'a> {
             fix: &c.fix,
             origin_wait: c.origin_wait,
             serial: c.serial,
-            load: c.load.as_ref(),
-            lifecycle: c.lifecycle.as_ref(),
+            phases: &c.phases,
         }
     }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::load::{Failure, LoadSummary, Percentiles};
+use crate::load::{LoadSummary, Percentiles};
+use crate::phase::load::LoadMeasured;
 
 fn ms(d: Duration) -> String {
     if d < Duration::from_millis(10) {
@@ -31,12 +32,8 @@ fn line(label: &str, p: Option<&Percentiles>, what: &str) -> String {
 }
 
 /// The human report.
-pub fn human(
-    url: &str,
-    chain: &str,
-    s: &LoadSummary,
-    examples: &BTreeMap<Failure, String>,
-) -> String {
+pub fn human(url: &str, chain: &str, l: &LoadMeasured) -> String {
+    let (s, examples) = (&l.summary, &l.failure_examples);
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -51,7 +48,7 @@ pub fn human(
     } else {
         let _ = writeln!(o, "{:<20} {failed}: {}", "failed", s.failed_label());
         for (f, m) in examples {
-            let _ = writeln!(o, "{:<20}   {}: {}", "", f.as_str(), m);
+            let _ = writeln!(o, "{:<20}   {f}: {m}", "");
         }
         if !s.statuses.is_empty() {
             let codes: Vec<String> = s
@@ -113,19 +110,12 @@ struct Doc<'a> {
 }
 
 /// One JSON document.
-pub fn json(
-    url: &str,
-    chain: &str,
-    s: &LoadSummary,
-    examples: &BTreeMap<Failure, String>,
-) -> String {
+pub fn json(url: &str, chain: &str, l: &LoadMeasured) -> String {
+    let (s, examples) = (&l.summary, &l.failure_examples);
     super::json::pretty(&Doc {
         url,
         chain,
         summary: s,
-        failure_examples: examples
-            .iter()
-            .map(|(f, m)| (f.as_str(), m.as_str()))
-            .collect(),
+        failure_examples: examples.iter().map(|(f, m)| (*f, m.as_str())).collect(),
     })
 }

@@ -148,9 +148,6 @@ pub(crate) fn basis_label(b: Basis) -> &'static str {
 
 /// The normalized, snapshot-stable report of one outcome.
 pub fn normalized(o: &Outcome) -> String {
-    let mut s = String::new();
-    let r = &o.recording;
-    let v = &o.verdict;
     let mut head = String::new();
     let _ = writeln!(head, "case: {}", o.name);
     let _ = writeln!(head, "description: |");
@@ -158,6 +155,29 @@ pub fn normalized(o: &Outcome) -> String {
         let _ = writeln!(head, "  {line}");
     }
     // The description is the case author's text: it is not measured, so it is not normalized.
+    let mut s = String::new();
+    origin_block(&mut s, o);
+    response_block(&mut s, &o.recording);
+    events_block(&mut s, &o.verdict);
+    for phase in o.phases.iter() {
+        phase.snapshot(&mut s);
+    }
+    findings_block(&mut s, &o.verdict);
+    if let Some(e) = &o.expectation {
+        if e.failures.is_empty() {
+            let _ = writeln!(s, "expectation: met");
+        } else {
+            let _ = writeln!(s, "expectation: NOT met");
+            for f in &e.failures {
+                let _ = writeln!(s, "  - {f}");
+            }
+        }
+    }
+    head + &normalize(&s)
+}
+
+/// The origin, the chain and its programs.
+fn origin_block(s: &mut String, o: &Outcome) {
     let _ = writeln!(
         s,
         "origin: fixture `{}`{}",
@@ -178,6 +198,10 @@ pub fn normalized(o: &Outcome) -> String {
     if let Some(saw) = &o.origin_saw {
         let _ = writeln!(s, "origin received: {saw}");
     }
+}
+
+/// The response's status, framing, coding, end and stable headers.
+fn response_block(s: &mut String, r: &Recording) {
     let _ = writeln!(s, "response:");
     let _ = writeln!(s, "  status: {} {}", r.status, protocol(r));
     let _ = writeln!(s, "  framing: {}", r.framing.as_str());
@@ -198,6 +222,10 @@ pub fn normalized(o: &Outcome) -> String {
         };
         let _ = writeln!(s, "    {k}: {v}");
     }
+}
+
+/// Whether the headers and each event were on time, and the delivery.
+fn events_block(s: &mut String, v: &Verdict) {
     let headers_state = match v.header_latency {
         Some(l) if l > v.threshold => "late",
         Some(_) => "on time",
@@ -225,127 +253,10 @@ pub fn normalized(o: &Outcome) -> String {
         let _ = writeln!(s, "  {:>3}  {state}", e.seq);
     }
     let _ = writeln!(s, "delivery: {}", v.delivery);
-    if let Some(second) = &o.second {
-        let m = &second.measured;
-        let _ = writeln!(s, "second client: opened {}", second.opened);
-        let _ = writeln!(
-            s,
-            "  origin requests: {} for both clients",
-            m.origin_requests
-        );
-        let _ = writeln!(s, "  status: {}", m.status);
-        if m.sharing.shared() {
-            let _ = writeln!(
-                s,
-                "  events: {}, {} of them sent before it opened",
-                m.events, m.sent_before_it_opened
-            );
-        } else {
-            let _ = writeln!(s, "  events: {} of its own stream", m.events);
-        }
-        let _ = writeln!(s, "  sharing: {}", m.sharing);
-    }
-    if let Some(l) = &o.lifecycle {
-        // Outcomes and ids only: the phases' timings vary with the machine.
-        let r = &l.reconnect;
-        let id = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
-        let _ = writeln!(s, "lifecycle:");
-        let _ = writeln!(
-            s,
-            "  reconnect: {}",
-            crate::verdict::lifecycle::kebab(&r.outcome)
-        );
-        if r.status != 0 {
-            let _ = writeln!(
-                s,
-                "    after {} ms{}, sent Last-Event-ID {}; origin received {}; status {}; first id after: {}",
-                r.waited.as_millis(),
-                match r.retry_ms {
-                    Some(ms) => format!(" (the stream's `retry: {ms}`)"),
-                    None => " (a browser's default)".into(),
-                },
-                id(&r.last_event_id),
-                if r.reached_origin {
-                    id(&r.origin_received)
-                } else {
-                    "no request".into()
-                },
-                r.status,
-                id(&r.first_id_after)
-            );
-        }
-        let _ = writeln!(
-            s,
-            "  disconnect: {}",
-            crate::verdict::lifecycle::kebab(&l.disconnect.outcome)
-        );
-    }
-    if let Some(b) = &o.browser {
-        // The browser's version and timings vary; its delivery, events and agreement do not.
-        let _ = writeln!(
-            s,
-            "browser: {} events, delivery {}{}",
-            b.events.len(),
-            b.delivery,
-            match b.reader {
-                crate::browser::Reader::EventSource => "",
-                crate::browser::Reader::Fetch => " (fetch() reader)",
-            }
-        );
-        let _ = writeln!(
-            s,
-            "  agrees with ssegate: {}",
-            if b.agrees { "yes" } else { "no" }
-        );
-        if let Some(l) = &b.connection_limit {
-            let _ = writeln!(
-                s,
-                "  connection limit: {} of {} EventSources opened at once over {}; limited: {}",
-                l.opened_at_once,
-                l.streams,
-                l.version,
-                match (l.measured, l.limited) {
-                    (false, _) => "not measured",
-                    (true, true) => "yes",
-                    (true, false) => "no",
-                }
-            );
-        }
-    }
-    if let Some(l) = &o.load {
-        let m = &l.summary;
-        let _ = writeln!(s, "load: {} concurrent streams after the probe", m.streams);
-        let _ = writeln!(s, "  connected: {} of {}", m.connected, m.streams);
-        // The total and the reason most of them failed with, not the count per reason: when a proxy is
-        // out of connections, whether a refused client gets an error status or a reset depends on how
-        // soon the previous refused client's connection was freed (nginx answers 500 while it has a
-        // connection for the client, and resets it when it has none), which varies with the machine's
-        // load. `ssegate load` and the JSON reports keep the counts.
-        let total: usize = m.failed.values().sum();
-        match m
-            .failed
-            .iter()
-            .max_by_key(|(r, n)| (**n, std::cmp::Reverse(**r)))
-        {
-            None => {
-                let _ = writeln!(s, "  failed: 0");
-            }
-            Some((reason, _)) => {
-                let example = l
-                    .failure_examples
-                    .get(reason)
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    s,
-                    "  failed: {total} before their headers, most of them {reason}{example}"
-                );
-            }
-        }
-        let _ = writeln!(s, "  cut: {}", m.cut);
-        let _ = writeln!(s, "  events: {}", m.events);
-        let _ = writeln!(s, "  capacity: {}", l.capacity);
-    }
+}
+
+/// The findings, one line each.
+fn findings_block(s: &mut String, v: &Verdict) {
     let _ = writeln!(s, "findings:");
     if v.findings.is_empty() {
         let _ = writeln!(s, "  none");
@@ -368,17 +279,6 @@ pub fn normalized(o: &Outcome) -> String {
         };
         let _ = writeln!(s, "{line}");
     }
-    if let Some(e) = &o.expectation {
-        if e.failures.is_empty() {
-            let _ = writeln!(s, "expectation: met");
-        } else {
-            let _ = writeln!(s, "expectation: NOT met");
-            for f in &e.failures {
-                let _ = writeln!(s, "  - {f}");
-            }
-        }
-    }
-    head + &normalize(&s)
 }
 
 /// `  severity id: evidence`, the one-line form every text report uses.
@@ -402,48 +302,6 @@ fn textwrap(text: &str, width: usize) -> Vec<String> {
         lines.push(cur);
     }
     lines
-}
-
-/// The browser's lines: its delivery and events, the agreement, and the connection limit.
-pub fn browser_human(s: &mut String, b: &crate::verdict::browser::BrowserVerdict) {
-    let at = |d: Option<std::time::Duration>| d.map_or_else(|| "never".into(), human_duration);
-    let _ = writeln!(
-        s,
-        "browser: {}{}: delivery {}, {} events (opened {}, first at {}, last at {}){}",
-        b.program,
-        match b.reader {
-            crate::browser::Reader::EventSource => "",
-            crate::browser::Reader::Fetch =>
-                " (a fetch() reader: the request is not one EventSource can make)",
-        },
-        b.delivery,
-        b.events.len(),
-        at(b.opened),
-        at(b.events.first().map(|e| e.at)),
-        at(b.events.last().map(|e| e.at)),
-        if b.gave_up {
-            "; it gave up for good (no reconnect)"
-        } else {
-            ""
-        }
-    );
-    let _ = writeln!(s, "agreement: {}", b.agreement);
-    if let Some(l) = &b.connection_limit {
-        let _ = writeln!(
-            s,
-            "connection limit: {} of {} EventSources on this {} URL opened at once{}",
-            l.opened_at_once,
-            l.streams,
-            l.version,
-            match (l.measured, l.limited, l.last_opened) {
-                (false, _, _) =>
-                    "; not measured: the streams did not stay open long enough to show it".into(),
-                (true, false, _) => String::new(),
-                (true, true, Some(o)) => format!("; the last waited until {}", human_duration(o)),
-                (true, true, None) => "; the last never opened while watched".into(),
-            }
-        );
-    }
 }
 
 /// The HTTP version, and over TLS the TLS version and what ALPN chose (`HTTP/2.0 over TLSv1.2, ALPN h2`).
@@ -512,7 +370,7 @@ pub fn probe_human(
     );
     let _ = writeln!(s, "delivery: {} ({})", v.delivery, basis_label(v.basis));
     if let Some(b) = browser {
-        browser_human(&mut s, b);
+        crate::phase::browser::human(&mut s, b);
     }
     if v.findings.is_empty() {
         let _ = writeln!(s, "findings: none");

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::events::{Event, Reporter};
+use crate::events::{Reporter, RunEvent};
 
 /// A progress bar when stderr is a terminal, silent otherwise.
 pub struct Progress {
@@ -33,12 +33,12 @@ impl Progress {
 }
 
 impl Reporter for Progress {
-    fn event(&self, event: Event<'_>) {
+    fn event(&self, event: RunEvent<'_>) {
         if !self.enabled {
             return;
         }
         match event {
-            Event::RunStarted { what, total } => {
+            RunEvent::RunStarted { what, total } => {
                 let bar =
                     ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
                 let style = ProgressStyle::with_template(
@@ -52,14 +52,16 @@ impl Reporter for Progress {
                     *b = Some(bar);
                 }
             }
-            Event::ScenarioStarted { name } => self.with_bar(|b| b.set_message(name.to_string())),
-            Event::ScenarioFinished { name, result } => self.with_bar(|b| {
+            RunEvent::ScenarioStarted { name } => {
+                self.with_bar(|b| b.set_message(name.to_string()))
+            }
+            RunEvent::ScenarioFinished { name, result } => self.with_bar(|b| {
                 b.inc(1);
                 b.set_message(format!("{result} {name}"));
             }),
-            Event::ScenarioRequeued { name } => self
+            RunEvent::ScenarioRequeued { name } => self
                 .with_bar(|b| b.set_message(format!("{name} queued at the origin; again alone"))),
-            Event::RunFinished => {
+            RunEvent::RunFinished => {
                 if let Ok(mut b) = self.bar.lock()
                     && let Some(bar) = b.take()
                 {

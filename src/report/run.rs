@@ -46,30 +46,43 @@ impl RunReport {
     }
 
     pub fn passed(&self) -> usize {
-        self.cases.iter().filter(|r| r.result == "pass").count()
+        self.cases
+            .iter()
+            .filter(|r| r.result == CaseResult::Pass)
+            .count()
     }
 
     /// Cases skipped because a program of their chain is not installed.
     pub fn skipped(&self) -> usize {
-        self.cases.iter().filter(|r| r.result == "SKIP").count()
+        self.cases
+            .iter()
+            .filter(|r| r.result == CaseResult::Skip)
+            .count()
     }
 
     /// Cases that could not run at all.
     pub fn errors(&self) -> usize {
-        self.cases.iter().filter(|r| r.result == "ERROR").count()
+        self.cases
+            .iter()
+            .filter(|r| r.result == CaseResult::Error)
+            .count()
     }
 }
 
 /// The table, each failure's reasons, and the totals.
 pub fn run_human(r: &RunReport) -> String {
     let mut text = run_table(&r.cases);
-    for row in r.cases.iter().filter(|row| row.result == "FAIL") {
+    for row in r.cases.iter().filter(|row| row.result == CaseResult::Fail) {
         let _ = writeln!(text, "\n{} did not meet its expectation:", row.case);
         for f in &row.failures {
             let _ = writeln!(text, "  - {f}");
         }
     }
-    let skipped: Vec<&RunRow> = r.cases.iter().filter(|row| row.result == "SKIP").collect();
+    let skipped: Vec<&RunRow> = r
+        .cases
+        .iter()
+        .filter(|row| row.result == CaseResult::Skip)
+        .collect();
     if !skipped.is_empty() {
         let _ = writeln!(
             text,
@@ -107,15 +120,15 @@ pub fn run_junit(r: &RunReport) -> String {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
     let mut suite = TestSuite::new("ssegate run");
     for row in &r.cases {
-        let status = match row.result.as_str() {
-            "pass" => TestCaseStatus::success(),
-            "SKIP" => {
+        let status = match row.result {
+            CaseResult::Pass => TestCaseStatus::success(),
+            CaseResult::Skip => {
                 let mut st = TestCaseStatus::skipped();
                 st.set_message(row.failures.first().cloned().unwrap_or_default());
                 st
             }
             result => {
-                let kind = if result == "ERROR" {
+                let kind = if result == CaseResult::Error {
                     NonSuccessKind::Error
                 } else {
                     NonSuccessKind::Failure
@@ -148,15 +161,15 @@ pub fn run_html(r: &RunReport) -> String {
         let _ = write!(
             rows,
             "<tr class=\"{}\"><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-            match row.result.as_str() {
-                "pass" => "pass",
-                "SKIP" => "skip",
-                _ => "fail",
+            match row.result {
+                CaseResult::Pass => "pass",
+                CaseResult::Skip => "skip",
+                CaseResult::Fail | CaseResult::Error => "fail",
             },
             esc(&row.case),
             esc(&row.chain),
             esc(&row.delivery),
-            esc(&row.result),
+            esc(&row.result.to_string()),
             esc(&row.failures.join("; ")),
         );
     }
@@ -250,13 +263,41 @@ pub fn run_table(rows: &[RunRow]) -> String {
     s
 }
 
+/// What became of one case of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum CaseResult {
+    /// It met its expectation.
+    #[serde(rename = "pass")]
+    Pass,
+    /// It did not.
+    #[serde(rename = "FAIL")]
+    Fail,
+    /// A program of its chain cannot run here: not run, never passed.
+    #[serde(rename = "SKIP")]
+    Skip,
+    /// It could not be measured.
+    #[serde(rename = "ERROR")]
+    Error,
+}
+
+impl std::fmt::Display for CaseResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            CaseResult::Pass => "pass",
+            CaseResult::Fail => "FAIL",
+            CaseResult::Skip => "SKIP",
+            CaseResult::Error => "ERROR",
+        })
+    }
+}
+
 /// One row of a run summary.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunRow {
     pub case: String,
     pub chain: String,
     pub delivery: String,
-    pub result: String,
+    pub result: CaseResult,
     pub findings: String,
     pub failures: Vec<String>,
     pub took_ms: u128,
@@ -275,7 +316,11 @@ impl RunRow {
             case: o.name.clone(),
             chain: o.chain.clone(),
             delivery: o.verdict.delivery.to_string(),
-            result: if o.passed() { "pass" } else { "FAIL" }.into(),
+            result: if o.passed() {
+                CaseResult::Pass
+            } else {
+                CaseResult::Fail
+            },
             findings: errors.join(", "),
             failures: o
                 .expectation
@@ -291,7 +336,7 @@ impl RunRow {
 pub fn run_markdown(r: &RunReport) -> String {
     let (rows, wall, programs) = (&r.cases, r.wall, &r.programs);
     let mut s = String::new();
-    let passed = rows.iter().filter(|r| r.result == "pass").count();
+    let passed = rows.iter().filter(|r| r.result == CaseResult::Pass).count();
     let _ = writeln!(s, "# ssegate conformance run\n");
     let _ = writeln!(
         s,
@@ -313,16 +358,16 @@ pub fn run_markdown(r: &RunReport) -> String {
             r.case,
             r.chain,
             r.delivery,
-            match r.result.as_str() {
-                "pass" => "pass",
-                "SKIP" => "skipped",
+            match r.result {
+                CaseResult::Pass => "pass",
+                CaseResult::Skip => "skipped",
                 _ => "**FAIL**",
             },
             r.findings
         );
     }
     for r in rows.iter().filter(|r| !r.failures.is_empty()) {
-        let what = if r.result == "SKIP" {
+        let what = if r.result == CaseResult::Skip {
             "was not run"
         } else {
             "failed"

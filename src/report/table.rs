@@ -44,8 +44,8 @@ impl Observation {
                 .iter()
                 .map(|f| f.id().as_str().to_string())
                 .collect(),
-            o.second
-                .as_ref()
+            o.phases
+                .get::<crate::phase::sharing::SharingPhase>()
                 .map(|s| s.measured.sharing.as_str().to_string()),
         )
     }

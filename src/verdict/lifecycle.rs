@@ -284,18 +284,7 @@ pub fn judge_reconnect(f: &ReconnectFacts<'_>) -> (Reconnect, Vec<Finding>) {
         summary: String::new(),
     };
     let mut findings = Vec::new();
-    let wait = format!(
-        "waited {}{}",
-        crate::text::human_duration(f.waited),
-        match f.first.retry {
-            Some(ms) if Duration::from_millis(ms) > RETRY_WAIT_CAP => format!(
-                " (the stream asked for `retry: {ms}`; ssegate waits at most {} s)",
-                RETRY_WAIT_CAP.as_secs()
-            ),
-            Some(ms) => format!(" as the stream's `retry: {ms}` asks"),
-            None => " (no `retry:`, a browser's default)".into(),
-        }
-    );
+    let wait = waited_label(f);
     if let Some((outcome, why)) = stops_reconnecting(f.first) {
         r.outcome = outcome;
         r.summary = why;
@@ -361,12 +350,35 @@ pub fn judge_reconnect(f: &ReconnectFacts<'_>) -> (Reconnect, Vec<Finding>) {
         );
         return (r, findings);
     }
+    findings.extend(judge_resume(&mut r, f, &last, &wait));
+    (r, findings)
+}
+
+/// How long the client waited before reconnecting, and why.
+fn waited_label(f: &ReconnectFacts<'_>) -> String {
+    format!(
+        "waited {}{}",
+        crate::text::human_duration(f.waited),
+        match f.first.retry {
+            Some(ms) if Duration::from_millis(ms) > RETRY_WAIT_CAP => format!(
+                " (the stream asked for `retry: {ms}`; ssegate waits at most {} s)",
+                RETRY_WAIT_CAP.as_secs()
+            ),
+            Some(ms) => format!(" as the stream's `retry: {ms}` asks"),
+            None => " (no `retry:`, a browser's default)".into(),
+        }
+    )
+}
+
+/// The origin received `Last-Event-ID: last`: did it resume after it, or replay what the client had?
+fn judge_resume(r: &mut Reconnect, f: &ReconnectFacts<'_>, last: &str, wait: &str) -> Vec<Finding> {
+    let mut findings = Vec::new();
     let reached = "the origin received it";
     let Some(next) = r.first_id_after.clone() else {
         r.summary = format!(
             "{wait}, sent `Last-Event-ID: {last}` ({reached}); no event with an id came while the client listened, so resuming is not judged"
         );
-        return (r, findings);
+        return findings;
     };
     let seen: Vec<&str> = f
         .first
@@ -400,7 +412,7 @@ pub fn judge_reconnect(f: &ReconnectFacts<'_>) -> (Reconnect, Vec<Finding>) {
             "{wait}, sent `Last-Event-ID: {last}` ({reached}); it resumed with id `{next}`"
         );
     }
-    (r, findings)
+    findings
 }
 
 /// What the disconnect phase found.

@@ -77,7 +77,7 @@ pub enum Basis {
 
 /// The origin's own account of one response (from the fixture), as offsets from the probe's start.
 #[derive(Debug, Clone, Default)]
-pub struct Schedule {
+pub struct SendInstants {
     /// Send offset of each event, index = sequence number − 1.
     pub sends: Vec<Duration>,
     /// When the origin handed over its headers.
@@ -97,7 +97,7 @@ pub struct Schedule {
 /// What a recording is compared with.
 #[derive(Debug, Clone, Copy)]
 pub enum Reference<'a> {
-    Schedule(&'a Schedule),
+    Sends(&'a SendInstants),
     Baseline(&'a Recording),
     None,
 }
@@ -279,7 +279,7 @@ struct RefPoints {
 impl RefPoints {
     fn of(reference: Reference<'_>) -> RefPoints {
         match reference {
-            Reference::Schedule(s) => RefPoints {
+            Reference::Sends(s) => RefPoints {
                 basis: if s.by_position {
                     Basis::Tap
                 } else {
@@ -336,7 +336,7 @@ impl Timing {
         let r = RefPoints::of(reference);
         let arrivals: Vec<Duration> = rec.events.iter().map(|e| e.at).collect();
         let gap = match reference {
-            Reference::Schedule(Schedule { gap: Some(g), .. }) => *g,
+            Reference::Sends(SendInstants { gap: Some(g), .. }) => *g,
             Reference::None => median_gap(&arrivals),
             _ => median_gap(&r.points),
         };
@@ -697,7 +697,7 @@ fn headers_with_first_event(
 ) -> Option<Finding> {
     let t = tm.t;
     let origin_held_headers = match reference {
-        Reference::Schedule(s) => match (s.headers_sent, s.sends.first()) {
+        Reference::Sends(s) => match (s.headers_sent, s.sends.first()) {
             (Some(h), Some(&first)) => first.saturating_sub(h) < t / 4 && h > t,
             _ => false,
         },

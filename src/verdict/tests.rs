@@ -15,8 +15,8 @@ const GOOD: &[(&str, &str)] = &[
     ("x-accel-buffering", "no"),
 ];
 
-fn sched(sends: &[u64]) -> Schedule {
-    Schedule {
+fn sched(sends: &[u64]) -> SendInstants {
+    SendInstants {
         sends: sends.iter().map(|&s| ms(s)).collect(),
         headers_sent: Some(ms(0)),
         ended: sends.last().map(|&s| ms(s)),
@@ -36,7 +36,7 @@ fn on_time_events_stream() {
         2402,
         End::Complete,
     );
-    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    let v = judge(&r, Reference::Sends(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Streamed);
     assert_eq!(v.threshold, ms(200));
     assert!(v.findings.is_empty(), "{:?}", v.findings);
@@ -51,14 +51,14 @@ fn noise_below_half_a_gap_is_not_holding() {
         2402,
         End::Complete,
     );
-    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    let v = judge(&r, Reference::Sends(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Streamed);
 }
 
 #[test]
 fn everything_at_the_end_is_held_until_end() {
     let r = rec(GOOD, &[2403; 6], 2404, End::Complete);
-    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    let v = judge(&r, Reference::Sends(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::HeldUntilEnd);
     assert!(v.has(FindingId::HeldUntilEnd));
     assert_eq!(v.held_count(), 5);
@@ -74,7 +74,7 @@ fn clumps_before_the_end_are_batched() {
         2402,
         End::Complete,
     );
-    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    let v = judge(&r, Reference::Sends(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Batched);
     assert!(v.has(FindingId::EventsHeld));
     assert_eq!(v.bursts.len(), 2);
@@ -88,7 +88,7 @@ fn consistent_small_delay_is_added_latency_not_batching() {
         2521,
         End::Complete,
     );
-    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    let v = judge(&r, Reference::Sends(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Streamed);
     assert!(v.has(FindingId::AddedLatency));
 }
@@ -103,12 +103,12 @@ fn an_abort_is_a_cut_and_so_is_a_short_clean_end() {
             reason: "eof".into(),
         },
     );
-    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    let v = judge(&r, Reference::Sends(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Cut);
     assert!(v.has(FindingId::StreamCut));
     let r = rec(GOOD, &[402, 803], 900, End::Complete);
     assert_eq!(
-        judge(&r, Reference::Schedule(&sched(SENDS))).delivery,
+        judge(&r, Reference::Sends(&sched(SENDS))).delivery,
         Delivery::Cut
     );
 }
@@ -122,14 +122,14 @@ fn late_headers_with_streamed_events_are_first_byte_delayed() {
         End::Complete,
     );
     r.headers_at = ms(401);
-    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    let v = judge(&r, Reference::Sends(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::FirstByteDelayed);
     assert!(v.has(FindingId::FirstByteDelayed));
     // the origin sent its headers at once: a hop held them, not the origin
     assert!(!v.has(FindingId::HeadersWithFirstEvent));
     let mut origin_late = sched(SENDS);
     origin_late.headers_sent = Some(ms(399));
-    let v = judge(&r, Reference::Schedule(&origin_late));
+    let v = judge(&r, Reference::Sends(&origin_late));
     assert_eq!(v.delivery, Delivery::Streamed);
     assert!(v.has(FindingId::HeadersWithFirstEvent));
     assert!(judge(&r, Reference::None).has(FindingId::HeadersWithFirstEvent));
@@ -138,7 +138,7 @@ fn late_headers_with_streamed_events_are_first_byte_delayed() {
 #[test]
 fn no_events_is_its_own_class() {
     let r = rec(GOOD, &[], 2402, End::Complete);
-    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    let v = judge(&r, Reference::Sends(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::NoEvents);
 }
 
@@ -254,7 +254,7 @@ fn events_that_never_arrived_before_a_limit_are_held() {
         limit: crate::probe::LimitKind::Duration,
     };
     let r = rec(GOOD, &[], 3000, limit.clone());
-    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    let v = judge(&r, Reference::Sends(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::HeldUntilEnd);
     assert!(
         v.findings[0]
@@ -267,7 +267,7 @@ fn events_that_never_arrived_before_a_limit_are_held() {
     let r = rec(GOOD, &[402, 803], 3000, limit);
     let mut open = sched(SENDS);
     open.ended = None;
-    let v = judge(&r, Reference::Schedule(&open));
+    let v = judge(&r, Reference::Sends(&open));
     assert_eq!(v.delivery, Delivery::Batched);
     // without a reference, nothing is known to be missing
     let r = rec(GOOD, &[], 3000, End::Complete);
@@ -279,7 +279,7 @@ fn a_clean_end_before_the_planned_events_is_a_cut() {
     let mut s = sched(&[400, 800]);
     s.planned = Some(6);
     let r = rec(GOOD, &[402, 803], 900, End::Complete);
-    let v = judge(&r, Reference::Schedule(&s));
+    let v = judge(&r, Reference::Sends(&s));
     assert_eq!(v.delivery, Delivery::Cut);
     assert!(
         v.findings[0].evidence.contains("after 2 of 6 events"),
@@ -295,7 +295,7 @@ fn events_still_in_flight_at_the_limit_are_not_held() {
     };
     // the 6th event was due at 2400 ms; the probe stopped at 2450 ms: in flight, not held
     let r = rec(GOOD, &[402, 803, 1201, 1605, 2002], 2450, limit);
-    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    let v = judge(&r, Reference::Sends(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Streamed);
 }
 
@@ -361,7 +361,7 @@ fn an_undecodable_body_before_the_end_is_a_cut() {
             reason: "failed to decode the gzip body".into(),
         },
     );
-    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    let v = judge(&r, Reference::Sends(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Cut);
     assert!(v.has(FindingId::CorruptContentEncoding));
 }
@@ -420,7 +420,7 @@ fn an_abort_before_the_first_event_is_a_cut() {
         },
     );
     assert_eq!(
-        judge(&r, Reference::Schedule(&sched(SENDS))).delivery,
+        judge(&r, Reference::Sends(&sched(SENDS))).delivery,
         Delivery::Cut
     );
     assert_eq!(judge(&r, Reference::None).delivery, Delivery::Cut);
@@ -446,7 +446,7 @@ fn no_response_within_the_limit_is_held_against_a_reference() {
     );
     r.status = 0;
     r.headers_at = ms(3000);
-    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    let v = judge(&r, Reference::Sends(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::HeldUntilEnd);
     assert!(v.has(FindingId::NoResponse));
     assert!(!v.has(FindingId::ContentTypeNotEventStream));
@@ -483,7 +483,7 @@ fn on_time_events_then_silence_on_an_open_connection_is_stalled() {
     };
     // Two on time, then four the origin sent never arrive while the probe listens to 8 s.
     let r = rec(GOOD, &[401, 801], 8000, limit.clone());
-    let v = judge(&r, Reference::Schedule(&sched(SENDS)));
+    let v = judge(&r, Reference::Sends(&sched(SENDS)));
     assert_eq!(v.delivery, Delivery::Stalled);
     let f = v
         .findings
@@ -499,19 +499,19 @@ fn on_time_events_then_silence_on_an_open_connection_is_stalled() {
     // A late event among those that came makes it a hold, not a stall.
     let r = rec(GOOD, &[401, 1900], 8000, limit.clone());
     assert_eq!(
-        judge(&r, Reference::Schedule(&sched(SENDS))).delivery,
+        judge(&r, Reference::Sends(&sched(SENDS))).delivery,
         Delivery::Batched
     );
     // Nor is an origin that had only just ended.
     let r = rec(GOOD, &[401, 801], 2700, limit.clone());
     assert_ne!(
-        judge(&r, Reference::Schedule(&sched(SENDS))).delivery,
+        judge(&r, Reference::Sends(&sched(SENDS))).delivery,
         Delivery::Stalled
     );
     // Events still in flight when the probe stopped are no stall.
     let r = rec(GOOD, &[401, 801, 1201, 1601, 2001], 2410, limit);
     assert_ne!(
-        judge(&r, Reference::Schedule(&sched(SENDS))).delivery,
+        judge(&r, Reference::Sends(&sched(SENDS))).delivery,
         Delivery::Stalled
     );
 }

@@ -16,7 +16,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn render(e: ssegate::error::LoadError) -> String {
+fn render(e: ssegate::error::FileError) -> String {
     let mut out = String::new();
     let handler =
         miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())

@@ -1,0 +1,451 @@
+//! A running chain, and what every phase needs from it: the entry address and TLS, the request retargeted
+//! to it, the witness's view of the origin (the fixture's log or a tap's exchanges), whether a target
+//! ssegate started is still alive, and probing through the chain with a failure explained.
+//!
+//! [`Through::start`] starts the chain in front of the witnessed origin; [`Through::probe_main`] sends the
+//! scenario's request (and any phase's client beside it) and judges it against the witness; the phases
+//! then measure through the same running chain.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::browser::BrowserError;
+use crate::intermediary::{Chain, HopError, HopSpec};
+use crate::origin::command::{SharedTarget, TargetError};
+use crate::origin::fixture::RequestLog;
+use crate::origin::{FixtureServer, Profile};
+use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
+use crate::tap::{Exchange, Tap};
+use crate::verdict::{Reference, SendInstants, Verdict, judge};
+
+/// Why a scenario could not be measured (as opposed to measuring a broken stream).
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("failed to start the tap in front of the origin")]
+    Tap(#[source] std::io::Error),
+    #[error("failed to start the chain")]
+    Hop(#[source] HopError),
+    #[error("failed to probe the stream")]
+    Probe(#[source] ProbeError),
+    /// A load could not start (the descriptor limit).
+    #[error("failed to start the load")]
+    Load(#[source] crate::load::LoadError),
+    /// The origin ssegate started exited while the scenario ran.
+    #[error("the target died")]
+    TargetDied(#[source] TargetError),
+    #[error("failed to run the browser probe")]
+    Browser(#[source] BrowserError),
+}
+
+/// Who tells what the origin sent, and when.
+#[derive(Clone, Copy)]
+pub enum Witness<'a> {
+    /// The built-in fixture serving `profile`: it logs its own send instants.
+    Fixture {
+        server: &'a FixtureServer,
+        profile: &'a Profile,
+    },
+    /// A tap in front of `upstream`; `fallback` judges when no exchange went through it; `target`, when
+    /// ssegate started the origin, is checked whenever a probe fails or answers an error.
+    Tap {
+        upstream: SocketAddr,
+        fallback: Option<&'a Recording>,
+        target: Option<&'a SharedTarget>,
+    },
+}
+
+/// The origin's side of a running chain.
+enum Origin<'a> {
+    /// The fixture, and the path of its own that this scenario's requests take.
+    Fixture {
+        server: &'a FixtureServer,
+        profile: &'a Profile,
+        path: String,
+    },
+    Tap {
+        tap: Tap,
+        fallback: Option<&'a Recording>,
+    },
+}
+
+/// A chain running in front of the witnessed origin.
+pub struct Through<'a> {
+    hops: &'a [HopSpec],
+    /// Behind a lock only to ask whether its hops are alive (which reaps a child).
+    chain: std::sync::Mutex<Chain>,
+    origin: Origin<'a>,
+    target: Option<&'a SharedTarget>,
+}
+
+/// The scenario's own probe through the chain, judged against the witness.
+pub struct Main {
+    /// The request as sent to the chain's entry.
+    pub sent: ProbeRequest,
+    pub recording: Recording,
+    /// The verdict before any phase's findings join it.
+    pub verdict: Verdict,
+    /// A phase's client that opened beside the main probe ([`crate::phase::Phase::beside`]).
+    pub beside: Option<Recording>,
+    /// Method and HTTP version of the request the origin received (fixture only).
+    pub origin_saw: Option<String>,
+    /// How long the request waited at the origin before its response head left (tap only).
+    pub origin_wait: Option<Duration>,
+    /// From the origin's response head to the end of the response or of the probe (tap only).
+    pub open_at_origin: Option<(Instant, Instant)>,
+}
+
+/// What the origin saw of one request, from the tap or the fixture's log.
+pub struct OriginView {
+    /// The request's `Last-Event-ID`.
+    pub last_event_id: Option<String>,
+    /// When each event left the origin.
+    pub sends: Vec<Instant>,
+    /// When the origin's side learnt the client (the hop in front) was gone: the tap's end of file or
+    /// failed write, the fixture's failed write.
+    pub closed: Option<Instant>,
+    /// When the origin ended the response by itself.
+    pub ended: Option<Instant>,
+}
+
+impl<'a> Through<'a> {
+    /// Start `hops` in front of the witnessed origin (and the tap, for a tap witness).
+    pub async fn start(hops: &'a [HopSpec], witness: Witness<'a>) -> Result<Self, ScenarioError> {
+        let (origin, upstream, target) = match witness {
+            Witness::Fixture { server, profile } => {
+                // A path of its own, so that the origin's log entries for this scenario are told apart
+                // from any stray request (a readiness check from a hop that lost a port race to it, say).
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                let path = format!(
+                    "/events/{}-{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                );
+                let o = Origin::Fixture {
+                    server,
+                    profile,
+                    path,
+                };
+                (o, server.addr(), None)
+            }
+            Witness::Tap {
+                upstream,
+                fallback,
+                target,
+            } => {
+                let tap = Tap::start(upstream).await.map_err(ScenarioError::Tap)?;
+                let addr = tap.addr();
+                (Origin::Tap { tap, fallback }, addr, target)
+            }
+        };
+        let chain = Chain::start(hops, upstream)
+            .await
+            .map_err(ScenarioError::Hop)?;
+        Ok(Through {
+            hops,
+            chain: std::sync::Mutex::new(chain),
+            origin,
+            target,
+        })
+    }
+
+    fn chain(&self) -> std::sync::MutexGuard<'_, Chain> {
+        self.chain
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The hops, origin side first.
+    pub fn hops(&self) -> &[HopSpec] {
+        self.hops
+    }
+
+    /// What the chain fronts: the fixture, or the tap in front of the origin.
+    pub fn upstream(&self) -> SocketAddr {
+        match &self.origin {
+            Origin::Fixture { server, .. } => server.addr(),
+            Origin::Tap { tap, .. } => tap.addr(),
+        }
+    }
+
+    /// Where a client talks to the chain.
+    pub fn entry(&self) -> SocketAddr {
+        self.chain().entry(self.upstream())
+    }
+
+    /// Whether the chain's entry speaks TLS.
+    pub fn tls(&self) -> bool {
+        self.chain().tls()
+    }
+
+    /// Versions of the real programs in the chain.
+    pub fn programs(&self) -> Vec<String> {
+        self.chain().programs()
+    }
+
+    /// The fixture, when it is the witness.
+    pub fn fixture(&self) -> Option<&FixtureServer> {
+        match &self.origin {
+            Origin::Fixture { server, .. } => Some(server),
+            Origin::Tap { .. } => None,
+        }
+    }
+
+    /// The witness learns of a client's close only when the origin writes (the fixture), not at once.
+    pub fn seen_on_write(&self) -> bool {
+        matches!(self.origin, Origin::Fixture { .. })
+    }
+
+    /// `req` sent to the chain's entry.
+    pub fn retarget(&self, req: &ProbeRequest) -> ProbeRequest {
+        retarget(req, self.entry(), self.tls())
+    }
+
+    /// Fail with the target's exit status and output when ssegate started it and it has died.
+    pub fn target_alive(&self) -> Result<(), ScenarioError> {
+        target_alive(self.target)
+    }
+
+    /// Probe through the chain; a failure is explained by a dead target or a dead hop first.
+    pub async fn probe(&self, req: &ProbeRequest) -> Result<Recording, ScenarioError> {
+        probe(req).await.map_err(|e| self.explain(e))
+    }
+
+    fn explain(&self, e: ProbeError) -> ScenarioError {
+        if let Err(dead) = self.target_alive() {
+            return dead;
+        }
+        match self.chain().check_alive() {
+            Err(hop) => ScenarioError::Hop(hop),
+            Ok(()) => ScenarioError::Probe(e),
+        }
+    }
+
+    /// The fixture's log entries of this scenario's path.
+    pub fn origin_requests(&self) -> Vec<RequestLog> {
+        match &self.origin {
+            Origin::Fixture { server, path, .. } => server
+                .requests()
+                .into_iter()
+                .filter(|r| r.target.starts_with(path.as_str()))
+                .collect(),
+            Origin::Tap { .. } => Vec::new(),
+        }
+    }
+
+    /// What the origin saw of the request `req` that `rec` recorded.
+    pub fn origin_view(&self, rec: &Recording, req: &ProbeRequest) -> Option<OriginView> {
+        match &self.origin {
+            Origin::Fixture { server, path, .. } => {
+                let end = rec.start + rec.ended_at;
+                let log = server.requests();
+                let r = log.iter().rfind(|r| {
+                    r.target.starts_with(path.as_str())
+                        && r.method.eq_ignore_ascii_case(&req.method)
+                        && r.received >= rec.start
+                        && r.received <= end
+                })?;
+                Some(OriginView {
+                    last_event_id: r
+                        .headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("last-event-id"))
+                        .map(|(_, v)| v.clone()),
+                    sends: r.sends.clone(),
+                    closed: r.ended.filter(|_| r.client_gone),
+                    ended: r.ended.filter(|_| !r.client_gone),
+                })
+            }
+            Origin::Tap { tap, .. } => {
+                let e = tap.exchange_for(rec, &req.method, &request_target(&req.url))?;
+                Some(OriginView {
+                    last_event_id: e.last_event_id,
+                    sends: e.sends,
+                    closed: e.client_closed,
+                    ended: e.ended.filter(|_| e.end != crate::tap::TapEnd::ClientGone),
+                })
+            }
+        }
+    }
+
+    /// The origin's sends for the first request on the scenario's path after `asked`, as offsets from
+    /// the instant the origin received it (for a client on another clock, such as the browser).
+    pub fn sends_since(&self, asked: Instant, sent: &ProbeRequest) -> Option<SendInstants> {
+        match &self.origin {
+            Origin::Fixture {
+                server,
+                profile,
+                path,
+            } => {
+                let log = server.requests();
+                let r = log
+                    .iter()
+                    .find(|r| r.target.starts_with(path.as_str()) && r.received >= asked)?;
+                let at = |t: Instant| t.saturating_duration_since(r.received);
+                Some(SendInstants {
+                    sends: r.sends.iter().map(|&t| at(t)).collect(),
+                    headers_sent: r.headers_sent.map(at),
+                    ended: r.ended.map(at),
+                    gap: Some(profile.events.gap()),
+                    planned: Some(profile.events.count as usize),
+                    by_position: false,
+                })
+            }
+            Origin::Tap { tap, .. } => tap
+                .first_since(asked, &request_target(&sent.url))
+                .map(|e| e.own_schedule()),
+        }
+    }
+
+    /// The request as the witness wants it: to the fixture, on the scenario's own path.
+    fn scenario_request(&self, req: &ProbeRequest) -> ProbeRequest {
+        let mut req = req.clone();
+        if let Origin::Fixture { server, path, .. } = &self.origin {
+            req.url = format!("http://{}{path}", server.addr());
+        }
+        self.retarget(&req)
+    }
+
+    /// Send `request` to the chain's entry (and a phase's client `beside` it, that long after it
+    /// starts), and judge the recording against the witness.
+    pub async fn probe_main(
+        &self,
+        request: &ProbeRequest,
+        beside: Option<Duration>,
+    ) -> Result<Main, ScenarioError> {
+        let sent = self.scenario_request(request);
+        let (first, other) = match beside {
+            None => (probe(&sent).await, None),
+            Some(after) => {
+                let (a, b) = tokio::join!(probe(&sent), async {
+                    tokio::time::sleep(after).await;
+                    probe(&sent).await
+                });
+                (a, Some(b))
+            }
+        };
+        let (rec, beside) = match (first, other.transpose()) {
+            (Ok(rec), Ok(beside)) => (rec, beside),
+            (Err(e), _) | (_, Err(e)) => return Err(self.explain(e)),
+        };
+        Ok(match &self.origin {
+            Origin::Fixture { profile, .. } => self.judge_fixture(profile, sent, rec, beside),
+            Origin::Tap { tap, fallback } => {
+                // A chain that answered an error, or whose tap could not reach the origin, may have lost
+                // its origin.
+                if !(200..300).contains(&rec.status) || tap.connect_error().is_some() {
+                    self.target_alive()?;
+                }
+                let exchange = tap.exchange_for(&rec, &sent.method, &request_target(&sent.url));
+                judge_tapped(exchange, *fallback, sent, rec, beside)
+            }
+        })
+    }
+
+    fn judge_fixture(
+        &self,
+        profile: &Profile,
+        sent: ProbeRequest,
+        rec: Recording,
+        beside: Option<Recording>,
+    ) -> Main {
+        // The first client's request is the first to arrive (a client beside it comes later).
+        let requests = self.origin_requests();
+        let first = requests.first();
+        let sends = first
+            .map(|r| SendInstants {
+                sends: r.sends.iter().map(|&t| rec.offset(t)).collect(),
+                headers_sent: r.headers_sent.map(|t| rec.offset(t)),
+                ended: r.ended.map(|t| rec.offset(t)),
+                gap: Some(profile.events.gap()),
+                planned: Some(profile.events.count as usize),
+                by_position: false,
+            })
+            .unwrap_or_default();
+        Main {
+            verdict: judge(&rec, Reference::Sends(&sends)),
+            origin_saw: first.map(|r| format!("{} {}", r.method, r.version)),
+            sent,
+            recording: rec,
+            beside,
+            origin_wait: None,
+            open_at_origin: None,
+        }
+    }
+}
+
+/// Judge a recording through a tap: against the exchange it saw, else the fallback, else inferred.
+fn judge_tapped(
+    exchange: Option<Exchange>,
+    fallback: Option<&Recording>,
+    sent: ProbeRequest,
+    rec: Recording,
+    beside: Option<Recording>,
+) -> Main {
+    let end = rec.start + rec.ended_at;
+    let (verdict, origin_wait, open_at_origin) = match (&exchange, fallback) {
+        (Some(e), _) => (
+            judge(&rec, Reference::Sends(&e.schedule(&rec))),
+            Some(e.origin_wait(end)),
+            e.headers_at.map(|h| (h, e.ended.unwrap_or(end).min(end))),
+        ),
+        (None, Some(baseline)) => (judge(&rec, Reference::Baseline(baseline)), None, None),
+        (None, None) => (judge(&rec, Reference::None), None, None),
+    };
+    Main {
+        sent,
+        recording: rec,
+        verdict,
+        beside,
+        origin_saw: None,
+        origin_wait,
+        open_at_origin,
+    }
+}
+
+/// Fail with the target's exit status and output when ssegate started it and it has died.
+pub fn target_alive(target: Option<&SharedTarget>) -> Result<(), ScenarioError> {
+    match target {
+        Some(t) => crate::origin::command::lock(t)
+            .check_alive()
+            .map_err(ScenarioError::TargetDied),
+        None => Ok(()),
+    }
+}
+
+/// The same request sent to another host:port.
+pub fn retarget(req: &ProbeRequest, entry: SocketAddr, tls: bool) -> ProbeRequest {
+    let mut r = req.clone();
+    if let Ok(mut u) = reqwest::Url::parse(&req.url) {
+        let _ = u.set_ip_host(entry.ip());
+        let _ = u.set_port(Some(entry.port()));
+        let _ = u.set_scheme(if tls { "https" } else { "http" });
+        r.url = u.to_string();
+    }
+    r
+}
+
+/// Path and query of a URL, as a request line carries them.
+pub fn request_target(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|u| match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        })
+        .unwrap_or_else(|_| "/".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retarget_keeps_path_and_query() {
+        let r = ProbeRequest::new("http://127.0.0.1:3000/events?x=1");
+        let r2 = retarget(&r, "127.0.0.1:4000".parse().unwrap(), false);
+        assert_eq!(r2.url, "http://127.0.0.1:4000/events?x=1");
+        assert_eq!(request_target(&r2.url), "/events?x=1");
+        let r3 = retarget(&r, "127.0.0.1:4001".parse().unwrap(), true);
+        assert_eq!(r3.url, "https://127.0.0.1:4001/events?x=1");
+    }
+}
