@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ssegate::case::RequestSpec;
+use ssegate::case::CaseRequest;
 use ssegate::intermediary::HopSpec;
 use ssegate::origin::Profile;
 use ssegate::runner::run_scenario;
@@ -28,7 +28,7 @@ async fn measure(label: &str, chain: &[HopSpec]) {
     let mut lat = Vec::new();
     let mut headers = Vec::new();
     for _ in 0..RUNS {
-        match run_scenario(&profile, chain, &RequestSpec::default(), &[]).await {
+        match run_scenario(&profile, chain, &CaseRequest::default(), &[]).await {
             Ok(m) => {
                 let v = m.verdict;
                 lat.extend(v.events.iter().filter_map(|e| e.latency));

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
@@ -13,6 +14,7 @@ use serde_saphyr::Spanned;
 use crate::error::FileError;
 use crate::intermediary::HopSpec;
 use crate::origin::profile::{Profile, ProfilePatch};
+use crate::request::{Invalid, RequestSpec};
 use crate::text::name_help;
 use crate::verdict::{Delivery, FindingId};
 use crate::yaml::parse_yaml;
@@ -32,7 +34,7 @@ crate::phase::case_plans! {
             #[serde(default)]
             pub chain: Vec<HopSpec>,
             #[serde(default)]
-            pub request: RequestSpec,
+            pub request: CaseRequest,
         ]
         [
             pub expect: Expect,
@@ -49,10 +51,10 @@ pub struct TargetSpec {
     pub overrides: ProfilePatch,
 }
 
-/// Request overrides for the probe.
+/// A case's `request:`, the probe's request as the case changes it.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RequestSpec {
+pub struct CaseRequest {
     pub method: Option<String>,
     /// Headers to add or replace; an empty value removes a default header.
     #[serde(default)]
@@ -268,40 +270,49 @@ pub fn load_all(files: &[PathBuf], profiles_dir: &Path) -> (Vec<Case>, Vec<FileE
 }
 
 /// A request method or header that could never be sent, with its place in the file.
-fn check_request(r: &RequestSpec, path: &Path, src: &str) -> Result<(), FileError> {
+impl CaseRequest {
+    /// What the case says of the request.
+    pub fn spec(&self) -> RequestSpec {
+        RequestSpec {
+            method: self.method.clone(),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            body: self.body.clone(),
+            compression: self.compression,
+            duration: self.duration_ms.map(Duration::from_millis),
+            ..RequestSpec::default()
+        }
+    }
+}
+
+/// The case's request is valid, or a located error in the case's words.
+fn check_request(r: &CaseRequest, path: &Path, src: &str) -> Result<(), FileError> {
     let err = |keys: &[&str], msg: String| {
         let (line, column) = crate::yaml::key_location(src, keys);
         Err(FileError::at(path, src, line, column, msg, None))
     };
-    if let Some(m) = &r.method
-        && http::Method::from_bytes(m.as_bytes()).is_err()
-    {
-        return err(
+    match r.spec().validate() {
+        Ok(()) => Ok(()),
+        Err(Invalid::Method(m)) => err(
             &["request", "method"],
             format!("`request.method` `{m}` is not an HTTP method"),
-        );
-    }
-    for (k, v) in &r.headers {
-        if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
-            return err(
-                &["request", "headers", k],
-                format!("`{k}` in `request.headers` is not a valid header name"),
-            );
-        }
-        if http::HeaderValue::from_str(v).is_err() {
-            return err(
-                &["request", "headers", k],
-                format!("the value of `{k}` in `request.headers` is not a valid header value"),
-            );
-        }
-    }
-    if r.duration_ms == Some(0) {
-        return err(
+        ),
+        Err(Invalid::HeaderName(k)) => err(
+            &["request", "headers", &k],
+            format!("`{k}` in `request.headers` is not a valid header name"),
+        ),
+        Err(Invalid::HeaderValue(k)) => err(
+            &["request", "headers", &k],
+            format!("the value of `{k}` in `request.headers` is not a valid header value"),
+        ),
+        Err(Invalid::ZeroDuration | Invalid::ZeroEvents) => err(
             &["request", "duration_ms"],
             "`request.duration_ms` must be above 0".into(),
-        );
+        ),
     }
-    Ok(())
 }
 
 fn read(path: &Path) -> Result<String, FileError> {

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -12,6 +13,7 @@ use serde_saphyr::Spanned;
 use crate::error::FileError;
 use crate::intermediary::HopSpec;
 use crate::origin::command::{CommandSpec, ReadySpec};
+use crate::request::{Invalid, RequestSpec};
 use crate::text::name_help;
 use crate::verdict::{Delivery, FindingId, Severity};
 use crate::yaml::{key_location, parse_yaml};
@@ -397,42 +399,34 @@ fn check_values(config: &Config, path: &Path, src: &str) -> Result<(), FileError
             Some(format!("write `/{}`", url.path)),
         );
     }
-    if http::Method::from_bytes(url.method.as_bytes()).is_err() {
-        return err(
-            &["target", "url", "method"],
-            format!("`target.url.method` `{}` is not an HTTP method", url.method),
-            Some("e.g. GET or POST".into()),
-        );
-    }
-    for (k, v) in &url.headers {
-        if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
-            return err(
-                &["target", "url", "headers", k],
+    if let Err(invalid) = config.request().validate() {
+        return match invalid {
+            Invalid::Method(m) => err(
+                &["target", "url", "method"],
+                format!("`target.url.method` `{m}` is not an HTTP method"),
+                Some("e.g. GET or POST".into()),
+            ),
+            Invalid::HeaderName(k) => err(
+                &["target", "url", "headers", &k],
                 format!("`{k}` in `target.url.headers` is not a valid header name"),
                 None,
-            );
-        }
-        if http::HeaderValue::from_str(v).is_err() {
-            return err(
-                &["target", "url", "headers", k],
+            ),
+            Invalid::HeaderValue(k) => err(
+                &["target", "url", "headers", &k],
                 format!("the value of `{k}` in `target.url.headers` is not a valid header value"),
                 None,
-            );
-        }
-    }
-    if config.listen.events == Some(0) {
-        return err(
-            &["listen", "events"],
-            "`listen.events` must be at least 1".into(),
-            Some("leave it out to listen without an event limit".into()),
-        );
-    }
-    if config.listen.duration_ms == 0 {
-        return err(
-            &["listen", "duration_ms"],
-            "`listen.duration_ms` must be above 0".into(),
-            None,
-        );
+            ),
+            Invalid::ZeroEvents => err(
+                &["listen", "events"],
+                "`listen.events` must be at least 1".into(),
+                Some("leave it out to listen without an event limit".into()),
+            ),
+            Invalid::ZeroDuration => err(
+                &["listen", "duration_ms"],
+                "`listen.duration_ms` must be above 0".into(),
+                None,
+            ),
+        };
     }
     if let Some(n) = config.listen.streams
         && (n == 0 || n > crate::load::MAX_STREAMS)
@@ -502,6 +496,25 @@ pub fn from_flags() -> Loaded {
 }
 
 impl Config {
+    /// What the file says of the request: `target.url`'s method, headers and body, `listen`'s time
+    /// and event limits, and `secret_headers`.
+    pub fn request(&self) -> RequestSpec {
+        let url = &self.target.url;
+        RequestSpec {
+            method: Some(url.method.clone()),
+            headers: url
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            body: url.body.clone(),
+            duration: Some(Duration::from_millis(self.listen.duration_ms)),
+            max_events: self.listen.events,
+            secret_headers: self.secret_headers.clone(),
+            ..RequestSpec::default()
+        }
+    }
+
     /// A config with only defaults (the target comes from the command line).
     fn empty() -> Config {
         Config {

@@ -802,7 +802,7 @@ fn added_latency(s: &Signs<'_>) -> Option<Cause> {
             .findings
             .iter()
             .filter(|f| f.id() == FindingId::AddedLatency)
-            .map(|f| f.evidence.clone())
+            .map(|f| f.evidence.to_string())
             .collect(),
         origin_fix: "set TCP_NODELAY and write each event in one call".into(),
         snippets: vec![],

@@ -18,11 +18,13 @@ pub mod error;
 pub mod events;
 pub mod intermediary;
 pub mod load;
+pub mod normalize;
 pub mod origin;
 pub mod phase;
 pub mod probe;
 pub mod proc;
 pub mod report;
+pub mod request;
 pub mod runner;
 pub mod scenario;
 pub mod secrets;
@@ -48,8 +50,8 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["yaml", "sse", "browser"],
     &["probe"],
-    &["verdict", "intermediary", "origin", "load"],
-    &["tap"],
+    &["verdict", "intermediary", "origin", "load", "request"],
+    &["tap", "normalize"],
     &["through"],
     &["phase"],
     &["scenario", "doctor", "case"],

@@ -73,25 +73,6 @@ impl ProbeRequest {
         }
     }
 
-    /// A request with a method (when given), extra headers and a body on the browser-like default.
-    pub fn with(
-        url: impl Into<String>,
-        method: Option<&str>,
-        headers: &std::collections::BTreeMap<String, String>,
-        body: Option<&str>,
-    ) -> ProbeRequest {
-        let mut req = ProbeRequest::new(url);
-        if let Some(m) = method {
-            req.method = m.to_string();
-        }
-        req.headers = headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        req.body = body.map(str::to_string);
-        req
-    }
-
     /// The headers that will be sent, defaults first, overrides applied.
     pub fn effective_headers(&self) -> Vec<(String, String)> {
         let mut h: Vec<(String, String)> = vec![

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::case::{Case, RequestSpec};
+use crate::case::{Case, CaseRequest};
 use crate::events::{Finished, Reporter, RunEvent};
 use crate::intermediary::{HopError, HopSpec};
 use crate::origin::{FixtureServer, Profile};
@@ -75,29 +75,18 @@ impl Outcome {
     }
 }
 
-/// The probe request for a scenario: the case's overrides on the browser-like default.
-pub fn probe_request(url: String, spec: &RequestSpec, profile: &Profile) -> ProbeRequest {
-    let mut req = ProbeRequest::with(
-        url,
-        spec.method.as_deref(),
-        &spec.headers,
-        spec.body.as_deref(),
-    );
-    if let Some(c) = spec.compression {
-        req.compression = c;
-    }
-    // Listen for the whole schedule plus a generous margin; a case may say otherwise.
+/// The probe request for a scenario: the case's request on the browser-like default, listening for
+/// the whole schedule plus a generous margin unless the case says otherwise.
+pub fn probe_request(url: String, request: &CaseRequest, profile: &Profile) -> ProbeRequest {
     let schedule = Duration::from_millis(
         profile.delay_headers_ms
             + profile.events.first_ms.unwrap_or(profile.events.gap_ms)
             + profile.events.gap_ms * u64::from(profile.events.count.saturating_sub(1))
             + profile.linger_ms,
     );
-    req.limits.duration = spec
-        .duration_ms
-        .map(Duration::from_millis)
-        .unwrap_or(schedule + Duration::from_secs(10));
-    req
+    request
+        .spec()
+        .build(url, schedule + Duration::from_secs(10))
 }
 
 /// Cases with real programs in their chain run at most this many at once (see [`run_case`]).
@@ -108,7 +97,7 @@ pub const REAL_AT_ONCE: usize = 3;
 pub async fn run_scenario(
     profile: &Profile,
     chain: &[HopSpec],
-    request: &RequestSpec,
+    request: &CaseRequest,
     phases: &[PhasePlan],
 ) -> Result<Measurement, RunError> {
     let origin = FixtureServer::start(profile.clone())

@@ -22,6 +22,7 @@ use crate::intermediary::{HopError, HopSpec};
 use crate::origin::command::{CommandTarget, SharedTarget as Target, TargetError};
 use crate::phase::{PhasePlan, PhaseResult, Phases};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
+use crate::request::RequestSpec;
 use crate::scenario::{self, Measurement, Scenario, ScenarioError, Witness};
 use crate::verdict::{Delivery, Reference, Verdict, judge};
 
@@ -123,17 +124,14 @@ pub struct CheckOptions {
     pub reporter: Option<Arc<dyn Reporter>>,
     /// `--path`, replacing `target.url.path`.
     pub path: Option<String>,
-    /// Request flags from the command line (`-H`, `--method`, `--data`, `--duration`, …), applied to the
-    /// configured request.
-    pub request: Option<RequestOverride>,
+    /// What the command line says of the request (`-H`, `--method`, `--data`, `--duration`,
+    /// `--max-events`, …), over what `ssegate.yaml` says.
+    pub request: RequestSpec,
     /// Where the chains' real programs run when a hop names no image.
     pub backend: crate::intermediary::Backend,
     /// A real browser beside the probe of the direct stream and of every chain (`--browser`).
     pub browser: bool,
 }
-
-/// Changes the command line makes to the configured request.
-pub type RequestOverride = Arc<dyn Fn(&mut ProbeRequest) + Send + Sync>;
 
 /// Parse `K/N`.
 pub fn parse_partition(s: &str) -> Result<(usize, usize), CheckError> {
@@ -279,15 +277,10 @@ pub fn validate_url(url: &str) -> Result<(), CheckError> {
 }
 
 fn probe_request(loaded: &Loaded, url: String, opts: &CheckOptions) -> ProbeRequest {
-    let spec = &loaded.config.target.url;
-    let mut req = ProbeRequest::with(url, Some(&spec.method), &spec.headers, spec.body.as_deref());
-    req.limits.duration = Duration::from_millis(loaded.config.listen.duration_ms);
-    req.limits.max_events = loaded.config.listen.events;
-    req.secret_headers = loaded.config.secret_headers.clone();
-    if let Some(o) = &opts.request {
-        o(&mut req);
-    }
-    req
+    // Every field has a value in the file's description (its defaults), so the default given here is
+    // never used.
+    let spec = opts.request.over(&loaded.config.request());
+    spec.build(url, Duration::from_millis(loaded.config.listen.duration_ms))
 }
 
 /// Start the target (or take the URL), returning it, the stream's URL and the label for reports.

@@ -6,15 +6,12 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::{
-    CliError, CmdResult, ColorChoice, OutputArgs, ReportFormat, RequestArgs, check_url, write_file,
-};
+use super::{CliError, CmdResult, ColorChoice, OutputArgs, RequestArgs, check_url, write_file};
 use crate::check::CheckReport;
 use crate::config::Loaded;
 use crate::error::error_chain;
 use crate::error::exit;
 use crate::events::{Reporter, RunEvent};
-use crate::probe::ProbeRequest;
 use crate::report::{self, progress::Progress};
 
 #[derive(Debug, Args)]
@@ -81,10 +78,7 @@ pub(super) async fn run(a: CheckArgs) -> CmdResult {
         jobs: a.jobs,
         reporter: Some(progress.clone()),
         path: a.path.clone(),
-        request: {
-            let flags = a.request.clone();
-            Some(Arc::new(move |r: &mut ProbeRequest| flags.apply(r)))
-        },
+        request: a.request.spec().map_err(CliError::Usage)?,
         backend: a.backend.backend()?,
         browser: a.browser,
     };
@@ -134,7 +128,7 @@ fn validate_flags(a: &CheckArgs) -> Result<Option<(usize, usize)>, CliError> {
     if let Some(u) = &a.url {
         check_url(u).map_err(CliError::Usage)?;
     }
-    a.request.validate().map_err(CliError::Usage)?;
+    a.request.spec().map_err(CliError::Usage)?;
     if a.url.is_some() && a.path.is_some() {
         return Err(CliError::Usage(
             "failed to use --path with --url: put the path in the URL".into(),
@@ -149,22 +143,12 @@ fn validate_flags(a: &CheckArgs) -> Result<Option<(usize, usize)>, CliError> {
 
 /// The chosen format to stdout or `-o`, and the HTML report and Markdown summary when asked for.
 fn write_outputs(a: &CheckArgs, r: &CheckReport) -> Result<(), CliError> {
-    let formatted = match a.out.format {
-        ReportFormat::Human => {
-            report::check::check_human(r, a.color.enabled() && a.out.output.is_none())
-        }
-        ReportFormat::Json => report::check::check_jsonl(r),
-        ReportFormat::Junit => report::check::check_junit(r),
-        ReportFormat::Markdown => report::check::check_markdown(r),
-    };
-    a.out.emit(&formatted, || {
-        report::check::check_human(r, a.color.enabled())
-    })?;
+    a.out.write(r, a.color.enabled())?;
     if let Some(path) = &a.html {
-        write_file(path, &report::check::check_html(r))?;
+        write_file(path, &report::html::check_html(r))?;
     }
     if let Some(path) = &a.summary {
-        let md = report::check::check_markdown(r);
+        let md = report::markdown::check_markdown(r);
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)

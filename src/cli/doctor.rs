@@ -2,10 +2,9 @@
 
 use clap::Args;
 
-use super::{CliError, CmdResult, OutputArgs, ReportFormat, RequestArgs};
+use super::{CliError, CmdResult, OutputArgs, RequestArgs};
 use crate::error::error_chain;
 use crate::error::exit;
-use crate::report;
 
 #[derive(Debug, Args)]
 #[command(args_override_self = true)]
@@ -33,15 +32,18 @@ pub struct DoctorArgs {
 }
 
 pub(super) async fn run(a: DoctorArgs) -> CmdResult {
-    let requests = a.request.request(&a.url).and_then(|t| {
-        Ok((
-            t,
-            a.compare
-                .as_deref()
-                .map(|c| a.request.request(c))
-                .transpose()?,
-        ))
-    });
+    let requests = a
+        .request
+        .request(&a.url, super::LISTEN_DEFAULT)
+        .and_then(|t| {
+            Ok((
+                t,
+                a.compare
+                    .as_deref()
+                    .map(|c| a.request.request(c, super::LISTEN_DEFAULT))
+                    .transpose()?,
+            ))
+        });
     let (target, compare) = requests.map_err(CliError::Usage)?;
     let req = crate::doctor::DoctorRequest {
         target,
@@ -61,18 +63,6 @@ pub(super) async fn run(a: DoctorArgs) -> CmdResult {
         crate::verdict::sort_findings(&mut d.verdict.findings);
         d.browser = Some(b);
     }
-    let human = || report::check::doctor_human(&d);
-    let text = match a.out.format {
-        ReportFormat::Human => human(),
-        ReportFormat::Json => report::json::pretty(&report::json::DoctorDoc::new(&d)),
-        ReportFormat::Junit => report::stream::stream_junit(
-            &d.recording,
-            &d.verdict,
-            crate::verdict::Severity::Error,
-            human(),
-        ),
-        ReportFormat::Markdown => report::stream::doctor_markdown(&d),
-    };
-    a.out.emit(&text, human)?;
+    a.out.write(&d, false)?;
     Ok(exit::OK)
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{CliError, CmdResult, OutputArgs, ReportFormat, RequestArgs, parse_duration};
+use super::{CliError, CmdResult, Format, OutputArgs, RequestArgs, parse_duration};
 use crate::error::error_chain;
 use crate::error::exit;
 use crate::load::{self, Counters, Fanout, LoadPlan};
@@ -60,7 +60,7 @@ pub(super) async fn run(a: LoadArgs) -> CmdResult {
             load::MAX_STREAMS
         )));
     }
-    if matches!(a.out.format, ReportFormat::Junit | ReportFormat::Markdown) {
+    if matches!(a.out.format, Format::Junit | Format::Markdown) {
         return Err(CliError::Usage(
             "failed to use --format: `load` writes human or json".into(),
         ));
@@ -81,11 +81,11 @@ pub(super) async fn run(a: LoadArgs) -> CmdResult {
         (None, Some(u)) => u.clone(),
         (None, None) => unreachable!("clap requires a URL or --fixture"),
     };
-    let mut req = a.request.request(&url).map_err(CliError::Usage)?;
     // A load run's streams listen 10 s each unless told otherwise.
-    if a.request.duration.is_none() {
-        req.limits.duration = Duration::from_secs(10);
-    }
+    let mut req = a
+        .request
+        .request(&url, Duration::from_secs(10))
+        .map_err(CliError::Usage)?;
     let fds_per_stream = load::fds_per_stream(
         fixture.is_some(),
         false,
@@ -129,12 +129,12 @@ pub(super) async fn run(a: LoadArgs) -> CmdResult {
     drop(chain);
     let chain_label = crate::case::chain_label(&hops);
     let shown = crate::secrets::redact_url(&url);
-    let human = || crate::report::load::human(&shown, &chain_label, &measured);
-    let text = match a.out.format {
-        ReportFormat::Json => crate::report::load::json(&shown, &chain_label, &measured),
-        _ => human(),
+    let report = crate::report::LoadReport {
+        url: &shown,
+        chain: &chain_label,
+        measured: &measured,
     };
-    a.out.emit(&text, human)?;
+    a.out.write(&report, false)?;
     // The load phase's own judgement: the chain held every stream, or it did not.
     Ok(match measured.capacity {
         Capacity::Full => exit::OK,

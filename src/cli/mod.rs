@@ -29,6 +29,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::exit;
 use crate::probe::ProbeRequest;
+use crate::report::{Format, Render};
+use crate::request::{Invalid, RequestSpec};
 
 /// Why a command stopped before its verdict; each kind has its documented exit code.
 #[derive(Debug)]
@@ -127,7 +129,7 @@ impl BackendArgs {
 pub struct OutputArgs {
     /// Report format: human, json, junit or markdown (see each command's help for what a test case is).
     #[arg(long, value_enum, default_value = "human")]
-    pub format: ReportFormat,
+    pub format: Format,
     /// Write the formatted report here (the human report still goes to stdout).
     #[arg(long, short = 'o')]
     pub output: Option<std::path::PathBuf>,
@@ -140,7 +142,7 @@ impl OutputArgs {
         match &self.output {
             Some(path) => {
                 write_file(path, formatted)?;
-                if self.format != ReportFormat::Human {
+                if self.format != Format::Human {
                     out(&human());
                 }
             }
@@ -149,6 +151,17 @@ impl OutputArgs {
             }
         }
         Ok(())
+    }
+}
+
+impl OutputArgs {
+    /// `report` in the chosen format to stdout or `-o` (then its human text to stdout, painted when
+    /// `color`); a format the kind has not is a usage error.
+    fn write<R: Render>(&self, report: &R, color: bool) -> Result<(), CliError> {
+        let formatted = report
+            .render(self.format, color && self.output.is_none())
+            .map_err(|e| CliError::Usage(format!("failed to use --format: {e}")))?;
+        self.emit(&formatted, || report.human(color))
     }
 }
 
@@ -191,6 +204,9 @@ pub enum Command {
     Findings,
 }
 
+/// How long `probe` and `doctor` listen unless `--duration` says otherwise.
+pub const LISTEN_DEFAULT: Duration = Duration::from_secs(30);
+
 /// The request options `probe`, `doctor` and `check` share. For `check` each one given overrides what
 /// `ssegate.yaml` says.
 #[derive(Debug, Clone, Args)]
@@ -213,6 +229,9 @@ pub struct RequestArgs {
     /// Send no `Accept-Encoding` (browsers send `gzip, deflate, br, zstd`).
     #[arg(long)]
     pub no_compression: bool,
+    /// Stop listening after this many events [default: no limit; check: `listen.events`].
+    #[arg(long, value_name = "N")]
+    pub max_events: Option<usize>,
     /// Bytes of a line, and of an event's data, kept in the record (e.g. `65536`, `64k`, `8m`) [default:
     /// 1m]. Longer lines are still parsed and their events counted and timed; the finding
     /// `line-too-long` says so.
@@ -221,62 +240,46 @@ pub struct RequestArgs {
 }
 
 impl RequestArgs {
-    /// The probe request for `url`, or a usage error for a malformed URL, method or header.
-    pub fn request(&self, url: &str) -> Result<ProbeRequest, String> {
+    /// The probe request for `url`, listening `default_duration` unless `--duration` says otherwise, or
+    /// a usage error for a malformed URL, method or header.
+    pub fn request(&self, url: &str, default_duration: Duration) -> Result<ProbeRequest, String> {
         check_url(url)?;
-        let mut r = ProbeRequest::new(url.to_string());
-        r.limits.duration = Duration::from_secs(30);
-        self.validate()?;
-        self.apply(&mut r);
-        Ok(r)
+        Ok(self.spec()?.build(url.to_string(), default_duration))
     }
 
-    /// A usage error for a malformed method or header.
-    pub fn validate(&self) -> Result<(), String> {
-        if let Some(m) = &self.method
-            && http::Method::from_bytes(m.as_bytes()).is_err()
-        {
-            return Err(format!("failed to parse method `{m}`: not an HTTP method"));
-        }
-        for h in &self.headers {
-            parse_header(h)?;
-        }
-        Ok(())
-    }
-
-    /// Apply the flags that were given to `r` (call [`RequestArgs::validate`] first).
-    pub fn apply(&self, r: &mut ProbeRequest) {
-        if let Some(m) = &self.method {
-            r.method = m.clone();
-        }
-        if self.data.is_some() {
-            r.body = self.data.clone();
-        }
-        for (k, v) in self.headers.iter().filter_map(|h| parse_header(h).ok()) {
-            r.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
-            r.headers.push((k, v));
-        }
-        if let Some(d) = self.duration {
-            r.limits.duration = d;
-        }
-        r.secret_headers.extend(self.secret_headers.iter().cloned());
-        if self.no_compression {
-            r.compression = false;
-        }
-        if let Some(n) = self.max_line {
-            r.limits.max_line = n;
+    /// What the flags say of the request (each one given overrides `ssegate.yaml` for `check`), or a
+    /// usage error for a malformed method or header. A header's text is never echoed: a malformed one
+    /// may well be a token.
+    pub fn spec(&self) -> Result<RequestSpec, String> {
+        let spec = RequestSpec {
+            method: self.method.clone(),
+            headers: self
+                .headers
+                .iter()
+                .map(|h| parse_header(h))
+                .collect::<Result<_, _>>()?,
+            body: self.data.clone(),
+            compression: self.no_compression.then_some(false),
+            duration: self.duration,
+            max_events: self.max_events,
+            max_line: self.max_line,
+            secret_headers: self.secret_headers.clone(),
+        };
+        match spec.validate() {
+            Ok(()) => Ok(spec),
+            Err(Invalid::Method(m)) => {
+                Err(format!("failed to parse method `{m}`: not an HTTP method"))
+            }
+            Err(Invalid::HeaderName(_)) => Err("a -H value has an invalid header name".into()),
+            Err(Invalid::HeaderValue(k)) => {
+                Err(format!("the -H value of `{k}` is not a valid header value"))
+            }
+            Err(Invalid::ZeroDuration) => {
+                Err("failed to use --duration 0: listen for longer".into())
+            }
+            Err(Invalid::ZeroEvents) => Err("failed to use --max-events 0: give at least 1".into()),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-/// The formats every report-producing command writes.
-pub enum ReportFormat {
-    Human,
-    /// JSON: `check` writes JSON Lines described by `schema/check.schema.json`, `run` one document.
-    Json,
-    Junit,
-    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -2,7 +2,7 @@
 
 use clap::{Args, ValueEnum};
 
-use super::{CliError, CmdResult, OutputArgs, ReportFormat, RequestArgs};
+use super::{CliError, CmdResult, OutputArgs, RequestArgs};
 use crate::error::error_chain;
 use crate::error::exit;
 use crate::probe::probe;
@@ -49,7 +49,10 @@ impl FailOn {
 }
 
 pub(super) async fn run(a: ProbeArgs) -> CmdResult {
-    let mut req = a.request.request(&a.url).map_err(CliError::Usage)?;
+    let mut req = a
+        .request
+        .request(&a.url, super::LISTEN_DEFAULT)
+        .map_err(CliError::Usage)?;
     req.limits.max_bytes = a.max_bytes;
     if a.browser {
         browser_preflight()?;
@@ -67,17 +70,13 @@ pub(super) async fn run(a: ProbeArgs) -> CmdResult {
         v.findings.extend(b.findings.iter().cloned());
         crate::verdict::sort_findings(&mut v.findings);
     }
-    let human = || report::probe_human(&rec, &v, browser.as_ref());
-    let fail_on = a.fail_on.unwrap_or(FailOn::Error).severity();
-    let text = match a.out.format {
-        ReportFormat::Human => human(),
-        ReportFormat::Json => report::json::pretty(
-            &report::json::ProbeDoc::new(&rec, &v).with_browser(browser.as_ref()),
-        ),
-        ReportFormat::Junit => report::stream::stream_junit(&rec, &v, fail_on, human()),
-        ReportFormat::Markdown => report::stream::stream_markdown(&rec, &v),
+    let report = report::ProbeReport {
+        recording: &rec,
+        verdict: &v,
+        browser: browser.as_ref(),
+        fail_on: a.fail_on.unwrap_or(FailOn::Error).severity(),
     };
-    a.out.emit(&text, human)?;
+    a.out.write(&report, false)?;
     match a.fail_on {
         Some(f) if v.findings.iter().any(|x| x.severity() >= f.severity()) => Ok(exit::FAILED),
         _ => Ok(exit::OK),

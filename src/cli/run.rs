@@ -5,11 +5,12 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::{CliError, CmdResult, OutputArgs, ReportFormat, write_file};
+use super::{CliError, CmdResult, OutputArgs, write_file};
 use crate::case::{self, Case};
 use crate::error::error_chain;
 use crate::error::exit;
 use crate::origin::profile;
+use crate::report::Render;
 use crate::report::progress::Progress;
 use crate::report::run::{self as run_report, CaseResult, RunReport, RunRow};
 use crate::report::table::{Observation, behaviour_table};
@@ -154,14 +155,11 @@ fn write_outputs(a: &RunArgs, r: &RunReport) -> Result<(), CliError> {
                 .collect();
             behaviour_table(&seen)
         }
-        ReportFormat::Human => run_report::run_human(r),
-        ReportFormat::Json => run_report::run_json(r),
-        ReportFormat::Junit => run_report::run_junit(r),
-        ReportFormat::Markdown => run_report::run_markdown(r),
+        format => r.render(format, false).map_err(CliError::Usage)?,
     };
-    a.out.emit(&formatted, || run_report::run_human(r))?;
+    a.out.emit(&formatted, || r.human(false))?;
     if let Some(path) = &a.html {
-        write_file(path, &run_report::run_html(r))?;
+        write_file(path, &crate::report::html::run_html(r))?;
     }
     if !a.no_report {
         let dir = a.report_dir.clone().unwrap_or_else(|| {

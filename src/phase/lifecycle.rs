@@ -90,8 +90,8 @@ impl Phase for LifecyclePhase {
         if r.status != 0 {
             let _ = writeln!(
                 s,
-                "    after {} ms{}, sent Last-Event-ID {}; origin received {}; status {}; first id after: {}",
-                r.waited.as_millis(),
+                "    after {}{}, sent Last-Event-ID {}; origin received {}; status {}; first id after: {}",
+                crate::normalize::DURATION,
                 match r.retry_ms {
                     Some(ms) => format!(" (the stream's `retry: {ms}`)"),
                     None => " (a browser's default)".into(),

@@ -158,7 +158,7 @@ impl Phase for LoadPhase {
                 let example = l
                     .failure_examples
                     .get(reason)
-                    .map(|e| format!(" ({e})"))
+                    .map(|e| format!(" ({})", crate::normalize::message(e)))
                     .unwrap_or_default();
                 let _ = writeln!(
                     s,

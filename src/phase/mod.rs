@@ -9,11 +9,6 @@
 //! Adding a phase is one new file with an `impl Phase` and one line in the table (see
 //! `ARCHITECTURE.md`, "Add a phase").
 
-pub mod browser;
-pub mod lifecycle;
-pub mod load;
-pub mod sharing;
-
 use std::future::Future;
 use std::time::Duration;
 
@@ -116,8 +111,9 @@ pub struct Paired<'a> {
 }
 
 /// The table of phases: `Variant = module::Type, plan CASE_KEY, expect { EXPECT_KEY: TYPE, … };`, in the
-/// order their keys appear in a case. It generates [`PhasePlan`], [`PhaseResult`], [`PhaseExpect`],
-/// [`Phases`] and the macros `case_plans!`/`case_expect!` that put the keys into a case's structs.
+/// order their keys appear in a case. It declares each phase's module (`src/phase/<module>.rs`) and
+/// generates [`PhasePlan`], [`PhaseResult`], [`PhaseExpect`], the loops of [`Phases`] and the macros
+/// `case_plans!`/`case_expect!` that put the keys into a case's structs.
 macro_rules! phases {
     ($d:tt $(
         $(#[doc = $doc:literal])*
@@ -125,6 +121,8 @@ macro_rules! phases {
         plan $pkey:ident,
         expect { $($ekey:ident : $ety:ty),+ $(,)? };
     )+) => {
+        $( pub mod $m; )+
+
         /// A phase as planned.
         #[derive(Debug, Clone, Copy)]
         pub enum PhasePlan {

@@ -19,6 +19,9 @@ pub struct SharingPhase;
 #[derive(Debug, Serialize)]
 pub struct SecondReport {
     pub opened: String,
+    /// When the case asked it to open.
+    #[serde(skip)]
+    pub plan: SecondOpen,
     #[serde(flatten)]
     pub measured: SecondClient,
     /// `stream-shared`, when one origin response served both clients.
@@ -67,6 +70,7 @@ impl Phase for SharingPhase {
         let (measured, finding) = judge_sharing(main.recording.start, &second, &origin);
         Ok(SecondReport {
             opened: plan.label(),
+            plan,
             measured,
             finding,
         })
@@ -96,7 +100,13 @@ impl Phase for SharingPhase {
 
     fn snapshot(second: &SecondReport, s: &mut String) {
         let m = &second.measured;
-        let _ = writeln!(s, "second client: opened {}", second.opened);
+        let _ = writeln!(
+            s,
+            "second client: opened {}",
+            second
+                .plan
+                .label_with(|_| crate::normalize::DURATION.to_string())
+        );
         let _ = writeln!(
             s,
             "  origin requests: {} for both clients",

@@ -15,7 +15,11 @@ use crate::sse::FramingFacts;
 use crate::verdict::{Basis, Burst, Delivery, Finding, Verdict};
 
 use super::DATA_SHOWN;
+use super::run::RunReport;
+use crate::load::LoadSummary;
+use crate::phase::load::LoadMeasured;
 use crate::text::truncate_at_char_boundary;
+use std::collections::BTreeMap;
 
 /// Milliseconds, rounded to the microsecond.
 pub fn ms(d: Duration) -> f64 {
@@ -312,4 +316,36 @@ pub fn lines<T: Serialize>(records: &[T]) -> String {
         .iter()
         .map(|r| serde_json::to_string(r).unwrap_or_default() + "\n")
         .collect()
+}
+
+/// JSON Lines for `check`: `check-start`, `baseline`, one `chain` per chain, `summary`.
+/// Every line is `{"type": …, "data": …}`; `schema/check.schema.json` describes them.
+pub fn check_jsonl(r: &CheckReport) -> String {
+    super::json::lines(&super::json::CheckLine::all(r))
+}
+
+/// The JSON document (`run.json`).
+pub fn run_json(r: &RunReport) -> String {
+    serde_json::to_string_pretty(r).unwrap_or_default() + "\n"
+}
+
+#[derive(Serialize)]
+struct Doc<'a> {
+    url: &'a str,
+    chain: &'a str,
+    #[serde(flatten)]
+    summary: &'a LoadSummary,
+    /// The first message of each failure reason.
+    failure_examples: BTreeMap<&'static str, &'a str>,
+}
+
+/// One JSON document.
+pub fn load_json(url: &str, chain: &str, l: &LoadMeasured) -> String {
+    let (s, examples) = (&l.summary, &l.failure_examples);
+    pretty(&Doc {
+        url,
+        chain,
+        summary: s,
+        failure_examples: examples.iter().map(|(f, m)| (*f, m.as_str())).collect(),
+    })
 }

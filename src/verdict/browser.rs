@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Delivery, Finding, FindingId, Reference, Verdict, judge};
+use super::evidence::evidence;
+use super::{Delivery, Fact, Finding, FindingId, Reference, Verdict, judge};
 use crate::browser::PageStream;
 use crate::probe::{Arrival, BodyFraming, End, LimitKind, Read, Recording, ser_ms};
 use crate::sse::{Event, FramingFacts};
@@ -180,7 +181,10 @@ pub fn judge_browser(
     };
     let mut findings = Vec::new();
     if !agrees {
-        findings.push(Finding::new(FindingId::BrowserDisagrees, agreement.clone()));
+        findings.push(Finding::new(
+            FindingId::BrowserDisagrees,
+            Fact::Text(agreement.clone()),
+        ));
     }
     BrowserVerdict {
         program: program.to_string(),
@@ -231,9 +235,11 @@ pub fn judge_connection_limit(
     let finding = limited.then(|| {
         Finding::new(
             FindingId::BrowserConnectionLimit,
-            format!(
-                "{opened_at_once} of {} EventSources on one {version} URL opened at once; the last {}",
+            evidence!(
+                "{} of {} EventSources on one {} URL opened at once; the last {}",
+                opened_at_once,
                 streams.len(),
+                version,
                 if last_opened.is_some() {
                     "opened only after another stream ended"
                 } else {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::evidence::evidence;
 use super::{Finding, FindingId};
 use crate::probe::{Recording, ser_ms};
 
@@ -124,11 +125,12 @@ pub fn judge_heartbeat(
     let finding = (adequate == Some(false)).then(|| {
         Finding::new(
             FindingId::HeartbeatTooSparse,
-            format!(
-                "silences of {} on the direct stream; {setting} cuts after {}: send a `:` comment at least every {}",
-                h(longest),
-                h(limit),
-                h(every)
+            evidence!(
+                "silences of {} on the direct stream; {} cuts after {}: send a `:` comment at least every {}",
+                longest,
+                setting.as_str(),
+                limit,
+                every
             ),
         )
     });
@@ -305,7 +307,7 @@ pub fn judge_reconnect(f: &ReconnectFacts<'_>) -> (Reconnect, Vec<Finding>) {
         );
         findings.push(Finding::new(
             FindingId::NoEventIds,
-            format!("{} events, none with an `id:`", f.first.events.len()),
+            evidence!("{} events, none with an `id:`", f.first.events.len()),
         ));
         return (r, findings);
     };
@@ -322,7 +324,7 @@ pub fn judge_reconnect(f: &ReconnectFacts<'_>) -> (Reconnect, Vec<Finding>) {
         if outcome == ReconnectOutcome::GaveUp && again.status != 200 {
             findings.push(Finding::new(
                 FindingId::ErrorStatus,
-                format!("{} on reconnect with Last-Event-ID", again.status),
+                evidence!("{} on reconnect with Last-Event-ID", again.status),
             ));
         }
         return (r, findings);
@@ -339,7 +341,11 @@ pub fn judge_reconnect(f: &ReconnectFacts<'_>) -> (Reconnect, Vec<Finding>) {
             format!("{wait}, sent `Last-Event-ID: {last}`; the origin's request carried {got}");
         findings.push(Finding::new(
             FindingId::LastEventIdNotForwarded,
-            format!("sent `Last-Event-ID: {last}`, the origin's request carried {got}"),
+            evidence!(
+                "sent `Last-Event-ID: {}`, the origin's request carried {}",
+                last.as_str(),
+                got
+            ),
         ));
         return (r, findings);
     }
@@ -404,7 +410,11 @@ fn judge_resume(r: &mut Reconnect, f: &ReconnectFacts<'_>, last: &str, wait: &st
         );
         findings.push(Finding::new(
             FindingId::ResumeReplaysFromStart,
-            format!("after `Last-Event-ID: {last}` the next event was id `{next}`"),
+            evidence!(
+                "after `Last-Event-ID: {}` the next event was id `{}`",
+                last,
+                next.as_str()
+            ),
         ));
     } else {
         r.outcome = ReconnectOutcome::Resumed;
@@ -569,9 +579,10 @@ pub fn judge_disconnect(f: &DisconnectFacts) -> (Disconnect, Vec<Finding>) {
         // Evidence without timings: it is what the case reports show.
         findings.push(Finding::new(
             FindingId::DisconnectNotPropagated,
-            format!(
-                "the client left after its first event; the origin wrote {DISCONNECT_WRITES} more events and its request was still open {} after the last",
-                h(DISCONNECT_BOUND)
+            evidence!(
+                "the client left after its first event; the origin wrote {} more events and its request was still open {} after the last",
+                DISCONNECT_WRITES,
+                DISCONNECT_BOUND
             ),
         ));
         return (d, findings);

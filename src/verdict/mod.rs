@@ -11,6 +11,7 @@
 
 pub mod browser;
 pub mod capacity;
+pub mod evidence;
 pub mod lifecycle;
 pub mod rules;
 pub mod sharing;
@@ -20,6 +21,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::probe::{BodyFraming, End, LimitKind, Recording, ser_ms};
+use evidence::evidence;
+pub use evidence::{Evidence, Fact};
 pub use rules::{FindingId, RULES, Rule, Severity, UnknownFindingId};
 
 /// How the events arrived.
@@ -106,12 +109,13 @@ pub enum Reference<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub rule: &'static Rule,
-    pub evidence: String,
+    /// What triggered it, as typed facts; its sentence is rendered from them.
+    pub evidence: Evidence,
 }
 
 impl Finding {
     /// A finding of `id` with its evidence.
-    fn new(id: FindingId, evidence: impl Into<String>) -> Finding {
+    fn new(id: FindingId, evidence: impl Into<Evidence>) -> Finding {
         Finding {
             rule: id.rule(),
             evidence: evidence.into(),
@@ -233,10 +237,6 @@ fn median_gap(points: &[Duration]) -> Duration {
 /// `T = max(100 ms, gap / 2)`.
 pub fn threshold(gap: Duration) -> Duration {
     (gap / 2).max(Duration::from_millis(100))
-}
-
-fn ms(d: Duration) -> String {
-    crate::text::human_duration(d)
 }
 
 /// Judge a recording against a reference.
@@ -533,58 +533,64 @@ fn delivery_finding(rec: &Recording, tm: &Timing, delivery: Delivery) -> Option<
             let last_byte = rec.reads.last().map_or(rec.headers_at, |r| r.at);
             Finding::new(
                 FindingId::StreamStalled,
-                format!(
-                    "{n} of the {} events the origin sent arrived on time, then none: the origin's response ended at {}, no byte came after {}, and the connection was still open when the probe stopped at {}",
+                evidence!(
+                    "{} of the {} events the origin sent arrived on time, then none: the origin's response ended at {}, no byte came after {}, and the connection was still open when the probe stopped at {}",
+                    n,
                     n + missing,
-                    ms(tm.origin_ended.unwrap_or_default()),
-                    ms(last_byte),
-                    ms(rec.ended_at)
+                    tm.origin_ended.unwrap_or_default(),
+                    last_byte,
+                    rec.ended_at
                 ),
             )
         }
         Delivery::HeldUntilEnd if missing > 0 && n == 0 => Finding::new(
             FindingId::HeldUntilEnd,
-            format!(
-                "none of {missing} events had arrived when the probe stopped at {}",
-                ms(rec.ended_at)
+            evidence!(
+                "none of {} events had arrived when the probe stopped at {}",
+                missing,
+                rec.ended_at
             ),
         ),
         Delivery::HeldUntilEnd if missing > 0 => Finding::new(
             FindingId::HeldUntilEnd,
-            format!(
-                "{n} of {} events arrived, all at the end; {missing} had not arrived when the probe stopped at {}",
+            evidence!(
+                "{} of {} events arrived, all at the end; {} had not arrived when the probe stopped at {}",
+                n,
                 n + missing,
-                ms(rec.ended_at)
+                missing,
+                rec.ended_at
             ),
         ),
         Delivery::HeldUntilEnd => {
             let first = tm.events.first().map_or(rec.ended_at, |e| e.arrival);
             Finding::new(
                 FindingId::HeldUntilEnd,
-                format!(
-                    "all {n} events arrived in the last {} of the stream, which ended at {}{inferred}",
-                    ms(rec.ended_at.saturating_sub(first)),
-                    ms(rec.ended_at)
+                evidence!(
+                    "all {} events arrived in the last {} of the stream, which ended at {}{}",
+                    n,
+                    rec.ended_at.saturating_sub(first),
+                    rec.ended_at,
+                    inferred
                 ),
             )
         }
         Delivery::Batched if tm.basis != Basis::Inferred => {
             let longest = tm.latency_max.unwrap_or_default();
-            let never = if missing > 0 {
-                format!("; {missing} more never arrived before the probe stopped")
-            } else {
-                String::new()
-            };
-            Finding::new(
-                FindingId::EventsHeld,
-                format!(
-                    "{} of {n} events arrived more than {} late (longest {}); {} bursts{never}",
-                    tm.held(),
-                    ms(tm.t),
-                    ms(longest),
-                    tm.bursts.len()
-                ),
-            )
+            let mut e = evidence!(
+                "{} of {} events arrived more than {} late (longest {}); {} bursts",
+                tm.held(),
+                n,
+                tm.t,
+                longest,
+                tm.bursts.len()
+            );
+            if missing > 0 {
+                e = e.then(evidence!(
+                    "; {} more never arrived before the probe stopped",
+                    missing
+                ));
+            }
+            Finding::new(FindingId::EventsHeld, e)
         }
         Delivery::Cut => stream_cut(rec, tm),
         _ => return None,
@@ -609,19 +615,20 @@ fn stream_cut(rec: &Recording, tm: &Timing) -> Finding {
         End::Undecodable { .. } => "the body could not be decoded",
         _ => "ended cleanly but early",
     };
-    let of = tm
-        .expected_events
-        .map(|x| format!(" of {x}"))
-        .unwrap_or_default();
-    Finding::new(
-        FindingId::StreamCut,
-        format!(
-            "the stream ended at {} after {}{of} events, {} after the last byte ({reason})",
-            ms(rec.ended_at),
-            tm.events.len(),
-            ms(rec.ended_at.saturating_sub(last))
-        ),
-    )
+    let mut e = evidence!(
+        "the stream ended at {} after {}",
+        rec.ended_at,
+        tm.events.len()
+    );
+    if let Some(x) = tm.expected_events {
+        e = e.then(evidence!(" of {}", x));
+    }
+    let e = e.then(evidence!(
+        " events, {} after the last byte ({})",
+        rec.ended_at.saturating_sub(last),
+        reason
+    ));
+    Finding::new(FindingId::StreamCut, e)
 }
 
 /// Held headers are evidence beside any class (a buffering hop often holds them with the body).
@@ -631,10 +638,10 @@ fn first_byte_delayed(rec: &Recording, tm: &Timing, delivery: Delivery) -> Optio
     }
     Some(Finding::new(
         FindingId::FirstByteDelayed,
-        format!(
+        evidence!(
             "headers arrived {} after the origin sent them (threshold {})",
-            ms(tm.header_latency.unwrap_or_default()),
-            ms(tm.t)
+            tm.header_latency.unwrap_or_default(),
+            tm.t
         ),
     ))
 }
@@ -648,10 +655,10 @@ fn added_latency(tm: &Timing, delivery: Delivery) -> Option<Finding> {
     }
     Some(Finding::new(
         FindingId::AddedLatency,
-        format!(
+        evidence!(
             "median event latency {} with every event under {}",
-            ms(p50),
-            ms(tm.t)
+            p50,
+            tm.t
         ),
     ))
 }
@@ -684,7 +691,11 @@ fn buffer_sized_clumps(rec: &Recording, tm: &Timing, delivery: Delivery) -> Opti
     }
     Some(Finding::new(
         FindingId::ClumpedAtBufferSize,
-        format!("clumps of {full:?} bytes before the end (all clumps: {sizes:?} bytes)"),
+        evidence!(
+            "clumps of {} bytes before the end (all clumps: {} bytes)",
+            Fact::Sizes(full),
+            Fact::Sizes(sizes)
+        ),
     ))
 }
 
@@ -716,10 +727,11 @@ fn headers_with_first_event(
     };
     Some(Finding::new(
         FindingId::HeadersWithFirstEvent,
-        format!(
-            "{whose} (headers at {}, first event at {})",
-            ms(rec.headers_at),
-            ms(first)
+        evidence!(
+            "{} (headers at {}, first event at {})",
+            whose,
+            rec.headers_at,
+            first
         ),
     ))
 }
@@ -807,11 +819,11 @@ fn infer(rec: &Recording, bursts: &[Burst], t: Duration, findings: &mut Vec<Find
     {
         findings.push(Finding::new(
             FindingId::EventsHeld,
-            format!(
-                "events arrived in {} clumps of {:?} bytes (inferred: no send instants or baseline; threshold {})",
+            evidence!(
+                "events arrived in {} clumps of {} bytes (inferred: no send instants or baseline; threshold {})",
                 clumps.len(),
-                clumps.iter().map(|b| b.bytes).collect::<Vec<_>>(),
-                ms(t)
+                Fact::Sizes(clumps.iter().map(|b| b.bytes).collect()),
+                t
             ),
         ));
         return Delivery::Batched;
@@ -832,7 +844,7 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
     if rec.status == 0 {
         out.push(Finding::new(
             FindingId::NoResponse,
-            format!("no response headers within {}", ms(rec.ended_at)),
+            evidence!("no response headers within {}", rec.ended_at),
         ));
         return;
     }
@@ -848,7 +860,7 @@ fn status_finding(rec: &Recording, out: &mut Vec<Finding>) {
     if (300..400).contains(&rec.status) {
         out.push(Finding::new(
             FindingId::ErrorStatus,
-            format!(
+            evidence!(
                 "status {} redirecting to {} (browsers follow it; ssegate measures what answers, so probe that URL)",
                 rec.status,
                 h("location").map_or("nowhere".to_string(), crate::secrets::redact_url)
@@ -857,7 +869,7 @@ fn status_finding(rec: &Recording, out: &mut Vec<Finding>) {
     } else if !(200..300).contains(&rec.status) {
         out.push(Finding::new(
             FindingId::ErrorStatus,
-            format!("status {}", rec.status),
+            evidence!("status {}", rec.status),
         ));
     } else if rec.status == 204 {
         out.push(Finding::new(
@@ -874,7 +886,7 @@ fn media_findings(rec: &Recording, out: &mut Vec<Finding>) {
         Some(ct) if media_type(ct) == "text/event-stream" => {}
         Some(ct) => out.push(Finding::new(
             FindingId::ContentTypeNotEventStream,
-            format!("Content-Type: {ct}"),
+            evidence!("Content-Type: {}", ct),
         )),
         None => out.push(Finding::new(
             FindingId::ContentTypeNotEventStream,
@@ -887,9 +899,9 @@ fn media_findings(rec: &Recording, out: &mut Vec<Finding>) {
         out.push(Finding::new(
             FindingId::MissingNoTransform,
             if cc.is_empty() {
-                "no Cache-Control header".to_string()
+                Evidence::from("no Cache-Control header")
             } else {
-                format!("Cache-Control: {cc}")
+                evidence!("Cache-Control: {}", cc.as_str())
             },
         ));
     }
@@ -903,9 +915,9 @@ fn media_findings(rec: &Recording, out: &mut Vec<Finding>) {
         out.push(Finding::new(
             FindingId::CacheableStream,
             if cc.is_empty() {
-                "no Cache-Control header".to_string()
+                Evidence::from("no Cache-Control header")
             } else {
-                format!("Cache-Control: {cc}")
+                evidence!("Cache-Control: {}", cc.as_str())
             },
         ));
     }
@@ -926,7 +938,7 @@ fn body_header_findings(rec: &Recording, out: &mut Vec<Finding>) {
     if let Some(cl) = h("content-length") {
         out.push(Finding::new(
             FindingId::ContentLengthOnStream,
-            format!("Content-Length: {cl}"),
+            evidence!("Content-Length: {}", cl),
         ));
     }
     if let Some(ce) = h("content-encoding")
@@ -937,7 +949,7 @@ fn body_header_findings(rec: &Recording, out: &mut Vec<Finding>) {
     {
         out.push(Finding::new(
             FindingId::ContentEncodingOnStream,
-            format!("Content-Encoding: {ce}"),
+            evidence!("Content-Encoding: {}", ce),
         ));
     }
     if let End::Undecodable { reason } = &rec.end {
@@ -946,7 +958,7 @@ fn body_header_findings(rec: &Recording, out: &mut Vec<Finding>) {
         } else {
             FindingId::CorruptContentEncoding
         };
-        out.push(Finding::new(id, reason.clone()));
+        out.push(Finding::new(id, Fact::Text(reason.clone())));
     }
 }
 
@@ -970,7 +982,10 @@ fn version_findings(rec: &Recording, out: &mut Vec<Finding>) {
             .map(|(k, v)| format!("{k}: {v}"))
             .collect();
         if !bad.is_empty() {
-            out.push(Finding::new(FindingId::HopByHopHeaderOnH2, bad.join(", ")));
+            out.push(Finding::new(
+                FindingId::HopByHopHeaderOnH2,
+                Fact::Text(bad.join(", ")),
+            ));
         }
     }
     if rec.version == "HTTP/1.0" {
@@ -981,13 +996,17 @@ fn version_findings(rec: &Recording, out: &mut Vec<Finding>) {
     } else if rec.framing == BodyFraming::CloseDelimited {
         out.push(Finding::new(
             FindingId::CloseDelimitedBody,
-            format!(
-                "{} without Transfer-Encoding or Content-Length{}",
-                rec.version,
-                h("connection")
-                    .map(|c| format!(", Connection: {c}"))
-                    .unwrap_or_default()
-            ),
+            match h("connection") {
+                Some(c) => evidence!(
+                    "{} without Transfer-Encoding or Content-Length, Connection: {}",
+                    rec.version.as_str(),
+                    c
+                ),
+                None => evidence!(
+                    "{} without Transfer-Encoding or Content-Length",
+                    rec.version.as_str()
+                ),
+            },
         ));
     }
 }
@@ -1017,19 +1036,22 @@ fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
     {
         out.push(Finding::new(
             FindingId::EventNotTerminated,
-            format!(
-                "{} bytes after the last blank line were never dispatched: {:?}",
-                u.len,
-                String::from_utf8_lossy(&u.bytes[..u.bytes.len().min(40)])
+            evidence!(
+                "{} bytes after the last blank line were never dispatched: {}",
+                Fact::Bytes(u.len),
+                format!(
+                    "{:?}",
+                    String::from_utf8_lossy(&u.bytes[..u.bytes.len().min(40)])
+                )
             ),
         ));
     }
     if f.events == 0 && rec.decoded_bytes > 0 && real_end {
         out.push(Finding::new(
             FindingId::NoEventsDispatched,
-            format!(
+            evidence!(
                 "{} bytes, {} lines of data, 0 events",
-                rec.decoded_bytes,
+                Fact::Bytes(rec.decoded_bytes),
                 f.line_endings.lf + f.line_endings.cr + f.line_endings.crlf
             ),
         ));
@@ -1039,13 +1061,13 @@ fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
     if kinds > 1 {
         out.push(Finding::new(
             FindingId::MixedLineEndings,
-            format!("LF {}, CR {}, CRLF {}", le.lf, le.cr, le.crlf),
+            evidence!("LF {}, CR {}, CRLF {}", le.lf, le.cr, le.crlf),
         ));
     }
     if f.invalid_utf8_lines > 0 {
         out.push(Finding::new(
             FindingId::InvalidUtf8,
-            format!("{} lines with invalid UTF-8", f.invalid_utf8_lines),
+            evidence!("{} lines with invalid UTF-8", f.invalid_utf8_lines),
         ));
     }
     if f.bom {
@@ -1060,13 +1082,17 @@ fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
             .iter()
             .map(|(k, c)| format!("{k:?} ×{c}"))
             .collect();
-        out.push(Finding::new(FindingId::UnknownField, list.join(", ")));
+        out.push(Finding::new(
+            FindingId::UnknownField,
+            Fact::Text(list.join(", ")),
+        ));
     }
     if let Some(len) = f.line_too_long {
         out.push(Finding::new(
             FindingId::LineTooLong,
-            format!(
-                "the longest line was {len} bytes; {} line(s) over the line limit were kept truncated, their events still counted and timed",
+            evidence!(
+                "the longest line was {} bytes; {} line(s) over the line limit were kept truncated, their events still counted and timed",
+                Fact::Bytes(len),
                 f.lines_truncated
             ),
         ));
@@ -1082,25 +1108,26 @@ fn limit_finding(rec: &Recording) -> Option<Finding> {
         } => Some(Finding::new(
             FindingId::ByteLimitReached,
             if rec.decoded_bytes > rec.wire_bytes {
-                format!(
+                evidence!(
                     "stopped after {} decoded bytes ({} on the wire)",
-                    rec.decoded_bytes, rec.wire_bytes
+                    Fact::Bytes(rec.decoded_bytes),
+                    Fact::Bytes(rec.wire_bytes)
                 )
             } else {
-                format!("stopped after {} bytes", rec.wire_bytes)
+                evidence!("stopped after {} bytes", Fact::Bytes(rec.wire_bytes))
             },
         )),
         End::Limit {
             limit: LimitKind::Duration,
         } => Some(Finding::new(
             FindingId::DurationLimitReached,
-            format!("stopped listening at {}", ms(rec.ended_at)),
+            evidence!("stopped listening at {}", rec.ended_at),
         )),
         End::Limit {
             limit: LimitKind::Events,
         } => Some(Finding::new(
             FindingId::EventLimitReached,
-            format!("stopped after {} events", rec.events.len()),
+            evidence!("stopped after {} events", rec.events.len()),
         )),
         _ => None,
     }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Finding, FindingId};
+use super::evidence::evidence;
+use super::{Fact, Finding, FindingId};
 use crate::probe::Recording;
 
 /// What the second client got.
@@ -81,9 +82,14 @@ impl SecondOpen {
 
     /// How the report says when it opened.
     pub fn label(&self) -> String {
+        self.label_with(|ms| format!("{ms} ms"))
+    }
+
+    /// When it opened, with its time written by `time` (a snapshot's `<duration>`).
+    pub fn label_with(&self, time: impl Fn(u64) -> String) -> String {
         match (self.after_ms, self.after_end_ms) {
-            (Some(ms), _) => format!("{ms} ms after the first client opened"),
-            (None, Some(ms)) => format!("{ms} ms after the first client's stream ended"),
+            (Some(ms), _) => format!("{} after the first client opened", time(ms)),
+            (None, Some(ms)) => format!("{} after the first client's stream ended", time(ms)),
             (None, None) => "with the first client".into(),
         }
     }
@@ -160,16 +166,18 @@ pub fn judge_sharing(
     let finding = match sharing {
         Sharing::Joined => Some(Finding::new(
             FindingId::StreamShared,
-            format!(
-                "one origin request served two clients: the second, opened {} ms after the first, got {sent_before_it_opened} events sent before it opened",
-                opened.as_millis()
+            evidence!(
+                "one origin request served two clients: the second, opened {} after the first, got {} events sent before it opened",
+                Fact::Millis(opened),
+                sent_before_it_opened
             ),
         )),
         Sharing::Replayed => Some(Finding::new(
             FindingId::StreamShared,
-            format!(
-                "a client opened {} ms after the first, once the stream had ended, got a stored copy ({events} events) and the origin saw no request",
-                opened.as_millis()
+            evidence!(
+                "a client opened {} after the first, once the stream had ended, got a stored copy ({} events) and the origin saw no request",
+                Fact::Millis(opened),
+                events
             ),
         )),
         Sharing::Separate | Sharing::Unserved => None,

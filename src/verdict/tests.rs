@@ -492,6 +492,7 @@ fn on_time_events_then_silence_on_an_open_connection_is_stalled() {
         .unwrap();
     assert!(
         f.evidence
+            .to_string()
             .starts_with("2 of the 6 events the origin sent arrived on time"),
         "{}",
         f.evidence
