@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use crate::case::{Case, CaseRequest};
 use crate::events::{Finished, Reporter, RunEvent};
-use crate::intermediary::{HopError, HopSpec};
+use crate::intermediary::HopSpec;
 use crate::origin::{FixtureServer, Profile};
 use crate::phase::{PhaseExpect, PhasePlan, Phases};
-use crate::probe::{ProbeError, ProbeRequest, Recording};
+use crate::probe::{ProbeRequest, Recording};
 use crate::scenario::{self, Measurement, Scenario, ScenarioError, Witness};
 use crate::verdict::Verdict;
 
@@ -19,12 +19,9 @@ use crate::verdict::Verdict;
 pub enum RunError {
     #[error("failed to start the fixture origin")]
     Fixture(#[source] std::io::Error),
-    #[error("failed to start the chain")]
-    Hop(#[from] HopError),
-    #[error("failed to probe the stream")]
-    Probe(#[from] ProbeError),
+    /// The chain, the probe or a phase (a fixture needs no tap and is no started command).
     #[error(transparent)]
-    Scenario(ScenarioError),
+    Scenario(#[from] ScenarioError),
 }
 
 /// Everything one scenario produced.
@@ -113,16 +110,7 @@ pub async fn run_scenario(
         },
         phases,
     };
-    let m = scenario::measure(&scenario).await.map_err(|e| match e {
-        ScenarioError::Hop(e) => RunError::Hop(e),
-        ScenarioError::Probe(e) => RunError::Probe(e),
-        // The fixture needs no tap and is no started command.
-        e @ (ScenarioError::Tap(_)
-        | ScenarioError::TargetDied(_)
-        | ScenarioError::Load(_)
-        | ScenarioError::Browser(_)) => RunError::Scenario(e),
-    })?;
-    Ok(m)
+    Ok(scenario::measure(&scenario).await?)
 }
 
 /// Run a case and check its expectation.
