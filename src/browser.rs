@@ -18,6 +18,7 @@
 //! over TLS, and a certificate of ssegate's own authority ([`crate::tls`]) is trusted by its key's hash
 //! (`--ignore-certificate-errors-spki-list`), nothing else.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -195,10 +196,23 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .map_err(BrowserError::Spawn)?
             .port();
+        // Its log is private (0600, in the private dir) and says nothing below a warning: at the default
+        // level it writes every command, with the URL, its token and the page's headers.
+        std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&log)
+            .map_err(BrowserError::Spawn)?;
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(BrowserError::Spawn)?;
         let mut cmd = Command::new(driver_bin);
+        // chromedriver listens on loopback only unless `--allowed-ips` is given (which binds every
+        // interface and filters clients itself). Chromium's own temporary files go to the private dir.
         cmd.arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
             .arg(format!("--log-path={}", log.display()))
+            .arg("--log-level=WARNING")
+            .env("TMPDIR", &tmp)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

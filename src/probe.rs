@@ -82,6 +82,11 @@ impl ProbeRequest {
         if self.compression {
             h.push(("Accept-Encoding".into(), "gzip, deflate, br, zstd".into()));
         }
+        // A URL's userinfo goes as Basic credentials, as a client derives them, once: a request that sets
+        // `Authorization` itself sends only that one.
+        if let Some(basic) = crate::secrets::basic_from_url(&self.url) {
+            h.push(("Authorization".into(), basic));
+        }
         for (k, v) in &self.headers {
             h.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
             if !v.is_empty() {
@@ -457,7 +462,9 @@ pub(crate) fn build_request(
 ) -> Result<reqwest::Request, ProbeError> {
     let method = reqwest::Method::from_bytes(req.method.as_bytes())
         .map_err(|_| ProbeError::InvalidRequest(format!("bad method `{}`", req.method)))?;
-    let mut builder = client.request(method, &req.url);
+    // The userinfo is in `headers` already (see `effective_headers`): reqwest would add it a second time.
+    let url = crate::secrets::without_userinfo(&req.url);
+    let mut builder = client.request(method, &url);
     for (k, v) in headers {
         builder = builder.header(k, v);
     }
@@ -744,6 +751,29 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_urls_userinfo_is_one_authorization_header_and_never_two() {
+        let r = ProbeRequest::new("http://alice:pw-one-two@127.0.0.1:1/s");
+        let auth: Vec<_> = r
+            .effective_headers()
+            .into_iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            .collect();
+        assert_eq!(auth.len(), 1);
+        assert!(auth[0].1.starts_with("Basic "));
+        let mut given = r.clone();
+        given
+            .headers
+            .push(("authorization".into(), "Bearer from-the-flag".into()));
+        let client = reqwest::Client::new();
+        let built = build_request(&client, &given, &given.effective_headers()).unwrap();
+        let sent: Vec<_> = built.headers().get_all("authorization").iter().collect();
+        assert_eq!(sent, ["Bearer from-the-flag"]);
+        assert_eq!(built.url().as_str(), "http://127.0.0.1:1/s");
+        let built = build_request(&client, &r, &r.effective_headers()).unwrap();
+        assert_eq!(built.headers().get_all("authorization").iter().count(), 1);
+    }
 
     #[test]
     fn default_request_is_what_eventsource_sends() {

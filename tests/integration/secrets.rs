@@ -78,3 +78,69 @@ fn check_with_credentials_in_the_url_leaks_nothing_into_any_file() {
         );
     }
 }
+
+/// The forms of the secrets below that a client sends and a server echoes: the Basic credentials
+/// derived from the URL's userinfo, a query value as written (`+`, lower-case `%2f`), a quoted cookie.
+const ECHOED: &[&str] = &[
+    "PASSWORDv4lue",
+    // base64("alice:PASSWORDv4lue"), what the Authorization header carries
+    "YWxpY2U6UEFTU1dPUkR2NGx1ZQ==",
+    "pl%2fus+TOKv4lue",
+    "pl/us TOKv4lue",
+    "COOKIEv4l",
+];
+
+fn assert_none_echoed(what: &str, text: &str) {
+    for s in ECHOED {
+        assert!(!text.contains(s), "{what} leaks {s}:\n{text}");
+    }
+}
+
+#[test]
+fn a_server_echoing_its_request_leaks_no_credential_in_any_form_or_format() {
+    let o = PythonOrigin::start(&[]);
+    let url = format!(
+        "http://alice:PASSWORDv4lue@127.0.0.1:{}/echo?token=pl%2fus+TOKv4lue&page=1",
+        o.port
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["human", "json", "markdown", "junit"] {
+        let file = dir.path().join(format!("probe.{format}"));
+        let out = bin()
+            .args(["probe", &url, "--format", format, "--duration", "5s", "-o"])
+            .arg(&file)
+            .args(["-H", r#"Cookie: sid="COOKIEv4l\"ue""#])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{format}: {stdout}");
+        // The server saw the credentials (so the echo is a real test), once; with `-o`, stdout is the
+        // human report (and with `--format human`, the file is).
+        let written = std::fs::read_to_string(&file).unwrap();
+        let human = if format == "human" { &written } else { &*stdout };
+        assert!(
+            human.contains("x-echo-authorization-count: 1"),
+            "{format}: {human}"
+        );
+        assert_none_echoed(&format!("probe --format {format}"), &stdout);
+        assert_none_echoed(&format!("probe -o ({format})"), &written);
+        assert_none_echoed("probe stderr", &String::from_utf8_lossy(&out.stderr));
+    }
+    // A userinfo and an explicit Authorization: one header is sent, the explicit one.
+    let out = bin()
+        .args(["probe", &url, "--format", "json", "--duration", "5s"])
+        .args(["-H", "Authorization: Bearer BEARERv4lue"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let count = v["headers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|h| h[0] == "x-echo-authorization-count")
+        .map(|h| h[1].clone());
+    assert_eq!(count, Some(serde_json::json!("1")), "{stdout}");
+    assert_clean("probe with -H Authorization", &stdout);
+    assert_none_echoed("probe with -H Authorization", &stdout);
+}

@@ -10,7 +10,9 @@ ms and ends the chunked body (or, with --content-length, a body of the exact len
 only at the end (an origin that buffers its own output).
 """
 import argparse
+import html
 import http.server
+import json
 import os
 import sys
 import time
@@ -27,6 +29,8 @@ ap.add_argument("--hold", action="store_true")
 ap.add_argument("--no-cache-control", action="store_true")
 # /redirect?QUERY answers 302 with the query echoed in Location, as many login redirects do.
 ap.add_argument("--redirect", action="store_true")
+# /echo answers a short stream whose events echo the request: its line and each header as received, then
+# the same JSON-escaped and HTML-escaped (a debug endpoint, a 401 page, a gateway's error body).
 # The first event's data is one line of this many bytes (0: the usual short data).
 ap.add_argument("--line-bytes", type=int, default=0)
 args = ap.parse_args()
@@ -48,6 +52,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Location", f"http://127.0.0.1:{args.port}/login?next=/events&{query}")
             self.send_header("Content-Length", "0")
             self.end_headers()
+            return
+        if self.path.split("?")[0] == "/echo":
+            seen = [self.requestline] + [f"{k}: {v}" for k, v in self.headers.items()]
+            datas = seen + [json.dumps(seen), html.escape(" | ".join(seen))]
+            body = b"".join(f"id: {i}\ndata: {d}\n\n".encode() for i, d in enumerate(datas, 1))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("X-Echo-Authorization-Count", str(len(self.headers.get_all("Authorization") or [])))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
             return
         if self.path.split("?")[0] != "/events":
             self.send_response(404)
