@@ -132,6 +132,10 @@ impl Case {
             }
         }
         check_request(&file.request, path, &src)?;
+        if let Some(why) = crate::intermediary::chain_problem(&file.chain) {
+            let (line, column) = crate::yaml::key_location(&src, &["chain"]);
+            return Err(FileError::at(path, &src, line, column, why, None));
+        }
         // Where a value is, for a message about it.
         let at_value = |line: u64, column: u64, msg: String, help: Option<String>| {
             FileError::at(path, &src, line as usize, column as usize, msg, help)
@@ -166,7 +170,7 @@ impl Case {
         Ok(Case {
             name: path
                 .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
+                .map(|s| printable(&s.to_string_lossy()))
                 .unwrap_or_default(),
             path: path.to_path_buf(),
             file,
@@ -210,6 +214,21 @@ impl Case {
     pub fn chain_label(&self) -> String {
         chain_label(&self.file.chain)
     }
+}
+
+/// A case's name as reports print it: a control character in a file name (an escape sequence, a
+/// newline) is written escaped, so it cannot reach a terminal, a table or a report as it is.
+pub fn printable(name: &str) -> String {
+    name.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// `direct` or the hops joined with ` → `, origin side first.
@@ -322,6 +341,12 @@ fn read(path: &Path) -> Result<String, FileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_in_a_case_name_are_escaped() {
+        assert_eq!(printable("ok-name"), "ok-name");
+        assert_eq!(printable("a\u{1b}[31mred\nline"), "a\\u{1b}[31mred\\nline");
+    }
 
     #[test]
     fn every_builtin_case_loads() {

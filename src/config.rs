@@ -321,6 +321,18 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, FileError> {
             ));
         }
     }
+    if let Some(last) = config.skip.last()
+        && names
+            .iter()
+            .all(|n| config.skip.iter().any(|s| s.value == *n))
+    {
+        return Err(at(
+            last,
+            "`skip` leaves no chain of the matrix, so the gate would pass having measured nothing"
+                .into(),
+            Some("skip fewer chains, or name more in `matrix`".into()),
+        ));
+    }
     names.extend(["default", "direct"]);
     for key in config.expect.delivery.keys() {
         if !names.contains(&key.as_str()) {
@@ -359,11 +371,117 @@ pub fn parse(path: &Path, src: &str) -> Result<Loaded, FileError> {
             None,
         ));
     }
+    check_cannot_work(&config, &matrix, path, src)?;
     Ok(Loaded {
         path: Some(path.to_path_buf()),
         config,
         matrix,
     })
+}
+
+/// Values that load but could never work, found when the file is read rather than once the target has
+/// started (or never): each is a located error.
+fn check_cannot_work(
+    config: &Config,
+    matrix: &BTreeMap<String, Vec<HopSpec>>,
+    path: &Path,
+    src: &str,
+) -> Result<(), FileError> {
+    let err = |keys: &[&str], msg: String, help: Option<String>| {
+        let (line, column) = key_location(src, keys);
+        Err(FileError::at(path, src, line, column, msg, help))
+    };
+    let target = &config.target;
+    if let Some(base) = &target.url.base {
+        if target.command.is_some() {
+            return err(
+                &["target", "url", "base"],
+                "`target.url.base` and `target.command` are both given: `base` would be ignored"
+                    .into(),
+                Some("give `command` (a server to start) or `url.base` (a running one)".into()),
+            );
+        }
+        if !reqwest::Url::parse(base).is_ok_and(|u| u.scheme() == "http") {
+            return err(
+                &["target", "url", "base"],
+                format!(
+                    "`target.url.base` `{}` is not a plain http:// URL: chains need one",
+                    crate::secrets::redact_url(base)
+                ),
+                None,
+            );
+        }
+    }
+    if let Some(h) = &target.ready.http
+        && !h.starts_with('/')
+    {
+        return err(
+            &["target", "ready", "http"],
+            format!("`target.ready.http` must be a path starting with `/`, not `{h}`"),
+            Some(format!("write `/{h}`")),
+        );
+    }
+    if target.ready.timeout_ms == 0 {
+        return err(
+            &["target", "ready", "timeout_ms"],
+            "`target.ready.timeout_ms` must be above 0".into(),
+            None,
+        );
+    }
+    if let Some(bad) = config
+        .secret_headers
+        .iter()
+        .find(|h| http::HeaderName::from_bytes(h.as_bytes()).is_err())
+    {
+        return err(
+            &["secret_headers"],
+            format!("`{bad}` in `secret_headers` is not a header name"),
+            None,
+        );
+    }
+    let e = &config.expect;
+    if let Some(both) = e
+        .deny
+        .iter()
+        .find(|d| e.allow.iter().any(|a| a.value == d.value))
+    {
+        let (line, column) = (
+            both.referenced.line() as usize,
+            both.referenced.column() as usize,
+        );
+        return Err(FileError::at(
+            path,
+            src,
+            line,
+            column,
+            format!("finding `{}` is both allowed and denied", both.value),
+            None,
+        ));
+    }
+    if let Some(skipped) = e
+        .delivery
+        .keys()
+        .find(|k| config.skip.iter().any(|s| s.value == **k))
+    {
+        return err(
+            &["expect", "delivery", skipped],
+            format!("`expect.delivery` names `{skipped}`, which `skip` leaves out"),
+            None,
+        );
+    }
+    for (name, hops) in matrix {
+        if hops.is_empty() {
+            return err(
+                &["matrix", name],
+                format!("chain `{name}` has no hop (the direct stream is always measured)"),
+                None,
+            );
+        }
+        if let Some(why) = crate::intermediary::chain_problem(hops) {
+            return err(&["matrix", name], format!("chain `{name}`: {why}"), None);
+        }
+    }
+    Ok(())
 }
 
 /// A `target.cwd` that does not exist (checked on load from a file: it is relative to the file).

@@ -90,6 +90,9 @@ pub enum CheckError {
     Browser(String),
     #[error("invalid --partition `{0}`: expected K/N with 1 ≤ K ≤ N")]
     Partition(String),
+    /// `skip` and `--partition` leave this run no chain: it would pass having measured nothing.
+    #[error("failed to select any chain: {why}")]
+    NoChain { why: String },
     #[error("failed to use the direct stream: {method} {url} answered {status}; {hint}")]
     BaselineStatus {
         method: String,
@@ -501,7 +504,17 @@ fn runnable_chains(
             None => selected.push((name, hops)),
         }
     }
-    if selected.is_empty() && !not_run.is_empty() {
+    if selected.is_empty() && not_run.is_empty() {
+        let chains = select_chains(loaded, &CheckOptions::default()).len();
+        let why = match opts.partition {
+            Some((k, n)) => format!(
+                "--partition {k}/{n} of the {chains} chain(s) left after `skip` is empty; use at most {chains} partitions"
+            ),
+            None => "`skip` leaves no chain of the matrix".into(),
+        };
+        return Err(CheckError::NoChain { why });
+    }
+    if selected.is_empty() {
         return Err(CheckError::NothingToRun {
             reasons: not_run
                 .iter()

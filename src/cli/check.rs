@@ -70,6 +70,11 @@ pub(super) async fn run(a: CheckArgs) -> CmdResult {
             .map_err(|e| CliError::Usage(format!("failed to use --matrix: {e}")))?;
     }
     let partition = validate_flags(&a)?;
+    // Every file the run will write, before the run: a run of minutes must not fail at its end.
+    a.out.check_writable()?;
+    for path in [&a.html, &a.summary].into_iter().flatten() {
+        super::writable(path)?;
+    }
     let progress = Arc::new(Progress::stderr());
     let opts = crate::check::CheckOptions {
         command: (!a.command.is_empty()).then(|| a.command.clone()),
@@ -84,7 +89,11 @@ pub(super) async fn run(a: CheckArgs) -> CmdResult {
     };
     let result = crate::check::check(&loaded, &opts).await;
     progress.event(RunEvent::RunFinished);
-    let r = result.map_err(|e| CliError::Setup(error_chain(&e)))?;
+    let r = result.map_err(|e| match e {
+        // Nothing to measure is not a pass: the selection's own exit code.
+        crate::check::CheckError::NoChain { .. } => CliError::NoCases(error_chain(&e)),
+        e => CliError::Setup(error_chain(&e)),
+    })?;
     write_outputs(&a, &r)?;
     Ok(if r.passed { exit::OK } else { exit::FAILED })
 }

@@ -155,6 +155,11 @@ impl OutputArgs {
 }
 
 impl OutputArgs {
+    /// Fail now, before anything is measured, when `-o` cannot be written.
+    pub(crate) fn check_writable(&self) -> Result<(), CliError> {
+        self.output.as_deref().map_or(Ok(()), writable)
+    }
+
     /// `report` in the chosen format to stdout or `-o` (then its human text to stdout, painted when
     /// `color`); a format the kind has not is a usage error.
     fn write<R: Render>(&self, report: &R, color: bool) -> Result<(), CliError> {
@@ -163,6 +168,21 @@ impl OutputArgs {
             .map_err(|e| CliError::Usage(format!("failed to use --format: {e}")))?;
         self.emit(&formatted, || report.human(color))
     }
+}
+
+/// Whether `path` can be written, tried before a run: a setup error naming it, or nothing (a file this
+/// made to try is removed again).
+pub(crate) fn writable(path: &Path) -> Result<(), CliError> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| CliError::Setup(format!("failed to write {}: {e}", path.display())))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 /// Write a report file, or a setup error naming it.

@@ -1,6 +1,6 @@
 //! `ssegate run [PATHS]`: the conformance suite; every output format from one run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
@@ -49,6 +49,10 @@ pub struct RunArgs {
 pub(super) async fn run(a: RunArgs) -> CmdResult {
     let backend = a.backend.backend()?;
     let cases = select_cases(&a)?;
+    a.out.check_writable()?;
+    if let Some(path) = &a.html {
+        super::writable(path)?;
+    }
     let started = Instant::now();
     // A case whose program is not installed (or whose image cannot run) is skipped with the reason,
     // visibly, and never passed.
@@ -78,7 +82,14 @@ pub(super) async fn run(a: RunArgs) -> CmdResult {
         });
     }
     write_outputs(&a, &report)?;
-    Ok(if report.errors() > 0 {
+    let all_skipped = !report.cases.is_empty() && report.skipped() == report.cases.len();
+    if all_skipped {
+        // Nothing measured is no pass (as `check` with no chain it can run).
+        super::eprint_error(
+            "failed to run any case: each needs a program or image that cannot run here (see the reasons above)",
+        );
+    }
+    Ok(if report.errors() > 0 || all_skipped {
         exit::SETUP
     } else if report.passed() + report.skipped() == report.cases.len() {
         exit::OK
@@ -162,20 +173,58 @@ fn write_outputs(a: &RunArgs, r: &RunReport) -> Result<(), CliError> {
         write_file(path, &crate::report::html::run_html(r))?;
     }
     if !a.no_report {
-        let dir = a.report_dir.clone().unwrap_or_else(|| {
-            let ts = jiff::Timestamp::now()
-                .strftime("%Y%m%dT%H%M%SZ")
-                .to_string();
-            PathBuf::from("reports/runs").join(ts)
-        });
-        match run_report::write_dir(&dir, r) {
-            Ok(()) => super::eprint_line(&format!("reports: {}", dir.display())),
+        let dir = match &a.report_dir {
+            Some(d) => Ok(d.clone()),
+            None => fresh_run_dir(Path::new("reports/runs")),
+        };
+        match dir.and_then(|dir| run_report::write_dir(&dir, r).map(|()| dir)) {
+            Ok(dir) => super::eprint_line(&format!("reports: {}", dir.display())),
             // The run itself is reported; a report directory that cannot be written is said, not fatal.
-            Err(e) => super::eprint_error(&format!(
-                "failed to write reports to {}: {e}",
-                dir.display()
-            )),
+            Err(e) => super::eprint_error(&format!("failed to write the run's reports: {e}")),
         }
     }
     Ok(())
+}
+
+/// A directory of its own under `base` for this run's reports: the time, and `-2`, `-3`… when another
+/// run made that one in the same second (two runs must not write over each other's `summary.md`).
+fn fresh_run_dir(base: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(base)?;
+    let ts = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
+    for n in 1..=1000 {
+        let dir = match n {
+            1 => base.join(&ts),
+            n => base.join(format!("{ts}-{n}")),
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", dir.display()),
+                ));
+            }
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "{}: a thousand runs this second",
+        base.join(&ts).display()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_runs_in_one_second_get_directories_of_their_own() {
+        let base = tempfile::tempdir().unwrap();
+        let a = fresh_run_dir(base.path()).unwrap();
+        let b = fresh_run_dir(base.path()).unwrap();
+        assert_ne!(a, b);
+        assert!(a.is_dir() && b.is_dir());
+    }
 }

@@ -487,6 +487,16 @@ impl<'de> Visitor<'de> for ConfigOf {
     }
 }
 
+const TLS_NOT_LAST: &str = "it serves TLS, so it can only be the chain's last hop (the one clients talk \
+     to): the hops in front of it speak plain HTTP to their upstream";
+
+/// Why `hops` (origin side first) can never run as a chain, found before anything starts: a TLS hop
+/// that is not the last.
+pub fn chain_problem(hops: &[HopSpec]) -> Option<String> {
+    let inner = hops.iter().rev().skip(1).find(|s| s.uses_tls())?;
+    Some(format!("`{}`: {TLS_NOT_LAST}", inner.label()))
+}
+
 /// A started chain; dropping it stops every hop.
 #[derive(Debug, Default)]
 pub struct Chain {
@@ -501,9 +511,7 @@ impl Chain {
         if let Some(inner) = specs.iter().rev().skip(1).find(|s| s.uses_tls()) {
             return Err(HopError::Unavailable {
                 program: inner.label(),
-                why: "it serves TLS, so it can only be the chain's last hop (the one clients talk to): \
-                      the hops in front of it speak plain HTTP to their upstream"
-                    .into(),
+                why: TLS_NOT_LAST.into(),
             });
         }
         let mut chain = Chain::default();

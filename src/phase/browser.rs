@@ -22,14 +22,45 @@ use crate::verdict::{Delivery, Finding, Reference, SendInstants, Verdict};
 pub struct BrowserPhase;
 
 /// A case's browser probe: `true`, or `{limit: true}` to also open seven `EventSource`s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrowserSpec {
     On(bool),
     With {
         /// Also open seven `EventSource`s on the URL.
         limit: bool,
     },
+}
+
+/// A boolean or a map with only `limit` (a boolean): anything else is an error that says which key or
+/// value is wrong, where an untagged enum could only say that nothing matched.
+impl<'de> Deserialize<'de> for BrowserSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Spec;
+        impl<'de> serde::de::Visitor<'de> for Spec {
+            type Value = BrowserSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`true`, `false` or `{limit: true}`")
+            }
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<BrowserSpec, E> {
+                Ok(BrowserSpec::On(on))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BrowserSpec, A::Error> {
+                let mut limit = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "limit" => limit = Some(map.next_value::<bool>()?),
+                        other => return Err(serde::de::Error::unknown_field(other, &["limit"])),
+                    }
+                }
+                let limit = limit.ok_or_else(|| serde::de::Error::missing_field("limit"))?;
+                Ok(BrowserSpec::With { limit })
+            }
+        }
+        d.deserialize_any(Spec)
+    }
 }
 
 impl BrowserSpec {

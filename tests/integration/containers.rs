@@ -59,7 +59,9 @@ fn without_an_engine_image_cases_are_skipped_with_the_reason_in_every_format() {
         return;
     }
     let (code, stderr) = run("json", &json);
-    assert_eq!(code, Some(0), "skips are no failure: {stderr}");
+    // Every case skipped: nothing was measured, which is no pass (exit 3, as `check` with no chain).
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("failed to run any case"), "{stderr}");
     assert!(
         stderr.contains("plain-nginx-default: skipped: failed to reach the Docker engine"),
         "{stderr}"
@@ -75,7 +77,7 @@ fn without_an_engine_image_cases_are_skipped_with_the_reason_in_every_format() {
         assert!(why.contains(NOWHERE.trim_start_matches("unix://")), "{why}");
     }
     let (code, _) = run("junit", &junit);
-    assert_eq!(code, Some(0));
+    assert_eq!(code, Some(3));
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
         xml.contains("<skipped") && xml.contains("Docker engine"),

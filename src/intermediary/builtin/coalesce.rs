@@ -7,7 +7,7 @@ use http_body_util::channel::Sender;
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use super::{Asked, BuiltinHop, positive, next_data, respond};
+use super::{Asked, BuiltinHop, buffer_size, next_data, respond};
 use crate::{Body, BoxError};
 
 /// Holds bytes until `bytes` have accumulated or the stream ends.
@@ -31,7 +31,7 @@ impl BuiltinHop for Coalesce {
     }
 
     fn validate(&self) -> Result<(), String> {
-        positive("bytes", self.bytes as u64)
+        buffer_size("bytes", self.bytes as u64)
     }
 
     fn in_matrix() -> Option<Self> {

@@ -6,7 +6,7 @@ use http::header::{self, HeaderValue};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use super::{Asked, BuiltinHop, positive, next_data, passthrough, respond};
+use super::{Asked, BuiltinHop, buffer_size, next_data, passthrough, respond};
 use crate::{Body, BoxError};
 use bytes::Bytes;
 use http_body_util::channel::Sender;
@@ -43,7 +43,7 @@ impl BuiltinHop for Compression {
     }
 
     fn validate(&self) -> Result<(), String> {
-        positive("buffer", self.buffer as u64)
+        buffer_size("buffer", self.buffer as u64)
     }
 
     fn known_cause(&self) -> Option<(CauseId, &'static str)> {

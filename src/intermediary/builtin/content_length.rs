@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use super::{Asked, BuiltinHop, positive, bad_gateway};
+use super::{Asked, BuiltinHop, buffer_size, bad_gateway};
 use crate::Body;
 
 /// Models a Vercel/Netlify function returning a non-stream body, Lambda `BUFFERED`, API Gateway REST:
@@ -40,7 +40,7 @@ impl BuiltinHop for ContentLength {
     }
 
     fn validate(&self) -> Result<(), String> {
-        positive("max_bytes", self.max_bytes)
+        buffer_size("max_bytes", self.max_bytes)
     }
 
     fn known_cause(&self) -> Option<(CauseId, &'static str)> {

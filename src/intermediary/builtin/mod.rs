@@ -350,6 +350,21 @@ fn positive(name: &str, value: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// The most bytes a model hop holds (what a probe reads of a body at most): a buffer beyond it would only
+/// hold a firehose in memory.
+pub const MAX_HOP_BUFFER: u64 = 16 << 20;
+
+/// A buffer size: above 0 and at most [`MAX_HOP_BUFFER`].
+fn buffer_size(name: &str, value: u64) -> Result<(), String> {
+    positive(name, value)?;
+    if value > MAX_HOP_BUFFER {
+        return Err(format!(
+            "`{name}` must be at most {MAX_HOP_BUFFER} (16 MiB), not {value}"
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a response carries a content coding other than identity (`none` counts as identity).
 fn is_coded(head: &http::HeaderMap) -> bool {
     head.get(header::CONTENT_ENCODING)
