@@ -221,7 +221,10 @@ pub fn raise_fd_limit(streams: usize, per_stream: u64) -> FdLimit {
             needed,
         };
     }
-    let before = lim.rlim_cur;
+    // The limit the process started with, however often it was raised since (the CLI raises it before a
+    // chain starts, so that its programs inherit it, and the run again).
+    static STARTED_WITH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let before = *STARTED_WITH.get_or_init(|| lim.rlim_cur);
     if lim.rlim_cur < needed {
         let want = libc::rlimit {
             rlim_cur: needed.max(FD_ROOMY).min(lim.rlim_max),
@@ -995,6 +998,15 @@ impl LoadRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_descriptor_limit_before_is_the_one_the_process_started_with() {
+        let first = raise_fd_limit(1, 1);
+        // Ask for more than the soft limit now: the second call raises it if the hard limit allows.
+        let second = raise_fd_limit(first.now as usize + 1, 1);
+        assert_eq!(second.before, first.before, "{first:?} {second:?}");
+        assert!(second.now >= first.now);
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

@@ -110,6 +110,34 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Run `cmd` to its end within `within`, in its own process group under a [`ChildGuard`] (so nothing it
+/// starts outlives it), and give what it wrote to stdout and stderr; None when it could not start or did
+/// not end in time (it is killed with its group).
+pub fn output_within(
+    cmd: &mut Command,
+    name: &str,
+    within: std::time::Duration,
+) -> Option<(String, String)> {
+    let dir = private_dir("output").ok()?;
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).ok()?)
+        .stderr(std::fs::File::create(&err).ok()?);
+    let mut child = ChildGuard::spawn(cmd, name).ok()?;
+    let deadline = std::time::Instant::now() + within;
+    while child.try_wait().is_none() {
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Dropping the guard kills whatever the command left running in its group.
+    drop(child);
+    let read =
+        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    Some((read(&out), read(&err)))
+}
+
 /// Kill every live child group (for signal handlers). Returns how many groups were signalled.
 pub fn kill_all() -> usize {
     let groups: Vec<i32> = LIVE
@@ -450,6 +478,25 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_that_hangs_is_killed_at_its_deadline_with_its_group() {
+        let started = std::time::Instant::now();
+        let out = output_within(
+            Command::new("sh").args(["-c", "echo hi; sleep 30"]),
+            "hang",
+            std::time::Duration::from_millis(300),
+        );
+        assert!(out.is_none());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let (o, e) = output_within(
+            Command::new("sh").args(["-c", "echo out; echo err >&2"]),
+            "quick",
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!((o.as_str(), e.as_str()), ("out\n", "err\n"));
+    }
 
     #[test]
     fn the_space_tag_is_this_boot_and_pid_namespace() {

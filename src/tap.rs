@@ -31,9 +31,11 @@ use crate::verdict::SendInstants;
 pub const MAX_EXCHANGES: usize = 256;
 /// Send instants kept per exchange.
 pub const MAX_SENDS: usize = crate::probe::EVENTS_KEPT;
-/// Decoded bytes followed per response: beyond them (a compression bomb, or a stream far longer than
-/// any probe listens to) the tap stops stamping events for it, and keeps relaying.
-const MAX_DECODED: u64 = 256 << 20;
+/// Decoded bytes followed per response: as many as a probe reads of a body at most
+/// (`probe::Limits::max_bytes`); beyond them (a compression bomb, or a stream far longer than any probe
+/// listens to) the tap stops stamping events for it, and keeps relaying. Every chain of `check` has a tap
+/// of its own, so this bounds each one's share of the process's memory.
+const MAX_DECODED: u64 = 16 << 20;
 /// Decoded bytes handed to the parser at once.
 const FEED_SLICE: usize = 64 << 10;
 /// Longest request or response head followed.

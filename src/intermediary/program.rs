@@ -13,6 +13,10 @@ use std::time::Duration;
 use super::HopError;
 use crate::cause_id::CauseId;
 
+/// How long a program's version query may take (a Python program starts in a second or two; on a loaded
+/// runner several).
+const VERSION_WITHIN: Duration = Duration::from_secs(15);
+
 /// The definition of a real program that can stand in a chain.
 #[derive(Debug)]
 pub struct Program {
@@ -200,21 +204,24 @@ impl Program {
         if let Some(v) = SEEN.get(self.name) {
             return v;
         }
+        // Within a deadline and in a process group of its own: a program that hangs on its version flag,
+        // or leaves a child behind, must not hold the run.
         let found = self.executable().ok().and_then(|bin| {
-            let out = match self.version_args.split_first() {
+            let mut cmd = match self.version_args.split_first() {
                 Some((&"{exe}", rest)) => {
                     let (exe, args) = rest.split_first()?;
-                    Command::new(crate::proc::which(exe)?)
-                        .args(args)
-                        .output()
-                        .ok()?
+                    let mut c = Command::new(crate::proc::which(exe)?);
+                    c.args(args);
+                    c
                 }
-                _ => Command::new(bin).args(self.version_args).output().ok()?,
+                _ => {
+                    let mut c = Command::new(bin);
+                    c.args(self.version_args);
+                    c
+                }
             };
-            let text = String::from_utf8_lossy(&out.stderr).into_owned()
-                + " "
-                + &String::from_utf8_lossy(&out.stdout);
-            self.version_word.find(self.name, &text)
+            let (stdout, stderr) = crate::proc::output_within(&mut cmd, self.name, VERSION_WITHIN)?;
+            self.version_word.find(self.name, &(stderr + " " + &stdout))
         });
         SEEN.put(self.name, found)
     }
