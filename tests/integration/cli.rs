@@ -837,3 +837,36 @@ fn proxy_starts_every_config_of_every_installed_program() {
         .collect();
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+#[test]
+fn a_header_with_a_line_break_is_a_usage_error() {
+    let (code, stderr) = code_and_stderr(bin().args([
+        "probe",
+        "http://127.0.0.1:9/",
+        "-H",
+        "X-A: b\r\nInjected: 1",
+    ]));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("not a valid header value"), "{stderr}");
+    assert!(!stderr.contains("Injected"), "{stderr}");
+}
+
+#[test]
+fn check_that_selects_no_chain_fails_instead_of_passing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ssegate.yaml");
+    std::fs::write(
+        &cfg,
+        "target: {url: {base: 'http://127.0.0.1:9', path: /events}}\nmatrix:\n  one: [coalesce]\n  two: [compression]\n",
+    )
+    .unwrap();
+    let (code, stderr) = code_and_stderr(
+        bin()
+            .args(["check", "-c"])
+            .arg(&cfg)
+            .args(["--partition", "3/3"]),
+    );
+    assert_eq!(code, Some(6), "{stderr}");
+    assert!(stderr.contains("failed to select any chain"), "{stderr}");
+    assert!(stderr.contains("use at most 2 partitions"), "{stderr}");
+}

@@ -117,7 +117,11 @@ fn a_server_echoing_its_request_leaks_no_credential_in_any_form_or_format() {
         // The server saw the credentials (so the echo is a real test), once; with `-o`, stdout is the
         // human report (and with `--format human`, the file is).
         let written = std::fs::read_to_string(&file).unwrap();
-        let human = if format == "human" { &written } else { &*stdout };
+        let human = if format == "human" {
+            &written
+        } else {
+            &*stdout
+        };
         assert!(
             human.contains("x-echo-authorization-count: 1"),
             "{format}: {human}"
