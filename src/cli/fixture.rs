@@ -36,7 +36,7 @@ pub(super) async fn run(a: FixtureArgs) -> CmdResult {
                         .join(" ")
                 })
                 .unwrap_or_default();
-            out(&format!("{name:<20} {d}\n"));
+            out(&format!("{name:<20} {d}\n"))?;
         }
         return Ok(exit::OK);
     }
@@ -56,7 +56,7 @@ pub(super) async fn run(a: FixtureArgs) -> CmdResult {
             )));
         }
     };
-    out(&format!("{}\n", srv.url()));
+    out(&format!("{}\n", srv.url()))?;
     match a.duration {
         Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending::<()>().await,

@@ -143,11 +143,11 @@ impl OutputArgs {
             Some(path) => {
                 write_file(path, formatted)?;
                 if self.format != Format::Human {
-                    out(&human());
+                    out(&human())?;
                 }
             }
             None => {
-                out(formatted);
+                out(formatted)?;
             }
         }
         Ok(())
@@ -404,16 +404,16 @@ pub(crate) fn eprint_line(msg: &str) {
 }
 
 /// Print to stdout, secrets scrubbed; a closed pipe is not an error (exit 0, the Unix convention).
-pub(crate) fn out(text: &str) -> bool {
+pub(crate) fn out(text: &str) -> Result<(), CliError> {
     let text = crate::secrets::scrub(text);
     let mut o = std::io::stdout().lock();
     match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
-        Err(e) => {
-            eprint_error(&format!("failed to write output: {e}"));
-            false
-        }
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        // A report that could not be written is no success (a full disk, `> /dev/full`).
+        Err(e) => Err(CliError::Setup(format!(
+            "failed to write the report to stdout: {e}"
+        ))),
     }
 }
 
@@ -505,10 +505,7 @@ async fn dispatch(cli: Cli) -> i32 {
         Command::Init(a) => init::run(a),
         Command::Proxy(a) => proxy::run(a).await,
         Command::Load(a) => load::run(a).await,
-        Command::Findings => {
-            out(&findings_markdown());
-            Ok(exit::OK)
-        }
+        Command::Findings => out(&findings_markdown()).map(|()| exit::OK),
     };
     result.unwrap_or_else(|e| {
         e.print();

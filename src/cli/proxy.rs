@@ -77,7 +77,7 @@ pub(super) async fn run(a: ProxyArgs) -> CmdResult {
         .await
         .map_err(|e| CliError::Setup(error_chain(&e)))?;
     let scheme = if chain.tls() { "https" } else { "http" };
-    out(&format!("{scheme}://{}\n", chain.entry(upstream)));
+    out(&format!("{scheme}://{}\n", chain.entry(upstream)))?;
     super::eprint_line(&format!(
         "chain: origin → {} → client",
         crate::case::chain_label(&hops)

@@ -870,3 +870,28 @@ fn check_that_selects_no_chain_fails_instead_of_passing() {
     assert!(stderr.contains("failed to select any chain"), "{stderr}");
     assert!(stderr.contains("use at most 2 partitions"), "{stderr}");
 }
+
+#[test]
+fn a_report_that_cannot_be_written_to_stdout_is_no_success() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    let o = crate::util::PythonOrigin::start(&["--events", "2", "--gap-ms", "50"]);
+    let url = format!("http://127.0.0.1:{}/events", o.port);
+    let out = bin()
+        .args(["probe", &url, "--duration", "5s"])
+        .stdout(
+            std::fs::File::options()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("failed to write the report to stdout"),
+        "{stderr}"
+    );
+}
