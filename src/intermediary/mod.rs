@@ -217,6 +217,11 @@ impl HopSpec {
                 )
             ));
         };
+        if image.is_some() && program.image.is_none() {
+            return Err(format!(
+                "`{name}` has no image definition: it runs only from its local install (leave out `@…`)"
+            ));
+        }
         let known = program.configs();
         if !known.iter().any(|c| c == config) {
             return Err(format!(

@@ -554,7 +554,17 @@ mod tests {
             split_image("registry.local:5000/nginx:1.27"),
             Ok(("registry.local:5000/nginx", "1.27"))
         );
-        for bad in ["", "nginx:", "nginx@sha256:abc", "ngi nx:1"] {
+        for bad in [
+            "",
+            "nginx:",
+            "nginx@sha256:abc",
+            "ngi nx:1",
+            "nginx:1.22;rm$(id)",
+            "--privileged",
+            "NGINX:1.22",
+            "../../etc/passwd",
+            "a:b:c",
+        ] {
             assert!(split_image(bad).is_err(), "{bad:?}");
         }
     }

@@ -349,11 +349,64 @@ pub fn split_image(image: &str) -> Result<(&str, &str), String> {
         return Err(format!("image `{image}` contains whitespace"));
     }
     let last = image.rsplit('/').next().unwrap_or(image);
-    Ok(match last.rsplit_once(':') {
+    let (name, tag) = match last.rsplit_once(':') {
         Some((_, tag)) if !tag.is_empty() => (&image[..image.len() - tag.len() - 1], tag),
         Some(_) => return Err(format!("image `{image}` has an empty tag")),
         None => (image, "latest"),
-    })
+    };
+    if !valid_name(name) || !valid_tag(tag) {
+        return Err(format!(
+            "image `{image}` is not an image reference (`[registry[:port]/]name[:tag]`, lower-case \
+             name components of letters, digits and `.`, `_`, `-`)"
+        ));
+    }
+    Ok((name, tag))
+}
+
+/// A repository name as an engine accepts it: an optional registry host (`registry.local:5000`,
+/// `localhost`) and lower-case path components that start and end with a letter or digit.
+fn valid_name(name: &str) -> bool {
+    let mut parts: Vec<&str> = name.split('/').collect();
+    if parts.len() > 1 {
+        let host = parts[0];
+        if host.contains('.') || host.contains(':') || host == "localhost" {
+            let (h, port) = host.split_once(':').unwrap_or((host, "1"));
+            let host_ok = !h.is_empty()
+                && h.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                });
+            if !host_ok || port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()) {
+                return false;
+            }
+            parts.remove(0);
+        }
+    }
+    let component = |c: &str| {
+        let edge =
+            |ch: Option<char>| ch.is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit());
+        edge(c.chars().next())
+            && edge(c.chars().last())
+            && c.chars().all(|ch| {
+                ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
+            })
+            && !c.contains("..")
+    };
+    !parts.is_empty() && parts.iter().all(|c| component(c))
+}
+
+/// A tag: a letter, digit or `_`, then up to 127 of those, `.` and `-`.
+fn valid_tag(tag: &str) -> bool {
+    tag.len() <= 128
+        && tag
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 impl PartialEq for Program {
