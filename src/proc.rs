@@ -279,10 +279,21 @@ pub fn private_dir(kind: &str) -> io::Result<tempfile::TempDir> {
     SWEPT.call_once(|| {
         sweep_stale(&std::env::temp_dir());
     });
+    let base = std::env::temp_dir();
     tempfile::Builder::new()
         .prefix(&format!("ssegate-{kind}-{}-", owner_tag()))
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
+        .tempdir_in(&base)
+        // Name the directory: a full or read-only `$TMPDIR` is otherwise an anonymous "No space left".
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "failed to make a private directory in {}: {e}",
+                    base.display()
+                ),
+            )
+        })
 }
 
 /// This process as an owner tag, `<pid>.<start time>`: what names its private directories and labels its

@@ -120,7 +120,11 @@ impl ProcessHop {
         let mut live = match from {
             Source::Local(bin) => {
                 let mut cmd = Command::new(bin);
-                cmd.args(&args).envs(env);
+                // Temporary files (Varnish's compiler output, say) go to the private prefix, which is
+                // removed whatever way the run ends, not to the system's temporary directory.
+                cmd.args(&args)
+                    .env("TMPDIR", prefix.path().join("tmp"))
+                    .envs(env);
                 let stderr = std::fs::File::create(prefix.path().join("stderr.log"))
                     .map_err(|source| spawn_error(&name, source))?;
                 cmd.stdin(Stdio::null())

@@ -895,3 +895,25 @@ fn a_report_that_cannot_be_written_to_stdout_is_no_success() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_temporary_directory_that_cannot_be_used_is_named() {
+    // A `$TMPDIR` that is a file fails as a full one does: the hop's private dir cannot be made.
+    let not_a_dir = tempfile::NamedTempFile::new().unwrap();
+    let case =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cases/plain-nginx-default.yaml");
+    let (code, stderr) = code_and_stderr(
+        bin()
+            .env("TMPDIR", not_a_dir.path())
+            .args(["run", "--no-report"])
+            .arg(&case),
+    );
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "failed to make a private directory in {}",
+            not_a_dir.path().display()
+        )),
+        "{stderr}"
+    );
+}
