@@ -232,6 +232,16 @@ pub const BODY_KEPT: usize = 64 << 10;
 impl Recording {
     /// A recording of a request whose response headers never came within the duration limit (also the
     /// blank that a real response's recording starts from).
+    /// The recording of a request that failed before any response head (a hop that closed the
+    /// connection, say): no response, ended by the error, measured rather than fatal.
+    pub fn failed(req: &ProbeRequest, start: Instant, error: &ProbeError) -> Recording {
+        let mut rec = Recording::no_response(req, &req.effective_headers(), start);
+        rec.end = End::Aborted {
+            reason: crate::error::error_chain(error),
+        };
+        rec
+    }
+
     fn no_response(req: &ProbeRequest, headers: &[(String, String)], start: Instant) -> Recording {
         let ended_at = start.elapsed();
         Recording {

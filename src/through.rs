@@ -314,6 +314,7 @@ impl<'a> Through<'a> {
         beside: Option<Duration>,
     ) -> Result<Main, ScenarioError> {
         let sent = self.scenario_request(request);
+        let started = Instant::now();
         let (first, other) = match beside {
             None => (probe(&sent).await, None),
             Some(after) => {
@@ -326,7 +327,17 @@ impl<'a> Through<'a> {
         };
         let (rec, beside) = match (first, other.transpose()) {
             (Ok(rec), Ok(beside)) => (rec, beside),
-            (Err(e), _) | (_, Err(e)) => return Err(self.explain(e)),
+            (Err(e), _) | (_, Err(e)) => match self.explain(e) {
+                // Through a chain in front of someone's origin (`check`), a request the chain failed
+                // while the origin and every hop were alive is what the chain did: a measurement (no
+                // response, cut), not a reason to stop the run.
+                ScenarioError::Probe(e)
+                    if !self.hops.is_empty() && matches!(self.origin, Origin::Tap { .. }) =>
+                {
+                    (Recording::failed(&sent, started, &e), None)
+                }
+                other => return Err(other),
+            },
         };
         Ok(match &self.origin {
             Origin::Fixture { profile, .. } => self.judge_fixture(profile, sent, rec, beside),

@@ -844,7 +844,14 @@ fn header_findings(rec: &Recording, out: &mut Vec<Finding>) {
     if rec.status == 0 {
         out.push(Finding::new(
             FindingId::NoResponse,
-            evidence!("no response headers within {}", rec.ended_at),
+            match &rec.end {
+                End::Aborted { reason } => evidence!(
+                    "the connection ended after {} without response headers ({})",
+                    rec.ended_at,
+                    reason.as_str()
+                ),
+                _ => evidence!("no response headers within {}", rec.ended_at),
+            },
         ));
         return;
     }

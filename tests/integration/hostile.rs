@@ -207,3 +207,46 @@ fn invalid_utf8_and_nul_are_kept_and_reported_as_browsers_see_them() {
         .collect();
     assert!(ids.iter().all(|id| *id == ""), "{ids:?}");
 }
+
+/// A chain that answers nothing (nginx's gzip filter closing the client's connection on a malformed chunk)
+/// is a measurement of that chain, not a setup error that stops `check`.
+#[test]
+fn a_chain_that_answers_nothing_is_measured_not_fatal() {
+    let s = PythonOrigin::hostile();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ssegate.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "target: {{url: {{base: '{}'}}}}\nlisten: {{duration_ms: 5000, lifecycle: false}}\nmatrix:\n  gz: [{{nginx: gzip}}]\n",
+            s.url("/bogus-chunk")
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["check", "-c"])
+        .arg(&cfg)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The direct stream is itself cut, so the gate fails (4); before, the chain's failed request
+    // stopped the run with exit 3.
+    assert_eq!(out.status.code(), Some(4), "{stderr}\n{stdout}");
+    let chain: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["data"]["name"] == "gz")
+        .unwrap_or_else(|| panic!("no chain gz in {stdout}"));
+    let d = &chain["data"];
+    assert_eq!(d["status"], 0, "{d}");
+    assert_eq!(d["delivery"], "cut", "{d}");
+    let ids: Vec<&str> = d["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"no-response"), "{ids:?}");
+}
