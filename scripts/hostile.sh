@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Hostile streams against the release binary: for each shape of tests/servers/hostile.py (and an origin
-# with one 100 MiB line, and the worst valid case file), the exit code, wall time, peak RSS
+# with one 100 MiB line, and the worst valid case file), through `probe` and `check --url`, the exit code, wall time, peak RSS
 # (GNU `time -v`) and what ssegate said. The table goes into BENCHMARKS.md. Build first:
 # `cargo build --release`. Needs python3 and GNU time (Debian `time`); the zstd and brotli bombs need the
 # `zstd` and `brotli` commands (Debian packages of the same names) and are skipped without them.
@@ -70,26 +70,40 @@ measure() { # measure LABEL ARGS…
 u="http://127.0.0.1:$h"
 echo "| stream | exit | wall | peak RSS | what ssegate said |"
 echo "|---|---|---|---|---|"
-measure "20 MB firehose of tiny events (\`probe --format json\`)" probe "$u/firehose" --format json
-measure "gzip bomb, 200 MB of tiny events" probe "$u/gzip-bomb" --format json
-if command -v zstd >/dev/null; then measure "zstd bomb, 200 MB of tiny events" probe "$u/zstd-bomb" --format json; fi
-if command -v brotli >/dev/null; then measure "brotli bomb, 200 MB of tiny events" probe "$u/br-bomb" --format json; fi
+# Each shape through `probe`, then through `check --url` (the default matrix: every chain decodes its
+# own copy of the stream, and its tap another, all at once).
+shape() { # shape LABEL PATH [ARGS…]
+    local label=$1 path=$2; shift 2
+    measure "$label (\`probe\`)" probe "$u/$path" --format json "$@"
+    measure "$label (\`check --url\`)" check --url "$u/$path" --format json "$@"
+}
+shape "20 MB firehose of tiny events" firehose
+shape "firehose of events with 300-byte ids" long-ids
+shape "gzip bomb, 200 MB of tiny events" gzip-bomb
+if command -v zstd >/dev/null; then shape "zstd bomb, 200 MB of tiny events" zstd-bomb; fi
+if command -v brotli >/dev/null; then shape "brotli bomb, 200 MB of tiny events" br-bomb; fi
+shape "gzip bomb, one endless line of 1 GB of zeros" gzip-zeros
+if command -v zstd >/dev/null; then shape "zstd bomb, one endless line of 1 GB of zeros" zstd-zeros; fi
+if command -v brotli >/dev/null; then shape "brotli bomb, one endless line of 1 GB of zeros" br-zeros; fi
 measure "one 100 MiB line, raw socket (\`--max-bytes 200000000\`)" probe "$u/long-line" --format json --max-bytes 200000000
 measure "one 100 MiB line from an HTTP server" probe "http://127.0.0.1:$line/events" --format json --max-bytes 200000000
-measure "endless bytes, no line break" probe "$u/endless" --format json
-measure "invalid UTF-8" probe "$u/invalid-utf8" --format json
-measure "NUL in data and id" probe "$u/nul" --format json
-measure "1 byte a second (\`--duration 5s\`)" probe "$u/drip" --format json --duration 5s
-measure "headers that never finish (\`--duration 5s\`)" probe "$u/headers-never-finish" --format json --duration 5s
-measure "accepts, never answers (\`--duration 5s\`)" probe "$u/silent" --format json --duration 5s
-measure "TCP reset mid-event" probe "$u/reset-mid-event" --format json
-measure "garbage status line" probe "$u/garbage-status" --format json
-measure "1 MiB of response headers" probe "$u/huge-headers" --format json
-measure "bogus chunk size" probe "$u/bogus-chunk" --format json
-measure "Content-Length shorter than the stream" probe "$u/short-length" --format json
-measure "Content-Length longer than the body" probe "$u/long-length" --format json
-measure "redirect loop" probe "$u/redirect-loop" --format json
-measure "\`check --url\`, 20 MB firehose, default matrix" check --url "$u/firehose" --format json
+measure "one 100 MiB line (\`check --url\`)" check --url "$u/long-line" --format json
+shape "endless bytes, no line break" endless
+shape "invalid UTF-8" invalid-utf8
+shape "NUL in data and id" nul
+shape "1 byte a second (\`--duration 5s\`)" drip --duration 5s
+shape "headers that never finish (\`--duration 5s\`)" headers-never-finish --duration 5s
+shape "accepts, never answers (\`--duration 5s\`)" silent --duration 5s
+shape "TCP reset mid-event" reset-mid-event
+shape "garbage status line" garbage-status
+shape "1 MiB of response headers" huge-headers
+shape "bogus chunk size" bogus-chunk
+shape "chunk longer than its size line" bad-chunk-crlf
+shape "chunk size of 16 hex digits" bad-chunk-huge
+shape "Content-Length shorter than the stream" short-length
+shape "Content-Length longer than the body" long-length
+shape "Content-Length never reached, connection left open (\`--duration 5s\`)" hanging-length --duration 5s
+shape "redirect loop" redirect-loop
 # The worst valid case file: the largest body a profile may describe (32 MiB), held until the end.
 printf 'description: the largest valid body, held\ntarget:\n  profile: plain\n  overrides: {hold_until_end: true, events: {count: 32, size: 1048576, gap_ms: 100}}\nrequest: {duration_ms: 30000}\nexpect:\n  delivery: held-until-end\n' > "$work/worst.yaml"
 measure "\`run\`, the worst valid case (32 × 1 MiB events, held)" run --no-report "$work/worst.yaml"

@@ -30,6 +30,7 @@ cause_ids! {
     OriginBuffering "origin-buffering" "A server ssegate started buffers its own output (`check` only: nothing stands in between).";
     OriginAbort "origin-abort" "A server ssegate started ended its response abruptly (`check` only).";
     WholeBodyBuffering "whole-body-buffering" "A layer buffers the whole body and answers with a Content-Length.";
+    GzipMembers "gzip-members" "The body is a series of gzip members; browsers decode only the first.";
     CompressionBuffering "compression-buffering" "A compression layer holds events until its buffer fills.";
     ProxyBuffering "proxy-buffering" "A reverse proxy buffers the response.";
     CachedStream "cached-stream" "A cache stored the stream and replays it.";

@@ -1,8 +1,6 @@
 //! Incremental `Content-Encoding` decoding, owned by ssegate so that every decoded byte keeps the arrival
 //! instant of the read that carried it. HTTP clients that decompress for you hide exactly that.
 
-use std::io::Write;
-
 /// A content coding the probe can decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Coding {
@@ -41,51 +39,96 @@ pub enum DecodeError {
     },
     #[error("decoded body exceeds the limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    #[error(
+        "failed to decode further: the {budget}-byte window budget shared by the streams decoded at once is spent"
+    )]
+    Budget { budget: u64 },
 }
 
-/// Where decoders write: refuses to grow past its budget, so one small input cannot expand without
-/// bound inside a decoder call (zstd and brotli can turn a few bytes into many megabytes).
-#[derive(Debug, Default)]
-struct Sink {
-    buf: Vec<u8>,
-    /// Bytes this sink may still accept in total.
-    room: u64,
-    overflowed: bool,
+/// Window memory that the brotli and zstd decoders of one process may hold at once. Their windows are
+/// what HTTP allows (16 MiB for brotli, 8 MiB for zstd), and a window's pages are touched as the output
+/// fills it, so a stream holds the smaller of its window and its output so far. `check` decodes every
+/// chain's stream twice (its client and its tap) at once; without a shared bound, a compression bomb in
+/// each would hold hundreds of MiB. A stream that would take the total past it stops there (the probe
+/// records a byte limit and says why); `-j 1` gives one stream at a time all of it.
+pub const WINDOW_BUDGET: u64 = 16 << 20;
+
+/// Window memory held by decoders, against a budget.
+struct Windows {
+    held: std::sync::atomic::AtomicU64,
+    budget: u64,
 }
 
-impl Write for Sink {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if self.room == 0 && !data.is_empty() {
-            self.overflowed = true;
-            return Err(std::io::Error::other("decoded body exceeds its limit"));
-        }
-        // Up to the budget: the bytes before the limit are delivered, the rest refused.
-        let n = data
-            .len()
-            .min(usize::try_from(self.room).unwrap_or(usize::MAX));
-        self.room -= n as u64;
-        self.buf.extend_from_slice(&data[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// The process's decoders share this one.
+static WINDOWS: Windows = Windows {
+    held: std::sync::atomic::AtomicU64::new(0),
+    budget: WINDOW_BUDGET,
+};
+
+/// Decoded bytes are handed out in pieces of at most this size, as they are made: a decoder never holds
+/// more than one piece of output, whatever one read expands to.
+pub const PIECE: usize = 64 << 10;
+
+/// Largest zstd window accepted: 8 MiB, the bound RFC 9659 sets for `Content-Encoding: zstd` and the one
+/// browsers enforce. A frame asking for more is refused as browsers refuse it, rather than allocated.
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
+/// Longest gzip member header kept while it arrives (its optional name and comment are unbounded).
+const GZIP_HEADER_MAX: usize = 64 << 10;
+
+/// Which part of a body a piece of decoded output belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// What a browser decodes.
+    Body,
+    /// A gzip member after the first. Valid gzip, but browsers decode only the first member of a
+    /// response and ignore the bytes after it (Chromium's `GzipSourceStream`; measured here with a real
+    /// Chromium): these bytes are never seen by a browser.
+    LaterMember,
+}
+
+/// Where a gzip body is.
+enum GzipAt {
+    /// Collecting a member's header.
+    Header(Vec<u8>),
+    /// Inside a member's deflate data.
+    Data,
+    /// Collecting a member's 8-byte trailer.
+    Trailer(Vec<u8>),
+    /// Bytes after a member that do not start another one: ignored, as browsers ignore them.
+    Ignoring,
+}
+
+struct Gzip {
+    at: GzipAt,
+    inflate: flate2::Decompress,
+    crc: flate2::Crc,
+    /// Members started so far.
+    members: u32,
 }
 
 enum Inner {
     Identity,
-    Gzip(Box<flate2::write::GzDecoder<Sink>>),
+    Gzip(Box<Gzip>),
     /// `deflate` whose wrapping (zlib or raw) is not known until two bytes arrived.
     DeflatePending(Vec<u8>),
-    Zlib(Box<flate2::write::ZlibDecoder<Sink>>),
-    RawDeflate(Box<flate2::write::DeflateDecoder<Sink>>),
-    Brotli(Box<brotli::DecompressorWriter<Sink>>),
-    Zstd(Box<zstd::stream::write::Decoder<'static, Sink>>),
+    Deflate(Box<flate2::Decompress>),
+    Brotli(Box<BrotliState>),
+    Zstd(Box<zstd::zstd_safe::DCtx<'static>>),
     /// The decoder could not be created (allocation failure in zstd).
     Broken,
+    /// The body ended (a deflate or brotli stream's end); later bytes are ignored.
+    Ended,
 }
 
-/// Decodes one body as its reads arrive.
+type BrotliState = brotli::BrotliState<
+    brotli::enc::StandardAlloc,
+    brotli::enc::StandardAlloc,
+    brotli::enc::StandardAlloc,
+>;
+
+/// Decodes one body as its reads arrive, the way a browser does: gzip after its first member, and bytes
+/// after the end of a deflate or brotli stream, are not part of what a browser reads (see [`Part`]).
 pub struct Decoder {
     coding: Coding,
     inner: Inner,
@@ -93,34 +136,85 @@ pub struct Decoder {
     limit: u64,
     /// The limit was reached: the output was cut there and nothing more is decoded.
     over: bool,
+    /// Reused output buffer of [`PIECE`] bytes.
+    buf: Vec<u8>,
+    /// Bytes after the body's end that were ignored.
+    ignored: u64,
+    /// This decoder's share of `windows`.
+    held: u64,
+    windows: &'static Windows,
 }
 
-/// Input is fed in slices of this size so that a compression bomb cannot expand one read without bound.
-const SLICE: usize = 4096;
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        self.windows
+            .held
+            .fetch_sub(self.held, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
-fn feed<W: Write>(w: &mut W, input: &[u8]) -> std::io::Result<()> {
-    w.write_all(input)?;
-    w.flush()
+/// A piece of output, handed to the caller; returns false once the limit is reached.
+struct Emit<'a> {
+    produced: &'a mut u64,
+    /// This decoder's share of `windows`.
+    held: &'a mut u64,
+    windows: &'static Windows,
+    limit: u64,
+    over: &'a mut bool,
+    out: &'a mut dyn FnMut(&[u8], Part),
+}
+
+impl Emit<'_> {
+    fn piece(&mut self, data: &[u8], part: Part) -> bool {
+        if data.is_empty() {
+            return !*self.over;
+        }
+        let room = self.limit.saturating_sub(*self.produced);
+        let keep = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        *self.produced += keep as u64;
+        if keep > 0 {
+            (self.out)(&data[..keep], part);
+        }
+        if keep < data.len() {
+            *self.over = true;
+        }
+        !*self.over
+    }
+}
+
+fn corrupt(coding: &'static str, why: impl std::fmt::Display) -> DecodeError {
+    DecodeError::Corrupt {
+        coding,
+        source: std::io::Error::other(why.to_string()),
+    }
 }
 
 impl Decoder {
     /// A decoder for `coding` that refuses to produce more than `limit` bytes in total.
     pub fn new(coding: Coding, limit: u64) -> Decoder {
-        let sink = || Sink {
-            room: limit,
-            ..Sink::default()
-        };
         let inner = match coding {
             Coding::Identity => Inner::Identity,
-            Coding::Gzip => Inner::Gzip(Box::new(flate2::write::GzDecoder::new(sink()))),
+            Coding::Gzip => Inner::Gzip(Box::new(Gzip {
+                at: GzipAt::Header(Vec::new()),
+                inflate: flate2::Decompress::new(false),
+                crc: flate2::Crc::new(),
+                members: 0,
+            })),
             Coding::Deflate => Inner::DeflatePending(Vec::new()),
             Coding::Brotli => {
-                Inner::Brotli(Box::new(brotli::DecompressorWriter::new(sink(), 4096)))
+                let a = brotli::enc::StandardAlloc::default;
+                let mut state = BrotliState::new(a(), a(), a());
+                // Large-window brotli is not an HTTP content coding; browsers refuse it, and its window
+                // may be a GiB.
+                state.large_window = false;
+                Inner::Brotli(Box::new(state))
             }
-            Coding::Zstd => match zstd::stream::write::Decoder::new(sink()) {
-                Ok(d) => Inner::Zstd(Box::new(d)),
-                Err(_) => Inner::Broken,
-            },
+            Coding::Zstd => {
+                let window = zstd::zstd_safe::DParameter::WindowLogMax(ZSTD_WINDOW_LOG_MAX);
+                let d = zstd::zstd_safe::DCtx::try_create()
+                    .and_then(|mut d| d.set_parameter(window).is_ok().then_some(d));
+                d.map_or(Inner::Broken, |d| Inner::Zstd(Box::new(d)))
+            }
         };
         Decoder {
             coding,
@@ -128,22 +222,15 @@ impl Decoder {
             produced: 0,
             limit,
             over: false,
+            buf: Vec::new(),
+            ignored: 0,
+            held: 0,
+            windows: &WINDOWS,
         }
     }
 
     pub fn coding(&self) -> Coding {
         self.coding
-    }
-
-    fn overflowed(&mut self) -> bool {
-        match &mut self.inner {
-            Inner::Gzip(d) => d.get_mut().overflowed,
-            Inner::Zlib(d) => d.get_mut().overflowed,
-            Inner::RawDeflate(d) => d.get_mut().overflowed,
-            Inner::Brotli(d) => d.get_mut().overflowed,
-            Inner::Zstd(d) => d.get_mut().overflowed,
-            _ => false,
-        }
     }
 
     fn name(&self) -> &'static str {
@@ -156,107 +243,336 @@ impl Decoder {
         }
     }
 
-    /// Decode the next read; returns the bytes it made available. When they reach the limit, the bytes
-    /// up to it are returned and [`Decoder::over_limit`] says so; every later call is
-    /// [`DecodeError::TooLarge`].
-    pub fn push(&mut self, input: &[u8]) -> Result<Vec<u8>, DecodeError> {
-        if self.over {
-            return Err(DecodeError::TooLarge { limit: self.limit });
-        }
-        let mut out = Vec::new();
-        for slice in input.chunks(SLICE) {
-            let got = match self.push_slice(slice) {
-                Ok(got) => got,
-                Err(DecodeError::TooLarge { .. }) => {
-                    self.over = true;
-                    self.take_partial()
-                }
-                Err(e) => return Err(e),
-            };
-            let room = self.limit.saturating_sub(self.produced);
-            let keep = got.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-            self.produced += keep as u64;
-            if keep < got.len() {
-                self.over = true;
-            }
-            if out.is_empty() {
-                // One slice can decode to megabytes (a bomb): move it rather than copy it.
-                let mut got = got;
-                got.truncate(keep);
-                out = got;
-            } else {
-                out.extend_from_slice(&got[..keep]);
-            }
-            if self.over {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
     /// The decoded body reached the limit: the output was cut there.
     pub fn over_limit(&self) -> bool {
         self.over
     }
 
-    /// What a decoder wrote before it overflowed its sink.
-    fn take_partial(&mut self) -> Vec<u8> {
-        let sink = match &mut self.inner {
-            Inner::Gzip(d) => d.get_mut(),
-            Inner::Zlib(d) => d.get_mut(),
-            Inner::RawDeflate(d) => d.get_mut(),
-            Inner::Brotli(d) => d.get_mut(),
-            Inner::Zstd(d) => d.get_mut(),
-            _ => return Vec::new(),
-        };
-        std::mem::take(&mut sink.buf)
+    /// Gzip members started so far (0 for other codings).
+    pub fn gzip_members(&self) -> u32 {
+        match &self.inner {
+            Inner::Gzip(g) => g.members,
+            _ => 0,
+        }
     }
 
-    fn push_slice(&mut self, input: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    /// Bytes after the end of the body that were not decoded (what browsers ignore too).
+    pub fn ignored_bytes(&self) -> u64 {
+        self.ignored
+    }
+
+    /// Decode the next read, handing its output to `out` in pieces of at most [`PIECE`] bytes as they are
+    /// made. When the output reaches the limit, the bytes up to it are handed out and
+    /// [`Decoder::over_limit`] says so; every later call is [`DecodeError::TooLarge`].
+    pub fn push(
+        &mut self,
+        input: &[u8],
+        out: &mut dyn FnMut(&[u8], Part),
+    ) -> Result<(), DecodeError> {
+        if self.over {
+            return Err(DecodeError::TooLarge { limit: self.limit });
+        }
         let coding = self.name();
-        let corrupt = |source| DecodeError::Corrupt { coding, source };
         if let Inner::DeflatePending(head) = &mut self.inner {
             head.extend_from_slice(input);
             if head.len() < 2 {
-                return Ok(Vec::new());
+                return Ok(());
             }
             let head = std::mem::take(head);
             let zlib =
                 (head[0] & 0x0f) == 8 && (u16::from(head[0]) << 8 | u16::from(head[1])) % 31 == 0;
-            let sink = Sink {
-                room: self.limit.saturating_sub(self.produced),
-                ..Sink::default()
-            };
-            self.inner = if zlib {
-                Inner::Zlib(Box::new(flate2::write::ZlibDecoder::new(sink)))
-            } else {
-                Inner::RawDeflate(Box::new(flate2::write::DeflateDecoder::new(sink)))
-            };
-            return self.push_slice(&head);
+            self.inner = Inner::Deflate(Box::new(flate2::Decompress::new(zlib)));
+            return self.push(&head, out);
         }
-        fn take(sink: &mut Sink) -> Vec<u8> {
-            std::mem::take(&mut sink.buf)
+        if self.buf.len() != PIECE {
+            self.buf = vec![0; PIECE];
         }
-        let limit = self.limit;
-        let result = match &mut self.inner {
-            Inner::Identity => Ok(input.to_vec()),
-            Inner::Gzip(d) => feed(d.as_mut(), input).map(|()| take(d.get_mut())),
-            Inner::Zlib(d) => feed(d.as_mut(), input).map(|()| take(d.get_mut())),
-            Inner::RawDeflate(d) => feed(d.as_mut(), input).map(|()| take(d.get_mut())),
-            Inner::Brotli(d) => feed(d.as_mut(), input).map(|()| take(d.get_mut())),
-            Inner::Zstd(d) => feed(d.as_mut(), input).map(|()| take(d.get_mut())),
-            Inner::DeflatePending(_) => Ok(Vec::new()),
-            Inner::Broken => Err(std::io::Error::other("decoder unavailable")),
+        let mut emit = Emit {
+            produced: &mut self.produced,
+            held: &mut self.held,
+            windows: self.windows,
+            limit: self.limit,
+            over: &mut self.over,
+            out,
         };
-        if result.is_err() && self.overflowed() {
-            return Err(DecodeError::TooLarge { limit });
+        let buf = &mut self.buf[..];
+        let mut ended = false;
+        let mut result = Ok(());
+        match &mut self.inner {
+            Inner::Identity => {
+                for piece in input.chunks(PIECE) {
+                    if !emit.piece(piece, Part::Body) {
+                        break;
+                    }
+                }
+            }
+            Inner::Gzip(g) => gzip(g, input, buf, &mut emit, &mut self.ignored)?,
+            Inner::Deflate(d) => {
+                ended = inflate(d, input, buf, &mut emit, Part::Body)
+                    .map_err(|e| corrupt(coding, e))?
+                    .is_some();
+            }
+            Inner::Brotli(s) => match brotli_stream(s, input, buf, &mut emit) {
+                Err(e @ DecodeError::Budget { .. }) => result = Err(e),
+                r => ended = r?,
+            },
+            Inner::Zstd(d) => match zstd_stream(d, input, buf, &mut emit) {
+                Err(e @ DecodeError::Budget { .. }) => result = Err(e),
+                r => r?,
+            },
+            Inner::DeflatePending(_) => {}
+            Inner::Broken => return Err(corrupt(coding, "decoder unavailable")),
+            Inner::Ended => self.ignored += input.len() as u64,
         }
-        result.map_err(corrupt)
+        if ended {
+            self.inner = Inner::Ended;
+        }
+        if result.is_err() {
+            // A spent budget: give the window back now, this decoder is done.
+            self.inner = Inner::Ended;
+            self.windows
+                .held
+                .fetch_sub(self.held, std::sync::atomic::Ordering::Relaxed);
+            self.held = 0;
+            self.over = true;
+        }
+        result
+    }
+}
+
+/// Account for the part of a decoder's `window` its output has filled so far (`produced`); an error once
+/// the budget shared by every decoder is spent.
+fn hold(emit: &mut Emit<'_>, window: u64) -> Result<(), DecodeError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let now = window.min(*emit.produced);
+    if now <= *emit.held {
+        return Ok(());
+    }
+    let more = now - *emit.held;
+    *emit.held = now;
+    let w = emit.windows;
+    if w.held.fetch_add(more, Relaxed) + more > w.budget {
+        return Err(DecodeError::Budget { budget: w.budget });
+    }
+    Ok(())
+}
+
+/// Inflate `input` into pieces of `buf`; returns how many input bytes the deflate stream took when it
+/// ended within them, or `None` when it wants more.
+fn inflate(
+    d: &mut flate2::Decompress,
+    input: &[u8],
+    buf: &mut [u8],
+    emit: &mut Emit<'_>,
+    part: Part,
+) -> Result<Option<usize>, flate2::DecompressError> {
+    let start = d.total_in();
+    let mut used = 0;
+    loop {
+        let (before_in, before_out) = (d.total_in(), d.total_out());
+        let status = d.decompress(&input[used..], buf, flate2::FlushDecompress::None)?;
+        used += (d.total_in() - before_in) as usize;
+        let made = (d.total_out() - before_out) as usize;
+        if !emit.piece(&buf[..made], part) {
+            return Ok(None);
+        }
+        if status == flate2::Status::StreamEnd {
+            return Ok(Some((d.total_in() - start) as usize));
+        }
+        if made == 0 && d.total_in() == before_in {
+            return Ok(None);
+        }
+    }
+}
+
+/// Where one gzip member's header ends in `h`, once it all arrived (RFC 1952 §2.3).
+fn gzip_header_len(h: &[u8]) -> Result<Option<usize>, &'static str> {
+    if h.len() >= 2 && (h[0], h[1]) != (0x1f, 0x8b) {
+        return Err("not a gzip member");
+    }
+    if h.len() >= 3 && h[2] != 8 {
+        return Err("unknown gzip compression method");
+    }
+    if h.len() < 10 {
+        return Ok(None);
+    }
+    let flags = h[3];
+    let mut at = 10;
+    if flags & 4 != 0 {
+        let Some(len) = h.get(at..at + 2) else {
+            return Ok(None);
+        };
+        at += 2 + usize::from(u16::from_le_bytes([len[0], len[1]]));
+    }
+    for bit in [8, 16] {
+        if flags & bit != 0 {
+            match h.get(at..).and_then(|r| r.iter().position(|&b| b == 0)) {
+                Some(nul) => at += nul + 1,
+                None => return Ok(None),
+            }
+        }
+    }
+    if flags & 2 != 0 {
+        at += 2;
+    }
+    Ok((h.len() >= at).then_some(at))
+}
+
+fn gzip(
+    g: &mut Gzip,
+    mut input: &[u8],
+    buf: &mut [u8],
+    emit: &mut Emit<'_>,
+    ignored: &mut u64,
+) -> Result<(), DecodeError> {
+    while !input.is_empty() {
+        let part = if g.members > 1 {
+            Part::LaterMember
+        } else {
+            Part::Body
+        };
+        match &mut g.at {
+            GzipAt::Ignoring => {
+                *ignored += input.len() as u64;
+                return Ok(());
+            }
+            GzipAt::Header(h) => {
+                let had = h.len();
+                let take = input.len().min(GZIP_HEADER_MAX + 1 - had);
+                h.extend_from_slice(&input[..take]);
+                match gzip_header_len(h) {
+                    Ok(Some(len)) => {
+                        input = &input[(len - had)..];
+                        g.members += 1;
+                        g.inflate.reset(false);
+                        g.crc.reset();
+                        g.at = GzipAt::Data;
+                    }
+                    Ok(None) if h.len() > GZIP_HEADER_MAX => {
+                        return Err(corrupt("gzip", "gzip member header too long"));
+                    }
+                    Ok(None) => return Ok(()),
+                    // Not another member after the first: trailing bytes, which browsers ignore.
+                    Err(_) if g.members > 0 => {
+                        *ignored += h.len() as u64 + (input.len() - take) as u64;
+                        g.at = GzipAt::Ignoring;
+                        return Ok(());
+                    }
+                    Err(why) => return Err(corrupt("gzip", why)),
+                }
+            }
+            GzipAt::Data => {
+                let crc = &mut g.crc;
+                let mut checked = Emit {
+                    produced: emit.produced,
+                    held: emit.held,
+                    windows: emit.windows,
+                    limit: emit.limit,
+                    over: emit.over,
+                    out: &mut |piece: &[u8], part: Part| {
+                        crc.update(piece);
+                        (emit.out)(piece, part);
+                    },
+                };
+                let ended = inflate(&mut g.inflate, input, buf, &mut checked, part)
+                    .map_err(|e| corrupt("gzip", e))?;
+                if *emit.over {
+                    return Ok(());
+                }
+                match ended {
+                    Some(used) => {
+                        input = &input[used..];
+                        g.at = GzipAt::Trailer(Vec::with_capacity(8));
+                    }
+                    None => return Ok(()),
+                }
+            }
+            GzipAt::Trailer(t) => {
+                let take = input.len().min(8 - t.len());
+                t.extend_from_slice(&input[..take]);
+                input = &input[take..];
+                if t.len() == 8 {
+                    let crc = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
+                    let size = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
+                    if crc != g.crc.sum() || size != g.crc.amount() {
+                        return Err(corrupt(
+                            "gzip",
+                            "gzip member trailer does not match its data",
+                        ));
+                    }
+                    g.at = GzipAt::Header(Vec::new());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Returns true when the brotli stream ended.
+fn brotli_stream(
+    s: &mut BrotliState,
+    input: &[u8],
+    buf: &mut [u8],
+    emit: &mut Emit<'_>,
+) -> Result<bool, DecodeError> {
+    let (mut in_left, mut in_at) = (input.len(), 0);
+    let mut total = 0;
+    loop {
+        let (mut out_left, mut out_at) = (buf.len(), 0);
+        let result = brotli::BrotliDecompressStream(
+            &mut in_left,
+            &mut in_at,
+            input,
+            &mut out_left,
+            &mut out_at,
+            buf,
+            &mut total,
+            s,
+        );
+        if !emit.piece(&buf[..out_at], Part::Body) {
+            return Ok(false);
+        }
+        let window = u64::try_from(s.ringbuffer_size).unwrap_or(0);
+        hold(emit, window)?;
+        match result {
+            brotli::BrotliResult::NeedsMoreOutput => {}
+            brotli::BrotliResult::NeedsMoreInput => return Ok(false),
+            brotli::BrotliResult::ResultSuccess => return Ok(true),
+            brotli::BrotliResult::ResultFailure => {
+                return Err(corrupt("br", "invalid brotli data"));
+            }
+        }
+    }
+}
+
+fn zstd_stream(
+    d: &mut zstd::zstd_safe::DCtx<'static>,
+    input: &[u8],
+    buf: &mut [u8],
+    emit: &mut Emit<'_>,
+) -> Result<(), DecodeError> {
+    use zstd::zstd_safe::{InBuffer, OutBuffer};
+    let mut src = InBuffer::around(input);
+    loop {
+        let mut dst = OutBuffer::around(&mut *buf);
+        d.decompress_stream(&mut dst, &mut src)
+            .map_err(|code| corrupt("zstd", zstd::zstd_safe::get_error_name(code)))?;
+        let made = dst.pos();
+        if !emit.piece(&buf[..made], Part::Body) {
+            return Ok(());
+        }
+        hold(emit, d.sizeof() as u64)?;
+        // Done when the input is used up and the output buffer was not filled (nothing more is held).
+        if src.pos() == input.len() && made < buf.len() {
+            return Ok(());
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     fn gzip(data: &[u8]) -> Vec<u8> {
@@ -265,13 +581,30 @@ mod tests {
         e.finish().unwrap()
     }
 
-    fn decode_in_pieces(coding: Coding, wire: &[u8], piece: usize) -> Vec<u8> {
-        let mut d = Decoder::new(coding, 1 << 20);
-        let mut out = Vec::new();
+    /// Push `wire` in `piece`-byte reads; the body and what came in later gzip members.
+    fn decode_parts(d: &mut Decoder, wire: &[u8], piece: usize) -> (Vec<u8>, Vec<u8>) {
+        let (mut body, mut later) = (Vec::new(), Vec::new());
         for p in wire.chunks(piece) {
-            out.extend(d.push(p).unwrap());
+            d.push(p, &mut |got, part| {
+                assert!(got.len() <= PIECE, "a piece of {} bytes", got.len());
+                match part {
+                    Part::Body => body.extend_from_slice(got),
+                    Part::LaterMember => later.extend_from_slice(got),
+                }
+            })
+            .unwrap();
         }
-        out
+        (body, later)
+    }
+
+    fn decode_in_pieces(coding: Coding, wire: &[u8], piece: usize) -> Vec<u8> {
+        decode_parts(&mut Decoder::new(coding, 1 << 20), wire, piece).0
+    }
+
+    fn push_all(d: &mut Decoder, input: &[u8]) -> Result<Vec<u8>, DecodeError> {
+        let mut out = Vec::new();
+        d.push(input, &mut |got, _| out.extend_from_slice(got))?;
+        Ok(out)
     }
 
     #[test]
@@ -301,8 +634,17 @@ mod tests {
             w.write_all(&text).unwrap();
         }
         let zst = zstd::encode_all(text.as_slice(), 3).unwrap();
+        // A gzip member with a name, a comment, an extra field and a header CRC.
+        let mut named = flate2::GzBuilder::new()
+            .filename("events.txt")
+            .comment("a comment")
+            .extra(vec![1, 2, 3])
+            .write(Vec::new(), flate2::Compression::fast());
+        named.write_all(&text).unwrap();
+        let named = named.finish().unwrap();
         for (coding, wire) in [
             (Coding::Gzip, gzip(&text)),
+            (Coding::Gzip, named),
             (Coding::Deflate, zlib),
             (Coding::Deflate, raw),
             (Coding::Brotli, br),
@@ -326,31 +668,146 @@ mod tests {
         e.flush().unwrap();
         let prefix = e.get_ref().clone();
         let mut d = Decoder::new(Coding::Gzip, 1 << 20);
-        assert_eq!(d.push(&prefix).unwrap(), b"data: 1\n\n");
+        assert_eq!(push_all(&mut d, &prefix).unwrap(), b"data: 1\n\n");
+    }
+
+    #[test]
+    fn later_gzip_members_are_told_apart_and_trailing_bytes_ignored() {
+        // One member per event, as Django's GZipMiddleware writes an async stream.
+        let wire: Vec<u8> = (1..=3)
+            .flat_map(|i| gzip(format!("data: {i}\n\n").as_bytes()))
+            .collect();
+        for piece in [1, 5, 4096] {
+            let mut d = Decoder::new(Coding::Gzip, 1 << 20);
+            let (body, later) = decode_parts(&mut d, &wire, piece);
+            assert_eq!(body, b"data: 1\n\n", "{piece}-byte reads");
+            assert_eq!(later, b"data: 2\n\ndata: 3\n\n", "{piece}-byte reads");
+            assert_eq!(d.gzip_members(), 3);
+        }
+        // Bytes after a member that are not gzip are ignored (as browsers ignore them), not an error.
+        let mut wire = gzip(b"data: 1\n\n");
+        wire.extend_from_slice(b"\r\n-- trailing junk --");
+        let mut d = Decoder::new(Coding::Gzip, 1 << 20);
+        let (body, later) = decode_parts(&mut d, &wire, 3);
+        assert_eq!((body.as_slice(), later.len()), (&b"data: 1\n\n"[..], 0));
+        assert_eq!((d.gzip_members(), d.ignored_bytes()), (1, 21));
+        // A member whose trailer does not match its data is corrupt.
+        let mut bad = gzip(b"data: 1\n\n");
+        let n = bad.len();
+        bad[n - 8] ^= 0xff;
+        let mut d = Decoder::new(Coding::Gzip, 1 << 20);
+        assert!(matches!(
+            push_all(&mut d, &bad),
+            Err(DecodeError::Corrupt { .. })
+        ));
     }
 
     #[test]
     fn corrupt_input_and_bombs_are_errors() {
         let mut d = Decoder::new(Coding::Gzip, 1 << 20);
         assert!(matches!(
-            d.push(b"this is not gzip at all"),
+            push_all(&mut d, b"this is not gzip at all"),
             Err(DecodeError::Corrupt { .. })
         ));
         // A bomb decodes up to the limit, exactly: those bytes are delivered, then nothing more.
         let bomb = gzip(&vec![b'a'; 1 << 20]);
         let mut d = Decoder::new(Coding::Gzip, 64 * 1024);
-        assert_eq!(d.push(&bomb).unwrap(), vec![b'a'; 64 * 1024]);
+        assert_eq!(push_all(&mut d, &bomb).unwrap(), vec![b'a'; 64 * 1024]);
         assert!(d.over_limit());
-        assert!(matches!(d.push(&bomb), Err(DecodeError::TooLarge { .. })));
+        assert!(matches!(
+            push_all(&mut d, &bomb),
+            Err(DecodeError::TooLarge { .. })
+        ));
         // a few bytes of zstd that expand to 64 MiB stop at the limit inside one call, and what came
         // before the limit is not lost with the rest
         let zbomb = zstd::encode_all(vec![b'z'; 64 << 20].as_slice(), 19).unwrap();
         assert!(zbomb.len() < 8192, "{}", zbomb.len());
         let mut d = Decoder::new(Coding::Zstd, 1 << 20);
-        assert_eq!(d.push(&zbomb).unwrap(), vec![b'z'; 1 << 20]);
+        assert_eq!(push_all(&mut d, &zbomb).unwrap(), vec![b'z'; 1 << 20]);
         assert!(d.over_limit());
         let mut d = Decoder::new(Coding::Identity, 10);
-        assert_eq!(d.push(b"0123456789abc").unwrap(), b"0123456789");
+        assert_eq!(push_all(&mut d, b"0123456789abc").unwrap(), b"0123456789");
         assert!(d.over_limit());
+    }
+
+    #[test]
+    fn a_bomb_is_handed_out_in_pieces_and_never_held_whole() {
+        // 64 MiB of zeros in a few KiB: with no limit in reach, the output still comes in bounded pieces.
+        let zeros = vec![0u8; 64 << 20];
+        let mut br = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut br, 4096, 9, 22);
+            w.write_all(&zeros).unwrap();
+        }
+        for (coding, wire) in [
+            (Coding::Gzip, gzip(&zeros)),
+            (
+                Coding::Zstd,
+                zstd::encode_all(zeros.as_slice(), 19).unwrap(),
+            ),
+            (Coding::Brotli, br),
+        ] {
+            let mut d = Decoder::new(coding, u64::MAX);
+            let (mut pieces, mut total, mut largest) = (0, 0, 0);
+            d.push(&wire, &mut |got, _| {
+                pieces += 1;
+                total += got.len();
+                largest = largest.max(got.len());
+            })
+            .unwrap();
+            assert_eq!(total, 64 << 20, "{coding:?}");
+            assert!(
+                largest <= PIECE && pieces >= 1024,
+                "{coding:?}: {pieces} pieces"
+            );
+        }
+    }
+
+    #[test]
+    fn decoders_share_one_window_budget() {
+        let windows: &'static Windows = Box::leak(Box::new(Windows {
+            held: std::sync::atomic::AtomicU64::new(0),
+            budget: 12 << 20,
+        }));
+        // A brotli stream with a 16 MiB window, 10 MiB of it filled.
+        let mut br = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut br, 4096, 5, 24);
+            w.write_all(&vec![0u8; 10 << 20]).unwrap();
+        }
+        let decoder = || {
+            let mut d = Decoder::new(Coding::Brotli, u64::MAX);
+            d.windows = windows;
+            d
+        };
+        let mut first = decoder();
+        assert_eq!(push_all(&mut first, &br).unwrap().len(), 10 << 20);
+        // The second finds 2 MiB left: it stops there, says why, and gives its share back.
+        let mut second = decoder();
+        let got = push_all(&mut second, &br);
+        assert!(matches!(got, Err(DecodeError::Budget { .. })), "{got:?}");
+        assert!(second.over_limit());
+        let held = |w: &Windows| w.held.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(held(windows), 10 << 20);
+        // Once the first is gone, the window is free again.
+        drop(first);
+        assert_eq!(held(windows), 0);
+        assert_eq!(push_all(&mut decoder(), &br).unwrap().len(), 10 << 20);
+        assert_eq!(held(windows), 0);
+    }
+
+    #[test]
+    fn windows_larger_than_http_allows_are_refused() {
+        // A zstd frame asking for a 64 MiB window (RFC 9659 caps HTTP at 8 MiB).
+        let mut e = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        e.long_distance_matching(true).unwrap();
+        e.window_log(26).unwrap();
+        e.write_all(&vec![7u8; 1 << 20]).unwrap();
+        let wide = e.finish().unwrap();
+        let mut d = Decoder::new(Coding::Zstd, u64::MAX);
+        assert!(matches!(
+            push_all(&mut d, &wide),
+            Err(DecodeError::Corrupt { .. })
+        ));
     }
 }

@@ -496,6 +496,7 @@ fn raw_causes(
 ) -> Vec<Cause> {
     let s = Signs::new(rec, v, streaming, local);
     let mut causes: Vec<Cause> = Vec::new();
+    causes.extend(gzip_members(&s));
     causes.extend(declared_whole_body(&s));
     causes.extend(silent_whole_body(&s));
     causes.extend(compression_buffering(&s));
@@ -506,6 +507,41 @@ fn raw_causes(
     causes.extend(missing_terminator(&s));
     causes.extend(added_latency(&s));
     causes
+}
+
+const DJANGO_NO_GZIP: Snippet = Snippet {
+    framework: "Django",
+    code: "r = StreamingHttpResponse(agen(), content_type='text/event-stream')\nr['Content-Encoding'] = 'identity'  # GZipMiddleware leaves a response with a Content-Encoding alone; on an async stream it writes one gzip member per chunk",
+};
+
+/// R0: the body is several gzip members; what a browser reads ends with the first.
+fn gzip_members(s: &Signs<'_>) -> Option<Cause> {
+    let m = s.rec.later_members.as_ref()?;
+    let evidence = vec![
+        format!(
+            "{} gzip members after the first, holding {} events a browser drops",
+            m.members, m.events
+        ),
+        format!(
+            "{} events reached the client, all from the first member",
+            s.rec.events.len() as u64 + s.rec.events_dropped
+        ),
+    ];
+    let wording = Wording {
+        id: CauseId::GzipMembers,
+        title: if s.local {
+            "the server's compression starts a new gzip member for each write (Django GZipMiddleware on an async stream): browsers decode the first member and drop the rest"
+        } else {
+            "a compressor starts a new gzip member for each write (Django GZipMiddleware on an async stream): browsers decode the first member and drop the rest"
+        },
+        origin_fix: "keep the stream out of that compressor (`Cache-Control: no-transform`; Django: set `Content-Encoding: identity` on the streaming response, which GZipMiddleware leaves alone), or compress it as one stream flushed per event".into(),
+        operator_fix: if s.local {
+            NO_OPERATOR
+        } else {
+            "exclude text/event-stream from the compressor that writes one member per chunk"
+        },
+    };
+    Some(wording.cause(Confidence::High, evidence, vec![DJANGO_NO_GZIP]))
 }
 
 /// R1: everything at the end with a Content-Length.

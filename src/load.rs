@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::decode::{Coding, Decoder};
+use crate::decode::{Coding, Decoder, Part};
 use crate::probe::{ProbeError, ProbeRequest, build_request, client_for};
 use crate::sse::{Item, Parser};
 
@@ -667,32 +667,30 @@ impl StreamBody {
         let Some(decoder) = self.decoder.as_mut() else {
             return;
         };
-        let decoded = match decoder.push(chunk) {
-            Ok(d) => d,
-            Err(_) => {
-                self.end = Some(StreamEnd::Cut);
+        let (c, parser, items) = (&mut self.c, &mut self.parser, &mut self.items);
+        let (last_id, schedule) = (&mut self.last_id, self.schedule);
+        let pushed = decoder.push(chunk, &mut |piece, part| {
+            // Later gzip members are what a browser never decodes.
+            if part == Part::LaterMember {
                 return;
             }
-        };
-        let c = &mut self.c;
-        for piece in decoded.chunks(64 << 10) {
-            self.parser.feed(piece, &mut self.items);
-            for item in self.items.drain(..) {
+            parser.feed(piece, items);
+            for item in items.drain(..) {
                 if let Item::Event(e) = item {
                     c.events += 1;
                     // An event's id is the last one the stream set: an event that carries the same
                     // as the one before (or none yet) has no id of its own.
-                    let own_id = !e.id.is_empty() && self.last_id.as_deref() != Some(e.id.as_str());
+                    let own_id = !e.id.is_empty() && last_id.as_deref() != Some(e.id.as_str());
                     if !own_id {
                         c.without_id += 1;
                     }
-                    let key = match self.schedule {
+                    let key = match schedule {
                         Fanout::PerStream => Some(c.events.min(u32::MAX as u64) as u32),
                         // An event without an id of its own cannot be matched across streams.
                         Fanout::Shared => own_id.then(|| id_key(&e.id)),
                     };
-                    if own_id && self.schedule == Fanout::Shared {
-                        self.last_id = Some(e.id.clone());
+                    if own_id && schedule == Fanout::Shared {
+                        *last_id = Some(e.id.clone());
                     }
                     if let Some(key) = key
                         && c.arrivals.len() < ARRIVALS_KEPT
@@ -701,7 +699,12 @@ impl StreamBody {
                     }
                 }
             }
+        });
+        if pushed.is_err() && !decoder.over_limit() {
+            self.end = Some(StreamEnd::Cut);
+            return;
         }
+        let c = &self.c;
         if req.limits.max_events.is_some_and(|m| c.events >= m as u64)
             || self.wire > req.limits.max_bytes
             || decoder.over_limit()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::decode::{Coding, Decoder};
+use crate::decode::{Coding, Decoder, Part};
 use crate::secrets::{redact_headers as redact, redact_url};
 use crate::sse::{Event, FramingFacts, Item, Parser};
 
@@ -127,6 +127,9 @@ pub enum LimitKind {
     Duration,
     Bytes,
     Events,
+    /// The decompression window budget shared by the streams decoded at once
+    /// ([`crate::decode::WINDOW_BUDGET`]) was spent.
+    DecodeBudget,
 }
 
 /// How the body ended.
@@ -195,8 +198,11 @@ pub struct Recording {
     /// Reads beyond `max_reads` that were counted but not kept.
     pub reads_dropped: u64,
     pub events: Vec<Arrival>,
-    /// Events beyond [`EVENTS_KEPT`] that were dispatched but not kept.
+    /// Events beyond [`EVENTS_KEPT`] (or [`EVENTS_KEPT_BYTES`]) that were dispatched but not kept.
     pub events_dropped: u64,
+    /// Bytes of the kept event records, held against [`EVENTS_KEPT_BYTES`].
+    #[serde(skip)]
+    pub events_bytes: usize,
     /// Arrival of each comment line (heartbeats).
     pub comments: Vec<Duration>,
     pub retry: Option<u64>,
@@ -213,6 +219,21 @@ pub struct Recording {
     pub body: Vec<u8>,
     /// Whether `body` stops short of the whole decoded body.
     pub body_truncated: bool,
+    /// A gzip body of several members: what came after the first, which browsers do not decode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub later_members: Option<LaterMembers>,
+}
+
+/// Gzip members after the first: valid gzip that browsers ignore (they decode a response's first member
+/// only), decoded here so that what was lost is counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LaterMembers {
+    /// Members after the first.
+    pub members: u32,
+    /// Their decoded bytes.
+    pub decoded_bytes: u64,
+    /// Events they hold.
+    pub events: u64,
 }
 
 /// What a TLS connection negotiated.
@@ -230,8 +251,6 @@ pub struct TlsFacts {
 pub const BODY_KEPT: usize = 64 << 10;
 
 impl Recording {
-    /// A recording of a request whose response headers never came within the duration limit (also the
-    /// blank that a real response's recording starts from).
     /// The recording of a request that failed before any response head (a hop that closed the
     /// connection, say): no response, ended by the error, measured rather than fatal.
     pub fn failed(req: &ProbeRequest, start: Instant, error: &ProbeError) -> Recording {
@@ -242,6 +261,8 @@ impl Recording {
         rec
     }
 
+    /// A recording of a request whose response headers never came within the duration limit (also the
+    /// blank that a real response's recording starts from).
     fn no_response(req: &ProbeRequest, headers: &[(String, String)], start: Instant) -> Recording {
         let ended_at = start.elapsed();
         Recording {
@@ -259,6 +280,7 @@ impl Recording {
             reads_dropped: 0,
             events: Vec::new(),
             events_dropped: 0,
+            events_bytes: 0,
             comments: Vec::new(),
             retry: None,
             framing: BodyFraming::CloseDelimited,
@@ -272,6 +294,7 @@ impl Recording {
             facts: FramingFacts::default(),
             body: Vec::new(),
             body_truncated: false,
+            later_members: None,
         }
     }
 
@@ -422,6 +445,7 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
     let mut body = Body {
         parser: Parser::with_max_line(req.limits.max_line),
         items: Vec::new(),
+        later: None,
     };
     match Coding::parse(encoding.as_deref()) {
         Some(c) => {
@@ -556,6 +580,8 @@ fn record_head(
 struct Body {
     parser: Parser,
     items: Vec<Item>,
+    /// The parser of gzip members after the first (what a browser never decodes), once one came.
+    later: Option<(Parser, Vec<Item>)>,
 }
 
 impl Body {
@@ -570,11 +596,52 @@ impl Body {
     ) -> Option<End> {
         let at = rec.start.elapsed();
         rec.wire_bytes += chunk.len() as u64;
-        let decoded = match decoder.push(chunk) {
-            Ok(d) => d,
+        let read_index = rec.reads.len();
+        let decoded_before = rec.decoded_bytes;
+        let (parser, items, later) = (&mut self.parser, &mut self.items, &mut self.later);
+        let pushed = decoder.push(chunk, &mut |piece, part| {
+            rec.decoded_bytes += piece.len() as u64;
+            if part == Part::LaterMember {
+                // Valid gzip a browser never decodes: counted, so what was lost can be said.
+                let l = later.get_or_insert_with(|| (Parser::with_max_line(64 << 10), Vec::new()));
+                let m = rec.later_members.get_or_insert_with(LaterMembers::default);
+                m.decoded_bytes += piece.len() as u64;
+                l.0.feed(piece, &mut l.1);
+                m.events +=
+                    l.1.drain(..)
+                        .filter(|i| matches!(i, Item::Event(_)))
+                        .count() as u64;
+                return;
+            }
+            let room = BODY_KEPT.saturating_sub(rec.body.len());
+            rec.body.extend_from_slice(&piece[..piece.len().min(room)]);
+            rec.body_truncated |= piece.len() > room;
+            parser.feed(piece, items);
+            take_items(rec, items, at, read_index);
+        });
+        if let Some(m) = rec.later_members.as_mut() {
+            m.members = decoder.gzip_members().saturating_sub(1);
+        }
+        let decoded = (rec.decoded_bytes - decoded_before) as usize;
+        if rec.reads.len() < req.limits.max_reads {
+            rec.reads.push(Read {
+                at,
+                wire: chunk.len(),
+                decoded,
+            });
+        } else {
+            rec.reads_dropped += 1;
+        }
+        match pushed {
+            Ok(()) => {}
             Err(crate::decode::DecodeError::TooLarge { .. }) => {
                 return Some(End::Limit {
                     limit: LimitKind::Bytes,
+                });
+            }
+            Err(crate::decode::DecodeError::Budget { .. }) => {
+                return Some(End::Limit {
+                    limit: LimitKind::DecodeBudget,
                 });
             }
             Err(e) => {
@@ -582,26 +649,6 @@ impl Body {
                     reason: crate::error::error_chain(&e),
                 });
             }
-        };
-        rec.decoded_bytes += decoded.len() as u64;
-        let room = BODY_KEPT.saturating_sub(rec.body.len());
-        rec.body
-            .extend_from_slice(&decoded[..decoded.len().min(room)]);
-        rec.body_truncated |= decoded.len() > room;
-        let read_index = rec.reads.len();
-        if rec.reads.len() < req.limits.max_reads {
-            rec.reads.push(Read {
-                at,
-                wire: chunk.len(),
-                decoded: decoded.len(),
-            });
-        } else {
-            rec.reads_dropped += 1;
-        }
-        // In slices, so a highly compressed read cannot pile up millions of parsed items at once.
-        for piece in decoded.chunks(FEED_SLICE) {
-            self.parser.feed(piece, &mut self.items);
-            take_items(rec, &mut self.items, at, read_index);
         }
         let limit = if req.limits.max_events.is_some_and(|m| rec.events.len() >= m) {
             LimitKind::Events
@@ -615,11 +662,12 @@ impl Body {
 }
 
 /// Most events kept individually (the rest are counted in `events_dropped`, and in the parser's facts);
-/// an id longer than [`ID_KEPT`] bytes is cut (every event repeats it). With [`DATA_KEPT`] this bounds
-/// a recording's events to a few MiB whatever the stream.
+/// an id longer than [`ID_KEPT`] bytes is cut (every event repeats it). With [`DATA_KEPT`] and
+/// [`EVENTS_KEPT_BYTES`] this bounds a recording's events to a few MiB whatever the stream.
 pub const EVENTS_KEPT: usize = 10_000;
-/// Decoded bytes handed to the parser at once.
-const FEED_SLICE: usize = 64 << 10;
+/// Most bytes of event records kept (each record and what it holds): events with long ids or types stop
+/// being kept before [`EVENTS_KEPT`] is reached. `check` holds a recording per chain at once.
+pub const EVENTS_KEPT_BYTES: usize = 5 << 18;
 /// Longest event id kept per event.
 pub const ID_KEPT: usize = 256;
 /// Bytes of each event's data kept (reports show at most this much); the rest is counted in
@@ -638,17 +686,21 @@ fn take_items(rec: &mut Recording, items: &mut Vec<Item>, at: Duration, read: us
     for item in items.drain(..) {
         match item {
             Item::Event(mut event) => {
-                if rec.events.len() >= EVENTS_KEPT {
+                if rec.events.len() >= EVENTS_KEPT || rec.events_bytes >= EVENTS_KEPT_BYTES {
                     rec.events_dropped += 1;
                     continue;
                 }
                 cut_to(&mut event.id, ID_KEPT);
                 event.truncated += cut_to(&mut event.data, DATA_KEPT);
                 // Parser buffers grow by doubling: keep only what is used.
+                event.id.shrink_to_fit();
                 event.data.shrink_to_fit();
+                let mut heap = event.id.capacity() + event.data.capacity();
                 if let std::borrow::Cow::Owned(t) = &mut event.event_type {
                     t.shrink_to_fit();
+                    heap += t.capacity();
                 }
+                rec.events_bytes += std::mem::size_of::<Arrival>() + heap;
                 rec.events.push(Arrival { at, read, event })
             }
             Item::Comment(_) => {
@@ -740,6 +792,7 @@ pub(crate) mod testing {
             reads_dropped: 0,
             events,
             events_dropped: 0,
+            events_bytes: 0,
             comments: vec![],
             retry: None,
             framing: BodyFraming::Chunked,
@@ -754,6 +807,7 @@ pub(crate) mod testing {
             },
             body: Vec::new(),
             body_truncated: false,
+            later_members: None,
         }
     }
 }
@@ -897,6 +951,41 @@ mod tests {
         // The reads the kept events arrived in stay, so every kept event still points at its read.
         assert!(rec.events.iter().all(|a| a.read < rec.reads.len()));
         assert_eq!(rec.reads.len() as u64 + rec.reads_dropped, reads);
+    }
+
+    #[tokio::test]
+    async fn a_body_of_gzip_members_is_read_as_browsers_read_it() {
+        use std::io::Write;
+        // One gzip member per event, as Django's GZipMiddleware writes an async stream.
+        let body: Vec<u8> = (1..=4)
+            .flat_map(|i| {
+                let mut e =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(format!("id: {i}\ndata: {i}\n\n").as_bytes())
+                    .unwrap();
+                e.finish().unwrap()
+            })
+            .collect();
+        let url = serve_once(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\nConnection: close\r\n\r\n",
+            body,
+        )
+        .await;
+        let rec = probe(&ProbeRequest::new(url)).await.unwrap();
+        // The first member is what a browser dispatches; the rest is counted, not corrupt, and the
+        // stream is read to its real end.
+        assert_eq!(rec.events.len(), 1);
+        assert_eq!(rec.end, End::Complete);
+        let later = rec.later_members.clone().expect("later members counted");
+        assert_eq!((later.members, later.events), (3, 3));
+        let v = crate::verdict::judge(&rec, crate::verdict::Reference::None);
+        assert!(
+            v.has(crate::verdict::FindingId::GzipMembersDropped),
+            "{v:?}"
+        );
+        assert!(!v.has(crate::verdict::FindingId::CorruptContentEncoding));
+        let causes = crate::doctor::diagnose(&rec, &v, None, None, false);
+        assert_eq!(causes[0].id, crate::doctor::CauseId::GzipMembers);
     }
 
     #[tokio::test]

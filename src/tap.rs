@@ -33,11 +33,10 @@ pub const MAX_EXCHANGES: usize = 256;
 pub const MAX_SENDS: usize = crate::probe::EVENTS_KEPT;
 /// Decoded bytes followed per response: as many as a probe reads of a body at most
 /// (`probe::Limits::max_bytes`); beyond them (a compression bomb, or a stream far longer than any probe
-/// listens to) the tap stops stamping events for it, and keeps relaying. Every chain of `check` has a tap
-/// of its own, so this bounds each one's share of the process's memory.
+/// listens to) the tap stops stamping events for it, and keeps relaying. Decoded bytes are parsed in
+/// pieces as they are made, so this bounds the tap's work, not its memory (that is the decoder's window
+/// and one piece).
 const MAX_DECODED: u64 = 16 << 20;
-/// Decoded bytes handed to the parser at once.
-const FEED_SLICE: usize = 64 << 10;
 /// Longest request or response head followed.
 const MAX_HEAD: usize = 64 << 10;
 /// Longest SSE line the tap's parser follows.
@@ -625,18 +624,17 @@ fn consume_body(b: &mut Body, data: &[u8]) -> (usize, bool) {
         Framing::Chunked(c) => c.feed(data, &mut payload),
     };
     if !payload.is_empty() {
-        let decoded = match b.decoder.as_mut().map(|d| d.push(&payload)) {
-            Some(Ok(d)) => d,
+        let (parser, items, sends) = (&mut b.parser, &mut b.items, &mut b.sends_pending);
+        // Every member of a gzip body was sent by the origin, whatever a browser makes of it.
+        let pushed = b.decoder.as_mut().map(|d| {
+            d.push(&payload, &mut |piece, _| {
+                parser.feed(piece, items);
+                *sends += count_events(items);
+            })
+        });
+        if !matches!(pushed, Some(Ok(()))) {
             // An undecodable or unsupported body: stop stamping events for it.
-            _ => {
-                b.decoder = None;
-                Vec::new()
-            }
-        };
-        // In slices, so a highly compressed read cannot pile up millions of parsed items at once.
-        for piece in decoded.chunks(FEED_SLICE) {
-            b.parser.feed(piece, &mut b.items);
-            b.sends_pending += count_events(&mut b.items);
+            b.decoder = None;
         }
     }
     if done {

@@ -120,6 +120,7 @@ pub fn page_recording(page: &PageStream, url: &str, watched: Duration) -> Record
         reads_dropped: 0,
         events,
         events_dropped: page.events_dropped,
+        events_bytes: 0,
         comments: Vec::new(),
         retry: None,
         framing: BodyFraming::Chunked,
@@ -131,6 +132,7 @@ pub fn page_recording(page: &PageStream, url: &str, watched: Duration) -> Record
         facts: FramingFacts::default(),
         body: Vec::new(),
         body_truncated: false,
+        later_members: None,
     }
 }
 

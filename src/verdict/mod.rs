@@ -959,6 +959,17 @@ fn body_header_findings(rec: &Recording, out: &mut Vec<Finding>) {
             evidence!("Content-Encoding: {}", ce),
         ));
     }
+    if let Some(m) = &rec.later_members {
+        out.push(Finding::new(
+            FindingId::GzipMembersDropped,
+            evidence!(
+                "{} gzip members after the first held {} events ({} decoded) that a browser drops",
+                Fact::Count(u64::from(m.members)),
+                Fact::Count(m.events),
+                Fact::Bytes(m.decoded_bytes)
+            ),
+        ));
+    }
     if let End::Undecodable { reason } = &rec.end {
         let id = if reason.starts_with("unsupported") {
             FindingId::UnsupportedContentEncoding
@@ -1123,6 +1134,17 @@ fn limit_finding(rec: &Recording) -> Option<Finding> {
             } else {
                 evidence!("stopped after {} bytes", Fact::Bytes(rec.wire_bytes))
             },
+        )),
+        End::Limit {
+            limit: LimitKind::DecodeBudget,
+        } => Some(Finding::new(
+            FindingId::ByteLimitReached,
+            evidence!(
+                "stopped after {} decoded bytes ({} on the wire): the {} of decompression window shared by the streams measured at once was spent (`-j 1` measures one at a time)",
+                Fact::Bytes(rec.decoded_bytes),
+                Fact::Bytes(rec.wire_bytes),
+                Fact::Bytes(crate::decode::WINDOW_BUDGET)
+            ),
         )),
         End::Limit {
             limit: LimitKind::Duration,

@@ -162,6 +162,10 @@ rules! {
     CorruptContentEncoding "corrupt-content-encoding" Error "headers"
         why "the body claims a content coding but is not valid in it; browsers fail the stream"
         fix "compress with a flush per event or not at all; never declare a coding the body does not have";
+    GzipMembersDropped "gzip-members-dropped" Error "framing"
+        why "the body is a series of gzip members (a compressor that starts a new member per write): valid gzip, but browsers decode only a response's first member and ignore the rest, so the events after it never reach the page"
+        fix "compress the stream as one gzip stream flushed after each event (Z_SYNC_FLUSH), or leave it uncompressed (`Cache-Control: no-transform`); Django: keep the streaming view out of GZipMiddleware"
+        operator "exclude text/event-stream from the compressor that writes one member per chunk";
     ErrorStatus "error-status" Error "headers"
         why "EventSource fails on any status but 200 and stops reconnecting"
         fix "answer 200 for a valid stream, 204 to tell the client to stop";

@@ -9,6 +9,12 @@ of its request line (a query `?n=N` sets a size where one applies):
     /firehose?n=BYTES     `data: x` events as fast as the socket takes them, then close (default 20 MB)
     /gzip-bomb?n=BYTES    one gzip body that inflates to BYTES of tiny events (default 200 MB)
     /zstd-bomb, /br-bomb  the same with zstd or brotli (needs the `zstd` or `brotli` command)
+    /gzip-zeros?n=BYTES   one gzip body that inflates to one `data:` line of BYTES zero bytes that never
+                          ends (default 1 GB); /zstd-zeros and /br-zeros the same with zstd or brotli
+    /long-ids?n=BYTES     a firehose of events that each carry a 300-byte id (default 20 MB)
+    /hanging-length       `Content-Length: 100000`, two events, then the connection stays open, silent
+    /bad-chunk-crlf       a chunk whose data is longer than its size line says
+    /bad-chunk-huge       a chunk size of 16 hex digits
     /long-line?n=BYTES    one `data:` line of BYTES bytes, then a normal event (default 100 MiB)
     /endless              bytes without a single line break, forever
     /invalid-utf8         events whose data holds bytes that are not UTF-8
@@ -32,6 +38,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
 TINY = b"data: x\n\n"
@@ -51,6 +58,36 @@ def bomb(coding, n):
     return subprocess.run(tool, input=raw, capture_output=True, check=True).stdout
 
 
+def zeros(coding, n):
+    """`data: ` and n zero bytes, no line break: compressed in pieces so the server never holds n bytes."""
+    piece = b"\0" * (1 << 20)
+    if coding == "gzip":
+        z = zlib.compressobj(9, zlib.DEFLATED, 31)
+        out = [z.compress(b"data: ")]
+        for _ in range(n // len(piece)):
+            out.append(z.compress(piece))
+        out.append(z.flush())
+        return b"".join(out)
+    tool = {"zstd": ["zstd", "-19", "-c"], "br": ["brotli", "-c", "-q", "9"]}[coding]
+    if shutil.which(tool[0]) is None:
+        return None
+    p = subprocess.Popen(tool, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    out = []
+    reader = threading.Thread(target=lambda: out.append(p.stdout.read()))
+    reader.start()
+    p.stdin.write(b"data: ")
+    for _ in range(n // len(piece)):
+        p.stdin.write(piece)
+    p.stdin.close()
+    reader.join()
+    p.wait()
+    return out[0]
+
+
+# Compressed bodies already made, by shape and size (`check` asks for each once per chain).
+BODIES = {}
+
+
 def serve(c, path, n):
     if path == "firehose":
         n = n or 20_000_000
@@ -61,11 +98,49 @@ def serve(c, path, n):
             sent += len(chunk)
     elif path in ("gzip-bomb", "zstd-bomb", "br-bomb"):
         coding = path.split("-")[0]
-        body = bomb(coding, n or 200_000_000)
+        key = (path, n or 200_000_000)
+        if key not in BODIES:
+            BODIES[key] = bomb(coding, key[1])
+        body = BODIES[key]
         if body is None:
             c.sendall(b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n\r\n")
             return
         c.sendall(head(b"Content-Encoding: " + coding.encode() + b"\r\n") + body)
+    elif path in ("gzip-zeros", "zstd-zeros", "br-zeros"):
+        coding = path.split("-")[0]
+        key = (coding, n or 1_000_000_000)
+        if key not in BODIES:
+            BODIES[key] = zeros(coding, key[1])
+        body = BODIES[key]
+        if body is None:
+            c.sendall(b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n\r\n")
+            return
+        c.sendall(head(b"Content-Encoding: " + coding.encode() + b"\r\n") + body)
+        time.sleep(1)
+    elif path == "long-ids":
+        n = n or 20_000_000
+        c.sendall(head())
+        sent, i = 0, 0
+        while sent < n:
+            chunk = b"".join(b"id: %0300d\ndata: x\n\n" % (i + k) for k in range(1000))
+            c.sendall(chunk)
+            sent += len(chunk)
+            i += 1000
+    elif path == "hanging-length":
+        c.sendall(HEAD + b"Content-Length: 100000\r\n\r\n" + b"data: one\n\ndata: two\n\n")
+        time.sleep(3600)
+    elif path == "bad-chunk-crlf":
+        c.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+        c.sendall(b"9\r\ndata: x\n\n\r\n")
+        time.sleep(0.3)
+        c.sendall(b"3\r\ndata: y\n\n\r\n0\r\n\r\n")
+        time.sleep(0.3)
+    elif path == "bad-chunk-huge":
+        c.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+        c.sendall(b"9\r\ndata: x\n\n\r\n")
+        time.sleep(0.3)
+        c.sendall(b"ffffffffffffffff\r\ndata: y\n\n")
+        time.sleep(0.3)
     elif path == "long-line":
         n = n or 100 << 20
         c.sendall(head() + b"data: ")
