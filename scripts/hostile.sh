@@ -114,7 +114,6 @@ target:
   command: ["sh", "-c", "head -c 300000000 /dev/zero | tr '\\\\0' x; echo; exec python3 $PWD/tests/servers/sse_origin.py \$PORT --gap-ms 100"]
   url: {path: /events}
   ready: {log: listening, timeout_ms: 60000}
-matrix:
-  direct: []
+matrix: [coalesce]
 YAML
 measure "\`check\`, a target that logs 300 MB before its ready line" check --config "$work/biglog/ssegate.yaml"

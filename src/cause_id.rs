@@ -27,7 +27,7 @@ macro_rules! cause_ids {
 }
 
 cause_ids! {
-    OriginBuffering "origin-buffering" "A server ssegate started buffers its own output (`check` only: nothing stands in between).";
+    OriginBuffering "origin-buffering" "The origin buffers its own output: a server ssegate started (`check`), or a `--compare` stream that was held too (`doctor`).";
     OriginAbort "origin-abort" "A server ssegate started ended its response abruptly (`check` only).";
     WholeBodyBuffering "whole-body-buffering" "A layer buffers the whole body and answers with a Content-Length.";
     GzipMembers "gzip-members" "The body is a series of gzip members; browsers decode only the first.";

@@ -51,7 +51,7 @@ pub enum DecodeError {
 /// chain's stream twice (its client and its tap) at once; without a shared bound, a compression bomb in
 /// each would hold hundreds of MiB. A stream that would take the total past it stops there (the probe
 /// records a byte limit and says why); `-j 1` gives one stream at a time all of it.
-pub const WINDOW_BUDGET: u64 = 16 << 20;
+pub const WINDOW_BUDGET: u64 = 8 << 20;
 
 /// Window memory held by decoders, against a budget.
 struct Windows {
@@ -748,6 +748,7 @@ mod tests {
             (Coding::Brotli, br),
         ] {
             let mut d = Decoder::new(coding, u64::MAX);
+            d.windows = windows(u64::MAX);
             let (mut pieces, mut total, mut largest) = (0, 0, 0);
             d.push(&wire, &mut |got, _| {
                 pieces += 1;
@@ -763,12 +764,17 @@ mod tests {
         }
     }
 
+    /// A window budget of its own, so that tests running at once do not share one.
+    fn windows(budget: u64) -> &'static Windows {
+        Box::leak(Box::new(Windows {
+            held: std::sync::atomic::AtomicU64::new(0),
+            budget,
+        }))
+    }
+
     #[test]
     fn decoders_share_one_window_budget() {
-        let windows: &'static Windows = Box::leak(Box::new(Windows {
-            held: std::sync::atomic::AtomicU64::new(0),
-            budget: 12 << 20,
-        }));
+        let windows = windows(12 << 20);
         // A brotli stream with a 16 MiB window, 10 MiB of it filled.
         let mut br = Vec::new();
         {

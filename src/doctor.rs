@@ -462,6 +462,16 @@ struct Wording {
 }
 
 impl Wording {
+    /// Held on a server with nothing in front of it: the server buffers its own output.
+    fn origin_buffering() -> Wording {
+        Wording {
+            id: CauseId::OriginBuffering,
+            title: "the server itself buffers its output before writing (a response buffer, output_buffering, a sync generator under ASGI, no flush)",
+            origin_fix: "write and flush each event as it is produced (res.flush(), Flusher.Flush(), a streaming response; Django: an async generator)".into(),
+            operator_fix: NO_OPERATOR,
+        }
+    }
+
     /// A cut on a server ssegate started: no intermediary's timeout, the server ended the response.
     fn origin_abort() -> Wording {
         Wording {
@@ -664,12 +674,7 @@ fn proxy_buffering(s: &Signs<'_>) -> Option<Cause> {
     };
     evidence.extend(nginx);
     let wording = if s.local {
-        Wording {
-            id: CauseId::OriginBuffering,
-            title: "the server itself buffers its output before writing (a response buffer, output_buffering, no flush)",
-            origin_fix: "write and flush each event as it is produced (res.flush(), Flusher.Flush(), a streaming response)".into(),
-            operator_fix: NO_OPERATOR,
-        }
+        Wording::origin_buffering()
     } else {
         Wording {
             id: CauseId::ProxyBuffering,
@@ -923,6 +928,8 @@ pub struct DoctorReport {
     pub recording: Recording,
     pub verdict: Verdict,
     pub compare: Option<Recording>,
+    /// The `--compare` stream judged on its own; the target is judged against it only when it streamed.
+    pub compare_delivery: Option<Delivery>,
     pub platforms: Vec<Platform>,
     pub causes: Vec<Cause>,
     pub active: Vec<ActiveProbe>,
@@ -937,15 +944,22 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
         None => None,
     };
     let rec = probe(&req.target).await?;
-    let reference = compare
-        .as_ref()
-        .map_or(Reference::None, Reference::Baseline);
-    let verdict = judge(&rec, reference);
+    // The compare stream judged on its own: a reference only when it streamed. A held one (the origin
+    // buffers, or its own compression does) explains the deployed stream before any hop does, and
+    // judging against it would call held events timely.
+    let compare_verdict = compare.as_ref().map(|c| judge(c, Reference::None));
     let streaming = compare
         .as_ref()
-        .filter(|c| judge(c, Reference::None).delivery == Delivery::Streamed);
+        .filter(|_| compare_verdict.as_ref().map(|v| v.delivery) == Some(Delivery::Streamed));
+    let reference = streaming.map_or(Reference::None, Reference::Baseline);
+    let verdict = judge(&rec, reference);
     let stack = req.stack.or_else(|| Stack::detect(&rec, None));
     let mut causes = diagnose(&rec, &verdict, streaming, stack, false);
+    if let (Some(c), Some(cv)) = (&compare, &compare_verdict)
+        && streaming.is_none()
+    {
+        causes.splice(0..0, origin_causes(c, cv, stack));
+    }
     let mut active = Vec::new();
     // R4's test: the same request without Accept-Encoding.
     if req.active
@@ -966,11 +980,48 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
         recording: rec,
         verdict,
         compare,
+        compare_delivery: compare_verdict.map(|v| v.delivery),
         platforms,
         causes,
         active,
         browser: None,
     })
+}
+
+/// The causes of a `--compare` stream that did not stream: nothing stands between it and the probe, so
+/// they are the origin's own, listed before anything a hop adds (each says where it was seen).
+fn origin_causes(compare: &Recording, v: &Verdict, stack: Option<Stack>) -> Vec<Cause> {
+    let mut causes: Vec<Cause> = diagnose(compare, v, None, stack, true)
+        .into_iter()
+        .filter(|c| !c.is_risk())
+        .collect();
+    let seen = format!(
+        "the --compare stream ({}), without the infrastructure, was {} already",
+        compare.url, v.delivery
+    );
+    if causes.is_empty() {
+        causes.push(Wording::origin_buffering().cause(
+            Confidence::High,
+            Vec::new(),
+            all_flush_snippets(),
+        ));
+    }
+    for c in &mut causes {
+        c.evidence.insert(0, seen.clone());
+        c.confidence = c.confidence.max(Confidence::High);
+        if let Some(st) = stack {
+            let mine: Vec<Snippet> = c
+                .snippets
+                .iter()
+                .filter(|sn| sn.framework == st.framework())
+                .cloned()
+                .collect();
+            if !mine.is_empty() {
+                c.snippets = mine;
+            }
+        }
+    }
+    causes
 }
 
 /// The first probe of `doctor`, as diagnosed.

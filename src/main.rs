@@ -12,7 +12,7 @@ fn main() {
 /// large buffers (a decoder's window, a parser's line) come from heaps that are never given back; and it
 /// keeps one heap per thread that touches it. `check` frees and allocates such buffers per chain, on
 /// several threads at once: a fixed threshold and two heaps keep its peak near what it holds (measured
-/// in BENCHMARKS.md, "Hostile streams": `check --url` on a brotli bomb 83 → 62 MiB).
+/// in BENCHMARKS.md, "Hostile streams").
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; it is called before any thread is started.

@@ -199,6 +199,15 @@ pub fn concurrency_note(c: &crate::check::Concurrency) -> String {
 /// Human output for `doctor`.
 pub fn doctor_human(d: &DoctorReport) -> String {
     let mut s = probe_human(&d.recording, &d.verdict, d.browser.as_ref());
+    if let (Some(c), Some(delivery)) = (&d.compare, d.compare_delivery)
+        && delivery != crate::verdict::Delivery::Streamed
+    {
+        let _ = writeln!(
+            s,
+            "\nthe --compare stream ({}) was {delivery} too, without the infrastructure: the origin does not stream; its causes come first, and this stream was judged on its own evidence",
+            c.url
+        );
+    }
     if !d.platforms.is_empty() {
         let _ = writeln!(s, "\nplatforms:");
         for p in &d.platforms {

@@ -287,6 +287,8 @@ pub struct CompareDoc<'a> {
     pub url: &'a str,
     pub events: usize,
     pub ended_ms: u64,
+    /// Its own delivery: the target is judged against it only when this is `streamed`.
+    pub delivery: Option<crate::verdict::Delivery>,
 }
 
 impl<'a> DoctorDoc<'a> {
@@ -300,6 +302,7 @@ impl<'a> DoctorDoc<'a> {
                 url: &c.url,
                 events: c.events.len(),
                 ended_ms: c.ended_at.as_millis() as u64,
+                delivery: d.compare_delivery,
             }),
         }
     }

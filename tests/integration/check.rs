@@ -498,6 +498,31 @@ mod doctor {
     }
 
     #[tokio::test]
+    async fn a_held_compare_stream_is_named_first_and_not_judged_against() {
+        // The origin holds its own stream: behind nginx users get it all at the end. Judged against the
+        // held compare stream, nginx's looked timely (only its head late).
+        let mut held = Profile::builtin("plain").unwrap();
+        held.hold_until_end = true;
+        let d = diagnose(
+            held,
+            vec![HopSpec::real("nginx", "default").unwrap()],
+            false,
+        )
+        .await;
+        assert_eq!(d.verdict.delivery.as_str(), "held-until-end");
+        assert_eq!(
+            d.compare_delivery.map(|v| v.as_str()),
+            Some("held-until-end")
+        );
+        assert_eq!(d.causes[0].id, CauseId::OriginBuffering, "{:?}", d.causes);
+        assert!(d.causes[0].evidence[0].contains("--compare stream"));
+        let text = ssegate::report::human::doctor_human(&d);
+        assert!(text.contains("the origin does not stream"), "{text}");
+        let json = serde_json::to_value(ssegate::report::json::DoctorDoc::new(&d)).unwrap();
+        assert_eq!(json["compare"]["delivery"], "held-until-end");
+    }
+
+    #[tokio::test]
     async fn nginx_gzip_is_blamed_on_the_proxy_buffer_once_identity_is_still_held() {
         let d = diagnose(
             Profile::builtin("plain").unwrap(),
