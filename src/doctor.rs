@@ -90,32 +90,80 @@ impl Stack {
         }
     }
 
-    /// Recognise the stack from response headers, else from the command that started the server.
+    /// Recognise the stack: by the framework's own signs in the response, then by the project's files
+    /// (where the command runs, and beside the script it names), then by the server's name, then by the
+    /// command's words. A server's name says little: Django runs under uvicorn as FastAPI does.
     pub fn detect(
         rec: &Recording,
         command: Option<&crate::origin::command::CommandSpec>,
     ) -> Option<Stack> {
-        for (k, v) in &rec.headers {
-            let v = v.to_ascii_lowercase();
-            let found = match k.as_str() {
-                "x-powered-by" if v.contains("next.js") => Some(Stack::Nextjs),
-                "x-powered-by" if v.contains("express") => Some(Stack::Express),
-                "server" if v.starts_with("werkzeug") => Some(Stack::Flask),
-                "server" if v.starts_with("uvicorn") || v.starts_with("hypercorn") => {
-                    Some(Stack::Starlette)
-                }
-                "server" if v.starts_with("wsgiserver") || v.starts_with("daphne") => {
-                    Some(Stack::Django)
-                }
-                "x-runtime" => Some(Stack::Rails),
-                "server" if v.starts_with("puma") => Some(Stack::Rails),
-                _ => None,
-            };
-            if found.is_some() {
-                return found;
+        Stack::from_framework_headers(rec)
+            .or_else(|| command.and_then(Stack::from_project))
+            .or_else(|| Stack::from_server_header(rec))
+            .or_else(|| command.and_then(Stack::from_argv))
+    }
+
+    /// Headers a framework itself adds.
+    fn from_framework_headers(rec: &Recording) -> Option<Stack> {
+        let h = |n: &str| rec.header(n).map(|v| v.trim().to_ascii_lowercase());
+        let powered = h("x-powered-by").unwrap_or_default();
+        if powered.contains("next.js") {
+            return Some(Stack::Nextjs);
+        }
+        if powered.contains("express") {
+            return Some(Stack::Express);
+        }
+        if h("x-runtime").is_some() {
+            return Some(Stack::Rails);
+        }
+        // Django's SecurityMiddleware defaults, together.
+        let same_origin = |n: &str| h(n).as_deref() == Some("same-origin");
+        if same_origin("cross-origin-opener-policy") && same_origin("referrer-policy") {
+            return Some(Stack::Django);
+        }
+        None
+    }
+
+    /// The `Server` header: which server runs the app, not which framework it is.
+    fn from_server_header(rec: &Recording) -> Option<Stack> {
+        let v = rec.header("server")?.trim().to_ascii_lowercase();
+        [
+            ("werkzeug", Stack::Flask),
+            ("uvicorn", Stack::Starlette),
+            ("hypercorn", Stack::Starlette),
+            ("wsgiserver", Stack::Django),
+            ("daphne", Stack::Django),
+            ("puma", Stack::Rails),
+        ]
+        .iter()
+        .find(|(w, _)| v.starts_with(w))
+        .map(|(_, s)| *s)
+    }
+
+    /// The project's own files: `manage.py`, `package.json`'s dependencies, `Cargo.toml`, `go.mod`,
+    /// `Gemfile`, Python requirements.
+    fn from_project(command: &crate::origin::command::CommandSpec) -> Option<Stack> {
+        let cwd = command
+            .cwd
+            .clone()
+            .or_else(|| std::env::current_dir().ok())?;
+        // The directory the command runs in, and those of the files it names (`python app/manage.py`).
+        let mut dirs = vec![cwd.clone()];
+        for arg in command.argv.iter().skip(1) {
+            let path = cwd.join(arg);
+            if path.is_file()
+                && let Some(d) = path.parent()
+                && !dirs.iter().any(|x| x == d)
+            {
+                dirs.push(d.to_path_buf());
             }
         }
-        let argv = command?.argv.join(" ").to_ascii_lowercase();
+        dirs.iter().find_map(|d| project_stack(d))
+    }
+
+    /// Words of the command that started the server.
+    fn from_argv(command: &crate::origin::command::CommandSpec) -> Option<Stack> {
+        let argv = command.argv.join(" ").to_ascii_lowercase();
         let has = |w: &str| {
             argv.split(|c: char| !c.is_ascii_alphanumeric() && c != '.')
                 .any(|t| t == w)
@@ -124,12 +172,12 @@ impl Stack {
             ("fastify", Stack::Fastify),
             ("next", Stack::Nextjs),
             ("flask", Stack::Flask),
-            ("uvicorn", Stack::Starlette),
-            ("fastapi", Stack::Starlette),
-            ("hypercorn", Stack::Starlette),
             ("manage.py", Stack::Django),
             ("daphne", Stack::Django),
             ("django", Stack::Django),
+            ("uvicorn", Stack::Starlette),
+            ("fastapi", Stack::Starlette),
+            ("hypercorn", Stack::Starlette),
             ("rails", Stack::Rails),
             ("puma", Stack::Rails),
             ("cargo", Stack::Axum),
@@ -141,6 +189,69 @@ impl Stack {
         .find(|(w, _)| has(w))
         .map(|(_, s)| *s)
     }
+}
+
+/// The stack a project directory's files name, if any.
+fn project_stack(dir: &std::path::Path) -> Option<Stack> {
+    // Project files are small; a bound keeps a huge or endless one from costing anything.
+    let read = |name: &str| -> Option<String> {
+        use std::io::Read;
+        let mut text = String::new();
+        std::fs::File::open(dir.join(name))
+            .ok()?
+            .take(1 << 20)
+            .read_to_string(&mut text)
+            .ok()?;
+        Some(text.to_ascii_lowercase())
+    };
+    if dir.join("manage.py").is_file() {
+        return Some(Stack::Django);
+    }
+    if let Some(pkg) = read("package.json") {
+        let deps: Vec<String> = serde_json::from_str::<serde_json::Value>(&pkg)
+            .ok()
+            .map(|v| {
+                ["dependencies", "devDependencies"]
+                    .iter()
+                    .filter_map(|k| v.get(k)?.as_object())
+                    .flat_map(|o| o.keys().cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let dep = |n: &str| deps.iter().any(|d| d == n);
+        for (name, stack) in [
+            ("next", Stack::Nextjs),
+            ("fastify", Stack::Fastify),
+            ("express", Stack::Express),
+        ] {
+            if dep(name) {
+                return Some(stack);
+            }
+        }
+    }
+    if read("Cargo.toml").is_some_and(|t| t.contains("axum")) {
+        return Some(Stack::Axum);
+    }
+    if dir.join("go.mod").is_file() {
+        return Some(Stack::Go);
+    }
+    if read("Gemfile").is_some_and(|t| t.contains("rails")) {
+        return Some(Stack::Rails);
+    }
+    let python = ["requirements.txt", "pyproject.toml", "Pipfile"]
+        .iter()
+        .filter_map(|f| read(f))
+        .collect::<Vec<_>>()
+        .join("\n");
+    [
+        ("django", Stack::Django),
+        ("flask", Stack::Flask),
+        ("fastapi", Stack::Starlette),
+        ("starlette", Stack::Starlette),
+    ]
+    .iter()
+    .find(|(w, _)| python.contains(w))
+    .map(|(_, s)| *s)
 }
 
 pub use crate::cause_id::CauseId;
@@ -1448,6 +1559,53 @@ mod tests {
         };
         let plain = rec(&[SSE], &[10], 20, End::Complete);
         assert_eq!(Stack::detect(&plain, Some(&cmd)), Some(Stack::Django));
+    }
+
+    #[test]
+    fn the_project_and_the_framework_outrank_the_servers_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("mysite");
+        std::fs::create_dir(&project).unwrap();
+        std::fs::write(project.join("manage.py"), "#!/usr/bin/env python\n").unwrap();
+        // Django's ASGI app under uvicorn: the server says uvicorn, the project says Django.
+        let cmd = |argv: &[&str], cwd: &std::path::Path| crate::origin::command::CommandSpec {
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            cwd: Some(cwd.to_path_buf()),
+            env: Default::default(),
+        };
+        let uvicorn = rec(&[SSE, ("server", "uvicorn")], &[10], 20, End::Complete);
+        let asgi = cmd(&["uvicorn", "mysite.asgi:application"], &project);
+        assert_eq!(Stack::detect(&uvicorn, Some(&asgi)), Some(Stack::Django));
+        // Without the project's files, the server's name is all there is.
+        assert_eq!(
+            Stack::detect(&uvicorn, Some(&cmd(&["uvicorn", "app:app"], dir.path()))),
+            Some(Stack::Starlette)
+        );
+        // A file the command names is looked beside: `python mysite/manage.py runserver`.
+        let plain = rec(&[SSE], &[10], 20, End::Complete);
+        let runserver = cmd(&["python3", "mysite/manage.py", "runserver"], dir.path());
+        assert_eq!(Stack::detect(&plain, Some(&runserver)), Some(Stack::Django));
+        // package.json's dependencies over `node`.
+        std::fs::write(
+            dir.path().join("package.json"),
+            r#"{"dependencies": {"fastify": "^5.0.0"}}"#,
+        )
+        .unwrap();
+        let node = cmd(&["node", "server.js"], dir.path());
+        assert_eq!(Stack::detect(&plain, Some(&node)), Some(Stack::Fastify));
+        // Django's own security headers, whatever serves it.
+        let django = rec(
+            &[
+                SSE,
+                ("server", "uvicorn"),
+                ("cross-origin-opener-policy", "same-origin"),
+                ("referrer-policy", "same-origin"),
+            ],
+            &[10],
+            20,
+            End::Complete,
+        );
+        assert_eq!(Stack::detect(&django, None), Some(Stack::Django));
     }
 
     #[test]
