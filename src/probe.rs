@@ -219,10 +219,31 @@ pub struct Recording {
     pub body: Vec<u8>,
     /// Whether `body` stops short of the whole decoded body.
     pub body_truncated: bool,
+    /// Events that arrived in pieces (not counted in JSON: see [`Pieces`]).
+    #[serde(skip)]
+    pub pieces: Pieces,
     /// A gzip body of several members: what came after the first, which browsers do not decode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub later_members: Option<LaterMembers>,
 }
+
+/// Events whose last piece came in a later read than a small first piece: an origin that writes one
+/// event in several small writes, without `TCP_NODELAY`, has Nagle's algorithm hold each later write
+/// until the client's delayed ACK (about 40 ms on Linux).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pieces {
+    /// Events finished by a read after a small read that left them unfinished.
+    pub events: u64,
+    /// Those whose last piece came [`PIECE_WAIT`] or more after the piece before.
+    pub waited: u64,
+    /// The longest such wait.
+    pub longest: Duration,
+}
+
+/// A read smaller than this that leaves an event unfinished is a piece of a write, not a full segment.
+const SMALL_PIECE: usize = 1024;
+/// A wait between the pieces of one event this long is a delayed ACK's, not a scheduler's.
+pub const PIECE_WAIT: Duration = Duration::from_millis(20);
 
 /// Gzip members after the first: valid gzip that browsers ignore (they decode a response's first member
 /// only), decoded here so that what was lost is counted.
@@ -295,6 +316,7 @@ impl Recording {
             body: Vec::new(),
             body_truncated: false,
             later_members: None,
+            pieces: Pieces::default(),
         }
     }
 
@@ -598,6 +620,14 @@ impl Body {
         rec.wire_bytes += chunk.len() as u64;
         let read_index = rec.reads.len();
         let decoded_before = rec.decoded_bytes;
+        // The last read left an event unfinished: when this one finishes it, how long its last piece
+        // waited.
+        let waited = rec
+            .reads
+            .last()
+            .filter(|r| self.parser.mid_event() && r.wire < SMALL_PIECE)
+            .map(|r| at.saturating_sub(r.at));
+        let events_before = rec.events.len() as u64 + rec.events_dropped;
         let (parser, items, later) = (&mut self.parser, &mut self.items, &mut self.later);
         let pushed = decoder.push(chunk, &mut |piece, part| {
             rec.decoded_bytes += piece.len() as u64;
@@ -623,6 +653,15 @@ impl Body {
             m.members = decoder.gzip_members().saturating_sub(1);
         }
         let decoded = (rec.decoded_bytes - decoded_before) as usize;
+        if let Some(w) = waited
+            && rec.events.len() as u64 + rec.events_dropped > events_before
+        {
+            rec.pieces.events += 1;
+            if w >= PIECE_WAIT {
+                rec.pieces.waited += 1;
+                rec.pieces.longest = rec.pieces.longest.max(w);
+            }
+        }
         if rec.reads.len() < req.limits.max_reads {
             rec.reads.push(Read {
                 at,
@@ -808,6 +847,7 @@ pub(crate) mod testing {
             body: Vec::new(),
             body_truncated: false,
             later_members: None,
+            pieces: Default::default(),
         }
     }
 }
@@ -986,6 +1026,51 @@ mod tests {
         assert!(!v.has(crate::verdict::FindingId::CorruptContentEncoding));
         let causes = crate::doctor::diagnose(&rec, &v, None, None, false);
         assert_eq!(causes[0].id, crate::doctor::CauseId::GzipMembers);
+    }
+
+    /// A server that writes each of `events` in the given pieces, `wait` apart, with TCP_NODELAY (so
+    /// the pieces are separate segments, as Nagle's delayed writes are).
+    async fn serve_in_pieces(
+        pieces: &'static [&'static str],
+        events: usize,
+        wait: Duration,
+    ) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut c, _) = l.accept().await.unwrap();
+            c.set_nodelay(true).unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf).await;
+            let head =
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+            let _ = c.write_all(head.as_bytes()).await;
+            for _ in 0..events {
+                for p in pieces {
+                    let _ = c.write_all(p.as_bytes()).await;
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn an_event_written_in_waiting_pieces_is_found_and_one_write_is_not() {
+        // werkzeug's shape: the data line, then the blank line, the second held by a delayed ACK.
+        let url = serve_in_pieces(&["data: x\n", "\n"], 4, Duration::from_millis(60)).await;
+        let rec = probe(&ProbeRequest::new(url)).await.unwrap();
+        assert_eq!(rec.events.len(), 4);
+        assert_eq!(rec.pieces.waited, 4, "{:?}", rec.pieces);
+        assert!(rec.pieces.longest >= PIECE_WAIT);
+        let v = crate::verdict::judge(&rec, crate::verdict::Reference::None);
+        assert!(v.has(crate::verdict::FindingId::EventWrittenInPieces));
+        // One write per event, the same pace: nothing waits within an event.
+        let url = serve_in_pieces(&["data: x\n\n"], 4, Duration::from_millis(60)).await;
+        let rec = probe(&ProbeRequest::new(url)).await.unwrap();
+        assert_eq!(rec.events.len(), 4);
+        assert_eq!(rec.pieces, Pieces::default());
     }
 
     #[tokio::test]

@@ -319,6 +319,11 @@ impl Parser {
     }
 
     /// The framing facts gathered so far.
+    /// Bytes after the last dispatch point wait for their blank line: the stream stopped mid-event.
+    pub fn mid_event(&self) -> bool {
+        self.tail_len > 0
+    }
+
     pub fn facts(&self) -> &FramingFacts {
         &self.facts
     }

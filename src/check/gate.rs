@@ -130,6 +130,14 @@ impl<'a> Gate<'a> {
             status = s;
             reasons.push(reason);
         }
+        // The tap relays each piece of an event as it comes; a proxy facing such an origin directly
+        // waits on the same delayed ACKs and can batch what passed here.
+        if status == Status::Pass && baseline.verdict.has(FindingId::EventWrittenInPieces) {
+            status = Status::Warn;
+            reasons.push(
+                "passed, but may be optimistic: the origin writes events in pieces that wait for delayed ACKs (`event-written-in-pieces` on the direct stream), and ssegate's tap in front of the origin relays each piece at once, which a buffering proxy facing the origin does not".into(),
+            );
+        }
         if m.queued_alone {
             reasons.push(format!(
                 "the origin took {} to answer this chain's request although no other chain ran (requests left over from the concurrent run may still have held it)",

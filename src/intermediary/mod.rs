@@ -358,9 +358,13 @@ impl HopSpec {
                     .filter(|(n, _)| n == name)
                     .collect(),
                 None => {
+                    // Only the built-ins with a default-matrix chain can be selected by name (the
+                    // others need parameters: name them in the config's `matrix`).
+                    let builtins: Vec<String> =
+                        builtin_chains().into_iter().map(|(n, _)| n).collect();
                     let mut names = vec!["default", "real", "all", "builtins"];
                     names.extend(programs::PROGRAMS.iter().map(|p| p.name));
-                    names.extend(builtin::NAMES.iter().copied());
+                    names.extend(builtins.iter().map(String::as_str));
                     return Err(format!(
                         "unknown matrix selection `{name}`, {}",
                         crate::text::name_help(name, &names)

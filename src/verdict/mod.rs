@@ -1115,6 +1115,17 @@ fn framing_findings(rec: &Recording, out: &mut Vec<Finding>) {
             ),
         ));
     }
+    if rec.pieces.waited > 0 {
+        out.push(Finding::new(
+            FindingId::EventWrittenInPieces,
+            evidence!(
+                "{} of {} events came in pieces whose last waited up to {} after a small first piece",
+                Fact::Count(rec.pieces.waited),
+                Fact::Count(rec.events.len() as u64 + rec.events_dropped),
+                Fact::Duration(rec.pieces.longest)
+            ),
+        ));
+    }
     out.extend(limit_finding(rec));
 }
 

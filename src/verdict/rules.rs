@@ -172,6 +172,9 @@ rules! {
     EventNotTerminated "event-not-terminated" Error "framing"
         why "the stream ended inside an event (no blank line after it), so that event was never dispatched"
         fix "end every event with a blank line (`\\n\\n`)";
+    EventWrittenInPieces "event-written-in-pieces" Warning "framing"
+        why "events arrived in small pieces, the last piece of each waiting for the one before to be acknowledged: the server writes one event in several small writes without TCP_NODELAY, so Nagle's algorithm holds each later write until the client's delayed ACK; a proxy that buffers turns that wait into batches"
+        fix "write each event in one write (build `id:`, `data:` and the blank line into one buffer), and set TCP_NODELAY on the socket (werkzeug: run under gunicorn or another server that sets it)";
     NoEventsDispatched "no-events-dispatched" Error "framing"
         why "bytes arrived but no event was ever dispatched: a browser would fire nothing"
         fix "end every event with a blank line and include a `data:` field";

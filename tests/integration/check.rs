@@ -1018,3 +1018,51 @@ fn an_origin_that_cannot_hold_listen_streams_fails_the_direct_stream_with_stream
         "{a}"
     );
 }
+
+#[test]
+fn an_origin_writing_events_in_waiting_pieces_is_found_and_passes_only_with_a_caveat() {
+    // Each event's blank line 60 ms after its fields: the wait a delayed ACK gives werkzeug's writes.
+    let origin = crate::util::PythonOrigin::start(&[
+        "--events",
+        "4",
+        "--gap-ms",
+        "300",
+        "--pieces-ms",
+        "60",
+    ]);
+    let out = bin()
+        .args([
+            "check",
+            "--url",
+            &origin.url("events"),
+            "--matrix",
+            "idle-cut",
+        ])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines = validate_lines(&text);
+    let data = |kind: &str| {
+        lines
+            .iter()
+            .filter(|l| l["type"] == kind)
+            .map(|l| &l["data"])
+            .collect::<Vec<_>>()
+    };
+    let direct = data("baseline")[0];
+    assert!(
+        direct["findings"]
+            .to_string()
+            .contains("event-written-in-pieces"),
+        "{direct}"
+    );
+    let chain = data("chain")[0];
+    assert_eq!(chain["delivery"], "streamed", "{chain}");
+    assert_eq!(chain["result"], "warn", "{chain}");
+    assert!(
+        chain["reasons"].to_string().contains("may be optimistic"),
+        "{chain}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}

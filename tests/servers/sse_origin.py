@@ -26,6 +26,9 @@ ap.add_argument("--single", action="store_true")
 ap.add_argument("--die-after", type=int, default=0)
 ap.add_argument("--content-length", action="store_true")
 ap.add_argument("--hold", action="store_true")
+# Write each event in two pieces (its fields, then its blank line), the second this many ms later: the
+# wait Nagle's algorithm gives a small second write without TCP_NODELAY (werkzeug's shape).
+ap.add_argument("--pieces-ms", type=int, default=0)
 ap.add_argument("--no-cache-control", action="store_true")
 # /redirect?QUERY answers 302 with the query echoed in Location, as many login redirects do.
 ap.add_argument("--redirect", action="store_true")
@@ -98,6 +101,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     time.sleep(args.gap_ms / 1000)
                 if args.hold:
                     held += e
+                elif args.pieces_ms:
+                    write(e[:-1])
+                    time.sleep(args.pieces_ms / 1000)
+                    write(e[-1:])
                 else:
                     write(e)
             time.sleep(args.linger_ms / 1000)
