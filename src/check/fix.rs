@@ -43,21 +43,23 @@ fn fix_heartbeat_ms(hops: &[HopSpec]) -> u64 {
         .fold(FIX_HEARTBEAT_MS, u64::min)
 }
 
-pub(super) async fn run_chain(
+/// A chain's own measurement (and the phases through it), without the fix experiment: `alone` says no
+/// other chain runs meanwhile.
+pub(super) async fn measure_chain(
     ctx: &Ctx,
     name: &str,
     hops: &[HopSpec],
     alone: bool,
 ) -> Result<Measured, CheckError> {
     let first = probe_chain(ctx, name, hops, &ctx.phases).await?;
+    let waited: Vec<_> = ctx.waited(&first).into_iter().collect();
     let mut m = Measured {
         name: name.to_string(),
         label: crate::case::chain_label(hops),
         programs: first.programs.clone(),
         origin_wait: first.origin_wait,
-        open_at_origin: first.open_at_origin,
-        queued: !alone && ctx.queued(&first),
-        queued_alone: alone && ctx.queued(&first),
+        queued_alone: alone && !waited.is_empty(),
+        waited,
         serial: false,
         fix: None,
         recording: first.recording,
@@ -76,29 +78,30 @@ pub(super) async fn run_chain(
         l.heartbeat = Some(hb);
         l.findings.extend(finding);
     }
-    let judge = !m.queued && ctx.judge_fix && m.verdict.delivery != Delivery::Streamed;
-    if judge {
-        match measure_fix(ctx, &m, hops, alone).await? {
-            Some(fix) => m.fix = Some(fix),
-            // A re-run queued at the origin: the chain is run again alone.
-            None => m.queued = true,
-        }
-    }
-    m.recording
-        .compact(super::CHAIN_EVENTS_KEPT, super::CHAIN_READS_KEPT);
     Ok(m)
 }
 
+/// The fix experiment of a broken chain, when the origin itself streams. Requests of it that waited at
+/// the origin join `m.waited`, to be judged with the rest.
+pub(super) async fn fix_chain(
+    ctx: &Ctx,
+    m: &mut Measured,
+    hops: &[HopSpec],
+) -> Result<(), CheckError> {
+    if ctx.judge_fix && m.verdict.delivery != Delivery::Streamed {
+        m.fix = Some(measure_fix(ctx, m, hops).await?);
+    }
+    Ok(())
+}
+
 /// Measure whether the origin can fix a broken chain: inject the opt-outs it does not send yet next to
-/// the origin, plus heartbeats when the chain cut the stream. `None` when a re-run's request queued at
-/// the origin (it then proves nothing).
+/// the origin, plus heartbeats when the chain cut the stream.
 async fn measure_fix(
     ctx: &Ctx,
-    m: &Measured,
+    m: &mut Measured,
     hops: &[HopSpec],
-    alone: bool,
-) -> Result<Option<Fixability>, CheckError> {
-    let name = m.name.as_str();
+) -> Result<Fixability, CheckError> {
+    let name = m.name.clone();
     let mut headers = missing_opt_outs(&ctx.baseline);
     let cut = m.verdict.delivery == Delivery::Cut;
     let heartbeat_ms = cut.then(|| fix_heartbeat_ms(hops));
@@ -106,10 +109,8 @@ async fn measure_fix(
         // A cut is an idle limit's doing: try heartbeats alone first, so the claim names only what helps.
         let mut with_heartbeat = vec![HopSpec::from(Heartbeat { every_ms })];
         with_heartbeat.extend(hops.iter().cloned());
-        let run = probe_chain(ctx, name, &with_heartbeat, &[]).await?;
-        if !alone && ctx.queued(&run) {
-            return Ok(None);
-        }
+        let run = probe_chain(ctx, &name, &with_heartbeat, &[]).await?;
+        m.waited.extend(ctx.waited(&run));
         if run.recording.status == m.recording.status && run.verdict.delivery == Delivery::Streamed
         {
             headers.clear();
@@ -130,16 +131,31 @@ async fn measure_fix(
     }
     let nothing_to_try = fixed.is_empty();
     fixed.extend(hops.iter().cloned());
-    let again = probe_chain(ctx, name, &fixed, &[]).await?;
-    if !alone && ctx.queued(&again) {
-        return Ok(None);
+    let mut again = probe_chain(ctx, &name, &fixed, &[]).await?;
+    m.waited.extend(ctx.waited(&again));
+    // A fix run that neither streams nor breaks the way the chain did (a starved hop delivers late,
+    // not held) decides nothing by itself: it is measured once more, and two runs that disagree on
+    // whether the fix streams are reported as undetermined, with both.
+    let first_try = again.verdict.delivery;
+    if first_try != Delivery::Streamed && first_try != m.verdict.delivery {
+        let second = probe_chain(ctx, &name, &fixed, &[]).await?;
+        m.waited.extend(ctx.waited(&second));
+        let second_try = second.verdict.delivery;
+        if second_try == Delivery::Streamed {
+            return Ok(Fixability::Undetermined {
+                reason: format!(
+                    "two runs with the origin's fix disagree: `{first_try}`, then `{second_try}` (a busy machine can delay a hop)"
+                ),
+            });
+        }
+        again = second;
     }
     let tried = Tried {
         headers,
         heartbeat_ms,
         nothing: nothing_to_try,
     };
-    Ok(Some(fixability(ctx, m, hops, tried, &again)))
+    Ok(fixability(ctx, m, hops, tried, &again))
 }
 
 /// What the fix re-run of a chain added in front of the origin.

@@ -29,7 +29,6 @@ use crate::verdict::{Delivery, Reference, Verdict, judge};
 mod fix;
 mod gate;
 
-use fix::run_chain;
 use gate::Gate;
 
 /// The opt-outs an origin can send, injected to measure whether they fix a chain.
@@ -371,8 +370,11 @@ struct Ctx {
     /// Judge who can fix a broken chain (only when the origin itself streams).
     judge_fix: bool,
     target: Option<Target>,
-    /// An origin wait longer than this means the request queued at the origin.
+    /// An origin wait longer than this means the request may have queued at the origin (whether it
+    /// did is judged once every chain ran: see [`saturated_waits`]).
     queue_limit: Duration,
+    /// Every request the taps saw reach the origin in this run (chains and fix experiments).
+    visits: std::sync::Mutex<Vec<Visit>>,
     /// The phases through every chain's own measurement (never a fix experiment's).
     phases: Vec<PhasePlan>,
 }
@@ -442,6 +444,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         judge_fix: origin_ok,
         target: target.clone(),
         queue_limit,
+        visits: Default::default(),
         phases: chain_phases(loaded, opts),
     });
     let (measured, concurrency) = run_matrix(&ctx, selected, opts).await?;
@@ -586,47 +589,165 @@ fn select_chains(loaded: &Loaded, opts: &CheckOptions) -> Vec<(String, Vec<HopSp
         .collect()
 }
 
-/// Run the chains concurrently, then again one at a time those whose request queued at the origin.
+/// Run the chains concurrently, then the fix experiments of the broken ones concurrently, then again
+/// one at a time the chains whose requests queued at the origin (waited while it was saturated).
 async fn run_matrix(
     ctx: &Arc<Ctx>,
     selected: Vec<(String, Vec<HopSpec>)>,
     opts: &CheckOptions,
 ) -> Result<(Vec<Measured>, Option<Concurrency>), CheckError> {
-    let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
-    // A set, so that the chains still running when one fails are stopped with it, not left detached.
-    let mut tasks = tokio::task::JoinSet::new();
     let total = selected.len();
     let reporter: Arc<dyn Reporter> = opts.reporter.clone().unwrap_or_else(|| Arc::new(Silent));
     reporter.event(RunEvent::RunStarted {
         what: "chains",
         total,
     });
-    for (i, (name, hops)) in selected.into_iter().enumerate() {
-        let sem = sem.clone();
-        let ctx = ctx.clone();
-        let reporter = reporter.clone();
-        let alone = opts.jobs <= 1;
-        tasks.spawn(async move {
-            let _permit = sem.acquire_owned().await;
+    let alone = opts.jobs <= 1;
+    let hops: Vec<Vec<HopSpec>> = selected.iter().map(|(_, h)| h.clone()).collect();
+    // The chains' own measurements.
+    let started = reporter.clone();
+    let measured = concurrently(ctx, opts.jobs, selected, move |ctx, name, hops| {
+        let reporter = started.clone();
+        async move {
             reporter.event(RunEvent::ScenarioStarted { name: &name });
-            let r = run_chain(&ctx, &name, &hops, alone).await;
-            match &r {
-                Ok(m) if m.queued => reporter.event(RunEvent::ScenarioRequeued { name: &name }),
-                Ok(m) => reporter.event(RunEvent::ScenarioFinished {
-                    name: &name,
-                    result: Finished::Delivered(m.verdict.delivery.as_str()),
-                }),
-                Err(_) => reporter.event(RunEvent::ScenarioFinished {
-                    name: &name,
-                    result: Finished::Error,
-                }),
-            }
-            (i, r.map(|m| (m, hops)))
+            fix::measure_chain(&ctx, &name, &hops, alone).await
+        }
+    })
+    .await?;
+    // Their fix experiments, at once too (a chain that queued is measured again alone below).
+    let queued_now = queued(ctx, &measured);
+    let work: Vec<(String, (Measured, Vec<HopSpec>))> = measured
+        .into_iter()
+        .zip(hops.iter().cloned())
+        .enumerate()
+        .map(|(i, (m, h))| {
+            let skip = queued_now.contains(&i);
+            (if skip { String::new() } else { m.name.clone() }, (m, h))
+        })
+        .collect();
+    let mut measured = concurrently_fix(ctx, opts.jobs, work, &*reporter).await?;
+    let queued_idx = queued(ctx, &measured);
+    let answered_at_once = most_open_at_once(&lock_visits(ctx));
+    let longest_wait = measured
+        .iter()
+        .filter_map(|m| m.origin_wait)
+        .max()
+        .unwrap_or_default();
+    let mut names = Vec::new();
+    for &i in &queued_idx {
+        reporter.event(RunEvent::ScenarioRequeued {
+            name: &measured[i].name,
         });
     }
-    // On the first error the other chains are stopped; of the errors that came, the first chain's (in
-    // the selection's order) is the one reported, whichever finished first.
-    let mut done: Vec<Option<(Measured, Vec<HopSpec>)>> = (0..total).map(|_| None).collect();
+    for i in queued_idx {
+        let name = measured[i].name.clone();
+        let mut again = fix::measure_chain(ctx, &name, &hops[i], true).await?;
+        fix::fix_chain(ctx, &mut again, &hops[i]).await?;
+        again.queued_alone = !again.waited.is_empty();
+        again.serial = true;
+        reporter.event(RunEvent::ScenarioFinished {
+            name: &name,
+            result: Finished::Delivered(again.verdict.delivery.as_str()),
+        });
+        measured[i] = again;
+        names.push(name);
+    }
+    reporter.event(RunEvent::RunFinished);
+    for m in &mut measured {
+        m.recording.compact(CHAIN_EVENTS_KEPT, CHAIN_READS_KEPT);
+    }
+    let concurrency = (!names.is_empty()).then_some(Concurrency {
+        answered_at_once,
+        queued: names,
+        longest_wait,
+    });
+    Ok((measured, concurrency))
+}
+
+fn lock_visits(ctx: &Ctx) -> Vec<Visit> {
+    ctx.visits
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+/// The chains (by index) whose requests waited while the origin was saturated, judged from every
+/// request the taps saw so far. Never any when chains run one at a time.
+fn queued(ctx: &Ctx, measured: &[Measured]) -> Vec<usize> {
+    let visits = lock_visits(ctx);
+    let at_once = most_open_at_once(&visits);
+    (0..measured.len())
+        .filter(|&i| saturated_waits(&measured[i].waited, &visits, at_once) > 0)
+        .collect()
+}
+
+/// Run `each` over the chains, `jobs` at once; on the first error the others are stopped (and the first
+/// chain's error, in the selection's order, is the one reported).
+async fn concurrently<F, Fut>(
+    ctx: &Arc<Ctx>,
+    jobs: usize,
+    chains: Vec<(String, Vec<HopSpec>)>,
+    each: F,
+) -> Result<Vec<Measured>, CheckError>
+where
+    F: Fn(Arc<Ctx>, String, Vec<HopSpec>) -> Fut,
+    Fut: std::future::Future<Output = Result<Measured, CheckError>> + Send + 'static,
+{
+    let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    // A set, so that the chains still running when one fails are stopped with it, not left detached.
+    let mut tasks = tokio::task::JoinSet::new();
+    let total = chains.len();
+    for (i, (name, hops)) in chains.into_iter().enumerate() {
+        let sem = sem.clone();
+        let fut = each(ctx.clone(), name, hops);
+        tasks.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            (i, fut.await)
+        });
+    }
+    join_in_order(tasks, total).await
+}
+
+/// The fix experiments of the chains whose name is not empty, `jobs` at once.
+async fn concurrently_fix(
+    ctx: &Arc<Ctx>,
+    jobs: usize,
+    chains: Vec<(String, (Measured, Vec<HopSpec>))>,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Measured>, CheckError> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let total = chains.len();
+    for (i, (name, (mut m, hops))) in chains.into_iter().enumerate() {
+        let sem = sem.clone();
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            if !name.is_empty() {
+                let _permit = sem.acquire_owned().await;
+                if let Err(e) = fix::fix_chain(&ctx, &mut m, &hops).await {
+                    return (i, Err(e));
+                }
+            }
+            (i, Ok(m))
+        });
+    }
+    let done = join_in_order(tasks, total).await?;
+    for m in &done {
+        reporter.event(RunEvent::ScenarioFinished {
+            name: &m.name,
+            result: Finished::Delivered(m.verdict.delivery.as_str()),
+        });
+    }
+    Ok(done)
+}
+
+/// Join every task; results in the tasks' order, or the error of the first task (in that order) that
+/// failed, once the others are stopped.
+async fn join_in_order(
+    mut tasks: tokio::task::JoinSet<(usize, Result<Measured, CheckError>)>,
+    total: usize,
+) -> Result<Vec<Measured>, CheckError> {
+    let mut done: Vec<Option<Measured>> = (0..total).map(|_| None).collect();
     let mut failed: Option<(usize, CheckError)> = None;
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -645,68 +766,9 @@ async fn run_matrix(
     if let Some((_, e)) = failed {
         return Err(e);
     }
-    let mut measured: Vec<(Measured, Vec<HopSpec>)> = done.into_iter().flatten().collect();
-    debug_assert_eq!(measured.len(), total, "every chain measured or an error");
-    let queued: Vec<usize> = (0..measured.len())
-        .filter(|&i| measured[i].0.queued)
-        .collect();
-    if queued.is_empty() {
-        reporter.event(RunEvent::RunFinished);
-        return Ok((measured.into_iter().map(|(m, _)| m).collect(), None));
-    }
-    let answered_at_once = most_open_at_once(measured.iter().map(|(m, _)| m));
-    let longest_wait = measured
-        .iter()
-        .filter_map(|(m, _)| m.origin_wait)
-        .max()
-        .unwrap_or_default();
-    let mut names = Vec::new();
-    for i in queued {
-        let (first, hops) = &measured[i];
-        let name = first.name.clone();
-        let mut again = run_chain(ctx, &name, hops, true).await?;
-        again.serial = true;
-        reporter.event(RunEvent::ScenarioFinished {
-            name: &name,
-            result: Finished::Delivered(again.verdict.delivery.as_str()),
-        });
-        measured[i].0 = again;
-        names.push(name);
-    }
-    reporter.event(RunEvent::RunFinished);
-    let concurrency = Concurrency {
-        answered_at_once,
-        queued: names,
-        longest_wait,
-    };
-    Ok((
-        measured.into_iter().map(|(m, _)| m).collect(),
-        Some(concurrency),
-    ))
-}
-
-/// The most responses that were open at the origin at the same instant.
-fn most_open_at_once<'a>(runs: impl Iterator<Item = &'a Measured>) -> usize {
-    let mut edges: Vec<(Instant, i32)> = Vec::new();
-    for m in runs {
-        // A sync worker's next response can start a moment before the tap has seen the previous one
-        // close: overlaps shorter than this are not concurrency.
-        const SLACK: Duration = Duration::from_millis(50);
-        if let Some((from, to)) = m.open_at_origin
-            && to > from + SLACK
-        {
-            edges.push((from, 1));
-            edges.push((to - SLACK, -1));
-        }
-    }
-    // Ends before starts at the same instant: touching intervals do not overlap.
-    edges.sort_by_key(|&(t, d)| (t, d));
-    let (mut open, mut most) = (0i32, 0i32);
-    for (_, d) in edges {
-        open += d;
-        most = most.max(open);
-    }
-    most.max(0) as usize
+    let done: Vec<Measured> = done.into_iter().flatten().collect();
+    debug_assert_eq!(done.len(), total, "every chain measured or an error");
+    Ok(done)
 }
 
 async fn upstream_addr(url: &str) -> Result<SocketAddr, CheckError> {
@@ -744,20 +806,93 @@ pub struct Measured {
     verdict: Verdict,
     fix: Option<Fixability>,
     origin_wait: Option<Duration>,
-    /// From the origin's response head to the end of the response (or of the probe).
-    open_at_origin: Option<(Instant, Instant)>,
-    /// The origin kept this chain's request waiting (the run is to be repeated alone).
-    queued: bool,
+    /// The origin kept this chain's request waiting beyond the queue limit (in its own measurement or
+    /// a fix experiment): the middle of each such wait, a suspicion judged once every chain ran.
+    waited: Vec<Instant>,
     /// Run alone, and the origin still kept the request waiting.
     queued_alone: bool,
     serial: bool,
     phases: Phases,
 }
 
+/// One request as the tap saw it at the origin.
+#[derive(Debug, Clone, Copy)]
+struct Visit {
+    /// When the request reached the origin.
+    request_at: Instant,
+    /// From the origin's response head to the end of the response (or of the probe).
+    open: Option<(Instant, Instant)>,
+}
+
 impl Ctx {
-    fn queued(&self, run: &Measurement) -> bool {
-        run.origin_wait.is_some_and(|w| w > self.queue_limit)
+    /// Whether `run`'s request waited at the origin beyond the queue limit, and the middle of that wait
+    /// (requests sent at once reach the origin before any is answered: the wait's start says nothing).
+    fn waited(&self, run: &Measurement) -> Option<Instant> {
+        let wait = run.origin_wait.filter(|w| *w > self.queue_limit)?;
+        self.visit(run).map(|v| v.request_at + wait / 2)
     }
+
+    fn visit(&self, run: &Measurement) -> Option<Visit> {
+        let wait = run.origin_wait?;
+        let (head, end) = match run.open_at_origin {
+            Some((head, end)) => (head, Some(end)),
+            None => (run.recording.start + run.recording.ended_at, None),
+        };
+        Some(Visit {
+            request_at: head.checked_sub(wait)?,
+            open: end.map(|e| (head, e)),
+        })
+    }
+
+    /// Note what the origin did with `run`'s request.
+    fn record_visit(&self, run: &Measurement) {
+        if let Some(v) = self.visit(run) {
+            self.visits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(v);
+        }
+    }
+}
+
+/// A sync worker's next response can start a moment before the tap has seen the previous one close:
+/// overlaps shorter than this are not concurrency.
+const OPEN_SLACK: Duration = Duration::from_millis(50);
+
+/// The most responses the origin had open at once, over `visits`.
+fn most_open_at_once(visits: &[Visit]) -> usize {
+    let mut edges: Vec<(Instant, i32)> = Vec::new();
+    for (from, to) in visits.iter().filter_map(|v| v.open) {
+        if to > from + OPEN_SLACK {
+            edges.push((from, 1));
+            edges.push((to - OPEN_SLACK, -1));
+        }
+    }
+    // Ends before starts at the same instant: touching intervals do not overlap.
+    edges.sort_by_key(|&(t, d)| (t, d));
+    let (mut open, mut most) = (0i32, 0i32);
+    for (_, d) in edges {
+        open += d;
+        most = most.max(open);
+    }
+    most.max(0) as usize
+}
+
+/// Of `waited` (the middles of long waits), those during which the origin had as many responses open as
+/// it ever answered at once: a request that waited while the origin had room did not queue for a
+/// worker (a busy machine delayed it), and its chain is not re-run alone.
+fn saturated_waits(waited: &[Instant], visits: &[Visit], answered_at_once: usize) -> usize {
+    waited
+        .iter()
+        .filter(|&&at| {
+            let open = visits
+                .iter()
+                .filter_map(|v| v.open)
+                .filter(|&(from, to)| from <= at && at + OPEN_SLACK < to)
+                .count();
+            answered_at_once > 0 && open >= answered_at_once
+        })
+        .count()
 }
 
 /// Measure `hops` in front of the origin, through a tap that stamps the origin's real send instants,
@@ -779,7 +914,7 @@ async fn probe_chain(
         phases,
     };
     let chain = name.to_string();
-    scenario::measure(&scenario).await.map_err(|e| match e {
+    let run = scenario::measure(&scenario).await.map_err(|e| match e {
         ScenarioError::Tap(source) => CheckError::Tap(source),
         ScenarioError::Hop(source) => CheckError::Hop { chain, source },
         ScenarioError::Probe(source) => CheckError::Probe { chain, source },
@@ -788,12 +923,39 @@ async fn probe_chain(
         ScenarioError::Browser(source) => {
             CheckError::Browser(format!("{chain}: {}", crate::error::error_chain(&source)))
         }
-    })
+    })?;
+    ctx.record_visit(&run);
+    Ok(run)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_is_queueing_only_while_the_origin_was_saturated() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let visit = |req: u64, head: u64, end: u64| Visit {
+            request_at: ms(req),
+            open: Some((ms(head), ms(end))),
+        };
+        // A single worker: B came with A (before A's head) and waited for A's stream to end.
+        let single = [visit(0, 5, 2000), visit(2, 2010, 4000)];
+        assert_eq!(most_open_at_once(&single), 1);
+        assert_eq!(saturated_waits(&[ms(1006)], &single, 1), 1);
+        // A server that answers concurrently (nine streams open at once), on a starved machine: a
+        // request that came while three were open waited 334 ms, with room to spare. Not queueing.
+        let mut busy: Vec<Visit> = (0..9).map(|i| visit(i, 20 + i, 3000)).collect();
+        busy.push(visit(25, 359, 3000));
+        let at_once = most_open_at_once(&busy);
+        assert!(at_once >= 9, "{at_once}");
+        assert_eq!(saturated_waits(&[ms(192)], &busy, at_once), 0);
+        // Two workers, both busy: the third request queued.
+        let two = [visit(0, 5, 2000), visit(1, 6, 2000), visit(10, 2010, 4000)];
+        assert_eq!(most_open_at_once(&two), 2);
+        assert_eq!(saturated_waits(&[ms(1010)], &two, 2), 1);
+    }
 
     #[test]
     fn partitions_parse() {
