@@ -8,7 +8,7 @@
 # The origins: examples/express-fixed, examples/express-naive (both need node and node-express), and a
 # threaded Python server (tests/servers/sse_origin.py, 6 events 400 ms apart) on the default matrix.
 # One `yes > /dev/null` per core (by PID, stopped on every exit path) unless `--idle`. Exits 1 when an
-# outcome changed. Build first: `cargo build --release`.
+# outcome changed. Build first: `cargo build --release` (or point `SSEGATE_BIN` at another binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,7 @@ for a in "$@"; do
         *) runs=$a ;;
     esac
 done
-bin=target/release/ssegate
+bin=${SSEGATE_BIN:-target/release/ssegate}
 [[ -x $bin ]] || { echo "stress-check: build first: cargo build --release" >&2; exit 2; }
 
 pids=()
