@@ -98,12 +98,16 @@ def scan(text, secrets):
     return sorted({s for s in secrets for f in forms(s) if f in text})
 
 
+LAST_ERROR = {}
+
+
 def run(bin_, args, secrets, files, env=None):
     for f in files:
         if os.path.exists(f):
             os.remove(f)
     p = subprocess.run([bin_] + args, capture_output=True, timeout=300, env=env)
     texts = [p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")]
+    LAST_ERROR["text"] = texts[1].strip().splitlines()[-12:] if p.returncode not in (0, 4) else []
     for f in files:
         if os.path.exists(f):
             texts.append(open(f, encoding="utf-8", errors="replace").read())
@@ -165,29 +169,10 @@ def main():
     work = tempfile.mkdtemp(prefix="ssegate-secrets-")
     try:
         origin.stdout.readline()
-        rows, total, runs = [], 0, 0
+        rows, total = [], 0
         out_file = os.path.join(work, "report.out")
         html_file = os.path.join(work, "report.html")
         summary = os.path.join(work, "summary.md")
-        for name, url, headers, secrets in groups(port):
-            hargs = [x for h in headers for x in ("-H", h)] + ["--secret-header", "X-Api-Key"]
-            for fmt in ["human", "json", "junit", "markdown"]:
-                cmds = [
-                    ("probe", ["probe", url, "--format", fmt, "--duration", "5s", "-o", out_file], [out_file]),
-                    ("doctor", ["doctor", url, "--format", fmt, "--duration", "5s", "-o", out_file], [out_file]),
-                    (
-                        "check --url",
-                        ["check", "--url", url, "--matrix", "coalesce", "--duration", "5s", "--format", fmt,
-                         "-o", out_file, "--html", html_file, "--summary", summary],
-                        [out_file, html_file, summary],
-                    ),
-                ]
-                for cmd, args, files in cmds:
-                    args = args + hargs
-                    code, leaked = run(a.bin, args, secrets, files)
-                    runs += 1
-                    total += len(leaked)
-                    rows.append((name, cmd, fmt, code, leaked))
         browser = None
         if not a.no_browser and all(
             subprocess.run(["sh", "-c", f"command -v {p}"], capture_output=True).returncode == 0
@@ -205,11 +190,31 @@ def main():
                 args += ["-H", h]
             args += ["--secret-header", "X-Api-Key"]
             code, leaked = run(a.bin, args, all_secrets, [], env)
+            if LAST_ERROR["text"]:
+                print(f"probe --browser exited {code}:", *LAST_ERROR["text"], sep="\n  ", file=sys.stderr)
             watch.stop.set()
             watch.join()
-            runs += 1
+            subprocess.run(["rm", "-rf", tmp])
             total += len(leaked) + len(watch.leaks)
             browser = (code, leaked, watch)
+        for name, url, headers, secrets in groups(port):
+            hargs = [x for h in headers for x in ("-H", h)] + ["--secret-header", "X-Api-Key"]
+            for fmt in ["human", "json", "junit", "markdown"]:
+                cmds = [
+                    ("probe", ["probe", url, "--format", fmt, "--duration", "5s", "-o", out_file], [out_file]),
+                    ("doctor", ["doctor", url, "--format", fmt, "--duration", "5s", "-o", out_file], [out_file]),
+                    (
+                        "check --url",
+                        ["check", "--url", url, "--matrix", "coalesce", "--duration", "5s", "--format", fmt,
+                         "-o", out_file, "--html", html_file, "--summary", summary],
+                        [out_file, html_file, summary],
+                    ),
+                ]
+                for cmd, args, files in cmds:
+                    args = args + hargs
+                    code, leaked = run(a.bin, args, secrets, files)
+                    total += len(leaked)
+                    rows.append((name, cmd, fmt, code, leaked))
         print("| secret form | command | format | exit | leaked |")
         print("|---|---|---|---|---|")
         for name, cmd, fmt, code, leaked in rows:
@@ -224,6 +229,7 @@ def main():
             )
         else:
             print("\nbrowser: not run (needs chromedriver and ss on PATH)")
+        runs = len(rows) + (1 if browser else 0)
         print(f"\n{runs} runs, {total} leaks")
         return 1 if total or (browser and browser[2].listeners) else 0
     finally:

@@ -3,11 +3,13 @@
 # whose gate outcome changed from the first run, with each run's wall time. The `check` counterpart of
 # scripts/stress.sh.
 #
-#   scripts/stress-check.sh [RUNS] [--idle]
+#   scripts/stress-check.sh [RUNS] [--idle | --heavy]
 #
 # The origins: examples/express-fixed, examples/express-naive (both need node and node-express), and a
 # threaded Python server (tests/servers/sse_origin.py, 6 events 400 ms apart) on the default matrix.
-# One `yes > /dev/null` per core (by PID, stopped on every exit path) unless `--idle`. Exits 1 when an
+# One `yes > /dev/null` per core (by PID, stopped on every exit path) unless `--idle`; `--heavy` adds
+# `ssegate run --no-report` in a loop beside them (the suite: real proxies, a browser; stopped by its
+# process group). Exits 1 when an
 # outcome changed. Build first: `cargo build --release` (or point `SSEGATE_BIN` at another binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,7 @@ load=1
 for a in "$@"; do
     case $a in
         --idle) load=0 ;;
+        --heavy) load=2 ;;
         *) runs=$a ;;
     esac
 done
@@ -24,20 +27,26 @@ bin=${SSEGATE_BIN:-target/release/ssegate}
 [[ -x $bin ]] || { echo "stress-check: build first: cargo build --release" >&2; exit 2; }
 
 pids=()
+groups=()
 work=$(mktemp -d)
 stop() {
+    for g in "${groups[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
 }
 trap stop EXIT INT TERM
-if [[ $load == 1 ]]; then
+if [[ $load -ge 1 ]]; then
     for _ in $(seq "$(nproc)"); do
         yes > /dev/null &
         pids+=($!)
     done
 fi
-echo "stress-check: ${#pids[@]} busy loops, $runs runs"
+if [[ $load == 2 ]]; then
+    setsid bash -c "while :; do '$bin' run --no-report > /dev/null 2>&1; done" &
+    groups+=($!)
+fi
+echo "stress-check: ${#pids[@]} busy loops, ${#groups[@]} suite loops, $runs runs"
 
 targets=(express-fixed express-naive python-threaded)
 check() { # check TARGET: JSON Lines on stdout

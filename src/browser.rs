@@ -19,7 +19,7 @@
 //! (`--ignore-certificate-errors-spki-list`), nothing else.
 
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -171,12 +171,19 @@ pub enum Reader {
     Fetch,
 }
 
+/// What Chromium adds to its TMPDIR for its singleton socket.
+const CHROMIUM_SOCKET: &str = "/.org.chromium.Chromium.XXXXXX/SingletonSocket";
+/// Longest Unix socket path (`sun_path` is 108 bytes with its NUL).
+const SOCKET_PATH_MAX: usize = 107;
+
 /// A running chromedriver and its Chromium; dropping it stops both.
 pub struct Browser {
     client: Option<fantoccini::Client>,
     driver: ChildGuard,
     /// chromedriver's log, and Chromium's profile.
     _dir: tempfile::TempDir,
+    /// Chromium's temporary files, when the private directory's path is too long for its socket.
+    _short_tmp: Option<tempfile::TempDir>,
     /// `Chromium 156.0.8078.114`, as the session reported it.
     pub version: String,
 }
@@ -204,8 +211,19 @@ impl Browser {
             .mode(0o600)
             .open(&log)
             .map_err(BrowserError::Spawn)?;
-        let tmp = dir.path().join("tmp");
-        std::fs::create_dir_all(&tmp).map_err(BrowserError::Spawn)?;
+        // Chromium puts a Unix socket under its TMPDIR (`.org.chromium.Chromium.XXXXXX/SingletonSocket`), and
+        // a socket's path has at most 107 bytes: under a long `$TMPDIR` it cannot start at all. Then its
+        // temporary files go to a private directory of their own in /tmp.
+        let mut tmp = dir.path().join("tmp");
+        let short = if tmp.as_os_str().len() + CHROMIUM_SOCKET.len() > SOCKET_PATH_MAX {
+            let d =
+                crate::proc::private_dir_in("c", Path::new("/tmp")).map_err(BrowserError::Spawn)?;
+            tmp = d.path().to_path_buf();
+            Some(d)
+        } else {
+            std::fs::create_dir_all(&tmp).map_err(BrowserError::Spawn)?;
+            None
+        };
         let mut cmd = Command::new(driver_bin);
         // chromedriver listens on loopback only unless `--allowed-ips` is given (which binds every
         // interface and filters clients itself). Chromium's own temporary files go to the private dir.
@@ -254,6 +272,7 @@ impl Browser {
             client: None,
             driver,
             _dir: dir,
+            _short_tmp: short,
             version: String::new(),
         };
         let client = loop {

@@ -275,15 +275,22 @@ pub fn live_count() -> usize {
 /// killed ssegate (SIGKILL, no destructors) left behind can be recognised: the first call in a process
 /// removes every such directory whose process is gone ([`sweep_stale`]).
 pub fn private_dir(kind: &str) -> io::Result<tempfile::TempDir> {
-    static SWEPT: std::sync::Once = std::sync::Once::new();
-    SWEPT.call_once(|| {
-        sweep_stale(&std::env::temp_dir());
-    });
-    let base = std::env::temp_dir();
+    private_dir_in(kind, &std::env::temp_dir())
+}
+
+/// [`private_dir`] under `base` (whose stale directories are swept once too).
+pub fn private_dir_in(kind: &str, base: &Path) -> io::Result<tempfile::TempDir> {
+    static SWEPT: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+    if let Ok(mut swept) = SWEPT.lock()
+        && !swept.iter().any(|b| b == base)
+    {
+        sweep_stale(base);
+        swept.push(base.to_path_buf());
+    }
     tempfile::Builder::new()
         .prefix(&format!("ssegate-{kind}-{}-", owner_tag()))
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir_in(&base)
+        .tempdir_in(base)
         // Name the directory: a full or read-only `$TMPDIR` is otherwise an anonymous "No space left".
         .map_err(|e| {
             io::Error::new(

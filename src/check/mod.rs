@@ -625,7 +625,7 @@ async fn run_matrix(
             (if skip { String::new() } else { m.name.clone() }, (m, h))
         })
         .collect();
-    let mut measured = concurrently_fix(ctx, opts.jobs, work, &*reporter).await?;
+    let mut measured = concurrently_fix(ctx, opts.jobs, work, reporter.clone()).await?;
     let queued_idx = queued(ctx, &measured);
     let answered_at_once = most_open_at_once(&lock_visits(ctx));
     let longest_wait = measured
@@ -708,12 +708,13 @@ where
     join_in_order(tasks, total).await
 }
 
-/// The fix experiments of the chains whose name is not empty, `jobs` at once.
+/// The fix experiments of the chains whose name is not empty (the others are to be run again alone),
+/// `jobs` at once; each chain is reported finished when its experiment is.
 async fn concurrently_fix(
     ctx: &Arc<Ctx>,
     jobs: usize,
     chains: Vec<(String, (Measured, Vec<HopSpec>))>,
-    reporter: &dyn Reporter,
+    reporter: Arc<dyn Reporter>,
 ) -> Result<Vec<Measured>, CheckError> {
     let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -721,24 +722,22 @@ async fn concurrently_fix(
     for (i, (name, (mut m, hops))) in chains.into_iter().enumerate() {
         let sem = sem.clone();
         let ctx = ctx.clone();
+        let reporter = reporter.clone();
         tasks.spawn(async move {
             if !name.is_empty() {
                 let _permit = sem.acquire_owned().await;
                 if let Err(e) = fix::fix_chain(&ctx, &mut m, &hops).await {
                     return (i, Err(e));
                 }
+                reporter.event(RunEvent::ScenarioFinished {
+                    name: &m.name,
+                    result: Finished::Delivered(m.verdict.delivery.as_str()),
+                });
             }
             (i, Ok(m))
         });
     }
-    let done = join_in_order(tasks, total).await?;
-    for m in &done {
-        reporter.event(RunEvent::ScenarioFinished {
-            name: &m.name,
-            result: Finished::Delivered(m.verdict.delivery.as_str()),
-        });
-    }
-    Ok(done)
+    join_in_order(tasks, total).await
 }
 
 /// Join every task; results in the tasks' order, or the error of the first task (in that order) that

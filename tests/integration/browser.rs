@@ -143,3 +143,40 @@ fn a_post_with_headers_is_read_with_fetch_and_agrees() {
     assert_eq!(b["events"].as_array().unwrap().len(), 6, "{b}");
     assert_eq!(b["events"][5]["id"], "6", "{b}");
 }
+
+#[test]
+fn a_long_tmpdir_does_not_keep_chromium_from_starting() {
+    if !browser_here() {
+        return;
+    }
+    // Chromium's singleton socket lives under its TMPDIR, and a socket path has at most 107 bytes.
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir
+        .path()
+        .join("a-temporary-directory-with-a-long-name-as-ci-runners-have");
+    std::fs::create_dir(&long).unwrap();
+    let f = Fixture::start("plain");
+    let out = bin()
+        .args([
+            "probe",
+            &f.url,
+            "--format",
+            "json",
+            "--duration",
+            "20s",
+            "--browser",
+        ])
+        .env("TMPDIR", &long)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["browser"]["delivery"], "streamed", "{doc}");
+    // Nothing is left behind, in either temporary directory.
+    assert_eq!(std::fs::read_dir(&long).unwrap().count(), 0);
+}
