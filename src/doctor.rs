@@ -57,6 +57,20 @@ impl Cause {
     pub fn is_risk(&self) -> bool {
         self.kind == CauseKind::Risk
     }
+
+    /// Keep only the snippets of `stack`, when it has any.
+    fn keep_snippets_of(&mut self, stack: Option<Stack>) {
+        let Some(st) = stack else { return };
+        let mine: Vec<Snippet> = self
+            .snippets
+            .iter()
+            .filter(|sn| sn.framework == st.framework())
+            .cloned()
+            .collect();
+        if !mine.is_empty() {
+            self.snippets = mine;
+        }
+    }
 }
 
 /// The web stack of an origin: it picks the snippets shown with a fix.
@@ -433,17 +447,7 @@ pub fn diagnose(
         } else if v.delivery == Delivery::Streamed {
             c.kind = CauseKind::Risk;
         }
-        if let Some(st) = stack {
-            let mine: Vec<Snippet> = c
-                .snippets
-                .iter()
-                .filter(|sn| sn.framework == st.framework())
-                .cloned()
-                .collect();
-            if !mine.is_empty() {
-                c.snippets = mine;
-            }
-        }
+        c.keep_snippets_of(stack);
     }
     for p in fingerprint(rec) {
         measured_behaviour(&mut causes, &p);
@@ -1120,17 +1124,7 @@ fn origin_causes(compare: &Recording, v: &Verdict, stack: Option<Stack>) -> Vec<
     for c in &mut causes {
         c.evidence.insert(0, seen.clone());
         c.confidence = c.confidence.max(Confidence::High);
-        if let Some(st) = stack {
-            let mine: Vec<Snippet> = c
-                .snippets
-                .iter()
-                .filter(|sn| sn.framework == st.framework())
-                .cloned()
-                .collect();
-            if !mine.is_empty() {
-                c.snippets = mine;
-            }
-        }
+        c.keep_snippets_of(stack);
     }
     causes
 }

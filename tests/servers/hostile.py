@@ -96,27 +96,19 @@ def serve(c, path, n):
         while sent < n:
             c.sendall(chunk)
             sent += len(chunk)
-    elif path in ("gzip-bomb", "zstd-bomb", "br-bomb"):
-        coding = path.split("-")[0]
-        key = (path, n or 200_000_000)
+    elif path.endswith(("-bomb", "-zeros")) and path.split("-")[0] in ("gzip", "zstd", "br"):
+        coding, shape = path.split("-")
+        make, default = (bomb, 200_000_000) if shape == "bomb" else (zeros, 1_000_000_000)
+        key = (path, n or default)
         if key not in BODIES:
-            BODIES[key] = bomb(coding, key[1])
+            BODIES[key] = make(coding, key[1])
         body = BODIES[key]
         if body is None:
             c.sendall(b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n\r\n")
             return
         c.sendall(head(b"Content-Encoding: " + coding.encode() + b"\r\n") + body)
-    elif path in ("gzip-zeros", "zstd-zeros", "br-zeros"):
-        coding = path.split("-")[0]
-        key = (coding, n or 1_000_000_000)
-        if key not in BODIES:
-            BODIES[key] = zeros(coding, key[1])
-        body = BODIES[key]
-        if body is None:
-            c.sendall(b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n\r\n")
-            return
-        c.sendall(head(b"Content-Encoding: " + coding.encode() + b"\r\n") + body)
-        time.sleep(1)
+        if shape == "zeros":
+            time.sleep(1)
     elif path == "long-ids":
         n = n or 20_000_000
         c.sendall(head())
