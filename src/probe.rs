@@ -45,6 +45,8 @@ pub struct Limits {
     pub max_reads: usize,
     /// Stop after this many events (real endpoints may never end).
     pub max_events: Option<usize>,
+    /// Most bytes of event records kept (see [`EVENTS_KEPT_BYTES`]); later events are still counted.
+    pub kept_bytes: usize,
 }
 
 impl Default for Limits {
@@ -56,6 +58,7 @@ impl Default for Limits {
             max_line: 1 << 20,
             max_reads: 20_000,
             max_events: None,
+            kept_bytes: EVENTS_KEPT_BYTES,
         }
     }
 }
@@ -505,7 +508,13 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
     body.parser.finish(&mut body.items);
     let last = rec.reads.len().saturating_sub(1);
     let ended_at = rec.ended_at;
-    take_items(&mut rec, &mut body.items, ended_at, last);
+    take_items(
+        &mut rec,
+        &mut body.items,
+        ended_at,
+        last,
+        req.limits.kept_bytes,
+    );
     rec.facts = body.parser.facts().clone();
     Ok(rec)
 }
@@ -647,7 +656,7 @@ impl Body {
             rec.body.extend_from_slice(&piece[..piece.len().min(room)]);
             rec.body_truncated |= piece.len() > room;
             parser.feed(piece, items);
-            take_items(rec, items, at, read_index);
+            take_items(rec, items, at, read_index, req.limits.kept_bytes);
         });
         if let Some(m) = rec.later_members.as_mut() {
             m.members = decoder.gzip_members().saturating_sub(1);
@@ -704,8 +713,9 @@ impl Body {
 /// an id longer than [`ID_KEPT`] bytes is cut (every event repeats it). With [`DATA_KEPT`] and
 /// [`EVENTS_KEPT_BYTES`] this bounds a recording's events to a few MiB whatever the stream.
 pub const EVENTS_KEPT: usize = 10_000;
-/// Most bytes of event records kept (each record and what it holds): events with long ids or types stop
-/// being kept before [`EVENTS_KEPT`] is reached. `check` holds a recording per chain at once.
+/// Most bytes of event records kept (each record and what it holds), by default: events with long ids or
+/// types stop being kept before [`EVENTS_KEPT`] is reached. `check` holds a recording per chain at once
+/// and keeps less of each ([`Limits::kept_bytes`]).
 pub const EVENTS_KEPT_BYTES: usize = 5 << 18;
 /// Longest event id kept per event.
 pub const ID_KEPT: usize = 256;
@@ -721,11 +731,17 @@ fn cut_to(s: &mut String, max: usize) -> u64 {
     dropped
 }
 
-fn take_items(rec: &mut Recording, items: &mut Vec<Item>, at: Duration, read: usize) {
+fn take_items(
+    rec: &mut Recording,
+    items: &mut Vec<Item>,
+    at: Duration,
+    read: usize,
+    kept_bytes: usize,
+) {
     for item in items.drain(..) {
         match item {
             Item::Event(mut event) => {
-                if rec.events.len() >= EVENTS_KEPT || rec.events_bytes >= EVENTS_KEPT_BYTES {
+                if rec.events.len() >= EVENTS_KEPT || rec.events_bytes >= kept_bytes {
                     rec.events_dropped += 1;
                     continue;
                 }

@@ -282,7 +282,9 @@ fn probe_request(loaded: &Loaded, url: String, opts: &CheckOptions) -> ProbeRequ
     // Every field has a value in the file's description (its defaults), so the default given here is
     // never used.
     let spec = opts.request.over(&loaded.config.request());
-    spec.build(url, Duration::from_millis(loaded.config.listen.duration_ms))
+    let mut req = spec.build(url, Duration::from_millis(loaded.config.listen.duration_ms));
+    req.limits.kept_bytes = CHAIN_KEPT_BYTES;
+    req
 }
 
 /// Start the target (or take the URL), returning it, the stream's URL and the label for reports.
@@ -616,13 +618,14 @@ async fn run_matrix(
     .await?;
     // Their fix experiments, at once too (a chain that queued is measured again alone below).
     let queued_now = queued(ctx, &measured);
-    let work: Vec<(String, (Measured, Vec<HopSpec>))> = measured
+    let work: Vec<Fix> = measured
         .into_iter()
         .zip(hops.iter().cloned())
         .enumerate()
-        .map(|(i, (m, h))| {
-            let skip = queued_now.contains(&i);
-            (if skip { String::new() } else { m.name.clone() }, (m, h))
+        .map(|(i, (m, hops))| Fix {
+            run: !queued_now.contains(&i),
+            m,
+            hops,
         })
         .collect();
     let mut measured = concurrently_fix(ctx, opts.jobs, work, reporter.clone()).await?;
@@ -708,23 +711,30 @@ where
     join_in_order(tasks, total).await
 }
 
-/// The fix experiments of the chains whose name is not empty (the others are to be run again alone),
-/// `jobs` at once; each chain is reported finished when its experiment is.
+/// A measured chain and whether its fix experiment runs now (a chain that queued is run again alone).
+struct Fix {
+    run: bool,
+    m: Measured,
+    hops: Vec<HopSpec>,
+}
+
+/// The fix experiments of the chains to run now, `jobs` at once; each chain is reported finished when
+/// its experiment is.
 async fn concurrently_fix(
     ctx: &Arc<Ctx>,
     jobs: usize,
-    chains: Vec<(String, (Measured, Vec<HopSpec>))>,
+    chains: Vec<Fix>,
     reporter: Arc<dyn Reporter>,
 ) -> Result<Vec<Measured>, CheckError> {
     let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let total = chains.len();
-    for (i, (name, (mut m, hops))) in chains.into_iter().enumerate() {
+    for (i, Fix { run, mut m, hops }) in chains.into_iter().enumerate() {
         let sem = sem.clone();
         let ctx = ctx.clone();
         let reporter = reporter.clone();
         tasks.spawn(async move {
-            if !name.is_empty() {
+            if run {
                 let _permit = sem.acquire_owned().await;
                 if let Err(e) = fix::fix_chain(&ctx, &mut m, &hops).await {
                     return (i, Err(e));
@@ -795,6 +805,11 @@ async fn upstream_addr(url: &str) -> Result<SocketAddr, CheckError> {
 /// otherwise grow with the matrix (about 5 MiB a chain on a firehose).
 pub const CHAIN_EVENTS_KEPT: usize = 1_000;
 pub const CHAIN_READS_KEPT: usize = 2_000;
+/// Bytes of event records a chain keeps while it is measured (a lone probe keeps
+/// [`crate::probe::EVENTS_KEPT_BYTES`]): every chain is measured at once, and their records were the
+/// largest part of `check --url`'s memory on firehoses of long-id events (measured: 15.9 MiB). About
+/// 4 000 tiny events, or 1 400 with 256-byte ids; later events are counted.
+pub const CHAIN_KEPT_BYTES: usize = 512 << 10;
 
 /// One chain as measured, before the gate's policy.
 pub struct Measured {
