@@ -1115,16 +1115,15 @@ fn origin_causes(compare: &Recording, v: &Verdict, stack: Option<Stack>) -> Vec<
         compare.url, v.delivery
     );
     if causes.is_empty() {
-        causes.push(Wording::origin_buffering().cause(
-            Confidence::High,
-            Vec::new(),
-            all_flush_snippets(),
-        ));
+        // `diagnose` kept the detected stack's snippets of its causes; this one is added here.
+        let mut c =
+            Wording::origin_buffering().cause(Confidence::High, Vec::new(), all_flush_snippets());
+        c.keep_snippets_of(stack);
+        causes.push(c);
     }
     for c in &mut causes {
         c.evidence.insert(0, seen.clone());
         c.confidence = c.confidence.max(Confidence::High);
-        c.keep_snippets_of(stack);
     }
     causes
 }

@@ -156,26 +156,7 @@ fn a_long_tmpdir_does_not_keep_chromium_from_starting() {
         .join("a-temporary-directory-with-a-long-name-as-ci-runners-have");
     std::fs::create_dir(&long).unwrap();
     let f = Fixture::start("plain");
-    let out = bin()
-        .args([
-            "probe",
-            &f.url,
-            "--format",
-            "json",
-            "--duration",
-            "20s",
-            "--browser",
-        ])
-        .env("TMPDIR", &long)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = crate::cli::probe_json_env(&f.url, &["--browser"], &[("TMPDIR", &long)]);
     assert_eq!(doc["browser"]["delivery"], "streamed", "{doc}");
     // Nothing is left behind, in either temporary directory.
     assert_eq!(std::fs::read_dir(&long).unwrap().count(), 0);

@@ -25,9 +25,15 @@ impl Fixture {
 }
 
 pub(crate) fn probe_json(url: &str, extra: &[&str]) -> Value {
+    probe_json_env(url, extra, &[])
+}
+
+/// [`probe_json`] with environment variables set for the process.
+pub(crate) fn probe_json_env(url: &str, extra: &[&str], env: &[(&str, &std::path::Path)]) -> Value {
     let out = bin()
         .args(["probe", url, "--format", "json", "--duration", "20s"])
         .args(extra)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert_eq!(
