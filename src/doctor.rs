@@ -444,7 +444,7 @@ pub fn diagnose(
         if let Some(why) = shared(c) {
             c.kind = CauseKind::Risk;
             c.evidence.push(why);
-        } else if v.delivery == Delivery::Streamed {
+        } else if matches!(v.delivery, Delivery::Streamed | Delivery::Inconclusive) {
             c.kind = CauseKind::Risk;
         }
         c.keep_snippets_of(stack);
@@ -1067,7 +1067,8 @@ pub async fn doctor(req: &DoctorRequest) -> Result<DoctorReport, ProbeError> {
         .as_ref()
         .filter(|_| compare_verdict.as_ref().map(|v| v.delivery) == Some(Delivery::Streamed));
     let reference = streaming.map_or(Reference::None, Reference::Baseline);
-    let verdict = judge(&rec, reference);
+    let mut verdict = judge(&rec, reference);
+    crate::verdict::excuse_starved(&rec, &mut verdict);
     let stack = req.stack.or_else(|| Stack::detect(&rec, None));
     let mut causes = diagnose(&rec, &verdict, streaming, stack, false);
     if let (Some(c), Some(cv)) = (&compare, &compare_verdict)
@@ -1189,7 +1190,8 @@ async fn identity_reprobe(
         .headers
         .push(("Accept-Encoding".into(), "identity".into()));
     let rec = probe(&again).await?;
-    let verdict = judge(&rec, compare.map_or(Reference::None, Reference::Baseline));
+    let mut verdict = judge(&rec, compare.map_or(Reference::None, Reference::Baseline));
+    crate::verdict::excuse_starved(&rec, &mut verdict);
     let held_by_compression =
         verdict.delivery == Delivery::Streamed && first.verdict.delivery != Delivery::Streamed;
     // The class alone misses a compressor that lags every event by one write: compare when the same

@@ -21,6 +21,7 @@ pub mod load;
 pub mod normalize;
 pub mod origin;
 pub mod phase;
+pub mod pressure;
 pub mod probe;
 pub mod proc;
 pub mod report;
@@ -48,7 +49,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "text", "error", "events", "cause_id", "assets", "proc", "decode", "secrets", "tls",
     ],
-    &["yaml", "sse", "browser"],
+    &["yaml", "sse", "browser", "pressure"],
     &["probe"],
     &["verdict", "intermediary", "origin", "load", "request"],
     &["tap", "normalize"],

@@ -171,9 +171,7 @@ pub struct Arrival {
     pub event: Event,
 }
 
-pub(crate) fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
-}
+pub(crate) use crate::text::ser_ms;
 
 /// Everything one probe measured.
 #[derive(Debug, Clone, Serialize)]
@@ -228,6 +226,9 @@ pub struct Recording {
     /// A gzip body of several members: what came after the first, which browsers do not decode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub later_members: Option<LaterMembers>,
+    /// How starved this machine was while the stream was measured (see [`crate::pressure`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pressure: Option<crate::pressure::Pressure>,
 }
 
 /// Events whose last piece came in a later read than a small first piece: an origin that writes one
@@ -319,6 +320,7 @@ impl Recording {
             body: Vec::new(),
             body_truncated: false,
             later_members: None,
+            pressure: None,
             pieces: Pieces::default(),
         }
     }
@@ -440,6 +442,7 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
     let client = client_for(req.limits.connect)?;
     let headers = req.effective_headers();
     let request = build_request(&client, req, &headers)?;
+    let watch = crate::pressure::Watch::start();
     let start = Instant::now();
     // A duration too large to add to the clock means "no limit": a year is plenty.
     let deadline = start
@@ -448,7 +451,9 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
     let mut resp = match tokio::time::timeout_at(deadline.into(), client.execute(request)).await {
         Err(_) => {
             // Nothing answered within the limit: a measurement (everything held), not a failure.
-            return Ok(Recording::no_response(req, &headers, start));
+            let mut rec = Recording::no_response(req, &headers, start);
+            rec.pressure = Some(watch.finish());
+            return Ok(rec);
         }
         Ok(Err(e)) => {
             return Err(ProbeError::Connect {
@@ -505,6 +510,7 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
         }
     }
     rec.ended_at = start.elapsed();
+    rec.pressure = Some(watch.finish());
     body.parser.finish(&mut body.items);
     let last = rec.reads.len().saturating_sub(1);
     let ended_at = rec.ended_at;
@@ -863,6 +869,7 @@ pub(crate) mod testing {
             body: Vec::new(),
             body_truncated: false,
             later_members: None,
+            pressure: None,
             pieces: Default::default(),
         }
     }

@@ -1,4 +1,4 @@
-//! Small text helpers every layer uses: durations for people, did-you-mean suggestions.
+//! Small text helpers every layer uses: durations for people and for JSON, did-you-mean suggestions.
 //!
 //! A leaf module: it imports nothing from the crate, so any module may use it without an arrow running
 //! back up the data flow.
@@ -43,6 +43,14 @@ pub fn name_help<S: AsRef<str>>(name: &str, known: &[S]) -> String {
         Some(s) => format!("did you mean `{s}`? valid: {}", list.join(", ")),
         None => format!("valid: {}", list.join(", ")),
     }
+}
+
+/// A duration in JSON: milliseconds, to the microsecond.
+pub(crate) fn ser_ms<S: serde::Serializer>(
+    d: &std::time::Duration,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ pub(super) async fn measure_chain(
     hops: &[HopSpec],
     alone: bool,
 ) -> Result<Measured, CheckError> {
+    let started = std::time::Instant::now();
     let first = probe_chain(ctx, name, hops, &ctx.phases).await?;
     let waited: Vec<_> = ctx.waited(&first).into_iter().collect();
     let mut m = Measured {
@@ -65,6 +66,7 @@ pub(super) async fn measure_chain(
         recording: first.recording,
         verdict: first.verdict,
         phases: first.phases,
+        took: Default::default(),
     };
     // Heartbeat adequacy: the origin's silences (on the direct stream) against this chain's shortest idle
     // limit, with the lifecycle phases.
@@ -78,6 +80,7 @@ pub(super) async fn measure_chain(
         l.heartbeat = Some(hb);
         l.findings.extend(finding);
     }
+    m.took.measure = started.elapsed();
     Ok(m)
 }
 
@@ -89,7 +92,9 @@ pub(super) async fn fix_chain(
     hops: &[HopSpec],
 ) -> Result<(), CheckError> {
     if ctx.judge_fix && m.verdict.delivery != Delivery::Streamed {
+        let started = std::time::Instant::now();
         m.fix = Some(measure_fix(ctx, m, hops).await?);
+        m.took.fix = started.elapsed();
     }
     Ok(())
 }

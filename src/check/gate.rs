@@ -102,6 +102,7 @@ impl<'a> Gate<'a> {
             explicit,
             fix: None,
             reasons,
+            took: Default::default(),
             origin_wait: None,
             serial: false,
             phases: Default::default(),
@@ -192,6 +193,7 @@ impl<'a> Gate<'a> {
             origin_wait: m.origin_wait,
             serial: m.serial,
             phases: m.phases,
+            took: m.took,
         }
     }
 

@@ -218,6 +218,19 @@ pub struct ChainOutcome {
     /// (`lifecycle`), `--browser` (`browser`).
     #[serde(flatten)]
     pub phases: Phases,
+    /// How long this chain's own measurement and its fix experiment took.
+    pub took: ChainTook,
+}
+
+/// How long one chain took, by part (each includes the chain's start and stop).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ChainTook {
+    /// Its own measurement and the phases through it (for `direct`: the stream, then its phases).
+    #[serde(rename = "measure_ms", serialize_with = "crate::probe::ser_ms")]
+    pub measure: Duration,
+    /// Its fix experiment (0 when it needed none).
+    #[serde(rename = "fix_ms", serialize_with = "crate::probe::ser_ms")]
+    pub fix: Duration,
 }
 
 /// The origin kept requests waiting while others were open: it answers only so many at once.
@@ -259,6 +272,45 @@ pub struct CheckReport {
     pub passed: bool,
     #[serde(serialize_with = "crate::probe::ser_ms")]
     pub took: Duration,
+    /// Where the time went, step by step, in order.
+    pub steps: Vec<Step>,
+}
+
+/// One step of a `check` run and how long it took. The steps run one after another; the chains of a
+/// step run at once.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// `start target`, `direct stream`, `direct phases`, `chains`, `fix experiments`,
+    /// `queued chains, alone`.
+    pub name: &'static str,
+    #[serde(rename = "took_ms", serialize_with = "crate::probe::ser_ms")]
+    pub took: Duration,
+}
+
+/// Steps timed one after another.
+#[derive(Debug)]
+struct Steps {
+    at: Instant,
+    done: Vec<Step>,
+}
+
+impl Steps {
+    fn start() -> Steps {
+        Steps {
+            at: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    /// The step `name` ended now.
+    fn ended(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.done.push(Step {
+            name,
+            took: now - self.at,
+        });
+        self.at = now;
+    }
 }
 
 impl CheckReport {
@@ -407,10 +459,13 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     if let Some(why) = crate::browser::missing().filter(|_| opts.browser) {
         return Err(CheckError::Browser(why));
     }
+    let mut steps = Steps::start();
     let (command_target, base_url, target_label) = start_target(loaded, opts).await?;
+    steps.ended("start target");
     let target: Option<Target> = command_target.map(|t| Arc::new(std::sync::Mutex::new(t)));
     let base_req = probe_request(loaded, base_url.clone(), opts);
     let baseline_rec = record_baseline(&base_req, target.as_ref()).await?;
+    steps.ended("direct stream");
     let mut baseline_verdict = judge(&baseline_rec, Reference::None);
     let direct_phases = measure_direct(
         loaded,
@@ -420,6 +475,9 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         &mut baseline_verdict,
     )
     .await?;
+    if !direct_phases.is_empty() {
+        steps.ended("direct phases");
+    }
     let stack =
         loaded.config.target.stack.or_else(|| {
             Stack::detect(&baseline_rec, loaded.command(opts.command.clone()).as_ref())
@@ -449,7 +507,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         visits: Default::default(),
         phases: chain_phases(loaded, opts),
     });
-    let (measured, concurrency) = run_matrix(&ctx, selected, opts).await?;
+    let (measured, concurrency) = run_matrix(&ctx, selected, opts, &mut steps).await?;
     if let Some(t) = &target {
         // A target that died while the last chains ran measured nothing trustworthy either.
         crate::origin::command::lock(t)
@@ -463,6 +521,12 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     let gate = Gate::new(loaded);
     let mut baseline = gate.baseline(baseline_rec, baseline_verdict, &causes);
     baseline.phases = direct_phases;
+    baseline.took.measure = steps
+        .done
+        .iter()
+        .filter(|s| matches!(s.name, "direct stream" | "direct phases"))
+        .map(|s| s.took)
+        .sum();
     let chains: Vec<ChainOutcome> = measured
         .into_iter()
         .map(|m| gate.chain(m, &baseline, origin_ok))
@@ -479,6 +543,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         stack,
         passed,
         took: started.elapsed(),
+        steps: steps.done,
     })
 }
 
@@ -597,6 +662,7 @@ async fn run_matrix(
     ctx: &Arc<Ctx>,
     selected: Vec<(String, Vec<HopSpec>)>,
     opts: &CheckOptions,
+    steps: &mut Steps,
 ) -> Result<(Vec<Measured>, Option<Concurrency>), CheckError> {
     let total = selected.len();
     let reporter: Arc<dyn Reporter> = opts.reporter.clone().unwrap_or_else(|| Arc::new(Silent));
@@ -616,6 +682,7 @@ async fn run_matrix(
         }
     })
     .await?;
+    steps.ended("chains");
     // Their fix experiments, at once too (a chain that queued is measured again alone below).
     let queued_now = queued(ctx, &measured);
     let work: Vec<Fix> = measured
@@ -629,6 +696,7 @@ async fn run_matrix(
         })
         .collect();
     let mut measured = concurrently_fix(ctx, opts.jobs, work, reporter.clone()).await?;
+    steps.ended("fix experiments");
     let queued_idx = queued(ctx, &measured);
     let answered_at_once = most_open_at_once(&lock_visits(ctx));
     let longest_wait = measured
@@ -654,6 +722,9 @@ async fn run_matrix(
         });
         measured[i] = again;
         names.push(name);
+    }
+    if !names.is_empty() {
+        steps.ended("queued chains, alone");
     }
     reporter.event(RunEvent::RunFinished);
     for m in &mut measured {
@@ -827,6 +898,7 @@ pub struct Measured {
     queued_alone: bool,
     serial: bool,
     phases: Phases,
+    took: ChainTook,
 }
 
 /// One request as the tap saw it at the origin.

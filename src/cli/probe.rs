@@ -61,6 +61,7 @@ pub(super) async fn run(a: ProbeArgs) -> CmdResult {
         .await
         .map_err(|e| CliError::Setup(error_chain(&e)))?;
     let mut v = judge(&rec, Reference::None);
+    crate::verdict::excuse_starved(&rec, &mut v);
     let browser = if a.browser {
         Some(browser_beside(&req, &rec, &v).await?)
     } else {

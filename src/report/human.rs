@@ -105,16 +105,30 @@ pub fn check_human(r: &CheckReport, color: bool) -> String {
     }
     let _ = writeln!(
         s,
-        "\n{} in {}{}",
+        "\n{} in {}{}{}",
         if r.passed {
             paint("gate passed", "32")
         } else {
             paint("gate FAILED", "1;31")
         },
         human_duration(r.took),
+        steps_note(r),
         not_run_note(r)
     );
     s
+}
+
+/// ` (start target 0.3 s, direct stream 2.7 s, chains 5.1 s, …)`: where the time went.
+fn steps_note(r: &CheckReport) -> String {
+    if r.steps.is_empty() {
+        return String::new();
+    }
+    let steps: Vec<String> = r
+        .steps
+        .iter()
+        .map(|s| format!("{} {}", s.name, human_duration(s.took)))
+        .collect();
+    format!(" ({})", steps.join(", "))
 }
 
 /// `; 2 chains not run (their programs are not installed)`, or nothing.
@@ -470,6 +484,9 @@ pub fn probe_human(
         human_duration(r.ended_at)
     );
     let _ = writeln!(s, "delivery: {} ({})", v.delivery, basis_label(v.basis));
+    if let Some(p) = r.pressure.as_ref().filter(|p| p.stalls > 0) {
+        let _ = writeln!(s, "machine: {} while listening", p.describe());
+    }
     if let Some(b) = browser {
         crate::phase::browser::human(&mut s, b);
     }

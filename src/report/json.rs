@@ -76,6 +76,9 @@ pub struct ProbeDoc<'a> {
     pub events: Vec<EventDoc<'a>>,
     pub bursts: &'a [Burst],
     pub findings: &'a [Finding],
+    /// How starved this machine was while the stream was measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pressure: Option<&'a crate::pressure::Pressure>,
     /// A real browser's view of the same URL (`--browser`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub browser: Option<&'a crate::verdict::browser::BrowserVerdict>,
@@ -165,6 +168,7 @@ impl<'a> ProbeDoc<'a> {
                 .collect(),
             bursts: &v.bursts,
             findings: &v.findings,
+            pressure: r.pressure.as_ref(),
             browser: None,
         }
     }
@@ -188,6 +192,8 @@ pub struct ChainDoc<'a> {
     /// The phases through this chain, one key each (`load`, `lifecycle`, `browser`).
     #[serde(flatten)]
     pub phases: &'a crate::phase::Phases,
+    /// How long its own measurement and its fix experiment took.
+    pub took: crate::check::ChainTook,
 }
 
 impl<'a> ChainDoc<'a> {
@@ -204,6 +210,7 @@ impl<'a> ChainDoc<'a> {
             origin_wait: c.origin_wait,
             serial: c.serial,
             phases: &c.phases,
+            took: c.took,
         }
     }
 }
@@ -232,6 +239,8 @@ pub enum CheckLine<'a> {
         causes: &'a [Cause],
         stack: Option<Stack>,
         concurrency: &'a Option<Concurrency>,
+        /// Where the time went, step by step.
+        steps: &'a [crate::check::Step],
     },
 }
 
@@ -265,6 +274,7 @@ impl<'a> CheckLine<'a> {
             causes: &r.causes,
             stack: r.stack,
             concurrency: &r.concurrency,
+            steps: &r.steps,
         });
         lines
     }

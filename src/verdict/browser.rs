@@ -133,6 +133,7 @@ pub fn page_recording(page: &PageStream, url: &str, watched: Duration) -> Record
         body: Vec::new(),
         body_truncated: false,
         later_members: None,
+        pressure: None,
         pieces: Default::default(),
     }
 }

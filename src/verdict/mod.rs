@@ -44,6 +44,10 @@ pub enum Delivery {
     Stalled,
     /// No event was dispatched.
     NoEvents,
+    /// Late arrivals that a stall of this machine could explain, with nothing giving the origin's send
+    /// instants: not given as a break (see [`crate::pressure`]). Never an expectation.
+    #[serde(skip_deserializing)]
+    Inconclusive,
 }
 
 impl Delivery {
@@ -56,6 +60,7 @@ impl Delivery {
             Delivery::Cut => "cut",
             Delivery::Stalled => "stalled",
             Delivery::NoEvents => "no-events",
+            Delivery::Inconclusive => "inconclusive",
         }
     }
 }
@@ -253,6 +258,40 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
     framing_findings(rec, &mut findings);
     sort_findings(&mut findings);
     tm.into_verdict(delivery, findings)
+}
+
+/// A break judged without the origin's send instants that a stall of this machine could explain is
+/// not given as a break (see [`crate::pressure`]): its delivery becomes `inconclusive`, its delivery
+/// findings give way to a `too-busy-to-tell` finding that names what was measured and the stall.
+/// Returns whether it did. Verdicts timed by a tap or a fixture are left alone.
+pub fn excuse_starved(rec: &Recording, v: &mut Verdict) -> bool {
+    let Some(p) = rec.pressure.as_ref().filter(|p| starvation_explains(p, v)) else {
+        return false;
+    };
+    let measured = v.delivery;
+    v.delivery = Delivery::Inconclusive;
+    v.findings.retain(|f| f.rule.area != "delivery");
+    v.findings.push(Finding::new(
+        FindingId::TooBusyToTell,
+        evidence!(
+            "inconclusive: this machine was too busy to tell ({}); the stream measured {} against a threshold of {}, a delay one stall of this process can make",
+            Fact::Varies(p.describe()),
+            Fact::Varies(measured.as_str().into()),
+            v.threshold
+        ),
+    ));
+    sort_findings(&mut v.findings);
+    true
+}
+
+/// Whether a stall of this process could explain `v`'s break: only where nothing gave the origin's
+/// send instants (a tap or fixture times the origin itself, so a late read is seen as late), only for
+/// breaks made of late arrivals, and only when the longest stall reached the verdict's threshold (a
+/// shorter stall cannot make an event late by the threshold).
+fn starvation_explains(p: &crate::pressure::Pressure, v: &Verdict) -> bool {
+    matches!(v.basis, Basis::Baseline | Basis::Inferred)
+        && matches!(v.delivery, Delivery::Batched | Delivery::FirstByteDelayed)
+        && p.timer_late_max >= v.threshold
 }
 
 /// The order findings are reported in: most severe first, then by id.

@@ -175,6 +175,9 @@ rules! {
     EventWrittenInPieces "event-written-in-pieces" Warning "framing"
         why "events arrived in small pieces, the last piece of each waiting for the one before to be acknowledged: the server writes one event in several small writes without TCP_NODELAY, so Nagle's algorithm holds each later write until the client's delayed ACK; a proxy that buffers turns that wait into batches"
         fix "write each event in one write (build `id:`, `data:` and the blank line into one buffer), and set TCP_NODELAY on the socket (werkzeug: run under gunicorn or another server that sets it)";
+    TooBusyToTell "too-busy-to-tell" Info "probe"
+        why "this machine was too busy to tell: the probe's own timer woke late by as much as the delay the verdict rests on, and nothing gave the origin's send instants, so events read together may have been sent apart and read late"
+        fix "measure again on a quieter machine, or through `ssegate check`, whose tap times the origin's sends";
     NoEventsDispatched "no-events-dispatched" Error "framing"
         why "bytes arrived but no event was ever dispatched: a browser would fire nothing"
         fix "end every event with a blank line and include a `data:` field";

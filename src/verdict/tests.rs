@@ -516,3 +516,65 @@ fn on_time_events_then_silence_on_an_open_connection_is_stalled() {
         Delivery::Stalled
     );
 }
+
+#[test]
+fn a_break_a_stall_of_this_machine_explains_is_inconclusive_without_send_instants() {
+    let base = rec(
+        GOOD,
+        &[402, 803, 1201, 1605, 2002, 2401],
+        2402,
+        End::Complete,
+    );
+    // Three events read together at 1.6 s: a hop's buffer, or this process not running for a second.
+    let clumped = |late_max: u64| {
+        let mut r = rec(
+            GOOD,
+            &[402, 1604, 1604, 1605, 2002, 2401],
+            2402,
+            End::Complete,
+        );
+        r.pressure = Some(crate::pressure::Pressure {
+            timer_late_max: ms(late_max),
+            timer_late_p99: ms(late_max / 10),
+            stalls: 1,
+            cpu_waiting: Some(0.8),
+        });
+        r
+    };
+    let starved = clumped(1_100);
+    let mut v = judge(&starved, Reference::Baseline(&base));
+    assert_eq!(v.delivery, Delivery::Batched);
+    assert!(excuse_starved(&starved, &mut v));
+    assert_eq!(v.delivery, Delivery::Inconclusive);
+    assert!(v.has(FindingId::TooBusyToTell));
+    assert!(!v.has(FindingId::EventsHeld), "{:?}", v.findings);
+    let said = v.findings[0].evidence.to_string();
+    assert!(
+        said.contains("longest 1100 ms") && said.contains("measured batched"),
+        "{said}"
+    );
+    // A stall shorter than the threshold cannot have held an event that long.
+    let quiet = clumped(60);
+    let mut v = judge(&quiet, Reference::Baseline(&base));
+    assert!(!excuse_starved(&quiet, &mut v));
+    assert_eq!(v.delivery, Delivery::Batched);
+    // With the origin's send instants a late read shows as late against them: no excuse either.
+    let sends = sched(&[400, 800, 1200, 1600, 2000, 2400]);
+    let mut v = judge(&starved, Reference::Sends(&sends));
+    assert_ne!(v.delivery, Delivery::Streamed);
+    assert!(!excuse_starved(&starved, &mut v));
+    assert_ne!(v.delivery, Delivery::Inconclusive);
+    // Cuts are not made by late reads.
+    let cut = rec(
+        GOOD,
+        &[402, 803],
+        900,
+        End::Aborted {
+            reason: "reset".into(),
+        },
+    );
+    let mut cut = cut;
+    cut.pressure = clumped(5_000).pressure;
+    let mut v = judge(&cut, Reference::Baseline(&base));
+    assert!(!excuse_starved(&cut, &mut v));
+}

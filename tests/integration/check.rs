@@ -193,6 +193,33 @@ fn the_fixed_express_app_passes_and_operator_only_chains_only_warn() {
         "{}",
         cl["fix"]
     );
+    // Where the time went: the steps in order, within the run's time; a chain's parts within its step.
+    let sum = summary(&lines);
+    let steps: Vec<(&str, f64)> = sum["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["took_ms"].as_f64().unwrap()))
+        .collect();
+    let names: Vec<&str> = steps.iter().map(|s| s.0).collect();
+    assert_eq!(
+        names,
+        ["start target", "direct stream", "chains", "fix experiments"],
+        "{sum}"
+    );
+    let total: f64 = steps.iter().map(|s| s.1).sum();
+    assert!(total <= sum["took_ms"].as_f64().unwrap() + 1.0, "{sum}");
+    let step = |n: &str| steps.iter().find(|s| s.0 == n).unwrap().1;
+    assert!(
+        cl["took"]["measure_ms"].as_f64().unwrap() <= step("chains"),
+        "{cl}"
+    );
+    assert!(
+        cl["took"]["fix_ms"].as_f64().unwrap() > 0.0,
+        "a broken chain's fix ran: {cl}"
+    );
+    assert!(cl["took"]["fix_ms"].as_f64().unwrap() <= step("fix experiments"));
+    assert!(human.contains("(start target "), "{human}");
 }
 
 #[test]
