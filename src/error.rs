@@ -18,6 +18,8 @@ pub mod exit {
     pub const INVALID_INPUT: i32 = 5;
     /// A run selected no cases.
     pub const NO_CASES: i32 = 6;
+    /// Nothing failed, but at least one case failed twice while the machine was too busy to tell.
+    pub const INCONCLUSIVE: i32 = 7;
     /// Interrupted by Ctrl-C (children were stopped first).
     pub const INTERRUPTED: i32 = 130;
     /// Terminated by SIGTERM (children were stopped first).

@@ -12,8 +12,9 @@ pub enum RunEvent<'a> {
     ScenarioStarted { name: &'a str },
     /// A scenario finished with this result.
     ScenarioFinished { name: &'a str, result: Finished<'a> },
-    /// A scenario will run again, alone (its request queued at the origin).
-    ScenarioRequeued { name: &'a str },
+    /// A scenario will run again, alone, for the reason `why` (its request queued at the origin; the
+    /// machine was too busy while it was measured).
+    ScenarioRequeued { name: &'a str, why: &'a str },
     /// Every scenario has finished.
     RunFinished,
 }

@@ -21,6 +21,9 @@ pub const TICK: Duration = Duration::from_millis(10);
 const LATE: Duration = Duration::from_millis(2);
 /// Late wake-ups kept, newest last (at [`TICK`] that is at least 40 s of a fully starved machine).
 const KEPT: usize = 4096;
+/// Share of a window in which some task waited for a CPU that counts as starved (see
+/// [`Pressure::starved`]).
+pub const CPU_WAITING_STARVED: f64 = 0.25;
 /// A wake-up at least this late is a stall.
 pub const STALL: Duration = Duration::from_millis(50);
 
@@ -46,6 +49,15 @@ pub struct Pressure {
 }
 
 impl Pressure {
+    /// Whether the machine was too busy for a measurement whose verdict rests on a delay of `margin`:
+    /// ssegate itself stalled for half of it, or some task waited for a CPU at least a quarter of the
+    /// time (a starved hop forwards late; the kernel's figure is the only one that sees other
+    /// processes).
+    pub fn starved(&self, margin: Duration) -> bool {
+        self.timer_late_max * 2 >= margin
+            || self.cpu_waiting.is_some_and(|w| w >= CPU_WAITING_STARVED)
+    }
+
     /// "timer lateness p99 N ms, longest M ms[, CPU waited P% of the time]".
     pub fn describe(&self) -> String {
         let ms = |d: Duration| d.as_millis();
@@ -186,6 +198,19 @@ mod tests {
             (p.timer_late_p99, p.timer_late_max),
             (Duration::ZERO, ms(400))
         );
+    }
+
+    #[test]
+    fn starved_means_a_stall_of_half_the_margin_or_a_busy_kernel() {
+        let p = |max, cpu| Pressure {
+            timer_late_max: ms(max),
+            cpu_waiting: cpu,
+            ..Pressure::default()
+        };
+        assert!(!p(20, Some(0.05)).starved(ms(200)));
+        assert!(p(100, None).starved(ms(200)));
+        assert!(p(5, Some(0.3)).starved(ms(200)));
+        assert!(!p(99, None).starved(ms(200)));
     }
 
     #[test]

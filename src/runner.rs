@@ -49,6 +49,20 @@ pub struct Outcome {
     /// Wall time of the whole scenario.
     #[serde(serialize_with = "crate::probe::ser_ms")]
     pub took: Duration,
+    /// Measured once more, alone, because the first measurement failed while the machine was starved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remeasured: Option<Remeasured>,
+}
+
+/// What the first measurement of a re-measured case found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Remeasured {
+    pub first_delivery: crate::verdict::Delivery,
+    pub first_failures: Vec<String>,
+    pub first_pressure: Option<crate::pressure::Pressure>,
+    /// The second measurement failed too, and the machine was starved again: neither a pass nor a
+    /// failure.
+    pub inconclusive: bool,
 }
 
 /// The case's expectation and what did not hold.
@@ -66,9 +80,40 @@ pub struct Expectation {
 
 impl Outcome {
     pub fn passed(&self) -> bool {
-        self.expectation
-            .as_ref()
-            .is_none_or(|e| e.failures.is_empty())
+        !self.inconclusive()
+            && self
+                .expectation
+                .as_ref()
+                .is_none_or(|e| e.failures.is_empty())
+    }
+
+    /// Failed twice, each time while the machine was starved: this machine could not tell.
+    pub fn inconclusive(&self) -> bool {
+        self.remeasured.as_ref().is_some_and(|r| r.inconclusive)
+    }
+
+    /// Failed while the machine was too busy for the case's margin (see [`Pressure::starved`]).
+    ///
+    /// [`Pressure::starved`]: crate::pressure::Pressure::starved
+    fn failed_starved(&self) -> bool {
+        !self.passed()
+            && self
+                .recording
+                .pressure
+                .as_ref()
+                .is_some_and(|p| p.starved(self.verdict.threshold))
+    }
+
+    /// This outcome, measured again after `first` failed on a starved machine.
+    fn after(mut self, first: Outcome) -> Outcome {
+        let inconclusive = self.failed_starved();
+        self.remeasured = Some(Remeasured {
+            first_delivery: first.verdict.delivery,
+            first_failures: first.expectation.map(|e| e.failures).unwrap_or_default(),
+            first_pressure: first.recording.pressure,
+            inconclusive,
+        });
+        self
     }
 }
 
@@ -157,6 +202,7 @@ pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
         phases: m.phases,
         expectation,
         took: started.elapsed(),
+        remeasured: None,
     })
 }
 
@@ -195,7 +241,9 @@ pub fn check(case: &Case, v: &Verdict, phases: &Phases) -> Expectation {
 }
 
 /// Run `cases` with at most `jobs` at once, telling `reporter` as they go; results come back in the
-/// cases' order.
+/// cases' order. A case that failed while the machine was starved is measured once more, alone, after
+/// the others ([`Remeasured`]): the second result stands, and is inconclusive when it failed on a
+/// starved machine again. Never more than once.
 pub async fn run_cases(
     cases: &[Case],
     jobs: usize,
@@ -225,10 +273,155 @@ pub async fn run_cases(
             r
         }
     });
-    let results = futures_util::stream::iter(futs)
+    let results: Vec<Result<Outcome, RunError>> = futures_util::stream::iter(futs)
         .buffered(cases.len().max(1))
         .collect()
         .await;
+    let mut out = Vec::with_capacity(results.len());
+    for (case, result) in cases.iter().zip(results) {
+        let first = match result {
+            Ok(o) if o.failed_starved() => o,
+            other => {
+                out.push(other);
+                continue;
+            }
+        };
+        reporter.event(RunEvent::ScenarioRequeued {
+            name: &case.name,
+            why: "failed while the machine was too busy",
+        });
+        out.push(Ok(match run_case(case).await {
+            Ok(again) => {
+                reporter.event(RunEvent::ScenarioFinished {
+                    name: &case.name,
+                    result: finished(&again),
+                });
+                again.after(first)
+            }
+            // The second measurement could not run: the first stands, and says so.
+            Err(e) => {
+                let mut first = first;
+                if let Some(x) = first.expectation.as_mut() {
+                    x.failures.push(format!(
+                        "measured again alone (the machine was too busy), which failed: {}",
+                        crate::error::error_chain(&e)
+                    ));
+                }
+                first
+            }
+        }));
+    }
     reporter.event(RunEvent::RunFinished);
-    results
+    out
+}
+
+fn finished(o: &Outcome) -> Finished<'static> {
+    if o.passed() {
+        Finished::Passed
+    } else {
+        Finished::Failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::pressure::Pressure;
+    use crate::probe::End;
+    use crate::verdict::{Delivery, Reference, judge};
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// A case outcome measuring `arrivals` (events 400 ms apart are on time) against an expectation of
+    /// `streamed`, with the machine's pressure while it listened.
+    fn outcome(arrivals: &[u64], cpu_waiting: f64) -> Outcome {
+        let mut recording = crate::probe::testing::recording(
+            &[("content-type", "text/event-stream")],
+            arrivals,
+            2402,
+            End::Complete,
+        );
+        recording.pressure = Some(Pressure {
+            timer_late_p99: ms(1),
+            timer_late_max: ms(3),
+            stalls: 0,
+            cpu_waiting: Some(cpu_waiting),
+        });
+        let verdict = judge(&recording, Reference::None);
+        let failures = if verdict.delivery == Delivery::Streamed {
+            vec![]
+        } else {
+            vec![format!(
+                "expected delivery `streamed`, measured `{}`",
+                verdict.delivery
+            )]
+        };
+        Outcome {
+            name: "a-case".into(),
+            description: String::new(),
+            profile: "plain".into(),
+            profile_changed: false,
+            profile_changes: vec![],
+            chain: "direct".into(),
+            programs: vec![],
+            origin_saw: None,
+            recording,
+            verdict,
+            phases: Phases::default(),
+            expectation: Some(Expectation {
+                delivery: Delivery::Streamed,
+                findings: vec![],
+                absent: vec![],
+                phases: PhaseExpect::default(),
+                failures,
+            }),
+            took: ms(2500),
+            remeasured: None,
+        }
+    }
+
+    const ON_TIME: &[u64] = &[402, 803, 1201, 1605, 2002, 2401];
+    const HELD: &[u64] = &[2401; 6];
+
+    #[test]
+    fn only_a_failure_on_a_starved_machine_is_measured_again() {
+        assert!(!outcome(ON_TIME, 0.9).failed_starved(), "a pass is never");
+        assert!(
+            !outcome(HELD, 0.05).failed_starved(),
+            "a failure on a quiet machine stands"
+        );
+        assert!(outcome(HELD, 0.9).failed_starved());
+    }
+
+    #[test]
+    fn the_second_measurement_stands_and_is_inconclusive_only_when_starved_again() {
+        let passed = outcome(ON_TIME, 0.05).after(outcome(HELD, 0.9));
+        assert!(passed.passed() && !passed.inconclusive());
+        let r = passed.remeasured.as_ref().unwrap();
+        assert_eq!(r.first_delivery, Delivery::HeldUntilEnd);
+        let row = crate::report::run::RunRow::from_outcome(&passed);
+        assert_eq!(row.result, crate::report::run::CaseResult::Pass);
+        let words = row.remeasured.unwrap();
+        assert!(
+            words.contains("first `held-until-end`")
+                && words.contains("then `streamed` alone")
+                && words.contains("the second result stands"),
+            "{words}"
+        );
+        // Failing again on a quiet machine: a failure, with both results.
+        let failed = outcome(HELD, 0.05).after(outcome(HELD, 0.9));
+        assert!(!failed.passed() && !failed.inconclusive());
+        let row = crate::report::run::RunRow::from_outcome(&failed);
+        assert_eq!(row.result, crate::report::run::CaseResult::Fail);
+        // Failing again while starved again: neither.
+        let busy = outcome(HELD, 0.9).after(outcome(HELD, 0.9));
+        assert!(!busy.passed() && busy.inconclusive());
+        let row = crate::report::run::RunRow::from_outcome(&busy);
+        assert_eq!(row.result, crate::report::run::CaseResult::Inconclusive);
+        assert!(row.remeasured.unwrap().contains("too busy both times"));
+    }
 }

@@ -708,6 +708,7 @@ async fn run_matrix(
     for &i in &queued_idx {
         reporter.event(RunEvent::ScenarioRequeued {
             name: &measured[i].name,
+            why: "queued at the origin",
         });
     }
     for i in queued_idx {

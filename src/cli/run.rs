@@ -79,6 +79,7 @@ pub(super) async fn run(a: RunArgs) -> CmdResult {
             findings: String::new(),
             failures: vec![format!("skipped: {why}")],
             took_ms: 0,
+            remeasured: None,
         });
     }
     write_outputs(&a, &report)?;
@@ -93,6 +94,8 @@ pub(super) async fn run(a: RunArgs) -> CmdResult {
         exit::SETUP
     } else if report.passed() + report.skipped() == report.cases.len() {
         exit::OK
+    } else if report.passed() + report.skipped() + report.inconclusive() == report.cases.len() {
+        exit::INCONCLUSIVE
     } else {
         exit::FAILED
     })
@@ -148,6 +151,7 @@ fn build_report(
                     findings: String::new(),
                     failures: vec![error_chain(&e)],
                     took_ms: 0,
+                    remeasured: None,
                 });
             }
         }

@@ -173,7 +173,7 @@ pub fn run_html(r: &RunReport) -> String {
             "<tr class=\"{}\"><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
             match row.result {
                 CaseResult::Pass => "pass",
-                CaseResult::Skip => "skip",
+                CaseResult::Skip | CaseResult::Inconclusive => "skip",
                 CaseResult::Fail | CaseResult::Error => "fail",
             },
             esc(&row.case),

@@ -275,6 +275,21 @@ pub fn run_human(r: &RunReport) -> String {
             let _ = writeln!(text, "  - {f}");
         }
     }
+    let remeasured: Vec<&RunRow> = r.cases.iter().filter(|r| r.remeasured.is_some()).collect();
+    if !remeasured.is_empty() {
+        let _ = writeln!(
+            text,
+            "\nmeasured again, alone (the first measurement failed while the machine was too busy):"
+        );
+        for row in &remeasured {
+            let _ = writeln!(
+                text,
+                "  - {}: {}",
+                row.case,
+                row.remeasured.as_deref().unwrap_or_default()
+            );
+        }
+    }
     let skipped: Vec<&RunRow> = r
         .cases
         .iter()
@@ -291,10 +306,16 @@ pub fn run_human(r: &RunReport) -> String {
     }
     let passed = r.passed();
     let longest = r.outcomes.iter().map(|o| o.took).max().unwrap_or_default();
+    let inconclusive = r.inconclusive();
     let _ = writeln!(
         text,
-        "\n{passed} passed, {} failed{}; wall {} (longest case {})",
-        r.cases.len() - passed - skipped.len(),
+        "\n{passed} passed, {} failed{}{}; wall {} (longest case {})",
+        r.cases.len() - passed - skipped.len() - inconclusive,
+        if inconclusive == 0 {
+            String::new()
+        } else {
+            format!(", {inconclusive} inconclusive (too busy to tell)")
+        },
         if skipped.is_empty() {
             String::new()
         } else {

@@ -72,6 +72,12 @@ pub fn run_junit(r: &RunReport) -> String {
                 st.set_message(row.failures.first().cloned().unwrap_or_default());
                 st
             }
+            // Neither a pass nor a failure: this machine was too busy to tell, twice.
+            CaseResult::Inconclusive => {
+                let mut st = TestCaseStatus::skipped();
+                st.set_message(row.remeasured.clone().unwrap_or_default());
+                st
+            }
             result => {
                 let kind = if result == CaseResult::Error {
                     NonSuccessKind::Error

@@ -144,16 +144,17 @@ pub fn run_markdown(r: &RunReport) -> String {
             match r.result {
                 CaseResult::Pass => "pass",
                 CaseResult::Skip => "skipped",
+                CaseResult::Inconclusive => "inconclusive (too busy to tell)",
                 _ => "**FAIL**",
             },
             r.findings
         );
     }
     for r in rows.iter().filter(|r| !r.failures.is_empty()) {
-        let what = if r.result == CaseResult::Skip {
-            "was not run"
-        } else {
-            "failed"
+        let what = match r.result {
+            CaseResult::Skip => "was not run",
+            CaseResult::Inconclusive => "was inconclusive",
+            _ => "failed",
         };
         let _ = writeln!(s, "\n## {} {what}\n", r.case);
         for f in &r.failures {

@@ -59,8 +59,9 @@ impl Reporter for Progress {
                 b.inc(1);
                 b.set_message(format!("{result} {name}"));
             }),
-            RunEvent::ScenarioRequeued { name } => self
-                .with_bar(|b| b.set_message(format!("{name} queued at the origin; again alone"))),
+            RunEvent::ScenarioRequeued { name, why } => {
+                self.with_bar(|b| b.set_message(format!("{name}: {why}; again alone")))
+            }
             RunEvent::RunFinished => {
                 if let Ok(mut b) = self.bar.lock()
                     && let Some(bar) = b.take()

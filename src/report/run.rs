@@ -57,6 +57,14 @@ impl RunReport {
             .count()
     }
 
+    /// Cases that failed twice on a starved machine.
+    pub fn inconclusive(&self) -> usize {
+        self.cases
+            .iter()
+            .filter(|r| r.result == CaseResult::Inconclusive)
+            .count()
+    }
+
     /// Cases that could not run at all.
     pub fn errors(&self) -> usize {
         self.cases
@@ -97,6 +105,10 @@ pub enum CaseResult {
     /// It could not be measured.
     #[serde(rename = "ERROR")]
     Error,
+    /// It failed twice, each time while the machine was too busy to tell: neither a pass nor a
+    /// failure.
+    #[serde(rename = "INCONCLUSIVE")]
+    Inconclusive,
 }
 
 impl std::fmt::Display for CaseResult {
@@ -106,6 +118,7 @@ impl std::fmt::Display for CaseResult {
             CaseResult::Fail => "FAIL",
             CaseResult::Skip => "SKIP",
             CaseResult::Error => "ERROR",
+            CaseResult::Inconclusive => "INCONCLUSIVE",
         })
     }
 }
@@ -120,6 +133,10 @@ pub struct RunRow {
     pub findings: String,
     pub failures: Vec<String>,
     pub took_ms: u128,
+    /// Measured a second time, alone, because the first failed while the machine was too busy: both
+    /// results, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remeasured: Option<String>,
 }
 
 impl RunRow {
@@ -135,7 +152,9 @@ impl RunRow {
             case: o.name.clone(),
             chain: o.chain.clone(),
             delivery: o.verdict.delivery.to_string(),
-            result: if o.passed() {
+            result: if o.inconclusive() {
+                CaseResult::Inconclusive
+            } else if o.passed() {
                 CaseResult::Pass
             } else {
                 CaseResult::Fail
@@ -147,6 +166,32 @@ impl RunRow {
                 .map(|e| e.failures.clone())
                 .unwrap_or_default(),
             took_ms: o.took.as_millis(),
+            remeasured: o.remeasured.as_ref().map(|r| remeasured_words(o, r)),
         }
     }
+}
+
+/// "first `batched` (expected …; timer lateness …), then `streamed` alone: it stands".
+fn remeasured_words(o: &Outcome, r: &crate::runner::Remeasured) -> String {
+    let busy = |p: &Option<crate::pressure::Pressure>| {
+        p.as_ref()
+            .map_or_else(|| "no pressure figures".into(), |p| p.describe())
+    };
+    let first = if r.first_failures.is_empty() {
+        String::new()
+    } else {
+        format!("{}; ", r.first_failures.join("; "))
+    };
+    format!(
+        "first `{}` ({first}{}), then `{}` alone ({}): {}",
+        r.first_delivery,
+        busy(&r.first_pressure),
+        o.verdict.delivery,
+        busy(&o.recording.pressure),
+        if r.inconclusive {
+            "inconclusive: the machine was too busy both times"
+        } else {
+            "the second result stands"
+        }
+    )
 }
