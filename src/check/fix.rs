@@ -67,6 +67,8 @@ pub(super) async fn measure_chain(
         verdict: first.verdict,
         phases: first.phases,
         took: Default::default(),
+        remeasured: None,
+        inconclusive: false,
     };
     // Heartbeat adequacy: the origin's silences (on the direct stream) against this chain's shortest idle
     // limit, with the lifecycle phases.

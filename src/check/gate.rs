@@ -22,7 +22,7 @@ impl<'a> Gate<'a> {
     }
 
     /// The expected delivery of a chain, and whether `expect.delivery` names it.
-    fn expected(&self, name: &str) -> (Delivery, bool) {
+    pub(super) fn expected(&self, name: &str) -> (Delivery, bool) {
         match self.expect.delivery.get(name) {
             Some(d) => (*d, true),
             None => (
@@ -178,6 +178,21 @@ impl<'a> Gate<'a> {
         if !d.is_empty() {
             status = Status::Fail;
             reasons.extend(d);
+        }
+        if let Some(first) = &m.remeasured {
+            let words = format!(
+                "measured again alone, because the first measurement broke while the machine was too busy: first {first}, then {}",
+                m.result_words()
+            );
+            if m.inconclusive {
+                status = Status::Inconclusive;
+                reasons.insert(
+                    0,
+                    format!("inconclusive: the machine was too busy to tell, twice; {words}"),
+                );
+            } else {
+                reasons.push(format!("{words}: the second result stands"));
+            }
         }
         ChainOutcome {
             name: m.name,

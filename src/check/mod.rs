@@ -157,6 +157,8 @@ pub enum Status {
     Fail,
     /// Not judged: the direct stream itself is not streamed, so a chain's delivery says nothing yet.
     NotJudged,
+    /// Broke twice, each time while the machine was too busy to tell: neither a pass nor a failure.
+    Inconclusive,
 }
 
 impl Status {
@@ -166,6 +168,7 @@ impl Status {
             Status::Warn => "warn",
             Status::Fail => "fail",
             Status::NotJudged => "not-judged",
+            Status::Inconclusive => "inconclusive",
         }
     }
 }
@@ -281,7 +284,7 @@ pub struct CheckReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
     /// `start target`, `direct stream`, `direct phases`, `chains`, `fix experiments`,
-    /// `queued chains, alone`.
+    /// `queued chains, alone`, `re-measured, alone`.
     pub name: &'static str,
     #[serde(rename = "took_ms", serialize_with = "crate::probe::ser_ms")]
     pub took: Duration,
@@ -316,6 +319,12 @@ impl Steps {
 impl CheckReport {
     pub fn all(&self) -> impl Iterator<Item = &ChainOutcome> {
         std::iter::once(&self.baseline).chain(&self.chains)
+    }
+
+    /// Nothing failed, but a chain broke twice while the machine was too busy to tell.
+    pub fn inconclusive(&self) -> bool {
+        self.all().all(|c| c.status != Status::Fail)
+            && self.chains.iter().any(|c| c.status == Status::Inconclusive)
     }
 }
 
@@ -507,7 +516,9 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         visits: Default::default(),
         phases: chain_phases(loaded, opts),
     });
-    let (measured, concurrency) = run_matrix(&ctx, selected, opts, &mut steps).await?;
+    let gate = Gate::new(loaded);
+    let breaks = |m: &Measured| origin_ok && m.verdict.delivery != gate.expected(&m.name).0;
+    let (measured, concurrency) = run_matrix(&ctx, selected, opts, &mut steps, &breaks).await?;
     if let Some(t) = &target {
         // A target that died while the last chains ran measured nothing trustworthy either.
         crate::origin::command::lock(t)
@@ -518,7 +529,6 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
             })?;
     }
     drop(target);
-    let gate = Gate::new(loaded);
     let mut baseline = gate.baseline(baseline_rec, baseline_verdict, &causes);
     baseline.phases = direct_phases;
     baseline.took.measure = steps
@@ -531,7 +541,11 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
         .into_iter()
         .map(|m| gate.chain(m, &baseline, origin_ok))
         .collect();
-    let passed = baseline.status != Status::Fail && chains.iter().all(|c| c.status != Status::Fail);
+    // An inconclusive chain is not a pass either (see `CheckReport::inconclusive` for the exit code).
+    let passed = baseline.status != Status::Fail
+        && chains
+            .iter()
+            .all(|c| !matches!(c.status, Status::Fail | Status::Inconclusive));
     Ok(CheckReport {
         target: target_label,
         baseline,
@@ -663,6 +677,7 @@ async fn run_matrix(
     selected: Vec<(String, Vec<HopSpec>)>,
     opts: &CheckOptions,
     steps: &mut Steps,
+    breaks: &(dyn Fn(&Measured) -> bool + Sync),
 ) -> Result<(Vec<Measured>, Option<Concurrency>), CheckError> {
     let total = selected.len();
     let reporter: Arc<dyn Reporter> = opts.reporter.clone().unwrap_or_else(|| Arc::new(Silent));
@@ -726,6 +741,31 @@ async fn run_matrix(
     }
     if !names.is_empty() {
         steps.ended("queued chains, alone");
+    }
+    // A chain that broke while the machine was starved is measured once more, alone; the second result
+    // stands, and is inconclusive when it broke on a starved machine again. Never more than once.
+    let starved: Vec<usize> = (0..measured.len())
+        .filter(|&i| breaks(&measured[i]) && measured[i].starved())
+        .collect();
+    for &i in &starved {
+        let name = measured[i].name.clone();
+        reporter.event(RunEvent::ScenarioRequeued {
+            name: &name,
+            why: "broke while the machine was too busy",
+        });
+        let mut again = fix::measure_chain(ctx, &name, &hops[i], true).await?;
+        fix::fix_chain(ctx, &mut again, &hops[i]).await?;
+        again.serial = true;
+        again.inconclusive = breaks(&again) && again.starved();
+        again.remeasured = Some(measured[i].result_words());
+        reporter.event(RunEvent::ScenarioFinished {
+            name: &name,
+            result: Finished::Delivered(again.verdict.delivery.as_str()),
+        });
+        measured[i] = again;
+    }
+    if !starved.is_empty() {
+        steps.ended("re-measured, alone");
     }
     reporter.event(RunEvent::RunFinished);
     for m in &mut measured {
@@ -900,6 +940,32 @@ pub struct Measured {
     serial: bool,
     phases: Phases,
     took: ChainTook,
+    /// Measured again alone because it broke while the machine was starved: the first result, in words.
+    remeasured: Option<String>,
+    /// It broke again, and the machine was starved again.
+    inconclusive: bool,
+}
+
+impl Measured {
+    /// The machine was too busy for this chain's margin while it was measured.
+    fn starved(&self) -> bool {
+        self.recording
+            .pressure
+            .as_ref()
+            .is_some_and(|p| p.starved(self.verdict.threshold))
+    }
+
+    /// "`batched` (timer lateness …)".
+    fn result_words(&self) -> String {
+        format!(
+            "`{}` ({})",
+            self.verdict.delivery,
+            self.recording
+                .pressure
+                .as_ref()
+                .map_or_else(|| "no pressure figures".into(), |p| p.describe())
+        )
+    }
 }
 
 /// One request as the tap saw it at the origin.
@@ -1050,5 +1116,88 @@ mod tests {
         assert!(parse_partition("0/3").is_err());
         assert!(parse_partition("4/3").is_err());
         assert!(parse_partition("x").is_err());
+    }
+}
+
+#[cfg(test)]
+mod starved_tests {
+    use super::*;
+    use crate::pressure::Pressure;
+    use crate::probe::End;
+
+    /// A chain measured on a machine with `cpu_waiting`: on time, or held to its end.
+    fn measured(on_time: bool, cpu_waiting: f64) -> Measured {
+        let arrivals: &[u64] = if on_time {
+            &[402, 803, 1201, 1605, 2002, 2401]
+        } else {
+            &[2401; 6]
+        };
+        let mut recording = crate::probe::testing::recording(
+            &[("content-type", "text/event-stream")],
+            arrivals,
+            2402,
+            End::Complete,
+        );
+        recording.pressure = Some(Pressure {
+            cpu_waiting: Some(cpu_waiting),
+            ..Pressure::default()
+        });
+        let verdict = judge(&recording, Reference::None);
+        Measured {
+            name: "nginx-default".into(),
+            label: "nginx default".into(),
+            programs: vec![],
+            recording,
+            verdict,
+            fix: None,
+            origin_wait: None,
+            waited: vec![],
+            queued_alone: false,
+            serial: true,
+            phases: Phases::default(),
+            took: ChainTook::default(),
+            remeasured: None,
+            inconclusive: false,
+        }
+    }
+
+    #[test]
+    fn a_chain_broken_twice_on_a_starved_machine_is_inconclusive_not_failed() {
+        let loaded = crate::config::parse(
+            std::path::Path::new("ssegate.yaml"),
+            "target:\n  url: {base: \"http://127.0.0.1:9/\"}\nexpect:\n  delivery: {nginx-default: streamed}\n",
+        )
+        .unwrap();
+        let gate = Gate::new(&loaded);
+        let base = measured(true, 0.0);
+        let baseline = gate.baseline(base.recording, base.verdict, &[]);
+        assert!(measured(false, 0.9).starved() && !measured(false, 0.1).starved());
+        // Broke, then broke again while starved again: neither a pass nor a failure, with both results.
+        let mut again = measured(false, 0.9);
+        again.remeasured = Some(measured(false, 0.9).result_words());
+        again.inconclusive = true;
+        let c = gate.chain(again, &baseline, true);
+        assert_eq!(c.status, Status::Inconclusive, "{:?}", c.reasons);
+        assert!(c.reasons[0].starts_with("inconclusive: the machine was too busy"));
+        assert!(
+            c.reasons[0].contains("first `held-until-end`"),
+            "{:?}",
+            c.reasons
+        );
+        // Streamed the second time: that result stands, and the first is named.
+        let mut again = measured(true, 0.1);
+        again.remeasured = Some(measured(false, 0.9).result_words());
+        let c = gate.chain(again, &baseline, true);
+        assert_eq!(c.status, Status::Pass, "{:?}", c.reasons);
+        assert!(
+            c.reasons
+                .iter()
+                .any(|r| r.contains("the second result stands"))
+        );
+        // Broke again on a quiet machine: a failure.
+        let mut again = measured(false, 0.1);
+        again.remeasured = Some(measured(false, 0.9).result_words());
+        let c = gate.chain(again, &baseline, true);
+        assert_eq!(c.status, Status::Fail, "{:?}", c.reasons);
     }
 }

@@ -95,7 +95,13 @@ pub(super) async fn run(a: CheckArgs) -> CmdResult {
         e => CliError::Setup(error_chain(&e)),
     })?;
     write_outputs(&a, &r)?;
-    Ok(if r.passed { exit::OK } else { exit::FAILED })
+    Ok(if r.passed {
+        exit::OK
+    } else if r.inconclusive() {
+        exit::INCONCLUSIVE
+    } else {
+        exit::FAILED
+    })
 }
 
 /// The config `-c` names, else `ssegate.yaml` when it exists, else the flags alone.

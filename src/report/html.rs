@@ -157,7 +157,13 @@ tr.fail td{{background:#fde8e8}} tr.warn td{{background:#fff6dd}} tr.pass td{{ba
 <h2>Findings on the direct stream</h2><ul>{findings}</ul>
 </body></html>
 "#,
-        verdict = if r.passed { "passed" } else { "failed" },
+        verdict = if r.passed {
+            "passed"
+        } else if r.inconclusive() {
+            "inconclusive (the machine was too busy to tell)"
+        } else {
+            "failed"
+        },
         target = esc(&r.target),
         took = human_duration(r.took),
         svg = timeline_svg(r),

@@ -58,6 +58,7 @@ pub fn check_human(r: &CheckReport, color: bool) -> String {
         Status::Warn => paint("WARN", "33"),
         Status::Fail => paint("FAIL", "1;31"),
         Status::NotJudged => paint("----", "2"),
+        Status::Inconclusive => paint("BUSY", "35"),
     };
     let mut s = String::new();
     let _ = writeln!(s, "target: {}", r.target);
@@ -108,6 +109,11 @@ pub fn check_human(r: &CheckReport, color: bool) -> String {
         "\n{} in {}{}{}",
         if r.passed {
             paint("gate passed", "32")
+        } else if r.inconclusive() {
+            paint(
+                "gate inconclusive (the machine was too busy to tell; nothing failed)",
+                "35",
+            )
         } else {
             paint("gate FAILED", "1;31")
         },

@@ -235,6 +235,8 @@ pub enum CheckLine<'a> {
         failed: Vec<&'a str>,
         warned: Vec<&'a str>,
         not_judged: Vec<&'a str>,
+        /// Chains that broke twice while the machine was too busy to tell.
+        inconclusive: Vec<&'a str>,
         not_run: Vec<&'a str>,
         causes: &'a [Cause],
         stack: Option<Stack>,
@@ -270,6 +272,7 @@ impl<'a> CheckLine<'a> {
             failed: named(Status::Fail),
             warned: named(Status::Warn),
             not_judged: named(Status::NotJudged),
+            inconclusive: named(Status::Inconclusive),
             not_run: r.not_run.iter().map(|n| n.name.as_str()).collect(),
             causes: &r.causes,
             stack: r.stack,

@@ -24,7 +24,7 @@ pub fn check_junit(r: &CheckReport) -> String {
                 st
             }
             Status::Pass | Status::Warn => TestCaseStatus::success(),
-            Status::NotJudged => {
+            Status::NotJudged | Status::Inconclusive => {
                 let mut st = TestCaseStatus::skipped();
                 st.set_message(c.reasons.first().cloned().unwrap_or_default());
                 st

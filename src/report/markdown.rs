@@ -18,7 +18,13 @@ pub fn check_markdown(r: &CheckReport) -> String {
     let _ = writeln!(
         s,
         "## ssegate check: {}\n",
-        if r.passed { "passed" } else { "**failed**" }
+        if r.passed {
+            "passed"
+        } else if r.inconclusive() {
+            "**inconclusive** (the machine was too busy to tell; nothing failed)"
+        } else {
+            "**failed**"
+        }
     );
     let _ = writeln!(s, "Target: `{}`\n", r.target);
     let _ = writeln!(
@@ -107,6 +113,7 @@ pub fn check_markdown(r: &CheckReport) -> String {
 /// Who can fix a row, for the Markdown table: the measured fixability, or for the direct stream the origin.
 fn who_can_fix(c: &ChainOutcome) -> String {
     match (&c.fix, c.status) {
+        (_, Status::Inconclusive) => "inconclusive: the machine was too busy to tell".into(),
         (Some(_), _) => fix_line(&c.fix),
         (None, Status::Fail) if c.name == "direct" => "origin (the direct stream itself)".into(),
         (None, Status::Fail) => "origin".into(),
