@@ -51,6 +51,16 @@ pub enum Delivery {
 }
 
 impl Delivery {
+    /// Whether a starved machine can make a stream that streams look like this: events read or
+    /// forwarded late arrive together (`batched`), a late head (`first-byte-delayed`), a hop that did
+    /// not run for its idle limit cuts (`cut`). Everything held to the end, or lost, is no stall's doing.
+    pub fn starvation_can_make(self) -> bool {
+        matches!(
+            self,
+            Delivery::Batched | Delivery::FirstByteDelayed | Delivery::Cut
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Delivery::Streamed => "streamed",
