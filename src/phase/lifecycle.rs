@@ -47,8 +47,18 @@ impl Phase for LifecyclePhase {
             .events
             .first()
             .map(|e| (e.at + Duration::from_secs(5)).min(sent.limits.duration));
-        let (reconnect, mut findings) = reconnect(through, sent, first, limit).await?;
-        let (disconnect, more) = disconnect(through, sent, limit).await?;
+        // The two run at once: the reconnect waits out its delay while the disconnect's client reads
+        // its first event and leaves. The reconnect's request is sent only once the disconnect's probe
+        // ended, since each phase finds its request at the origin by when its probe ran.
+        let since = Instant::now();
+        let (probed, disconnect_probed) = tokio::sync::oneshot::channel::<()>();
+        let ((reconnect, mut findings), (disconnect, more)) = tokio::try_join!(
+            async {
+                let _ = disconnect_probed.await;
+                reconnect(through, sent, first, limit, since).await
+            },
+            disconnect(through, sent, limit, probed),
+        )?;
         findings.extend(more);
         Ok(Lifecycle {
             reconnect,
@@ -179,20 +189,23 @@ fn phase_request(sent: &ProbeRequest, limit: Duration) -> ProbeRequest {
     req
 }
 
-/// Reconnect as a browser would, after `retry:` (or its default) with `Last-Event-ID`. A probe that fails
-/// is reported as not measured, with the error; only a dead target stops the run.
+/// Reconnect as a browser would, `retry:` (or its default) after `since`, with `Last-Event-ID` (later
+/// when the disconnect's probe took longer; the wait reported is the one made). A probe that fails is
+/// reported as not measured, with the error; only a dead target stops the run.
 async fn reconnect(
     through: &Through<'_>,
     sent: &ProbeRequest,
     first: &Recording,
     limit: Option<Duration>,
+    since: Instant,
 ) -> Result<(Reconnect, Vec<Finding>), ScenarioError> {
-    let waited = reconnect_delay(first);
+    let mut waited = reconnect_delay(first);
     let mut again = None;
     let mut origin_received = None;
     let mut error = None;
     if let Some(limit) = limit.filter(|_| stops_reconnecting(first).is_none()) {
-        tokio::time::sleep(waited).await;
+        tokio::time::sleep_until((since + waited).into()).await;
+        waited = waited.max(since.elapsed());
         let mut req = phase_request(sent, limit);
         if let Some(id) = last_event_id(first) {
             req.headers
@@ -226,17 +239,21 @@ async fn reconnect(
 /// Leave after the first event, then watch the origin's side until the hop closes the request or the
 /// origin ends it, at most until the bound after the origin's third write (a hop may notice only when it
 /// writes), or `DISCONNECT_WATCH`.
+/// `probed` is dropped once its own probe ended.
 async fn disconnect(
     through: &Through<'_>,
     sent: &ProbeRequest,
     limit: Option<Duration>,
+    probed: tokio::sync::oneshot::Sender<()>,
 ) -> Result<(Disconnect, Vec<Finding>), ScenarioError> {
     let seen_on_write = through.seen_on_write();
     let Some(limit) = limit else {
         return Ok(judge_disconnect(&DisconnectFacts::nothing(seen_on_write)));
     };
     let req = phase_request(sent, limit);
-    let rec = match crate::probe::probe(&req).await {
+    let probe = crate::probe::probe(&req).await;
+    drop(probed);
+    let rec = match probe {
         Ok(rec) => rec,
         Err(e) => {
             through.target_alive()?;
