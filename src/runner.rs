@@ -110,7 +110,8 @@ impl Outcome {
 
     /// This outcome, measured again after `first` failed on a starved machine.
     fn after(mut self, first: Outcome) -> Outcome {
-        let inconclusive = self.failed_starved();
+        // A failure that reproduces is the case's, busy machine or not.
+        let inconclusive = self.failed_starved() && !self.verdict.reproduces(&first.verdict);
         self.remeasured = Some(Remeasured {
             first_delivery: first.verdict.delivery,
             first_failures: first.expectation.map(|e| e.failures).unwrap_or_default(),
@@ -430,8 +431,15 @@ mod tests {
         assert!(!failed.passed() && !failed.inconclusive());
         let row = crate::report::run::RunRow::from_outcome(&failed);
         assert_eq!(row.result, crate::report::run::CaseResult::Fail);
-        // Failing again while starved again: neither.
-        let busy = outcome(CLUMPED, 0.9).after(outcome(CLUMPED, 0.9));
+        // Failing again while starved again, the same way: a hop's buffer does that, not a stall.
+        let same = outcome(CLUMPED, 0.9).after(outcome(CLUMPED, 0.9));
+        assert!(!same.passed() && !same.inconclusive());
+        // Failing again while starved again, differently: neither a pass nor a failure.
+        let mut other = outcome(CLUMPED, 0.9);
+        let held = other.verdict.events.iter().filter(|e| e.held).count();
+        other.verdict.events[0].held = !other.verdict.events[0].held;
+        assert_ne!(other.verdict.held_count(), held);
+        let busy = other.after(outcome(CLUMPED, 0.9));
         assert!(!busy.passed() && busy.inconclusive());
         let row = crate::report::run::RunRow::from_outcome(&busy);
         assert_eq!(row.result, crate::report::run::CaseResult::Inconclusive);

@@ -68,6 +68,7 @@ pub(super) async fn measure_chain(
         phases: first.phases,
         took: Default::default(),
         remeasured: None,
+        fix_done: false,
         inconclusive: false,
     };
     // Heartbeat adequacy: the origin's silences (on the direct stream) against this chain's shortest idle

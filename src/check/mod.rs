@@ -283,8 +283,9 @@ pub struct CheckReport {
 /// step run at once.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
-    /// `start target`, `direct stream`, `direct phases`, `chains`, `fix experiments`,
-    /// `queued chains, alone`, `re-measured, alone`.
+    /// `start target`, `direct stream`, `direct phases`, `chains` (with the fix experiments of the
+    /// chains whose requests did not wait at the origin), `fix experiments` (the others'), `queued
+    /// chains, alone`, `re-measured, alone`.
     pub name: &'static str,
     #[serde(rename = "took_ms", serialize_with = "crate::probe::ser_ms")]
     pub took: Duration,
@@ -687,31 +688,45 @@ async fn run_matrix(
     });
     let alone = opts.jobs <= 1;
     let hops: Vec<Vec<HopSpec>> = selected.iter().map(|(_, h)| h.clone()).collect();
-    // The chains' own measurements.
+    // The chains' own measurements, each followed at once by its fix experiment when its request did
+    // not wait at the origin (a chain that waited may have queued: whether it did is judged once every
+    // chain ran, and its experiment waits for that).
     let started = reporter.clone();
     let measured = concurrently(ctx, opts.jobs, selected, move |ctx, name, hops| {
         let reporter = started.clone();
         async move {
             reporter.event(RunEvent::ScenarioStarted { name: &name });
-            fix::measure_chain(&ctx, &name, &hops, alone).await
+            let mut m = fix::measure_chain(&ctx, &name, &hops, alone).await?;
+            if m.waited.is_empty() {
+                fix::fix_chain(&ctx, &mut m, &hops).await?;
+                m.fix_done = true;
+                reporter.event(RunEvent::ScenarioFinished {
+                    name: &m.name,
+                    result: Finished::Delivered(m.verdict.delivery.as_str()),
+                });
+            }
+            Ok(m)
         }
     })
     .await?;
     steps.ended("chains");
-    // Their fix experiments, at once too (a chain that queued is measured again alone below).
+    // The other fix experiments, at once too (a chain that queued is measured again alone below).
     let queued_now = queued(ctx, &measured);
     let work: Vec<Fix> = measured
         .into_iter()
         .zip(hops.iter().cloned())
         .enumerate()
         .map(|(i, (m, hops))| Fix {
-            run: !queued_now.contains(&i),
+            run: !m.fix_done && !queued_now.contains(&i),
             m,
             hops,
         })
         .collect();
+    let deferred = work.iter().any(|f| f.run);
     let mut measured = concurrently_fix(ctx, opts.jobs, work, reporter.clone()).await?;
-    steps.ended("fix experiments");
+    if deferred {
+        steps.ended("fix experiments");
+    }
     let queued_idx = queued(ctx, &measured);
     let answered_at_once = most_open_at_once(&lock_visits(ctx));
     let longest_wait = measured
@@ -756,7 +771,9 @@ async fn run_matrix(
         let mut again = fix::measure_chain(ctx, &name, &hops[i], true).await?;
         fix::fix_chain(ctx, &mut again, &hops[i]).await?;
         again.serial = true;
-        again.inconclusive = breaks(&again) && again.starved();
+        // A break that reproduces is the chain's, busy machine or not.
+        again.inconclusive =
+            breaks(&again) && again.starved() && !again.verdict.reproduces(&measured[i].verdict);
         again.remeasured = Some(measured[i].result_words());
         reporter.event(RunEvent::ScenarioFinished {
             name: &name,
@@ -942,15 +959,19 @@ pub struct Measured {
     took: ChainTook,
     /// Measured again alone because it broke while the machine was starved: the first result, in words.
     remeasured: Option<String>,
+    /// Its fix experiment ran right after its own measurement.
+    fix_done: bool,
     /// It broke again, and the machine was starved again.
     inconclusive: bool,
 }
 
 impl Measured {
-    /// The machine was too busy for this chain's margin while it was measured, and its delivery is one
-    /// a starved machine can make.
+    /// The machine was too busy for this chain's margin while it was measured, its delivery is one a
+    /// starved machine can make, and its fix experiment did not prove the break structural (the
+    /// origin's opt-outs or heartbeats made the same chain stream: a stall does not care for headers).
     fn starved(&self) -> bool {
         self.verdict.delivery.starvation_can_make()
+            && !matches!(self.fix, Some(Fixability::Origin { .. }))
             && self
                 .recording
                 .pressure
@@ -1164,6 +1185,7 @@ mod starved_tests {
             phases: Phases::default(),
             took: ChainTook::default(),
             remeasured: None,
+            fix_done: false,
             inconclusive: false,
         }
     }
@@ -1179,6 +1201,17 @@ mod starved_tests {
         let base = measured(true, 0.0);
         let baseline = gate.baseline(base.recording, base.verdict, &[]);
         assert!(measured(false, 0.9).starved() && !measured(false, 0.1).starved());
+        let mut fixed = measured(false, 0.9);
+        fixed.fix = Some(Fixability::Origin {
+            headers: vec![],
+            heartbeat_ms: Some(150),
+            advise_heartbeat_ms: Some(150),
+            delivery_with_fix: Delivery::Streamed,
+        });
+        assert!(
+            !fixed.starved(),
+            "heartbeats made it stream: the break is the chain's"
+        );
         let mut held = measured(false, 0.9);
         held.verdict.delivery = Delivery::HeldUntilEnd;
         assert!(
@@ -1192,11 +1225,7 @@ mod starved_tests {
         let c = gate.chain(again, &baseline, true);
         assert_eq!(c.status, Status::Inconclusive, "{:?}", c.reasons);
         assert!(c.reasons[0].starts_with("inconclusive: the machine was too busy"));
-        assert!(
-            c.reasons[0].contains("first `batched`"),
-            "{:?}",
-            c.reasons
-        );
+        assert!(c.reasons[0].contains("first `batched`"), "{:?}", c.reasons);
         // Streamed the second time: that result stands, and the first is named.
         let mut again = measured(true, 0.1);
         again.remeasured = Some(measured(false, 0.9).result_words());

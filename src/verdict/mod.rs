@@ -224,6 +224,13 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// Whether `other`, a second measurement of the same stream, broke the same way: the same delivery
+    /// with the same number of events held. A hop's buffer does that every time; a starved machine's
+    /// late reads and forwards fall differently each time.
+    pub fn reproduces(&self, other: &Verdict) -> bool {
+        self.delivery == other.delivery && self.held_count() == other.held_count()
+    }
+
     /// Whether a finding of `id` was reported.
     pub fn has(&self, id: FindingId) -> bool {
         self.findings.iter().any(|f| f.id() == id)

@@ -202,11 +202,7 @@ fn the_fixed_express_app_passes_and_operator_only_chains_only_warn() {
         .map(|s| (s["name"].as_str().unwrap(), s["took_ms"].as_f64().unwrap()))
         .collect();
     let names: Vec<&str> = steps.iter().map(|s| s.0).collect();
-    assert_eq!(
-        names,
-        ["start target", "direct stream", "chains", "fix experiments"],
-        "{sum}"
-    );
+    assert_eq!(names, ["start target", "direct stream", "chains"], "{sum}");
     let total: f64 = steps.iter().map(|s| s.1).sum();
     assert!(total <= sum["took_ms"].as_f64().unwrap() + 1.0, "{sum}");
     let step = |n: &str| steps.iter().find(|s| s.0 == n).unwrap().1;
@@ -218,7 +214,12 @@ fn the_fixed_express_app_passes_and_operator_only_chains_only_warn() {
         cl["took"]["fix_ms"].as_f64().unwrap() > 0.0,
         "a broken chain's fix ran: {cl}"
     );
-    assert!(cl["took"]["fix_ms"].as_f64().unwrap() <= step("fix experiments"));
+    // Its request did not wait at the origin: its fix experiment ran within the chains' step.
+    assert!(
+        cl["took"]["measure_ms"].as_f64().unwrap() + cl["took"]["fix_ms"].as_f64().unwrap()
+            <= step("chains"),
+        "{cl}"
+    );
     assert!(human.contains("(start target "), "{human}");
 }
 
