@@ -104,7 +104,7 @@ impl Phase for LifecyclePhase {
                 crate::normalize::DURATION,
                 match r.retry_ms {
                     Some(ms) => format!(" (the stream's `retry: {ms}`)"),
-                    None => " (a browser's default)".into(),
+                    None => " (no `retry:`: ssegate's cap on a browser's 3 s)".into(),
                 },
                 id(&r.last_event_id),
                 if r.reached_origin {
