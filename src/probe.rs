@@ -804,6 +804,24 @@ pub(crate) mod testing {
         Duration::from_millis(n)
     }
 
+    /// An event stream whose events arrive at `arrivals` (ms) and that ended at 2.402 s, measured while
+    /// some task waited for a CPU `cpu_waiting` of the time (ssegate itself barely late).
+    pub fn pressured(arrivals: &[u64], cpu_waiting: f64) -> Recording {
+        let mut r = recording(
+            &[("content-type", "text/event-stream")],
+            arrivals,
+            2402,
+            End::Complete,
+        );
+        r.pressure = Some(crate::pressure::Pressure {
+            timer_late_p99: ms(1),
+            timer_late_max: ms(3),
+            stalls: 0,
+            cpu_waiting: Some(cpu_waiting),
+        });
+        r
+    }
+
     /// A recording whose events arrive at `arrivals` (ms), one read each unless they share an instant.
     pub fn recording(
         headers: &[(&str, &str)],

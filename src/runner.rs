@@ -333,8 +333,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::pressure::Pressure;
-    use crate::probe::End;
     use crate::verdict::{Delivery, Reference, judge};
 
     fn ms(n: u64) -> Duration {
@@ -344,18 +342,7 @@ mod tests {
     /// A case outcome measuring `arrivals` (events 400 ms apart are on time) against an expectation of
     /// `streamed`, with the machine's pressure while it listened.
     fn outcome(arrivals: &[u64], cpu_waiting: f64) -> Outcome {
-        let mut recording = crate::probe::testing::recording(
-            &[("content-type", "text/event-stream")],
-            arrivals,
-            2402,
-            End::Complete,
-        );
-        recording.pressure = Some(Pressure {
-            timer_late_p99: ms(1),
-            timer_late_max: ms(3),
-            stalls: 0,
-            cpu_waiting: Some(cpu_waiting),
-        });
+        let recording = crate::probe::testing::pressured(arrivals, cpu_waiting);
         let mut verdict = judge(&recording, Reference::None);
         if arrivals == CLUMPED {
             // As a starved hop delivers (the judging itself is tested with the verdicts).

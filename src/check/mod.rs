@@ -1146,8 +1146,6 @@ mod tests {
 #[cfg(test)]
 mod starved_tests {
     use super::*;
-    use crate::pressure::Pressure;
-    use crate::probe::End;
 
     /// A chain measured on a machine with `cpu_waiting`: on time, or held to its end.
     fn measured(on_time: bool, cpu_waiting: f64) -> Measured {
@@ -1156,16 +1154,7 @@ mod starved_tests {
         } else {
             &[2401; 6]
         };
-        let mut recording = crate::probe::testing::recording(
-            &[("content-type", "text/event-stream")],
-            arrivals,
-            2402,
-            End::Complete,
-        );
-        recording.pressure = Some(Pressure {
-            cpu_waiting: Some(cpu_waiting),
-            ..Pressure::default()
-        });
+        let recording = crate::probe::testing::pressured(arrivals, cpu_waiting);
         let mut verdict = judge(&recording, Reference::None);
         if !on_time {
             // As a starved hop delivers (the judging itself is tested with the verdicts).
