@@ -76,6 +76,11 @@ impl Pressure {
     }
 }
 
+/// [`Pressure::describe`] of a measurement's pressure, or that there is none.
+pub fn describe(p: Option<&Pressure>) -> String {
+    p.map_or_else(|| "no pressure figures".into(), Pressure::describe)
+}
+
 /// One measurement's window: start it before the request, finish it when the stream ended.
 pub struct Watch {
     from: Instant,

@@ -474,6 +474,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     steps.ended("start target");
     let target: Option<Target> = command_target.map(|t| Arc::new(std::sync::Mutex::new(t)));
     let base_req = probe_request(loaded, base_url.clone(), opts);
+    let direct_started = Instant::now();
     let baseline_rec = record_baseline(&base_req, target.as_ref()).await?;
     steps.ended("direct stream");
     let mut baseline_verdict = judge(&baseline_rec, Reference::None);
@@ -488,6 +489,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     if !direct_phases.is_empty() {
         steps.ended("direct phases");
     }
+    let direct_took = direct_started.elapsed();
     let stack =
         loaded.config.target.stack.or_else(|| {
             Stack::detect(&baseline_rec, loaded.command(opts.command.clone()).as_ref())
@@ -532,12 +534,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     drop(target);
     let mut baseline = gate.baseline(baseline_rec, baseline_verdict, &causes);
     baseline.phases = direct_phases;
-    baseline.took.measure = steps
-        .done
-        .iter()
-        .filter(|s| matches!(s.name, "direct stream" | "direct phases"))
-        .map(|s| s.took)
-        .sum();
+    baseline.took.measure = direct_took;
     let chains: Vec<ChainOutcome> = measured
         .into_iter()
         .map(|m| gate.chain(m, &baseline, origin_ok))
@@ -700,10 +697,7 @@ async fn run_matrix(
             if m.waited.is_empty() {
                 fix::fix_chain(&ctx, &mut m, &hops).await?;
                 m.fix_done = true;
-                reporter.event(RunEvent::ScenarioFinished {
-                    name: &m.name,
-                    result: Finished::Delivered(m.verdict.delivery.as_str()),
-                });
+                chain_finished(&*reporter, &m);
             }
             Ok(m)
         }
@@ -743,14 +737,9 @@ async fn run_matrix(
     }
     for i in queued_idx {
         let name = measured[i].name.clone();
-        let mut again = fix::measure_chain(ctx, &name, &hops[i], true).await?;
-        fix::fix_chain(ctx, &mut again, &hops[i]).await?;
+        let mut again = measure_alone(ctx, &name, &hops[i]).await?;
         again.queued_alone = !again.waited.is_empty();
-        again.serial = true;
-        reporter.event(RunEvent::ScenarioFinished {
-            name: &name,
-            result: Finished::Delivered(again.verdict.delivery.as_str()),
-        });
+        chain_finished(&*reporter, &again);
         measured[i] = again;
         names.push(name);
     }
@@ -768,17 +757,12 @@ async fn run_matrix(
             name: &name,
             why: "broke while the machine was too busy",
         });
-        let mut again = fix::measure_chain(ctx, &name, &hops[i], true).await?;
-        fix::fix_chain(ctx, &mut again, &hops[i]).await?;
-        again.serial = true;
+        let mut again = measure_alone(ctx, &name, &hops[i]).await?;
         // A break that reproduces is the chain's, busy machine or not.
         again.inconclusive =
             breaks(&again) && again.starved() && !again.verdict.reproduces(&measured[i].verdict);
         again.remeasured = Some(measured[i].result_words());
-        reporter.event(RunEvent::ScenarioFinished {
-            name: &name,
-            result: Finished::Delivered(again.verdict.delivery.as_str()),
-        });
+        chain_finished(&*reporter, &again);
         measured[i] = again;
     }
     if !starved.is_empty() {
@@ -794,6 +778,22 @@ async fn run_matrix(
         longest_wait,
     });
     Ok((measured, concurrency))
+}
+
+/// A chain measured again, with its fix experiment, while no other chain runs.
+async fn measure_alone(ctx: &Ctx, name: &str, hops: &[HopSpec]) -> Result<Measured, CheckError> {
+    let mut again = fix::measure_chain(ctx, name, hops, true).await?;
+    fix::fix_chain(ctx, &mut again, hops).await?;
+    again.serial = true;
+    Ok(again)
+}
+
+/// Tell the reporter a chain is done (its own measurement and its fix experiment).
+fn chain_finished(reporter: &dyn Reporter, m: &Measured) {
+    reporter.event(RunEvent::ScenarioFinished {
+        name: &m.name,
+        result: Finished::Delivered(m.verdict.delivery.as_str()),
+    });
 }
 
 fn lock_visits(ctx: &Ctx) -> Vec<Visit> {
@@ -868,10 +868,7 @@ async fn concurrently_fix(
                 if let Err(e) = fix::fix_chain(&ctx, &mut m, &hops).await {
                     return (i, Err(e));
                 }
-                reporter.event(RunEvent::ScenarioFinished {
-                    name: &m.name,
-                    result: Finished::Delivered(m.verdict.delivery.as_str()),
-                });
+                chain_finished(&*reporter, &m);
             }
             (i, Ok(m))
         });
@@ -984,10 +981,7 @@ impl Measured {
         format!(
             "`{}` ({})",
             self.verdict.delivery,
-            self.recording
-                .pressure
-                .as_ref()
-                .map_or_else(|| "no pressure figures".into(), |p| p.describe())
+            crate::pressure::describe(self.recording.pressure.as_ref())
         )
     }
 }

@@ -173,10 +173,6 @@ impl RunRow {
 
 /// "first `batched` (expected …; timer lateness …), then `streamed` alone: it stands".
 fn remeasured_words(o: &Outcome, r: &crate::runner::Remeasured) -> String {
-    let busy = |p: &Option<crate::pressure::Pressure>| {
-        p.as_ref()
-            .map_or_else(|| "no pressure figures".into(), |p| p.describe())
-    };
     let first = if r.first_failures.is_empty() {
         String::new()
     } else {
@@ -185,9 +181,9 @@ fn remeasured_words(o: &Outcome, r: &crate::runner::Remeasured) -> String {
     format!(
         "first `{}` ({first}{}), then `{}` alone ({}): {}",
         r.first_delivery,
-        busy(&r.first_pressure),
+        crate::pressure::describe(r.first_pressure.as_ref()),
         o.verdict.delivery,
-        busy(&o.recording.pressure),
+        crate::pressure::describe(o.recording.pressure.as_ref()),
         if r.inconclusive {
             "inconclusive: the machine was too busy both times"
         } else {
