@@ -1,5 +1,6 @@
 //! Running scenarios: start the origin, the chain in front of it, probe, judge, compare with the case.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -7,11 +8,11 @@ use serde::Serialize;
 
 use crate::case::{Case, CaseRequest};
 use crate::events::{Finished, Reporter, RunEvent};
-use crate::intermediary::HopSpec;
+use crate::intermediary::{Chain, HopSpec};
 use crate::origin::{FixtureServer, Profile};
 use crate::phase::{PhaseExpect, PhasePlan, Phases};
 use crate::probe::{ProbeRequest, Recording};
-use crate::scenario::{self, Measurement, Scenario, ScenarioError, Witness};
+use crate::scenario::{self, Measurement, RunningChain, Scenario, ScenarioError, Witness};
 use crate::verdict::Verdict;
 
 /// Why a scenario could not be run (as opposed to running and failing its expectation).
@@ -136,55 +137,156 @@ pub fn probe_request(url: String, request: &CaseRequest, profile: &Profile) -> P
         .build(url, schedule + Duration::from_secs(10))
 }
 
-/// Cases with real programs in their chain run at most this many at once (see [`run_case`]).
-pub const REAL_AT_ONCE: usize = 3;
+/// Real programs starting at once (see [`run_case_in`]).
+pub const STARTS_AT_ONCE: usize = 2;
+
+/// Start real programs one [`STARTS_AT_ONCE`] turn at a time: Varnish, Traffic Server, node and
+/// mitmproxy cost up to a second of CPU each to start, and on a small machine many starting at once
+/// delay the events of the cases being measured meanwhile. Measuring through a running program costs
+/// little, so cases measure at once; only their starts take turns.
+async fn start_turn(hops: &[HopSpec]) -> Option<tokio::sync::SemaphorePermit<'static>> {
+    static STARTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(STARTS_AT_ONCE);
+    if hops.iter().any(|h| matches!(h, HopSpec::Process(_))) {
+        STARTS.acquire().await.ok()
+    } else {
+        None
+    }
+}
+
+/// A fixture and the chain started in front of it, shared by the cases of one run that can share them.
+struct Shared {
+    fixture: FixtureServer,
+    chain: RunningChain,
+}
+
+/// A shared chain once started (None: it failed to start).
+type SharedCell = tokio::sync::OnceCell<Option<Arc<Shared>>>;
+
+/// The chains a run has started, to share between its cases: one instance of each chain of real
+/// programs serves every case through it that keeps no state in it, each case's profile on a path of
+/// its own on one fixture. A case keeps a chain of its own when a hop caches ([`Program::caches`]:
+/// what one case sent could reach another) or a phase needs one ([`Phase::OWN_CHAIN`]: a second
+/// client, a load).
+///
+/// [`Program::caches`]: crate::intermediary::program::Program::caches
+/// [`Phase::OWN_CHAIN`]: crate::phase::Phase::OWN_CHAIN
+#[derive(Default)]
+pub struct Pool {
+    chains: std::sync::Mutex<HashMap<String, Arc<SharedCell>>>,
+}
+
+impl Pool {
+    /// The key a case shares a chain under, or None when it keeps its own.
+    fn key(case: &Case, plans: &[PhasePlan]) -> Option<String> {
+        let chain = &case.file.chain;
+        let shareable = !chain.is_empty()
+            && chain
+                .iter()
+                .all(|h| matches!(h, HopSpec::Process(p) if !p.program.caches))
+            && !plans.iter().any(PhasePlan::own_chain);
+        shareable.then(|| {
+            let hops: Vec<String> = chain.iter().map(HopSpec::label).collect();
+            // A fixture frames every response one way (see `FixtureServer::serve_at`).
+            format!("{} / {}", hops.join(" <- "), case.profile.wire.as_str())
+        })
+    }
+
+    /// The running chain `case` shares, started by the first case to ask; None when it keeps its own,
+    /// or when the shared one failed to start (the case then starts its own, and says why it failed).
+    async fn shared(&self, case: &Case, plans: &[PhasePlan]) -> Option<Arc<Shared>> {
+        let key = Self::key(case, plans)?;
+        let cell = self
+            .chains
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key)
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async {
+            let fixture = FixtureServer::start(case.profile.clone()).await.ok()?;
+            let _turn = start_turn(&case.file.chain).await;
+            let chain = Chain::start(&case.file.chain, fixture.addr()).await.ok()?;
+            Some(Arc::new(Shared {
+                fixture,
+                chain: Arc::new(std::sync::Mutex::new(chain)),
+            }))
+        })
+        .await
+        .clone()
+    }
+}
 
 /// Run one case's scenario: a fixture serving `profile` behind `chain`, probed with `request`, then
-/// measured by `phases`.
+/// measured by `phases`, on a fixture and a chain of its own.
 pub async fn run_scenario(
     profile: &Profile,
     chain: &[HopSpec],
     request: &CaseRequest,
     phases: &[PhasePlan],
 ) -> Result<Measurement, RunError> {
-    let origin = FixtureServer::start(profile.clone())
-        .await
-        .map_err(RunError::Fixture)?;
-    let req = probe_request(format!("http://{}/", origin.addr()), request, profile);
+    scenario_on(profile, chain, request, phases, None).await
+}
+
+/// [`run_scenario`] through `shared` (a fixture and the chain in front of it, started for several
+/// cases) when given.
+async fn scenario_on(
+    profile: &Profile,
+    chain: &[HopSpec],
+    request: &CaseRequest,
+    phases: &[PhasePlan],
+    shared: Option<&Shared>,
+) -> Result<Measurement, RunError> {
+    let own;
+    let (fixture, running) = match shared {
+        Some(s) => (&s.fixture, s.chain.clone()),
+        None => {
+            own = FixtureServer::start(profile.clone())
+                .await
+                .map_err(RunError::Fixture)?;
+            // What a phase sets up before the chain starts, its programs inherit.
+            for p in phases {
+                p.prepare(chain, true);
+            }
+            let _turn = start_turn(chain).await;
+            let started = Chain::start(chain, own.addr())
+                .await
+                .map_err(|e| RunError::Scenario(ScenarioError::Hop(e)))?;
+            (&own, Arc::new(std::sync::Mutex::new(started)))
+        }
+    };
+    let req = probe_request(format!("http://{}/", fixture.addr()), request, profile);
     let scenario = Scenario {
         chain,
         request: &req,
         witness: Witness::Fixture {
-            server: &origin,
+            server: fixture,
             profile,
         },
         phases,
+        running: Some(running),
     };
     Ok(scenario::measure(&scenario).await?)
 }
 
-/// Run a case and check its expectation.
+/// Run a case on a fixture and a chain of its own, and check its expectation.
 pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
-    // Real programs cost CPU to start (Varnish, Traffic Server, node, mitmproxy: up to a second each),
-    // and on a small machine dozens starting at once delay the events of the cases being measured
-    // meanwhile. At most REAL_AT_ONCE cases with real programs run at a time; the rest wait here.
-    static REAL: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(REAL_AT_ONCE);
-    let real = case
-        .file
-        .chain
-        .iter()
-        .any(|h| matches!(h, HopSpec::Process(_)));
-    let _real = if real {
-        REAL.acquire().await.ok()
-    } else {
-        None
-    };
+    run_case_in(case, None).await
+}
+
+/// Run a case, through a chain of `pool`'s when it can share one, and check its expectation.
+pub async fn run_case_in(case: &Case, pool: Option<&Pool>) -> Result<Outcome, RunError> {
     let started = Instant::now();
-    let m = run_scenario(
+    let plans = case.file.phase_plans();
+    let shared = match pool {
+        Some(pool) => pool.shared(case, &plans).await,
+        None => None,
+    };
+    let m = scenario_on(
         &case.profile,
         &case.file.chain,
         &case.file.request,
-        &case.file.phase_plans(),
+        &plans,
+        shared.as_deref(),
     )
     .await?;
     let mut verdict = m.verdict;
@@ -260,12 +362,19 @@ pub async fn run_cases(
         total: cases.len(),
     });
     let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
-    let futs = cases.iter().map(|case| {
+    let pool = Pool::default();
+    // The longest cases take their turns first, so that the run ends about when its longest case does
+    // (the semaphore hands out permits in the order asked).
+    let mut order: Vec<usize> = (0..cases.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(expected_length(&cases[i])));
+    let futs = order.into_iter().map(|i| {
         let sem = sem.clone();
+        let pool = &pool;
+        let case = &cases[i];
         async move {
             let _permit = sem.acquire().await;
             reporter.event(RunEvent::ScenarioStarted { name: &case.name });
-            let r = run_case(case).await;
+            let r = run_case_in(case, Some(pool)).await;
             let result = match &r {
                 Ok(o) if o.passed() => Finished::Passed,
                 Ok(_) => Finished::Failed,
@@ -275,13 +384,17 @@ pub async fn run_cases(
                 name: &case.name,
                 result,
             });
-            r
+            (i, r)
         }
     });
-    let results: Vec<Result<Outcome, RunError>> = futures_util::stream::iter(futs)
-        .buffered(cases.len().max(1))
+    let mut done: Vec<(usize, Result<Outcome, RunError>)> = futures_util::stream::iter(futs)
+        .buffer_unordered(cases.len().max(1))
         .collect()
         .await;
+    // The shared chains stop before any case is measured again, alone.
+    drop(pool);
+    done.sort_by_key(|(i, _)| *i);
+    let results: Vec<Result<Outcome, RunError>> = done.into_iter().map(|(_, r)| r).collect();
     let mut out = Vec::with_capacity(results.len());
     for (case, result) in cases.iter().zip(results) {
         let first = match result {
@@ -318,6 +431,18 @@ pub async fn run_cases(
     }
     reporter.event(RunEvent::RunFinished);
     out
+}
+
+/// About how long a case takes, to start the longest first: its stream's schedule for the probe and
+/// for each phase, and a browser's start for a browser phase. Only an order; nothing is judged by it.
+fn expected_length(case: &Case) -> Duration {
+    let req = probe_request(String::new(), &case.file.request, &case.profile);
+    let plans = case.file.phase_plans();
+    let browsers = plans
+        .iter()
+        .filter(|p| matches!(p, PhasePlan::Browser(_)))
+        .count() as u32;
+    req.limits.duration * (1 + plans.len() as u32) + Duration::from_secs(10) * browsers
 }
 
 fn finished(o: &Outcome) -> Finished<'static> {
@@ -378,6 +503,34 @@ mod tests {
             took: ms(2500),
             remeasured: None,
         }
+    }
+
+    fn case(name: &str) -> Case {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
+        Case::load(
+            &dir.join(format!("{name}.yaml")),
+            &crate::origin::profile::builtin_dir(),
+        )
+        .unwrap()
+    }
+
+    fn key(name: &str) -> Option<String> {
+        let c = case(name);
+        Pool::key(&c, &c.file.phase_plans())
+    }
+
+    #[test]
+    fn cases_share_a_chain_only_when_nothing_they_do_can_reach_each_other() {
+        let plain = key("plain-nginx-default").expect("a plain stream through nginx shares");
+        assert_eq!(key("nginx-default-padded").as_ref(), Some(&plain));
+        // The fixture frames every response one way.
+        assert_ne!(key("nginx-default-http10").unwrap(), plain);
+        assert_ne!(key("haproxy-default-plain").unwrap(), plain);
+        // A second client looks for what the chain kept; a load fills it; a cache keeps what a case sent.
+        assert_eq!(key("nginx-default-second-client"), None);
+        assert_eq!(key("nginx-default-capacity"), None);
+        assert_eq!(key("varnish-default-plain"), None);
+        assert_eq!(key("plain-direct"), None, "nothing to share");
     }
 
     const ON_TIME: &[u64] = &[402, 803, 1201, 1605, 2002, 2401];

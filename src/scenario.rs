@@ -20,7 +20,7 @@ use crate::probe::{ProbeRequest, Recording};
 use crate::verdict::{Verdict, sort_findings};
 
 use crate::through::Through;
-pub use crate::through::{ScenarioError, Witness, retarget, target_alive};
+pub use crate::through::{RunningChain, ScenarioError, Witness, retarget, target_alive};
 
 /// A scenario: this chain (origin side first) in front of the witnessed origin, probed with `request`,
 /// then measured by `phases` through the same running chain.
@@ -29,6 +29,9 @@ pub struct Scenario<'a> {
     pub request: &'a ProbeRequest,
     pub witness: Witness<'a>,
     pub phases: &'a [PhasePlan],
+    /// The chain already running in front of the witness's fixture, shared with other scenarios; None
+    /// starts it.
+    pub running: Option<RunningChain>,
 }
 
 /// What one scenario measured.
@@ -55,7 +58,7 @@ pub async fn measure(s: &Scenario<'_>) -> Result<Measurement, ScenarioError> {
     for p in s.phases {
         p.prepare(s.chain, fixture);
     }
-    let through = Through::start(s.chain, s.witness).await?;
+    let through = Through::on(s.chain, s.witness, s.running.clone()).await?;
     let beside = s.phases.iter().find_map(PhasePlan::beside);
     let main = through.probe_main(s.request, beside).await?;
     let phases = crate::phase::measure_all(s.phases, &through, &main).await?;

@@ -7,13 +7,14 @@
 //! then measure through the same running chain.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::browser::BrowserError;
 use crate::intermediary::{Chain, HopError, HopSpec};
 use crate::origin::command::{SharedTarget, TargetError};
-use crate::origin::fixture::RequestLog;
+use crate::origin::fixture::{RequestLog, under};
 use crate::origin::{FixtureServer, Profile};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
 use crate::tap::{Exchange, Tap};
@@ -62,6 +63,8 @@ enum Origin<'a> {
         server: &'a FixtureServer,
         profile: &'a Profile,
         path: String,
+        /// Serves `profile` on `path` while the scenario runs.
+        _route: Option<crate::origin::fixture::Route>,
     },
     Tap {
         tap: Tap,
@@ -69,11 +72,14 @@ enum Origin<'a> {
     },
 }
 
+/// A started chain that scenarios can share ([`Through::on`]).
+pub type RunningChain = Arc<std::sync::Mutex<Chain>>;
+
 /// A chain running in front of the witnessed origin.
 pub struct Through<'a> {
     hops: &'a [HopSpec],
     /// Behind a lock only to ask whether its hops are alive (which reaps a child).
-    chain: std::sync::Mutex<Chain>,
+    chain: RunningChain,
     origin: Origin<'a>,
     target: Option<&'a SharedTarget>,
 }
@@ -111,20 +117,33 @@ pub struct OriginView {
 impl<'a> Through<'a> {
     /// Start `hops` in front of the witnessed origin (and the tap, for a tap witness).
     pub async fn start(hops: &'a [HopSpec], witness: Witness<'a>) -> Result<Self, ScenarioError> {
+        Self::on(hops, witness, None).await
+    }
+
+    /// Measure through `running`, `hops` already started in front of the witness's fixture, or start
+    /// them when None. A shared chain's fixture serves this scenario's profile on its own path.
+    pub async fn on(
+        hops: &'a [HopSpec],
+        witness: Witness<'a>,
+        running: Option<RunningChain>,
+    ) -> Result<Self, ScenarioError> {
         let (origin, upstream, target) = match witness {
             Witness::Fixture { server, profile } => {
                 // A path of its own, so that the origin's log entries for this scenario are told apart
-                // from any stray request (a readiness check from a hop that lost a port race to it, say).
+                // from any stray request (a readiness check from a hop that lost a port race to it, say)
+                // and from other scenarios' on a fixture they share.
                 static NEXT: AtomicU64 = AtomicU64::new(1);
                 let path = format!(
                     "/events/{}-{}",
                     std::process::id(),
                     NEXT.fetch_add(1, Ordering::Relaxed)
                 );
+                let route = server.serve_at(&path, profile.clone());
                 let o = Origin::Fixture {
                     server,
                     profile,
                     path,
+                    _route: route,
                 };
                 (o, server.addr(), None)
             }
@@ -138,12 +157,17 @@ impl<'a> Through<'a> {
                 (Origin::Tap { tap, fallback }, addr, target)
             }
         };
-        let chain = Chain::start(hops, upstream)
-            .await
-            .map_err(ScenarioError::Hop)?;
+        let chain = match running {
+            Some(chain) => chain,
+            None => Arc::new(std::sync::Mutex::new(
+                Chain::start(hops, upstream)
+                    .await
+                    .map_err(ScenarioError::Hop)?,
+            )),
+        };
         Ok(Through {
             hops,
-            chain: std::sync::Mutex::new(chain),
+            chain,
             origin,
             target,
         })
@@ -227,7 +251,7 @@ impl<'a> Through<'a> {
             Origin::Fixture { server, path, .. } => server
                 .requests()
                 .into_iter()
-                .filter(|r| r.target.starts_with(path.as_str()))
+                .filter(|r| under(&r.target, path))
                 .collect(),
             Origin::Tap { .. } => Vec::new(),
         }
@@ -240,7 +264,7 @@ impl<'a> Through<'a> {
                 let end = rec.start + rec.ended_at;
                 let log = server.requests();
                 let r = log.iter().rfind(|r| {
-                    r.target.starts_with(path.as_str())
+                    under(&r.target, path)
                         && r.method.eq_ignore_ascii_case(&req.method)
                         && r.received >= rec.start
                         && r.received <= end
@@ -276,11 +300,12 @@ impl<'a> Through<'a> {
                 server,
                 profile,
                 path,
+                ..
             } => {
                 let log = server.requests();
                 let r = log
                     .iter()
-                    .find(|r| r.target.starts_with(path.as_str()) && r.received >= asked)?;
+                    .find(|r| under(&r.target, path) && r.received >= asked)?;
                 let at = |t: Instant| t.saturating_duration_since(r.received);
                 Some(SendInstants {
                     sends: r.sends.iter().map(|&t| at(t)).collect(),

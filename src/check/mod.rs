@@ -1083,6 +1083,7 @@ async fn probe_chain(
             target: ctx.target.as_ref(),
         },
         phases,
+        running: None,
     };
     let chain = name.to_string();
     let run = scenario::measure(&scenario).await.map_err(|e| match e {

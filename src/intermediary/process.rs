@@ -157,7 +157,15 @@ impl ProcessHop {
             .join(self.program.logs.first().copied().unwrap_or("stderr.log"));
         let (program, stop) = match live {
             Live::Child(guard) => (
-                self.program.version(),
+                {
+                    // A program's version flag can take a second (a Python program's start): off the
+                    // runtime's threads, where it would hold every other case's events meanwhile.
+                    let program = self.program;
+                    tokio::task::spawn_blocking(move || program.version())
+                        .await
+                        .ok()
+                        .flatten()
+                },
                 StopHandle::Child {
                     guard,
                     log,
@@ -614,6 +622,7 @@ mod tests {
             known_cause: |_| None,
             image: None,
             idle_limit: |_| None,
+            caches: false,
         };
         let hop = ProcessHop {
             program: &FAILING,

@@ -75,6 +75,9 @@ pub struct Program {
     /// every default except nginx's and Squid's, which are the documented values; each `short-idle`
     /// config scales it to 1 s and its case measures the cut), or None when it never cuts an idle stream.
     pub idle_limit: fn(config: &str) -> Option<(Duration, &'static str)>,
+    /// Whether it keeps responses for later clients (a cache): what one case sent through it could reach
+    /// another, so a conformance case through it gets an instance of its own instead of sharing one.
+    pub caches: bool,
 }
 
 /// Answers asked once per process, by key: a version, why an image cannot run (None: nothing known, or

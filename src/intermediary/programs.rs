@@ -77,6 +77,7 @@ pub static NGINX: Program = Program {
             "nginx `proxy_read_timeout` (60 s by default)",
         )),
     },
+    caches: false,
     image: Some("nginx:1.22.1"),
 };
 
@@ -124,6 +125,7 @@ pub static CADDY: Program = Program {
         )),
         _ => None,
     },
+    caches: false,
     image: Some("caddy:2.6.2"),
 };
 
@@ -173,6 +175,7 @@ pub static HAPROXY: Program = Program {
             "HAProxy `timeout server` (50 s in Debian's haproxy.cfg)",
         )),
     },
+    caches: false,
     image: Some("haproxy:2.6.12"),
 };
 
@@ -215,6 +218,7 @@ pub static APACHE: Program = Program {
             "Apache `Timeout`/`ProxyTimeout` (60 s compiled in)",
         )),
     },
+    caches: false,
     image: None,
 };
 
@@ -257,6 +261,7 @@ pub static LIGHTTPD: Program = Program {
         )),
         _ => None,
     },
+    caches: false,
     image: None,
 };
 
@@ -301,6 +306,7 @@ pub static H2O: Program = Program {
             "h2o `proxy.timeout.io` (30 s by default)",
         )),
     },
+    caches: false,
     image: None,
 };
 
@@ -359,6 +365,7 @@ pub static VARNISH: Program = Program {
             "Varnish `between_bytes_timeout` (60 s by default)",
         )),
     },
+    caches: true,
     image: None,
 };
 
@@ -401,6 +408,7 @@ pub static SQUID: Program = Program {
             "Squid `read_timeout` (15 min by default)",
         )),
     },
+    caches: true,
     image: None,
 };
 
@@ -442,6 +450,7 @@ pub static TRAFFICSERVER: Program = Program {
             "Traffic Server `transaction_no_activity_timeout_in`/`_out` (30 s by default)",
         )),
     },
+    caches: true,
     image: None,
 };
 
@@ -490,6 +499,7 @@ pub static HTTP_PROXY: Program = Program {
         )),
         _ => None,
     },
+    caches: false,
     image: None,
 };
 
@@ -537,6 +547,7 @@ pub static EXPRESS: Program = Program {
         )),
         _ => None,
     },
+    caches: false,
     image: None,
 };
 
@@ -606,6 +617,7 @@ pub static MITMPROXY: Program = Program {
             "mitmproxy `proxy.server.TCP_TIMEOUT` (600 s)",
         )),
     },
+    caches: false,
     image: None,
 };
 
@@ -652,5 +664,6 @@ pub static ENVOY: Program = Program {
             "Envoy `stream_idle_timeout` (5 min by default)",
         ))
     },
+    caches: false,
     image: Some("envoyproxy/envoy:v1.40.0"),
 };

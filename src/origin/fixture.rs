@@ -46,11 +46,31 @@ pub struct RequestLog {
 
 type Log = Arc<Mutex<Vec<RequestLog>>>;
 
+/// Profiles served under a path prefix instead of the server's own (see [`FixtureServer::serve_at`]).
+type Routes = Arc<Mutex<Vec<(String, Arc<Profile>)>>>;
+
 /// A running fixture origin. Dropping it stops the server and every open response.
 pub struct FixtureServer {
     addr: SocketAddr,
     log: Log,
+    routes: Routes,
+    /// How its responses are framed: every profile it serves frames them so (hyper serves a connection
+    /// for its whole life, the raw server one request per connection).
+    wire: Wire,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// A profile served under a path prefix of a running fixture until this is dropped.
+pub struct Route {
+    routes: Routes,
+    prefix: String,
+}
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        let mut r = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        r.retain(|(p, _)| *p != self.prefix);
+    }
 }
 
 impl Drop for FixtureServer {
@@ -70,9 +90,40 @@ impl FixtureServer {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let log: Log = Arc::default();
+        let routes: Routes = Arc::default();
+        let wire = profile.wire;
         let profile = Arc::new(profile);
-        let task = tokio::spawn(accept_loop(listener, profile, log.clone()));
-        Ok(FixtureServer { addr, log, task })
+        let task = tokio::spawn(accept_loop(
+            listener,
+            Served {
+                profile,
+                routes: routes.clone(),
+            },
+            log.clone(),
+        ));
+        Ok(FixtureServer {
+            addr,
+            log,
+            routes,
+            wire,
+            task,
+        })
+    }
+
+    /// Serve `profile` to requests whose target is `prefix` or [`under`] it (a scenario's own path), so that
+    /// cases sharing a chain share its fixture too. The profile must frame its responses as the server's
+    /// own does; None when it does not.
+    pub fn serve_at(&self, prefix: &str, profile: Profile) -> Option<Route> {
+        if profile.wire != self.wire {
+            return None;
+        }
+        let mut r = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        r.retain(|(p, _)| p != prefix);
+        r.push((prefix.to_string(), Arc::new(profile)));
+        Some(Route {
+            routes: self.routes.clone(),
+            prefix: prefix.to_string(),
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -89,7 +140,32 @@ impl FixtureServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, profile: Arc<Profile>, log: Log) {
+/// Whether a request target is `path` or under it (`/events/1-1?x`, `/events/1-1/more`, but not
+/// `/events/1-10`: scenarios on one fixture are told apart by these paths).
+pub fn under(target: &str, path: &str) -> bool {
+    target
+        .strip_prefix(path)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
+}
+
+/// What a fixture serves: its own profile, and others under path prefixes.
+#[derive(Clone)]
+struct Served {
+    profile: Arc<Profile>,
+    routes: Routes,
+}
+
+impl Served {
+    /// The profile for a request target.
+    fn profile_for(&self, target: &str) -> Arc<Profile> {
+        let r = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        r.iter()
+            .find(|(p, _)| under(target, p))
+            .map_or_else(|| self.profile.clone(), |(_, p)| p.clone())
+    }
+}
+
+async fn accept_loop(listener: TcpListener, served: Served, log: Log) {
     // Connections live in this set: aborting the accept task drops it and ends every connection.
     let mut conns = JoinSet::new();
     loop {
@@ -101,14 +177,17 @@ async fn accept_loop(listener: TcpListener, profile: Arc<Profile>, log: Log) {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let profile = profile.clone();
+                let served = served.clone();
                 let log = log.clone();
-                if profile.wire != Wire::Chunked {
-                    conns.spawn(serve_raw(stream, profile, log));
+                if served.profile.wire != Wire::Chunked {
+                    conns.spawn(serve_raw(stream, served, log));
                     continue;
                 }
                 conns.spawn(async move {
-                    let svc = service_fn(move |req| handle(req, profile.clone(), log.clone()));
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let profile = served.profile_for(req.uri().path());
+                        handle(req, profile, log.clone())
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
@@ -240,7 +319,7 @@ const MAX_REQUEST_HEAD: usize = 64 << 10;
 /// Serve one connection without hyper, for the framings hyper never writes: a close-delimited
 /// HTTP/1.1 body and an HTTP/1.0 response. One request per connection; the connection closes when the
 /// body ends (that close is what delimits it).
-async fn serve_raw(mut stream: tokio::net::TcpStream, profile: Arc<Profile>, log: Log) {
+async fn serve_raw(mut stream: tokio::net::TcpStream, served: Served, log: Log) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = Vec::with_capacity(4096);
     let head = tokio::time::timeout(Duration::from_secs(10), async {
@@ -279,6 +358,7 @@ async fn serve_raw(mut stream: tokio::net::TcpStream, profile: Arc<Profile>, log
     let Ok(Some((method, target, version, headers))) = head else {
         return;
     };
+    let profile = served.profile_for(&target);
     let idx = log_request(&log, &method, target, version, headers);
     let (mut body, first_rx) = start_body(&profile, &log, idx, 0).await;
     if profile.headers_with_first_event {
@@ -435,6 +515,63 @@ fn mark_end(log: &Log, idx: usize, aborted: bool, client_gone: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scenario_path_is_told_apart_from_one_it_prefixes() {
+        assert!(under("/events/7-1", "/events/7-1"));
+        assert!(under("/events/7-1?x=1", "/events/7-1"));
+        assert!(under("/events/7-1/more", "/events/7-1"));
+        assert!(!under("/events/7-10", "/events/7-1"));
+        assert!(!under("/events/7", "/events/7-1"));
+    }
+
+    /// Status and body of a plain GET, over a raw connection (the fixture answers one request).
+    async fn get(addr: SocketAddr, path: &str) -> (String, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+            .await
+            .expect("the fixture ends its response")
+            .unwrap();
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        (head.lines().next().unwrap().to_string(), body.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_shared_fixture_serves_each_scenario_its_own_profile_and_logs_it_apart() {
+        let quick = |status: u16, count: u32| {
+            let mut p = Profile::builtin("plain").unwrap();
+            p.status = status;
+            p.events.count = count;
+            p.events.gap_ms = 10;
+            p.linger_ms = 0;
+            p
+        };
+        let srv = FixtureServer::start(quick(200, 1)).await.unwrap();
+        let one = srv.serve_at("/events/1-1", quick(200, 2)).unwrap();
+        let _ten = srv.serve_at("/events/1-10", quick(503, 3)).unwrap();
+        let (status, body) = get(srv.addr(), "/events/1-1").await;
+        assert!(status.contains("200"), "{status}");
+        assert_eq!(body.matches("id: ").count(), 2, "{body}");
+        let (status, body) = get(srv.addr(), "/events/1-10?x").await;
+        assert!(status.contains("503"), "{status}");
+        assert_eq!(body.matches("id: ").count(), 3, "{body}");
+        // Any other path gets the server's own profile, as does a route once dropped.
+        drop(one);
+        let (_, body) = get(srv.addr(), "/events/1-1").await;
+        assert_eq!(body.matches("id: ").count(), 1, "{body}");
+        let targets: Vec<String> = srv.requests().into_iter().map(|r| r.target).collect();
+        assert_eq!(targets, ["/events/1-1", "/events/1-10?x", "/events/1-1"]);
+        // A profile framed otherwise cannot share the server: hyper or the raw writer serves a
+        // connection before its request is read.
+        let mut http10 = quick(200, 1);
+        http10.wire = Wire::Http10;
+        assert!(srv.serve_at("/events/1-2", http10).is_none());
+    }
 
     #[test]
     fn timeline_orders_events_heartbeats_and_end() {

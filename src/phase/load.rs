@@ -64,6 +64,7 @@ impl LoadMeasured {
 impl Phase for LoadPhase {
     const KEY: &'static str = "load";
     const LAST: bool = true;
+    const OWN_CHAIN: bool = true;
     const EXPECT_MISSING: &'static str =
         "a case with `load` must say whether the chain holds it: `expect.capacity`";
     const EXPECT_ALONE: &'static str = "`expect.capacity` needs a `load` to measure it";

@@ -26,6 +26,9 @@ pub trait Phase: 'static {
     const JOINS_VERDICT: bool = true;
     /// It runs after every other phase (its own streams would disturb their measurements).
     const LAST: bool = false;
+    /// It measures what a chain keeps between clients (a cache) or loads the chain: a case that plans it
+    /// gets a chain of its own, never one shared with other cases (see `runner::Pool`).
+    const OWN_CHAIN: bool = false;
     /// A case that plans it but expects nothing of it.
     const EXPECT_MISSING: &'static str;
     /// A case that expects something of it without planning it.
@@ -145,6 +148,11 @@ macro_rules! phases {
         }
 
         impl PhasePlan {
+            /// The case needs a chain of its own ([`Phase::OWN_CHAIN`]).
+            pub fn own_chain(&self) -> bool {
+                match self { $( PhasePlan::$V(_) => <$m::$T as Phase>::OWN_CHAIN, )+ }
+            }
+
             fn last(&self) -> bool {
                 match self { $( PhasePlan::$V(_) => <$m::$T as Phase>::LAST, )+ }
             }

@@ -31,6 +31,7 @@ pub struct SecondReport {
 
 impl Phase for SharingPhase {
     const KEY: &'static str = "second";
+    const OWN_CHAIN: bool = true;
     const EXPECT_MISSING: &'static str =
         "a case with `second_client` must say what it gets: `expect.sharing`";
     const EXPECT_ALONE: &'static str = "`expect.sharing` needs a `second_client` to measure it";
