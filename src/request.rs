@@ -111,6 +111,19 @@ impl RequestSpec {
     }
 }
 
+/// A request header naming which of ssegate's clients sent a request (`reconnect`, `disconnect`), for
+/// clients of one scenario that run at once: the origin's side (the tap, the fixture's log) tells their
+/// requests apart by it, where the time window each probe listened in would not.
+pub const TAG_HEADER: &str = "x-ssegate-client";
+
+/// The value of [`TAG_HEADER`] in request headers.
+pub fn tag_of<'h>(headers: impl IntoIterator<Item = (&'h str, &'h str)>) -> Option<&'h str> {
+    headers
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(TAG_HEADER))
+        .map(|(_, v)| v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

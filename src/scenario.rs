@@ -19,8 +19,10 @@ use crate::phase::{PhasePlan, Phases};
 use crate::probe::{ProbeRequest, Recording};
 use crate::verdict::{Verdict, sort_findings};
 
-use crate::through::Through;
+use crate::through::{Main, Through};
 pub use crate::through::{RunningChain, ScenarioError, Witness, retarget, target_alive};
+use std::future::Future;
+use std::sync::Arc;
 
 /// A scenario: this chain (origin side first) in front of the witnessed origin, probed with `request`,
 /// then measured by `phases` through the same running chain.
@@ -54,26 +56,49 @@ pub struct Measurement {
 
 /// Measure one scenario.
 pub async fn measure(s: &Scenario<'_>) -> Result<Measurement, ScenarioError> {
+    let (m, ()) = measure_beside(s, |_| async {}).await?;
+    Ok(m)
+}
+
+/// Measure one scenario, and run `beside` on its main probe's result while the phases measure (a
+/// fix experiment that needs only the main probe's verdict need not wait for them).
+pub async fn measure_beside<T, F, Fut>(
+    s: &Scenario<'_>,
+    beside: F,
+) -> Result<(Measurement, T), ScenarioError>
+where
+    F: FnOnce(Arc<Main>) -> Fut,
+    Fut: Future<Output = T>,
+{
     let fixture = matches!(s.witness, Witness::Fixture { .. });
     for p in s.phases {
         p.prepare(s.chain, fixture);
     }
     let through = Through::on(s.chain, s.witness, s.running.clone()).await?;
-    let beside = s.phases.iter().find_map(PhasePlan::beside);
-    let main = through.probe_main(s.request, beside).await?;
-    let phases = crate::phase::measure_all(s.phases, &through, &main).await?;
+    let first = s.phases.iter().find_map(PhasePlan::beside);
+    let main = Arc::new(through.probe_main(s.request, first).await?);
+    let (phases, extra) = tokio::join!(
+        crate::phase::measure_all(s.phases, &through, &main),
+        beside(main.clone())
+    );
+    let phases = phases?;
+    // Both are done with it (a `beside` that kept it costs a copy).
+    let main = Arc::try_unwrap(main).unwrap_or_else(|kept| (*kept).clone());
     let mut verdict = main.verdict;
     for r in phases.iter().filter(|r| r.joins_verdict()) {
         verdict.findings.extend(r.findings());
     }
     sort_findings(&mut verdict.findings);
-    Ok(Measurement {
-        recording: main.recording,
-        verdict,
-        programs: through.programs(),
-        origin_saw: main.origin_saw,
-        origin_wait: main.origin_wait,
-        open_at_origin: main.open_at_origin,
-        phases,
-    })
+    Ok((
+        Measurement {
+            recording: main.recording,
+            verdict,
+            programs: through.programs(),
+            origin_saw: main.origin_saw,
+            origin_wait: main.origin_wait,
+            open_at_origin: main.open_at_origin,
+            phases,
+        },
+        extra,
+    ))
 }

@@ -72,6 +72,8 @@ pub struct Exchange {
     pub end: TapEnd,
     /// The request's `Last-Event-ID` as it reached the origin.
     pub last_event_id: Option<String>,
+    /// The request's [`crate::request::TAG_HEADER`]: which of ssegate's clients sent it.
+    pub tag: Option<String>,
     /// When the client side (the hop in front) closed this exchange's connection, read as end of
     /// file on the request side, or as a failed write of the response.
     pub client_closed: Option<Instant>,
@@ -125,17 +127,36 @@ impl Tap {
         lock(&self.log).connect_error.clone()
     }
 
-    /// The exchange that carried `rec`'s request: the latest with its method and path that passed the tap
-    /// while the probe was listening (or the only exchange, when a hop rewrote the path).
-    pub fn exchange_for(&self, rec: &Recording, method: &str, target: &str) -> Option<Exchange> {
+    /// The exchange that carried `rec`'s request: the latest with its `tag` (a client of several at once,
+    /// [`crate::request::TAG_HEADER`]), else with its method and path, that passed the tap while the probe
+    /// was listening (or the only exchange, when a hop rewrote the path); never one tagged otherwise.
+    pub fn exchange_for(
+        &self,
+        rec: &Recording,
+        method: &str,
+        target: &str,
+        tag: Option<&str>,
+    ) -> Option<Exchange> {
         let log = lock(&self.log);
         let end = rec.start + rec.ended_at;
-        let during = |e: &&Exchange| e.request_at >= rec.start && e.request_at <= end;
-        let found = log
-            .exchanges
-            .iter()
-            .filter(during)
-            .rfind(|e| e.method.eq_ignore_ascii_case(method) && e.target == target);
+        // In the window, and not another client's: a tagged request is its tag's alone.
+        let during = |e: &&Exchange| {
+            e.request_at >= rec.start
+                && e.request_at <= end
+                && (e.tag.is_none() || e.tag.as_deref() == tag)
+        };
+        let tagged = tag.and_then(|t| {
+            log.exchanges
+                .iter()
+                .filter(during)
+                .rfind(|e| e.tag.as_deref() == Some(t))
+        });
+        let found = tagged.or_else(|| {
+            log.exchanges
+                .iter()
+                .filter(during)
+                .rfind(|e| e.method.eq_ignore_ascii_case(method) && e.target == target)
+        });
         match found {
             Some(e) => Some(e.clone()),
             None => {
@@ -283,6 +304,7 @@ impl Requests {
                     target,
                     body,
                     last_event_id,
+                    tag,
                 } => {
                     let idx = {
                         let mut l = lock(log);
@@ -297,6 +319,7 @@ impl Requests {
                                 ended: None,
                                 end: TapEnd::Open,
                                 last_event_id,
+                                tag,
                                 client_closed: None,
                             });
                             Some(l.exchanges.len() - 1)
@@ -377,6 +400,7 @@ enum Parsed {
         /// Body length (0 without one); `None` for a body the tap cannot delimit (chunked).
         body: Option<u64>,
         last_event_id: Option<String>,
+        tag: Option<String>,
     },
 }
 
@@ -389,9 +413,13 @@ fn parse_request(head: &[u8]) -> Parsed {
         Ok(httparse::Status::Complete(len)) => {
             let mut body = Some(0);
             let mut last_event_id = None;
+            let mut tag = None;
             for h in req.headers.iter() {
                 if h.name.eq_ignore_ascii_case("last-event-id") {
                     last_event_id = Some(String::from_utf8_lossy(h.value).into_owned());
+                }
+                if h.name.eq_ignore_ascii_case(crate::request::TAG_HEADER) {
+                    tag = Some(String::from_utf8_lossy(h.value).into_owned());
                 }
                 if h.name.eq_ignore_ascii_case("transfer-encoding") {
                     body = None;
@@ -407,6 +435,7 @@ fn parse_request(head: &[u8]) -> Parsed {
                 target: req.path.unwrap_or("/").to_string(),
                 body,
                 last_event_id,
+                tag,
             }
         }
     }
@@ -783,6 +812,37 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn clients_at_once_find_their_own_exchange_by_tag() {
+        let mut profile = crate::origin::Profile::builtin("plain").unwrap();
+        profile.events.count = 3;
+        profile.events.gap_ms = 50;
+        profile.linger_ms = 0;
+        let origin = crate::origin::FixtureServer::start(profile).await.unwrap();
+        let tap = Tap::start(origin.addr()).await.unwrap();
+        let req = |tag: Option<&str>| {
+            let mut r = crate::probe::ProbeRequest::new(format!("http://{}/events", tap.addr()));
+            r.limits.duration = std::time::Duration::from_secs(10);
+            if let Some(t) = tag {
+                r.headers
+                    .push((crate::request::TAG_HEADER.into(), t.into()));
+            }
+            r
+        };
+        // Both listen over the same window, with the same method and path: only the tag tells them apart.
+        let (ra, rb) = (req(Some("reconnect")), req(Some("disconnect")));
+        let (a, b) = tokio::join!(crate::probe::probe(&ra), crate::probe::probe(&rb));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let found = |rec: &Recording, tag| {
+            tap.exchange_for(rec, "GET", "/events", tag)
+                .and_then(|e| e.tag)
+        };
+        assert_eq!(found(&a, Some("reconnect")).as_deref(), Some("reconnect"));
+        assert_eq!(found(&b, Some("disconnect")).as_deref(), Some("disconnect"));
+        // An untagged client never takes a tagged one's exchange.
+        assert_eq!(found(&a, None), None);
+    }
+
     #[test]
     fn request_heads_give_method_target_and_body_length() {
         match parse_request(b"POST /s?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc") {
@@ -792,7 +852,9 @@ mod tests {
                 target,
                 body,
                 last_event_id,
+                tag,
             } => {
+                assert_eq!(tag, None);
                 assert_eq!(
                     (method.as_str(), target.as_str(), body),
                     ("POST", "/s?x=1", Some(3))
@@ -805,6 +867,10 @@ mod tests {
         assert!(matches!(
             parse_request(b"GET / HTTP/1.1\r\nlast-event-id: 7\r\n\r\n"),
             Parsed::Request { last_event_id: Some(id), .. } if id == "7"
+        ));
+        assert!(matches!(
+            parse_request(b"GET / HTTP/1.1\r\nX-Ssegate-Client: reconnect\r\n\r\n"),
+            Parsed::Request { tag: Some(t), .. } if t == "reconnect"
         ));
         assert!(matches!(
             parse_request(b"GET / HTTP/1.1\r\nHo"),

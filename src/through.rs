@@ -20,6 +20,8 @@ use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
 use crate::tap::{Exchange, Tap};
 use crate::verdict::{Reference, SendInstants, Verdict, judge};
 
+pub use crate::request::{TAG_HEADER, tag_of};
+
 /// Why a scenario could not be measured (as opposed to measuring a broken stream).
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -85,6 +87,7 @@ pub struct Through<'a> {
 }
 
 /// The scenario's own probe through the chain, judged against the witness.
+#[derive(Clone)]
 pub struct Main {
     /// The request as sent to the chain's entry.
     pub sent: ProbeRequest,
@@ -257,18 +260,30 @@ impl<'a> Through<'a> {
         }
     }
 
-    /// What the origin saw of the request `req` that `rec` recorded.
+    /// What the origin saw of the request `req` that `rec` recorded (by its [`TAG_HEADER`] when it has
+    /// one, else by when it arrived).
     pub fn origin_view(&self, rec: &Recording, req: &ProbeRequest) -> Option<OriginView> {
+        let tag = tag_of(req.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         match &self.origin {
             Origin::Fixture { server, path, .. } => {
                 let end = rec.start + rec.ended_at;
                 let log = server.requests();
-                let r = log.iter().rfind(|r| {
+                let candidates = log.iter().filter(|r| {
                     under(&r.target, path)
                         && r.method.eq_ignore_ascii_case(&req.method)
                         && r.received >= rec.start
                         && r.received <= end
-                })?;
+                });
+                let tag_at = |r: &RequestLog| {
+                    tag_of(r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                        .map(str::to_string)
+                };
+                // Its own tag first; else an untagged request (a hop dropped the header), never one
+                // tagged as another client's.
+                let r = candidates
+                    .clone()
+                    .rfind(|r| tag.is_some() && tag_at(r).as_deref() == tag)
+                    .or_else(|| candidates.clone().rfind(|r| tag_at(r).is_none()))?;
                 Some(OriginView {
                     last_event_id: r
                         .headers
@@ -281,7 +296,7 @@ impl<'a> Through<'a> {
                 })
             }
             Origin::Tap { tap, .. } => {
-                let e = tap.exchange_for(rec, &req.method, &request_target(&req.url))?;
+                let e = tap.exchange_for(rec, &req.method, &request_target(&req.url), tag)?;
                 Some(OriginView {
                     last_event_id: e.last_event_id,
                     sends: e.sends,
@@ -372,7 +387,8 @@ impl<'a> Through<'a> {
                 if !(200..300).contains(&rec.status) || tap.connect_error().is_some() {
                     self.target_alive()?;
                 }
-                let exchange = tap.exchange_for(&rec, &sent.method, &request_target(&sent.url));
+                let exchange =
+                    tap.exchange_for(&rec, &sent.method, &request_target(&sent.url), None);
                 judge_tapped(exchange, *fallback, sent, rec, beside)
             }
         })

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{
     CheckError, Ctx, FIX_HEARTBEAT_MS, Fixability, Measured, ORIGIN_FIX_HEADERS, probe_chain,
+    probe_chain_beside,
 };
 use crate::cause_id::CauseId;
 use crate::doctor::diagnose;
@@ -43,8 +44,10 @@ fn fix_heartbeat_ms(hops: &[HopSpec]) -> u64 {
         .fold(FIX_HEARTBEAT_MS, u64::min)
 }
 
-/// A chain's own measurement (and the phases through it), without the fix experiment: `alone` says no
-/// other chain runs meanwhile.
+/// A chain's own measurement (and the phases through it): `alone` says no other chain runs meanwhile.
+/// When the chain broke and its request did not wait at the origin, its fix experiment runs beside
+/// the phases (they need nothing of each other, and the origin answers requests at once); otherwise
+/// [`fix_chain`] runs it later.
 pub(super) async fn measure_chain(
     ctx: &Ctx,
     name: &str,
@@ -52,7 +55,24 @@ pub(super) async fn measure_chain(
     alone: bool,
 ) -> Result<Measured, CheckError> {
     let started = std::time::Instant::now();
-    let first = probe_chain(ctx, name, hops, &ctx.phases).await?;
+    let (first, beside) = probe_chain_beside(ctx, name, hops, &ctx.phases, |main| {
+        async move {
+            // Alone, the chain is being measured again because the origin may queue requests: its
+            // experiment then waits its turn too.
+            if alone || ctx.waited(&*main).is_some() || !needs_fix(ctx, &main.verdict) {
+                return None;
+            }
+            let started = std::time::Instant::now();
+            let mut waited = Vec::new();
+            let first = First {
+                recording: &main.recording,
+                verdict: &main.verdict,
+            };
+            let fix = measure_fix(ctx, name, first, hops, &mut waited).await;
+            Some((fix, waited, started.elapsed()))
+        }
+    })
+    .await?;
     let waited: Vec<_> = ctx.waited(&first).into_iter().collect();
     let mut m = Measured {
         name: name.to_string(),
@@ -71,6 +91,12 @@ pub(super) async fn measure_chain(
         fix_done: false,
         inconclusive: false,
     };
+    if let Some((fix, waited, took)) = beside {
+        m.fix = Some(fix?);
+        m.waited.extend(waited);
+        m.took.fix = took;
+        m.fix_done = true;
+    }
     // Heartbeat adequacy: the origin's silences (on the direct stream) against this chain's shortest idle
     // limit, with the lifecycle phases.
     if let Some(l) = m.phases.get_mut::<LifecyclePhase>()
@@ -87,29 +113,51 @@ pub(super) async fn measure_chain(
     Ok(m)
 }
 
-/// The fix experiment of a broken chain, when the origin itself streams. Requests of it that waited at
-/// the origin join `m.waited`, to be judged with the rest.
+/// Whether a chain's measurement calls for a fix experiment.
+fn needs_fix(ctx: &Ctx, v: &Verdict) -> bool {
+    ctx.judge_fix && v.delivery != Delivery::Streamed
+}
+
+/// The fix experiment of a broken chain, when the origin itself streams, unless it ran already (beside
+/// the phases). Requests of it that waited at the origin join `m.waited`, to be judged with the rest.
 pub(super) async fn fix_chain(
     ctx: &Ctx,
     m: &mut Measured,
     hops: &[HopSpec],
 ) -> Result<(), CheckError> {
-    if ctx.judge_fix && m.verdict.delivery != Delivery::Streamed {
+    if !m.fix_done && needs_fix(ctx, &m.verdict) {
         let started = std::time::Instant::now();
-        m.fix = Some(measure_fix(ctx, m, hops).await?);
+        let mut waited = Vec::new();
+        let first = First {
+            recording: &m.recording,
+            verdict: &m.verdict,
+        };
+        let fix = measure_fix(ctx, &m.name, first, hops, &mut waited).await?;
+        m.fix = Some(fix);
+        m.waited.extend(waited);
         m.took.fix = started.elapsed();
     }
+    m.fix_done = true;
     Ok(())
 }
 
+/// What a fix experiment needs of the chain's own measurement.
+#[derive(Clone, Copy)]
+struct First<'a> {
+    recording: &'a Recording,
+    verdict: &'a Verdict,
+}
+
 /// Measure whether the origin can fix a broken chain: inject the opt-outs it does not send yet next to
-/// the origin, plus heartbeats when the chain cut the stream.
+/// the origin, plus heartbeats when the chain cut the stream. Its requests that waited at the origin
+/// go to `waited`.
 async fn measure_fix(
     ctx: &Ctx,
-    m: &mut Measured,
+    name: &str,
+    m: First<'_>,
     hops: &[HopSpec],
+    waited: &mut Vec<std::time::Instant>,
 ) -> Result<Fixability, CheckError> {
-    let name = m.name.clone();
     let mut headers = missing_opt_outs(&ctx.baseline);
     let cut = m.verdict.delivery == Delivery::Cut;
     let heartbeat_ms = cut.then(|| fix_heartbeat_ms(hops));
@@ -117,8 +165,8 @@ async fn measure_fix(
         // A cut is an idle limit's doing: try heartbeats alone first, so the claim names only what helps.
         let mut with_heartbeat = vec![HopSpec::from(Heartbeat { every_ms })];
         with_heartbeat.extend(hops.iter().cloned());
-        let run = probe_chain(ctx, &name, &with_heartbeat, &[]).await?;
-        m.waited.extend(ctx.waited(&run));
+        let run = probe_chain(ctx, name, &with_heartbeat, &[]).await?;
+        waited.extend(ctx.waited(&run));
         if run.recording.status == m.recording.status && run.verdict.delivery == Delivery::Streamed
         {
             headers.clear();
@@ -139,15 +187,15 @@ async fn measure_fix(
     }
     let nothing_to_try = fixed.is_empty();
     fixed.extend(hops.iter().cloned());
-    let mut again = probe_chain(ctx, &name, &fixed, &[]).await?;
-    m.waited.extend(ctx.waited(&again));
+    let mut again = probe_chain(ctx, name, &fixed, &[]).await?;
+    waited.extend(ctx.waited(&again));
     // A fix run that neither streams nor breaks the way the chain did (a starved hop delivers late,
     // not held) decides nothing by itself: it is measured once more, and two runs that disagree on
     // whether the fix streams are reported as undetermined, with both.
     let first_try = again.verdict.delivery;
     if first_try != Delivery::Streamed && first_try != m.verdict.delivery {
-        let second = probe_chain(ctx, &name, &fixed, &[]).await?;
-        m.waited.extend(ctx.waited(&second));
+        let second = probe_chain(ctx, name, &fixed, &[]).await?;
+        waited.extend(ctx.waited(&second));
         let second_try = second.verdict.delivery;
         if second_try == Delivery::Streamed {
             return Ok(Fixability::Undetermined {
@@ -178,7 +226,7 @@ struct Tried {
 /// Who can fix the chain, from the re-run with what the origin could send.
 fn fixability(
     ctx: &Ctx,
-    m: &Measured,
+    m: First<'_>,
     hops: &[HopSpec],
     tried: Tried,
     again: &crate::scenario::Measurement,
@@ -201,13 +249,13 @@ fn fixability(
             headers: tried.headers,
             heartbeat_ms: tried.heartbeat_ms,
             advise_heartbeat_ms: cut
-                .then(|| crate::doctor::advised_heartbeat(&m.recording).as_millis() as u64),
+                .then(|| crate::doctor::advised_heartbeat(m.recording).as_millis() as u64),
             delivery_with_fix: v2.delivery,
         }
     } else {
         Fixability::Operator {
             delivery_with_fix: v2.delivery,
-            operator_fix: operator_fix(&m.recording, &m.verdict, hops, &ctx.baseline),
+            operator_fix: operator_fix(m.recording, m.verdict, hops, &ctx.baseline),
         }
     }
 }

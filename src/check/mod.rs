@@ -685,7 +685,7 @@ async fn run_matrix(
     });
     let alone = opts.jobs <= 1;
     let hops: Vec<Vec<HopSpec>> = selected.iter().map(|(_, h)| h.clone()).collect();
-    // The chains' own measurements, each followed at once by its fix experiment when its request did
+    // The chains' own measurements, each with its fix experiment beside its phases when its request did
     // not wait at the origin (a chain that waited may have queued: whether it did is judged once every
     // chain ran, and its experiment waits for that).
     let started = reporter.clone();
@@ -696,7 +696,8 @@ async fn run_matrix(
             let mut m = fix::measure_chain(&ctx, &name, &hops, alone).await?;
             if m.waited.is_empty() {
                 fix::fix_chain(&ctx, &mut m, &hops).await?;
-                m.fix_done = true;
+            }
+            if m.fix_done {
                 chain_finished(&*reporter, &m);
             }
             Ok(m)
@@ -956,7 +957,7 @@ pub struct Measured {
     took: ChainTook,
     /// Measured again alone because it broke while the machine was starved: the first result, in words.
     remeasured: Option<String>,
-    /// Its fix experiment ran right after its own measurement.
+    /// Its fix experiment ran (beside its phases, or right after its own measurement), or needs none.
     fix_done: bool,
     /// It broke again, and the machine was starved again.
     inconclusive: bool,
@@ -998,14 +999,15 @@ struct Visit {
 impl Ctx {
     /// Whether `run`'s request waited at the origin beyond the queue limit, and the middle of that wait
     /// (requests sent at once reach the origin before any is answered: the wait's start says nothing).
-    fn waited(&self, run: &Measurement) -> Option<Instant> {
-        let wait = run.origin_wait.filter(|w| *w > self.queue_limit)?;
+    fn waited<'a>(&self, run: impl Into<AtOrigin<'a>>) -> Option<Instant> {
+        let run = run.into();
+        let wait = run.wait.filter(|w| *w > self.queue_limit)?;
         self.visit(run).map(|v| v.request_at + wait / 2)
     }
 
-    fn visit(&self, run: &Measurement) -> Option<Visit> {
-        let wait = run.origin_wait?;
-        let (head, end) = match run.open_at_origin {
+    fn visit(&self, run: AtOrigin<'_>) -> Option<Visit> {
+        let wait = run.wait?;
+        let (head, end) = match run.open {
             Some((head, end)) => (head, Some(end)),
             None => (run.recording.start + run.recording.ended_at, None),
         };
@@ -1017,11 +1019,40 @@ impl Ctx {
 
     /// Note what the origin did with `run`'s request.
     fn record_visit(&self, run: &Measurement) {
-        if let Some(v) = self.visit(run) {
+        if let Some(v) = self.visit(run.into()) {
             self.visits
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .push(v);
+        }
+    }
+}
+
+/// What the tap saw of one probe's request at the origin: how long it waited there for its response
+/// head, and when that response was open.
+#[derive(Clone, Copy)]
+struct AtOrigin<'a> {
+    wait: Option<Duration>,
+    open: Option<(Instant, Instant)>,
+    recording: &'a Recording,
+}
+
+impl<'a> From<&'a Measurement> for AtOrigin<'a> {
+    fn from(m: &'a Measurement) -> Self {
+        AtOrigin {
+            wait: m.origin_wait,
+            open: m.open_at_origin,
+            recording: &m.recording,
+        }
+    }
+}
+
+impl<'a> From<&'a crate::through::Main> for AtOrigin<'a> {
+    fn from(m: &'a crate::through::Main) -> Self {
+        AtOrigin {
+            wait: m.origin_wait,
+            open: m.open_at_origin,
+            recording: &m.recording,
         }
     }
 }
@@ -1074,6 +1105,22 @@ async fn probe_chain(
     hops: &[HopSpec],
     phases: &[PhasePlan],
 ) -> Result<Measurement, CheckError> {
+    let (run, ()) = probe_chain_beside(ctx, name, hops, phases, |_| async {}).await?;
+    Ok(run)
+}
+
+/// [`probe_chain`], running `beside` on the main probe's result while the phases measure.
+async fn probe_chain_beside<T, F, Fut>(
+    ctx: &Ctx,
+    name: &str,
+    hops: &[HopSpec],
+    phases: &[PhasePlan],
+    beside: F,
+) -> Result<(Measurement, T), CheckError>
+where
+    F: FnOnce(Arc<crate::through::Main>) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
     let scenario = Scenario {
         chain: hops,
         request: &ctx.req,
@@ -1086,18 +1133,20 @@ async fn probe_chain(
         running: None,
     };
     let chain = name.to_string();
-    let run = scenario::measure(&scenario).await.map_err(|e| match e {
-        ScenarioError::Tap(source) => CheckError::Tap(source),
-        ScenarioError::Hop(source) => CheckError::Hop { chain, source },
-        ScenarioError::Probe(source) => CheckError::Probe { chain, source },
-        ScenarioError::TargetDied(source) => CheckError::TargetDied { chain, source },
-        ScenarioError::Load(source) => CheckError::Load { chain, source },
-        ScenarioError::Browser(source) => {
-            CheckError::Browser(format!("{chain}: {}", crate::error::error_chain(&source)))
-        }
-    })?;
+    let (run, extra) = scenario::measure_beside(&scenario, beside)
+        .await
+        .map_err(|e| match e {
+            ScenarioError::Tap(source) => CheckError::Tap(source),
+            ScenarioError::Hop(source) => CheckError::Hop { chain, source },
+            ScenarioError::Probe(source) => CheckError::Probe { chain, source },
+            ScenarioError::TargetDied(source) => CheckError::TargetDied { chain, source },
+            ScenarioError::Load(source) => CheckError::Load { chain, source },
+            ScenarioError::Browser(source) => {
+                CheckError::Browser(format!("{chain}: {}", crate::error::error_chain(&source)))
+            }
+        })?;
     ctx.record_visit(&run);
-    Ok(run)
+    Ok((run, extra))
 }
 
 #[cfg(test)]

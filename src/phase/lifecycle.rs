@@ -47,17 +47,13 @@ impl Phase for LifecyclePhase {
             .events
             .first()
             .map(|e| (e.at + Duration::from_secs(5)).min(sent.limits.duration));
-        // The two run at once: the reconnect waits out its delay while the disconnect's client reads
-        // its first event and leaves. The reconnect's request is sent only once the disconnect's probe
-        // ended, since each phase finds its request at the origin by when its probe ran.
+        // The two run at once, each request tagged with its client (`TAG_HEADER`), so that the origin's
+        // side tells them apart: the reconnect waits out its delay while the disconnect's client reads
+        // its first event and leaves.
         let since = Instant::now();
-        let (probed, disconnect_probed) = tokio::sync::oneshot::channel::<()>();
         let ((reconnect, mut findings), (disconnect, more)) = tokio::try_join!(
-            async {
-                let _ = disconnect_probed.await;
-                reconnect(through, sent, first, limit, since).await
-            },
-            disconnect(through, sent, limit, probed),
+            reconnect(through, sent, first, limit, since),
+            disconnect(through, sent, limit),
         )?;
         findings.extend(more);
         Ok(Lifecycle {
@@ -182,10 +178,15 @@ impl Phase for LifecyclePhase {
 }
 
 /// A phase's request: the scenario's, listening until its first event within `limit`.
-fn phase_request(sent: &ProbeRequest, limit: Duration) -> ProbeRequest {
+/// The scenario's request as `client`'s, tagged so, ending with its first event.
+fn phase_request(sent: &ProbeRequest, limit: Duration, client: &str) -> ProbeRequest {
     let mut req = sent.clone();
     req.limits.max_events = Some(1);
     req.limits.duration = limit;
+    req.headers
+        .retain(|(k, _)| !k.eq_ignore_ascii_case(crate::request::TAG_HEADER));
+    req.headers
+        .push((crate::request::TAG_HEADER.into(), client.into()));
     req
 }
 
@@ -206,7 +207,7 @@ async fn reconnect(
     if let Some(limit) = limit.filter(|_| stops_reconnecting(first).is_none()) {
         tokio::time::sleep_until((since + waited).into()).await;
         waited = waited.max(since.elapsed());
-        let mut req = phase_request(sent, limit);
+        let mut req = phase_request(sent, limit, "reconnect");
         if let Some(id) = last_event_id(first) {
             req.headers
                 .retain(|(k, _)| !k.eq_ignore_ascii_case("last-event-id"));
@@ -244,15 +245,13 @@ async fn disconnect(
     through: &Through<'_>,
     sent: &ProbeRequest,
     limit: Option<Duration>,
-    probed: tokio::sync::oneshot::Sender<()>,
 ) -> Result<(Disconnect, Vec<Finding>), ScenarioError> {
     let seen_on_write = through.seen_on_write();
     let Some(limit) = limit else {
         return Ok(judge_disconnect(&DisconnectFacts::nothing(seen_on_write)));
     };
-    let req = phase_request(sent, limit);
+    let req = phase_request(sent, limit, "disconnect");
     let probe = crate::probe::probe(&req).await;
-    drop(probed);
     let rec = match probe {
         Ok(rec) => rec,
         Err(e) => {

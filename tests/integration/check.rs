@@ -214,10 +214,10 @@ fn the_fixed_express_app_passes_and_operator_only_chains_only_warn() {
         cl["took"]["fix_ms"].as_f64().unwrap() > 0.0,
         "a broken chain's fix ran: {cl}"
     );
-    // Its request did not wait at the origin: its fix experiment ran within the chains' step.
+    // Its request did not wait at the origin: its fix experiment ran beside its phases, within its own
+    // measurement.
     assert!(
-        cl["took"]["measure_ms"].as_f64().unwrap() + cl["took"]["fix_ms"].as_f64().unwrap()
-            <= step("chains"),
+        cl["took"]["fix_ms"].as_f64().unwrap() <= cl["took"]["measure_ms"].as_f64().unwrap(),
         "{cl}"
     );
     assert!(human.contains("(start target "), "{human}");
