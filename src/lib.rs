@@ -24,6 +24,7 @@ pub mod phase;
 pub mod pressure;
 pub mod probe;
 pub mod proc;
+pub mod protocol;
 pub mod report;
 pub mod request;
 pub mod runner;
@@ -49,7 +50,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "text", "error", "events", "cause_id", "assets", "proc", "decode", "secrets", "tls",
     ],
-    &["yaml", "sse", "browser", "pressure"],
+    &["yaml", "sse", "browser", "pressure", "protocol"],
     &["probe"],
     &["verdict", "intermediary", "origin", "load", "request"],
     &["tap", "normalize"],

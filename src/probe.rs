@@ -28,6 +28,8 @@ pub struct ProbeRequest {
     pub limits: Limits,
     /// Additional header names to redact.
     pub secret_headers: Vec<String>,
+    /// How its events are read (`--protocol`; `auto` recognises it from the response).
+    pub protocol: crate::protocol::Protocol,
 }
 
 /// Bounds on one recording. Reaching one ends the recording with a finding, never an error.
@@ -73,6 +75,7 @@ impl ProbeRequest {
             compression: true,
             limits: Limits::default(),
             secret_headers: Vec::new(),
+            protocol: Default::default(),
         }
     }
 
@@ -229,6 +232,9 @@ pub struct Recording {
     /// How starved this machine was while the stream was measured (see [`crate::pressure`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pressure: Option<crate::pressure::Pressure>,
+    /// The protocol the request asked to read it as (`auto`: recognise it; the verdict says which).
+    #[serde(skip)]
+    pub protocol: crate::protocol::Protocol,
 }
 
 /// Events whose last piece came in a later read than a small first piece: an origin that writes one
@@ -321,6 +327,7 @@ impl Recording {
             body_truncated: false,
             later_members: None,
             pressure: None,
+            protocol: req.protocol,
             pieces: Pieces::default(),
         }
     }
@@ -822,6 +829,24 @@ pub(crate) mod testing {
         r
     }
 
+    /// An event stream of `events` (type, data, arrival, read index), ended cleanly just after the last.
+    pub fn with_events(events: Vec<(String, String, Duration, usize)>) -> Recording {
+        let arrivals: Vec<u64> = events.iter().map(|e| e.2.as_millis() as u64).collect();
+        let end = arrivals.last().copied().unwrap_or(0) + 10;
+        let mut r = recording(
+            &[("content-type", "text/event-stream")],
+            &arrivals,
+            end,
+            End::Complete,
+        );
+        for (a, (kind, data, _, read)) in r.events.iter_mut().zip(events) {
+            a.event.event_type = kind.into();
+            a.event.data = data;
+            a.read = read;
+        }
+        r
+    }
+
     /// A recording whose events arrive at `arrivals` (ms), one read each unless they share an instant.
     pub fn recording(
         headers: &[(&str, &str)],
@@ -888,6 +913,7 @@ pub(crate) mod testing {
             body_truncated: false,
             later_members: None,
             pressure: None,
+            protocol: Default::default(),
             pieces: Default::default(),
         }
     }

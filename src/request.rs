@@ -25,6 +25,8 @@ pub struct RequestSpec {
     pub max_line: Option<usize>,
     /// Header names whose values are never printed (beside the built-in ones).
     pub secret_headers: Vec<String>,
+    /// How the stream is read (`auto` when none is given).
+    pub protocol: Option<crate::protocol::Protocol>,
 }
 
 /// The part of a request description that is invalid.
@@ -62,6 +64,7 @@ impl RequestSpec {
             max_events: self.max_events.or(lower.max_events),
             max_line: self.max_line.or(lower.max_line),
             secret_headers,
+            protocol: self.protocol.or(lower.protocol),
         }
     }
 
@@ -107,6 +110,7 @@ impl RequestSpec {
             r.limits.max_line = n;
         }
         r.secret_headers = self.secret_headers.clone();
+        r.protocol = self.protocol.unwrap_or_default();
         r
     }
 }

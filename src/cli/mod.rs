@@ -257,6 +257,15 @@ pub struct RequestArgs {
     /// `line-too-long` says so.
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub max_line: Option<usize>,
+    /// How to read the stream: `auto` (recognise it from the response), `eventsource`, or an LLM token
+    /// stream (`openai-chat`, `openai-responses`, `anthropic`, `ai-sdk`; `ndjson` is recognised but its
+    /// lines are not parsed yet) [default: auto].
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
+    pub protocol: Option<crate::protocol::Protocol>,
+}
+
+fn parse_protocol(s: &str) -> Result<crate::protocol::Protocol, String> {
+    crate::protocol::Protocol::parse(s)
 }
 
 impl RequestArgs {
@@ -284,6 +293,7 @@ impl RequestArgs {
             max_events: self.max_events,
             max_line: self.max_line,
             secret_headers: self.secret_headers.clone(),
+            protocol: self.protocol,
         };
         match spec.validate() {
             Ok(()) => Ok(spec),

@@ -51,8 +51,14 @@ impl Phase for LifecyclePhase {
         // side tells them apart: the reconnect waits out its delay while the disconnect's client reads
         // its first event and leaves.
         let since = Instant::now();
+        let fetch = crate::verdict::lifecycle::fetch_reader(&sent.method, main.verdict.protocol.protocol);
         let ((reconnect, mut findings), (disconnect, more)) = tokio::try_join!(
-            reconnect(through, sent, first, limit, since),
+            async {
+                match fetch {
+                    Some(why) => Ok((crate::verdict::lifecycle::not_applicable(first, why), Vec::new())),
+                    None => reconnect(through, sent, first, limit, since).await,
+                }
+            },
             disconnect(through, sent, limit),
         )?;
         findings.extend(more);

@@ -62,6 +62,10 @@ pub fn check_human(r: &CheckReport, color: bool) -> String {
     };
     let mut s = String::new();
     let _ = writeln!(s, "target: {}", r.target);
+    let read_as = &r.baseline.verdict.protocol;
+    if read_as.protocol != crate::protocol::Protocol::Eventsource {
+        let _ = writeln!(s, "protocol: {} (from {})", read_as.protocol, read_as.from);
+    }
     if let Some(p) = &r.partition {
         let _ = writeln!(s, "partition: {p}");
     }
@@ -154,6 +158,9 @@ fn chain_human(s: &mut String, c: &ChainOutcome, mark: &str, w: usize) {
         c.verdict.delivery.as_str()
     };
     let _ = writeln!(s, "{mark}  {:<w$}  {:<18} {}", c.name, shown, c.chain);
+    if let Some(t) = &c.verdict.tokens {
+        let _ = writeln!(s, "      tokens: {}", t.human());
+    }
     for phase in c.phases.iter() {
         let mut lines = String::new();
         phase.human(&mut lines);
@@ -511,6 +518,16 @@ pub fn probe_human(
         human_duration(r.ended_at)
     );
     let _ = writeln!(s, "delivery: {} ({})", v.delivery, basis_label(v.basis));
+    if v.protocol.protocol != crate::protocol::Protocol::Eventsource {
+        let _ = writeln!(
+            s,
+            "protocol: {} (from {})",
+            v.protocol.protocol, v.protocol.from
+        );
+    }
+    if let Some(t) = &v.tokens {
+        let _ = writeln!(s, "tokens: {}", t.human());
+    }
     if let Some(p) = r.pressure.as_ref().filter(|p| p.stalls > 0) {
         let _ = writeln!(s, "machine: {} while listening", p.describe());
     }

@@ -79,6 +79,12 @@ pub struct ProbeDoc<'a> {
     /// How starved this machine was while the stream was measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pressure: Option<&'a crate::pressure::Pressure>,
+    /// The protocol the stream was read as (`protocol`) and what said so (`protocol_from`).
+    #[serde(flatten)]
+    pub protocol: &'a crate::verdict::tokens::Detected,
+    /// Token timing, for a token stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<&'a crate::verdict::tokens::Tokens>,
     /// A real browser's view of the same URL (`--browser`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub browser: Option<&'a crate::verdict::browser::BrowserVerdict>,
@@ -169,6 +175,8 @@ impl<'a> ProbeDoc<'a> {
             bursts: &v.bursts,
             findings: &v.findings,
             pressure: r.pressure.as_ref(),
+            protocol: &v.protocol,
+            tokens: v.tokens.as_ref(),
             browser: None,
         }
     }

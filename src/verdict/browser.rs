@@ -134,6 +134,7 @@ pub fn page_recording(page: &PageStream, url: &str, watched: Duration) -> Record
         body_truncated: false,
         later_members: None,
         pressure: None,
+        protocol: Default::default(),
         pieces: Default::default(),
     }
 }

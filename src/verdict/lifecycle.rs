@@ -169,6 +169,9 @@ pub enum ReconnectOutcome {
     /// The reconnect answered, but no event came while the client listened (or no event had an id to
     /// compare): resuming could not be judged.
     Undetermined,
+    /// A page reads this stream with `fetch()` (a POST, or an LLM token stream), which does not
+    /// reconnect by itself: there is no `EventSource` reconnect to measure.
+    NotApplicable,
 }
 
 /// The reconnect phase of one chain.
@@ -268,6 +271,38 @@ pub fn last_event_id(rec: &Recording) -> Option<String> {
         .last()
         .map(|a| a.event.id.clone())
         .filter(|id| !id.is_empty())
+}
+
+/// Why a client of this stream does not reconnect by itself, when it does not: a page reads a POST, or
+/// an LLM token stream, with `fetch()`, not `EventSource`.
+pub fn fetch_reader(method: &str, protocol: crate::protocol::Protocol) -> Option<String> {
+    if !method.eq_ignore_ascii_case("GET") {
+        Some(format!(
+            "the request is a {}: a page reads it with fetch(), which does not reconnect by itself (EventSource only sends GET)",
+            method.to_ascii_uppercase()
+        ))
+    } else if protocol.has_tokens() {
+        Some(format!(
+            "an `{protocol}` token stream: a page reads it with fetch(), which does not reconnect by itself"
+        ))
+    } else {
+        None
+    }
+}
+
+/// The reconnect phase of a stream no client reconnects by itself ([`fetch_reader`]).
+pub fn not_applicable(first: &Recording, why: String) -> Reconnect {
+    Reconnect {
+        outcome: ReconnectOutcome::NotApplicable,
+        retry_ms: first.retry,
+        waited: Duration::ZERO,
+        last_event_id: None,
+        reached_origin: false,
+        origin_received: None,
+        status: 0,
+        first_id_after: None,
+        summary: why,
+    }
 }
 
 /// Judge the reconnect phase.

@@ -15,6 +15,7 @@ pub mod evidence;
 pub mod lifecycle;
 pub mod rules;
 pub mod sharing;
+pub mod tokens;
 
 use std::time::Duration;
 
@@ -221,6 +222,12 @@ pub struct Verdict {
     #[serde(serialize_with = "ser_opt_ms")]
     pub latency_max: Option<Duration>,
     pub findings: Vec<Finding>,
+    /// The protocol the stream was read as, and what said so.
+    #[serde(flatten)]
+    pub protocol: tokens::Detected,
+    /// Token timing, for a token stream (LLM output).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<tokens::Tokens>,
 }
 
 impl Verdict {
@@ -274,7 +281,23 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
     header_findings(rec, &mut findings);
     framing_findings(rec, &mut findings);
     sort_findings(&mut findings);
-    tm.into_verdict(delivery, findings)
+    let mut v = tm.into_verdict(delivery, findings);
+    read_tokens(rec, &mut v);
+    v
+}
+
+/// Read `v`'s stream as its protocol: its token timing, and a token stream that ended cleanly without
+/// its terminal event is `cut` (`stream-truncated`).
+fn read_tokens(rec: &Recording, v: &mut Verdict) {
+    v.protocol = tokens::detect(rec, rec.protocol);
+    v.tokens = tokens::measure(rec, v.protocol.protocol, &v.events);
+    if let Some(f) = tokens::truncation(rec, v.protocol.protocol, v.tokens.as_ref()) {
+        if !matches!(v.delivery, Delivery::Cut | Delivery::NoEvents) {
+            v.delivery = Delivery::Cut;
+        }
+        v.findings.push(f);
+        sort_findings(&mut v.findings);
+    }
 }
 
 /// A break judged without the origin's send instants that a stall of this machine could explain is
@@ -453,6 +476,11 @@ impl Timing {
             latency_p50: self.latency_p50,
             latency_max: self.latency_max,
             findings,
+            protocol: tokens::Detected {
+                protocol: crate::protocol::Protocol::Eventsource,
+                from: String::new(),
+            },
+            tokens: None,
         }
     }
 }

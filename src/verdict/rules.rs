@@ -101,6 +101,10 @@ rules! {
         why "the stream ended before the origin finished it; the browser will reconnect and may lose events"
         fix "send a heartbeat comment (`:\\n\\n`) at least every 15 s so idle timeouts never fire"
         operator "raise the idle or total timeout for this route (nginx `proxy_read_timeout`)";
+    StreamTruncated "stream-truncated" Error "delivery"
+        why "a token stream ended cleanly without its terminal event (`[DONE]`, `message_stop`, `response.completed`): something on the path closed it on a timer (a route timeout, a platform's cap) and the answer is incomplete, though nothing reported an error"
+        fix "send a heartbeat while the model is silent, and keep the whole response within the path's total limit (or resume with the ids the client saw)"
+        operator "raise the route's or platform's total timeout for the streaming endpoint (Envoy Gateway / Istio route `timeout`, Cloud Run `--timeout`)";
     StreamStalled "stream-stalled" Error "delivery"
         why "events stopped arriving while the connection stayed open: a hop gave up on the origin (an idle or proxy timeout) without closing the client's side, so the browser neither gets events nor reconnects"
         fix "send a heartbeat comment (`:\\n\\n`) more often than every hop's idle timeout, and have clients reconnect after a silence longer than the heartbeat"

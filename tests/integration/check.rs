@@ -1094,3 +1094,95 @@ fn an_origin_writing_events_in_waiting_pieces_is_found_and_passes_only_with_a_ca
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
 }
+
+/// `check` against the Python origin's OpenAI-compatible POST endpoint (`ARGS` to the server).
+fn check_chat(matrix: &str, server_args: &[&str]) -> (i32, Vec<Value>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ssegate.yaml");
+    let script = root().join("tests/servers/sse_origin.py");
+    let mut argv = vec![
+        "python3".to_string(),
+        script.display().to_string(),
+        "{port}".into(),
+    ];
+    argv.extend(server_args.iter().map(|s| s.to_string()));
+    let yaml = format!(
+        "target:\n  command: {}\n  url: {{path: /v1/chat/completions}}\n  ready: {{log: listening}}\n{matrix}",
+        serde_json::to_string(&argv).unwrap()
+    );
+    std::fs::write(&cfg, yaml).unwrap();
+    check_json(&[
+        "-c",
+        cfg.to_str().unwrap(),
+        "--method",
+        "POST",
+        "--data",
+        r#"{"stream":true}"#,
+    ])
+}
+
+#[test]
+fn a_token_stream_reports_its_protocol_and_token_timing_on_every_chain_without_eventsource_phases()
+{
+    let (_, lines, human) = check_chat(
+        "matrix:\n  held: [{coalesce: {bytes: 65536}}]\n  live: [http10]\n",
+        &["--events", "6", "--gap-ms", "200"],
+    );
+    assert!(human.contains("protocol: openai-chat"), "{human}");
+    for name in ["direct", "held", "live"] {
+        let c = if name == "direct" {
+            baseline(&lines)
+        } else {
+            chain(&lines, name)
+        };
+        assert_eq!(c["protocol"], "openai-chat", "{name}: {c}");
+        let t = &c["tokens"];
+        assert_eq!(
+            t["deltas"], 6,
+            "{name}: the role and finish chunks are not tokens: {t}"
+        );
+        assert_eq!(t["terminal_seen"], true, "{name}: {t}");
+        // A POST read with fetch() does not reconnect by itself: no EventSource reconnect, no ids asked.
+        let findings = c["findings"].to_string() + &c["lifecycle"].to_string();
+        assert!(!findings.contains("no-event-ids"), "{name}: {findings}");
+        if name != "direct" {
+            assert_eq!(
+                c["lifecycle"]["reconnect"]["outcome"], "not-applicable",
+                "{c}"
+            );
+        }
+    }
+    // Held to the end: the first token came a whole stream late, and the tokens came in one read.
+    let held = &chain(&lines, "held")["tokens"];
+    assert!(held["added_ttft_ms"].as_f64().unwrap() > 800.0, "{held}");
+    assert!(held["same_read_share"].as_f64().unwrap() > 0.99, "{held}");
+    let live = &chain(&lines, "live")["tokens"];
+    assert!(live["added_ttft_ms"].as_f64().unwrap() < 100.0, "{live}");
+    assert!(live["same_read_share"].as_f64().unwrap() < 0.5, "{live}");
+}
+
+#[test]
+fn a_token_stream_that_ends_without_its_terminal_event_is_cut_in_probe_and_doctor() {
+    let origin =
+        crate::util::PythonOrigin::start(&["--events", "3", "--gap-ms", "100", "--no-done"]);
+    let url = origin.url("v1/chat/completions");
+    for cmd in ["probe", "doctor"] {
+        let out = crate::util::output_within(
+            bin().args([
+                cmd, &url, "--method", "POST", "--data", "{}", "--format", "json",
+            ]),
+            crate::util::RUN_WITHIN,
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{cmd}: {text}"));
+        let doc = if v.get("delivery").is_some() {
+            &v
+        } else {
+            &v["probe"]
+        };
+        assert_eq!(doc["delivery"], "cut", "{cmd}: {text}");
+        assert_eq!(doc["tokens"]["terminal_seen"], false, "{cmd}: {text}");
+        assert!(text.contains("stream-truncated"), "{cmd}: {text}");
+        assert!(text.contains("without `[DONE]`"), "{cmd}: {text}");
+    }
+}

@@ -2,12 +2,16 @@
 
     python3 sse_origin.py PORT [--events N] [--gap-ms G] [--linger-ms L] [--single]
                                [--die-after K] [--content-length] [--hold] [--no-cache-control]
+                               [--no-done]
 
 Serves GET /events: N events (`id: i`, `data: tick i`, 20 bytes each for i < 10), G ms apart, then waits L
 ms and ends the chunked body (or, with --content-length, a body of the exact length written as it goes).
 --single answers one request at a time, as a sync worker or a single-threaded dev server does.
 --die-after K exits with status 7 after K responses, printing a last log line. --hold writes every event
 only at the end (an origin that buffers its own output).
+
+Also serves POST /v1/chat/completions: the same N events as OpenAI Chat Completions chunks (a role chunk,
+N content deltas, a finish chunk), then `data: [DONE]` unless --no-done (a stream truncated on its way).
 """
 import argparse
 import html
@@ -36,7 +40,22 @@ ap.add_argument("--redirect", action="store_true")
 # the same JSON-escaped and HTML-escaped (a debug endpoint, a 401 page, a gateway's error body).
 # The first event's data is one line of this many bytes (0: the usual short data).
 ap.add_argument("--line-bytes", type=int, default=0)
+ap.add_argument("--no-done", action="store_true")
 args = ap.parse_args()
+
+
+def chat_events():
+    """OpenAI Chat Completions chunks: no ids, as OpenAI sends them."""
+    def chunk(delta, finish=None):
+        body = {"id": "chatcmpl-1", "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return f"data: {json.dumps(body)}\n\n".encode()
+    out = [chunk({"role": "assistant", "content": ""})]
+    out += [chunk({"content": f"tok{i} "}) for i in range(1, args.events + 1)]
+    out.append(chunk({}, "stop"))
+    if not args.no_done:
+        out.append(b"data: [DONE]\n\n")
+    return out
 
 served = 0
 
@@ -76,6 +95,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         events = [f"id: {i}\ndata: tick {i}\n\n".encode() for i in range(1, args.events + 1)]
         if args.line_bytes and events:
             events[0] = b"id: 1\ndata: " + b"x" * args.line_bytes + b"\n\n"
+        self.stream(events)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        if self.path.split("?")[0] != "/v1/chat/completions":
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.stream(chat_events())
+
+    def stream(self, events):
+        global served
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         if not args.no_cache_control:

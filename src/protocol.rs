@@ -1,0 +1,97 @@
+//! The protocol a stream speaks over HTTP: a browser's `EventSource`, or one of the LLM token streams
+//! (`--protocol`, `protocol:`). What each means for a stream is judged in `verdict::tokens`; this is the
+//! name, low enough for a probe's request to carry it.
+
+use serde::Serialize;
+
+/// How a stream's events are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// Recognise it from the response.
+    #[default]
+    Auto,
+    /// A browser's `EventSource`: events, no tokens.
+    Eventsource,
+    /// OpenAI Chat Completions: `data: {"choices":[{"delta":…}]}`, ended by `data: [DONE]`.
+    OpenaiChat,
+    /// OpenAI Responses: `event: response.output_text.delta`, ended by `response.completed`.
+    OpenaiResponses,
+    /// Anthropic Messages: `content_block_delta`, ended by `message_stop`.
+    Anthropic,
+    /// The Vercel AI SDK's UI message stream: `data: {"type":"text-delta",…}`, ended by `data: [DONE]`.
+    AiSdk,
+    /// One JSON object per line (Ollama): recognised, its lines not parsed yet.
+    Ndjson,
+}
+
+/// Every protocol name `--protocol` and `protocol:` take.
+pub const NAMES: &[&str] = &[
+    "auto",
+    "eventsource",
+    "openai-chat",
+    "openai-responses",
+    "anthropic",
+    "ai-sdk",
+    "ndjson",
+];
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Auto => "auto",
+            Protocol::Eventsource => "eventsource",
+            Protocol::OpenaiChat => "openai-chat",
+            Protocol::OpenaiResponses => "openai-responses",
+            Protocol::Anthropic => "anthropic",
+            Protocol::AiSdk => "ai-sdk",
+            Protocol::Ndjson => "ndjson",
+        }
+    }
+
+    /// A protocol by name; an error names the valid ones.
+    pub fn parse(name: &str) -> Result<Protocol, String> {
+        Ok(match name {
+            "auto" => Protocol::Auto,
+            "eventsource" => Protocol::Eventsource,
+            "openai-chat" => Protocol::OpenaiChat,
+            "openai-responses" => Protocol::OpenaiResponses,
+            "anthropic" => Protocol::Anthropic,
+            "ai-sdk" => Protocol::AiSdk,
+            "ndjson" => Protocol::Ndjson,
+            _ => {
+                return Err(format!(
+                    "unknown protocol `{name}`, {}",
+                    crate::text::name_help(name, NAMES)
+                ));
+            }
+        })
+    }
+
+    /// Whether its events carry tokens (and it ends with a terminal event).
+    pub fn has_tokens(self) -> bool {
+        matches!(
+            self,
+            Protocol::OpenaiChat
+                | Protocol::OpenaiResponses
+                | Protocol::Anthropic
+                | Protocol::AiSdk
+        )
+    }
+
+    /// What its terminal event is called, for reports.
+    pub fn terminal_name(self) -> &'static str {
+        match self {
+            Protocol::OpenaiChat | Protocol::AiSdk => "[DONE]",
+            Protocol::OpenaiResponses => "response.completed",
+            Protocol::Anthropic => "message_stop",
+            _ => "",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
