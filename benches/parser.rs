@@ -1,7 +1,8 @@
 //! The SSE parser against its peers, on the same input, in one process.
 //!
-//! Two inputs, each fed in 4 KiB reads: many small events (about 60 bytes each: `id:`, `data:` and a
-//! blank line, as a typical stream), and 64 KiB events (one long data line each). Three parsers:
+//! Three inputs, each fed in 4 KiB reads: many small events (about 60 bytes each: `id:`, `data:` and a
+//! blank line, as a typical stream), 64 KiB events (one long data line each), and LLM token chunks
+//! (OpenAI Chat Completions deltas of 60-120 bytes, no ids). Three parsers:
 //! ssegate's [`Parser`] (with every framing fact), `eventsource-stream` (the most downloaded crate)
 //! and `sse-stream`; the peers are driven as the streams they are, with `futures::executor`.
 //!
@@ -21,7 +22,7 @@ use ssegate::sse::{Item, Parser};
 
 const READ: usize = 4096;
 
-/// The two inputs: (name, bytes, events).
+/// The inputs: (name, bytes, events).
 fn inputs() -> Vec<(&'static str, Vec<u8>, usize)> {
     let mut small = Vec::new();
     let mut n_small = 0;
@@ -42,7 +43,23 @@ fn inputs() -> Vec<(&'static str, Vec<u8>, usize)> {
         large.extend(std::iter::repeat_n(b'y', 64 * 1024));
         large.extend_from_slice(b"\n\n");
     }
-    vec![("small", small, n_small), ("64k", large, n_large)]
+    // LLM token chunks: OpenAI Chat Completions deltas without ids, 60-120 bytes each (the word
+    // lengths vary, as tokens do), as `data: {...}` lines.
+    let mut tokens = Vec::new();
+    let mut n_tokens = 0usize;
+    while tokens.len() < 8 << 20 {
+        n_tokens += 1;
+        let word = "x".repeat(1 + (n_tokens * 7919) % 48);
+        let line = format!(
+            "data: {{\"id\":\"c\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\" {word}\"}}}}]}}\n\n"
+        );
+        tokens.extend_from_slice(line.as_bytes());
+    }
+    vec![
+        ("small", small, n_small),
+        ("64k", large, n_large),
+        ("tokens", tokens, n_tokens),
+    ]
 }
 
 fn reads(input: &[u8]) -> Vec<Bytes> {
@@ -112,7 +129,7 @@ fn main() {
         let (_, bytes, expect) = inputs
             .iter()
             .find(|(n, _, _)| Some(*n) == input_name.as_deref())
-            .expect("--input small|64k");
+            .expect("--input small|64k|tokens");
         let chunks = reads(bytes);
         if only == "none" {
             black_box(&chunks);

@@ -4,8 +4,8 @@
 #
 #   scripts/parser-bench.sh
 #
-# Builds the `parser` bench, then for each input (small: ~60-byte events; 64k: 64 KiB events, both in
-# 4 KiB reads) runs every parser alone under callgrind and once with no parser (`--only none`: building
+# Builds the `parser` bench, then for each input (small: ~60-byte events; 64k: 64 KiB events; tokens:
+# 60-120-byte LLM chunks; all in 4 KiB reads) runs every parser alone under callgrind and once with no parser (`--only none`: building
 # the input and the reads), and prints (parser's instructions - harness's) / input bytes. Needs valgrind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ count() { # PARSER INPUT -> total instructions
     grep -E '^(summary|totals):' "$out/cg" | head -1 | awk '{print $2}'
 }
 printf '%-8s %-20s %14s %18s\n' input parser instructions "instructions/byte"
-for input in small 64k; do
+for input in small 64k tokens; do
     base=$(count none "$input")
     bytes=$("$exe" --only none --input "$input" | awk '{print $2}')
     for p in ssegate eventsource-stream sse-stream; do

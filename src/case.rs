@@ -64,6 +64,8 @@ pub struct CaseRequest {
     pub compression: Option<bool>,
     /// How long to listen at most, in milliseconds.
     pub duration_ms: Option<u64>,
+    /// How to read the stream (`auto` by default: recognised from the response).
+    pub protocol: Option<crate::protocol::Protocol>,
 }
 
 crate::phase::case_expect! {
@@ -302,6 +304,7 @@ impl CaseRequest {
             body: self.body.clone(),
             compression: self.compression,
             duration: self.duration_ms.map(Duration::from_millis),
+            protocol: self.protocol,
             ..RequestSpec::default()
         }
     }

@@ -53,6 +53,9 @@ pub struct TargetConfig {
     /// The server's web stack (`express`, `fastify`, `nextjs`, `starlette`, `flask`, `django`, `go`,
     /// `rails`, `axum`): the fixes show its snippets. Recognised from the headers or command when absent.
     pub stack: Option<crate::doctor::Stack>,
+    /// How to read the stream: `auto` (the default: recognised from the response), `eventsource`, or an
+    /// LLM token stream (`openai-chat`, `openai-responses`, `anthropic`, `ai-sdk`, `ndjson`).
+    pub protocol: Option<crate::protocol::Protocol>,
 }
 
 /// The request that opens the stream.
@@ -629,6 +632,7 @@ impl Config {
             duration: Some(Duration::from_millis(self.listen.duration_ms)),
             max_events: self.listen.events,
             secret_headers: self.secret_headers.clone(),
+            protocol: self.target.protocol,
             ..RequestSpec::default()
         }
     }
@@ -662,6 +666,8 @@ target:
     # body: '{"prompt": "hi"}'  # for POST streams
   # stack: express              # express | fastify | nextjs | starlette | flask | django | go | rails | axum
   #                             # (picks the fix snippets; recognised from headers/command when absent)
+  # protocol: auto              # auto | eventsource | openai-chat | openai-responses | anthropic | ai-sdk
+  #                             # (LLM token streams: TTFT, inter-token latency, truncation)
   ready:
     # http: /health             # GET this until it answers, or:
     # log: listening            # wait for this text in the server's output

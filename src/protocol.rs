@@ -2,10 +2,10 @@
 //! (`--protocol`, `protocol:`). What each means for a stream is judged in `verdict::tokens`; this is the
 //! name, low enough for a probe's request to carry it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a stream's events are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Protocol {
     /// Recognise it from the response.

@@ -1186,3 +1186,37 @@ fn a_token_stream_that_ends_without_its_terminal_event_is_cut_in_probe_and_docto
         assert!(text.contains("without `[DONE]`"), "{cmd}: {text}");
     }
 }
+
+#[test]
+fn the_llm_examples_report_token_timing_and_the_naive_one_fails_at_its_origin() {
+    let (code, lines, human) = check_json(&["-c", "examples/llm-fixed/ssegate.yaml"]);
+    assert_eq!(code, 0, "{human}");
+    let chains: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "chain")
+        .map(|l| &l["data"])
+        .collect();
+    for c in chains.iter().copied().chain([baseline(&lines)]) {
+        assert_eq!(c["protocol"], "openai-chat", "{}", c["name"]);
+        assert_eq!(c["tokens"]["deltas"], 33, "{}: {}", c["name"], c["tokens"]);
+        assert_eq!(c["tokens"]["terminal_seen"], true, "{}", c["name"]);
+    }
+    let nginx = &chains
+        .iter()
+        .find(|c| c["name"] == "nginx-default")
+        .unwrap()["tokens"];
+    assert!(nginx["added_ttft_ms"].as_f64().unwrap() < 200.0, "{nginx}");
+    let held = &chains
+        .iter()
+        .find(|c| c["name"] == "content-length")
+        .unwrap()["tokens"];
+    assert!(held["same_read_share"].as_f64().unwrap() > 0.9, "{held}");
+    let (code, lines, human) = check_json(&["-c", "examples/llm-naive/ssegate.yaml"]);
+    assert_eq!(code, 4, "{human}");
+    let direct = baseline(&lines);
+    assert_eq!(direct["delivery"], "held-until-end", "{human}");
+    assert!(
+        direct["tokens"]["same_read_share"].as_f64().unwrap() > 0.9,
+        "{direct}"
+    );
+}
