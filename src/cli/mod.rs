@@ -262,6 +262,11 @@ pub struct RequestArgs {
     /// lines are not parsed yet) [default: auto].
     #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
     pub protocol: Option<crate::protocol::Protocol>,
+    /// A request header whose value is read from an environment variable, `NAME=VARIABLE` (e.g.
+    /// `Authorization=OPENAI_AUTH`): the secret stays out of the shell's history and the process list.
+    /// Its value is never printed, as for `--secret-header` (repeatable).
+    #[arg(long = "header-env", value_name = "NAME=VARIABLE")]
+    pub header_env: Vec<String>,
 }
 
 fn parse_protocol(s: &str) -> Result<crate::protocol::Protocol, String> {
@@ -280,19 +285,26 @@ impl RequestArgs {
     /// usage error for a malformed method or header. A header's text is never echoed: a malformed one
     /// may well be a token.
     pub fn spec(&self) -> Result<RequestSpec, String> {
+        let mut headers: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .map(|h| parse_header(h))
+            .collect::<Result<_, _>>()?;
+        let mut secret_headers = self.secret_headers.clone();
+        for h in &self.header_env {
+            let (name, value) = header_from_env(h)?;
+            secret_headers.push(name.clone());
+            headers.push((name, value));
+        }
         let spec = RequestSpec {
             method: self.method.clone(),
-            headers: self
-                .headers
-                .iter()
-                .map(|h| parse_header(h))
-                .collect::<Result<_, _>>()?,
+            headers,
             body: self.data.clone(),
             compression: self.no_compression.then_some(false),
             duration: self.duration,
             max_events: self.max_events,
             max_line: self.max_line,
-            secret_headers: self.secret_headers.clone(),
+            secret_headers,
             protocol: self.protocol,
         };
         match spec.validate() {
@@ -389,6 +401,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("`{s}` is longer than a week"));
     }
     Ok(Duration::from_secs_f64(v * mult))
+}
+
+/// `NAME=VARIABLE` of `--header-env`: the header and the variable's value, registered as a secret.
+fn header_from_env(h: &str) -> Result<(String, String), String> {
+    let (name, var) = h
+        .split_once('=')
+        .map(|(n, v)| (n.trim(), v.trim()))
+        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        .ok_or_else(|| format!("failed to use --header-env `{h}`: write it `NAME=VARIABLE`"))?;
+    let value = std::env::var(var).map_err(|e| {
+        format!("failed to read the environment variable `{var}` for --header-env {name}: {e}")
+    })?;
+    crate::secrets::register(&value);
+    Ok((name.to_string(), value))
 }
 
 pub(crate) fn parse_header(h: &str) -> Result<(String, String), String> {

@@ -56,6 +56,47 @@ pub fn check_markdown(r: &CheckReport) -> String {
             n.reason.replace('|', "\\|")
         );
     }
+    let tokens: Vec<&ChainOutcome> = r.all().filter(|c| c.verdict.tokens.is_some()).collect();
+    if !tokens.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n### Tokens ({})\n\n| chain | time to first token | gap between tokens | deltas | same read as the one before | terminal |\n|---|---|---|---|---|---|",
+            r.baseline.verdict.protocol.protocol
+        );
+        for c in tokens {
+            let Some(t) = &c.verdict.tokens else { continue };
+            let added = |us: Option<i64>| {
+                us.map(|us| format!(" ({:+})", us / 1000))
+                    .unwrap_or_default()
+            };
+            let ms = |d: std::time::Duration| format!("{} ms", d.as_millis());
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                c.name,
+                t.ttft
+                    .map(|d| ms(d) + &added(t.added_ttft))
+                    .unwrap_or_else(|| "–".into()),
+                t.itl
+                    .map(|i| format!(
+                        "p50 {} · p99 {}{}",
+                        ms(i.p50),
+                        ms(i.p99),
+                        added(t.added_itl)
+                    ))
+                    .unwrap_or_else(|| "–".into()),
+                t.deltas,
+                t.same_read_share
+                    .map(|x| format!("{:.0} %", x * 100.0))
+                    .unwrap_or_else(|| "–".into()),
+                match t.terminal_seen {
+                    Some(true) => format!("`{}`", t.terminal),
+                    Some(false) => format!("**no `{}`**", t.terminal),
+                    None => "not known".into(),
+                }
+            );
+        }
+    }
     let failing: Vec<&ChainOutcome> = r.all().filter(|c| !c.reasons.is_empty()).collect();
     if !failing.is_empty() {
         let _ = writeln!(s, "\n### Details\n");

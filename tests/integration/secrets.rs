@@ -148,3 +148,45 @@ fn a_server_echoing_its_request_leaks_no_credential_in_any_form_or_format() {
     assert_clean("probe with -H Authorization", &stdout);
     assert_none_echoed("probe with -H Authorization", &stdout);
 }
+
+#[test]
+fn a_header_read_from_the_environment_is_sent_and_never_printed() {
+    let o = PythonOrigin::start(&[]);
+    let url = format!("http://127.0.0.1:{}/echo", o.port);
+    for cmd in ["probe", "doctor"] {
+        for format in ["human", "json"] {
+            let out = bin()
+                .env("SSEGATE_TEST_AUTH", "Bearer ENVv4lue-sk-123")
+                .args([cmd, &url, "--format", format, "--duration", "5s"])
+                .args(["--header-env", "Authorization=SSEGATE_TEST_AUTH"])
+                .args(["--header-env", "X-Api-Token=SSEGATE_TEST_AUTH"])
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            // The server got it (its echo counts the header) ...
+            let compact: String = stdout.to_ascii_lowercase().split_whitespace().collect();
+            assert!(
+                compact.contains("x-echo-authorization-count:1")
+                    || compact.contains(r#"["x-echo-authorization-count","1"]"#),
+                "{cmd} {format}: {stdout}"
+            );
+            // ... and no output has it, even the header that is secret only because it came so.
+            for text in [&stdout, &stderr] {
+                assert!(!text.contains("ENVv4lue"), "{cmd} {format} leaks:\n{text}");
+            }
+        }
+    }
+    let out = bin()
+        .args([
+            "probe",
+            &url,
+            "--header-env",
+            "Authorization=SSEGATE_TEST_UNSET_VAR",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("SSEGATE_TEST_UNSET_VAR"), "{err}");
+}
