@@ -668,6 +668,16 @@ fn probe_and_doctor_json_match_the_stream_schema() {
 /// `check` against `tests/servers/sse_origin.py ARGS` (system python3) with `config` (YAML: matrix,
 /// listen, expect…) added to the target.
 fn check_python(config: &str, server_args: &[&str], extra: &[&str]) -> (i32, Vec<Value>, String) {
+    check_python_at("/events", config, server_args, extra)
+}
+
+/// [`check_python`] on the server's `path`.
+fn check_python_at(
+    path: &str,
+    config: &str,
+    server_args: &[&str],
+    extra: &[&str],
+) -> (i32, Vec<Value>, String) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("ssegate.yaml");
     let script = root().join("tests/servers/sse_origin.py");
@@ -678,7 +688,7 @@ fn check_python(config: &str, server_args: &[&str], extra: &[&str]) -> (i32, Vec
     ];
     argv.extend(server_args.iter().map(|s| s.to_string()));
     let yaml = format!(
-        "target:\n  command: {}\n  url: {{path: /events}}\n  ready: {{log: listening}}\n{config}",
+        "target:\n  command: {}\n  url: {{path: {path}}}\n  ready: {{log: listening}}\n{config}",
         serde_json::to_string(&argv).unwrap()
     );
     std::fs::write(&cfg, yaml).unwrap();
@@ -1097,28 +1107,12 @@ fn an_origin_writing_events_in_waiting_pieces_is_found_and_passes_only_with_a_ca
 
 /// `check` against the Python origin's OpenAI-compatible POST endpoint (`ARGS` to the server).
 fn check_chat(matrix: &str, server_args: &[&str]) -> (i32, Vec<Value>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("ssegate.yaml");
-    let script = root().join("tests/servers/sse_origin.py");
-    let mut argv = vec![
-        "python3".to_string(),
-        script.display().to_string(),
-        "{port}".into(),
-    ];
-    argv.extend(server_args.iter().map(|s| s.to_string()));
-    let yaml = format!(
-        "target:\n  command: {}\n  url: {{path: /v1/chat/completions}}\n  ready: {{log: listening}}\n{matrix}",
-        serde_json::to_string(&argv).unwrap()
-    );
-    std::fs::write(&cfg, yaml).unwrap();
-    check_json(&[
-        "-c",
-        cfg.to_str().unwrap(),
-        "--method",
-        "POST",
-        "--data",
-        r#"{"stream":true}"#,
-    ])
+    check_python_at(
+        "/v1/chat/completions",
+        matrix,
+        server_args,
+        &["--method", "POST", "--data", r#"{"stream":true}"#],
+    )
 }
 
 #[test]
