@@ -150,11 +150,7 @@ fn the_naive_express_app_fails_naming_compression_and_its_other_bugs() {
 fn the_fixed_express_app_passes_and_operator_only_chains_only_warn() {
     let (code, lines, human) = check_json(&["-c", "examples/express-fixed/ssegate.yaml"]);
     assert_eq!(code, 0, "{human}");
-    let chains: Vec<&Value> = lines
-        .iter()
-        .filter(|l| l["type"] == "chain")
-        .map(|l| &l["data"])
-        .collect();
+    let chains = chains(&lines);
     assert_eq!(chains.len(), 9, "the default matrix");
     let by_name = |n: &str| chains.iter().find(|c| c["name"] == n).unwrap();
     assert_eq!(
@@ -231,11 +227,7 @@ fn origin_fixable_breakage_fails_and_names_the_headers() {
         &[],
     );
     assert_eq!(code, 4, "{human}");
-    let chains: Vec<&Value> = lines
-        .iter()
-        .filter(|l| l["type"] == "chain")
-        .map(|l| &l["data"])
-        .collect();
+    let chains = chains(&lines);
     let nginx = chains
         .iter()
         .find(|c| c["name"] == "nginx-default")
@@ -695,6 +687,15 @@ fn check_python_at(
     let mut args = vec!["-c", cfg.to_str().unwrap()];
     args.extend(extra);
     check_json(&args)
+}
+
+/// Every chain's document, in the report's order.
+pub(crate) fn chains(lines: &[Value]) -> Vec<&Value> {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "chain")
+        .map(|l| &l["data"])
+        .collect()
 }
 
 pub(crate) fn chain<'a>(lines: &'a [Value], name: &str) -> &'a Value {
@@ -1185,11 +1186,7 @@ fn a_token_stream_that_ends_without_its_terminal_event_is_cut_in_probe_and_docto
 fn the_llm_examples_report_token_timing_and_the_naive_one_fails_at_its_origin() {
     let (code, lines, human) = check_json(&["-c", "examples/llm-fixed/ssegate.yaml"]);
     assert_eq!(code, 0, "{human}");
-    let chains: Vec<&Value> = lines
-        .iter()
-        .filter(|l| l["type"] == "chain")
-        .map(|l| &l["data"])
-        .collect();
+    let chains = chains(&lines);
     for c in chains.iter().copied().chain([baseline(&lines)]) {
         assert_eq!(c["protocol"], "openai-chat", "{}", c["name"]);
         assert_eq!(c["tokens"]["deltas"], 33, "{}: {}", c["name"], c["tokens"]);
