@@ -170,12 +170,77 @@ type SharedCell = tokio::sync::OnceCell<Option<Arc<Shared>>>;
 ///
 /// [`Program::caches`]: crate::intermediary::program::Program::caches
 /// [`Phase::OWN_CHAIN`]: crate::phase::Phase::OWN_CHAIN
+/// Each shared chain stops once the last case through it is done (it is not kept to the run's end).
 #[derive(Default)]
 pub struct Pool {
-    chains: std::sync::Mutex<HashMap<String, Arc<SharedCell>>>,
+    chains: std::sync::Mutex<HashMap<String, Sharing>>,
+}
+
+/// A shared chain and how many cases of the run have yet to finish with it.
+struct Sharing {
+    cell: Arc<SharedCell>,
+    users: usize,
+}
+
+/// Hands a case's share of a chain back to the pool when the case is done, however it ends.
+struct Release<'p> {
+    pool: &'p Pool,
+    key: Option<String>,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.pool.release(&key);
+        }
+    }
 }
 
 impl Pool {
+    /// A pool for `cases`: it counts the cases that will share each chain.
+    pub fn for_cases(cases: &[Case]) -> Pool {
+        let pool = Pool::default();
+        {
+            let mut chains = pool.lock();
+            for case in cases {
+                if let Some(key) = Self::key(case, &case.file.phase_plans()) {
+                    chains
+                        .entry(key)
+                        .or_insert_with(|| Sharing {
+                            cell: Arc::default(),
+                            users: 0,
+                        })
+                        .users += 1;
+                }
+            }
+        }
+        pool
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Sharing>> {
+        self.chains
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A case is done with the chain under `key`: the last one drops the pool's hold on it, and the
+    /// chain stops when that case lets go of it too.
+    fn release(&self, key: &str) {
+        let mut chains = self.lock();
+        if let Some(s) = chains.get_mut(key) {
+            s.users = s.users.saturating_sub(1);
+            if s.users == 0 {
+                chains.remove(key);
+            }
+        }
+    }
+
+    /// How many chains the pool still holds (for tests).
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.lock().len()
+    }
+
     /// The key a case shares a chain under, or None when it keeps its own.
     fn key(case: &Case, plans: &[PhasePlan]) -> Option<String> {
         let chain = &case.file.chain;
@@ -195,13 +260,7 @@ impl Pool {
     /// or when the shared one failed to start (the case then starts its own, and says why it failed).
     async fn shared(&self, case: &Case, plans: &[PhasePlan]) -> Option<Arc<Shared>> {
         let key = Self::key(case, plans)?;
-        let cell = self
-            .chains
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(key)
-            .or_default()
-            .clone();
+        let cell = self.lock().get(&key)?.cell.clone();
         cell.get_or_init(|| async {
             let fixture = FixtureServer::start(case.profile.clone()).await.ok()?;
             let _turn = start_turn(&case.file.chain).await;
@@ -294,9 +353,15 @@ pub async fn run_case(case: &Case) -> Result<Outcome, RunError> {
 pub async fn run_case_in(case: &Case, pool: Option<&Pool>) -> Result<Outcome, RunError> {
     let started = Instant::now();
     let plans = case.file.phase_plans();
-    let shared = match pool {
-        Some(pool) => pool.shared(case, &plans).await,
-        None => None,
+    let (shared, _release) = match pool {
+        Some(pool) => (
+            pool.shared(case, &plans).await,
+            Some(Release {
+                pool,
+                key: Pool::key(case, &plans),
+            }),
+        ),
+        None => (None, None),
     };
     let m = scenario_on(
         &case.profile,
@@ -379,7 +444,7 @@ pub async fn run_cases(
         total: cases.len(),
     });
     let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
-    let pool = Pool::default();
+    let pool = Pool::for_cases(cases);
     // The longest cases take their turns first, so that the run ends about when its longest case does
     // (the semaphore hands out permits in the order asked).
     let mut order: Vec<usize> = (0..cases.len()).collect();
@@ -548,6 +613,29 @@ mod tests {
         assert_eq!(key("nginx-default-capacity"), None);
         assert_eq!(key("varnish-default-plain"), None);
         assert_eq!(key("plain-direct"), None, "nothing to share");
+    }
+
+    #[test]
+    fn a_shared_chain_is_let_go_when_the_last_case_through_it_is_done() {
+        let cases = [
+            case("plain-nginx-default"),
+            case("nginx-default-padded"),
+            case("varnish-default-plain"),
+        ];
+        let pool = Pool::for_cases(&cases);
+        assert_eq!(
+            pool.held(),
+            1,
+            "one chain, two users; the cache keeps its own"
+        );
+        let key = Pool::key(&cases[0], &cases[0].file.phase_plans()).unwrap();
+        pool.release(&key);
+        assert_eq!(pool.held(), 1, "one case still to come");
+        drop(Release {
+            pool: &pool,
+            key: Some(key),
+        });
+        assert_eq!(pool.held(), 0);
     }
 
     const ON_TIME: &[u64] = &[402, 803, 1201, 1605, 2002, 2401];
