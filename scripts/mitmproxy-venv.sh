@@ -7,11 +7,14 @@
 set -euo pipefail
 version=11.0.2
 venv="${XDG_CACHE_HOME:-$HOME/.cache}/ssegate/mitmproxy"
-if [[ -x $venv/bin/mitmdump ]] && "$venv/bin/mitmdump" --version 2>/dev/null | grep -q "Mitmproxy: $version"; then
+# The version is read whole before it is searched: `mitmdump --version | grep -q` (or `| head -1`) closes
+# the pipe early, mitmdump dies of the broken pipe, and under pipefail that failed the script.
+installed() { "$venv/bin/mitmdump" --version 2>/dev/null || true; }
+if [[ -x $venv/bin/mitmdump ]] && [[ $(installed) == *"Mitmproxy: $version"* ]]; then
     echo "mitmproxy $version is in $venv"
     exit 0
 fi
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check "mitmproxy==$version"
-"$venv/bin/mitmdump" --version | head -1
+installed | sed -n 1p
 echo "mitmproxy $version installed in $venv"
