@@ -66,6 +66,9 @@ pub struct CaseRequest {
     pub duration_ms: Option<u64>,
     /// How to read the stream (`auto` by default: recognised from the response).
     pub protocol: Option<crate::protocol::Protocol>,
+    /// `expect.token_hold_ms`, which the probe judges with (set by [`Case::load`], not a key here).
+    #[serde(skip)]
+    pub token_hold_ms: Option<u64>,
 }
 
 crate::phase::case_expect! {
@@ -81,6 +84,10 @@ crate::phase::case_expect! {
         /// Finding ids that must not be reported.
         #[serde(default)]
         pub absent: Vec<Spanned<String>>,
+        /// A token stream's delta that arrives this many ms after the origin sent it counts as held
+        /// (default 100).
+        #[serde(default)]
+        pub token_hold_ms: Option<u64>,
     }
 }
 
@@ -134,6 +141,17 @@ impl Case {
             }
         }
         check_request(&file.request, path, &src)?;
+        if file.expect.token_hold_ms == Some(0) {
+            let (line, column) = crate::yaml::key_location(&src, &["expect", "token_hold_ms"]);
+            return Err(FileError::at(
+                path,
+                &src,
+                line,
+                column,
+                "`expect.token_hold_ms` must be above 0",
+                Some("100 ms is about where people see a stall".into()),
+            ));
+        }
         if let Some(why) = crate::intermediary::chain_problem(&file.chain) {
             let (line, column) = crate::yaml::key_location(&src, &["chain"]);
             return Err(FileError::at(path, &src, line, column, why, None));
@@ -169,6 +187,8 @@ impl Case {
                 None,
             ));
         }
+        let mut file = file;
+        file.request.token_hold_ms = file.expect.token_hold_ms;
         Ok(Case {
             name: path
                 .file_stem()
@@ -305,6 +325,7 @@ impl CaseRequest {
             compression: self.compression,
             duration: self.duration_ms.map(Duration::from_millis),
             protocol: self.protocol,
+            token_hold: self.token_hold_ms.map(Duration::from_millis),
             ..RequestSpec::default()
         }
     }
@@ -334,6 +355,8 @@ fn check_request(r: &CaseRequest, path: &Path, src: &str) -> Result<(), FileErro
             &["request", "duration_ms"],
             "`request.duration_ms` must be above 0".into(),
         ),
+        // The case's request carries no token hold: `expect.token_hold_ms` is checked on its own.
+        Err(Invalid::ZeroTokenHold) => Ok(()),
     }
 }
 

@@ -161,6 +161,10 @@ pub struct GateExpect {
     /// The least severity of a direct-baseline finding that fails the gate.
     #[serde(default = "default_fail_on")]
     pub fail_on: Severity,
+    /// A token stream's delta that arrives this many ms after the origin sent it counts as held
+    /// (default 100).
+    #[serde(default)]
+    pub token_hold_ms: Option<u64>,
 }
 
 fn default_fail_on() -> Severity {
@@ -174,6 +178,7 @@ impl Default for GateExpect {
             allow: Vec::new(),
             deny: Vec::new(),
             fail_on: default_fail_on(),
+            token_hold_ms: None,
         }
     }
 }
@@ -547,6 +552,11 @@ fn check_values(config: &Config, path: &Path, src: &str) -> Result<(), FileError
                 "`listen.duration_ms` must be above 0".into(),
                 None,
             ),
+            Invalid::ZeroTokenHold => err(
+                &["expect", "token_hold_ms"],
+                "`expect.token_hold_ms` must be above 0".into(),
+                Some("100 ms is about where people see a stall".into()),
+            ),
         };
     }
     if let Some(n) = config.listen.streams
@@ -633,6 +643,7 @@ impl Config {
             max_events: self.listen.events,
             secret_headers: self.secret_headers.clone(),
             protocol: self.target.protocol,
+            token_hold: self.expect.token_hold_ms.map(Duration::from_millis),
             ..RequestSpec::default()
         }
     }
@@ -667,7 +678,7 @@ target:
   # stack: express              # express | fastify | nextjs | starlette | flask | django | go | rails | axum
   #                             # (picks the fix snippets; recognised from headers/command when absent)
   # protocol: auto              # auto | eventsource | openai-chat | openai-responses | anthropic | ai-sdk
-  #                             # (LLM token streams: TTFT, inter-token latency, truncation)
+  #                             # | ndjson (LLM token streams: TTFT, inter-token latency, truncation)
   ready:
     # http: /health             # GET this until it answers, or:
     # log: listening            # wait for this text in the server's output
@@ -694,6 +705,7 @@ expect:
   allow: []                     # finding ids that never fail the gate
   deny: []                      # finding ids that always fail it
   fail_on: error                # least severity of a direct finding that fails: error | warning | info
+  # token_hold_ms: 100          # a token stream's delta this late against the origin counts as held
 "#;
 
 #[cfg(test)]

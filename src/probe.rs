@@ -30,7 +30,13 @@ pub struct ProbeRequest {
     pub secret_headers: Vec<String>,
     /// How its events are read (`--protocol`; `auto` recognises it from the response).
     pub protocol: crate::protocol::Protocol,
+    /// A token stream's delta that arrived this much later than the origin sent it counts as held
+    /// (`--token-hold-ms`, `expect.token_hold_ms`; [`TOKEN_HOLD`] by default).
+    pub token_hold: Duration,
 }
+
+/// How late a token may arrive before it counts as held: about where people see a stall.
+pub const TOKEN_HOLD: Duration = Duration::from_millis(100);
 
 /// Bounds on one recording. Reaching one ends the recording with a finding, never an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +82,7 @@ impl ProbeRequest {
             limits: Limits::default(),
             secret_headers: Vec::new(),
             protocol: Default::default(),
+            token_hold: TOKEN_HOLD,
         }
     }
 
@@ -235,6 +242,9 @@ pub struct Recording {
     /// The protocol the request asked to read it as (`auto`: recognise it; the verdict says which).
     #[serde(skip)]
     pub protocol: crate::protocol::Protocol,
+    /// When a token stream's delta counts as held (the request's `token_hold`).
+    #[serde(skip)]
+    pub token_hold: Duration,
 }
 
 /// Events whose last piece came in a later read than a small first piece: an origin that writes one
@@ -328,6 +338,7 @@ impl Recording {
             later_members: None,
             pressure: None,
             protocol: req.protocol,
+            token_hold: req.token_hold,
             pieces: Pieces::default(),
         }
     }
@@ -479,8 +490,15 @@ pub async fn probe(req: &ProbeRequest) -> Result<Recording, ProbeError> {
     };
     let mut rec = Recording::no_response(req, &headers, start);
     let encoding = record_head(&mut rec, &resp, req);
+    let lines = req
+        .protocol
+        .reads_lines(rec.header("content-type").unwrap_or(""));
     let mut body = Body {
-        parser: Parser::with_max_line(req.limits.max_line),
+        parser: if lines {
+            Parser::ndjson(req.limits.max_line)
+        } else {
+            Parser::with_max_line(req.limits.max_line)
+        },
         items: Vec::new(),
         later: None,
     };
@@ -914,6 +932,7 @@ pub(crate) mod testing {
             later_members: None,
             pressure: None,
             protocol: Default::default(),
+            token_hold: super::TOKEN_HOLD,
             pieces: Default::default(),
         }
     }

@@ -21,7 +21,7 @@ pub enum Protocol {
     Anthropic,
     /// The Vercel AI SDK's UI message stream: `data: {"type":"text-delta",…}`, ended by `data: [DONE]`.
     AiSdk,
-    /// One JSON object per line (Ollama): recognised, its lines not parsed yet.
+    /// One JSON object per line (Ollama): `message.content` or `response` lines, ended by `"done": true`.
     Ndjson,
 }
 
@@ -76,7 +76,19 @@ impl Protocol {
                 | Protocol::OpenaiResponses
                 | Protocol::Anthropic
                 | Protocol::AiSdk
+                | Protocol::Ndjson
         )
+    }
+
+    /// Whether a body asked to be read as `self` with this content type is NDJSON (one JSON object per
+    /// line) rather than SSE: asked for, or `auto` and a content type that says so
+    /// (`application/x-ndjson`, `application/jsonl`, …).
+    pub fn reads_lines(self, content_type: &str) -> bool {
+        match self {
+            Protocol::Ndjson => true,
+            Protocol::Auto => ndjson_content_type(content_type),
+            _ => false,
+        }
     }
 
     /// What its terminal event is called, for reports.
@@ -85,9 +97,16 @@ impl Protocol {
             Protocol::OpenaiChat | Protocol::AiSdk => "[DONE]",
             Protocol::OpenaiResponses => "response.completed",
             Protocol::Anthropic => "message_stop",
+            Protocol::Ndjson => "\"done\": true",
             _ => "",
         }
     }
+}
+
+/// Whether a content type names NDJSON / JSON Lines.
+pub fn ndjson_content_type(content_type: &str) -> bool {
+    let ct = content_type.to_ascii_lowercase();
+    ct.contains("ndjson") || ct.contains("jsonl") || ct.contains("json-seq")
 }
 
 impl std::fmt::Display for Protocol {

@@ -27,6 +27,8 @@ pub struct RequestSpec {
     pub secret_headers: Vec<String>,
     /// How the stream is read (`auto` when none is given).
     pub protocol: Option<crate::protocol::Protocol>,
+    /// When a token stream's delta counts as held ([`crate::probe::TOKEN_HOLD`] when none is given).
+    pub token_hold: Option<Duration>,
 }
 
 /// The part of a request description that is invalid.
@@ -42,6 +44,8 @@ pub enum Invalid {
     ZeroDuration,
     /// A limit of zero events.
     ZeroEvents,
+    /// A token hold of zero (every token would be held).
+    ZeroTokenHold,
 }
 
 impl RequestSpec {
@@ -65,6 +69,7 @@ impl RequestSpec {
             max_line: self.max_line.or(lower.max_line),
             secret_headers,
             protocol: self.protocol.or(lower.protocol),
+            token_hold: self.token_hold.or(lower.token_hold),
         }
     }
 
@@ -89,6 +94,9 @@ impl RequestSpec {
         if self.duration == Some(Duration::ZERO) {
             return Err(Invalid::ZeroDuration);
         }
+        if self.token_hold == Some(Duration::ZERO) {
+            return Err(Invalid::ZeroTokenHold);
+        }
         Ok(())
     }
 
@@ -111,6 +119,9 @@ impl RequestSpec {
         }
         r.secret_headers = self.secret_headers.clone();
         r.protocol = self.protocol.unwrap_or_default();
+        if let Some(t) = self.token_hold {
+            r.token_hold = t;
+        }
         r
     }
 }

@@ -150,6 +150,9 @@ pub struct FramingFacts {
     pub line_too_long: Option<u64>,
     /// lines over the limit, kept truncated (their events still dispatched)
     pub lines_truncated: u64,
+    /// NDJSON only: lines that are not valid JSON (each still dispatched as an event)
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub invalid_json_lines: u64,
     /// set by finish()
     pub unterminated: Option<Unterminated>,
     /// total bytes fed
@@ -190,6 +193,8 @@ pub struct Parser {
     /// bytes of the current event's data not kept in `data`
     dropped: u64,
     finished: bool,
+    /// Read NDJSON instead: every non-blank line is one event (its data), no fields.
+    ndjson: bool,
 }
 
 impl Default for Parser {
@@ -252,6 +257,18 @@ impl Parser {
             tail_len: 0,
             dropped: 0,
             finished: false,
+            ndjson: false,
+        }
+    }
+
+    /// A parser of NDJSON (one JSON object per line, Ollama's streams) with the same line limit: each
+    /// non-blank line is dispatched as an event of type `message` whose data is the line. Its framing
+    /// facts are NDJSON's: line endings, invalid UTF-8, lines that are not JSON
+    /// (`invalid_json_lines`), and a last line without its newline (`unterminated`).
+    pub fn ndjson(max_line: usize) -> Self {
+        Parser {
+            ndjson: true,
+            ..Self::with_max_line(max_line)
         }
     }
 
@@ -287,7 +304,81 @@ impl Parser {
                 return;
             }
         }
-        self.consume(input, out);
+        if self.ndjson {
+            self.consume_lines(input, out);
+        } else {
+            self.consume(input, out);
+        }
+    }
+
+    /// NDJSON: gather lines (at most the limit of each kept) and dispatch each non-blank one.
+    fn consume_lines(&mut self, input: &[u8], out: &mut Vec<Item>) {
+        let mut rest = input;
+        while let Some(at) = memchr::memchr(b'\n', rest) {
+            let mut piece = &rest[..at];
+            if self.line_len == 0 && piece.last() == Some(&b'\r') {
+                piece = &piece[..piece.len() - 1];
+                self.facts.line_endings.crlf += 1;
+            } else {
+                self.facts.line_endings.lf += 1;
+            }
+            self.gather(piece);
+            if self.line.last() == Some(&b'\r') && self.line_len as usize == self.line.len() {
+                // A CRLF split between reads.
+                self.line.pop();
+                self.line_len -= 1;
+                self.facts.line_endings.lf -= 1;
+                self.facts.line_endings.crlf += 1;
+            }
+            self.ndjson_line(out);
+            rest = &rest[at + 1..];
+        }
+        self.gather(rest);
+        self.tail.clear();
+        self.tail
+            .extend_from_slice(&self.line[..self.line.len().min(TAIL_KEEP)]);
+        self.tail_len = self.line_len;
+        if self.line_len > self.max_line as u64 {
+            let longest = self.facts.line_too_long.unwrap_or(0).max(self.line_len);
+            self.facts.line_too_long = Some(longest);
+        }
+    }
+
+    /// Add bytes to the current NDJSON line, keeping at most the limit.
+    fn gather(&mut self, bytes: &[u8]) {
+        let room = self.kept().saturating_sub(self.line.len());
+        self.line.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.line_len = self.line_len.saturating_add(bytes.len() as u64);
+    }
+
+    /// The current NDJSON line is complete: dispatch it unless blank.
+    fn ndjson_line(&mut self, out: &mut Vec<Item>) {
+        let len = self.line_len;
+        let dropped = len - self.line.len() as u64;
+        self.line_len = 0;
+        let line = std::mem::take(&mut self.line);
+        if line.iter().all(u8::is_ascii_whitespace) && dropped == 0 {
+            self.line = line;
+            self.line.clear();
+            return;
+        }
+        self.facts.longest_line = self.facts.longest_line.max(len);
+        if dropped > 0 {
+            self.long_line(len, dropped);
+        } else if serde_json::from_slice::<serde::de::IgnoredAny>(&line).is_err() {
+            self.facts.invalid_json_lines += 1;
+        }
+        let (text, bad) = utf8(&line, dropped > 0);
+        self.facts.invalid_utf8_lines += u64::from(bad);
+        out.push(Item::Event(Event {
+            event_type: Cow::Borrowed("message"),
+            data: text.into_owned(),
+            id: String::new(),
+            truncated: dropped,
+        }));
+        self.facts.events += 1;
+        self.line = line;
+        self.line.clear();
     }
 
     /// End of stream. Per the spec nothing is dispatched here (an
@@ -311,7 +402,9 @@ impl Parser {
             self.facts.unterminated = Some(Unterminated {
                 bytes: self.tail.clone(),
                 len: self.tail_len,
-                had_data: !self.data.is_empty(),
+                // An NDJSON line without its newline is a lost object unless it is only blanks.
+                had_data: !self.data.is_empty()
+                    || (self.ndjson && !self.tail.iter().all(u8::is_ascii_whitespace)),
             });
         }
         self.finished = true;
@@ -1142,6 +1235,7 @@ mod tests {
             blocks_without_data: 3,
             line_too_long: None,
             lines_truncated: 0,
+            invalid_json_lines: 0,
             unterminated: Some(Unterminated {
                 bytes: b"data: tail".to_vec(),
                 len: 10,
@@ -1507,5 +1601,56 @@ mod tests {
         assert_eq!(event.retry, Some(std::time::Duration::from_millis(5)));
         let (items, _) = parse_all(input);
         assert!(!items.iter().any(|i| matches!(i, Item::Retry(_))));
+    }
+
+    /// Feed `chunks` to an NDJSON parser; the events' data and the facts.
+    fn ndjson_of(chunks: &[&[u8]], max_line: usize) -> (Vec<String>, FramingFacts) {
+        let mut p = Parser::ndjson(max_line);
+        let mut out = Vec::new();
+        for c in chunks {
+            p.feed(c, &mut out);
+        }
+        p.finish(&mut out);
+        let data = out
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Event(e) => Some(e.data),
+                _ => None,
+            })
+            .collect();
+        (data, p.facts)
+    }
+
+    #[test]
+    fn ndjson_dispatches_each_line_across_reads_and_line_endings() {
+        let (data, f) = ndjson_of(
+            &[b"{\"a\":1}\n{\"b\"", b":2}\r", b"\n\n  \n{\"c\":3}\r\n"],
+            1 << 20,
+        );
+        assert_eq!(data, [r#"{"a":1}"#, r#"{"b":2}"#, r#"{"c":3}"#]);
+        assert_eq!((f.line_endings.lf, f.line_endings.crlf), (3, 2));
+        assert_eq!(f.events, 3);
+        assert_eq!(f.invalid_json_lines, 0);
+        assert!(f.unterminated.is_none());
+    }
+
+    #[test]
+    fn ndjson_facts_are_a_line_without_its_newline_and_invalid_json() {
+        let (data, f) = ndjson_of(&[b"{\"a\":1}\nnot json\n{\"done\":tr"], 1 << 20);
+        assert_eq!(data, [r#"{"a":1}"#, "not json"]);
+        assert_eq!(f.invalid_json_lines, 1);
+        let u = f.unterminated.expect("the last line has no newline");
+        assert_eq!(u.bytes, br#"{"done":tr"#);
+        assert!(u.had_data);
+    }
+
+    #[test]
+    fn ndjson_keeps_at_most_the_limit_of_a_long_line_and_counts_the_rest() {
+        let long = format!("{{\"x\":\"{}\"}}\n", "y".repeat(100));
+        let (data, f) = ndjson_of(&[long.as_bytes()], 16);
+        assert_eq!(data.len(), 1);
+        assert_eq!(data[0].len(), 16);
+        assert_eq!(f.line_too_long, Some(long.len() as u64 - 1));
+        assert_eq!(f.lines_truncated, 1);
     }
 }

@@ -327,7 +327,7 @@ impl<'a> Through<'a> {
                     headers_sent: r.headers_sent.map(at),
                     ended: r.ended.map(at),
                     gap: Some(profile.events.gap()),
-                    planned: Some(profile.events.count as usize),
+                    planned: Some(profile.planned_events()),
                     by_position: false,
                 })
             }
@@ -410,7 +410,7 @@ impl<'a> Through<'a> {
                 headers_sent: r.headers_sent.map(|t| rec.offset(t)),
                 ended: r.ended.map(|t| rec.offset(t)),
                 gap: Some(profile.events.gap()),
-                planned: Some(profile.events.count as usize),
+                planned: Some(profile.planned_events()),
                 by_position: false,
             })
             .unwrap_or_default();

@@ -258,10 +258,14 @@ pub struct RequestArgs {
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub max_line: Option<usize>,
     /// How to read the stream: `auto` (recognise it from the response), `eventsource`, or an LLM token
-    /// stream (`openai-chat`, `openai-responses`, `anthropic`, `ai-sdk`; `ndjson` is recognised but its
-    /// lines are not parsed yet) [default: auto].
+    /// stream (`openai-chat`, `openai-responses`, `anthropic`, `ai-sdk`, or `ndjson`: one JSON object
+    /// per line, as Ollama sends) [default: auto].
     #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
     pub protocol: Option<crate::protocol::Protocol>,
+    /// A token stream's delta that arrives this many ms after the origin sent it counts as held (a
+    /// stall people see) [default: 100].
+    #[arg(long, value_name = "MS")]
+    pub token_hold_ms: Option<u64>,
     /// A request header whose value is read from an environment variable, `NAME=VARIABLE` (e.g.
     /// `Authorization=OPENAI_AUTH`): the secret stays out of the shell's history and the process list.
     /// Its value is never printed, as for `--secret-header` (repeatable).
@@ -306,6 +310,7 @@ impl RequestArgs {
             max_line: self.max_line,
             secret_headers,
             protocol: self.protocol,
+            token_hold: self.token_hold_ms.map(Duration::from_millis),
         };
         match spec.validate() {
             Ok(()) => Ok(spec),
@@ -320,6 +325,9 @@ impl RequestArgs {
                 Err("failed to use --duration 0: listen for longer".into())
             }
             Err(Invalid::ZeroEvents) => Err("failed to use --max-events 0: give at least 1".into()),
+            Err(Invalid::ZeroTokenHold) => {
+                Err("failed to use --token-hold-ms 0: every token would be held".into())
+            }
         }
     }
 }

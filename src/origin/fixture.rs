@@ -408,8 +408,12 @@ async fn serve_raw(mut stream: tokio::net::TcpStream, served: Served, log: Log) 
 }
 
 enum Step {
+    /// A token stream's opening events.
+    Open,
     Event(u32),
     Heartbeat,
+    /// A token stream's closing events.
+    Close,
     End,
 }
 
@@ -417,15 +421,22 @@ enum Step {
 fn timeline(p: &Profile) -> Vec<(Duration, Step)> {
     let mut steps = Vec::new();
     let sent = p.events_sent();
-    let event_at = |seq: u32| p.events.first() + p.events.gap() * (seq - 1);
-    for seq in 1..=sent {
-        steps.push((event_at(seq), Step::Event(seq)));
+    if p.token_format().is_some() {
+        steps.push((Duration::ZERO, Step::Open));
     }
-    let last = if sent == 0 {
+    for seq in 1..=sent {
+        steps.push((p.events.at(seq), Step::Event(seq)));
+    }
+    let mut last = if sent == 0 {
         Duration::ZERO
     } else {
-        event_at(sent)
+        p.events.at(sent)
     };
+    if p.token_format().is_some() && sent == p.events.count {
+        // The closing events come one gap after the last delta (a model's last token, then its stop).
+        last += p.events.gap();
+        steps.push((last, Step::Close));
+    }
     let end = last + Duration::from_millis(p.linger_ms);
     if let Some(hb) = p.heartbeat_ms.filter(|&h| h > 0) {
         let hb = Duration::from_millis(hb);
@@ -479,6 +490,20 @@ async fn play(
                 }
                 pending.extend(p.event_bytes(seq.saturating_add(after)));
                 events_done += 1;
+            }
+            Step::Open | Step::Close => {
+                // Each of a token stream's opening and closing events has its send instant, so the
+                // verdict aligns every event the client gets with the one the origin sent.
+                let frames = if matches!(step, Step::Open) {
+                    p.open_frames()
+                } else {
+                    p.close_frames()
+                };
+                let now = Instant::now();
+                if let Ok(mut l) = log.lock() {
+                    l[idx].sends.extend(std::iter::repeat_n(now, frames.len()));
+                }
+                pending.extend(frames.concat());
             }
             Step::Heartbeat => pending.extend(p.heartbeat_bytes()),
             Step::End => {}
@@ -586,6 +611,8 @@ mod tests {
                 let k = match s {
                     Step::Event(_) => "e",
                     Step::Heartbeat => "h",
+                    Step::Open => "open",
+                    Step::Close => "close",
                     Step::End => "end",
                 };
                 (d.as_millis(), k)

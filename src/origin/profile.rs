@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::FileError;
+use crate::protocol::Protocol;
 
 /// The directory that holds the built-in profiles, inside the source tree.
 pub fn builtin_dir() -> PathBuf {
@@ -74,9 +75,14 @@ pub struct Schedule {
     /// Milliseconds between the headers and the first event (default: one gap).
     #[serde(default)]
     pub first_ms: Option<u64>,
-    /// Bytes of each event's `data` value (at least the sequence number's length).
+    /// Bytes of each event's `data` value (at least the sequence number's length); of a token
+    /// stream's text per delta.
     #[serde(default = "default_size")]
     pub size: usize,
+    /// Move each event up to this many ms earlier or later, the same way on every run (a model's
+    /// uneven token cadence); at most half the gap, so the order never changes.
+    #[serde(default)]
+    pub jitter_ms: u64,
 }
 
 fn default_count() -> u32 {
@@ -96,6 +102,7 @@ impl Default for Schedule {
             gap_ms: default_gap(),
             first_ms: None,
             size: default_size(),
+            jitter_ms: 0,
         }
     }
 }
@@ -106,6 +113,24 @@ impl Schedule {
     }
     pub fn gap(&self) -> Duration {
         Duration::from_millis(self.gap_ms)
+    }
+
+    /// When event `seq` (1-based) is due, from the start of the body: on the schedule, moved by its
+    /// jitter (a fixed pseudo-random amount per sequence number).
+    pub fn at(&self, seq: u32) -> Duration {
+        let on_time = self.first() + self.gap() * seq.saturating_sub(1);
+        if self.jitter_ms == 0 {
+            return on_time;
+        }
+        // A multiplicative hash of the sequence number: the same cadence on every run.
+        let h = seq.wrapping_mul(2_654_435_761) >> 16;
+        let span = 2 * self.jitter_ms + 1;
+        let moved = (u64::from(h) % span) as i64 - self.jitter_ms as i64;
+        if moved >= 0 {
+            on_time + Duration::from_millis(moved as u64)
+        } else {
+            on_time.saturating_sub(Duration::from_millis(moved.unsigned_abs()))
+        }
     }
 }
 
@@ -189,6 +214,16 @@ pub struct Profile {
     /// A `retry: N` line right after the headers: how long a browser waits before it reconnects.
     #[serde(default)]
     pub retry_ms: Option<u64>,
+    /// What the events are: numbered SSE events (absent, or `eventsource`), or an LLM token stream's
+    /// chunks (`openai-chat`, `openai-responses`, `anthropic`, `ai-sdk`, `ndjson`): the protocol's
+    /// opening events right after the headers, one content delta per scheduled event, then its
+    /// closing events one gap after the last delta. Token streams carry no ids.
+    #[serde(default)]
+    pub format: Option<Protocol>,
+    /// Whether a token stream ends with its terminal event (`[DONE]`, `message_stop`, …); `false`
+    /// ends it cleanly without one, as a gateway's timeout does (default true).
+    #[serde(default = "default_true")]
+    pub terminal: bool,
 }
 
 fn default_status() -> u16 {
@@ -224,6 +259,7 @@ pub struct ProfilePatch {
     pub ids: Option<bool>,
     pub resume: Option<bool>,
     pub retry_ms: Option<u64>,
+    pub terminal: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +269,7 @@ pub struct SchedulePatch {
     pub gap_ms: Option<u64>,
     pub first_ms: Option<u64>,
     pub size: Option<usize>,
+    pub jitter_ms: Option<u64>,
 }
 
 impl ProfilePatch {
@@ -263,6 +300,7 @@ impl ProfilePatch {
         add(self.ids.is_some(), "ids");
         add(self.resume.is_some(), "resume");
         add(self.retry_ms.is_some(), "retry_ms");
+        add(self.terminal.is_some(), "terminal");
         add(self.status.is_some(), "status");
         keys
     }
@@ -294,6 +332,9 @@ impl ProfilePatch {
             if let Some(v) = e.size {
                 p.events.size = v;
             }
+            if let Some(v) = e.jitter_ms {
+                p.events.jitter_ms = v;
+            }
         }
         macro_rules! set {
             ($($f:ident),*) => {$( if let Some(v) = &self.$f { p.$f = v.clone().into(); } )*};
@@ -308,7 +349,8 @@ impl ProfilePatch {
             content_length,
             wire,
             ids,
-            resume
+            resume,
+            terminal
         );
         if self.heartbeat_ms.is_some() {
             p.heartbeat_ms = self.heartbeat_ms;
@@ -360,6 +402,26 @@ impl Profile {
                 return Err(format!("{name} is over {MAX_MS} ms"));
             }
         }
+        if e.jitter_ms > e.gap_ms / 2 {
+            return Err(format!(
+                "events.jitter_ms {} is over half of events.gap_ms {} (events would change order)",
+                e.jitter_ms, e.gap_ms
+            ));
+        }
+        match self.format {
+            Some(Protocol::Auto) => {
+                return Err(
+                    "format `auto` names no stream: name one (`openai-chat`, `anthropic`, …)"
+                        .into(),
+                );
+            }
+            Some(f) if f != Protocol::Eventsource && self.resume => {
+                return Err(format!(
+                    "resume needs event ids, and a `{f}` stream carries none"
+                ));
+            }
+            _ => {}
+        }
         if e.size > 1 << 20 {
             return Err(format!("events.size {} is over 1 MiB", e.size));
         }
@@ -367,7 +429,13 @@ impl Profile {
             return Err(format!("padding {} is over 16 MiB", self.padding));
         }
         // The fixture builds held or length-delimited bodies whole: keep every body within bounds.
-        let body = u64::from(e.count) * e.size as u64 + self.padding as u64;
+        // A token stream's delta wraps its text in about 200 bytes of JSON.
+        let wrap = if self.token_format().is_some() {
+            256
+        } else {
+            0
+        };
+        let body = u64::from(e.count) * (e.size as u64 + wrap) + self.padding as u64;
         if body > MAX_BODY {
             return Err(format!(
                 "the body would be {body} bytes (events.count × events.size + padding), over {} MiB",
@@ -431,8 +499,134 @@ impl Profile {
         data
     }
 
-    /// The bytes of event `seq`, framed as the profile says.
+    /// The token stream the events are, if they are one (`format`, not `eventsource`).
+    pub fn token_format(&self) -> Option<Protocol> {
+        self.format
+            .filter(|f| !matches!(f, Protocol::Auto | Protocol::Eventsource))
+    }
+
+    /// One SSE block (or NDJSON line) of a token stream, framed as the profile says.
+    fn block(&self, event: Option<&str>, data: &str) -> Vec<u8> {
+        let nl = self.framing.line_ending.as_str();
+        let mut s = String::with_capacity(data.len() + 32);
+        if self.token_format() == Some(Protocol::Ndjson) {
+            s.push_str(data);
+            s.push_str(nl);
+            return s.into_bytes();
+        }
+        if let Some(e) = event {
+            s.push_str("event: ");
+            s.push_str(e);
+            s.push_str(nl);
+        }
+        s.push_str("data: ");
+        s.push_str(data);
+        s.push_str(nl);
+        if self.framing.terminator {
+            s.push_str(nl);
+        }
+        s.into_bytes()
+    }
+
+    /// A token stream's opening events, each its own block, sent right after the headers (the role
+    /// chunk, `response.created`, `message_start`, the AI SDK's `start`); none for NDJSON.
+    pub fn open_frames(&self) -> Vec<Vec<u8>> {
+        let b = |e: Option<&str>, d: &str| self.block(e, d);
+        match self.token_format() {
+            Some(Protocol::OpenaiChat) => vec![b(
+                None,
+                &chat_chunk(r#"{"role":"assistant","content":""}"#, "null"),
+            )],
+            Some(Protocol::OpenaiResponses) => vec![
+                b(
+                    Some("response.created"),
+                    r#"{"type":"response.created","sequence_number":0,"response":{"id":"resp_ssegate","object":"response","status":"in_progress","model":"ssegate-fixture","output":[]}}"#,
+                ),
+                b(
+                    Some("response.output_item.added"),
+                    r#"{"type":"response.output_item.added","sequence_number":1,"output_index":0,"item":{"id":"msg_ssegate","type":"message","status":"in_progress","role":"assistant","content":[]}}"#,
+                ),
+            ],
+            Some(Protocol::Anthropic) => vec![
+                b(
+                    Some("message_start"),
+                    r#"{"type":"message_start","message":{"id":"msg_ssegate","type":"message","role":"assistant","model":"ssegate-fixture","content":[],"stop_reason":null,"usage":{"input_tokens":12,"output_tokens":1}}}"#,
+                ),
+                b(
+                    Some("content_block_start"),
+                    r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+                ),
+                b(Some("ping"), r#"{"type":"ping"}"#),
+            ],
+            Some(Protocol::AiSdk) => vec![
+                b(None, r#"{"type":"start"}"#),
+                b(None, r#"{"type":"start-step"}"#),
+                b(None, r#"{"type":"text-start","id":"0"}"#),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// A token stream's closing events, ending with its terminal event; none with `terminal: false`
+    /// (a stream cut cleanly, as a gateway's timeout does).
+    pub fn close_frames(&self) -> Vec<Vec<u8>> {
+        if !self.terminal {
+            return Vec::new();
+        }
+        let b = |e: Option<&str>, d: &str| self.block(e, d);
+        let n = self.events.count;
+        match self.token_format() {
+            Some(Protocol::OpenaiChat) => {
+                vec![b(None, &chat_chunk("{}", r#""stop""#)), b(None, "[DONE]")]
+            }
+            Some(Protocol::OpenaiResponses) => vec![b(
+                Some("response.completed"),
+                &format!(
+                    r#"{{"type":"response.completed","sequence_number":{},"response":{{"id":"resp_ssegate","object":"response","status":"completed","model":"ssegate-fixture","usage":{{"input_tokens":12,"output_tokens":{n}}}}}}}"#,
+                    u64::from(n) + 2
+                ),
+            )],
+            Some(Protocol::Anthropic) => vec![
+                b(
+                    Some("content_block_stop"),
+                    r#"{"type":"content_block_stop","index":0}"#,
+                ),
+                b(
+                    Some("message_delta"),
+                    &format!(
+                        r#"{{"type":"message_delta","delta":{{"stop_reason":"end_turn","stop_sequence":null}},"usage":{{"output_tokens":{n}}}}}"#
+                    ),
+                ),
+                b(Some("message_stop"), r#"{"type":"message_stop"}"#),
+            ],
+            Some(Protocol::AiSdk) => vec![
+                b(None, r#"{"type":"text-end","id":"0"}"#),
+                b(None, r#"{"type":"finish-step"}"#),
+                b(None, r#"{"type":"finish"}"#),
+                b(None, "[DONE]"),
+            ],
+            Some(Protocol::Ndjson) => vec![b(
+                None,
+                &format!(
+                    r#"{{"model":"ssegate-fixture","created_at":"2026-01-01T00:00:00Z","message":{{"role":"assistant","content":""}},"done":true,"done_reason":"stop","eval_count":{n}}}"#
+                ),
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    /// How many events (blocks or lines) the origin sends in all: a token stream's opening and
+    /// closing events too. Each gets its own send instant in the fixture's log.
+    pub fn planned_events(&self) -> usize {
+        self.open_frames().len() + self.events.count as usize + self.close_frames().len()
+    }
+
+    /// The bytes of event `seq`, framed as the profile says: a numbered SSE event, or a token stream's
+    /// content delta.
     pub fn event_bytes(&self, seq: u32) -> Vec<u8> {
+        if let Some(f) = self.token_format() {
+            return self.delta_bytes(f, seq);
+        }
         let nl = self.framing.line_ending.as_str();
         let mut s = if self.ids {
             format!("id: {seq}{nl}data: {}{nl}", self.event_data(seq))
@@ -443,6 +637,40 @@ impl Profile {
             s.push_str(nl);
         }
         s.into_bytes()
+    }
+
+    /// Content delta `seq` of a token stream in format `f`.
+    fn delta_bytes(&self, f: Protocol, seq: u32) -> Vec<u8> {
+        // The text is the event's data (`N xxx…`), as JSON.
+        let text = serde_json::Value::String(self.event_data(seq)).to_string();
+        match f {
+            Protocol::OpenaiChat => {
+                self.block(None, &chat_chunk(&format!(r#"{{"content":{text}}}"#), "null"))
+            }
+            Protocol::OpenaiResponses => self.block(
+                Some("response.output_text.delta"),
+                &format!(
+                    r#"{{"type":"response.output_text.delta","sequence_number":{},"item_id":"msg_ssegate","output_index":0,"content_index":0,"delta":{text}}}"#,
+                    u64::from(seq) + 1
+                ),
+            ),
+            Protocol::Anthropic => self.block(
+                Some("content_block_delta"),
+                &format!(
+                    r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{text}}}}}"#
+                ),
+            ),
+            Protocol::AiSdk => self.block(
+                None,
+                &format!(r#"{{"type":"text-delta","id":"0","delta":{text}}}"#),
+            ),
+            _ => self.block(
+                None,
+                &format!(
+                    r#"{{"model":"ssegate-fixture","created_at":"2026-01-01T00:00:00Z","message":{{"role":"assistant","content":{text}}},"done":false}}"#
+                ),
+            ),
+        }
     }
 
     /// The padding comment, if any (exactly `padding` bytes including its line ending and blank line).
@@ -489,8 +717,27 @@ impl Profile {
         let events: usize = (1..=self.events_sent())
             .map(|s| self.event_bytes(s).len())
             .sum();
-        Some(bom + self.padding_bytes().len() + self.retry_bytes().len() + events)
+        let frames = |f: Vec<Vec<u8>>| f.iter().map(Vec::len).sum::<usize>();
+        let close = if self.events_sent() < self.events.count {
+            0
+        } else {
+            frames(self.close_frames())
+        };
+        Some(
+            bom + self.padding_bytes().len()
+                + self.retry_bytes().len()
+                + frames(self.open_frames())
+                + events
+                + close,
+        )
     }
+}
+
+/// An OpenAI Chat Completions chunk with this `delta` and `finish_reason` (both JSON).
+fn chat_chunk(delta: &str, finish: &str) -> String {
+    format!(
+        r#"{{"id":"chatcmpl-ssegate","object":"chat.completion.chunk","created":1767225600,"model":"ssegate-fixture","choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}]}}"#
+    )
 }
 
 /// Names of the profiles in `dir`, sorted.
@@ -615,5 +862,69 @@ mod tests {
                 .map(|s| p.event_bytes(s).len())
                 .sum::<usize>();
         assert_eq!(p.body_len(), Some(expect));
+    }
+
+    #[test]
+    fn each_token_format_parses_as_its_protocol_with_one_send_per_event() {
+        for name in [
+            "llm-openai",
+            "llm-responses",
+            "llm-anthropic",
+            "ai-sdk",
+            "ndjson",
+        ] {
+            let p = Profile::builtin(name).unwrap();
+            let f = p.token_format().unwrap();
+            let mut body = p.open_frames().concat();
+            for seq in 1..=p.events.count {
+                body.extend(p.event_bytes(seq));
+            }
+            body.extend(p.close_frames().concat());
+            assert_eq!(Some(body.len()), p.body_len(), "{name}");
+            let mut parser = if f == Protocol::Ndjson {
+                crate::sse::Parser::ndjson(1 << 20)
+            } else {
+                crate::sse::Parser::new()
+            };
+            let mut items = Vec::new();
+            parser.feed(&body, &mut items);
+            parser.finish(&mut items);
+            assert_eq!(items.len(), p.planned_events(), "{name}");
+            assert!(parser.facts().unterminated.is_none(), "{name}");
+            assert_eq!(parser.facts().invalid_json_lines, 0, "{name}");
+            for item in items {
+                let crate::sse::Item::Event(e) = item else {
+                    panic!("{name}: not an event")
+                };
+                assert!(e.id.is_empty(), "{name}: token streams carry no ids");
+                if e.data != "[DONE]" {
+                    serde_json::from_str::<serde_json::Value>(&e.data)
+                        .unwrap_or_else(|err| panic!("{name}: {err}: {}", e.data));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_truncated_token_stream_has_no_closing_events_and_jitter_keeps_order() {
+        let p = Profile::builtin("llm-truncated").unwrap();
+        assert!(p.close_frames().is_empty());
+        assert!(!p.open_frames().is_empty());
+        let at: Vec<Duration> = (1..=p.events.count).map(|s| p.events.at(s)).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+        assert!(
+            at.windows(2).any(|w| w[1] - w[0] != p.events.gap()),
+            "jittered"
+        );
+        assert!(at.iter().enumerate().all(|(i, t)| {
+            t.abs_diff(p.events.first() + p.events.gap() * i as u32)
+                <= Duration::from_millis(p.events.jitter_ms)
+        }));
+        let mut q = p.clone();
+        q.events.jitter_ms = q.events.gap_ms;
+        assert!(q.validate().unwrap_err().contains("jitter_ms"));
+        q.events.jitter_ms = 0;
+        q.resume = true;
+        assert!(q.validate().unwrap_err().contains("resume"));
     }
 }

@@ -124,6 +124,38 @@ fn events_block(s: &mut String, v: &Verdict) {
         v.events.len(),
         basis_label(v.basis)
     );
+    if let Some(t) = &v.tokens {
+        // A token stream's tens of deltas: which were held depends on where a hop's flushes fell, so
+        // the snapshot says whether none, some or all were, and what the stream was.
+        let held = v.events.iter().filter(|e| e.held).count();
+        let state = if v.basis == Basis::Inferred {
+            "not judged one by one"
+        } else if held == 0 {
+            "all on time"
+        } else if held == v.events.len() {
+            "all held"
+        } else {
+            "some held"
+        };
+        let _ = writeln!(s, "  {state}");
+        let _ = writeln!(
+            s,
+            "protocol: {} (from {})",
+            v.protocol.protocol, v.protocol.from
+        );
+        let _ = writeln!(
+            s,
+            "tokens: {} content deltas · {}",
+            t.deltas,
+            match t.terminal_seen {
+                Some(true) => format!("ended with {}", t.terminal),
+                Some(false) => format!("no {}", t.terminal),
+                None => "end not kept".into(),
+            }
+        );
+        let _ = writeln!(s, "delivery: {}", v.delivery);
+        return;
+    }
     for e in &v.events {
         let state = if v.basis == Basis::Inferred {
             "arrived".to_string()

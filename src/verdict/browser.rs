@@ -135,6 +135,7 @@ pub fn page_recording(page: &PageStream, url: &str, watched: Duration) -> Record
         later_members: None,
         pressure: None,
         protocol: Default::default(),
+        token_hold: crate::probe::TOKEN_HOLD,
         pieces: Default::default(),
     }
 }

@@ -270,7 +270,14 @@ pub fn threshold(gap: Duration) -> Duration {
 
 /// Judge a recording against a reference.
 pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
-    let tm = Timing::measure(rec, reference);
+    let detected = tokens::detect(rec, rec.protocol);
+    // A token stream is judged at token scale: a delta held `token_hold` (100 ms) is a stall people
+    // see, whatever the gap between tokens.
+    let hold = detected
+        .protocol
+        .has_tokens()
+        .then_some((rec.token_hold, detected.protocol));
+    let tm = Timing::measure(rec, reference, hold);
     let mut findings = Vec::new();
     let delivery = classify(rec, &tm, &mut findings);
     findings.extend(delivery_finding(rec, &tm, delivery));
@@ -282,6 +289,7 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
     framing_findings(rec, &mut findings);
     sort_findings(&mut findings);
     let mut v = tm.into_verdict(delivery, findings);
+    v.protocol = detected;
     read_tokens(rec, &mut v);
     v
 }
@@ -289,8 +297,37 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
 /// Read `v`'s stream as its protocol: its token timing, and a token stream that ended cleanly without
 /// its terminal event is `cut` (`stream-truncated`).
 fn read_tokens(rec: &Recording, v: &mut Verdict) {
-    v.protocol = tokens::detect(rec, rec.protocol);
-    v.tokens = tokens::measure(rec, v.protocol.protocol, &v.events);
+    let p = v.protocol.protocol;
+    v.tokens = tokens::measure(rec, p, &v.events);
+    if let Some(t) = &v.tokens
+        && let Some(f) = v
+            .findings
+            .iter_mut()
+            .find(|f| f.id() == FindingId::EventsHeld)
+    {
+        // Which deltas a hop's flushes left late varies run to run by a few: shown, not snapshotted.
+        let held = v.events.iter().filter(|e| e.held).count();
+        f.evidence = evidence!(
+            "of {} content deltas, some arrived more than {} late (longest {}){}",
+            t.deltas as u64,
+            v.threshold,
+            v.latency_max.unwrap_or_default(),
+            Fact::Varies(format!("; {held} held"))
+        );
+    }
+    if p == crate::protocol::Protocol::Ndjson {
+        // NDJSON is read with fetch(), never EventSource: its content type is the right one.
+        v.findings
+            .retain(|f| f.id() != FindingId::ContentTypeNotEventStream);
+    }
+    if matches!(v.delivery, Delivery::Streamed | Delivery::FirstByteDelayed)
+        && let Some(f) = tokens::collapse(rec, p, &v.events)
+    {
+        // Every delta on time, but most in one read with the one before: batched whatever the gap.
+        v.delivery = Delivery::Batched;
+        v.findings.push(f);
+        sort_findings(&mut v.findings);
+    }
     if let Some(f) = tokens::truncation(rec, v.protocol.protocol, v.tokens.as_ref()) {
         if !matches!(v.delivery, Delivery::Cut | Delivery::NoEvents) {
             v.delivery = Delivery::Cut;
@@ -329,9 +366,19 @@ pub fn excuse_starved(rec: &Recording, v: &mut Verdict) -> bool {
 /// breaks made of late arrivals, and only when the longest stall reached the verdict's threshold (a
 /// shorter stall cannot make an event late by the threshold).
 fn starvation_explains(p: &crate::pressure::Pressure, v: &Verdict) -> bool {
+    let collapsed = v
+        .findings
+        .iter()
+        .any(|f| f.id() == FindingId::TokensCollapsed);
+    // Tokens 20–50 ms apart share a read after a stall far shorter than the held threshold.
+    let margin = if collapsed {
+        tokens::COLLAPSE_STALL
+    } else {
+        v.threshold
+    };
     matches!(v.basis, Basis::Baseline | Basis::Inferred)
         && matches!(v.delivery, Delivery::Batched | Delivery::FirstByteDelayed)
-        && p.timer_late_max >= v.threshold
+        && p.timer_late_max >= margin
 }
 
 /// The order findings are reported in: most severe first, then by id.
@@ -411,7 +458,13 @@ struct Timing {
 }
 
 impl Timing {
-    fn measure(rec: &Recording, reference: Reference<'_>) -> Timing {
+    /// `hold` is a token stream's threshold (`token_hold`) and protocol; without it the threshold
+    /// follows the gap.
+    fn measure(
+        rec: &Recording,
+        reference: Reference<'_>,
+        hold: Option<(Duration, crate::protocol::Protocol)>,
+    ) -> Timing {
         let r = RefPoints::of(reference);
         let arrivals: Vec<Duration> = rec.events.iter().map(|e| e.at).collect();
         let gap = match reference {
@@ -419,9 +472,16 @@ impl Timing {
             Reference::None => median_gap(&arrivals),
             _ => median_gap(&r.points),
         };
-        let t = threshold(gap);
+        let t = hold.map_or_else(|| threshold(gap), |(t, _)| t);
         let (shift, header_shift) = alignment(rec, reference);
         let mut events = event_timings(rec, r.basis, &r.points, shift, t);
+        if let Some((_, p)) = hold {
+            // At token scale only a content delta is held: a role chunk or a `[DONE]` a hop keeps a
+            // moment longer holds back no text.
+            for (e, delta) in events.iter_mut().zip(tokens::deltas(rec, p)) {
+                e.held &= delta;
+            }
+        }
         let bursts = bursts(rec, &mut events, t);
         let header_latency = r
             .headers

@@ -101,6 +101,10 @@ rules! {
         why "the stream ended before the origin finished it; the browser will reconnect and may lose events"
         fix "send a heartbeat comment (`:\\n\\n`) at least every 15 s so idle timeouts never fire"
         operator "raise the idle or total timeout for this route (nginx `proxy_read_timeout`)";
+    TokensCollapsed "tokens-collapsed" Error "delivery"
+        why "most of a token stream's deltas arrived in the same read as the one before: a hop coalesced them, so the answer appears in jumps rather than word by word, however short each delay"
+        fix "flush after every delta, and send `X-Accel-Buffering: no` and `Cache-Control: no-cache, no-transform`"
+        operator "turn off response buffering and compression for the streaming route";
     StreamTruncated "stream-truncated" Error "delivery"
         why "a token stream ended cleanly without its terminal event (`[DONE]`, `message_stop`, `response.completed`): something on the path closed it on a timer (a route timeout, a platform's cap) and the answer is incomplete, though nothing reported an error"
         fix "send a heartbeat while the model is silent, and keep the whole response within the path's total limit (or resume with the ids the client saw)"

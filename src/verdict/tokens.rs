@@ -10,8 +10,8 @@
 //!
 //! A token stream that ends cleanly without its terminal event was truncated ([`truncation`]):
 //! something on the path closed it on time, not the model. That needs no send instants, so `doctor` on
-//! a deployed URL tells it too. NDJSON (Ollama) is recognised by its content type, but its lines are not
-//! parsed yet: it gets no token timing.
+//! a deployed URL tells it too. NDJSON (Ollama) is recognised by its content type and read line by line
+//! (`sse::Parser::ndjson`): each line is an event.
 
 use std::time::Duration;
 
@@ -57,11 +57,7 @@ pub fn detect(rec: &Recording, asked: Protocol) -> Detected {
             "the `x-vercel-ai-ui-message-stream` response header",
         );
     }
-    let content_type = rec
-        .header("content-type")
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if content_type.contains("ndjson") || content_type.contains("jsonl") {
+    if crate::protocol::ndjson_content_type(rec.header("content-type").unwrap_or("")) {
         return found(Protocol::Ndjson, "the content type (NDJSON)");
     }
     for e in rec.events.iter().take(DETECT_EVENTS).map(|a| &a.event) {
@@ -182,8 +178,33 @@ fn kind(p: Protocol, e: &Event) -> Kind {
             "message_stop" => Kind::Terminal,
             _ => Kind::Other,
         },
-        Protocol::Auto | Protocol::Eventsource | Protocol::Ndjson => Kind::Other,
+        // Ollama: `/api/chat` lines carry `message.content` (or `message.thinking`), `/api/generate`
+        // lines `response`; the last says `"done": true`.
+        Protocol::Ndjson => match json_of(e) {
+            Some(j) if j.get("done").and_then(|d| d.as_bool()) == Some(true) => Kind::Terminal,
+            Some(j) => {
+                let m = j.get("message");
+                let content = ["content", "thinking", "tool_calls"]
+                    .iter()
+                    .any(|k| non_empty(m.and_then(|m| m.get(*k))));
+                if content || non_empty(j.get("response")) || non_empty(j.get("thinking")) {
+                    Kind::Delta
+                } else {
+                    Kind::Other
+                }
+            }
+            None => Kind::Other,
+        },
+        Protocol::Auto | Protocol::Eventsource => Kind::Other,
     }
+}
+
+/// Whether each of `rec`'s events is a content delta of `p` (none is, for a protocol without tokens).
+pub fn deltas(rec: &Recording, p: Protocol) -> Vec<bool> {
+    rec.events
+        .iter()
+        .map(|a| p.has_tokens() && kind(p, &a.event) == Kind::Delta)
+        .collect()
 }
 
 /// Percentiles of the gaps between deltas.
@@ -438,6 +459,66 @@ fn caps_near(ended: Duration, silent: Duration, got_bytes: bool) -> Vec<&'static
 }
 
 /// A token stream that ended cleanly without its terminal event: the finding, or None.
+/// Fewer deltas than this are too few to call a stream collapsed.
+const COLLAPSE_MIN_DELTAS: usize = 8;
+
+/// A stall of this process this long can put tokens a model sends 20–50 ms apart into one read: without
+/// the origin's send instants, a collapse measured on a machine that stalled this long is not ours to
+/// call (see [`super::excuse_starved`]).
+pub const COLLAPSE_STALL: Duration = Duration::from_millis(20);
+
+/// ITL collapse: most of a token stream's deltas arrived in the same read as the one before, so the
+/// text appears in jumps, however short each delay (`tokens-collapsed`).
+///
+/// With the origin's send instants (`timed[i].expected`), a delta counts only when it was sent later
+/// than the one before by more than this process's longest stall: two deltas sent closer than that may
+/// share a read because the probe was not running, not because a hop held them. Without them, every
+/// delta sharing a read counts, and the verdict is left to [`super::excuse_starved`].
+pub fn collapse(rec: &Recording, p: Protocol, timed: &[EventTiming]) -> Option<Finding> {
+    if !p.has_tokens() {
+        return None;
+    }
+    let deltas: Vec<usize> = rec
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| kind(p, &a.event) == Kind::Delta)
+        .map(|(i, _)| i)
+        .collect();
+    if deltas.len() < COLLAPSE_MIN_DELTAS {
+        return None;
+    }
+    let stall = rec
+        .pressure
+        .as_ref()
+        .map_or(Duration::ZERO, |p| p.timer_late_max);
+    let sent = |i: usize| timed.get(i).and_then(|t| t.expected);
+    let merged = deltas
+        .windows(2)
+        .filter(|w| rec.events[w[1]].read == rec.events[w[0]].read)
+        .filter(|w| match (sent(w[0]), sent(w[1])) {
+            (Some(a), Some(b)) => b.saturating_sub(a) > stall,
+            _ => true,
+        })
+        .count();
+    let pairs = deltas.len() - 1;
+    if merged * 2 <= pairs {
+        return None;
+    }
+    let mut reads: Vec<usize> = deltas.iter().map(|&i| rec.events[i].read).collect();
+    reads.dedup();
+    Some(Finding::new(
+        FindingId::TokensCollapsed,
+        evidence!(
+            "{} of {} content deltas arrived in the same read as the one before ({} reads carried all {})",
+            merged as u64,
+            pairs as u64,
+            Fact::Varies(reads.len().to_string()),
+            deltas.len() as u64
+        ),
+    ))
+}
+
 pub fn truncation(rec: &Recording, p: Protocol, tokens: Option<&Tokens>) -> Option<Finding> {
     let t = tokens?;
     if t.terminal_seen != Some(false)
@@ -614,5 +695,76 @@ mod tests {
         assert_eq!(t.added_ttft, Some(600_000));
         assert_eq!(t.added_itl, Some(-30_000), "the gaps collapsed");
         assert_eq!(t.same_read_share, Some(1.0));
+    }
+
+    /// 12 chat deltas sent 30 ms apart from 300 ms, arriving as `arrive(i)` = (ms, read).
+    fn judged(
+        arrive: impl Fn(u64) -> (u64, usize),
+        tweak: impl FnOnce(&mut Recording),
+    ) -> super::super::Verdict {
+        let mut sends: Vec<u64> = (0..12).map(|i| 300 + 30 * i).collect();
+        let mut events: Vec<(&str, String, u64, usize)> = (0..12)
+            .map(|i| {
+                let (at, read) = arrive(i);
+                ("message", chat("tok"), at, read)
+            })
+            .collect();
+        // `[DONE]` 30 ms after the last delta, in a read of its own.
+        let (last, read) = arrive(11);
+        events.push(("message", "[DONE]".into(), last + 30, read + 1));
+        sends.push(660);
+        let mut r = rec(&events);
+        r.protocol = Protocol::OpenaiChat;
+        tweak(&mut r);
+        let s = super::super::SendInstants {
+            sends: sends.iter().map(|&m| ms(m)).collect(),
+            headers_sent: Some(ms(0)),
+            ended: Some(ms(700)),
+            gap: Some(ms(30)),
+            planned: Some(13),
+            by_position: false,
+        };
+        super::super::judge(&r, super::super::Reference::Sends(&s))
+    }
+
+    fn ids(v: &super::super::Verdict) -> Vec<&'static str> {
+        v.findings.iter().map(|f| f.id().as_str()).collect()
+    }
+
+    #[test]
+    fn a_token_held_longer_than_the_token_hold_is_held_whatever_the_gap() {
+        use super::super::Delivery;
+        // Every delta 150 ms late, each in its own read: tokens 30 ms apart.
+        let late = |i: u64| (450 + 30 * i, i as usize);
+        let v = judged(late, |_| {});
+        assert_eq!(v.threshold, ms(100));
+        assert!(v.delivery != Delivery::Streamed, "{:?}", v.delivery);
+        let v = judged(late, |r| r.token_hold = ms(200));
+        assert_eq!(v.threshold, ms(200));
+        assert_eq!(v.delivery, Delivery::Streamed, "{:?}", ids(&v));
+    }
+
+    #[test]
+    fn most_deltas_in_one_read_with_the_one_before_is_batched_unless_a_stall_explains_it() {
+        use super::super::Delivery;
+        // Four reads of three deltas, each read 60 ms after its first delta was sent: no delta held
+        // 100 ms, but 8 of 11 came in the same read as the one before.
+        let clumped = |i: u64| (300 + 90 * (i / 3) + 60, (i / 3) as usize);
+        let v = judged(clumped, |_| {});
+        assert_eq!(v.delivery, Delivery::Batched, "{:?}", ids(&v));
+        assert!(ids(&v).contains(&"tokens-collapsed"), "{:?}", ids(&v));
+        // A probe that could not run for 40 ms may itself have put deltas 30 ms apart in one read.
+        let v = judged(clumped, |r| {
+            r.pressure = Some(crate::pressure::Pressure {
+                timer_late_p99: ms(10),
+                timer_late_max: ms(40),
+                stalls: 1,
+                cpu_waiting: None,
+            })
+        });
+        assert_eq!(v.delivery, Delivery::Streamed, "{:?}", ids(&v));
+        // One delta per read is not collapsed.
+        let v = judged(|i| (300 + 30 * i + 5, i as usize), |_| {});
+        assert_eq!(v.delivery, Delivery::Streamed, "{:?}", ids(&v));
     }
 }
