@@ -33,6 +33,9 @@ pub struct ProbeRequest {
     /// A token stream's delta that arrived this much later than the origin sent it counts as held
     /// (`--token-hold-ms`, `expect.token_hold_ms`; [`TOKEN_HOLD`] by default).
     pub token_hold: Duration,
+    /// Keep the decoded body piece by piece with each read's arrival ([`Capture`], bounded), for
+    /// `probe --record`.
+    pub capture: bool,
 }
 
 /// How late a token may arrive before it counts as held: about where people see a stall.
@@ -83,6 +86,7 @@ impl ProbeRequest {
             secret_headers: Vec::new(),
             protocol: Default::default(),
             token_hold: TOKEN_HOLD,
+            capture: false,
         }
     }
 
@@ -183,6 +187,55 @@ pub struct Arrival {
 
 pub(crate) use crate::text::ser_ms;
 
+/// Most decoded body bytes a probe asked to `capture` keeps (`probe --record`).
+pub const CAPTURE_BYTES: usize = 8 << 20;
+/// Most pieces (reads) it keeps.
+pub const CAPTURE_PIECES: usize = 100_000;
+
+/// What a probe asked to `capture` keeps of its decoded body (for `probe --record`): each read's bytes
+/// with its arrival.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Capture {
+    pub pieces: Vec<(Duration, String)>,
+    /// Bytes kept so far.
+    pub bytes: usize,
+    /// Bytes of a character split between reads, kept for the next piece.
+    pub pending: Vec<u8>,
+    /// Whether body beyond the bounds was dropped.
+    pub truncated: bool,
+}
+
+impl Capture {
+    /// Add the decoded bytes of the read at `at` (a character split between reads goes with the read
+    /// that completes it; bytes that are not UTF-8 are replaced).
+    pub fn add(&mut self, at: Duration, bytes: &[u8]) {
+        if self.truncated || bytes.is_empty() {
+            return;
+        }
+        if self.bytes + bytes.len() > CAPTURE_BYTES || self.pieces.len() >= CAPTURE_PIECES {
+            self.truncated = true;
+            return;
+        }
+        let mut all = std::mem::take(&mut self.pending);
+        all.extend_from_slice(bytes);
+        let text = match std::str::from_utf8(&all) {
+            Ok(s) => s.to_string(),
+            Err(e) if e.error_len().is_none() => {
+                self.pending = all[e.valid_up_to()..].to_vec();
+                String::from_utf8_lossy(&all[..e.valid_up_to()]).into_owned()
+            }
+            Err(_) => String::from_utf8_lossy(&all).into_owned(),
+        };
+        self.bytes += text.len();
+        match self.pieces.last_mut() {
+            // Two decoded pieces of one read (a decoder's output in parts) are one piece.
+            Some((t, s)) if *t == at => s.push_str(&text),
+            _ if text.is_empty() => {}
+            _ => self.pieces.push((at, text)),
+        }
+    }
+}
+
 /// Everything one probe measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Recording {
@@ -245,6 +298,9 @@ pub struct Recording {
     /// When a token stream's delta counts as held (the request's `token_hold`).
     #[serde(skip)]
     pub token_hold: Duration,
+    /// The decoded body piece by piece, when the request asked to `capture` it.
+    #[serde(skip)]
+    pub capture: Option<Capture>,
 }
 
 /// Events whose last piece came in a later read than a small first piece: an origin that writes one
@@ -339,6 +395,7 @@ impl Recording {
             pressure: None,
             protocol: req.protocol,
             token_hold: req.token_hold,
+            capture: req.capture.then(Capture::default),
             pieces: Pieces::default(),
         }
     }
@@ -683,6 +740,9 @@ impl Body {
                         .count() as u64;
                 return;
             }
+            if let Some(c) = rec.capture.as_mut() {
+                c.add(at, piece);
+            }
             let room = BODY_KEPT.saturating_sub(rec.body.len());
             rec.body.extend_from_slice(&piece[..piece.len().min(room)]);
             rec.body_truncated |= piece.len() > room;
@@ -933,6 +993,7 @@ pub(crate) mod testing {
             pressure: None,
             protocol: Default::default(),
             token_hold: super::TOKEN_HOLD,
+            capture: None,
             pieces: Default::default(),
         }
     }
@@ -1212,5 +1273,23 @@ mod tests {
         let h = vec![("X-Api-Key".to_string(), "k".to_string())];
         assert_eq!(redact(&h, &["x-api-key".into()])[0].1, "<redacted>");
         assert_eq!(redact(&h, &[])[0].1, "k");
+    }
+
+    #[test]
+    fn a_capture_keeps_split_characters_whole_and_stops_at_its_bound() {
+        let mut c = Capture::default();
+        let e = "é".as_bytes();
+        c.add(Duration::from_millis(1), &[b'a', e[0]]);
+        c.add(Duration::from_millis(2), &[e[1], b'b']);
+        assert_eq!(
+            c.pieces,
+            [
+                (Duration::from_millis(1), "a".to_string()),
+                (Duration::from_millis(2), "éb".to_string())
+            ]
+        );
+        c.add(Duration::from_millis(3), &vec![b'x'; CAPTURE_BYTES]);
+        assert!(c.truncated);
+        assert_eq!(c.pieces.len(), 2);
     }
 }

@@ -126,15 +126,9 @@ impl Outcome {
 /// The probe request for a scenario: the case's request on the browser-like default, listening for
 /// the whole schedule plus a generous margin unless the case says otherwise.
 pub fn probe_request(url: String, request: &CaseRequest, profile: &Profile) -> ProbeRequest {
-    let schedule = Duration::from_millis(
-        profile.delay_headers_ms
-            + profile.events.first_ms.unwrap_or(profile.events.gap_ms)
-            + profile.events.gap_ms * u64::from(profile.events.count.saturating_sub(1))
-            + profile.linger_ms,
-    );
     request
         .spec()
-        .build(url, schedule + Duration::from_secs(10))
+        .build(url, profile.span() + Duration::from_secs(10))
 }
 
 /// Real programs starting at once (see [`run_case_in`]).

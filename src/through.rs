@@ -326,7 +326,7 @@ impl<'a> Through<'a> {
                     sends: r.sends.iter().map(|&t| at(t)).collect(),
                     headers_sent: r.headers_sent.map(at),
                     ended: r.ended.map(at),
-                    gap: Some(profile.events.gap()),
+                    gap: Some(profile.reference_gap()),
                     planned: Some(profile.planned_events()),
                     by_position: false,
                 })
@@ -409,7 +409,7 @@ impl<'a> Through<'a> {
                 sends: r.sends.iter().map(|&t| rec.offset(t)).collect(),
                 headers_sent: r.headers_sent.map(|t| rec.offset(t)),
                 ended: r.ended.map(|t| rec.offset(t)),
-                gap: Some(profile.events.gap()),
+                gap: Some(profile.reference_gap()),
                 planned: Some(profile.planned_events()),
                 by_position: false,
             })

@@ -1,18 +1,23 @@
-//! `ssegate fixture PROFILE`: serve a built-in fixture profile on loopback.
+//! `ssegate fixture PROFILE`: serve a built-in fixture profile on loopback (or, with `--replay FILE`,
+//! a stream `probe --record` recorded).
 
 use std::time::Duration;
 
 use clap::Args;
 
 use super::{CliError, CmdResult, out, parse_duration};
-use crate::error::exit;
+use crate::error::{error_chain, exit};
 use crate::origin::{FixtureServer, Profile, profile};
 
 #[derive(Debug, Args)]
 pub struct FixtureArgs {
     /// Profile name (a file in `fixtures/`); `--list` shows them.
-    #[arg(required_unless_present = "list")]
+    #[arg(required_unless_present_any = ["list", "replay"])]
     pub profile: Option<String>,
+    /// Serve this recording (`ssegate probe URL --record FILE`) with its cadence: its status, headers
+    /// and body piece by piece at the offsets it arrived at (over the profile, `plain` by default).
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<std::path::PathBuf>,
     /// Port on 127.0.0.1 (0 = any free port).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -40,13 +45,20 @@ pub(super) async fn run(a: FixtureArgs) -> CmdResult {
         }
         return Ok(exit::OK);
     }
-    let name = a.profile.unwrap_or_default();
-    let p = match Profile::load(&dir, &name) {
+    let name = a.profile.unwrap_or_else(|| "plain".into());
+    let mut p = match Profile::load(&dir, &name) {
         Ok(p) => p,
         Err(e) => {
             return Err(CliError::diagnostic(e));
         }
     };
+    if let Some(file) = &a.replay {
+        let r = crate::origin::replay::StreamRecording::load(file)
+            .map_err(|e| CliError::Usage(error_chain(&e)))?;
+        // The recording's own head, not the profile's.
+        p.headers.clear();
+        p.use_recording(&r);
+    }
     let srv = match FixtureServer::start_on(p, a.port).await {
         Ok(s) => s,
         Err(e) => {

@@ -24,6 +24,11 @@ pub struct ProbeArgs {
     /// 7th `EventSource` on the URL opens (HTTP/1.1's six connections per host).
     #[arg(long)]
     pub browser: bool,
+    /// Also write the stream to FILE as a recording: its head and its decoded body piece by piece with
+    /// each read's arrival (at most 8 MiB), secrets redacted. `ssegate fixture --replay FILE`, or a
+    /// profile's `replay: FILE`, serves it again with the same cadence, through any chain.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
     /// Exit 4 when a finding of this severity or worse is reported (a one-URL gate).
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,
@@ -54,6 +59,7 @@ pub(super) async fn run(a: ProbeArgs) -> CmdResult {
         .request(&a.url, super::LISTEN_DEFAULT)
         .map_err(CliError::Usage)?;
     req.limits.max_bytes = a.max_bytes;
+    req.capture = a.record.is_some();
     if a.browser {
         browser_preflight()?;
     }
@@ -62,6 +68,16 @@ pub(super) async fn run(a: ProbeArgs) -> CmdResult {
         .map_err(|e| CliError::Setup(error_chain(&e)))?;
     let mut v = judge(&rec, Reference::None);
     crate::verdict::excuse_starved(&rec, &mut v);
+    if let Some(file) = &a.record {
+        let recording = crate::origin::replay::StreamRecording::of(&rec, v.protocol.protocol)
+            .ok_or_else(|| CliError::Setup("failed to record: no response body was kept".into()))?;
+        std::fs::write(file, recording.to_json()).map_err(|e| {
+            CliError::Setup(format!(
+                "failed to write the recording {}: {e}",
+                file.display()
+            ))
+        })?;
+    }
     let browser = if a.browser {
         Some(browser_beside(&req, &rec, &v).await?)
     } else {

@@ -461,6 +461,9 @@ async fn play(
     first_tx: tokio::sync::oneshot::Sender<()>,
     after: u32,
 ) {
+    if let Some(r) = p.replayed.clone() {
+        return replay(&r, tx, start, &log, idx, first_tx).await;
+    }
     let mut first_tx = Some(first_tx);
     let mut pending: Vec<u8> = Vec::new();
     if p.framing.bom {
@@ -527,6 +530,39 @@ async fn play(
     }
     drop(first_tx);
     mark_end(&log, idx, false, false);
+}
+
+/// Serve a recorded stream: each piece at its offset from the head, with a send instant for every event
+/// it completes; then end as the recording ended.
+async fn replay(
+    r: &crate::origin::replay::Replay,
+    mut tx: Sender<Bytes, BoxError>,
+    start: Instant,
+    log: &Log,
+    idx: usize,
+    first_tx: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut first_tx = Some(first_tx);
+    for (at, bytes, events) in &r.pieces {
+        tokio::time::sleep_until((start + *at).into()).await;
+        let now = Instant::now();
+        if let Ok(mut l) = log.lock() {
+            l[idx].sends.extend(std::iter::repeat_n(now, *events));
+        }
+        if tx.send_data(Bytes::from(bytes.clone())).await.is_err() {
+            return mark_end(log, idx, false, true);
+        }
+        if let Some(f) = first_tx.take() {
+            let _ = f.send(());
+        }
+    }
+    tokio::time::sleep_until((start + r.end).into()).await;
+    if r.aborted {
+        tx.abort("fixture: the recorded stream ended abruptly".into());
+        return mark_end(log, idx, true, false);
+    }
+    drop(first_tx);
+    mark_end(log, idx, false, false);
 }
 
 fn mark_end(log: &Log, idx: usize, aborted: bool, client_gone: bool) {

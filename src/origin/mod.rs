@@ -3,6 +3,7 @@
 pub mod command;
 pub mod fixture;
 pub mod profile;
+pub mod replay;
 
 pub use fixture::{FixtureServer, RequestLog};
 pub use profile::Profile;

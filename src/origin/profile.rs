@@ -224,6 +224,14 @@ pub struct Profile {
     /// ends it cleanly without one, as a gateway's timeout does (default true).
     #[serde(default = "default_true")]
     pub terminal: bool,
+    /// Serve a recorded stream (`ssegate probe URL --record FILE`) instead of the schedule: its status,
+    /// its headers (the profile's `headers` added over them), and its body piece by piece at the
+    /// offsets it arrived at. A path relative to the profile's directory.
+    #[serde(default)]
+    pub replay: Option<PathBuf>,
+    /// The recording `replay` names, loaded.
+    #[serde(skip)]
+    pub replayed: Option<std::sync::Arc<super::replay::Replay>>,
 }
 
 fn default_status() -> u16 {
@@ -378,10 +386,70 @@ impl Profile {
             });
         }
         let src = crate::yaml::read_file(&path)?;
-        let p: Profile = crate::yaml::parse_yaml(&path, &src)?;
+        let mut p: Profile = crate::yaml::parse_yaml(&path, &src)?;
+        if let Some(file) = p.replay.clone() {
+            let (line, column) = crate::yaml::key_location(&src, &["replay"]);
+            let recording =
+                super::replay::StreamRecording::load(&dir.join(&file)).map_err(|e| {
+                    FileError::at(
+                        &path,
+                        &src,
+                        line,
+                        column,
+                        crate::error::error_chain(&e),
+                        None,
+                    )
+                })?;
+            p.use_recording(&recording);
+        }
         p.validate()
             .map_err(|m| FileError::at(&path, &src, 1, 1, m, None))?;
         Ok(p)
+    }
+
+    /// Serve `recording` instead of the schedule: its status and head delay, its headers under the
+    /// profile's own.
+    pub fn use_recording(&mut self, recording: &super::replay::StreamRecording) {
+        let r = recording.replay();
+        self.status = r.status;
+        let own = std::mem::take(&mut self.headers);
+        for (k, v) in &r.headers {
+            self.headers
+                .retain(|existing, _| !existing.eq_ignore_ascii_case(k));
+            self.headers.insert(k.clone(), v.clone());
+        }
+        for (k, v) in own {
+            self.headers
+                .retain(|existing, _| !existing.eq_ignore_ascii_case(&k));
+            self.headers.insert(k, v);
+        }
+        self.delay_headers_ms = r.head_delay.as_millis() as u64;
+        self.replayed = Some(std::sync::Arc::new(r));
+    }
+
+    /// The spacing the verdict judges against: the schedule's gap, or a replayed stream's median.
+    pub fn reference_gap(&self) -> Duration {
+        self.replayed
+            .as_ref()
+            .map_or_else(|| self.events.gap(), |r| r.median_gap())
+    }
+
+    /// How long the response takes, head delay included, from the request.
+    pub fn span(&self) -> Duration {
+        if let Some(r) = &self.replayed {
+            return r.head_delay + r.end;
+        }
+        Duration::from_millis(
+            self.delay_headers_ms
+                + self.events.first_ms.unwrap_or(self.events.gap_ms)
+                + self.events.gap_ms * u64::from(self.events.count.saturating_sub(1))
+                + self.events.jitter_ms
+                + self.linger_ms,
+        ) + if self.token_format().is_some() {
+            self.events.gap()
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// Check the ranges that keep a fixture bounded in time and memory.
@@ -618,6 +686,9 @@ impl Profile {
     /// How many events (blocks or lines) the origin sends in all: a token stream's opening and
     /// closing events too. Each gets its own send instant in the fixture's log.
     pub fn planned_events(&self) -> usize {
+        if let Some(r) = &self.replayed {
+            return r.events();
+        }
         self.open_frames().len() + self.events.count as usize + self.close_frames().len()
     }
 
@@ -710,6 +781,9 @@ impl Profile {
 
     /// Exact body length when no heartbeats are configured (needed for `content_length`).
     pub fn body_len(&self) -> Option<usize> {
+        if let Some(r) = &self.replayed {
+            return Some(r.body_len());
+        }
         if self.heartbeat_ms.is_some() {
             return None;
         }

@@ -136,6 +136,7 @@ pub fn page_recording(page: &PageStream, url: &str, watched: Duration) -> Record
         pressure: None,
         protocol: Default::default(),
         token_hold: crate::probe::TOKEN_HOLD,
+        capture: None,
         pieces: Default::default(),
     }
 }

@@ -1211,3 +1211,85 @@ fn the_llm_examples_report_token_timing_and_the_naive_one_fails_at_its_origin() 
         "{direct}"
     );
 }
+
+/// Arrival offsets of the events in a probe's JSON document, and its longest stall.
+fn arrivals_and_stall(doc: &Value) -> (Vec<f64>, f64) {
+    let at = doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["arrival_ms"].as_f64().unwrap())
+        .collect();
+    (
+        at,
+        doc["pressure"]["timer_late_max_ms"].as_f64().unwrap_or(0.0),
+    )
+}
+
+#[test]
+fn a_recorded_stream_replays_with_the_same_gaps_and_never_records_a_secret() {
+    // A real server's token stream (Python's http.server), recorded with a secret header on the way.
+    let origin = crate::util::PythonOrigin::start(&["--events", "8", "--gap-ms", "150"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rec.json");
+    let out = crate::util::output_within(
+        bin()
+            .args([
+                "probe",
+                &origin.url("v1/chat/completions"),
+                "--method",
+                "POST",
+                "--data",
+                "{}",
+                "-H",
+                "Authorization: Bearer sk-replay-secret-1234",
+                "--format",
+                "json",
+                "--record",
+            ])
+            .arg(&file),
+        crate::util::RUN_WITHIN,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let first: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let recorded = std::fs::read_to_string(&file).unwrap();
+    assert!(!recorded.contains("sk-replay-secret"), "{recorded}");
+    let r: Value = serde_json::from_str(&recorded).unwrap();
+    assert_eq!(r["protocol"], "openai-chat", "{recorded}");
+    assert_eq!(r["end"], "complete", "{recorded}");
+    // Served again by the fixture, and probed: the same events with the same gaps.
+    let (_fixture, url) = crate::util::Spawned::first_line(
+        bin().args(["fixture", "--replay"]).arg(&file),
+        crate::util::RUN_WITHIN,
+    );
+    let out = crate::util::output_within(
+        bin().args(["probe", &url, "--format", "json"]),
+        crate::util::RUN_WITHIN,
+    );
+    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["tokens"]["deltas"], 8, "{again}");
+    assert_eq!(again["tokens"]["terminal_seen"], true, "{again}");
+    let (a, stall_a) = arrivals_and_stall(&first);
+    let (b, stall_b) = arrivals_and_stall(&again);
+    assert_eq!(a.len(), b.len(), "{first}\n{again}");
+    // Within 10 ms each, plus what either probe itself could not run (its longest stall).
+    let allowed = 10.0 + stall_a + stall_b;
+    for (i, (x, y)) in a.windows(2).zip(b.windows(2)).enumerate() {
+        let (g1, g2) = (x[1] - x[0], y[1] - y[0]);
+        assert!(
+            (g1 - g2).abs() <= allowed,
+            "gap {i}: recorded {g1:.1} ms, replayed {g2:.1} ms (allowed {allowed:.1})"
+        );
+    }
+}
+
+#[test]
+fn a_recording_that_is_not_one_is_a_usage_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.json");
+    std::fs::write(&file, "{\"ssegate_recording\": 1}").unwrap();
+    let (code, err) = code_and_stderr(bin().args(["fixture", "--replay"]).arg(&file));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("failed to parse the recording"), "{err}");
+    assert!(err.contains("bad.json"), "{err}");
+}
