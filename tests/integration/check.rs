@@ -1293,3 +1293,86 @@ fn a_recording_that_is_not_one_is_a_usage_error_naming_the_file() {
     assert!(err.contains("failed to parse the recording"), "{err}");
     assert!(err.contains("bad.json"), "{err}");
 }
+
+/// The npm clients' `node_modules` (`scripts/node-clients.sh`), or why the tests that run them cannot
+/// run here (a failure under `SSEGATE_REQUIRE_NODE_CLIENTS=1`, as CI sets it).
+fn node_clients() -> Option<std::path::PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+    let modules = cache.join("ssegate/node-clients/node_modules");
+    if modules.join("openai/package.json").is_file() {
+        return Some(modules);
+    }
+    let why = format!(
+        "the OpenAI Node client is not in {} (run `bash scripts/node-clients.sh`)",
+        modules.display()
+    );
+    if std::env::var_os("SSEGATE_REQUIRE_NODE_CLIENTS").is_some() {
+        panic!("SSEGATE_REQUIRE_NODE_CLIENTS is set, but {why}");
+    }
+    eprintln!("node client tests not run: {why}");
+    None
+}
+
+/// Share of content chunks that arrived within 5 ms of the content chunk before: near 1, they came in
+/// clumps (a flush of a buffer), near 0, one by one.
+fn clumped_share(chunks: &[Value]) -> f64 {
+    let at: Vec<f64> = chunks
+        .iter()
+        .filter(|c| c["content"] == true)
+        .map(|c| c["at_ms"].as_f64().unwrap())
+        .collect();
+    let close = at.windows(2).filter(|w| w[1] - w[0] < 5.0).count();
+    close as f64 / (at.len() - 1) as f64
+}
+
+#[test]
+fn the_openai_clients_arrivals_agree_with_the_verdict_through_a_buffering_and_a_streaming_chain() {
+    let Some(modules) = node_clients() else {
+        return;
+    };
+    let fixture = crate::cli::Fixture::start("llm-openai");
+    for (hop, streams) in [("nginx: default", false), ("caddy: default", true)] {
+        let (_proxy, entry) = crate::util::Spawned::first_line(
+            bin().args(["proxy", "--hop", hop, "--duration", "60s", &fixture.url]),
+            crate::util::READY_WITHIN,
+        );
+        let url = format!("{}/v1/chat/completions", entry.trim_end_matches('/'));
+        let doc = crate::cli::probe_json(&url, &["--method", "POST", "--data", "{}"]);
+        let out = crate::util::output_within(
+            std::process::Command::new("node")
+                .arg(root().join("tests/clients/openai-stream.js"))
+                .arg(format!("{}/v1", entry.trim_end_matches('/')))
+                .env("NODE_PATH", &modules),
+            crate::util::RUN_WITHIN,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{hop}: {stderr}");
+        let client: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let chunks = client["chunks"].as_array().unwrap();
+        let content = chunks.iter().filter(|c| c["content"] == true).count();
+        assert_eq!(content, 80, "{hop}: the client got every delta: {client}");
+        let theirs = clumped_share(chunks);
+        let ours = doc["tokens"]["same_read_share"].as_f64().unwrap();
+        let delivery = doc["delivery"].as_str().unwrap();
+        if streams {
+            assert_eq!(delivery, "streamed", "{hop}: {doc}");
+            assert!(
+                theirs < 0.5,
+                "{hop}: the client saw clumps ({theirs:.2}): {client}"
+            );
+            assert!(ours < 0.5, "{hop}: {doc}");
+        } else {
+            assert!(
+                matches!(delivery, "batched" | "held-until-end"),
+                "{hop}: {delivery}"
+            );
+            assert!(
+                theirs > 0.8,
+                "{hop}: the client saw tokens one by one ({theirs:.2}): {client}"
+            );
+            assert!(ours > 0.8, "{hop}: {doc}");
+        }
+    }
+}
