@@ -59,7 +59,7 @@ impl Phase for LifecyclePhase {
                     None => reconnect(through, sent, first, limit, since).await,
                 }
             },
-            disconnect(through, sent, limit),
+            disconnect(through, sent, limit, main.verdict.tokens.is_some()),
         )?;
         findings.extend(more);
         Ok(Lifecycle {
@@ -251,6 +251,7 @@ async fn disconnect(
     through: &Through<'_>,
     sent: &ProbeRequest,
     limit: Option<Duration>,
+    tokens: bool,
 ) -> Result<(Disconnect, Vec<Finding>), ScenarioError> {
     let seen_on_write = through.seen_on_write();
     let Some(limit) = limit else {
@@ -270,7 +271,7 @@ async fn disconnect(
     };
     let left = (!rec.events.is_empty()).then_some(rec.start + rec.ended_at);
     let (seen, watched) = match left {
-        Some(left) => watch_close(through, &rec, &req, left).await,
+        Some(left) => watch_close(through, &rec, &req, left, tokens).await,
         None => (through.origin_view(&rec, &req), Duration::ZERO),
     };
     let after = |t: Option<Instant>| Some(t?.saturating_duration_since(left?));
@@ -290,6 +291,20 @@ async fn disconnect(
             .unwrap_or_default(),
         seen_on_write,
         watched,
+        tokens,
+        events_after: seen
+            .as_ref()
+            .zip(left)
+            .map(|(v, l)| {
+                let after: Vec<Duration> = v
+                    .sends
+                    .iter()
+                    .filter(|&&t| t > l)
+                    .map(|&t| t - l)
+                    .collect();
+                (after.len(), after.last().copied())
+            })
+            .unwrap_or_default(),
     }))
 }
 
@@ -303,12 +318,15 @@ fn sends_after(v: &OriginView, left: Instant) -> Vec<Duration> {
         .collect()
 }
 
-/// Watch the origin's side of the request that left at `left` until it closes or ends, or the bound.
+/// Watch the origin's side of the request that left at `left` until it closes or ends, or the bound; a
+/// token stream's (`whole`) until it closes or ends or `DISCONNECT_WATCH`, so that what the origin
+/// generated for nobody is counted.
 async fn watch_close(
     through: &Through<'_>,
     rec: &Recording,
     req: &ProbeRequest,
     left: Instant,
+    whole: bool,
 ) -> (Option<OriginView>, Duration) {
     let mut seen = through.origin_view(rec, req);
     while let Some(v) = seen.as_ref() {
@@ -316,7 +334,7 @@ async fn watch_close(
             break;
         }
         let after = sends_after(v, left);
-        let until = if after.len() >= DISCONNECT_WRITES {
+        let until = if after.len() >= DISCONNECT_WRITES && !whole {
             left + disconnect_limit(&after).min(DISCONNECT_WATCH)
         } else {
             left + DISCONNECT_WATCH

@@ -504,6 +504,10 @@ pub struct Disconnect {
         serialize_with = "crate::verdict::ser_opt_ms"
     )]
     pub origin_ended_after: Option<Duration>,
+    /// A token stream's cancellation cost: the events the origin wrote after the client left, as far as
+    /// the phase watched (each a chunk the model generated for nobody).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_after_left: Option<usize>,
     pub summary: String,
 }
 
@@ -528,6 +532,12 @@ pub struct DisconnectFacts {
     pub seen_on_write: bool,
     /// How long the phase watched after the client left.
     pub watched: Duration,
+    /// The stream is a token stream (a page reads it with fetch()): leaving is cancelling, and what the
+    /// origin wrote after it is the cancellation's cost.
+    pub tokens: bool,
+    /// Every event the origin wrote after the client left while the phase watched, and the offset of
+    /// the last one.
+    pub events_after: (usize, Option<Duration>),
 }
 
 impl DisconnectFacts {
@@ -542,6 +552,8 @@ impl DisconnectFacts {
             sends_after: Vec::new(),
             seen_on_write,
             watched: Duration::ZERO,
+            tokens: false,
+            events_after: (0, None),
         }
     }
 }
@@ -567,6 +579,7 @@ pub fn judge_disconnect(f: &DisconnectFacts) -> (Disconnect, Vec<Finding>) {
         client_left: f.client_left,
         closed_after: f.closed_after,
         origin_ended_after: f.origin_ended_after,
+        events_after_left: None,
         summary: String::new(),
     };
     let mut findings = Vec::new();
@@ -585,7 +598,17 @@ pub fn judge_disconnect(f: &DisconnectFacts) -> (Disconnect, Vec<Finding>) {
         );
         return (d, findings);
     }
-    let left_at = format!("the client left after its first event ({})", h(left));
+    if f.tokens {
+        d.events_after_left = Some(f.events_after.0);
+    }
+    let left_at = if f.tokens {
+        format!(
+            "cancellation: the client left after its first event ({})",
+            h(left)
+        )
+    } else {
+        format!("the client left after its first event ({})", h(left))
+    };
     let limit = disconnect_limit(&f.sends_after);
     let ended_first = |c: Duration| f.origin_ended_after.is_some_and(|e| e < c);
     if let Some(c) = f.closed_after.filter(|c| *c <= limit && !ended_first(*c)) {
@@ -614,10 +637,18 @@ pub fn judge_disconnect(f: &DisconnectFacts) -> (Disconnect, Vec<Finding>) {
             (_, Some(e)) => format!("stayed open until the origin ended it {} later", h(e)),
             _ => format!("was still open {} later", h(f.watched)),
         };
-        d.summary = format!(
-            "{left_at}; the origin wrote {} more events, and its request {still}",
-            f.sends_after.len()
-        );
+        d.summary = if f.tokens {
+            let (n, last) = f.events_after;
+            format!(
+                "{left_at}; the origin went on generating for nobody: {n} more events over {}, and its request {still}",
+                h(last.unwrap_or_default())
+            )
+        } else {
+            format!(
+                "{left_at}; the origin wrote {} more events, and its request {still}",
+                f.sends_after.len()
+            )
+        };
         // Evidence without timings: it is what the case reports show.
         findings.push(Finding::new(
             FindingId::DisconnectNotPropagated,
@@ -778,6 +809,8 @@ mod tests {
             sends_after: vec![ms(300), ms(600), ms(900)],
             seen_on_write: false,
             watched: ms(1900),
+            tokens: false,
+            events_after: (0, None),
         };
         assert_eq!(
             judge_disconnect(&base).0.outcome,
@@ -871,5 +904,45 @@ mod tests {
         silent.status = 0;
         let (r, _) = judge_reconnect(&facts(&first, &silent, Some(Some("2"))));
         assert_eq!(r.outcome, ReconnectOutcome::Undetermined);
+    }
+
+    #[test]
+    fn a_token_streams_disconnect_is_a_cancellation_with_its_cost() {
+        let leak = DisconnectFacts {
+            client_left: Some(ms(600)),
+            seen_at_origin: true,
+            ended_before_left: false,
+            closed_after: None,
+            origin_ended_after: Some(ms(2400)),
+            sends_after: vec![ms(30), ms(60), ms(90)],
+            seen_on_write: false,
+            watched: ms(2400),
+            tokens: true,
+            events_after: (80, Some(ms(2400))),
+        };
+        let (d, findings) = judge_disconnect(&leak);
+        assert_eq!(d.outcome, DisconnectOutcome::NotPropagated);
+        assert_eq!(d.events_after_left, Some(80));
+        assert!(d.summary.starts_with("cancellation:"), "{}", d.summary);
+        assert!(
+            d.summary.contains("80 more events over 2.40 s"),
+            "{}",
+            d.summary
+        );
+        assert_eq!(findings.len(), 1);
+        let stopped = DisconnectFacts {
+            closed_after: Some(ms(2)),
+            events_after: (0, None),
+            ..leak.clone()
+        };
+        let (d, _) = judge_disconnect(&stopped);
+        assert_eq!(d.outcome, DisconnectOutcome::Propagated);
+        assert_eq!(d.events_after_left, Some(0));
+        // Not a token stream: no cost is given.
+        let sse = DisconnectFacts {
+            tokens: false,
+            ..leak
+        };
+        assert_eq!(judge_disconnect(&sse).0.events_after_left, None);
     }
 }
