@@ -38,7 +38,7 @@ pub fn timeline_svg(r: &CheckReport) -> String {
         .map(|c| Lane {
             name: &c.name,
             verdict: &c.verdict,
-            ended: c.recording.ended_at,
+            recording: &c.recording,
         })
         .collect();
     lanes_svg(&lanes)
@@ -48,14 +48,14 @@ pub fn timeline_svg(r: &CheckReport) -> String {
 pub struct Lane<'a> {
     pub name: &'a str,
     pub verdict: &'a crate::verdict::Verdict,
-    pub ended: Duration,
+    pub recording: &'a crate::probe::Recording,
 }
 
 /// A timeline picture of any lanes: `check`'s chains, `run`'s cases.
 pub fn lanes_svg(lanes: &[Lane<'_>]) -> String {
     let max_ms = lanes
         .iter()
-        .map(|c| c.ended)
+        .map(|c| c.recording.ended_at)
         .max()
         .unwrap_or(Duration::from_secs(1))
         .as_secs_f64()
@@ -76,27 +76,57 @@ pub fn lanes_svg(lanes: &[Lane<'_>]) -> String {
     for (i, c) in lanes.iter().enumerate() {
         let top = 24.0 + lane_h * i as f64;
         let bottom = top + lane_h - 14.0;
+        // A token stream's lane says its TTFT under the delivery; its deltas get a mark each, every
+        // other event (a role chunk, `[DONE]`) a square.
+        let tokens = c.verdict.tokens.as_ref();
+        let label = match tokens.and_then(|t| t.ttft) {
+            Some(ttft) => format!("{} · TTFT {}", c.verdict.delivery, human_duration(ttft)),
+            None => c.verdict.delivery.as_str().to_string(),
+        };
         let _ = write!(
             s,
             r##"<text x="4" y="{}" fill="#222">{}</text><text x="4" y="{}" fill="#777" font-size="10">{}</text><line x1="{left}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="#ccc"/>"##,
             top + 14.0,
             esc(c.name),
             top + 28.0,
-            esc(c.verdict.delivery.as_str()),
+            esc(&label),
             left + width
         );
-        for e in &c.verdict.events {
+        let deltas = match tokens {
+            Some(_) => crate::verdict::tokens::deltas(c.recording, c.verdict.protocol.protocol),
+            None => Vec::new(),
+        };
+        let mut token = 0;
+        for (i, e) in c.verdict.events.iter().enumerate() {
             let from = e.expected.unwrap_or(e.arrival);
             let color = if e.held { "#d33" } else { "#2a7" };
+            let (cx, at) = (x(e.arrival), esc(&human_duration(e.arrival)));
             let _ = write!(
                 s,
-                r#"<line x1="{:.1}" y1="{top}" x2="{:.1}" y2="{bottom}" stroke="{color}" stroke-width="1.2"/><circle cx="{:.1}" cy="{bottom}" r="3" fill="{color}"><title>event {} arrived {}</title></circle>"#,
+                r#"<line x1="{:.1}" y1="{top}" x2="{cx:.1}" y2="{bottom}" stroke="{color}" stroke-width="1.2"/>"#,
                 x(from),
-                x(e.arrival),
-                x(e.arrival),
-                e.seq,
-                esc(&human_duration(e.arrival))
             );
+            let _ = match (tokens.is_some(), deltas.get(i).copied().unwrap_or(false)) {
+                (true, true) => {
+                    token += 1;
+                    write!(
+                        s,
+                        r#"<circle cx="{cx:.1}" cy="{bottom}" r="2" fill="{color}"><title>token {token} arrived {at}</title></circle>"#
+                    )
+                }
+                (true, false) => write!(
+                    s,
+                    r#"<rect x="{:.1}" y="{:.1}" width="6" height="6" fill="{color}"><title>event {} (not a token) arrived {at}</title></rect>"#,
+                    cx - 3.0,
+                    bottom - 3.0,
+                    e.seq
+                ),
+                (false, _) => write!(
+                    s,
+                    r#"<circle cx="{cx:.1}" cy="{bottom}" r="3" fill="{color}"><title>event {} arrived {at}</title></circle>"#,
+                    e.seq
+                ),
+            };
         }
     }
     s.push_str("</svg>");
@@ -109,20 +139,24 @@ pub fn check_html(r: &CheckReport) -> String {
     for c in r.all() {
         let _ = write!(
             rows,
-            "<tr class=\"{}\"><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             status_str(c.status),
             esc(&c.name),
             esc(&c.chain),
             c.verdict.delivery,
             c.expected,
             status_str(c.status),
+            c.verdict
+                .tokens
+                .as_ref()
+                .map_or_else(|| "–".to_string(), |t| esc(&t.human())),
             details_html(c)
         );
     }
     for n in &r.not_run {
         let _ = write!(
             rows,
-            "<tr class=\"skip\"><td>{}</td><td>{}</td><td>–</td><td>–</td><td>not run</td><td>{}</td></tr>",
+            "<tr class=\"skip\"><td>{}</td><td>{}</td><td>–</td><td>–</td><td>not run</td><td>–</td><td>{}</td></tr>",
             esc(&n.name),
             esc(&n.chain),
             esc(&n.reason)
@@ -150,10 +184,10 @@ tr.fail td{{background:#fde8e8}} tr.warn td{{background:#fff6dd}} tr.pass td{{ba
 <h1>ssegate check: {verdict}</h1>
 <p>Target: <code>{target}</code>. Took {took}.</p>
 <h2>Timeline</h2>
-<p>Each line runs from when the event arrived directly (top) to when it arrived through the chain (bottom); red = held.</p>
+<p>Each line runs from when the event arrived directly (top) to when it arrived through the chain (bottom); red = held. In a token stream each dot is a token, each square another event.</p>
 {svg}
 <h2>Chains</h2>
-<table><tr><th>chain</th><th>hops</th><th>delivery</th><th>expected</th><th>result</th><th>details</th></tr>{rows}</table>
+<table><tr><th>chain</th><th>hops</th><th>delivery</th><th>expected</th><th>result</th><th>tokens</th><th>details</th></tr>{rows}</table>
 <h2>Findings on the direct stream</h2><ul>{findings}</ul>
 </body></html>
 "#,
@@ -195,7 +229,7 @@ pub fn run_html(r: &RunReport) -> String {
         .map(|o| Lane {
             name: &o.name,
             verdict: &o.verdict,
-            ended: o.recording.ended_at,
+            recording: &o.recording,
         })
         .collect();
     let mut details = String::new();
@@ -230,4 +264,45 @@ tr.fail td{{background:#fde8e8}} tr.pass td{{background:#eef9f1}}
         wall = human_duration(r.wall),
         svg = lanes_svg(&lanes),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_streams_lane_marks_each_token_and_its_other_events_apart() {
+        let ms = Duration::from_millis;
+        let chunk = |delta: &str| format!(r#"{{"choices":[{{"index":0,"delta":{delta}}}]}}"#);
+        let mut rec = crate::probe::testing::with_events(vec![
+            (
+                "message".into(),
+                chunk(r#"{"role":"assistant","content":""}"#),
+                ms(10),
+                0,
+            ),
+            ("message".into(), chunk(r#"{"content":"Hi"}"#), ms(600), 1),
+            (
+                "message".into(),
+                chunk(r#"{"content":" there"}"#),
+                ms(630),
+                2,
+            ),
+            ("message".into(), "[DONE]".into(), ms(660), 3),
+        ]);
+        rec.protocol = crate::protocol::Protocol::OpenaiChat;
+        let v = crate::verdict::judge(&rec, crate::verdict::Reference::None);
+        let svg = lanes_svg(&[Lane {
+            name: "direct",
+            verdict: &v,
+            recording: &rec,
+        }]);
+        assert_eq!(svg.matches("<title>token ").count(), 2, "{svg}");
+        assert!(
+            svg.contains("<title>token 2 arrived 630 ms</title>"),
+            "{svg}"
+        );
+        assert_eq!(svg.matches("(not a token)").count(), 2, "{svg}");
+        assert!(svg.contains("TTFT 600 ms"), "{svg}");
+    }
 }
