@@ -1301,11 +1301,14 @@ fn node_clients() -> Option<std::path::PathBuf> {
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
     let modules = cache.join("ssegate/node-clients/node_modules");
-    if modules.join("openai/package.json").is_file() {
+    if ["openai", "ai"]
+        .iter()
+        .all(|p| modules.join(p).join("package.json").is_file())
+    {
         return Some(modules);
     }
     let why = format!(
-        "the OpenAI Node client is not in {} (run `bash scripts/node-clients.sh`)",
+        "the OpenAI Node client or the AI SDK is not in {} (run `bash scripts/node-clients.sh`)",
         modules.display()
     );
     if std::env::var_os("SSEGATE_REQUIRE_NODE_CLIENTS").is_some() {
@@ -1375,4 +1378,48 @@ fn the_openai_clients_arrivals_agree_with_the_verdict_through_a_buffering_and_a_
             assert!(ours > 0.8, "{hop}: {doc}");
         }
     }
+}
+
+#[test]
+fn the_ai_sdks_ui_message_stream_is_recognised_by_its_header_and_streams_through_a_stock_nginx() {
+    let Some(modules) = node_clients() else {
+        return;
+    };
+    let node_path = format!("/usr/share/nodejs:{}", modules.display());
+    let (code, lines, human) = check_json_with(
+        &[("NODE_PATH", node_path.as_str())],
+        &[
+            "--path",
+            "/api/chat",
+            "--method",
+            "POST",
+            "--data",
+            r#"{"messages":[{"role":"user","content":"hi"}]}"#,
+            "-H",
+            "Content-Type: application/json",
+            "--matrix",
+            "nginx",
+            "--",
+            "node",
+            "tests/servers/ai-sdk-server.js",
+            "{port}",
+        ],
+    );
+    assert!(code == 0 || code == 1, "{human}");
+    let direct = baseline(&lines);
+    assert_eq!(direct["protocol"], "ai-sdk", "{direct}");
+    assert!(
+        direct["protocol_from"]
+            .as_str()
+            .unwrap()
+            .contains("x-vercel-ai-ui-message-stream"),
+        "{direct}"
+    );
+    assert_eq!(direct["delivery"], "streamed", "{human}");
+    assert_eq!(direct["tokens"]["deltas"], 33, "{direct}");
+    assert_eq!(direct["tokens"]["terminal_seen"], true, "{direct}");
+    // `pipeUIMessageStreamToResponse` sends `X-Accel-Buffering: no`: a stock nginx streams it.
+    let nginx = chain(&lines, "nginx-default");
+    assert_eq!(nginx["delivery"], "streamed", "{human}");
+    assert_eq!(nginx["tokens"]["deltas"], 33, "{nginx}");
 }
