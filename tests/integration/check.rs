@@ -1423,3 +1423,63 @@ fn the_ai_sdks_ui_message_stream_is_recognised_by_its_header_and_streams_through
     assert_eq!(nginx["delivery"], "streamed", "{human}");
     assert_eq!(nginx["tokens"]["deltas"], 33, "{nginx}");
 }
+
+/// The FastAPI venv's python (`scripts/fastapi-venv.sh`), or why the test that runs it cannot run here
+/// (a failure under `SSEGATE_REQUIRE_FASTAPI=1`, as CI sets it).
+fn fastapi_python() -> Option<std::path::PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+    let python = cache.join("ssegate/fastapi/bin/python");
+    let has = std::process::Command::new(&python)
+        .args(["-c", "import fastapi, uvicorn, sse_starlette"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has {
+        return Some(python);
+    }
+    let why = format!(
+        "FastAPI, uvicorn and sse-starlette are not in {} (run `bash scripts/fastapi-venv.sh`)",
+        python.display()
+    );
+    if std::env::var_os("SSEGATE_REQUIRE_FASTAPI").is_some() {
+        panic!("SSEGATE_REQUIRE_FASTAPI is set, but {why}");
+    }
+    eprintln!("FastAPI test not run: {why}");
+    None
+}
+
+#[test]
+fn a_fastapi_sse_starlette_chat_endpoint_reports_token_timing_through_nginx() {
+    let Some(python) = fastapi_python() else {
+        return;
+    };
+    let python = python.display().to_string();
+    let (code, lines, human) = check_json(&[
+        "--path",
+        "/v1/chat/completions",
+        "--method",
+        "POST",
+        "--data",
+        r#"{"model":"example","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+        "--matrix",
+        "nginx",
+        "--",
+        &python,
+        "tests/servers/fastapi_llm.py",
+        "{port}",
+    ]);
+    assert!(code == 0 || code == 1, "{human}");
+    let direct = baseline(&lines);
+    assert_eq!(direct["protocol"], "openai-chat", "{direct}");
+    assert_eq!(direct["delivery"], "streamed", "{human}");
+    assert_eq!(direct["tokens"]["deltas"], 33, "{direct}");
+    assert_eq!(direct["tokens"]["terminal_seen"], true, "{direct}");
+    // sse-starlette sends `X-Accel-Buffering: no`: a stock nginx streams it, each token on time.
+    let nginx = chain(&lines, "nginx-default");
+    assert_eq!(nginx["delivery"], "streamed", "{human}");
+    assert!(
+        nginx["tokens"]["added_ttft_ms"].as_f64().unwrap() < 100.0,
+        "{nginx}"
+    );
+}
