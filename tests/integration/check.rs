@@ -1294,28 +1294,40 @@ fn a_recording_that_is_not_one_is_a_usage_error_naming_the_file() {
     assert!(err.contains("bad.json"), "{err}");
 }
 
-/// The npm clients' `node_modules` (`scripts/node-clients.sh`), or why the tests that run them cannot
-/// run here (a failure under `SSEGATE_REQUIRE_NODE_CLIENTS=1`, as CI sets it).
-fn node_clients() -> Option<std::path::PathBuf> {
+/// Where the setup scripts put what the tests run (`${XDG_CACHE_HOME:-~/.cache}/ssegate`).
+fn ssegate_cache() -> Option<std::path::PathBuf> {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
-    let modules = cache.join("ssegate/node-clients/node_modules");
+    Some(cache.join("ssegate"))
+}
+
+/// A test's program is missing: fail under `require` (CI sets it), else say why and skip.
+fn not_here<T>(require: &str, why: String) -> Option<T> {
+    if std::env::var_os(require).is_some() {
+        panic!("{require} is set, but {why}");
+    }
+    eprintln!("test not run: {why}");
+    None
+}
+
+/// The npm clients' `node_modules` (`scripts/node-clients.sh`), or why the tests that run them cannot
+/// run here (a failure under `SSEGATE_REQUIRE_NODE_CLIENTS=1`, as CI sets it).
+fn node_clients() -> Option<std::path::PathBuf> {
+    let modules = ssegate_cache()?.join("node-clients/node_modules");
     if ["openai", "ai"]
         .iter()
         .all(|p| modules.join(p).join("package.json").is_file())
     {
         return Some(modules);
     }
-    let why = format!(
-        "the OpenAI Node client or the AI SDK is not in {} (run `bash scripts/node-clients.sh`)",
-        modules.display()
-    );
-    if std::env::var_os("SSEGATE_REQUIRE_NODE_CLIENTS").is_some() {
-        panic!("SSEGATE_REQUIRE_NODE_CLIENTS is set, but {why}");
-    }
-    eprintln!("node client tests not run: {why}");
-    None
+    not_here(
+        "SSEGATE_REQUIRE_NODE_CLIENTS",
+        format!(
+            "the OpenAI Node client or the AI SDK is not in {} (run `bash scripts/node-clients.sh`)",
+            modules.display()
+        ),
+    )
 }
 
 /// Share of content chunks that arrived within 5 ms of the content chunk before: near 1, they came in
@@ -1427,10 +1439,7 @@ fn the_ai_sdks_ui_message_stream_is_recognised_by_its_header_and_streams_through
 /// The FastAPI venv's python (`scripts/fastapi-venv.sh`), or why the test that runs it cannot run here
 /// (a failure under `SSEGATE_REQUIRE_FASTAPI=1`, as CI sets it).
 fn fastapi_python() -> Option<std::path::PathBuf> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
-    let python = cache.join("ssegate/fastapi/bin/python");
+    let python = ssegate_cache()?.join("fastapi/bin/python");
     let has = std::process::Command::new(&python)
         .args(["-c", "import fastapi, uvicorn, sse_starlette"])
         .output()
@@ -1438,15 +1447,13 @@ fn fastapi_python() -> Option<std::path::PathBuf> {
     if has {
         return Some(python);
     }
-    let why = format!(
-        "FastAPI, uvicorn and sse-starlette are not in {} (run `bash scripts/fastapi-venv.sh`)",
-        python.display()
-    );
-    if std::env::var_os("SSEGATE_REQUIRE_FASTAPI").is_some() {
-        panic!("SSEGATE_REQUIRE_FASTAPI is set, but {why}");
-    }
-    eprintln!("FastAPI test not run: {why}");
-    None
+    not_here(
+        "SSEGATE_REQUIRE_FASTAPI",
+        format!(
+            "FastAPI, uvicorn and sse-starlette are not in {} (run `bash scripts/fastapi-venv.sh`)",
+            python.display()
+        ),
+    )
 }
 
 #[test]
