@@ -301,6 +301,10 @@ pub struct Recording {
     /// The decoded body piece by piece, when the request asked to `capture` it.
     #[serde(skip)]
     pub capture: Option<Capture>,
+    /// The last event that was only counted (beyond the kept ones), data cut as a kept one's: whether a
+    /// long token stream ended with its terminal event.
+    #[serde(skip)]
+    pub last_dropped: Option<Event>,
 }
 
 /// Events whose last piece came in a later read than a small first piece: an origin that writes one
@@ -396,6 +400,7 @@ impl Recording {
             protocol: req.protocol,
             token_hold: req.token_hold,
             capture: req.capture.then(Capture::default),
+            last_dropped: None,
             pieces: Pieces::default(),
         }
     }
@@ -812,7 +817,9 @@ pub const EVENTS_KEPT_BYTES: usize = 5 << 18;
 pub const ID_KEPT: usize = 256;
 /// Bytes of each event's data kept (reports show at most this much); the rest is counted in
 /// `Event::truncated`, so the dispatched length stays exact.
-pub const DATA_KEPT: usize = 256;
+/// 1 KiB: a token stream's chunk whole (OpenAI's carry ids, fingerprints and padding), so that its kind
+/// is read from its JSON; the total stays bounded by the kept bytes.
+pub const DATA_KEPT: usize = 1024;
 
 /// `s` cut to at most `max` bytes at a character boundary; returns the bytes cut off.
 fn cut_to(s: &mut String, max: usize) -> u64 {
@@ -834,6 +841,9 @@ fn take_items(
             Item::Event(mut event) => {
                 if rec.events.len() >= EVENTS_KEPT || rec.events_bytes >= kept_bytes {
                     rec.events_dropped += 1;
+                    event.truncated += cut_to(&mut event.data, DATA_KEPT);
+                    cut_to(&mut event.id, ID_KEPT);
+                    rec.last_dropped = Some(event);
                     continue;
                 }
                 cut_to(&mut event.id, ID_KEPT);
@@ -994,6 +1004,7 @@ pub(crate) mod testing {
             protocol: Default::default(),
             token_hold: super::TOKEN_HOLD,
             capture: None,
+            last_dropped: None,
             pieces: Default::default(),
         }
     }

@@ -137,6 +137,7 @@ pub fn page_recording(page: &PageStream, url: &str, watched: Duration) -> Record
         protocol: Default::default(),
         token_hold: crate::probe::TOKEN_HOLD,
         capture: None,
+        last_dropped: None,
         pieces: Default::default(),
     }
 }

@@ -115,14 +115,32 @@ fn json_of(e: &Event) -> Option<serde_json::Map<String, serde_json::Value>> {
     }
 }
 
-/// The event's name: its `event:` field, else its data's `"type"` (OpenAI and Anthropic send both).
+/// The event's name: its `event:` field, else its data's `"type"` (OpenAI and Anthropic send both;
+/// gateways such as LiteLLM drop the `event:` lines). An event whose data was cut where the recording
+/// keeps no more (a `response.completed` carrying the whole answer) still names its type first.
 fn type_of(e: &Event) -> String {
     if e.event_type != "message" {
         return e.event_type.to_string();
     }
-    json_of(e)
-        .and_then(|j| j.get("type").and_then(|t| t.as_str()).map(str::to_string))
-        .unwrap_or_default()
+    match json_of(e) {
+        Some(j) => j
+            .get("type")
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+            .unwrap_or_default(),
+        None if e.truncated > 0 => leading_type(&e.data).unwrap_or_default(),
+        None => String::new(),
+    }
+}
+
+/// The `"type"` of a JSON object cut short, when it is the object's first key: `{"type":"x",…`.
+fn leading_type(data: &str) -> Option<String> {
+    let rest = data.trim_start().strip_prefix('{')?.trim_start();
+    let rest = rest.strip_prefix("\"type\"")?.trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let end = rest.find('"')?;
+    let t = &rest[..end];
+    (!t.contains('\\')).then(|| t.to_string())
 }
 
 fn non_empty(v: Option<&serde_json::Value>) -> bool {
@@ -252,8 +270,8 @@ pub struct Tokens {
     /// Share of the deltas after the first that arrived in the same read as the one before: near 1, the
     /// stream collapsed into a few reads.
     pub same_read_share: Option<f64>,
-    /// Whether the protocol's terminal event arrived; None when events beyond the kept ones were only
-    /// counted, so the last one is not known.
+    /// Whether the protocol's terminal event arrived; beyond the kept events, true when the last one
+    /// counted was it, else None (not known).
     pub terminal_seen: Option<bool>,
     /// The terminal event the protocol ends with (`[DONE]`, `message_stop`, …).
     pub terminal: &'static str,
@@ -336,7 +354,13 @@ pub fn measure(rec: &Recording, p: Protocol, timed: &[EventTiming]) -> Option<To
         same_read_share: (deltas.len() > 1).then(|| same as f64 / (deltas.len() - 1) as f64),
         itl: Spread::of(gaps),
         deltas: deltas.len(),
-        terminal_seen: (rec.events_dropped == 0).then_some(terminal),
+        // Beyond the kept events, a last one counted that is the terminal event says the stream ended
+        // with it; any other leaves it unknown (a `[DONE]` may follow the terminal event).
+        terminal_seen: match &rec.last_dropped {
+            _ if rec.events_dropped == 0 => Some(terminal),
+            Some(last) if kind(p, last) == Kind::Terminal => Some(true),
+            _ => None,
+        },
         terminal: p.terminal_name(),
         added_ttft,
         added_itl,
@@ -766,5 +790,54 @@ mod tests {
         // One delta per read is not collapsed.
         let v = judged(|i| (300 + 30 * i + 5, i as usize), |_| {});
         assert_eq!(v.delivery, Delivery::Streamed, "{:?}", ids(&v));
+    }
+
+    #[test]
+    fn a_terminal_event_cut_by_the_recording_and_sent_without_its_name_still_ends_the_stream() {
+        // LiteLLM's Responses stream: no `event:` lines, a `response.completed` carrying the whole
+        // answer (cut where the recording keeps no more), then `data: [DONE]`.
+        let delta = r#"{"type":"response.output_text.delta","delta":"Hi"}"#;
+        let mut r = rec(&[
+            ("message", delta.into(), 300, 0),
+            ("message", delta.into(), 330, 1),
+            (
+                "message",
+                r#"{"type":"response.completed","response":{"output":[{"content":"Hi Hi"#.into(),
+                360,
+                2,
+            ),
+            ("message", "[DONE]".into(), 361, 2),
+        ]);
+        r.events[2].event.truncated = 40_000;
+        let d = detect(&r, Protocol::Auto);
+        assert_eq!(d.protocol, Protocol::OpenaiResponses);
+        let t = measure(&r, d.protocol, &[]).unwrap();
+        assert_eq!(t.deltas, 2);
+        assert_eq!(t.terminal_seen, Some(true), "{t:?}");
+        assert!(truncation(&r, d.protocol, Some(&t)).is_none());
+        assert_eq!(leading_type(r#" { "type" : "x.y", "a"#), Some("x.y".into()));
+        assert_eq!(leading_type(r#"{"id":1,"type":"x"#), None);
+    }
+
+    #[test]
+    fn beyond_the_kept_events_the_last_one_counted_says_whether_the_stream_ended() {
+        let mut r = rec(&[
+            ("message", chat("a"), 300, 0),
+            ("message", chat("b"), 330, 1),
+        ]);
+        r.events_dropped = 500;
+        let last = |data: &str| crate::sse::Event {
+            event_type: "message".into(),
+            data: data.into(),
+            id: String::new(),
+            truncated: 0,
+        };
+        r.last_dropped = Some(last("[DONE]"));
+        let t = measure(&r, Protocol::OpenaiChat, &[]).unwrap();
+        assert_eq!(t.terminal_seen, Some(true));
+        r.last_dropped = Some(last(&chat("z")));
+        let t = measure(&r, Protocol::OpenaiChat, &[]).unwrap();
+        assert_eq!(t.terminal_seen, None, "not known: no truncation is claimed");
+        assert!(truncation(&r, Protocol::OpenaiChat, Some(&t)).is_none());
     }
 }
