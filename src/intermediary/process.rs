@@ -93,7 +93,16 @@ impl ProcessHop {
     async fn start_once(&self, upstream: SocketAddr, from: &Source) -> Result<Running, HopError> {
         let name = format!("{} ({})", self.program.name, self.config);
         let prefix = Prefix::create(self.program.name, &name)?;
-        let port = reserve_port(&name)?;
+        // A program that binds with SO_REUSEPORT shares a port with whoever else holds it that way: it
+        // gets a port held by a socket of ours with that option, kept until it is ready (no other run's
+        // reservation can land on a port in use), and no other.
+        let (port, _held) = match (self.program.reuse_port, from) {
+            (true, Source::Local(_)) => {
+                let (port, held) = hold_port_shared(&name)?;
+                (port, Some(held))
+            }
+            _ => (reserve_port(&name)?, None),
+        };
         let tls = self.program.uses_tls(&self.config);
         if tls {
             crate::tls::write_into(prefix.path()).map_err(|source| HopError::Config {
@@ -403,6 +412,29 @@ fn reserve_port(name: &str) -> Result<u16, HopError> {
     Ok(l.local_addr().map_err(bind_error)?.port())
 }
 
+/// A loopback port held by a bound (not listening) socket with `SO_REUSEPORT`, so that a program that
+/// binds with that option can bind it too, and nobody else: a reservation without the option (every
+/// other run's) never picks a port in use. The socket receives no connection (it does not listen);
+/// dropping it leaves the port to the program.
+fn hold_port_shared(name: &str) -> Result<(u16, socket2::Socket), HopError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let bind_error = |source| HopError::Bind {
+        hop: name.to_string(),
+        source,
+    };
+    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).map_err(bind_error)?;
+    s.set_reuse_port(true).map_err(bind_error)?;
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .map_err(bind_error)?;
+    let port = s
+        .local_addr()
+        .map_err(bind_error)?
+        .as_socket()
+        .map(|a| a.port())
+        .ok_or_else(|| bind_error(std::io::Error::other("not an IP address")))?;
+    Ok((port, s))
+}
+
 /// [`answers_nonce`] over TLS, verified against the process's own authority (a port thief has not got its
 /// key), with ssegate's HTTP client.
 async fn answers_nonce_tls(addr: SocketAddr, nonce: &str) -> bool {
@@ -618,6 +650,7 @@ mod tests {
             version_args: &[],
             version_word: VersionWord::First,
             port_taken: "Address already in use",
+            reuse_port: false,
             ready_log: None,
             known_cause: |_| None,
             image: None,
@@ -633,5 +666,29 @@ mod tests {
         let text = e.to_string();
         assert!(matches!(e, HopError::Exited { .. }), "{text}");
         assert!(text.contains("exit status: 1"), "{text}");
+    }
+
+    #[test]
+    fn a_port_held_for_a_reuseport_program_is_open_to_it_and_closed_to_every_other_bind() {
+        let (port, held) = hold_port_shared("caddy (test)").unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        // Another run's reservation (no SO_REUSEPORT) cannot take it.
+        assert!(std::net::TcpListener::bind(addr).is_err());
+        // The program (SO_REUSEPORT) binds and listens, and gets the connections: ours does not listen.
+        let program =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        program.set_reuse_port(true).unwrap();
+        program.bind(&addr.into()).unwrap();
+        program.listen(8).unwrap();
+        let program: std::net::TcpListener = program.into();
+        for _ in 0..8 {
+            let _c = std::net::TcpStream::connect(addr).unwrap();
+            program.accept().unwrap();
+        }
+        drop(held);
+        assert!(
+            std::net::TcpListener::bind(addr).is_err(),
+            "still the program's"
+        );
     }
 }

@@ -60,6 +60,12 @@ pub struct Program {
     pub version_word: VersionWord,
     /// Log text (any case) that means the reserved port was taken before the program bound it.
     pub port_taken: &'static str,
+    /// It binds its port with `SO_REUSEPORT` and no setting turns that off (Caddy 2.6): two of it given
+    /// the same port would share it silently, each answering some connections. ssegate holds the
+    /// reserved port with a bound `SO_REUSEPORT` socket of its own until the program has started, so
+    /// that no other run's reservation lands on it (HAProxy and Envoy are told `noreuseport` /
+    /// `enable_reuse_port: false` instead).
+    pub reuse_port: bool,
     /// A log file (under the prefix) and the text it must contain, besides the nonce, before the program
     /// counts as ready: Traffic Server answers its port before its cache is enabled, and a stream it
     /// fetches meanwhile is never stored.

@@ -58,6 +58,7 @@ pub static NGINX: Program = Program {
     version_args: &["-v"],
     version_word: VersionWord::Prefix("nginx/"),
     port_taken: "Address already in use",
+    reuse_port: false,
     ready_log: None,
     known_cause: |config| match config {
         "short-idle" => Some((
@@ -106,6 +107,7 @@ pub static CADDY: Program = Program {
     version_args: &["version"],
     version_word: VersionWord::First,
     port_taken: "address already in use",
+    reuse_port: true,
     ready_log: None,
     known_cause: |config| match config {
         "encode" => Some((
@@ -149,6 +151,7 @@ pub static HAPROXY: Program = Program {
     version_args: &["-v"],
     version_word: VersionWord::After("version"),
     port_taken: "Address already in use",
+    reuse_port: false,
     ready_log: None,
     known_cause: |config| match config {
         "compression" => Some((
@@ -199,6 +202,7 @@ pub static APACHE: Program = Program {
     version_args: &["-v"],
     version_word: VersionWord::Prefix("Apache/"),
     port_taken: "Address already in use",
+    reuse_port: false,
     ready_log: None,
     known_cause: |config| match config {
         "short-idle" => Some((
@@ -242,6 +246,7 @@ pub static LIGHTTPD: Program = Program {
     version_args: &["-v"],
     version_word: VersionWord::Prefix("lighttpd/"),
     port_taken: "Address already in use",
+    reuse_port: false,
     ready_log: None,
     known_cause: |config| match config {
         "streaming" => None,
@@ -285,6 +290,7 @@ pub static H2O: Program = Program {
     version_args: &["-v"],
     version_word: VersionWord::After("version"),
     port_taken: "Address already in use",
+    reuse_port: false,
     ready_log: None,
     known_cause: |config| match config {
         "short-idle" => Some((
@@ -344,6 +350,7 @@ pub static VARNISH: Program = Program {
     version_args: &["-V"],
     version_word: VersionWord::Prefix("varnish-"),
     port_taken: "Address already in use",
+    reuse_port: false,
     ready_log: None,
     known_cause: |config| match config {
         "short-idle" => Some((
@@ -390,6 +397,7 @@ pub static SQUID: Program = Program {
     version_args: &["-v"],
     version_word: VersionWord::After("Version"),
     port_taken: "Address already in use",
+    reuse_port: false,
     ready_log: None,
     known_cause: |config| match config {
         "short-idle" => Some((
@@ -433,6 +441,7 @@ pub static TRAFFICSERVER: Program = Program {
     version_args: &["{exe}", "traffic_server", "-V"],
     version_word: VersionWord::After("Server"),
     port_taken: "Address already in use",
+    reuse_port: false,
     ready_log: Some(("log/diags.log", "cache enabled")),
     known_cause: |_| {
         Some((
@@ -477,6 +486,7 @@ pub static HTTP_PROXY: Program = Program {
     ],
     version_word: VersionWord::Prefix("http-proxy/"),
     port_taken: "EADDRINUSE",
+    reuse_port: false,
     ready_log: None,
     known_cause: |config| match config {
         "compression" => Some((
@@ -529,6 +539,7 @@ pub static EXPRESS: Program = Program {
     ],
     version_word: VersionWord::Prefix("express/"),
     port_taken: "EADDRINUSE",
+    reuse_port: false,
     ready_log: None,
     known_cause: |config| match config {
         "short-idle" => Some((
@@ -592,6 +603,7 @@ pub static MITMPROXY: Program = Program {
     version_args: &["--version"],
     version_word: VersionWord::After("Mitmproxy:"),
     port_taken: "address already in use",
+    reuse_port: false,
     ready_log: None,
     known_cause: |config| match config {
         "stream" => Some((
@@ -652,6 +664,7 @@ pub static ENVOY: Program = Program {
     version_args: &["--version"],
     version_word: VersionWord::AfterPart("version:", 1),
     port_taken: "address already in use",
+    reuse_port: false,
     ready_log: None,
     known_cause: |config| match config {
         // Measured: the gzip compressor flushes every chunk it is given (envoy-compressor-plain).
