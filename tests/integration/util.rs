@@ -135,6 +135,19 @@ impl Spawned {
 impl Drop for Spawned {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // SIGTERM first: an ssegate process stops the programs it started (a SIGKILL would leave
+            // their own children, Apache's worker say, to init), then SIGKILL after a grace period.
+            // SAFETY: kill(2) on our own child's pid, which it still is until it is waited for.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
