@@ -258,7 +258,7 @@ fn a_killed_ssegates_container_is_removed_by_the_next_one() {
     let upstream = t.upstream.clone();
     let (killed, _) = proxy(&upstream, &["caddy: default@caddy:2.6.2"]);
     let pid = killed.id();
-    drop(killed);
+    killed.kill_hard();
     assert_eq!(containers_of(pid).len(), 1, "SIGKILL leaves the container");
     // Two containers of an owner that is gone: one from this boot and PID namespace, one from another
     // host or PID namespace sharing the engine, where that pid means something else.

@@ -72,6 +72,14 @@ impl Spawned {
         Spawned { child: Some(child) }
     }
 
+    /// Kill it with SIGKILL at once (no chance to clean up, as `kill -9` or an OOM kill), and reap it.
+    pub fn kill_hard(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Whether it has not exited yet.
     pub fn running(&mut self) -> bool {
         self.child
