@@ -745,6 +745,10 @@ mod tests {
             !real.matrix.contains_key("compression"),
             "real has no models"
         );
+        // An LLM gateway cannot carry a plain event stream: it is named, not implied by `real`.
+        assert!(!real.matrix.contains_key("litellm-default"));
+        let gateway = parse_matrix("litellm").unwrap();
+        assert!(gateway.matrix.contains_key("litellm-default"));
         let all = parse_matrix("all").unwrap();
         assert_eq!(
             all.matrix.len(),

@@ -336,7 +336,7 @@ impl HopSpec {
     }
 
     /// The chains a matrix selection names, one hop each: `default`, `real` (every real program's
-    /// matrix configs), `builtins` (the models of the default matrix), `all` (`real` and `builtins`),
+    /// matrix configs, but an LLM gateway's: name `litellm` for it), `builtins` (the models of the default matrix), `all` (`real` and `builtins`),
     /// a program's name (its matrix configs), or a built-in's name (its default-matrix chain). Chain names are `<program>-<config>` or the built-in's name.
     pub fn selection(name: &str) -> Result<Vec<(String, HopSpec)>, String> {
         Ok(match name {
@@ -344,6 +344,7 @@ impl HopSpec {
             "builtins" => builtin_chains(),
             "real" => programs::PROGRAMS
                 .iter()
+                .filter(|p| !p.llm_gateway)
                 .flat_map(|p| program_chains(p))
                 .collect(),
             "all" => {

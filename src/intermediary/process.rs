@@ -27,8 +27,6 @@ use super::{HopError, Running, StopHandle};
 use crate::cause_id::CauseId;
 use crate::proc::ChildGuard;
 
-/// How long a program has to answer its readiness check.
-const READY_WITHIN: Duration = Duration::from_secs(10);
 /// Starts attempted when the reserved port was taken in between.
 const PORT_ATTEMPTS: u32 = 5;
 /// Log lines shown when a program fails.
@@ -271,11 +269,11 @@ impl ProcessHop {
                     });
                 }
             }
-            if started.elapsed() > READY_WITHIN {
+            if started.elapsed() > self.program.ready_within {
                 live.save_logs().await;
                 return Err(HopError::NotReady {
                     program: name.to_string(),
-                    waited_ms: READY_WITHIN.as_millis() as u64,
+                    waited_ms: self.program.ready_within.as_millis() as u64,
                     log: self.log_tail(prefix.path()),
                 });
             }
@@ -652,10 +650,12 @@ mod tests {
             port_taken: "Address already in use",
             reuse_port: false,
             ready_log: None,
+            ready_within: Duration::from_secs(10),
             known_cause: |_| None,
             image: None,
             idle_limit: |_| None,
             caches: false,
+            llm_gateway: false,
         };
         let hop = ProcessHop {
             program: &FAILING,

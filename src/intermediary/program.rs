@@ -70,6 +70,9 @@ pub struct Program {
     /// counts as ready: Traffic Server answers its port before its cache is enabled, and a stream it
     /// fetches meanwhile is never stored.
     pub ready_log: Option<(&'static str, &'static str)>,
+    /// How long it may take to answer its readiness check: 10 s for most, longer for one that imports
+    /// a large Python application first (LiteLLM takes 6–8 s on an idle machine).
+    pub ready_within: Duration,
     /// The cause a config is known to produce when it breaks a stream, with the operator's fix.
     pub known_cause: fn(config: &str) -> Option<(CauseId, &'static str)>,
     /// The image `--backend containers` runs when a hop names none (`nginx:1.22.1`: the version Debian
@@ -84,6 +87,9 @@ pub struct Program {
     /// Whether it keeps responses for later clients (a cache): what one case sent through it could reach
     /// another, so a conformance case through it gets an instance of its own instead of sharing one.
     pub caches: bool,
+    /// It proxies LLM provider APIs (a POST naming a model, answered in a provider's format), not any
+    /// HTTP: `matrix: real` leaves it out (a plain event stream cannot pass it), a chain names it.
+    pub llm_gateway: bool,
 }
 
 /// Answers asked once per process, by key: a version, why an image cannot run (None: nothing known, or

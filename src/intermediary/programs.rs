@@ -7,6 +7,9 @@ use std::time::Duration;
 use super::program::{Program, VersionWord};
 use crate::cause_id::CauseId;
 
+/// How long a program has to answer its readiness check, unless its entry says otherwise.
+const READY_WITHIN: Duration = Duration::from_secs(10);
+
 /// Every real program, by chain name.
 pub static PROGRAMS: &[&Program] = &[
     &NGINX,
@@ -22,6 +25,7 @@ pub static PROGRAMS: &[&Program] = &[
     &EXPRESS,
     &MITMPROXY,
     &ENVOY,
+    &LITELLM,
 ];
 
 /// The program a chain names, if any.
@@ -60,6 +64,7 @@ pub static NGINX: Program = Program {
     port_taken: "Address already in use",
     reuse_port: false,
     ready_log: None,
+    ready_within: READY_WITHIN,
     known_cause: |config| match config {
         "short-idle" => Some((
             CauseId::IdleTimeout,
@@ -79,6 +84,7 @@ pub static NGINX: Program = Program {
         )),
     },
     caches: false,
+    llm_gateway: false,
     image: Some("nginx:1.22.1"),
 };
 
@@ -109,6 +115,7 @@ pub static CADDY: Program = Program {
     port_taken: "address already in use",
     reuse_port: true,
     ready_log: None,
+    ready_within: READY_WITHIN,
     known_cause: |config| match config {
         "encode" => Some((
             CauseId::CompressionBuffering,
@@ -128,6 +135,7 @@ pub static CADDY: Program = Program {
         _ => None,
     },
     caches: false,
+    llm_gateway: false,
     image: Some("caddy:2.6.2"),
 };
 
@@ -153,6 +161,7 @@ pub static HAPROXY: Program = Program {
     port_taken: "Address already in use",
     reuse_port: false,
     ready_log: None,
+    ready_within: READY_WITHIN,
     known_cause: |config| match config {
         "compression" => Some((
             CauseId::CompressionBuffering,
@@ -179,6 +188,7 @@ pub static HAPROXY: Program = Program {
         )),
     },
     caches: false,
+    llm_gateway: false,
     image: Some("haproxy:2.6.12"),
 };
 
@@ -204,6 +214,7 @@ pub static APACHE: Program = Program {
     port_taken: "Address already in use",
     reuse_port: false,
     ready_log: None,
+    ready_within: READY_WITHIN,
     known_cause: |config| match config {
         "short-idle" => Some((
             CauseId::IdleTimeout,
@@ -223,6 +234,7 @@ pub static APACHE: Program = Program {
         )),
     },
     caches: false,
+    llm_gateway: false,
     image: None,
 };
 
@@ -248,6 +260,7 @@ pub static LIGHTTPD: Program = Program {
     port_taken: "Address already in use",
     reuse_port: false,
     ready_log: None,
+    ready_within: READY_WITHIN,
     known_cause: |config| match config {
         "streaming" => None,
         "short-idle" => Some((
@@ -267,6 +280,7 @@ pub static LIGHTTPD: Program = Program {
         _ => None,
     },
     caches: false,
+    llm_gateway: false,
     image: None,
 };
 
@@ -292,6 +306,7 @@ pub static H2O: Program = Program {
     port_taken: "Address already in use",
     reuse_port: false,
     ready_log: None,
+    ready_within: READY_WITHIN,
     known_cause: |config| match config {
         "short-idle" => Some((
             CauseId::IdleTimeout,
@@ -313,6 +328,7 @@ pub static H2O: Program = Program {
         )),
     },
     caches: false,
+    llm_gateway: false,
     image: None,
 };
 
@@ -352,6 +368,7 @@ pub static VARNISH: Program = Program {
     port_taken: "Address already in use",
     reuse_port: false,
     ready_log: None,
+    ready_within: READY_WITHIN,
     known_cause: |config| match config {
         "short-idle" => Some((
             CauseId::IdleTimeout,
@@ -373,6 +390,7 @@ pub static VARNISH: Program = Program {
         )),
     },
     caches: true,
+    llm_gateway: false,
     image: None,
 };
 
@@ -399,6 +417,7 @@ pub static SQUID: Program = Program {
     port_taken: "Address already in use",
     reuse_port: false,
     ready_log: None,
+    ready_within: READY_WITHIN,
     known_cause: |config| match config {
         "short-idle" => Some((
             CauseId::IdleTimeout,
@@ -417,6 +436,7 @@ pub static SQUID: Program = Program {
         )),
     },
     caches: true,
+    llm_gateway: false,
     image: None,
 };
 
@@ -443,6 +463,7 @@ pub static TRAFFICSERVER: Program = Program {
     port_taken: "Address already in use",
     reuse_port: false,
     ready_log: Some(("log/diags.log", "cache enabled")),
+    ready_within: READY_WITHIN,
     known_cause: |_| {
         Some((
             CauseId::IdleTimeout,
@@ -460,6 +481,7 @@ pub static TRAFFICSERVER: Program = Program {
         )),
     },
     caches: true,
+    llm_gateway: false,
     image: None,
 };
 
@@ -488,6 +510,7 @@ pub static HTTP_PROXY: Program = Program {
     port_taken: "EADDRINUSE",
     reuse_port: false,
     ready_log: None,
+    ready_within: READY_WITHIN,
     known_cause: |config| match config {
         "compression" => Some((
             CauseId::CompressionBuffering,
@@ -510,6 +533,7 @@ pub static HTTP_PROXY: Program = Program {
         _ => None,
     },
     caches: false,
+    llm_gateway: false,
     image: None,
 };
 
@@ -541,6 +565,7 @@ pub static EXPRESS: Program = Program {
     port_taken: "EADDRINUSE",
     reuse_port: false,
     ready_log: None,
+    ready_within: READY_WITHIN,
     known_cause: |config| match config {
         "short-idle" => Some((
             CauseId::IdleTimeout,
@@ -559,6 +584,7 @@ pub static EXPRESS: Program = Program {
         _ => None,
     },
     caches: false,
+    llm_gateway: false,
     image: None,
 };
 
@@ -605,6 +631,7 @@ pub static MITMPROXY: Program = Program {
     port_taken: "address already in use",
     reuse_port: false,
     ready_log: None,
+    ready_within: READY_WITHIN,
     known_cause: |config| match config {
         "stream" => Some((
             CauseId::FirstByteDelay,
@@ -630,6 +657,7 @@ pub static MITMPROXY: Program = Program {
         )),
     },
     caches: false,
+    llm_gateway: false,
     image: None,
 };
 
@@ -666,6 +694,7 @@ pub static ENVOY: Program = Program {
     port_taken: "address already in use",
     reuse_port: false,
     ready_log: None,
+    ready_within: READY_WITHIN,
     known_cause: |config| match config {
         // Measured: the gzip compressor flushes every chunk it is given (envoy-compressor-plain).
         "stream" | "compressor" => None,
@@ -678,5 +707,57 @@ pub static ENVOY: Program = Program {
         ))
     },
     caches: false,
+    llm_gateway: false,
     image: Some("envoyproxy/envoy:v1.40.0"),
+};
+
+/// LiteLLM's proxy, from PyPI (`litellm[proxy]`) in a venv the project creates: its own command line,
+/// started by a launcher (`proxies/litellm/_base.py`) that writes its config and answers ssegate's
+/// readiness check. It forwards to the origin as an OpenAI-compatible or Anthropic provider, so a chain
+/// through it must send what that provider's route takes (a POST with a JSON body naming a model).
+pub static LITELLM: Program = Program {
+    name: "litellm",
+    binary: "litellm-python",
+    env: "SSEGATE_LITELLM",
+    package: "litellm",
+    install: Some("bash scripts/litellm-venv.sh"),
+    also_at: || in_cache("litellm/bin/litellm-python"),
+    ext: "py",
+    default_config: "default",
+    matrix: &["default"],
+    in_default: false,
+    argv: &["{config}"],
+    logs: &[],
+    needs: &[],
+    owner_if_root: None,
+    child_env: &[
+        ("HOME", "{prefix}"),
+        // Its model cost map is otherwise fetched from GitHub at start.
+        ("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
+    ],
+    version_args: &[
+        "-c",
+        "import importlib.metadata as m; print('LiteLLM', m.version('litellm'))",
+    ],
+    version_word: VersionWord::After("LiteLLM"),
+    port_taken: "address already in use",
+    reuse_port: false,
+    ready_log: None,
+    ready_within: Duration::from_secs(40),
+    known_cause: |config| match config {
+        "anthropic" => Some((
+            CauseId::FirstByteDelay,
+            "LiteLLM: on Anthropic and translated routes the response head waits for the model's first content delta; keep every first-byte and idle timeout on the path above the model's time to first token, or route through an `openai/` passthrough",
+        )),
+        _ => None,
+    },
+    idle_limit: |_| {
+        Some((
+            Duration::from_secs(600),
+            "LiteLLM `request_timeout` (600 s by default, documented; the upstream read timeout)",
+        ))
+    },
+    caches: false,
+    llm_gateway: true,
+    image: None,
 };

@@ -148,6 +148,17 @@ pub fn under(target: &str, path: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
 }
 
+/// The header by which a hop that serves fixed routes (LiteLLM answers only `/v1/chat/completions` and
+/// its like) keeps the scenario path a request was sent to: ssegate's LiteLLM launcher moves the path
+/// there, and LiteLLM forwards `x-` headers upstream.
+pub const ROUTE_HEADER: &str = "x-ssegate-route";
+
+/// A request's target as the fixture serves and logs it: the path in [`ROUTE_HEADER`] when the request
+/// carries one that is a path, else its own.
+fn routed<'a>(target: &'a str, route: Option<&'a str>) -> &'a str {
+    route.filter(|r| r.starts_with('/')).unwrap_or(target)
+}
+
 /// What a fixture serves: its own profile, and others under path prefixes.
 #[derive(Clone)]
 struct Served {
@@ -185,7 +196,8 @@ async fn accept_loop(listener: TcpListener, served: Served, log: Log) {
                 }
                 conns.spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
-                        let profile = served.profile_for(req.uri().path());
+                        let route = req.headers().get(ROUTE_HEADER).and_then(|v| v.to_str().ok());
+                        let profile = served.profile_for(routed(req.uri().path(), route));
                         handle(req, profile, log.clone())
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -207,12 +219,18 @@ async fn handle(
     profile: Arc<Profile>,
     log: Log,
 ) -> Result<Response<Body>, Infallible> {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+    let route = req
+        .headers()
+        .get(ROUTE_HEADER)
+        .and_then(|v| v.to_str().ok());
     let idx = log_request(
         &log,
         req.method().as_str(),
-        req.uri()
-            .path_and_query()
-            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+        routed(&target, route).to_string(),
         version_str(req.version()),
         req.headers()
             .iter()
@@ -358,6 +376,11 @@ async fn serve_raw(mut stream: tokio::net::TcpStream, served: Served, log: Log) 
     let Ok(Some((method, target, version, headers))) = head else {
         return;
     };
+    let route = headers
+        .iter()
+        .find(|(k, _)| k == ROUTE_HEADER)
+        .map(|(_, v)| v.as_str());
+    let target = routed(&target, route).to_string();
     let profile = served.profile_for(&target);
     let idx = log_request(&log, &method, target, version, headers);
     let (mut body, first_rx) = start_body(&profile, &log, idx, 0).await;
@@ -588,9 +611,14 @@ mod tests {
 
     /// Status and body of a plain GET, over a raw connection (the fixture answers one request).
     async fn get(addr: SocketAddr, path: &str) -> (String, String) {
+        get_with(addr, path, "").await
+    }
+
+    /// [`get`] with more header lines (each ending in CRLF).
+    async fn get_with(addr: SocketAddr, path: &str, more: &str) -> (String, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{more}\r\n");
         s.write_all(req.as_bytes()).await.unwrap();
         let mut out = Vec::new();
         tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
@@ -632,6 +660,32 @@ mod tests {
         let mut http10 = quick(200, 1);
         http10.wire = Wire::Http10;
         assert!(srv.serve_at("/events/1-2", http10).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_request_a_hop_moved_to_its_own_route_is_served_and_logged_by_its_route_header() {
+        let quick = |count: u32| {
+            let mut p = Profile::builtin("plain").unwrap();
+            p.events.count = count;
+            p.events.gap_ms = 10;
+            p.linger_ms = 0;
+            p
+        };
+        let srv = FixtureServer::start(quick(1)).await.unwrap();
+        let _route = srv.serve_at("/events/2-1", quick(3)).unwrap();
+        let header = format!("{ROUTE_HEADER}: /events/2-1\r\n");
+        let (_, body) = get_with(srv.addr(), "/v1/chat/completions", &header).await;
+        assert_eq!(body.matches("id: ").count(), 3, "{body}");
+        // A value that is not a path is ignored: the request is served by its own target.
+        let (_, body) = get_with(
+            srv.addr(),
+            "/v1/chat/completions",
+            &format!("{ROUTE_HEADER}: nonsense\r\n"),
+        )
+        .await;
+        assert_eq!(body.matches("id: ").count(), 1, "{body}");
+        let targets: Vec<String> = srv.requests().into_iter().map(|r| r.target).collect();
+        assert_eq!(targets, ["/events/2-1", "/v1/chat/completions"]);
     }
 
     #[test]

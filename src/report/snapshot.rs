@@ -12,15 +12,28 @@ use crate::runner::Outcome;
 use crate::verdict::{Basis, Verdict};
 
 /// Response headers whose values are noise for a report (dates) are left out of normalized reports.
-const UNSTABLE_HEADERS: &[&str] = &["date", "age", "expires", "last-modified", "etag"];
+/// (`llm_provider-date` is the origin's `Date` as LiteLLM passes it on.)
+const UNSTABLE_HEADERS: &[&str] = &[
+    "date",
+    "age",
+    "expires",
+    "last-modified",
+    "etag",
+    "llm_provider-date",
+];
 
 /// Response headers that are worth showing but whose values change run to run (a cache's transaction
-/// ids, a proxy's own port, Envoy's milliseconds to the upstream's head): shown as `<varies>` in normalized
-/// reports.
+/// ids, a proxy's own port, Envoy's milliseconds to the upstream's head, LiteLLM's call ids and timings):
+/// shown as `<varies>` in normalized reports.
 const VARYING_HEADERS: &[&str] = &[
     "x-varnish",
     "x-cache-lookup",
     "x-envoy-upstream-service-time",
+    "x-litellm-call-id",
+    "x-litellm-model-id",
+    "x-litellm-overhead-duration-ms",
+    "x-litellm-response-duration-ms",
+    "x-litellm-callback-duration-ms",
 ];
 
 /// The normalized, snapshot-stable report of one outcome.
