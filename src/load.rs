@@ -25,7 +25,9 @@ use serde::Serialize;
 
 use crate::decode::{Coding, Decoder, Part};
 use crate::probe::{ProbeError, ProbeRequest, build_request, client_for};
+use crate::protocol::Protocol;
 use crate::sse::{Item, Parser};
+use crate::verdict::tokens::{Kind, TokenReader};
 
 /// Event arrivals kept per stream for the latency figures (later events are counted, not kept).
 pub const ARRIVALS_KEPT: usize = 64;
@@ -174,6 +176,36 @@ pub struct Connected {
     pub without_id: u32,
     pub events: u64,
     pub end: StreamEnd,
+    /// A token stream's deltas, when the stream is one.
+    pub tokens: Option<Box<StreamTokens>>,
+}
+
+/// One stream's content deltas, as a load keeps them.
+#[derive(Debug, Clone, Default)]
+pub struct StreamTokens {
+    pub protocol: Protocol,
+    /// From the request to the first content delta, µs.
+    pub first_delta: Option<u32>,
+    pub deltas: u32,
+    /// The gaps between consecutive deltas, µs (the first [`ARRIVALS_KEPT`]).
+    pub gaps: Vec<u32>,
+    /// Whether the protocol's terminal event arrived.
+    pub terminal: bool,
+    /// The last delta's arrival, µs.
+    last: Option<u32>,
+}
+
+impl StreamTokens {
+    fn delta(&mut self, at: u32) {
+        self.deltas += 1;
+        self.first_delta.get_or_insert(at);
+        if let Some(last) = self.last
+            && self.gaps.len() < ARRIVALS_KEPT
+        {
+            self.gaps.push(at.saturating_sub(last));
+        }
+        self.last = Some(at);
+    }
 }
 
 /// Everything one load run saw.
@@ -625,6 +657,9 @@ struct StreamBody {
     end: Option<StreamEnd>,
     /// The id of the last event that had one of its own (kept for a shared schedule only).
     last_id: Option<String>,
+    /// What each event is to a token stream, and the deltas so far.
+    reader: TokenReader,
+    tokens: StreamTokens,
 }
 
 impl StreamBody {
@@ -641,22 +676,34 @@ impl StreamBody {
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let decoder =
             Coding::parse(coding.as_deref()).map(|c| Decoder::new(c, req.limits.max_bytes));
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let lines = req
+            .protocol
+            .reads_lines(header("content-type").unwrap_or(""));
+        // A modest line limit: a load run measures delivery, and per-stream memory is the point.
+        let max_line = req.limits.max_line.min(64 << 10);
         StreamBody {
             sent,
             schedule,
             end: decoder.is_none().then_some(StreamEnd::Cut),
             decoder,
-            // A modest line limit: a load run measures delivery, and per-stream memory is the point.
-            parser: Parser::with_max_line(req.limits.max_line.min(64 << 10)),
+            parser: if lines {
+                Parser::ndjson(max_line)
+            } else {
+                Parser::with_max_line(max_line)
+            },
             items: Vec::new(),
             wire: 0,
             last_id: None,
+            reader: TokenReader::new(req.protocol, header),
+            tokens: StreamTokens::default(),
             c: Connected {
                 headers: sent.elapsed(),
                 arrivals: Vec::new(),
                 without_id: 0,
                 events: 0,
                 end: StreamEnd::Complete,
+                tokens: None,
             },
         }
     }
@@ -669,6 +716,7 @@ impl StreamBody {
         };
         let (c, parser, items) = (&mut self.c, &mut self.parser, &mut self.items);
         let (last_id, schedule) = (&mut self.last_id, self.schedule);
+        let (reader, tokens) = (&mut self.reader, &mut self.tokens);
         let pushed = decoder.push(chunk, &mut |piece, part| {
             // Later gzip members are what a browser never decodes.
             if part == Part::LaterMember {
@@ -678,6 +726,11 @@ impl StreamBody {
             for item in items.drain(..) {
                 if let Item::Event(e) = item {
                     c.events += 1;
+                    match reader.read(&e) {
+                        Kind::Delta => tokens.delta(at),
+                        Kind::Terminal => tokens.terminal = true,
+                        Kind::Other => {}
+                    }
                     // An event's id is the last one the stream set: an event that carries the same
                     // as the one before (or none yet) has no id of its own.
                     let own_id = !e.id.is_empty() && last_id.as_deref() != Some(e.id.as_str());
@@ -715,6 +768,11 @@ impl StreamBody {
 
     fn finish(mut self, opened: Duration, end: StreamEnd) -> StreamRecord {
         self.c.end = end;
+        if let Some(p) = self.reader.protocol().filter(|p| p.has_tokens()) {
+            self.tokens.protocol = p;
+            self.tokens.gaps.shrink_to_fit();
+            self.c.tokens = Some(Box::new(self.tokens));
+        }
         self.c.arrivals.shrink_to_fit();
         StreamRecord {
             opened,
@@ -859,6 +917,58 @@ pub struct LoadSummary {
     #[serde(serialize_with = "crate::probe::ser_ms")]
     pub wall: Duration,
     pub fd_limit: FdLimit,
+    /// The token timing of the streams that were token streams (`--protocol`, or recognised).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Box<LoadTokens>>,
+}
+
+/// Token timing over a load's token streams: every stream's time to its first token, and the gaps
+/// between tokens pooled over the streams (the first [`ARRIVALS_KEPT`] of each).
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadTokens {
+    /// The protocol most of them were read as.
+    pub protocol: Protocol,
+    /// Streams read as a token stream.
+    pub streams: usize,
+    pub deltas: u64,
+    /// From each stream's request to its first content delta.
+    pub ttft: Option<Percentiles>,
+    /// Between consecutive content deltas of a stream.
+    pub itl: Option<Percentiles>,
+    /// Token streams whose terminal event arrived (`[DONE]`, `message_stop`, …).
+    pub ended_with_terminal: usize,
+    /// The terminal event's name for the protocol.
+    pub terminal: &'static str,
+}
+
+impl LoadTokens {
+    fn of<'a>(streams: impl Iterator<Item = &'a StreamTokens>) -> Option<LoadTokens> {
+        let mut by_protocol: BTreeMap<&'static str, (Protocol, usize)> = BTreeMap::new();
+        let (mut n, mut deltas, mut ended) = (0, 0u64, 0);
+        let (mut ttft, mut itl) = (Vec::new(), Vec::new());
+        let us = |v: u32| Duration::from_micros(v as u64);
+        for t in streams {
+            n += 1;
+            by_protocol
+                .entry(t.protocol.as_str())
+                .or_insert((t.protocol, 0))
+                .1 += 1;
+            deltas += t.deltas as u64;
+            ended += usize::from(t.terminal);
+            ttft.extend(t.first_delta.map(us));
+            itl.extend(t.gaps.iter().copied().map(us));
+        }
+        let protocol = by_protocol.into_values().max_by_key(|(_, k)| *k)?.0;
+        Some(LoadTokens {
+            protocol,
+            streams: n,
+            deltas,
+            ttft: Percentiles::of(ttft),
+            itl: Percentiles::of(itl),
+            ended_with_terminal: ended,
+            terminal: protocol.terminal_name(),
+        })
+    }
 }
 
 impl LoadSummary {
@@ -990,6 +1100,8 @@ impl LoadRun {
             ramp,
             wall: self.wall,
             fd_limit: self.fd,
+            tokens: LoadTokens::of(self.connected().filter_map(|c| c.tokens.as_deref()))
+                .map(Box::new),
         }
     }
 
@@ -1022,6 +1134,7 @@ mod tests {
             without_id: 0,
             events: arrivals.len() as u64,
             end: StreamEnd::Complete,
+            tokens: None,
         })
     }
 
@@ -1050,6 +1163,37 @@ mod tests {
         let one = Percentiles::of(vec![ms(7)]).unwrap();
         assert_eq!((one.p50, one.p99), (ms(7), ms(7)));
         assert!(Percentiles::of(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn token_timing_pools_each_streams_first_token_and_gaps() {
+        let stream = |protocol, first: u32, gap: u32, n: u32, terminal| {
+            let mut t = StreamTokens {
+                protocol,
+                terminal,
+                ..StreamTokens::default()
+            };
+            for i in 0..n {
+                t.delta(first + i * gap);
+            }
+            t
+        };
+        let streams = [
+            stream(Protocol::OpenaiChat, 600_000, 30_000, 3, true),
+            stream(Protocol::OpenaiChat, 900_000, 10_000, 2, false),
+            stream(Protocol::Anthropic, 700_000, 20_000, 1, true),
+        ];
+        assert_eq!(streams[0].gaps, [30_000, 30_000]);
+        let t = LoadTokens::of(streams.iter()).unwrap();
+        // The protocol most streams were read as.
+        assert_eq!(t.protocol, Protocol::OpenaiChat);
+        assert_eq!(t.terminal, "[DONE]");
+        assert_eq!((t.streams, t.deltas, t.ended_with_terminal), (3, 6, 2));
+        let ttft = t.ttft.unwrap();
+        assert_eq!((ttft.count, ttft.p50, ttft.max), (3, ms(700), ms(900)));
+        let itl = t.itl.unwrap();
+        assert_eq!((itl.count, itl.p50, itl.max), (3, ms(30), ms(30)));
+        assert!(LoadTokens::of(std::iter::empty()).is_none());
     }
 
     #[test]

@@ -185,9 +185,21 @@ impl Phase for LoadPhase {
                 )
             })
             .unwrap_or_default();
+        let ttft = m
+            .tokens
+            .as_ref()
+            .and_then(|t| t.ttft)
+            .map(|p| {
+                format!(
+                    "; TTFT p50 {} p99 {}",
+                    crate::text::human_duration(p.p50),
+                    crate::text::human_duration(p.p99)
+                )
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "load: {} of {} concurrent streams connected, failed {}, cut {}{latency}",
+            "load: {} of {} concurrent streams connected, failed {}, cut {}{latency}{ttft}",
             m.connected,
             m.streams,
             if failed.is_empty() { "0" } else { &failed },

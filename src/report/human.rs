@@ -451,6 +451,21 @@ pub fn load_human(url: &str, chain: &str, l: &LoadMeasured) -> String {
             "", s.unmatched
         );
     }
+    if let Some(t) = &s.tokens {
+        let _ = writeln!(
+            o,
+            "{:<20} {} ({} of {} streams), {} deltas, {} ended with {}",
+            "token streams",
+            t.protocol.as_str(),
+            t.streams,
+            s.connected,
+            t.deltas,
+            t.ended_with_terminal,
+            t.terminal
+        );
+        o.push_str(&line("TTFT", t.ttft.as_ref(), "streams"));
+        o.push_str(&line("inter-token", t.itl.as_ref(), "gaps"));
+    }
     let fd = &s.fd_limit;
     let _ = writeln!(
         o,

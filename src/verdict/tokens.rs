@@ -51,42 +51,12 @@ pub fn detect(rec: &Recording, asked: Protocol) -> Detected {
         protocol,
         from: from.to_string(),
     };
-    if rec.header("x-vercel-ai-ui-message-stream").is_some() {
-        return found(
-            Protocol::AiSdk,
-            "the `x-vercel-ai-ui-message-stream` response header",
-        );
-    }
-    if crate::protocol::ndjson_content_type(rec.header("content-type").unwrap_or("")) {
-        return found(Protocol::Ndjson, "the content type (NDJSON)");
+    if let Some((protocol, from)) = protocol_of_head(|name| rec.header(name)) {
+        return found(protocol, from);
     }
     for e in rec.events.iter().take(DETECT_EVENTS).map(|a| &a.event) {
-        let kind = type_of(e);
-        if kind.starts_with("response.") {
-            return found(
-                Protocol::OpenaiResponses,
-                "event names (`response.…` events)",
-            );
-        }
-        if matches!(
-            kind.as_str(),
-            "message_start" | "content_block_start" | "content_block_delta" | "message_stop"
-        ) {
-            return found(
-                Protocol::Anthropic,
-                "event names (`message_start`, `content_block_delta`, …)",
-            );
-        }
-        if let Some(json) = json_of(e) {
-            if json.get("choices").is_some_and(|c| c.is_array()) {
-                return found(Protocol::OpenaiChat, "chunk shape (`choices[].delta`)");
-            }
-            if matches!(
-                json.get("type").and_then(|t| t.as_str()),
-                Some("text-delta" | "text-start" | "reasoning-delta" | "start" | "start-step")
-            ) {
-                return found(Protocol::AiSdk, "chunk shape (`{\"type\":\"text-delta\"}`)");
-            }
+        if let Some((protocol, from)) = protocol_of_event(e) {
+            return found(protocol, from);
         }
     }
     found(
@@ -95,9 +65,111 @@ pub fn detect(rec: &Recording, asked: Protocol) -> Detected {
     )
 }
 
+/// The protocol a response head names (the AI SDK's header, an NDJSON content type), and what said so.
+fn protocol_of_head<'a>(
+    header: impl Fn(&str) -> Option<&'a str>,
+) -> Option<(Protocol, &'static str)> {
+    if header("x-vercel-ai-ui-message-stream").is_some() {
+        return Some((
+            Protocol::AiSdk,
+            "the `x-vercel-ai-ui-message-stream` response header",
+        ));
+    }
+    crate::protocol::ndjson_content_type(header("content-type").unwrap_or(""))
+        .then_some((Protocol::Ndjson, "the content type (NDJSON)"))
+}
+
+/// The protocol one event names by its name or the shape of its data, and what said so.
+fn protocol_of_event(e: &Event) -> Option<(Protocol, &'static str)> {
+    let kind = type_of(e);
+    if kind.starts_with("response.") {
+        return Some((
+            Protocol::OpenaiResponses,
+            "event names (`response.…` events)",
+        ));
+    }
+    if matches!(
+        kind.as_str(),
+        "message_start" | "content_block_start" | "content_block_delta" | "message_stop"
+    ) {
+        return Some((
+            Protocol::Anthropic,
+            "event names (`message_start`, `content_block_delta`, …)",
+        ));
+    }
+    let json = json_of(e)?;
+    if json.get("choices").is_some_and(|c| c.is_array()) {
+        return Some((Protocol::OpenaiChat, "chunk shape (`choices[].delta`)"));
+    }
+    matches!(
+        json.get("type").and_then(|t| t.as_str()),
+        Some("text-delta" | "text-start" | "reasoning-delta" | "start" | "start-step")
+    )
+    .then_some((Protocol::AiSdk, "chunk shape (`{\"type\":\"text-delta\"}`)"))
+}
+
+/// Reads a token stream event by event where no recording is kept (each of a load's streams): its
+/// protocol is the one asked for, else the one its head names, else the one its first events name
+/// (events before that one count as neither deltas nor the terminal event; after [`DETECT_EVENTS`]
+/// events that name none, it is read as no token stream).
+#[derive(Debug, Clone)]
+pub struct TokenReader {
+    protocol: Option<Protocol>,
+    /// Events still looked at to recognise the protocol.
+    undecided: usize,
+}
+
+impl TokenReader {
+    /// `header` answers the response head's headers by lowercase name.
+    pub fn new<'a>(asked: Protocol, header: impl Fn(&str) -> Option<&'a str>) -> TokenReader {
+        let protocol = if asked != Protocol::Auto {
+            Some(asked)
+        } else {
+            protocol_of_head(header).map(|(p, _)| p)
+        };
+        TokenReader {
+            protocol,
+            undecided: DETECT_EVENTS,
+        }
+    }
+
+    /// The protocol, once known.
+    pub fn protocol(&self) -> Option<Protocol> {
+        self.protocol
+    }
+
+    /// What `e` is to the stream.
+    pub fn read(&mut self, e: &Event) -> Kind {
+        let p = match self.protocol {
+            Some(p) => p,
+            None if self.undecided == 0 => return Kind::Other,
+            None => {
+                self.undecided -= 1;
+                match protocol_of_event(e) {
+                    Some((p, _)) => {
+                        self.protocol = Some(p);
+                        p
+                    }
+                    None => {
+                        if self.undecided == 0 {
+                            self.protocol = Some(Protocol::Eventsource);
+                        }
+                        return Kind::Other;
+                    }
+                }
+            }
+        };
+        if p.has_tokens() {
+            kind(p, e)
+        } else {
+            Kind::Other
+        }
+    }
+}
+
 /// What one event is to a token stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub enum Kind {
     Delta,
     Terminal,
     Other,
@@ -593,6 +665,43 @@ mod tests {
                 .map(|(t, d, at, read)| (t.to_string(), d.clone(), ms(*at), *read))
                 .collect(),
         )
+    }
+
+    fn event(event_type: &'static str, data: &str) -> Event {
+        Event {
+            event_type: event_type.into(),
+            data: data.into(),
+            id: String::new(),
+            truncated: 0,
+        }
+    }
+
+    #[test]
+    fn a_reader_without_a_recording_recognises_the_stream_from_its_head_or_first_events() {
+        // Recognised from the first chunk's shape: a role chunk is neither delta nor terminal.
+        let mut r = TokenReader::new(Protocol::Auto, |_| None);
+        assert_eq!(r.protocol(), None);
+        let role = r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#;
+        assert_eq!(r.read(&event("message", role)), Kind::Other);
+        assert_eq!(r.protocol(), Some(Protocol::OpenaiChat));
+        assert_eq!(r.read(&event("message", &chat("Hi"))), Kind::Delta);
+        assert_eq!(r.read(&event("message", "[DONE]")), Kind::Terminal);
+        // From the head: the AI SDK's header decides before any event.
+        let r = TokenReader::new(Protocol::Auto, |h| {
+            (h == "x-vercel-ai-ui-message-stream").then_some("v1")
+        });
+        assert_eq!(r.protocol(), Some(Protocol::AiSdk));
+        // Asked for, it is not second-guessed: an EventSource stream has no deltas.
+        let mut r = TokenReader::new(Protocol::Eventsource, |_| None);
+        assert_eq!(r.read(&event("message", &chat("Hi"))), Kind::Other);
+        // Events that name no protocol: after DETECT_EVENTS of them it is no token stream, and a
+        // chunk that comes later is not taken for one.
+        let mut r = TokenReader::new(Protocol::Auto, |_| None);
+        for _ in 0..DETECT_EVENTS {
+            assert_eq!(r.read(&event("message", "tick")), Kind::Other);
+        }
+        assert_eq!(r.protocol(), Some(Protocol::Eventsource));
+        assert_eq!(r.read(&event("message", &chat("Hi"))), Kind::Other);
     }
 
     #[test]

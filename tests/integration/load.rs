@@ -46,6 +46,43 @@ fn every_stream_to_the_fixture_connects_and_is_judged_against_its_send_instants(
 }
 
 #[test]
+fn token_streams_report_each_streams_first_token_and_the_gaps_between_tokens() {
+    let (code, v, stderr) = load_json(&[
+        "--fixture",
+        "llm-anthropic",
+        "--streams",
+        "10",
+        "--method",
+        "POST",
+        "--data",
+        "{}",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let t = &v["tokens"];
+    assert_eq!(t["protocol"], "anthropic", "{v}");
+    assert_eq!(t["streams"], 10);
+    // 80 deltas a stream; `message_start`, `ping` and the block's start and stop are not deltas.
+    assert_eq!(t["deltas"], 800);
+    assert_eq!(t["ended_with_terminal"], 10);
+    assert_eq!(t["terminal"], "message_stop");
+    assert_eq!(t["ttft"]["count"], 10);
+    // The first token leaves 600 ms after the request: nothing arrives before it is sent.
+    assert!(t["ttft"]["p50"].as_f64().unwrap() >= 590.0, "{v}");
+    // The first 64 gaps of each stream; the fixture sends deltas 30 ± 10 ms apart.
+    assert_eq!(t["itl"]["count"], 640);
+    assert!(t["itl"]["p50"].as_f64().unwrap() >= 15.0, "{v}");
+    // NDJSON is read line by line: without it, no line would be an event.
+    let (code, v, stderr) = load_json(&["--fixture", "ndjson", "--streams", "5"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(v["tokens"]["protocol"], "ndjson", "{v}");
+    assert_eq!(v["tokens"]["deltas"], 400);
+    assert_eq!(v["tokens"]["ended_with_terminal"], 5);
+    // An EventSource stream has no token figures at all.
+    let (_, v, _) = load_json(&["--fixture", "plain", "--streams", "2"]);
+    assert!(v.get("tokens").is_none(), "{v}");
+}
+
+#[test]
 fn streams_to_a_url_are_measured_against_the_fastest_stream() {
     let origin = PythonOrigin::start(&["--events", "3", "--gap-ms", "200"]);
     let (code, v, stderr) = load_json(&[&origin.url("events"), "--streams", "10"]);
