@@ -284,7 +284,13 @@ impl Decoder {
             self.inner = Inner::Deflate(Box::new(flate2::Decompress::new(zlib)));
             return self.push(&head, out);
         }
-        if self.buf.len() != PIECE {
+        // Only a decoder that makes output needs the buffer: identity hands its input on as it is, and
+        // 64 KiB each would triple the memory of 10 000 plain streams (measured: 47 KiB a stream).
+        let makes_output = !matches!(
+            self.inner,
+            Inner::Identity | Inner::Ended | Inner::Broken | Inner::DeflatePending(_)
+        );
+        if makes_output && self.buf.len() != PIECE {
             self.buf = vec![0; PIECE];
         }
         let mut emit = Emit {
@@ -746,6 +752,23 @@ mod tests {
         let mut d = Decoder::new(Coding::Identity, 10);
         assert_eq!(push_all(&mut d, b"0123456789abc").unwrap(), b"0123456789");
         assert!(d.over_limit());
+    }
+
+    #[test]
+    fn only_a_decoder_that_makes_output_holds_an_output_buffer() {
+        // An identity body is handed on as it is: a load of 10 000 plain streams must not hold 64 KiB
+        // of unused buffer each (it did, 47 KiB a stream measured, against 18 KiB without).
+        let mut d = Decoder::new(Coding::Identity, 1 << 20);
+        assert_eq!(push_all(&mut d, b"data: x\n\n").unwrap(), b"data: x\n\n");
+        assert_eq!(d.buf.capacity(), 0);
+        let mut d = Decoder::new(Coding::Gzip, 1 << 20);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"data: x\n\n").unwrap();
+        assert_eq!(
+            push_all(&mut d, &gz.finish().unwrap()).unwrap(),
+            b"data: x\n\n"
+        );
+        assert_eq!(d.buf.len(), PIECE);
     }
 
     #[test]
