@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use ssegate::case::CaseRequest;
 use ssegate::intermediary::HopSpec;
 use ssegate::origin::Profile;
+use ssegate::request::RequestSpec;
 use ssegate::runner::run_scenario;
 
 const RUNS: usize = 5;
@@ -28,7 +28,7 @@ async fn measure(label: &str, chain: &[HopSpec]) {
     let mut lat = Vec::new();
     let mut headers = Vec::new();
     for _ in 0..RUNS {
-        match run_scenario(&profile, chain, &CaseRequest::default(), &[]).await {
+        match run_scenario(&profile, chain, &RequestSpec::default(), &[]).await {
             Ok(m) => {
                 let v = m.verdict;
                 lat.extend(v.events.iter().filter_map(|e| e.latency));

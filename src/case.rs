@@ -66,9 +66,6 @@ pub struct CaseRequest {
     pub duration_ms: Option<u64>,
     /// How to read the stream (`auto` by default: recognised from the response).
     pub protocol: Option<crate::protocol::Protocol>,
-    /// `expect.token_hold_ms`, which the probe judges with (set by [`Case::load`], not a key here).
-    #[serde(skip)]
-    pub token_hold_ms: Option<u64>,
 }
 
 crate::phase::case_expect! {
@@ -103,6 +100,14 @@ pub struct Case {
 }
 
 impl Case {
+    /// The probe's request: what `request` says, judged with `expect.token_hold_ms`.
+    pub fn request_spec(&self) -> RequestSpec {
+        RequestSpec {
+            token_hold: self.file.expect.token_hold_ms.map(Duration::from_millis),
+            ..self.file.request.spec()
+        }
+    }
+
     /// Load and validate one case; profiles come from `profiles_dir`.
     pub fn load(path: &Path, profiles_dir: &Path) -> Result<Case, FileError> {
         let src = read(path)?;
@@ -187,8 +192,6 @@ impl Case {
                 None,
             ));
         }
-        let mut file = file;
-        file.request.token_hold_ms = file.expect.token_hold_ms;
         Ok(Case {
             name: path
                 .file_stem()
@@ -325,7 +328,6 @@ impl CaseRequest {
             compression: self.compression,
             duration: self.duration_ms.map(Duration::from_millis),
             protocol: self.protocol,
-            token_hold: self.token_hold_ms.map(Duration::from_millis),
             ..RequestSpec::default()
         }
     }
@@ -399,6 +401,27 @@ mod tests {
         };
         assert_eq!((inv.line, inv.column), (3, 12));
         assert!(inv.help.unwrap().contains("did you mean `plain`"));
+    }
+
+    #[test]
+    fn the_probe_judges_a_token_stream_with_the_cases_token_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.yaml");
+        let load = |expect: &str| {
+            std::fs::write(
+                &p,
+                format!(
+                    "description: d\ntarget:\n  profile: llm-openai\nrequest:\n  method: POST\n\
+                     expect:\n  delivery: streamed\n{expect}"
+                ),
+            )
+            .unwrap();
+            Case::load(&p, &crate::origin::profile::builtin_dir()).unwrap()
+        };
+        let spec = load("  token_hold_ms: 250\n").request_spec();
+        assert_eq!(spec.token_hold, Some(Duration::from_millis(250)));
+        assert_eq!(spec.method.as_deref(), Some("POST"));
+        assert_eq!(load("").request_spec().token_hold, None);
     }
 
     #[test]

@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::case::{Case, CaseRequest};
+use crate::case::Case;
 use crate::events::{Finished, Reporter, RunEvent};
 use crate::intermediary::{Chain, HopSpec};
 use crate::origin::{FixtureServer, Profile};
 use crate::phase::{PhaseExpect, PhasePlan, Phases};
 use crate::probe::{ProbeRequest, Recording};
+use crate::request::RequestSpec;
 use crate::scenario::{self, Measurement, RunningChain, Scenario, ScenarioError, Witness};
 use crate::verdict::Verdict;
 
@@ -125,10 +126,8 @@ impl Outcome {
 
 /// The probe request for a scenario: the case's request on the browser-like default, listening for
 /// the whole schedule plus a generous margin unless the case says otherwise.
-pub fn probe_request(url: String, request: &CaseRequest, profile: &Profile) -> ProbeRequest {
-    request
-        .spec()
-        .build(url, profile.span() + Duration::from_secs(10))
+pub fn probe_request(url: String, request: &RequestSpec, profile: &Profile) -> ProbeRequest {
+    request.build(url, profile.span() + Duration::from_secs(10))
 }
 
 /// Real programs starting at once (see [`run_case_in`]).
@@ -274,7 +273,7 @@ impl Pool {
 pub async fn run_scenario(
     profile: &Profile,
     chain: &[HopSpec],
-    request: &CaseRequest,
+    request: &RequestSpec,
     phases: &[PhasePlan],
 ) -> Result<Measurement, RunError> {
     scenario_on(profile, chain, request, phases, None).await
@@ -285,7 +284,7 @@ pub async fn run_scenario(
 async fn scenario_on(
     profile: &Profile,
     chain: &[HopSpec],
-    request: &CaseRequest,
+    request: &RequestSpec,
     phases: &[PhasePlan],
     shared: Option<&Shared>,
 ) -> Result<Measurement, RunError> {
@@ -360,7 +359,7 @@ pub async fn run_case_in(case: &Case, pool: Option<&Pool>) -> Result<Outcome, Ru
     let m = scenario_on(
         &case.profile,
         &case.file.chain,
-        &case.file.request,
+        &case.request_spec(),
         &plans,
         shared.as_deref(),
     )
@@ -512,7 +511,7 @@ pub async fn run_cases(
 /// About how long a case takes, to start the longest first: its stream's schedule for the probe and
 /// for each phase, and a browser's start for a browser phase. Only an order; nothing is judged by it.
 fn expected_length(case: &Case) -> Duration {
-    let req = probe_request(String::new(), &case.file.request, &case.profile);
+    let req = probe_request(String::new(), &case.request_spec(), &case.profile);
     let plans = case.file.phase_plans();
     let browsers = plans
         .iter()
