@@ -839,15 +839,14 @@ fn take_items(
     for item in items.drain(..) {
         match item {
             Item::Event(mut event) => {
+                // Kept or not, an event keeps at most DATA_KEPT of its data and ID_KEPT of its id.
+                event.truncated += cut_to(&mut event.data, DATA_KEPT);
+                cut_to(&mut event.id, ID_KEPT);
                 if rec.events.len() >= EVENTS_KEPT || rec.events_bytes >= kept_bytes {
                     rec.events_dropped += 1;
-                    event.truncated += cut_to(&mut event.data, DATA_KEPT);
-                    cut_to(&mut event.id, ID_KEPT);
                     rec.last_dropped = Some(event);
                     continue;
                 }
-                cut_to(&mut event.id, ID_KEPT);
-                event.truncated += cut_to(&mut event.data, DATA_KEPT);
                 // Parser buffers grow by doubling: keep only what is used.
                 event.id.shrink_to_fit();
                 event.data.shrink_to_fit();
