@@ -92,10 +92,11 @@ pub fn lanes_svg(lanes: &[Lane<'_>]) -> String {
             esc(&label),
             left + width
         );
-        let deltas = match tokens {
-            Some(_) => crate::verdict::tokens::deltas(c.recording, c.verdict.protocol.protocol),
+        let kinds = match tokens {
+            Some(_) => crate::verdict::tokens::kinds(c.recording, c.verdict.protocol.protocol),
             None => Vec::new(),
         };
+        let delta = |i: usize| kinds.get(i) == Some(&crate::verdict::tokens::Kind::Delta);
         let mut token = 0;
         for (i, e) in c.verdict.events.iter().enumerate() {
             let from = e.expected.unwrap_or(e.arrival);
@@ -106,7 +107,7 @@ pub fn lanes_svg(lanes: &[Lane<'_>]) -> String {
                 r#"<line x1="{:.1}" y1="{top}" x2="{cx:.1}" y2="{bottom}" stroke="{color}" stroke-width="1.2"/>"#,
                 x(from),
             );
-            let _ = match (tokens.is_some(), deltas.get(i).copied().unwrap_or(false)) {
+            let _ = match (tokens.is_some(), delta(i)) {
                 (true, true) => {
                     token += 1;
                     write!(

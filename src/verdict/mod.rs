@@ -271,12 +271,13 @@ pub fn threshold(gap: Duration) -> Duration {
 /// Judge a recording against a reference.
 pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
     let detected = tokens::detect(rec, rec.protocol);
+    let kinds = tokens::kinds(rec, detected.protocol);
     // A token stream is judged at token scale: a delta held `token_hold` (100 ms) is a stall people
     // see, whatever the gap between tokens.
     let hold = detected
         .protocol
         .has_tokens()
-        .then_some((rec.token_hold, detected.protocol));
+        .then_some((rec.token_hold, kinds.as_slice()));
     let tm = Timing::measure(rec, reference, hold);
     let mut findings = Vec::new();
     let delivery = classify(rec, &tm, &mut findings);
@@ -290,15 +291,15 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
     sort_findings(&mut findings);
     let mut v = tm.into_verdict(delivery, findings);
     v.protocol = detected;
-    read_tokens(rec, &mut v);
+    read_tokens(rec, &mut v, &kinds);
     v
 }
 
 /// Read `v`'s stream as its protocol: its token timing, and a token stream that ended cleanly without
 /// its terminal event is `cut` (`stream-truncated`).
-fn read_tokens(rec: &Recording, v: &mut Verdict) {
+fn read_tokens(rec: &Recording, v: &mut Verdict, kinds: &[tokens::Kind]) {
     let p = v.protocol.protocol;
-    v.tokens = tokens::measure(rec, p, &v.events);
+    v.tokens = tokens::measure(rec, p, kinds, &v.events);
     if let Some(t) = &v.tokens
         && let Some(f) = v
             .findings
@@ -321,7 +322,7 @@ fn read_tokens(rec: &Recording, v: &mut Verdict) {
             .retain(|f| f.id() != FindingId::ContentTypeNotEventStream);
     }
     if matches!(v.delivery, Delivery::Streamed | Delivery::FirstByteDelayed)
-        && let Some(f) = tokens::collapse(rec, p, &v.events)
+        && let Some(f) = tokens::collapse(rec, p, kinds, &v.events)
     {
         // Every delta on time, but most in one read with the one before: batched whatever the gap.
         v.delivery = Delivery::Batched;
@@ -458,12 +459,12 @@ struct Timing {
 }
 
 impl Timing {
-    /// `hold` is a token stream's threshold (`token_hold`) and protocol; without it the threshold
+    /// `hold` is a token stream's threshold (`token_hold`) and what each event is to it; without it the threshold
     /// follows the gap.
     fn measure(
         rec: &Recording,
         reference: Reference<'_>,
-        hold: Option<(Duration, crate::protocol::Protocol)>,
+        hold: Option<(Duration, &[tokens::Kind])>,
     ) -> Timing {
         let r = RefPoints::of(reference);
         let arrivals: Vec<Duration> = rec.events.iter().map(|e| e.at).collect();
@@ -475,11 +476,11 @@ impl Timing {
         let t = hold.map_or_else(|| threshold(gap), |(t, _)| t);
         let (shift, header_shift) = alignment(rec, reference);
         let mut events = event_timings(rec, r.basis, &r.points, shift, t);
-        if let Some((_, p)) = hold {
+        if let Some((_, kinds)) = hold {
             // At token scale only a content delta is held: a role chunk or a `[DONE]` a hop keeps a
             // moment longer holds back no text.
-            for (e, delta) in events.iter_mut().zip(tokens::deltas(rec, p)) {
-                e.held &= delta;
+            for (e, kind) in events.iter_mut().zip(kinds) {
+                e.held &= *kind == tokens::Kind::Delta;
             }
         }
         let bursts = bursts(rec, &mut events, t);

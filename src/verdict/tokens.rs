@@ -289,11 +289,28 @@ fn kind(p: Protocol, e: &Event) -> Kind {
     }
 }
 
-/// Whether each of `rec`'s events is a content delta of `p` (none is, for a protocol without tokens).
-pub fn deltas(rec: &Recording, p: Protocol) -> Vec<bool> {
+/// What each of `rec`'s events is to a stream read as `p`, classified once for every judgement that
+/// needs it (every event is [`Kind::Other`] for a protocol without tokens).
+pub fn kinds(rec: &Recording, p: Protocol) -> Vec<Kind> {
     rec.events
         .iter()
-        .map(|a| p.has_tokens() && kind(p, &a.event) == Kind::Delta)
+        .map(|a| {
+            if p.has_tokens() {
+                kind(p, &a.event)
+            } else {
+                Kind::Other
+            }
+        })
+        .collect()
+}
+
+/// The positions of the content deltas among the events.
+fn delta_indices(kinds: &[Kind]) -> Vec<usize> {
+    kinds
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k == Kind::Delta)
+        .map(|(i, _)| i)
         .collect()
 }
 
@@ -379,19 +396,17 @@ fn signed_us(a: Duration, b: Duration) -> i64 {
 /// The token timing of `rec` read as `p` (None for a protocol without tokens); `timed` are the
 /// verdict's events, in the recording's order, whose `expected` send instants give what the path
 /// added.
-pub fn measure(rec: &Recording, p: Protocol, timed: &[EventTiming]) -> Option<Tokens> {
+pub fn measure(
+    rec: &Recording,
+    p: Protocol,
+    kinds: &[Kind],
+    timed: &[EventTiming],
+) -> Option<Tokens> {
     if !p.has_tokens() {
         return None;
     }
-    let mut deltas = Vec::new();
-    let mut terminal = false;
-    for (i, a) in rec.events.iter().enumerate() {
-        match kind(p, &a.event) {
-            Kind::Delta => deltas.push(i),
-            Kind::Terminal => terminal = true,
-            Kind::Other => {}
-        }
-    }
+    let deltas = delta_indices(kinds);
+    let terminal = kinds.contains(&Kind::Terminal);
     let at = |i: usize| rec.events[i].at;
     let gaps: Vec<Duration> = deltas
         .windows(2)
@@ -570,17 +585,16 @@ pub const COLLAPSE_STALL: Duration = Duration::from_millis(20);
 /// than the one before by more than this process's longest stall: two deltas sent closer than that may
 /// share a read because the probe was not running, not because a hop held them. Without them, every
 /// delta sharing a read counts, and the verdict is left to [`super::excuse_starved`].
-pub fn collapse(rec: &Recording, p: Protocol, timed: &[EventTiming]) -> Option<Finding> {
+pub fn collapse(
+    rec: &Recording,
+    p: Protocol,
+    kinds: &[Kind],
+    timed: &[EventTiming],
+) -> Option<Finding> {
     if !p.has_tokens() {
         return None;
     }
-    let deltas: Vec<usize> = rec
-        .events
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| kind(p, &a.event) == Kind::Delta)
-        .map(|(i, _)| i)
-        .collect();
+    let deltas = delta_indices(kinds);
     if deltas.len() < COLLAPSE_MIN_DELTAS {
         return None;
     }
@@ -767,7 +781,13 @@ mod tests {
             ),
             ("message", "[DONE]".into(), 700, 4),
         ]);
-        let t = measure(&r, Protocol::OpenaiChat, &[]).unwrap();
+        let t = measure(
+            &r,
+            Protocol::OpenaiChat,
+            &kinds(&r, Protocol::OpenaiChat),
+            &[],
+        )
+        .unwrap();
         assert_eq!(t.deltas, 4);
         assert_eq!(t.ttft, Some(ms(600)));
         let itl = t.itl.unwrap();
@@ -775,7 +795,15 @@ mod tests {
         assert_eq!(t.same_read_share, Some(1.0 / 3.0));
         assert_eq!(t.terminal_seen, Some(true));
         assert!(truncation(&r, Protocol::OpenaiChat, Some(&t)).is_none());
-        assert!(measure(&r, Protocol::Eventsource, &[]).is_none());
+        assert!(
+            measure(
+                &r,
+                Protocol::Eventsource,
+                &kinds(&r, Protocol::Eventsource),
+                &[]
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -785,7 +813,13 @@ mod tests {
             ("message", chat("b"), 14_990, 1),
         ]);
         r.ended_at = ms(15_000);
-        let t = measure(&r, Protocol::OpenaiChat, &[]).unwrap();
+        let t = measure(
+            &r,
+            Protocol::OpenaiChat,
+            &kinds(&r, Protocol::OpenaiChat),
+            &[],
+        )
+        .unwrap();
         assert_eq!(t.terminal_seen, Some(false));
         let f = truncation(&r, Protocol::OpenaiChat, Some(&t)).expect("truncated");
         let text = f.evidence.to_string();
@@ -799,7 +833,13 @@ mod tests {
         // When events were counted but not kept, the last one is not known: no claim.
         r.end = End::Complete;
         r.events_dropped = 3;
-        let t = measure(&r, Protocol::OpenaiChat, &[]).unwrap();
+        let t = measure(
+            &r,
+            Protocol::OpenaiChat,
+            &kinds(&r, Protocol::OpenaiChat),
+            &[],
+        )
+        .unwrap();
         assert_eq!(t.terminal_seen, None);
         assert!(truncation(&r, Protocol::OpenaiChat, Some(&t)).is_none());
     }
@@ -824,7 +864,13 @@ mod tests {
                 burst: 0,
             })
             .collect();
-        let t = measure(&r, Protocol::OpenaiChat, &timed).unwrap();
+        let t = measure(
+            &r,
+            Protocol::OpenaiChat,
+            &kinds(&r, Protocol::OpenaiChat),
+            &timed,
+        )
+        .unwrap();
         assert_eq!(t.added_ttft, Some(600_000));
         assert_eq!(t.added_itl, Some(-30_000), "the gaps collapsed");
         assert_eq!(t.same_read_share, Some(1.0));
@@ -920,7 +966,7 @@ mod tests {
         r.events[2].event.truncated = 40_000;
         let d = detect(&r, Protocol::Auto);
         assert_eq!(d.protocol, Protocol::OpenaiResponses);
-        let t = measure(&r, d.protocol, &[]).unwrap();
+        let t = measure(&r, d.protocol, &kinds(&r, d.protocol), &[]).unwrap();
         assert_eq!(t.deltas, 2);
         assert_eq!(t.terminal_seen, Some(true), "{t:?}");
         assert!(truncation(&r, d.protocol, Some(&t)).is_none());
@@ -942,10 +988,22 @@ mod tests {
             truncated: 0,
         };
         r.last_dropped = Some(last("[DONE]"));
-        let t = measure(&r, Protocol::OpenaiChat, &[]).unwrap();
+        let t = measure(
+            &r,
+            Protocol::OpenaiChat,
+            &kinds(&r, Protocol::OpenaiChat),
+            &[],
+        )
+        .unwrap();
         assert_eq!(t.terminal_seen, Some(true));
         r.last_dropped = Some(last(&chat("z")));
-        let t = measure(&r, Protocol::OpenaiChat, &[]).unwrap();
+        let t = measure(
+            &r,
+            Protocol::OpenaiChat,
+            &kinds(&r, Protocol::OpenaiChat),
+            &[],
+        )
+        .unwrap();
         assert_eq!(t.terminal_seen, None, "not known: no truncation is claimed");
         assert!(truncation(&r, Protocol::OpenaiChat, Some(&t)).is_none());
     }
