@@ -300,22 +300,6 @@ pub fn judge(rec: &Recording, reference: Reference<'_>) -> Verdict {
 fn read_tokens(rec: &Recording, v: &mut Verdict, kinds: &[tokens::Kind]) {
     let p = v.protocol.protocol;
     v.tokens = tokens::measure(rec, p, kinds, &v.events);
-    if let Some(t) = &v.tokens
-        && let Some(f) = v
-            .findings
-            .iter_mut()
-            .find(|f| f.id() == FindingId::EventsHeld)
-    {
-        // Which deltas a hop's flushes left late varies run to run by a few: shown, not snapshotted.
-        let held = v.events.iter().filter(|e| e.held).count();
-        f.evidence = evidence!(
-            "of {} content deltas, some arrived more than {} late (longest {}){}",
-            t.deltas as u64,
-            v.threshold,
-            v.latency_max.unwrap_or_default(),
-            Fact::Varies(format!("; {held} held"))
-        );
-    }
     if p == crate::protocol::Protocol::Ndjson {
         // NDJSON is read with fetch(), never EventSource: its content type is the right one.
         v.findings
@@ -456,6 +440,8 @@ struct Timing {
     missing: usize,
     /// When the origin's response ended, on the recording's clock (shifted), when known.
     origin_ended: Option<Duration>,
+    /// A token stream's content deltas (only they can be held), None for other streams.
+    deltas: Option<usize>,
 }
 
 impl Timing {
@@ -503,6 +489,8 @@ impl Timing {
             header_latency,
             missing,
             origin_ended: r.ended.map(|e| e + shift),
+            deltas: hold
+                .map(|(_, kinds)| kinds.iter().filter(|k| **k == tokens::Kind::Delta).count()),
         }
     }
 
@@ -721,16 +709,25 @@ fn delivery_finding(rec: &Recording, tm: &Timing, delivery: Delivery) -> Option<
         }
         Delivery::Batched if tm.basis != Basis::Inferred => {
             let longest = tm.latency_max.unwrap_or_default();
-            // How many bursts a hop's flushes make varies run to run (two close flushes read as one):
-            // shown, not snapshotted.
-            let mut e = evidence!(
-                "{} of {} events arrived more than {} late (longest {}){}",
-                tm.held(),
-                n,
-                tm.t,
-                longest,
-                Fact::Varies(format!("; {} bursts", tm.bursts.len()))
-            );
+            // How many bursts a hop's flushes make, and which deltas they leave late, vary run to run
+            // by a few (two close flushes read as one): shown, not snapshotted.
+            let mut e = match tm.deltas {
+                Some(deltas) => evidence!(
+                    "of {} content deltas, some arrived more than {} late (longest {}){}",
+                    deltas as u64,
+                    tm.t,
+                    longest,
+                    Fact::Varies(format!("; {} held", tm.held()))
+                ),
+                None => evidence!(
+                    "{} of {} events arrived more than {} late (longest {}){}",
+                    tm.held(),
+                    n,
+                    tm.t,
+                    longest,
+                    Fact::Varies(format!("; {} bursts", tm.bursts.len()))
+                ),
+            };
             if missing > 0 {
                 e = e.then(evidence!(
                     "; {} more never arrived before the probe stopped",
