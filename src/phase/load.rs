@@ -175,28 +175,19 @@ impl Phase for LoadPhase {
     fn human(l: &LoadMeasured, s: &mut String) {
         let m = &l.summary;
         let failed = m.failed_label();
-        let latency = m
-            .latency
-            .map(|p| {
+        // `; LABEL p50 … p99 …`, or nothing without figures.
+        let p50_p99 = |label: &str, p: Option<crate::load::Percentiles>| {
+            p.map(|p| {
                 format!(
-                    "; event latency p50 {} p99 {}",
+                    "; {label} p50 {} p99 {}",
                     crate::text::human_duration(p.p50),
                     crate::text::human_duration(p.p99)
                 )
             })
-            .unwrap_or_default();
-        let ttft = m
-            .tokens
-            .as_ref()
-            .and_then(|t| t.ttft)
-            .map(|p| {
-                format!(
-                    "; TTFT p50 {} p99 {}",
-                    crate::text::human_duration(p.p50),
-                    crate::text::human_duration(p.p99)
-                )
-            })
-            .unwrap_or_default();
+            .unwrap_or_default()
+        };
+        let latency = p50_p99("event latency", m.latency);
+        let ttft = p50_p99("TTFT", m.tokens.as_ref().and_then(|t| t.ttft));
         let _ = writeln!(
             s,
             "load: {} of {} concurrent streams connected, failed {}, cut {}{latency}{ttft}",

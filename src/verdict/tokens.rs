@@ -667,6 +667,11 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// `rec`'s token timing read as `p`, without send instants.
+    fn measured(rec: &Recording, p: Protocol) -> Option<Tokens> {
+        measure(rec, p, &kinds(rec, p), &[])
+    }
+
     fn chat(content: &str) -> String {
         format!(r#"{{"choices":[{{"index":0,"delta":{{"content":"{content}"}}}}]}}"#)
     }
@@ -781,13 +786,7 @@ mod tests {
             ),
             ("message", "[DONE]".into(), 700, 4),
         ]);
-        let t = measure(
-            &r,
-            Protocol::OpenaiChat,
-            &kinds(&r, Protocol::OpenaiChat),
-            &[],
-        )
-        .unwrap();
+        let t = measured(&r, Protocol::OpenaiChat).unwrap();
         assert_eq!(t.deltas, 4);
         assert_eq!(t.ttft, Some(ms(600)));
         let itl = t.itl.unwrap();
@@ -795,15 +794,7 @@ mod tests {
         assert_eq!(t.same_read_share, Some(1.0 / 3.0));
         assert_eq!(t.terminal_seen, Some(true));
         assert!(truncation(&r, Protocol::OpenaiChat, Some(&t)).is_none());
-        assert!(
-            measure(
-                &r,
-                Protocol::Eventsource,
-                &kinds(&r, Protocol::Eventsource),
-                &[]
-            )
-            .is_none()
-        );
+        assert!(measured(&r, Protocol::Eventsource).is_none());
     }
 
     #[test]
@@ -813,13 +804,7 @@ mod tests {
             ("message", chat("b"), 14_990, 1),
         ]);
         r.ended_at = ms(15_000);
-        let t = measure(
-            &r,
-            Protocol::OpenaiChat,
-            &kinds(&r, Protocol::OpenaiChat),
-            &[],
-        )
-        .unwrap();
+        let t = measured(&r, Protocol::OpenaiChat).unwrap();
         assert_eq!(t.terminal_seen, Some(false));
         let f = truncation(&r, Protocol::OpenaiChat, Some(&t)).expect("truncated");
         let text = f.evidence.to_string();
@@ -833,13 +818,7 @@ mod tests {
         // When events were counted but not kept, the last one is not known: no claim.
         r.end = End::Complete;
         r.events_dropped = 3;
-        let t = measure(
-            &r,
-            Protocol::OpenaiChat,
-            &kinds(&r, Protocol::OpenaiChat),
-            &[],
-        )
-        .unwrap();
+        let t = measured(&r, Protocol::OpenaiChat).unwrap();
         assert_eq!(t.terminal_seen, None);
         assert!(truncation(&r, Protocol::OpenaiChat, Some(&t)).is_none());
     }
@@ -966,7 +945,7 @@ mod tests {
         r.events[2].event.truncated = 40_000;
         let d = detect(&r, Protocol::Auto);
         assert_eq!(d.protocol, Protocol::OpenaiResponses);
-        let t = measure(&r, d.protocol, &kinds(&r, d.protocol), &[]).unwrap();
+        let t = measured(&r, d.protocol).unwrap();
         assert_eq!(t.deltas, 2);
         assert_eq!(t.terminal_seen, Some(true), "{t:?}");
         assert!(truncation(&r, d.protocol, Some(&t)).is_none());
@@ -988,22 +967,10 @@ mod tests {
             truncated: 0,
         };
         r.last_dropped = Some(last("[DONE]"));
-        let t = measure(
-            &r,
-            Protocol::OpenaiChat,
-            &kinds(&r, Protocol::OpenaiChat),
-            &[],
-        )
-        .unwrap();
+        let t = measured(&r, Protocol::OpenaiChat).unwrap();
         assert_eq!(t.terminal_seen, Some(true));
         r.last_dropped = Some(last(&chat("z")));
-        let t = measure(
-            &r,
-            Protocol::OpenaiChat,
-            &kinds(&r, Protocol::OpenaiChat),
-            &[],
-        )
-        .unwrap();
+        let t = measured(&r, Protocol::OpenaiChat).unwrap();
         assert_eq!(t.terminal_seen, None, "not known: no truncation is claimed");
         assert!(truncation(&r, Protocol::OpenaiChat, Some(&t)).is_none());
     }
