@@ -179,7 +179,7 @@ async fn measure_fix(
                 .iter()
                 .cloned()
                 .collect::<BTreeMap<String, String>>(),
-            remove: vec![],
+            ..Headers::default()
         }));
     }
     if let Some(every_ms) = heartbeat_ms {

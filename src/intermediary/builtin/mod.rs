@@ -53,6 +53,9 @@ pub trait BuiltinHop:
     fn idle_limit(&self) -> Option<Duration> {
         None
     }
+    /// Change the client's request headers before they are sent upstream (a gateway that drops or
+    /// doubles a request header); most hops leave them as they are.
+    fn rewrite_request(&self, _headers: &mut http::HeaderMap) {}
     /// The response the client gets, from the upstream's head (hop-by-hop headers already removed) and
     /// body.
     fn respond(
@@ -141,6 +144,12 @@ macro_rules! builtins {
             pub fn idle_limit(&self) -> Option<Duration> {
                 match self {
                     $(Builtin::$variant(h) => h.idle_limit(),)*
+                }
+            }
+
+            fn rewrite_request(&self, headers: &mut http::HeaderMap) {
+                match self {
+                    $(Builtin::$variant(h) => h.rewrite_request(headers),)*
                 }
             }
 
@@ -239,14 +248,16 @@ fn bad_gateway(msg: String) -> Response<Body> {
 
 /// Forward one request upstream and hand the response to the hop.
 async fn forward(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     upstream: SocketAddr,
     hop: Arc<Builtin>,
 ) -> Result<Response<Body>, Infallible> {
+    // What the client asked, before the hop changes what is sent on.
     let asked = Asked {
         headers: req.headers().clone(),
         is_head: req.method() == http::Method::HEAD,
     };
+    hop.rewrite_request(req.headers_mut());
     let resp = match send_upstream(req, upstream).await {
         Ok(r) => r,
         Err(msg) => return Ok(bad_gateway(msg)),
