@@ -13,7 +13,8 @@ use super::{Asked, BuiltinHop, passthrough, respond};
 use crate::Body;
 
 /// Adds, removes, overrides or doubles response headers, and request headers under `request`. Needs
-/// options, so it is not in the default matrix.
+/// options, so it is not in the default matrix. The response's keys repeat [`Rules`]' at the top level
+/// (where they have always been): serde cannot flatten a struct into one that denies unknown keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Headers {
@@ -44,72 +45,96 @@ pub struct Rules {
     pub append: BTreeMap<String, String>,
 }
 
-/// `+name: value`, `-name`, `++name: value` for one direction's rules, secret values redacted.
-fn label_parts(set: &BTreeMap<String, String>, remove: &[String], append: &BTreeMap<String, String>) -> Vec<String> {
-    let value = |k: &str, v: &'_ str| -> String {
-        if crate::secrets::is_secret_header(k, &[]) {
-            "<redacted>".into()
-        } else {
-            v.into()
-        }
-    };
-    let mut parts: Vec<String> = set.iter().map(|(k, v)| format!("+{k}: {}", value(k, v))).collect();
-    parts.extend(remove.iter().map(|k| format!("-{k}")));
-    parts.extend(append.iter().map(|(k, v)| format!("++{k}: {}", value(k, v))));
-    parts
+/// One direction's rules, borrowed: the response's (the top-level keys) or the request's.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    set: &'a BTreeMap<String, String>,
+    remove: &'a [String],
+    append: &'a BTreeMap<String, String>,
 }
 
-fn validate_rules(
-    set: &BTreeMap<String, String>,
-    remove: &[String],
-    append: &BTreeMap<String, String>,
-) -> Result<(), String> {
-    for (k, v) in set.iter().chain(append) {
-        if HeaderName::from_bytes(k.as_bytes()).is_err() || HeaderValue::from_str(v).is_err() {
-            return Err(format!("`{k}: {v}` is not a valid header"));
+impl Headers {
+    fn response_side(&self) -> Side<'_> {
+        Side {
+            set: &self.set,
+            remove: &self.remove,
+            append: &self.append,
         }
     }
-    match remove
-        .iter()
-        .find(|k| HeaderName::from_bytes(k.as_bytes()).is_err())
-    {
-        Some(bad) => Err(format!("`{bad}` is not a valid header name")),
-        None => Ok(()),
+
+    fn request_side(&self) -> Side<'_> {
+        let r = &self.request;
+        Side {
+            set: &r.set,
+            remove: &r.remove,
+            append: &r.append,
+        }
     }
 }
 
-/// Remove, then set, then append (rules already validated; an invalid one is skipped).
-fn apply(
-    headers: &mut HeaderMap,
-    set: &BTreeMap<String, String>,
-    remove: &[String],
-    append: &BTreeMap<String, String>,
-) {
-    let pair = |k: &String, v: &String| {
-        Some((
-            HeaderName::from_bytes(k.as_bytes()).ok()?,
-            HeaderValue::from_str(v).ok()?,
-        ))
-    };
-    for name in remove {
-        if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
-            headers.remove(n);
+impl Side<'_> {
+    /// `+name: value`, `-name`, `++name: value`, secret values redacted.
+    fn label_parts(self) -> Vec<String> {
+        let value = |k: &str, v: &str| -> String {
+            if crate::secrets::is_secret_header(k, &[]) {
+                "<redacted>".into()
+            } else {
+                v.into()
+            }
+        };
+        let mut parts: Vec<String> = (self.set.iter())
+            .map(|(k, v)| format!("+{k}: {}", value(k, v)))
+            .collect();
+        parts.extend(self.remove.iter().map(|k| format!("-{k}")));
+        parts.extend(
+            (self.append.iter()).map(|(k, v)| format!("++{k}: {}", value(k, v))),
+        );
+        parts
+    }
+
+    fn validate(self) -> Result<(), String> {
+        for (k, v) in self.set.iter().chain(self.append) {
+            if HeaderName::from_bytes(k.as_bytes()).is_err() || HeaderValue::from_str(v).is_err() {
+                return Err(format!("`{k}: {v}` is not a valid header"));
+            }
+        }
+        match self
+            .remove
+            .iter()
+            .find(|k| HeaderName::from_bytes(k.as_bytes()).is_err())
+        {
+            Some(bad) => Err(format!("`{bad}` is not a valid header name")),
+            None => Ok(()),
         }
     }
-    for (k, v) in set.iter().filter_map(|(k, v)| pair(k, v)) {
-        headers.insert(k, v);
-    }
-    for (k, v) in append.iter().filter_map(|(k, v)| pair(k, v)) {
-        headers.append(k, v);
+
+    /// Remove, then set, then append (rules already validated; an invalid one is skipped).
+    fn apply(self, headers: &mut HeaderMap) {
+        let pair = |(k, v): (&String, &String)| {
+            Some((
+                HeaderName::from_bytes(k.as_bytes()).ok()?,
+                HeaderValue::from_str(v).ok()?,
+            ))
+        };
+        for name in self.remove {
+            if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+                headers.remove(n);
+            }
+        }
+        for (k, v) in self.set.iter().filter_map(pair) {
+            headers.insert(k, v);
+        }
+        for (k, v) in self.append.iter().filter_map(pair) {
+            headers.append(k, v);
+        }
     }
 }
 
 impl BuiltinHop for Headers {
     /// `headers(+name: value, -name, ++name: value, request: …)`, secret values redacted.
     fn label(&self) -> String {
-        let mut parts = label_parts(&self.set, &self.remove, &self.append);
-        let r = &self.request;
-        let request = label_parts(&r.set, &r.remove, &r.append);
+        let mut parts = self.response_side().label_parts();
+        let request = self.request_side().label_parts();
         if !request.is_empty() {
             parts.push(format!("request: {}", request.join(", ")));
         }
@@ -117,14 +142,14 @@ impl BuiltinHop for Headers {
     }
 
     fn validate(&self) -> Result<(), String> {
-        validate_rules(&self.set, &self.remove, &self.append)?;
-        let r = &self.request;
-        validate_rules(&r.set, &r.remove, &r.append).map_err(|e| format!("request: {e}"))
+        self.response_side().validate()?;
+        self.request_side()
+            .validate()
+            .map_err(|e| format!("request: {e}"))
     }
 
     fn rewrite_request(&self, headers: &mut HeaderMap) {
-        let r = &self.request;
-        apply(headers, &r.set, &r.remove, &r.append);
+        self.request_side().apply(headers);
     }
 
     async fn respond(
@@ -133,7 +158,7 @@ impl BuiltinHop for Headers {
         mut head: http::response::Parts,
         body: Incoming,
     ) -> Response<Body> {
-        apply(&mut head.headers, &self.set, &self.remove, &self.append);
+        self.response_side().apply(&mut head.headers);
         respond(head, body, passthrough)
     }
 }
