@@ -196,9 +196,9 @@ async fn accept_loop(listener: TcpListener, served: Served, log: Log) {
                 }
                 conns.spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
-                        let route = req.headers().get(ROUTE_HEADER).and_then(|v| v.to_str().ok());
-                        let profile = served.profile_for(routed(req.uri().path(), route));
-                        handle(req, profile, log.clone())
+                        let target = request_target(&req);
+                        let profile = served.profile_for(&target);
+                        handle(req, target, profile, log.clone())
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -214,23 +214,27 @@ fn version_str(v: http::Version) -> String {
     format!("{v:?}")
 }
 
-async fn handle(
-    req: Request<Incoming>,
-    profile: Arc<Profile>,
-    log: Log,
-) -> Result<Response<Body>, Infallible> {
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+/// A request's target as the fixture serves and logs it (see [`routed`]).
+fn request_target(req: &Request<Incoming>) -> String {
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let route = req
         .headers()
         .get(ROUTE_HEADER)
         .and_then(|v| v.to_str().ok());
+    routed(target, route).to_string()
+}
+
+/// Serve `req`, whose target (as [`request_target`] read it) is `target`, with `profile`.
+async fn handle(
+    req: Request<Incoming>,
+    target: String,
+    profile: Arc<Profile>,
+    log: Log,
+) -> Result<Response<Body>, Infallible> {
     let idx = log_request(
         &log,
         req.method().as_str(),
-        routed(&target, route).to_string(),
+        target,
         version_str(req.version()),
         req.headers()
             .iter()
