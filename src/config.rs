@@ -112,6 +112,10 @@ pub struct Listen {
     /// (default: true; `false` saves a few seconds per chain).
     #[serde(default = "yes")]
     pub lifecycle: bool,
+    /// Header names checked through every chain beside the default ones: each the client sends must
+    /// reach the origin once and unchanged, each the origin sends must reach the client once.
+    #[serde(default)]
+    pub headers: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -140,6 +144,7 @@ impl Default for Listen {
             streams: None,
             ramp_ms: None,
             lifecycle: true,
+            headers: Vec::new(),
         }
     }
 }
@@ -447,6 +452,18 @@ fn check_cannot_work(
             None,
         );
     }
+    if let Some(bad) = config
+        .listen
+        .headers
+        .iter()
+        .find(|h| http::HeaderName::from_bytes(h.as_bytes()).is_err())
+    {
+        return err(
+            &["listen", "headers"],
+            format!("`{bad}` in `listen.headers` is not a header name"),
+            None,
+        );
+    }
     let e = &config.expect;
     if let Some(both) = e
         .deny
@@ -642,6 +659,7 @@ impl Config {
             duration: Some(Duration::from_millis(self.listen.duration_ms)),
             max_events: self.listen.events,
             secret_headers: self.secret_headers.clone(),
+            watch_headers: self.listen.headers.clone(),
             protocol: self.target.protocol,
             token_hold: self.expect.token_hold_ms.map(Duration::from_millis),
             ..RequestSpec::default()
@@ -689,6 +707,8 @@ listen:
   duration_ms: 20000            # and never listen longer than this
   # streams: 500                # also open this many concurrent streams per chain: does it hold them?
   # ramp_ms: 1000               # opened evenly over this long (default: 2 ms per stream)
+  # headers: [X-Tenant]         # also check these cross every chain once and unchanged (as
+  #                             # Mcp-Session-Id, Authorization, Origin, Content-Type always are)
 
 # matrix:                       # chains to run, origin side first; default: one chain per hop
 #   nginx-default: [{nginx: default}]

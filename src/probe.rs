@@ -28,6 +28,9 @@ pub struct ProbeRequest {
     pub limits: Limits,
     /// Additional header names to redact.
     pub secret_headers: Vec<String>,
+    /// Header names checked through a chain beside the default ones
+    /// ([`crate::verdict::integrity`]; the probe itself does not use them).
+    pub watch_headers: Vec<String>,
     /// How its events are read (`--protocol`; `auto` recognises it from the response).
     pub protocol: crate::protocol::Protocol,
     /// A token stream's delta that arrived this much later than the origin sent it counts as held
@@ -84,6 +87,7 @@ impl ProbeRequest {
             compression: true,
             limits: Limits::default(),
             secret_headers: Vec::new(),
+            watch_headers: Vec::new(),
             protocol: Default::default(),
             token_hold: TOKEN_HOLD,
             capture: false,

@@ -29,6 +29,8 @@ pub struct RequestSpec {
     pub protocol: Option<crate::protocol::Protocol>,
     /// When a token stream's delta counts as held ([`crate::probe::TOKEN_HOLD`] when none is given).
     pub token_hold: Option<Duration>,
+    /// Header names checked through a chain beside the default ones (`listen.headers`).
+    pub watch_headers: Vec<String>,
 }
 
 /// The part of a request description that is invalid.
@@ -59,6 +61,8 @@ impl RequestSpec {
         }
         let mut secret_headers = lower.secret_headers.clone();
         secret_headers.extend(self.secret_headers.iter().cloned());
+        let mut watch_headers = lower.watch_headers.clone();
+        watch_headers.extend(self.watch_headers.iter().cloned());
         RequestSpec {
             method: self.method.clone().or_else(|| lower.method.clone()),
             headers,
@@ -70,6 +74,7 @@ impl RequestSpec {
             secret_headers,
             protocol: self.protocol.or(lower.protocol),
             token_hold: self.token_hold.or(lower.token_hold),
+            watch_headers,
         }
     }
 
@@ -118,6 +123,7 @@ impl RequestSpec {
             r.limits.max_line = n;
         }
         r.secret_headers = self.secret_headers.clone();
+        r.watch_headers = self.watch_headers.clone();
         r.protocol = self.protocol.unwrap_or_default();
         if let Some(t) = self.token_hold {
             r.token_hold = t;

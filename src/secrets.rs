@@ -18,6 +18,8 @@ pub const SECRET_HEADERS: &[&str] = &[
     "proxy-authorization",
     "cookie",
     "set-cookie",
+    // A Streamable HTTP session id: whoever has it can act in the session.
+    "mcp-session-id",
 ];
 
 /// Parts of a query parameter name that make its value secret (matched case-insensitively anywhere in

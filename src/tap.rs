@@ -41,6 +41,9 @@ const MAX_DECODED: u64 = 16 << 20;
 const MAX_HEAD: usize = 64 << 10;
 /// Longest SSE line the tap's parser follows.
 const MAX_LINE: usize = 1 << 20;
+/// Bytes of one head's header names and values kept for [`crate::verdict::integrity`]; a head with
+/// more keeps none (`None`: not seen, so not judged).
+const MAX_KEPT_HEADERS: usize = 8 << 10;
 
 /// How an exchange's response ended, as the tap saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +80,10 @@ pub struct Exchange {
     /// When the client side (the hop in front) closed this exchange's connection, read as end of
     /// file on the request side, or as a failed write of the response.
     pub client_closed: Option<Instant>,
+    /// The request's headers as they reached the origin (None: a head too large to keep).
+    pub request_headers: Option<Vec<(String, String)>>,
+    /// The response's headers as the origin sent them (None: none yet, or too large to keep).
+    pub response_headers: Option<Vec<(String, String)>>,
 }
 
 #[derive(Debug, Default)]
@@ -305,6 +312,7 @@ impl Requests {
                     body,
                     last_event_id,
                     tag,
+                    headers,
                 } => {
                     let idx = {
                         let mut l = lock(log);
@@ -321,6 +329,8 @@ impl Requests {
                                 last_event_id,
                                 tag,
                                 client_closed: None,
+                                request_headers: headers,
+                                response_headers: None,
                             });
                             Some(l.exchanges.len() - 1)
                         } else {
@@ -401,7 +411,24 @@ enum Parsed {
         body: Option<u64>,
         last_event_id: Option<String>,
         tag: Option<String>,
+        headers: Option<Vec<(String, String)>>,
     },
+}
+
+/// A head's header lines as kept for the integrity check: None when they exceed [`MAX_KEPT_HEADERS`].
+fn kept_headers(headers: &[httparse::Header<'_>]) -> Option<Vec<(String, String)>> {
+    let size: usize = headers.iter().map(|h| h.name.len() + h.value.len()).sum();
+    (size <= MAX_KEPT_HEADERS).then(|| {
+        headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_string(),
+                    String::from_utf8_lossy(h.value).trim().to_string(),
+                )
+            })
+            .collect()
+    })
 }
 
 fn parse_request(head: &[u8]) -> Parsed {
@@ -436,6 +463,7 @@ fn parse_request(head: &[u8]) -> Parsed {
                 body,
                 last_event_id,
                 tag,
+                headers: kept_headers(req.headers),
             }
         }
     }
@@ -541,6 +569,7 @@ struct ResponseHead {
     chunked: bool,
     length: Option<u64>,
     coding: Option<String>,
+    headers: Option<Vec<(String, String)>>,
 }
 
 impl ResponseHead {
@@ -570,6 +599,7 @@ impl ResponseHead {
                 .first()
                 .and_then(|v| v.parse::<u64>().ok()),
             coding: value("content-encoding").first().cloned(),
+            headers: kept_headers(resp.headers),
         }))
     }
 }
@@ -607,6 +637,7 @@ fn start_response(h: ResponseHead, at: Instant, log: &SharedLog, p: &Arc<Mutex<P
         if let Some(e) = l.exchanges.get_mut(i) {
             e.headers_at = Some(at);
             e.status = h.status;
+            e.response_headers = h.headers;
         }
     }
     let bodiless = method.is_some_and(|m| m.eq_ignore_ascii_case("HEAD"))
@@ -853,8 +884,17 @@ mod tests {
                 body,
                 last_event_id,
                 tag,
+                headers,
             } => {
                 assert_eq!(tag, None);
+                // Kept as they came, for the header integrity check.
+                assert_eq!(
+                    headers,
+                    Some(vec![
+                        ("Host".into(), "a".into()),
+                        ("Content-Length".into(), "3".into())
+                    ])
+                );
                 assert_eq!(
                     (method.as_str(), target.as_str(), body),
                     ("POST", "/s?x=1", Some(3))

@@ -18,6 +18,7 @@ use crate::origin::fixture::{RequestLog, under};
 use crate::origin::{FixtureServer, Profile};
 use crate::probe::{ProbeError, ProbeRequest, Recording, probe};
 use crate::tap::{Exchange, Tap};
+use crate::verdict::integrity::{self, Sides, Watch};
 use crate::verdict::{Reference, SendInstants, Verdict, judge};
 
 pub use crate::request::{TAG_HEADER, tag_of};
@@ -379,7 +380,7 @@ impl<'a> Through<'a> {
                 other => return Err(other),
             },
         };
-        Ok(match &self.origin {
+        let mut main = match &self.origin {
             Origin::Fixture { profile, .. } => self.judge_fixture(profile, sent, rec, beside),
             Origin::Tap { tap, fallback } => {
                 // A chain that answered an error, or whose tap could not reach the origin, may have lost
@@ -391,7 +392,62 @@ impl<'a> Through<'a> {
                     tap.exchange_for(&rec, &sent.method, &request_target(&sent.url), None);
                 judge_tapped(exchange, *fallback, sent, rec, beside)
             }
-        })
+        };
+        let integrity = self.header_integrity(&main);
+        main.verdict.findings.extend(integrity);
+        Ok(main)
+    }
+
+    /// Whether the headers that matter crossed the chain intact ([`crate::verdict::integrity`]), for
+    /// the main probe: the client's side from the probe, the origin's from the witness.
+    fn header_integrity(&self, main: &Main) -> Vec<crate::verdict::Finding> {
+        if self.hops.is_empty() {
+            return Vec::new();
+        }
+        let sent = &main.sent;
+        let watch = Watch::with(&sent.watch_headers, &sent.secret_headers);
+        let client_sent = sent.effective_headers();
+        let rec = &main.recording;
+        // The origin's response head, with its status: the client's is judged against it only when it
+        // is that response (not a hop's own error page).
+        type Head = Vec<(String, String)>;
+        let (origin_got, origin_sent): (Option<Head>, Option<(u16, Head)>) = match &self.origin {
+            Origin::Fixture { profile, .. } => {
+                let log = self.origin_requests();
+                let first = log.first();
+                let answered = first.is_some_and(|r| r.headers_sent.is_some());
+                let head = profile.headers.clone().into_iter().collect();
+                (
+                    first.map(|r| r.headers.clone()),
+                    answered.then_some((profile.status, head)),
+                )
+            }
+            Origin::Tap { tap, .. } => {
+                match tap.exchange_for(rec, &sent.method, &request_target(&sent.url), None) {
+                    Some(e) => (e.request_headers, e.response_headers.map(|h| (e.status, h))),
+                    None => (None, None),
+                }
+            }
+        };
+        let origin_sent = origin_sent
+            .filter(|(status, _)| *status == rec.status)
+            .map(|(_, h)| h);
+        // An LLM gateway makes a request of its own to the origin (its own credentials, its own
+        // headers): what reaches the origin is not the client's request passed on.
+        let gateway = self
+            .hops
+            .iter()
+            .any(|h| matches!(h, HopSpec::Process(p) if p.program.llm_gateway));
+        let origin_got = origin_got.filter(|_| !gateway);
+        integrity::judge(
+            &watch,
+            Sides {
+                client_sent: &client_sent,
+                origin_got: origin_got.as_deref(),
+                origin_sent: origin_sent.as_deref(),
+                client_got: &main.recording.headers,
+            },
+        )
     }
 
     fn judge_fixture(

@@ -243,7 +243,8 @@ pub struct RequestArgs {
     /// Stop listening after this long (e.g. `30s`, `1500ms`, `2m`) [default: 30s; check: `listen.duration_ms`].
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// A header name whose value must never be printed (repeatable; Authorization and Cookie always are).
+    /// A header name whose value must never be printed (repeatable; Authorization, Cookie and
+    /// Mcp-Session-Id always are).
     #[arg(long = "secret-header", value_name = "NAME")]
     pub secret_headers: Vec<String>,
     /// Send no `Accept-Encoding` (browsers send `gzip, deflate, br, zstd`).
@@ -271,6 +272,11 @@ pub struct RequestArgs {
     /// Its value is never printed, as for `--secret-header` (repeatable).
     #[arg(long = "header-env", value_name = "NAME=VARIABLE")]
     pub header_env: Vec<String>,
+    /// A header checked through every chain beside the default ones (`Mcp-Session-Id`,
+    /// `Authorization`, `Content-Type`, …): sent by the client, it must reach the origin once and
+    /// unchanged; sent by the origin, it must reach the client once (repeatable; `listen.headers`).
+    #[arg(long = "watch-header", value_name = "NAME")]
+    pub watch_headers: Vec<String>,
 }
 
 fn parse_protocol(s: &str) -> Result<crate::protocol::Protocol, String> {
@@ -300,6 +306,15 @@ impl RequestArgs {
             secret_headers.push(name.clone());
             headers.push((name, value));
         }
+        if let Some(bad) = self
+            .watch_headers
+            .iter()
+            .find(|h| http::HeaderName::from_bytes(h.as_bytes()).is_err())
+        {
+            return Err(format!(
+                "failed to use --watch-header `{bad}`: not a header name"
+            ));
+        }
         let spec = RequestSpec {
             method: self.method.clone(),
             headers,
@@ -311,6 +326,7 @@ impl RequestArgs {
             secret_headers,
             protocol: self.protocol,
             token_hold: self.token_hold_ms.map(Duration::from_millis),
+            watch_headers: self.watch_headers.clone(),
         };
         match spec.validate() {
             Ok(()) => Ok(spec),

@@ -4,8 +4,9 @@
 //! --table` builds it from the outcomes of the run, and a test builds it from the committed snapshots
 //! (which the conformance suite proves equal to what runs) and checks the README's copy.
 //!
-//! A row comes from the single-hop cases of one config with the `plain` and the `hardened` origin
-//! (`short-idle` test configs are left out). A question the cases cannot answer is `?`.
+//! A row comes from the single-hop cases of one config with the `plain` and the `hardened` origin, the
+//! `cacheable` one's second clients and the `session-headers` one's header integrity (`short-idle` test
+//! configs are left out). A question the cases cannot answer is `?`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -144,7 +145,12 @@ pub fn behaviour_table(observations: &[Observation]) -> String {
     let mut by_hop: BTreeMap<&str, (Option<&Observation>, Option<&Observation>)> = BTreeMap::new();
     // What second clients got from a hop with the `cacheable` origin as it is (no `Cache-Control`).
     let mut shares: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    // What became of the session headers (`session-headers` origin) through a hop.
+    let mut sessions: BTreeMap<&str, &Observation> = BTreeMap::new();
     for o in observations {
+        if o.profile == "session-headers" && !o.changed() {
+            sessions.insert(o.hop.as_str(), o);
+        }
         // Another schedule is still the same question; other headers or another status are not.
         if let Some(sh) = &o.sharing
             && o.profile == "cacheable"
@@ -181,13 +187,17 @@ pub fn behaviour_table(observations: &[Observation]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| hop | buffers events | compresses | honours `no-transform` | honours `X-Accel-Buffering: no` | holds the headers | shares a stream without `Cache-Control` |"
+        "| hop | buffers events | compresses | honours `no-transform` | honours `X-Accel-Buffering: no` | holds the headers | shares a stream without `Cache-Control` | keeps session headers |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for hop in hops {
         let (plain, hardened) = by_hop[hop];
         // A hop measured only with other streams (an LLM gateway's token streams) has no row of `?`s.
-        if plain.is_none() && hardened.is_none() && !shares.contains_key(hop) {
+        if plain.is_none()
+            && hardened.is_none()
+            && !shares.contains_key(hop)
+            && !sessions.contains_key(hop)
+        {
             continue;
         }
         let yes_no = |b: bool| if b { "yes" } else { "no" };
@@ -216,7 +226,7 @@ pub fn behaviour_table(observations: &[Observation]) -> String {
         };
         let headers = plain.map_or(q.clone(), |p| yes_no(p.holds_headers()).into());
         let sharing = match shares.get(hop) {
-            None => q,
+            None => q.clone(),
             Some(seen) => {
                 let mut shared: Vec<&str> =
                     seen.iter().copied().filter(|s| *s != "separate").collect();
@@ -228,9 +238,20 @@ pub fn behaviour_table(observations: &[Observation]) -> String {
                 }
             }
         };
+        let session = sessions.get(hop).map_or(q.clone(), |o| {
+            let broken: Vec<&str> = ["dropped", "duplicated", "changed"]
+                .into_iter()
+                .filter(|what| o.has(&format!("header-{what}")))
+                .collect();
+            if broken.is_empty() {
+                "yes".into()
+            } else {
+                format!("no ({})", broken.join(", "))
+            }
+        });
         let _ = writeln!(
             s,
-            "| `{hop}` | {buffers} | {compresses} | {no_transform} | {x_accel} | {headers} | {sharing} |"
+            "| `{hop}` | {buffers} | {compresses} | {no_transform} | {x_accel} | {headers} | {sharing} | {session} |"
         );
     }
     s
@@ -282,14 +303,21 @@ mod tests {
             ),
             // Measured only with a token stream: nothing here to say, so no row.
             obs("litellm default", "llm-openai", "streamed", &[]),
+            obs("nginx default", "session-headers", "held-until-end", &[]),
+            obs(
+                "haproxy compression",
+                "session-headers",
+                "batched",
+                &["header-dropped", "header-changed"],
+            ),
         ]);
         let rows: Vec<&str> = t.lines().skip(2).collect();
         assert_eq!(
             rows,
             [
-                "| `nginx default` | yes (held-until-end) | no | – | yes | no | ? |",
-                "| `haproxy compression` | yes (batched) | yes | yes | – | no | ? |",
-                "| `h2o default` | no | no | – | – | yes | ? |",
+                "| `nginx default` | yes (held-until-end) | no | – | yes | no | ? | yes |",
+                "| `haproxy compression` | yes (batched) | yes | yes | – | no | ? | no (dropped, changed) |",
+                "| `h2o default` | no | no | – | – | yes | ? | ? |",
             ]
         );
     }
@@ -315,7 +343,7 @@ mod tests {
             second("nginx default", "plain", "", "separate"),
         ]);
         assert!(
-            t.contains("| `varnish default` | ? | ? | ? | ? | ? | yes (joined, replayed) |"),
+            t.contains("| `varnish default` | ? | ? | ? | ? | ? | yes (joined, replayed) | ? |"),
             "{t}"
         );
         assert!(

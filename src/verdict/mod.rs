@@ -12,6 +12,7 @@
 pub mod browser;
 pub mod capacity;
 pub mod evidence;
+pub mod integrity;
 pub mod lifecycle;
 pub mod rules;
 pub mod sharing;

@@ -164,6 +164,18 @@ rules! {
     HeadersWithFirstEvent "headers-with-first-event" Warning "headers"
         why "the response headers arrived only with the first event; platforms with a first-byte timeout (Heroku 30 s, CloudFront 30 s, Vercel Edge 25 s) cut such streams"
         fix "flush the headers at once (`res.flushHeaders()`) and send a `:ok` comment immediately";
+    HeaderDropped "header-dropped" Error "headers"
+        why "a header one side sent never reached the other: a hop on the path dropped it (an auth proxy that forwards only body, status and content type loses `Mcp-Session-Id`, and every later request of the session fails)"
+        fix "none at the origin beyond checking each hop's header rules; expose the header to browsers with `Access-Control-Expose-Headers`"
+        operator "forward the header in both directions (nginx passes them unless `proxy_hide_header` / `proxy_set_header` drop them; a custom proxy must copy every header, not a chosen few)";
+    HeaderDuplicated "header-duplicated" Error "headers"
+        why "a header sent once arrived twice (two field lines, or one value joined as `abc, abc`): clients and servers read the joined value, and a session id that no longer matches gets a 404 and a new session"
+        fix "set the header in one place only (the framework or the proxy, not both)"
+        operator "stop adding a header the upstream already sends (nginx `add_header` beside an upstream's own, or `proxy_set_header` beside a forwarded one)";
+    HeaderChanged "header-changed" Warning "headers"
+        why "a request header reached the origin with another value than the client sent (a protocol version rewritten, a credential replaced): the origin answers a request the client did not make"
+        fix "none at the origin"
+        operator "pass the header through unchanged, or document why the hop rewrites it";
     UnsupportedContentEncoding "unsupported-content-encoding" Error "headers"
         why "the body uses a content coding ssegate (and most browsers) cannot decode"
         fix "send an event stream without content coding";

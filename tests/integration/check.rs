@@ -1492,3 +1492,40 @@ fn a_fastapi_sse_starlette_chat_endpoint_reports_token_timing_through_nginx() {
         "{nginx}"
     );
 }
+
+/// Header integrity through the tap: a chain that drops, doubles or rewrites a watched header is told
+/// apart from one that passes them, for default and user-listed (`listen.headers`) names, and no value
+/// of a secret one reaches the output.
+#[test]
+fn check_finds_session_headers_dropped_doubled_and_changed_through_the_tap() {
+    let sid = "1868a90c-73c2-4b6e-a5b4-session-fixture";
+    let config = format!(
+        "target:\n  url:\n    path: /events\n    headers: {{Mcp-Session-Id: {sid}, X-Tenant: acme}}\n\
+         listen: {{headers: [X-Tenant], lifecycle: false}}\n\
+         matrix:\n\
+         \x20 drops: [{{headers: {{request: {{remove: [Mcp-Session-Id]}}}}}}]\n\
+         \x20 doubles: [{{headers: {{append: {{Mcp-Session-Id: {sid}}}}}}}]\n\
+         \x20 rewrites: [{{headers: {{request: {{set: {{X-Tenant: other}}}}}}}}]\n\
+         \x20 clean: [{{headers: {{set: {{X-Unrelated: '1'}}}}}}]\n"
+    );
+    let (_, lines, human) = check_fixture(&config, "session-headers", &[]);
+    let ids = |name: &str| -> Vec<String> {
+        chain(&lines, name)["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_string())
+            .filter(|id| id.starts_with("header-"))
+            .collect()
+    };
+    assert_eq!(ids("drops"), ["header-dropped"], "{human}");
+    assert_eq!(ids("doubles"), ["header-duplicated"], "{human}");
+    assert_eq!(ids("rewrites"), ["header-changed"], "{human}");
+    assert!(ids("clean").is_empty(), "{human}");
+    let all = human + &serde_json::to_string(&lines).unwrap();
+    assert!(
+        all.contains("`X-Tenant` sent by the client as `acme`"),
+        "{all}"
+    );
+    assert!(!all.contains(sid), "the session id leaked: {all}");
+}

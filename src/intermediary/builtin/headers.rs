@@ -236,7 +236,7 @@ mod tests {
         let label = h.label();
         assert_eq!(
             label,
-            "headers(++mcp-session-id: abc, request: +authorization: <redacted>, -x-y)"
+            "headers(++mcp-session-id: <redacted>, request: +authorization: <redacted>, -x-y)"
         );
         assert!(!label.contains("sk-x"));
     }
