@@ -35,6 +35,9 @@ pub struct Config {
     /// Header names whose values are never printed (Authorization and Cookie always are).
     #[serde(default)]
     pub secret_headers: Vec<String>,
+    /// A client suite run directly and through every chain (`'CMD … {url} …'`, or `{command,
+    /// timeout_ms}`).
+    pub exec: Option<Spanned<crate::phase::exec::ExecPlan>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -452,6 +455,12 @@ fn check_cannot_work(
             None,
         );
     }
+    if let Some(exec) = &config.exec
+        && let Err(why) =
+            <crate::phase::exec::ExecPhase as crate::phase::Phase>::validate(&exec.value)
+    {
+        return err(&["exec"], why, None);
+    }
     if let Some(bad) = config
         .listen
         .headers
@@ -675,6 +684,7 @@ impl Config {
             skip: Vec::new(),
             expect: GateExpect::default(),
             secret_headers: Vec::new(),
+            exec: None,
         }
     }
 }
@@ -715,6 +725,10 @@ listen:
 #   next-behind-nginx: [compression, {nginx: default}]
 # matrix: real                  # or a selection: real (every real proxy installed here), all, default,
 #                               # builtins, a program (caddy), or a list: [nginx, caddy, builtins]
+
+# A client suite run directly and through every chain ({url}: the chain's entry with the path, {base}:
+# without it); a chain fails when the suite fails through it and passes directly.
+# exec: "npx @modelcontextprotocol/conformance server --url {url}"
 
 # I do not deploy behind these: drop chains of the (default) matrix by name.
 # skip: [compression, content-length]

@@ -133,6 +133,8 @@ pub struct CheckOptions {
     pub backend: crate::intermediary::Backend,
     /// A real browser beside the probe of the direct stream and of every chain (`--browser`).
     pub browser: bool,
+    /// `--exec`: a client suite run directly and through every chain, over `exec:` in the config.
+    pub exec: Option<crate::phase::exec::ExecPlan>,
 }
 
 /// Parse `K/N`.
@@ -458,7 +460,16 @@ fn chain_phases(loaded: &Loaded, opts: &CheckOptions) -> Vec<PhasePlan> {
             true,
         )));
     }
+    if let Some(plan) = exec_plan(loaded, opts) {
+        plans.push(PhasePlan::Exec(plan));
+    }
     plans
+}
+
+/// The client suite to run: `--exec`, else `exec:` in the config.
+fn exec_plan(loaded: &Loaded, opts: &CheckOptions) -> Option<crate::phase::exec::ExecPlan> {
+    opts.exec
+        .or_else(|| loaded.config.exec.as_ref().map(|e| e.value))
 }
 
 /// Run the gate.
@@ -648,6 +659,12 @@ async fn measure_direct(
         verdict.findings.extend(l.finding());
         crate::verdict::sort_findings(&mut verdict.findings);
         phases.push(PhaseResult::Load(l));
+    }
+    // The client suite against the origin itself: what a chain's run is read against.
+    if let Some(plan) = exec_plan(loaded, opts) {
+        phases.push(PhaseResult::Exec(
+            crate::phase::exec::run(plan, &req.url).await,
+        ));
     }
     Ok(phases)
 }

@@ -12,6 +12,7 @@ use crate::config::Loaded;
 use crate::error::error_chain;
 use crate::error::exit;
 use crate::events::{Reporter, RunEvent};
+use crate::phase::exec::ExecPlan;
 use crate::report::{self, progress::Progress};
 
 #[derive(Debug, Args)]
@@ -50,6 +51,15 @@ pub struct CheckArgs {
     /// one at a time): its delivery beside ssegate's, and whether they agree (see `probe --browser`).
     #[arg(long)]
     pub browser: bool,
+    /// A client suite to run once directly and once through every chain, under `sh -c`: `{url}` is the
+    /// chain's entry with the target's path, `{base}` the entry without it (e.g. `--exec 'npx
+    /// @modelcontextprotocol/conformance server --url {url}'`). A chain fails when the suite fails
+    /// through it and passes directly. Replaces `exec:` in the config.
+    #[arg(long, value_name = "COMMAND")]
+    pub exec: Option<String>,
+    /// How long one run of the `--exec` suite may take before it is killed [default: 120s].
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_duration)]
+    pub exec_timeout: Option<std::time::Duration>,
     #[command(flatten)]
     pub request: RequestArgs,
     #[command(flatten)]
@@ -86,6 +96,7 @@ pub(super) async fn run(a: CheckArgs) -> CmdResult {
         request: a.request.spec().map_err(CliError::Usage)?,
         backend: a.backend.backend()?,
         browser: a.browser,
+        exec: exec_plan(&a, &loaded)?,
     };
     let result = crate::check::check(&loaded, &opts).await;
     progress.event(RunEvent::RunFinished);
@@ -102,6 +113,34 @@ pub(super) async fn run(a: CheckArgs) -> CmdResult {
     } else {
         exit::FAILED
     })
+}
+
+/// `--exec` (with `--exec-timeout`), else `exec:` in the config with `--exec-timeout` over its own.
+fn exec_plan(a: &CheckArgs, loaded: &Loaded) -> Result<Option<ExecPlan>, CliError> {
+    let from_config = loaded.config.exec.as_ref().map(|e| e.value);
+    let plan = match (&a.exec, from_config) {
+        (Some(cmd), _) => Some(ExecPlan::new(
+            cmd.clone(),
+            a.exec_timeout
+                .unwrap_or(crate::phase::exec::DEFAULT_TIMEOUT),
+        )),
+        (None, Some(p)) => Some(ExecPlan {
+            timeout: a.exec_timeout.unwrap_or(p.timeout),
+            ..p
+        }),
+        (None, None) if a.exec_timeout.is_some() => {
+            return Err(CliError::Usage(
+                "failed to use --exec-timeout: there is no --exec (or `exec:`) to time".into(),
+            ));
+        }
+        (None, None) => None,
+    };
+    if let Some(p) = &plan
+        && let Err(why) = <crate::phase::exec::ExecPhase as crate::phase::Phase>::validate(p)
+    {
+        return Err(CliError::Usage(format!("failed to use --exec: {why}")));
+    }
+    Ok(plan)
 }
 
 /// The config `-c` names, else `ssegate.yaml` when it exists, else the flags alone.

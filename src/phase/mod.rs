@@ -338,6 +338,11 @@ phases! { $
     Browser = browser::BrowserPhase,
         plan browser,
         expect { browser: crate::verdict::Delivery };
+    /// Last, the user's client suite through the same chain: `exec: 'CMD … {url} …'` (or `{command,
+    /// timeout_ms}`); `expect.suite` says whether it passes.
+    Exec = exec::ExecPhase,
+        plan exec,
+        expect { suite: crate::phase::exec::SuiteOutcome };
 }
 
 /// A phase of the table, to find its result among others.

@@ -6,6 +6,7 @@ use super::human::{concurrency_note, fix_line};
 use super::run::{CaseResult, RunReport};
 use crate::check::{ChainOutcome, CheckReport, Status};
 use crate::doctor::DoctorReport;
+use crate::phase::exec::ExecPhase;
 use crate::phase::lifecycle::LifecyclePhase;
 use crate::probe::Recording;
 use crate::text::human_duration;
@@ -132,6 +133,26 @@ pub fn check_markdown(r: &CheckReport) -> String {
                             .replace('|', "\\|"))
                 );
             }
+        }
+    }
+    let suites: Vec<(&ChainOutcome, &crate::phase::exec::ExecRun)> = r
+        .all()
+        .filter_map(|c| c.phases.get::<ExecPhase>().map(|e| (c, e)))
+        .collect();
+    if !suites.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n### Client suite\n\n| chain | suite | last line |\n|---|---|---|"
+        );
+        for (c, e) in suites {
+            let last = e.tail.lines().last().unwrap_or("").replace('|', "\\|");
+            let _ = writeln!(
+                s,
+                "| {} | {} | `{}` |",
+                c.name,
+                e.words(),
+                last.replace('`', "'")
+            );
         }
     }
     if let Some(c) = &r.concurrency {

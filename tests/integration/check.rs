@@ -1529,3 +1529,42 @@ fn check_finds_session_headers_dropped_doubled_and_changed_through_the_tap() {
     );
     assert!(!all.contains(sid), "the session id leaked: {all}");
 }
+
+/// `--exec`: the user's client suite runs directly and through every chain with `{url}` put in; a chain
+/// through which it fails while it passes directly fails the gate, and the JSON has its exit status and
+/// output tail.
+#[test]
+fn a_client_suite_that_fails_only_through_a_chain_fails_that_chain() {
+    let suite = "python3 -c \"import urllib.request as u,sys; r=u.urlopen('{url}',timeout=10); \
+                 s=r.headers.get('Mcp-Session-Id'); print('base {base} session', bool(s)); \
+                 sys.exit(0 if s else 1)\"";
+    let config = "target:\n  url: {path: /events}\nlisten: {lifecycle: false}\nmatrix:\n\
+                  \x20 strips: [{headers: {remove: [Mcp-Session-Id]}}]\n\
+                  \x20 keeps: [{headers: {set: {X-Unrelated: '1'}}}]\n";
+    let (code, lines, human) = check_fixture(
+        config,
+        "session-headers",
+        &["--exec", suite, "--exec-timeout", "30s"],
+    );
+    assert_eq!(code, 4, "{human}");
+    let base = &lines.iter().find(|l| l["type"] == "baseline").unwrap()["data"];
+    assert_eq!(base["exec"]["passed"], true, "{base}");
+    assert_eq!(base["exec"]["exit_code"], 0);
+    let strips = chain(&lines, "strips");
+    assert_eq!(strips["exec"]["passed"], false, "{strips}");
+    assert_eq!(strips["exec"]["exit_code"], 1);
+    assert_eq!(strips["result"], "fail");
+    assert!(
+        strips["reasons"].to_string().contains("and passed (exit 0"),
+        "{strips}"
+    );
+    // `{base}` is the chain's entry, `{url}` with the path.
+    let tail = strips["exec"]["tail"].as_str().unwrap();
+    assert!(
+        tail.starts_with("base http://127.0.0.1:") && tail.ends_with("session False"),
+        "{tail}"
+    );
+    let keeps = chain(&lines, "keeps");
+    assert_eq!(keeps["exec"]["passed"], true, "{keeps}");
+    assert!(human.contains("client suite: failed (exit 1"), "{human}");
+}
