@@ -66,6 +66,8 @@ pub struct CaseRequest {
     pub duration_ms: Option<u64>,
     /// How to read the stream (`auto` by default: recognised from the response).
     pub protocol: Option<crate::protocol::Protocol>,
+    /// With an MCP origin: the tool to call (`{tool: slow_task, args: {…}}`); implies `protocol: mcp`.
+    pub mcp: Option<crate::protocol::McpTool>,
 }
 
 crate::phase::case_expect! {
@@ -328,6 +330,10 @@ impl CaseRequest {
             compression: self.compression,
             duration: self.duration_ms.map(Duration::from_millis),
             protocol: self.protocol,
+            mcp: self.mcp.clone().or_else(|| {
+                (self.protocol == Some(crate::protocol::Protocol::Mcp))
+                    .then(crate::protocol::McpTool::default)
+            }),
             ..RequestSpec::default()
         }
     }

@@ -59,6 +59,8 @@ pub struct TargetConfig {
     /// How to read the stream: `auto` (the default: recognised from the response), `eventsource`, or an
     /// LLM token stream (`openai-chat`, `openai-responses`, `anthropic`, `ai-sdk`, `ndjson`).
     pub protocol: Option<crate::protocol::Protocol>,
+    /// An MCP server's tool to call (`{tool: slow_task, args: {seconds: 5}}`); implies `protocol: mcp`.
+    pub mcp: Option<crate::protocol::McpTool>,
 }
 
 /// The request that opens the stream.
@@ -455,6 +457,9 @@ fn check_cannot_work(
             None,
         );
     }
+    if let Some(Err(why)) = config.target.mcp.as_ref().map(|m| m.validate()) {
+        return err(&["target", "mcp", "args"], why, None);
+    }
     if let Some(exec) = &config.exec
         && let Err(why) =
             <crate::phase::exec::ExecPhase as crate::phase::Phase>::validate(&exec.value)
@@ -669,6 +674,10 @@ impl Config {
             max_events: self.listen.events,
             secret_headers: self.secret_headers.clone(),
             watch_headers: self.listen.headers.clone(),
+            mcp: self.target.mcp.clone().or_else(|| {
+                (self.target.protocol == Some(crate::protocol::Protocol::Mcp))
+                    .then(crate::protocol::McpTool::default)
+            }),
             protocol: self.target.protocol,
             token_hold: self.expect.token_hold_ms.map(Duration::from_millis),
             ..RequestSpec::default()
@@ -706,7 +715,8 @@ target:
   # stack: express              # express | fastify | nextjs | starlette | flask | django | go | rails | axum
   #                             # (picks the fix snippets; recognised from headers/command when absent)
   # protocol: auto              # auto | eventsource | openai-chat | openai-responses | anthropic | ai-sdk
-  #                             # | ndjson (LLM token streams: TTFT, inter-token latency, truncation)
+  #                             # | ndjson (LLM token streams: TTFT, inter-token latency, truncation) | mcp
+  # mcp: {tool: slow_task, args: {seconds: 5}}   # an MCP server: open a session, call this tool
   ready:
     # http: /health             # GET this until it answers, or:
     # log: listening            # wait for this text in the server's output

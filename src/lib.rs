@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod intermediary;
 pub mod load;
+pub mod mcp;
 pub mod normalize;
 pub mod origin;
 pub mod phase;
@@ -53,7 +54,7 @@ const LAYERS: &[&[&str]] = &[
     &["yaml", "sse", "browser", "pressure", "protocol"],
     &["probe"],
     &["verdict", "intermediary", "origin", "request"],
-    &["load", "tap", "normalize"],
+    &["load", "tap", "normalize", "mcp"],
     &["through"],
     &["phase"],
     &["scenario", "doctor", "case"],

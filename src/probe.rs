@@ -33,6 +33,9 @@ pub struct ProbeRequest {
     pub watch_headers: Vec<String>,
     /// How its events are read (`--protocol`; `auto` recognises it from the response).
     pub protocol: crate::protocol::Protocol,
+    /// With `protocol: mcp`, the tool to call (the probe itself sends the request it is given; `mcp`
+    /// opens the session and makes the call's request).
+    pub mcp: Option<crate::protocol::McpTool>,
     /// A token stream's delta that arrived this much later than the origin sent it counts as held
     /// (`--token-hold-ms`, `expect.token_hold_ms`; [`TOKEN_HOLD`] by default).
     pub token_hold: Duration,
@@ -89,6 +92,7 @@ impl ProbeRequest {
             secret_headers: Vec::new(),
             watch_headers: Vec::new(),
             protocol: Default::default(),
+            mcp: None,
             token_hold: TOKEN_HOLD,
             capture: false,
         }

@@ -23,6 +23,9 @@ pub enum Protocol {
     AiSdk,
     /// One JSON object per line (Ollama): `message.content` or `response` lines, ended by `"done": true`.
     Ndjson,
+    /// An MCP server over Streamable HTTP: a session opened with `initialize`, then a `tools/call` whose
+    /// progress notifications and result are the stream's events.
+    Mcp,
 }
 
 /// Every protocol name `--protocol` and `protocol:` take.
@@ -34,6 +37,7 @@ pub const NAMES: &[&str] = &[
     "anthropic",
     "ai-sdk",
     "ndjson",
+    "mcp",
 ];
 
 impl Protocol {
@@ -46,6 +50,7 @@ impl Protocol {
             Protocol::Anthropic => "anthropic",
             Protocol::AiSdk => "ai-sdk",
             Protocol::Ndjson => "ndjson",
+            Protocol::Mcp => "mcp",
         }
     }
 
@@ -59,6 +64,7 @@ impl Protocol {
             "anthropic" => Protocol::Anthropic,
             "ai-sdk" => Protocol::AiSdk,
             "ndjson" => Protocol::Ndjson,
+            "mcp" => Protocol::Mcp,
             _ => {
                 return Err(format!(
                     "unknown protocol `{name}`, {}",
@@ -99,6 +105,40 @@ impl Protocol {
             Protocol::Anthropic => "message_stop",
             Protocol::Ndjson => "\"done\": true",
             _ => "",
+        }
+    }
+}
+
+/// The MCP tool a `--protocol mcp` check calls (`--mcp-tool`, `--mcp-args`; `target.mcp`; a case's
+/// `request.mcp`). Without a tool, the first one `tools/list` gives is called with no arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpTool {
+    pub tool: Option<String>,
+    /// The call's `arguments`, a JSON object as text (YAML may give it as a mapping).
+    #[serde(default, deserialize_with = "json_text")]
+    pub args: Option<String>,
+}
+
+fn json_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(v) => Ok(Some(v.to_string())),
+    }
+}
+
+impl McpTool {
+    /// The first problem with it, if any: arguments that are not a JSON object.
+    pub fn validate(&self) -> Result<(), String> {
+        match &self.args {
+            Some(a) => match serde_json::from_str::<serde_json::Value>(a) {
+                Ok(serde_json::Value::Object(_)) => Ok(()),
+                Ok(_) => Err("the MCP tool's arguments must be a JSON object".into()),
+                Err(e) => Err(format!("the MCP tool's arguments are not JSON: {e}")),
+            },
+            None => Ok(()),
         }
     }
 }

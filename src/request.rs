@@ -31,6 +31,8 @@ pub struct RequestSpec {
     pub token_hold: Option<Duration>,
     /// Header names checked through a chain beside the default ones (`listen.headers`).
     pub watch_headers: Vec<String>,
+    /// The MCP tool to call; giving one means `protocol: mcp`.
+    pub mcp: Option<crate::protocol::McpTool>,
 }
 
 /// The part of a request description that is invalid.
@@ -75,6 +77,7 @@ impl RequestSpec {
             protocol: self.protocol.or(lower.protocol),
             token_hold: self.token_hold.or(lower.token_hold),
             watch_headers,
+            mcp: self.mcp.clone().or_else(|| lower.mcp.clone()),
         }
     }
 
@@ -125,6 +128,10 @@ impl RequestSpec {
         r.secret_headers = self.secret_headers.clone();
         r.watch_headers = self.watch_headers.clone();
         r.protocol = self.protocol.unwrap_or_default();
+        if let Some(m) = &self.mcp {
+            r.mcp = Some(m.clone());
+            r.protocol = crate::protocol::Protocol::Mcp;
+        }
         if let Some(t) = self.token_hold {
             r.token_hold = t;
         }

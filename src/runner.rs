@@ -42,6 +42,9 @@ pub struct Outcome {
     pub programs: Vec<String>,
     /// Method and HTTP version of the request the origin received (nginx speaks HTTP/1.0 upstream by default).
     pub origin_saw: Option<String>,
+    /// With `protocol: mcp`, the session ssegate's client opened before the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<crate::verdict::mcp::McpSession>,
     pub recording: Recording,
     pub verdict: Verdict,
     /// What the case's phases measured, one key each (`second`, `load`, `lifecycle`, `browser`).
@@ -379,6 +382,7 @@ pub async fn run_case_in(case: &Case, pool: Option<&Pool>) -> Result<Outcome, Ru
         chain: case.chain_label(),
         programs: m.programs,
         origin_saw: m.origin_saw,
+        mcp: m.mcp,
         recording: m.recording,
         verdict,
         phases: m.phases,
@@ -565,6 +569,7 @@ mod tests {
             chain: "direct".into(),
             programs: vec![],
             origin_saw: None,
+            mcp: None,
             recording,
             verdict,
             phases: Phases::default(),

@@ -52,6 +52,8 @@ pub struct Measurement {
     pub open_at_origin: Option<(Instant, Instant)>,
     /// What the phases measured, in the order they ran.
     pub phases: Phases,
+    /// With `protocol: mcp`, the session opened before the call.
+    pub mcp: Option<crate::verdict::mcp::McpSession>,
 }
 
 /// Measure one scenario.
@@ -98,6 +100,7 @@ where
             origin_wait: main.origin_wait,
             open_at_origin: main.open_at_origin,
             phases,
+            mcp: main.mcp,
         },
         extra,
     ))

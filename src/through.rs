@@ -103,6 +103,9 @@ pub struct Main {
     pub origin_wait: Option<Duration>,
     /// From the origin's response head to the end of the response or of the probe (tap only).
     pub open_at_origin: Option<(Instant, Instant)>,
+    /// With `protocol: mcp`, the session ssegate's client opened through the chain before the call
+    /// that is the recording.
+    pub mcp: Option<crate::verdict::mcp::McpSession>,
 }
 
 /// What the origin saw of one request, from the tap or the fixture's log.
@@ -355,6 +358,9 @@ impl<'a> Through<'a> {
         beside: Option<Duration>,
     ) -> Result<Main, ScenarioError> {
         let sent = self.scenario_request(request);
+        if sent.protocol == crate::protocol::Protocol::Mcp {
+            return self.probe_mcp(sent).await;
+        }
         let started = Instant::now();
         let (first, other) = match beside {
             None => (probe(&sent).await, None),
@@ -398,6 +404,68 @@ impl<'a> Through<'a> {
         Ok(main)
     }
 
+    /// An MCP scenario's main probe: open a session through the chain ([`crate::mcp::open`]), then probe
+    /// the `tools/call` request, judged as any stream against the witness; the session's findings join.
+    async fn probe_mcp(&self, sent: ProbeRequest) -> Result<Main, ScenarioError> {
+        let started = Instant::now();
+        let opened = crate::mcp::open(&sent).await;
+        let mut main = match crate::mcp::call_request(&sent, &opened) {
+            Some(call) => {
+                let rec = match probe(&call).await {
+                    Ok(rec) => rec,
+                    Err(e) => match self.explain(e) {
+                        ScenarioError::Probe(e) => Recording::failed(&call, started, &e),
+                        other => return Err(other),
+                    },
+                };
+                match &self.origin {
+                    Origin::Fixture { profile, .. } => self.judge_fixture(profile, call, rec, None),
+                    Origin::Tap { tap, fallback } => {
+                        let exchange =
+                            tap.exchange_for(&rec, &call.method, &request_target(&call.url), None);
+                        judge_tapped(exchange, *fallback, call, rec, None)
+                    }
+                }
+            }
+            None => {
+                // No session: nothing to call. A dead target or hop stops the run as for any probe.
+                self.target_alive()?;
+                if let Err(hop) = self.chain().check_alive() {
+                    return Err(ScenarioError::Hop(hop));
+                }
+                let why = ProbeError::InvalidRequest(format!(
+                    "no tools/call made: {}",
+                    opened.report.summary()
+                ));
+                let rec = Recording::failed(&sent, started, &why);
+                // No stream was asked for: none arrived, and the session's finding says why (not a
+                // stream cut or left unanswered).
+                let mut verdict = judge(&rec, Reference::None);
+                verdict.delivery = crate::verdict::Delivery::NoEvents;
+                verdict.findings.clear();
+                Main {
+                    verdict,
+                    sent,
+                    recording: rec,
+                    beside: None,
+                    origin_saw: None,
+                    origin_wait: None,
+                    open_at_origin: None,
+                    mcp: None,
+                }
+            }
+        };
+        let integrity = self.header_integrity(&main);
+        main.verdict.findings.extend(integrity);
+        main.verdict.findings.extend(crate::verdict::mcp::judge(
+            &opened.report,
+            main.recording.status,
+        ));
+        crate::verdict::sort_findings(&mut main.verdict.findings);
+        main.mcp = Some(opened.report);
+        Ok(main)
+    }
+
     /// Whether the headers that matter crossed the chain intact ([`crate::verdict::integrity`]), for
     /// the main probe: the client's side from the probe, the origin's from the witness.
     fn header_integrity(&self, main: &Main) -> Vec<crate::verdict::Finding> {
@@ -414,7 +482,7 @@ impl<'a> Through<'a> {
         let (origin_got, origin_sent): (Option<Head>, Option<(u16, Head)>) = match &self.origin {
             Origin::Fixture { profile, .. } => {
                 let log = self.origin_requests();
-                let first = log.first();
+                let first = log.iter().find(|r| r.received >= rec.start);
                 let answered = first.is_some_and(|r| r.headers_sent.is_some());
                 let head = profile.headers.clone().into_iter().collect();
                 (
@@ -457,9 +525,10 @@ impl<'a> Through<'a> {
         rec: Recording,
         beside: Option<Recording>,
     ) -> Main {
-        // The first client's request is the first to arrive (a client beside it comes later).
+        // The first client's request is the first to arrive after it was sent (a client beside it comes
+        // later; an MCP session's opening requests came before).
         let requests = self.origin_requests();
-        let first = requests.first();
+        let first = requests.iter().find(|r| r.received >= rec.start);
         let sends = first
             .map(|r| SendInstants {
                 sends: r.sends.iter().map(|&t| rec.offset(t)).collect(),
@@ -478,6 +547,7 @@ impl<'a> Through<'a> {
             beside,
             origin_wait: None,
             open_at_origin: None,
+            mcp: None,
         }
     }
 }
@@ -508,6 +578,7 @@ fn judge_tapped(
         origin_saw: None,
         origin_wait,
         open_at_origin,
+        mcp: None,
     }
 }
 

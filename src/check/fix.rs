@@ -86,6 +86,7 @@ pub(super) async fn measure_chain(
         recording: first.recording,
         verdict: first.verdict,
         phases: first.phases,
+        mcp: first.mcp,
         took: Default::default(),
         remeasured: None,
         fix_done: false,

@@ -106,6 +106,7 @@ impl<'a> Gate<'a> {
             origin_wait: None,
             serial: false,
             phases: Default::default(),
+            mcp: None,
         }
     }
 
@@ -154,6 +155,36 @@ impl<'a> Gate<'a> {
             {
                 reasons.push(format!("{} through this chain: {}", f.id(), f.evidence));
             }
+        }
+        // A header the chain dropped, doubled or changed warns (an operator's fix; it fails when
+        // `expect` names the chain or denies it); an MCP session the chain broke fails: no client works
+        // through it.
+        for f in &m.verdict.findings {
+            let integrity = matches!(
+                f.id(),
+                FindingId::HeaderDropped | FindingId::HeaderDuplicated | FindingId::HeaderChanged
+            );
+            let session = f.rule.area == "mcp";
+            let said = format!("{} through this chain: ", f.id());
+            if !(integrity || session)
+                || baseline.verdict.has(f.id())
+                || self.allowed(f.id())
+                || reasons.iter().any(|r| r.starts_with(&said))
+            {
+                continue;
+            }
+            let mut r = format!("{said}{}", f.evidence);
+            if let Some(op) = f.rule.operator_fix {
+                r.push_str(&format!("; operator fix: {op}"));
+            }
+            reasons.push(r);
+            let denied = self.expect.deny.iter().any(|d| d.value == f.id().as_str());
+            status = match status {
+                Status::Fail => Status::Fail,
+                _ if session || explicit || denied => Status::Fail,
+                Status::NotJudged => Status::NotJudged,
+                _ => Status::Warn,
+            };
         }
         // Each phase's own policy: who can fix what it found, and whether that fails or warns.
         let allowed = |id: FindingId| self.allowed(id);
@@ -209,6 +240,7 @@ impl<'a> Gate<'a> {
             serial: m.serial,
             phases: m.phases,
             took: m.took,
+            mcp: m.mcp,
         }
     }
 

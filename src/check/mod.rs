@@ -99,6 +99,8 @@ pub enum CheckError {
         status: u16,
         hint: &'static str,
     },
+    #[error("failed to open an MCP session with the origin at {url}: {why}")]
+    McpSession { url: String, why: String },
     #[error("failed to use the direct stream: {method} {url} sent no response headers within {}; raise `listen.duration_ms`, or flush the headers at once", crate::text::human_duration(*.waited))]
     BaselineSilent {
         method: String,
@@ -225,6 +227,10 @@ pub struct ChainOutcome {
     pub phases: Phases,
     /// How long this chain's own measurement and its fix experiment took.
     pub took: ChainTook,
+    /// With `--protocol mcp`: the session ssegate's client opened through this chain before the call
+    /// (its revision, its steps' statuses and times).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<crate::verdict::mcp::McpSession>,
 }
 
 /// How long one chain took, by part (each includes the chain's start and stop).
@@ -449,10 +455,13 @@ struct Ctx {
 /// reconnect and disconnect phases) and `--browser`.
 fn chain_phases(loaded: &Loaded, opts: &CheckOptions) -> Vec<PhasePlan> {
     let mut plans = Vec::new();
-    if let Some(plan) = loaded.config.listen.load() {
+    // An MCP stream is a call in a session: the load and the EventSource lifecycle (a reconnect that
+    // repeats the request) do not apply to it as they are; MCP's own resumption is not measured yet.
+    let mcp = opts.request.over(&loaded.config.request()).mcp.is_some();
+    if let Some(plan) = loaded.config.listen.load().filter(|_| !mcp) {
         plans.push(PhasePlan::Load(plan));
     }
-    if loaded.config.listen.lifecycle {
+    if loaded.config.listen.lifecycle && !mcp {
         plans.push(PhasePlan::Lifecycle(true));
     }
     if opts.browser {
@@ -486,7 +495,25 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     let target: Option<Target> = command_target.map(|t| Arc::new(std::sync::Mutex::new(t)));
     let base_req = probe_request(loaded, base_url.clone(), opts);
     let direct_started = Instant::now();
-    let baseline_rec = record_baseline(&base_req, target.as_ref()).await?;
+    // An MCP server's stream is a `tools/call` in a session opened first; each chain opens its own.
+    let (base_call, direct_mcp) = if base_req.protocol == crate::protocol::Protocol::Mcp {
+        let opened = crate::mcp::open(&base_req).await;
+        match crate::mcp::call_request(&base_req, &opened) {
+            Some(call) => (call, Some(opened.report)),
+            None => {
+                if let Some(t) = &target {
+                    crate::origin::command::lock(t).check_alive()?;
+                }
+                return Err(CheckError::McpSession {
+                    url: crate::secrets::redact_url(&base_url),
+                    why: opened.report.summary(),
+                });
+            }
+        }
+    } else {
+        (base_req.clone(), None)
+    };
+    let baseline_rec = record_baseline(&base_call, target.as_ref()).await?;
     steps.ended("direct stream");
     let mut baseline_verdict = judge(&baseline_rec, Reference::None);
     let direct_phases = measure_direct(
@@ -545,6 +572,7 @@ pub async fn check(loaded: &Loaded, opts: &CheckOptions) -> Result<CheckReport, 
     drop(target);
     let mut baseline = gate.baseline(baseline_rec, baseline_verdict, &causes);
     baseline.phases = direct_phases;
+    baseline.mcp = direct_mcp;
     baseline.took.measure = direct_took;
     let chains: Vec<ChainOutcome> = measured
         .into_iter()
@@ -639,8 +667,14 @@ async fn measure_direct(
         crate::verdict::sort_findings(&mut verdict.findings);
         phases.push(PhaseResult::Browser(b));
     }
-    // The origin's own capacity first, so a chain's is read against it.
-    if let Some(plan) = loaded.config.listen.load() {
+    // The origin's own capacity first, so a chain's is read against it (not for an MCP call, see
+    // `chain_phases`).
+    if let Some(plan) = loaded
+        .config
+        .listen
+        .load()
+        .filter(|_| req.protocol != crate::protocol::Protocol::Mcp)
+    {
         let l = crate::phase::load::load_direct(req, plan)
             .await
             .map_err(|e| match e {
@@ -972,6 +1006,7 @@ pub struct Measured {
     serial: bool,
     phases: Phases,
     took: ChainTook,
+    mcp: Option<crate::verdict::mcp::McpSession>,
     /// Measured again alone because it broke while the machine was starved: the first result, in words.
     remeasured: Option<String>,
     /// Its fix experiment ran (beside its phases, or right after its own measurement), or needs none.
@@ -1234,6 +1269,7 @@ mod starved_tests {
             serial: true,
             phases: Phases::default(),
             took: ChainTook::default(),
+            mcp: None,
             remeasured: None,
             fix_done: false,
             inconclusive: false,

@@ -45,6 +45,11 @@ pub(super) async fn run(a: DoctorArgs) -> CmdResult {
             ))
         });
     let (target, compare) = requests.map_err(CliError::Usage)?;
+    if target.protocol == crate::protocol::Protocol::Mcp {
+        return Err(CliError::Usage(
+            "failed to use --protocol mcp: `doctor` does not open MCP sessions yet; use `ssegate probe --protocol mcp URL` or `ssegate check`".into(),
+        ));
+    }
     let req = crate::doctor::DoctorRequest {
         target,
         compare,

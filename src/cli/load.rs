@@ -86,6 +86,11 @@ pub(super) async fn run(a: LoadArgs) -> CmdResult {
         .request
         .request(&url, Duration::from_secs(10))
         .map_err(CliError::Usage)?;
+    if req.protocol == crate::protocol::Protocol::Mcp {
+        return Err(CliError::Usage(
+            "failed to use --protocol mcp: `load` does not open MCP sessions yet (each stream would need its own); use `ssegate check`".into(),
+        ));
+    }
     let fds_per_stream = load::fds_per_stream(
         fixture.is_some(),
         false,

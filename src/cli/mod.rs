@@ -277,6 +277,13 @@ pub struct RequestArgs {
     /// unchanged; sent by the origin, it must reach the client once (repeatable; `listen.headers`).
     #[arg(long = "watch-header", value_name = "NAME")]
     pub watch_headers: Vec<String>,
+    /// With an MCP server (`--protocol mcp`): the tool to call after opening a session [default: the
+    /// first one `tools/list` gives]. Giving it implies `--protocol mcp`.
+    #[arg(long, value_name = "NAME")]
+    pub mcp_tool: Option<String>,
+    /// The MCP tool's arguments, a JSON object (e.g. `'{"seconds": 5}'`) [default: `{}`].
+    #[arg(long, value_name = "JSON")]
+    pub mcp_args: Option<String>,
 }
 
 fn parse_protocol(s: &str) -> Result<crate::protocol::Protocol, String> {
@@ -327,7 +334,18 @@ impl RequestArgs {
             protocol: self.protocol,
             token_hold: self.token_hold_ms.map(Duration::from_millis),
             watch_headers: self.watch_headers.clone(),
+            mcp: (self.mcp_tool.is_some()
+                || self.mcp_args.is_some()
+                || self.protocol == Some(crate::protocol::Protocol::Mcp))
+            .then(|| crate::protocol::McpTool {
+                tool: self.mcp_tool.clone(),
+                args: self.mcp_args.clone(),
+            }),
         };
+        if let Some(m) = &spec.mcp {
+            m.validate()
+                .map_err(|e| format!("failed to use --mcp-args: {e}"))?;
+        }
         match spec.validate() {
             Ok(()) => Ok(spec),
             Err(Invalid::Method(m)) => {

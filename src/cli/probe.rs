@@ -63,6 +63,19 @@ pub(super) async fn run(a: ProbeArgs) -> CmdResult {
     if a.browser {
         browser_preflight()?;
     }
+    // An MCP server's stream is a `tools/call` in a session: open it first, then probe the call.
+    if req.protocol == crate::protocol::Protocol::Mcp {
+        let opened = crate::mcp::open(&req).await;
+        let steps: Vec<String> = opened.report.step_lines();
+        eprintln!("mcp: {} [{}]", opened.report.summary(), steps.join("; "));
+        req = crate::mcp::call_request(&req, &opened).ok_or_else(|| {
+            CliError::Setup(format!(
+                "failed to open an MCP session with {}: {}",
+                crate::secrets::redact_url(&a.url),
+                opened.report.summary()
+            ))
+        })?;
+    }
     let rec = probe(&req)
         .await
         .map_err(|e| CliError::Setup(error_chain(&e)))?;

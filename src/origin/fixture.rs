@@ -98,6 +98,7 @@ impl FixtureServer {
             Served {
                 profile,
                 routes: routes.clone(),
+                sessions: Default::default(),
             },
             log.clone(),
         ));
@@ -164,6 +165,8 @@ fn routed<'a>(target: &'a str, route: Option<&'a str>) -> &'a str {
 struct Served {
     profile: Arc<Profile>,
     routes: Routes,
+    /// The MCP sessions it issued (profiles with `mcp: true`).
+    sessions: super::mcp::Sessions,
 }
 
 impl Served {
@@ -198,7 +201,7 @@ async fn accept_loop(listener: TcpListener, served: Served, log: Log) {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let target = request_target(&req);
                         let profile = served.profile_for(&target);
-                        handle(req, target, profile, log.clone())
+                        handle(req, target, profile, log.clone(), served.sessions.clone())
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -230,6 +233,7 @@ async fn handle(
     target: String,
     profile: Arc<Profile>,
     log: Log,
+    sessions: super::mcp::Sessions,
 ) -> Result<Response<Body>, Infallible> {
     let idx = log_request(
         &log,
@@ -242,7 +246,7 @@ async fn handle(
             .collect(),
     );
     // A resuming origin numbers its events after the id the client last saw.
-    let after = if profile.resume {
+    let after = if profile.resume && !profile.mcp {
         req.headers()
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())
@@ -251,6 +255,17 @@ async fn handle(
     } else {
         0
     };
+    let mut profile = profile;
+    if profile.mcp {
+        match super::mcp::answer(req, &profile, &sessions).await {
+            super::mcp::Answer::Done(resp) => {
+                mark_headers_sent(&log, idx);
+                mark_end(&log, idx, false, false);
+                return Ok(resp);
+            }
+            super::mcp::Answer::Stream(p) => profile = p,
+        }
+    }
     let (body, first_rx) = start_body(&profile, &log, idx, after).await;
     if profile.headers_with_first_event {
         // Returning the response is what lets hyper write the head: wait until the first write is queued.

@@ -2,6 +2,7 @@
 
 pub mod command;
 pub mod fixture;
+pub mod mcp;
 pub mod profile;
 pub mod replay;
 

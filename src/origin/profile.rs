@@ -232,6 +232,24 @@ pub struct Profile {
     /// The recording `replay` names, loaded.
     #[serde(skip)]
     pub replayed: Option<std::sync::Arc<super::replay::Replay>>,
+    /// Serve MCP's Streamable HTTP transport (revision 2025-11-25) instead of a plain stream: a JSON-RPC
+    /// `initialize` is answered in JSON with a new `Mcp-Session-Id`; every later request must carry a
+    /// session the fixture issued (400 without, 404 for an unknown one); `tools/list` lists one tool,
+    /// `slow_task`; a `tools/call` is answered with the schedule as an event stream: a progress
+    /// notification per event (a log notification without a `progressToken`), the last event being
+    /// the call's result. `GET` is 405 (no standalone stream), `DELETE` ends the session.
+    #[serde(default)]
+    pub mcp: bool,
+    /// The `tools/call` this response answers (set per request by the fixture).
+    #[serde(skip)]
+    pub mcp_call: Option<McpCall>,
+}
+
+/// A `tools/call` request the MCP fixture answers: its JSON-RPC id and progress token, as JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpCall {
+    pub id: String,
+    pub progress_token: Option<String>,
 }
 
 fn default_status() -> u16 {
@@ -695,6 +713,9 @@ impl Profile {
     /// The bytes of event `seq`, framed as the profile says: a numbered SSE event, or a token stream's
     /// content delta.
     pub fn event_bytes(&self, seq: u32) -> Vec<u8> {
+        if let Some(call) = &self.mcp_call {
+            return self.mcp_event(call, seq);
+        }
         if let Some(f) = self.token_format() {
             return self.delta_bytes(f, seq);
         }
@@ -704,6 +725,33 @@ impl Profile {
         } else {
             format!("data: {}{nl}", self.event_data(seq))
         };
+        if self.framing.terminator {
+            s.push_str(nl);
+        }
+        s.into_bytes()
+    }
+
+    /// Event `seq` of an MCP `tools/call` response: a progress notification (a log message without a
+    /// progress token), and the call's result as the last event. Each carries `id: seq`.
+    fn mcp_event(&self, call: &McpCall, seq: u32) -> Vec<u8> {
+        let n = self.events.count;
+        let text = serde_json::Value::String(self.event_data(seq)).to_string();
+        let data = if seq >= n {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":{},"result":{{"content":[{{"type":"text","text":"slow_task finished after {n} steps"}}],"isError":false}}}}"#,
+                call.id
+            )
+        } else if let Some(token) = &call.progress_token {
+            format!(
+                r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":{token},"progress":{seq},"total":{n},"message":{text}}}}}"#
+            )
+        } else {
+            format!(
+                r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"level":"info","logger":"slow_task","data":{text}}}}}"#
+            )
+        };
+        let nl = self.framing.line_ending.as_str();
+        let mut s = format!("event: message{nl}id: {seq}{nl}data: {data}{nl}");
         if self.framing.terminator {
             s.push_str(nl);
         }

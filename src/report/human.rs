@@ -161,6 +161,14 @@ fn chain_human(s: &mut String, c: &ChainOutcome, mark: &str, w: usize) {
     if let Some(t) = &c.verdict.tokens {
         let _ = writeln!(s, "      tokens: {}", t.human());
     }
+    if let Some(m) = &c.mcp {
+        let steps: Vec<String> = m
+            .steps
+            .iter()
+            .map(|st| format!("{} {}", st.name, st.status))
+            .collect();
+        let _ = writeln!(s, "      mcp: {} [{}]", m.summary(), steps.join(", "));
+    }
     for phase in c.phases.iter() {
         let mut lines = String::new();
         phase.human(&mut lines);

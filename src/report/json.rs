@@ -202,6 +202,9 @@ pub struct ChainDoc<'a> {
     pub phases: &'a crate::phase::Phases,
     /// How long its own measurement and its fix experiment took.
     pub took: crate::check::ChainTook,
+    /// With `--protocol mcp`: the session opened through this chain before the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<&'a crate::verdict::mcp::McpSession>,
 }
 
 impl<'a> ChainDoc<'a> {
@@ -219,6 +222,7 @@ impl<'a> ChainDoc<'a> {
             serial: c.serial,
             phases: &c.phases,
             took: c.took,
+            mcp: c.mcp.as_ref(),
         }
     }
 }

@@ -93,6 +93,13 @@ fn origin_block(s: &mut String, o: &Outcome) {
     if let Some(saw) = &o.origin_saw {
         let _ = writeln!(s, "origin received: {saw}");
     }
+    if let Some(m) = &o.mcp {
+        // Statuses and what answered, not times (they vary).
+        let _ = writeln!(s, "mcp: {}", m.summary());
+        for l in m.step_lines() {
+            let _ = writeln!(s, "  {l}");
+        }
+    }
 }
 
 /// The response's status, framing, coding, end and stable headers.

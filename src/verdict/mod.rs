@@ -14,6 +14,7 @@ pub mod capacity;
 pub mod evidence;
 pub mod integrity;
 pub mod lifecycle;
+pub mod mcp;
 pub mod rules;
 pub mod sharing;
 pub mod tokens;

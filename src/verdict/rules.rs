@@ -176,6 +176,14 @@ rules! {
         why "a request header reached the origin with another value than the client sent (a protocol version rewritten, a credential replaced): the origin answers a request the client did not make"
         fix "none at the origin"
         operator "pass the header through unchanged, or document why the hop rewrites it";
+    SessionLost "session-lost" Error "mcp"
+        why "a request carrying the MCP session id the server issued was answered 404: the session is unknown where it landed (a balancer sent it to another replica, or the server forgot it), so the client must start over and loses the work in flight"
+        fix "keep sessions in a store every replica shares (Redis), or run stateless (no `Mcp-Session-Id`, revision 2026-07-28)"
+        operator "make the balancer sticky on the `Mcp-Session-Id` header (nginx: `hash $http_mcp_session_id consistent;` in the upstream), or run one replica";
+    McpSessionFailed "mcp-session-failed" Error "mcp"
+        why "ssegate's MCP client could not open a session through this path (`initialize`, `notifications/initialized` or `tools/list` failed), so no MCP client can"
+        fix "answer `initialize` with 200 and the session id in `Mcp-Session-Id`, and accept the requests that carry it"
+        operator "forward POST bodies and every `Mcp-*` header both ways (and expose `Mcp-Session-Id` to browsers with `Access-Control-Expose-Headers`)";
     UnsupportedContentEncoding "unsupported-content-encoding" Error "headers"
         why "the body uses a content coding ssegate (and most browsers) cannot decode"
         fix "send an event stream without content coding";

@@ -285,7 +285,7 @@ fn kind(p: Protocol, e: &Event) -> Kind {
             }
             None => Kind::Other,
         },
-        Protocol::Auto | Protocol::Eventsource => Kind::Other,
+        Protocol::Auto | Protocol::Eventsource | Protocol::Mcp => Kind::Other,
     }
 }
 

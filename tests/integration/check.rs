@@ -1568,3 +1568,36 @@ fn a_client_suite_that_fails_only_through_a_chain_fails_that_chain() {
     assert_eq!(keeps["exec"]["passed"], true, "{keeps}");
     assert!(human.contains("client suite: failed (exit 1"), "{human}");
 }
+
+/// `--protocol mcp` (here by `target.mcp`): ssegate's client opens a session directly and through every
+/// chain, the `tools/call`'s progress is judged against the tap, and a chain that loses the session
+/// header fails with `mcp-session-failed`, its steps in the JSON.
+#[test]
+fn an_mcp_server_is_checked_session_first_through_every_chain() {
+    let config = "target:\n  url: {path: /mcp}\n  mcp: {tool: slow_task}\nmatrix:\n\
+                  \x20 keeps: [{headers: {set: {X-Unrelated: '1'}}}]\n\
+                  \x20 strips-session: [{headers: {remove: [Mcp-Session-Id]}}]\n";
+    let (code, lines, human) = check_fixture(config, "mcp", &[]);
+    assert_eq!(code, 4, "{human}");
+    let base = &lines.iter().find(|l| l["type"] == "baseline").unwrap()["data"];
+    assert_eq!(base["mcp"]["established"], true, "{base}");
+    assert_eq!(base["mcp"]["revision"], "2025-11-25");
+    assert_eq!(base["delivery"], "streamed");
+    assert_eq!(base["events"].as_array().map(Vec::len), Some(6), "{base}");
+    let keeps = chain(&lines, "keeps");
+    assert_eq!(keeps["mcp"]["established"], true, "{keeps}");
+    assert_eq!(keeps["delivery"], "streamed", "{keeps}");
+    assert_eq!(keeps["basis"], "tap", "{keeps}");
+    let strips = chain(&lines, "strips-session");
+    assert_eq!(strips["result"], "fail", "{strips}");
+    let steps = strips["mcp"]["steps"].as_array().unwrap();
+    assert_eq!(steps[1]["name"], "notifications/initialized");
+    assert_eq!(steps[1]["status"], 400);
+    assert!(
+        strips["findings"]
+            .to_string()
+            .contains("mcp-session-failed"),
+        "{strips}"
+    );
+    assert!(!human.contains("ssegate-"), "a session id leaked: {human}");
+}
