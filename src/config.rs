@@ -56,8 +56,8 @@ pub struct TargetConfig {
     /// The server's web stack (`express`, `fastify`, `nextjs`, `starlette`, `flask`, `django`, `go`,
     /// `rails`, `axum`): the fixes show its snippets. Recognised from the headers or command when absent.
     pub stack: Option<crate::doctor::Stack>,
-    /// How to read the stream: `auto` (the default: recognised from the response), `eventsource`, or an
-    /// LLM token stream (`openai-chat`, `openai-responses`, `anthropic`, `ai-sdk`, `ndjson`).
+    /// How to read the stream: `auto` (the default: recognised from the response), `eventsource`, an
+    /// LLM token stream (`openai-chat`, `openai-responses`, `anthropic`, `ai-sdk`, `ndjson`), or `mcp`.
     pub protocol: Option<crate::protocol::Protocol>,
     /// An MCP server's tool to call (`{tool: slow_task, args: {seconds: 5}}`); implies `protocol: mcp`.
     pub mcp: Option<crate::protocol::McpTool>,

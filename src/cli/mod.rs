@@ -260,7 +260,8 @@ pub struct RequestArgs {
     pub max_line: Option<usize>,
     /// How to read the stream: `auto` (recognise it from the response), `eventsource`, or an LLM token
     /// stream (`openai-chat`, `openai-responses`, `anthropic`, `ai-sdk`, or `ndjson`: one JSON object
-    /// per line, as Ollama sends) [default: auto].
+    /// per line, as Ollama sends), or `mcp` (an MCP server over Streamable HTTP: a session, then a
+    /// `tools/call` whose progress is the stream; `probe` and `check`) [default: auto].
     #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
     pub protocol: Option<crate::protocol::Protocol>,
     /// A token stream's delta that arrives this many ms after the origin sent it counts as held (a
