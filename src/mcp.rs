@@ -34,7 +34,15 @@ pub struct Opened {
     pub report: McpSession,
     /// The session id, for the call's request only (never printed: registered as a secret).
     session_id: Option<String>,
+    /// When the opening started: the `initialize` request is the witness's first after it.
+    pub started: Option<Instant>,
+    /// `initialize`'s request headers as sent and its answer's as received (values as they went:
+    /// compared by the header integrity check, never printed).
+    pub initialize_heads: Option<(Head, Head)>,
 }
+
+/// A head's header lines, as they went.
+pub type Head = Vec<(String, String)>;
 
 /// The headers every request of the session carries: the user's own, then the transport's.
 fn headers(
@@ -74,6 +82,8 @@ fn headers(
 /// One opening step's answer: status, the session header, and the JSON-RPC message answering `id`.
 struct Answer {
     status: u16,
+    /// The answer's header lines.
+    headers: Vec<(String, String)>,
     session: Option<String>,
     kind: String,
     message: Option<serde_json::Value>,
@@ -97,6 +107,11 @@ async fn send(
         .map_err(|_| format!("no answer within {}", crate::text::human_duration(within)))?
         .map_err(|e| crate::secrets::scrub(&crate::error::error_chain(&e)).into_owned())?;
     let status = resp.status().as_u16();
+    let head: Vec<(String, String)> = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+        .collect();
     let session = resp
         .headers()
         .get("mcp-session-id")
@@ -121,6 +136,7 @@ async fn send(
     };
     Ok(Answer {
         status,
+        headers: head,
         session,
         kind,
         message,
@@ -182,6 +198,7 @@ pub async fn open(req: &ProbeRequest) -> Opened {
     let asked = req.mcp.clone().unwrap_or_default();
     // 1. initialize
     let started = Instant::now();
+    out.started = Some(started);
     let init = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": REVISION,
         "capabilities": {},
@@ -196,6 +213,7 @@ pub async fn open(req: &ProbeRequest) -> Opened {
             return out;
         }
     };
+    out.initialize_heads = Some((headers(req, None, None), a.headers.clone()));
     let result = a.message.as_ref().and_then(|m| m.get("result"));
     let ok = (200..300).contains(&a.status) && result.is_some();
     out.report.steps.push(step(

@@ -409,6 +409,7 @@ impl<'a> Through<'a> {
     async fn probe_mcp(&self, sent: ProbeRequest) -> Result<Main, ScenarioError> {
         let started = Instant::now();
         let opened = crate::mcp::open(&sent).await;
+        let sent_for_opening = sent.clone();
         let mut main = match crate::mcp::call_request(&sent, &opened) {
             Some(call) => {
                 let rec = match probe(&call).await {
@@ -455,7 +456,14 @@ impl<'a> Through<'a> {
                 }
             }
         };
-        let integrity = self.header_integrity(&main);
+        let mut integrity = self.header_integrity(&main);
+        // The session's own headers cross on `initialize` first: a hop that drops `Mcp-Session-Id`
+        // from its answer is named there, though no call is ever made.
+        for f in self.initialize_integrity(&sent_for_opening, &opened) {
+            if !integrity.iter().any(|g| g.evidence == f.evidence) {
+                integrity.push(f);
+            }
+        }
         main.verdict.findings.extend(integrity);
         main.verdict.findings.extend(crate::verdict::mcp::judge(
             &opened.report,
@@ -464,6 +472,51 @@ impl<'a> Through<'a> {
         crate::verdict::sort_findings(&mut main.verdict.findings);
         main.mcp = Some(opened.report);
         Ok(main)
+    }
+
+    /// Header integrity of the MCP session's `initialize` exchange, against the witness's view of it
+    /// (the first request on the scenario's path after the opening started).
+    fn initialize_integrity(
+        &self,
+        sent: &ProbeRequest,
+        opened: &crate::mcp::Opened,
+    ) -> Vec<crate::verdict::Finding> {
+        let (Some(started), Some((client_sent, client_got))) =
+            (opened.started, opened.initialize_heads.as_ref())
+        else {
+            return Vec::new();
+        };
+        if self.hops.is_empty() {
+            return Vec::new();
+        }
+        let status = opened.report.steps.first().map_or(0, |s| s.status);
+        let (origin_got, origin_sent) = match &self.origin {
+            Origin::Fixture { .. } => {
+                let log = self.origin_requests();
+                match log.iter().find(|r| r.received >= started) {
+                    Some(r) => (Some(r.headers.clone()), Some(r.response_headers.clone())),
+                    None => (None, None),
+                }
+            }
+            Origin::Tap { tap, .. } => match tap.first_since(started, &request_target(&sent.url)) {
+                // Judged only when the client got the origin's own answer.
+                Some(e) => (
+                    e.request_headers,
+                    e.response_headers.filter(|_| e.status == status),
+                ),
+                None => (None, None),
+            },
+        };
+        let watch = Watch::with(&sent.watch_headers, &sent.secret_headers);
+        integrity::judge(
+            &watch,
+            Sides {
+                client_sent,
+                origin_got: origin_got.as_deref(),
+                origin_sent: origin_sent.as_deref(),
+                client_got,
+            },
+        )
     }
 
     /// Whether the headers that matter crossed the chain intact ([`crate::verdict::integrity`]), for

@@ -42,6 +42,9 @@ pub struct RequestLog {
     pub aborted: bool,
     /// Whether the client went away before the origin finished.
     pub client_gone: bool,
+    /// The response head's headers, for a response the fixture answered whole (an MCP server's JSON
+    /// answers); empty for a profile's stream, whose headers are the profile's.
+    pub response_headers: Vec<(String, String)>,
 }
 
 type Log = Arc<Mutex<Vec<RequestLog>>>;
@@ -259,6 +262,13 @@ async fn handle(
     if profile.mcp {
         match super::mcp::answer(req, &profile, &sessions).await {
             super::mcp::Answer::Done(resp) => {
+                if let Ok(mut l) = log.lock() {
+                    l[idx].response_headers = resp
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+                        .collect();
+                }
                 mark_headers_sent(&log, idx);
                 mark_end(&log, idx, false, false);
                 return Ok(resp);
@@ -307,6 +317,7 @@ fn log_request(
         version,
         headers,
         headers_sent: None,
+        response_headers: Vec::new(),
         sends: Vec::new(),
         ended: None,
         aborted: false,

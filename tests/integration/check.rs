@@ -1599,5 +1599,12 @@ fn an_mcp_server_is_checked_session_first_through_every_chain() {
             .contains("mcp-session-failed"),
         "{strips}"
     );
+    // The tap saw the answer to `initialize` leave the origin with the session header the client never got.
+    assert!(
+        strips["findings"]
+            .to_string()
+            .contains("response header `mcp-session-id`"),
+        "{strips}"
+    );
     assert!(!human.contains("ssegate-"), "a session id leaked: {human}");
 }
